@@ -1,0 +1,51 @@
+// A compute pipeline built from an embedded shader. Workgroup size travels as
+// specialization constants 0..2 (local_size_{x,y,z}_id); kernel-specific
+// constants follow from id 3. Push constants carry what changes per call.
+#pragma once
+
+#include <volk.h>
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace vkq {
+
+class Device;
+
+struct KernelDesc {
+  std::string shader;                        // name given to vkq_shader() in shaders/CMakeLists.txt
+  std::uint32_t bindings = 1;                // storage buffers at set 0, bindings 0..n-1
+  std::uint32_t push_bytes = 0;              // size of the push-constant struct
+  std::array<std::uint32_t, 3> local_size{64, 1, 1};
+  std::vector<std::uint32_t> constants;      // specialization constants 3, 4, ...
+  std::uint32_t required_subgroup_size = 0;  // 0: let the driver choose
+
+  std::string key() const;
+};
+
+class Kernel {
+ public:
+  Kernel(Device& device, const KernelDesc& desc);
+  Kernel(const Kernel&) = delete;
+  Kernel& operator=(const Kernel&) = delete;
+  ~Kernel();
+
+  const KernelDesc& desc() const { return desc_; }
+  VkPipeline pipeline() const { return pipeline_; }
+  VkPipelineLayout layout() const { return layout_; }
+  VkDescriptorSetLayout set_layout() const { return set_layout_; }
+
+ private:
+  void release() noexcept;
+
+  Device& device_;
+  KernelDesc desc_;
+  VkShaderModule module_ = VK_NULL_HANDLE;
+  VkDescriptorSetLayout set_layout_ = VK_NULL_HANDLE;
+  VkPipelineLayout layout_ = VK_NULL_HANDLE;
+  VkPipeline pipeline_ = VK_NULL_HANDLE;
+};
+
+}  // namespace vkq
