@@ -56,6 +56,7 @@ Stream& Stream::operator=(Stream&& o) noexcept {
     descriptor_pools_ = std::move(o.descriptor_pools_);
     current_pool_ = o.current_pool_;
     recording_ = std::exchange(o.recording_, false);
+    in_flight_ = std::exchange(o.in_flight_, false);
     needs_barrier_ = o.needs_barrier_;
     dispatches_ = o.dispatches_;
   }
@@ -69,7 +70,7 @@ void Stream::release() noexcept {
   const auto& vk = device_->vk();
   VkDevice dev = device_->handle();
   // Work may still be in flight after a timeout: wait (bounded) before freeing.
-  if (fence_) vk.vkWaitForFences(dev, 1, &fence_, VK_TRUE, std::uint64_t(device_->fence_timeout().count()) * 1000000);
+  if (in_flight_) vk.vkWaitForFences(dev, 1, &fence_, VK_TRUE, std::uint64_t(device_->fence_timeout().count()) * 1000000);
   for (auto p : descriptor_pools_) vk.vkDestroyDescriptorPool(dev, p, nullptr);
   descriptor_pools_.clear();
   if (fence_) vk.vkDestroyFence(dev, fence_, nullptr);
@@ -248,8 +249,10 @@ void Stream::submit_and_wait() {
   si.commandBufferCount = 1;
   si.pCommandBuffers = &cmd_;
   check(vk.vkQueueSubmit(device_->queue(), 1, &si, fence_), "vkQueueSubmit");
+  in_flight_ = true;
   const std::uint64_t timeout_ns = std::uint64_t(device_->fence_timeout().count()) * 1000000ull;
   check(vk.vkWaitForFences(dev, 1, &fence_, VK_TRUE, timeout_ns), "vkWaitForFences");
+  in_flight_ = false;
   check(vk.vkResetFences(dev, 1, &fence_), "vkResetFences");
   check(vk.vkResetCommandBuffer(cmd_, 0), "vkResetCommandBuffer");
   for (auto p : descriptor_pools_) check(vk.vkResetDescriptorPool(dev, p, 0), "vkResetDescriptorPool");

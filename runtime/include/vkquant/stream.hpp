@@ -87,6 +87,7 @@ class Stream {
   std::vector<VkDescriptorPool> descriptor_pools_;
   std::size_t current_pool_ = 0;
   bool recording_ = false;
+  bool in_flight_ = false;  // submitted, fence not yet seen signalled
   bool needs_barrier_ = false;
   std::uint32_t dispatches_ = 0;
 };

@@ -1,0 +1,17 @@
+# cmake -DVKQ=path -DEXPECT=code [-DARGS=...] -P expect_exit.cmake
+# Runs vkquant (with no Vulkan driver unless ARGS is given) and checks the exit code.
+if(ARGS)
+  execute_process(COMMAND ${VKQ} ${ARGS} RESULT_VARIABLE rc ERROR_VARIABLE err)
+else()
+  set(ENV{VK_DRIVER_FILES} /nonexistent)
+  set(ENV{VK_ICD_FILENAMES} /nonexistent)
+  execute_process(COMMAND ${VKQ} devices RESULT_VARIABLE rc ERROR_VARIABLE err)
+endif()
+if(NOT rc EQUAL EXPECT)
+  message(FATAL_ERROR "expected exit ${EXPECT}, got ${rc}: ${err}")
+endif()
+string(REGEX MATCHALL "\n" lines "${err}")
+list(LENGTH lines n)
+if(NOT n EQUAL 1)
+  message(FATAL_ERROR "expected one line on stderr, got ${n}: ${err}")
+endif()
