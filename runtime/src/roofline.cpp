@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "roofline.h"
+#include "vkquant/chunk.hpp"
 #include "vkquant/device.hpp"
 
 namespace vkq::roofline {
@@ -22,11 +23,6 @@ const Kernel& kernel(Stream& s, const char* shader, std::uint32_t bindings, Tuni
 std::uint64_t chunk_floats(const Device& d, Tuning t) {
   const std::uint64_t per_group = std::uint64_t(t.local) * t.items;
   return std::max<std::uint64_t>(d.binding_chunk_bytes() / 4 / per_group, 1) * per_group;
-}
-
-template <class F>
-void for_each_chunk(std::uint64_t n, std::uint64_t chunk, F&& f) {
-  for (std::uint64_t first = 0; first < n; first += chunk) f(first, std::min(chunk, n - first));
 }
 
 std::uint64_t threads_for(std::uint64_t count, Tuning t) { return div_up(count, t.items); }
