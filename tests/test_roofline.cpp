@@ -98,7 +98,7 @@ TEST_F(VulkanTest, CopyPastMaxStorageBufferRange) {
 TEST_F(VulkanTest, DispatchPastMaxWorkgroupCount) {
   const std::uint64_t max_groups = dev().info().max_workgroup_count[0];
   const roofline::Tuning t{.local = 32, .items = 1};
-  const std::uint64_t n = (max_groups + 1000) * t.local + 7;
+  const std::uint64_t n = (max_groups + 1000) * t.local * 4 + 7;  // 4 floats (one vec4) per invocation
   if (n * 4 > dev().binding_chunk_bytes()) GTEST_SKIP() << "maxComputeWorkGroupCount too large to exceed in a test";
   Buffer dst = Buffer::create(dev(), n * 4);
   dst.fill(kPoison);

@@ -21,5 +21,6 @@ struct DeviceFlags {
 };
 
 void add_devices(CLI::App& app);
+void add_bench(CLI::App& app);
 
 }  // namespace vkq::cli

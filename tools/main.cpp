@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   CLI::App app{"vkquant: 1-bit K-cache and 1-bit MLP matmuls on any Vulkan GPU"};
   app.require_subcommand(1);
   add_devices(app);
+  add_bench(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -20,12 +20,16 @@ const Kernel& kernel(Stream& s, const char* shader, std::uint32_t bindings, Tuni
 
 // Floats per binding chunk: within maxStorageBufferRange and a whole number
 // of workgroups, so partial-sum indices continue seamlessly across chunks.
+std::uint64_t floats_per_group(Tuning t) { return std::uint64_t(t.local) * t.items * 4; }
+
 std::uint64_t chunk_floats(const Device& d, Tuning t) {
-  const std::uint64_t per_group = std::uint64_t(t.local) * t.items;
+  if (t.local < 4 || t.items == 0) throw Error("roofline: workgroup below 4 invocations or zero items");
+  const std::uint64_t per_group = floats_per_group(t);
   return std::max<std::uint64_t>(d.binding_chunk_bytes() / 4 / per_group, 1) * per_group;
 }
 
-std::uint64_t threads_for(std::uint64_t count, Tuning t) { return div_up(count, t.items); }
+// Each invocation moves `items` vec4s.
+std::uint64_t threads_for(std::uint64_t count, Tuning t) { return div_up(div_up(count, 4), t.items); }
 
 }  // namespace
 
@@ -47,13 +51,13 @@ void fill(Stream& s, Buffer& dst, std::uint64_t n, float value, Tuning t) {
   });
 }
 
-std::uint64_t read_partial_count(std::uint64_t n, Tuning t) { return div_up(n, std::uint64_t(t.local) * t.items); }
+std::uint64_t read_partial_count(std::uint64_t n, Tuning t) { return div_up(n, floats_per_group(t)); }
 
 void read(Stream& s, const Buffer& src, std::uint64_t n, Buffer& partials, Tuning t) {
   if (n * 4 > src.size()) throw Error("roofline::read: n exceeds the buffer");
   if (read_partial_count(n, t) * 4 > partials.size()) throw Error("roofline::read: partials buffer too small");
   const Kernel& k = kernel(s, "roofline_read", 2, t);
-  const std::uint64_t per_group = std::uint64_t(t.local) * t.items;
+  const std::uint64_t per_group = floats_per_group(t);
   for_each_chunk(n, chunk_floats(s.device(), t), [&](std::uint64_t first, std::uint64_t count) {
     gpu::RooflineParams p{std::uint32_t(count), std::uint32_t(first / per_group), 0.f, 0};
     s.dispatch(k, {{src, first * 4, count * 4}, {partials}}, p, {threads_for(count, t) });

@@ -11,8 +11,8 @@
 namespace vkq::roofline {
 
 struct Tuning {
-  std::uint32_t local = 64;  // invocations per workgroup
-  std::uint32_t items = 16;  // elements per invocation
+  std::uint32_t local = 256;  // invocations per workgroup (large groups: few launches on lavapipe)
+  std::uint32_t items = 4;    // vec4s per invocation
 };
 
 // dst[i] = src[i] for i < n (floats).
