@@ -1,0 +1,88 @@
+// kscore: query heads against N 1-bit keys (DESIGN §2) — a float path, a
+// popcount path over b-bit planes of the integer-quantized rotated query
+// (b = 1, 4, 8), and the fp16 q·Kᵀ baseline. All of them score a whole GQA
+// group per pass over the keys: query head h uses KV head h / group.
+//
+// Layouts (shaders/include/kscore.h has the full list):
+//   bits   (kv_heads, N, ceil(d/32)) uint32   alpha (kv_heads, N) fp16 (flat, two per word)
+//   c      (kv_heads, N, r) fp16             U     (kv_heads, d, r) fp32
+//   q      (q_heads, d) fp32 (rotated)       qmu   (q_heads) fp32
+//   scores (q_heads, N) fp32                 K     (kv_heads, N, ceil(d/2)) fp16
+// Key-side buffers and scores may exceed maxStorageBufferRange: they are bound
+// in key chunks. Query-side buffers must fit in one binding.
+#pragma once
+
+#include <cstdint>
+
+#include "vkquant/buffer.hpp"
+#include "vkquant/stream.hpp"
+
+namespace vkq::kernels {
+
+// The shape of one scoring call.
+struct KscoreShape {
+  std::uint32_t d = 0;         // head dimension, 1..1024 (kernels unroll over it)
+  std::uint32_t kv_heads = 0;  // KV heads
+  std::uint32_t group = 1;     // query heads per KV head
+  std::uint64_t keys = 0;      // N keys per KV head
+  std::uint32_t rank = 0;      // residual rank r (0: no residual)
+
+  std::uint32_t q_heads() const { return group * kv_heads; }
+  std::uint32_t words() const { return (d + 31) / 32; }  // W: uint32 words per key
+};
+
+// The 1-bit keys.
+struct KscoreKeys {
+  const Buffer* bits = nullptr;   // (kv_heads, N, W) uint32
+  const Buffer* alpha = nullptr;  // (kv_heads, N) fp16
+  const Buffer* c = nullptr;      // (kv_heads, N, r) fp16; required iff rank > 0
+};
+
+// The rotated queries and their per-head extras.
+struct KscoreQuery {
+  const Buffer* q = nullptr;      // (q_heads, d) fp32, q' = R q
+  const Buffer* qmu = nullptr;    // (q_heads) fp32 q·mu, or null
+  const Buffer* basis = nullptr;  // (kv_heads, d, r) fp32 U_r; required iff rank > 0
+  Buffer* uq = nullptr;           // (q_heads, r) fp32 scratch for U_rᵀ q'; required iff rank > 0
+};
+
+// A query quantized by kscore_quantize_query.
+struct KscoreQuantized {
+  std::uint32_t bits = 8;         // b: 1, 4 or 8 planes
+  const Buffer* planes = nullptr; // (q_heads, b, W) uint32
+  const Buffer* qconst = nullptr; // (q_heads) gpu::KscoreQueryConst (16 bytes each)
+};
+
+// Launch choices; the defaults suit every device.
+struct KscoreTuning {
+  std::uint32_t local = 64;               // invocations (keys) per workgroup
+  std::uint32_t max_heads_per_pass = 8;   // query heads scored per key read (a divisor of group is used)
+  std::uint64_t max_binding_bytes = 0;    // 0: the device limit; tests lower it to force key chunking
+};
+
+// Bytes of the planes / qconst buffers for `shape` at b bits.
+std::uint64_t kscore_planes_bytes(const KscoreShape& shape, std::uint32_t b);
+std::uint64_t kscore_qconst_bytes(const KscoreShape& shape);
+
+// scores = qmu + alpha·(q'·s) + (U_rᵀ q')·c, q'·s in fp32 (sign-flip accumulate).
+void kscore_float(Stream& s, const KscoreShape& shape, const KscoreKeys& keys, const KscoreQuery& query,
+                  Buffer& scores, const KscoreTuning& tuning = {});
+
+// Quantizes q' to b bit-planes plus per-head Δ, z, 1/Δ, Σ Q (one workgroup per head).
+void kscore_quantize_query(Stream& s, const KscoreShape& shape, std::uint32_t b, const Buffer& q, Buffer& planes,
+                           Buffer& qconst);
+
+// scores = qmu + alpha·Δ(Σ s_i Q_i - z Σ s_i) + (U_rᵀ q')·c from popcounts of the
+// quantized query's planes; query.q feeds only the residual term.
+void kscore_popcount(Stream& s, const KscoreShape& shape, const KscoreKeys& keys, const KscoreQuery& query,
+                     const KscoreQuantized& qq, Buffer& scores, const KscoreTuning& tuning = {});
+
+// sums (q_heads, N) int32 = Σ_i s_i Q_i exactly: the popcount path's integer core.
+void kscore_popcount_sums(Stream& s, const KscoreShape& shape, const Buffer& bits, const KscoreQuantized& qq,
+                          Buffer& sums, const KscoreTuning& tuning = {});
+
+// fp16 baseline: scores (q_heads, N) = q · K[h / group]ᵀ with K (kv_heads, N, ceil(d/2)) fp16.
+void kscore_f16(Stream& s, const KscoreShape& shape, const Buffer& k, const Buffer& q, Buffer& scores,
+                const KscoreTuning& tuning = {});
+
+}  // namespace vkq::kernels

@@ -1,0 +1,372 @@
+#include "vkquant/kernels/kscore.hpp"
+
+#include <algorithm>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "kscore.h"
+#include "vkquant/device.hpp"
+#include "vkquant/error.hpp"
+#include "vkquant/reference/kscore.hpp"
+
+namespace vkq::kernels {
+
+static_assert(sizeof(gpu::KscoreParams) == 48);
+static_assert(sizeof(gpu::KscoreQueryParams) == 16);
+static_assert(sizeof(gpu::KscoreQueryConst) == 16);
+// The host twin has the device layout, so a qconst buffer downloads straight into it.
+static_assert(sizeof(ref::KscoreQueryConst) == sizeof(gpu::KscoreQueryConst) &&
+              offsetof(ref::KscoreQueryConst, inv_delta) == offsetof(gpu::KscoreQueryConst, inv_delta) &&
+              offsetof(ref::KscoreQueryConst, sum_q) == offsetof(gpu::KscoreQueryConst, sum_q));
+
+namespace {
+
+constexpr std::uint64_t kMaxD = 1024;  // the kernels unroll over d: head dimensions, not model widths
+constexpr std::uint64_t k2pow32 = std::uint64_t(1) << 32;
+
+[[noreturn]] void fail(const char* fn, const std::string& what) { throw Error(std::string(fn) + ": " + what); }
+
+std::uint64_t half_words_bytes(std::uint64_t halves) { return (halves + 1) / 2 * 4; }
+
+void check_shape(const char* fn, const KscoreShape& sh) {
+  if (sh.d == 0 || sh.d > kMaxD) fail(fn, "d = " + std::to_string(sh.d) + " outside 1.." + std::to_string(kMaxD));
+  if (sh.kv_heads == 0) fail(fn, "kv_heads must be >= 1");
+  if (sh.group == 0) fail(fn, "group must be >= 1");
+  if (std::uint64_t(sh.group) * sh.kv_heads >= k2pow32) fail(fn, "group * kv_heads overflows");
+  const std::uint64_t kvn = std::uint64_t(sh.kv_heads) * sh.keys;
+  if (sh.keys >= k2pow32 || std::uint64_t(sh.q_heads()) * sh.keys >= k2pow32 || kvn * sh.words() >= k2pow32 ||
+      kvn * ((sh.d + 1) / 2) >= k2pow32 || kvn * sh.rank >= k2pow32)
+    fail(fn, "N = " + std::to_string(sh.keys) + " keys: an array would exceed 2^32 elements");
+  if (std::uint64_t(sh.kv_heads) * sh.d * std::max<std::uint32_t>(sh.rank, 1) >= k2pow32)
+    fail(fn, "rank " + std::to_string(sh.rank) + " too large");
+}
+
+void check_buffer(const char* fn, const char* name, const Buffer* b, std::uint64_t bytes) {
+  if (!b || !*b) fail(fn, std::string(name) + " buffer missing");
+  if (b->size() < bytes)
+    fail(fn, std::string(name) + " holds " + std::to_string(b->size()) + " bytes, needs " + std::to_string(bytes));
+}
+
+// Query-side buffers are bound whole.
+void check_query_buffer(const char* fn, const Device& d, const char* name, const Buffer* b, std::uint64_t bytes) {
+  check_buffer(fn, name, b, bytes);
+  if (bytes > d.info().max_storage_buffer_range)
+    fail(fn, std::string(name) + " needs " + std::to_string(bytes) + " bytes, more than maxStorageBufferRange");
+}
+
+void check_tuning(const char* fn, const Device& d, const KscoreTuning& t) {
+  if (t.local == 0 || t.local > d.info().max_workgroup_invocations || t.local > d.info().max_workgroup_size[0])
+    fail(fn, "tuning.local = " + std::to_string(t.local) + " is not a valid workgroup size here");
+  if (t.max_heads_per_pass == 0) fail(fn, "tuning.max_heads_per_pass must be >= 1");
+}
+
+void check_distinct(const char* fn, const Buffer& out, std::initializer_list<const Buffer*> ins) {
+  for (const Buffer* b : ins)
+    if (b == &out) fail(fn, "the output buffer is also an input");
+}
+
+std::uint64_t align_of(const Device& d) {
+  return std::max<std::uint64_t>(d.info().min_storage_buffer_offset_alignment, 4);
+}
+
+// ---- key chunking ------------------------------------------------------------
+
+// One dispatch: KV head kv, group members [gsub0, gsub0 + g), keys
+// [t0, t0 + count).
+struct Pass {
+  std::uint32_t kv, gsub0, g;
+  std::uint64_t t0, count;
+};
+
+// The window of a key-major array (rows kv*N + t, `row_bytes` each) that a
+// pass reads, aligned for binding; base = its first element index.
+struct Window {
+  std::uint64_t offset, range, base;
+};
+
+Window window(std::uint64_t first_byte, std::uint64_t end_byte, std::uint64_t elem_bytes, std::uint64_t align) {
+  const std::uint64_t off = first_byte / align * align;
+  const std::uint64_t end = (end_byte + 3) / 4 * 4;
+  return {off, end - off, off / elem_bytes};
+}
+
+Window key_window(const KscoreShape& sh, const Pass& p, std::uint64_t row_bytes, std::uint64_t elem_bytes,
+                  std::uint64_t align) {
+  const std::uint64_t first = (std::uint64_t(p.kv) * sh.keys + p.t0) * row_bytes;
+  const std::uint64_t end = first + p.count * row_bytes;
+  return window(first, end, elem_bytes, align);
+}
+
+Window score_window(const KscoreShape& sh, const Pass& p, std::uint64_t align) {
+  const std::uint64_t h_first = std::uint64_t(p.kv) * sh.group + p.gsub0;
+  const std::uint64_t h_last = h_first + p.g - 1;
+  return window((h_first * sh.keys + p.t0) * 4, (h_last * sh.keys + p.t0 + p.count) * 4, 4, align);
+}
+
+// Largest divisor of `group` not above `cap`.
+std::uint32_t divisor_at_most(std::uint32_t group, std::uint32_t cap) {
+  for (std::uint32_t g = std::min(group, cap); g > 1; --g)
+    if (group % g == 0) return g;
+  return 1;
+}
+
+// Splits a call into passes, one KV head each (the head index then comes from
+// push constants only, which lavapipe recognises as uniform), whose every
+// key-side window (rows of `row_bytes`, plus the scores) fits in one binding:
+// all keys at once when they fit, else key chunks (and fewer group members
+// per pass only when the score rows of a group cannot share a binding).
+std::vector<Pass> plan(const char* fn, const Device& d, const KscoreShape& sh,
+                       const std::vector<std::uint64_t>& row_bytes, const KscoreTuning& t) {
+  std::uint64_t limit = d.binding_chunk_bytes();
+  if (t.max_binding_bytes) limit = std::min(limit, t.max_binding_bytes);
+  const std::uint64_t slack = align_of(d) + 4;
+  if (limit <= slack) fail(fn, "binding limit of " + std::to_string(limit) + " bytes is too small");
+  const std::uint64_t room = limit - slack;  // bytes a window may span
+  const std::uint64_t n = sh.keys;
+  std::uint32_t g = divisor_at_most(sh.group, t.max_heads_per_pass);
+  while (g > 1 && (std::uint64_t(g - 1) * n + 1) * 4 > room) g = divisor_at_most(sh.group, g - 1);
+  std::uint64_t chunk = n;
+  for (std::uint64_t rb : row_bytes) chunk = std::min(chunk, room / rb);
+  chunk = std::min(chunk, room / 4 - std::min(room / 4, std::uint64_t(g - 1) * n));
+  if (chunk == 0) fail(fn, "one key row does not fit in a binding of " + std::to_string(limit) + " bytes");
+  std::vector<Pass> passes;
+  for (std::uint32_t kv = 0; kv < sh.kv_heads; ++kv)
+    for (std::uint32_t gs = 0; gs < sh.group; gs += g)
+      for (std::uint64_t t0 = 0; t0 < n; t0 += chunk) passes.push_back({kv, gs, g, t0, std::min(chunk, n - t0)});
+  return passes;
+}
+
+gpu::KscoreParams params(const KscoreShape& sh, const Pass& p) {
+  gpu::KscoreParams pc{};
+  pc.n = std::uint32_t(sh.keys);
+  pc.key0 = std::uint32_t(p.t0);
+  pc.keys = std::uint32_t(p.count);
+  pc.kv = p.kv;
+  pc.group = sh.group;
+  pc.gsub0 = p.gsub0;
+  pc.rank = sh.rank;
+  return pc;
+}
+
+const Kernel& score_kernel(Stream& s, const char* shader, std::uint32_t bindings, const KscoreShape& sh,
+                           std::uint32_t g, std::uint32_t b, std::uint32_t rank, const KscoreTuning& t) {
+  return s.device().kernel({.shader = shader,
+                            .bindings = bindings,
+                            .push_bytes = sizeof(gpu::KscoreParams),
+                            .local_size = {t.local, 1, 1},
+                            .constants = {sh.d, g, b, rank}});
+}
+
+// The common checks of the two 1-bit scoring paths.
+void check_keys_and_query(const char* fn, const Device& d, const KscoreShape& sh, const KscoreKeys& keys,
+                          const KscoreQuery& query, bool need_q, const Buffer& scores) {
+  const std::uint64_t kvn = std::uint64_t(sh.kv_heads) * sh.keys;
+  check_buffer(fn, "bits", keys.bits, kvn * sh.words() * 4);
+  check_buffer(fn, "alpha", keys.alpha, half_words_bytes(kvn));
+  check_buffer(fn, "scores", &scores, std::uint64_t(sh.q_heads()) * sh.keys * 4);
+  if (need_q || sh.rank) check_query_buffer(fn, d, "q", query.q, std::uint64_t(sh.q_heads()) * sh.d * 4);
+  if (query.qmu) check_query_buffer(fn, d, "qmu", query.qmu, std::uint64_t(sh.q_heads()) * 4);
+  if (sh.rank) {
+    check_buffer(fn, "c", keys.c, half_words_bytes(kvn * sh.rank));
+    check_query_buffer(fn, d, "basis", query.basis, std::uint64_t(sh.kv_heads) * sh.d * sh.rank * 4);
+    check_query_buffer(fn, d, "uq", query.uq, std::uint64_t(sh.q_heads()) * sh.rank * 4);
+    check_distinct(fn, *query.uq, {keys.bits, keys.alpha, keys.c, query.q, query.qmu, query.basis, &scores});
+  }
+  check_distinct(fn, scores, {keys.bits, keys.alpha, keys.c, query.q, query.qmu, query.basis});
+}
+
+// uq = U_rᵀ q' per query head.
+void residual_query(Stream& s, const KscoreShape& sh, const KscoreQuery& query) {
+  const Kernel& k = s.device().kernel({.shader = "kscore_uq",
+                                       .bindings = 3,
+                                       .push_bytes = sizeof(gpu::KscoreQueryParams),
+                                       .local_size = {64, 1, 1},
+                                       .constants = {sh.d}});
+  const gpu::KscoreQueryParams pc{sh.q_heads(), sh.group, sh.rank, 0};
+  s.dispatch(k,
+             {{*query.q, 0, std::uint64_t(sh.q_heads()) * sh.d * 4},
+              {*query.basis, 0, std::uint64_t(sh.kv_heads) * sh.d * sh.rank * 4},
+              {*query.uq, 0, std::uint64_t(sh.q_heads()) * sh.rank * 4}},
+             pc, Threads{std::uint64_t(sh.q_heads()) * sh.rank});
+}
+
+// Bytes per key of bits, alpha and (with a residual) c.
+std::vector<std::uint64_t> key_rows(std::uint64_t bits_bytes, std::uint64_t c_bytes) {
+  std::vector<std::uint64_t> rows{bits_bytes, 2};
+  if (c_bytes) rows.push_back(c_bytes);
+  return rows;
+}
+
+// Binding of a query-side buffer (its required range), or the same range of
+// `stand_in` (at least that large) where the kernel reads it only to discard.
+Binding query_binding(const Buffer* b, std::uint64_t bytes, const Buffer& stand_in) {
+  return Binding(b ? *b : stand_in, 0, std::max<std::uint64_t>(bytes, 4));
+}
+
+}  // namespace
+
+std::uint64_t kscore_planes_bytes(const KscoreShape& shape, std::uint32_t b) {
+  return std::uint64_t(shape.q_heads()) * b * shape.words() * 4;
+}
+std::uint64_t kscore_qconst_bytes(const KscoreShape& shape) {
+  return std::uint64_t(shape.q_heads()) * sizeof(gpu::KscoreQueryConst);
+}
+
+void kscore_float(Stream& s, const KscoreShape& sh, const KscoreKeys& keys, const KscoreQuery& query, Buffer& scores,
+                  const KscoreTuning& t) {
+  constexpr const char* fn = "kscore_float";
+  Device& d = s.device();
+  check_shape(fn, sh);
+  check_tuning(fn, d, t);
+  check_keys_and_query(fn, d, sh, keys, query, true, scores);
+  if (sh.keys == 0) return;
+  const std::uint64_t align = align_of(d), qh = sh.q_heads();
+  const std::uint64_t wb = std::uint64_t(sh.words()) * 4, cb = std::uint64_t(sh.rank) * 2;
+  const std::vector<Pass> passes = plan(fn, d, sh, key_rows(wb, cb), t);  // may throw: before recording anything
+  if (sh.rank) residual_query(s, sh, query);
+  for (const Pass& p : passes) {
+    const Window bw = key_window(sh, p, wb, 4, align), aw = key_window(sh, p, 2, 2, align),
+                 sw = score_window(sh, p, align);
+    gpu::KscoreParams pc = params(sh, p);
+    pc.has_qmu = query.qmu != nullptr;
+    pc.bits_base = std::uint32_t(bw.base);
+    pc.alpha_base = std::uint32_t(aw.base);
+    pc.scores_base = std::uint32_t(sw.base);
+    Binding cbind(*query.q, 0, 4);
+    if (sh.rank) {
+      const Window cw = key_window(sh, p, cb, 2, align);
+      pc.c_base = std::uint32_t(cw.base);
+      cbind = Binding(*keys.c, cw.offset, cw.range);
+    }
+    const Kernel& k = score_kernel(s, "kscore_float", 7, sh, p.g, 1, sh.rank, t);
+    s.dispatch(k,
+               {{*keys.bits, bw.offset, bw.range}, {*keys.alpha, aw.offset, aw.range}, cbind,
+                {*query.q, 0, qh * sh.d * 4}, query_binding(query.uq, qh * sh.rank * 4, *query.q),
+                query_binding(query.qmu, qh * 4, *query.q), {scores, sw.offset, sw.range}},
+               pc, Threads{p.count});
+  }
+}
+
+void kscore_quantize_query(Stream& s, const KscoreShape& sh, std::uint32_t b, const Buffer& q, Buffer& planes,
+                           Buffer& qconst) {
+  constexpr const char* fn = "kscore_quantize_query";
+  Device& d = s.device();
+  check_shape(fn, sh);
+  if (b != 1 && b != 4 && b != 8) fail(fn, "b = " + std::to_string(b) + ", expected 1, 4 or 8");
+  const std::uint64_t qh = sh.q_heads();
+  check_query_buffer(fn, d, "q", &q, qh * sh.d * 4);
+  check_query_buffer(fn, d, "planes", &planes, kscore_planes_bytes(sh, b));
+  check_query_buffer(fn, d, "qconst", &qconst, kscore_qconst_bytes(sh));
+  check_distinct(fn, planes, {&q, &qconst});
+  check_distinct(fn, qconst, {&q});
+  if (qh > d.info().max_workgroup_count[0]) fail(fn, "more query heads than workgroups in x");
+  const std::uint32_t local = 64;
+  const Kernel& k = d.kernel({.shader = "kscore_quantize",
+                              .bindings = 3,
+                              .push_bytes = sizeof(gpu::KscoreQueryParams),
+                              .local_size = {local, 1, 1},
+                              .constants = {sh.d, b}});
+  const gpu::KscoreQueryParams pc{sh.q_heads(), sh.group, 0, 0};
+  s.dispatch(k, {{q, 0, qh * sh.d * 4}, {planes, 0, kscore_planes_bytes(sh, b)}, {qconst, 0, kscore_qconst_bytes(sh)}},
+             pc, Threads{qh * local});
+}
+
+namespace {
+void check_quantized(const char* fn, const Device& d, const KscoreShape& sh, const KscoreQuantized& qq) {
+  if (qq.bits != 1 && qq.bits != 4 && qq.bits != 8)
+    fail(fn, "quantized query of b = " + std::to_string(qq.bits) + ", expected 1, 4 or 8");
+  check_query_buffer(fn, d, "planes", qq.planes, kscore_planes_bytes(sh, qq.bits));
+  check_query_buffer(fn, d, "qconst", qq.qconst, kscore_qconst_bytes(sh));
+}
+}  // namespace
+
+void kscore_popcount(Stream& s, const KscoreShape& sh, const KscoreKeys& keys, const KscoreQuery& query,
+                     const KscoreQuantized& qq, Buffer& scores, const KscoreTuning& t) {
+  constexpr const char* fn = "kscore_popcount";
+  Device& d = s.device();
+  check_shape(fn, sh);
+  check_tuning(fn, d, t);
+  check_keys_and_query(fn, d, sh, keys, query, false, scores);
+  check_quantized(fn, d, sh, qq);
+  check_distinct(fn, scores, {qq.planes, qq.qconst});
+  if (sh.keys == 0) return;
+  const std::uint64_t align = align_of(d), qh = sh.q_heads();
+  const std::uint64_t wb = std::uint64_t(sh.words()) * 4, cb = std::uint64_t(sh.rank) * 2;
+  const std::vector<Pass> passes = plan(fn, d, sh, key_rows(wb, cb), t);  // may throw: before recording anything
+  if (sh.rank) residual_query(s, sh, query);
+  for (const Pass& p : passes) {
+    const Window bw = key_window(sh, p, wb, 4, align), aw = key_window(sh, p, 2, 2, align),
+                 sw = score_window(sh, p, align);
+    gpu::KscoreParams pc = params(sh, p);
+    pc.has_qmu = query.qmu != nullptr;
+    pc.bits_base = std::uint32_t(bw.base);
+    pc.alpha_base = std::uint32_t(aw.base);
+    pc.scores_base = std::uint32_t(sw.base);
+    Binding cbind(*qq.planes, 0, 4);
+    if (sh.rank) {
+      const Window cw = key_window(sh, p, cb, 2, align);
+      pc.c_base = std::uint32_t(cw.base);
+      cbind = Binding(*keys.c, cw.offset, cw.range);
+    }
+    const Kernel& k = score_kernel(s, "kscore_popcount", 8, sh, p.g, qq.bits, sh.rank, t);
+    s.dispatch(k,
+               {{*keys.bits, bw.offset, bw.range}, {*qq.planes, 0, kscore_planes_bytes(sh, qq.bits)},
+                {*qq.qconst, 0, kscore_qconst_bytes(sh)}, {*keys.alpha, aw.offset, aw.range}, cbind,
+                query_binding(query.uq, qh * sh.rank * 4, *qq.planes),
+                query_binding(query.qmu, qh * 4, *qq.planes), {scores, sw.offset, sw.range}},
+               pc, Threads{p.count});
+  }
+}
+
+void kscore_popcount_sums(Stream& s, const KscoreShape& sh, const Buffer& bits, const KscoreQuantized& qq,
+                          Buffer& sums, const KscoreTuning& t) {
+  constexpr const char* fn = "kscore_popcount_sums";
+  Device& d = s.device();
+  check_shape(fn, sh);
+  check_tuning(fn, d, t);
+  check_buffer(fn, "bits", &bits, std::uint64_t(sh.kv_heads) * sh.keys * sh.words() * 4);
+  check_buffer(fn, "sums", &sums, std::uint64_t(sh.q_heads()) * sh.keys * 4);
+  check_quantized(fn, d, sh, qq);
+  check_distinct(fn, sums, {&bits, qq.planes, qq.qconst});
+  if (sh.keys == 0) return;
+  const std::uint64_t align = align_of(d), wb = std::uint64_t(sh.words()) * 4;
+  for (const Pass& p : plan(fn, d, sh, {wb}, t)) {
+    const Window bw = key_window(sh, p, wb, 4, align), sw = score_window(sh, p, align);
+    gpu::KscoreParams pc = params(sh, p);
+    pc.bits_base = std::uint32_t(bw.base);
+    pc.scores_base = std::uint32_t(sw.base);
+    const Kernel& k = score_kernel(s, "kscore_popcount_sums", 4, sh, p.g, qq.bits, 0, t);
+    s.dispatch(k,
+               {{bits, bw.offset, bw.range}, {*qq.planes, 0, kscore_planes_bytes(sh, qq.bits)},
+                {*qq.qconst, 0, kscore_qconst_bytes(sh)}, {sums, sw.offset, sw.range}},
+               pc, Threads{p.count});
+  }
+}
+
+void kscore_f16(Stream& s, const KscoreShape& sh, const Buffer& k, const Buffer& q, Buffer& scores,
+                const KscoreTuning& t) {
+  constexpr const char* fn = "kscore_f16";
+  Device& d = s.device();
+  check_shape(fn, sh);
+  check_tuning(fn, d, t);
+  const std::uint64_t rb = std::uint64_t((sh.d + 1) / 2) * 4, qh = sh.q_heads();
+  check_buffer(fn, "K", &k, std::uint64_t(sh.kv_heads) * sh.keys * rb);
+  check_query_buffer(fn, d, "q", &q, qh * sh.d * 4);
+  check_buffer(fn, "scores", &scores, qh * sh.keys * 4);
+  check_distinct(fn, scores, {&k, &q});
+  if (sh.keys == 0) return;
+  const std::uint64_t align = align_of(d);
+  for (const Pass& p : plan(fn, d, sh, {rb}, t)) {
+    const Window kw = key_window(sh, p, rb, 4, align), sw = score_window(sh, p, align);
+    gpu::KscoreParams pc = params(sh, p);
+    pc.rank = 0;
+    pc.bits_base = std::uint32_t(kw.base);
+    pc.scores_base = std::uint32_t(sw.base);
+    const Kernel& kern = score_kernel(s, "kscore_f16", 3, sh, p.g, 1, 0, t);
+    s.dispatch(kern, {{k, kw.offset, kw.range}, {q, 0, qh * sh.d * 4}, {scores, sw.offset, sw.range}}, pc,
+               Threads{p.count});
+  }
+}
+
+}  // namespace vkq::kernels

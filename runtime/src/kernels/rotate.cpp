@@ -1,0 +1,123 @@
+#include "vkquant/kernels/rotate.hpp"
+
+#include <algorithm>
+#include <numeric>
+#include <string>
+
+#include "rotate.h"
+#include "vkquant/chunk.hpp"
+#include "vkquant/error.hpp"
+#include "vkquant/half.hpp"
+
+namespace vkq::kernels {
+
+static_assert(sizeof(gpu::RotateParams) == 16);
+
+namespace {
+
+constexpr std::uint32_t kRegLocal = 64;                   // registers: invocations per workgroup
+constexpr std::uint32_t kRegRows = 16, kRegOutputs = 16;  // loads are the cost on lavapipe: see rotate_reg.comp
+constexpr std::uint32_t kTiledLocal = 16;                 // tiled: 16x16 invocations
+constexpr std::uint32_t kTiledRows = 4, kTiledOutputs = 4;
+constexpr std::uint32_t kMaxTile = 32;                    // per dimension: TR*TO accumulators per invocation
+
+[[noreturn]] void fail(const std::string& what) { throw Error("rotate: " + what); }
+
+// Rows per binding chunk of X/Y: within maxStorageBufferRange, chunk offsets
+// on minStorageBufferOffsetAlignment, and at most the caller's cap.
+std::uint64_t chunk_rows(const Device& dev, std::uint32_t d, std::uint64_t cap) {
+  const std::uint64_t row_bytes = std::uint64_t(d) * 4;
+  const std::uint64_t align = std::max<std::uint64_t>(dev.info().min_storage_buffer_offset_alignment, 1);
+  const std::uint64_t granule = align / std::gcd(align, row_bytes);
+  std::uint64_t rows = rows_per_binding(dev, row_bytes, granule);
+  if (cap) rows = std::min(rows, std::max(cap / granule, std::uint64_t(1)) * granule);
+  return rows;
+}
+
+}  // namespace
+
+RotateVariant rotate_default_variant(const Device& device) {
+  return device.info().type == VK_PHYSICAL_DEVICE_TYPE_CPU ? RotateVariant::registers : RotateVariant::tiled;
+}
+
+std::uint64_t rotation_bytes(std::uint32_t d, bool fp16) {
+  return fp16 ? std::uint64_t(d) * ((d + 1) / 2) * 4 : std::uint64_t(d) * d * 4;
+}
+
+std::vector<std::uint32_t> pack_rotation_fp16(std::span<const float> r, std::uint32_t d) {
+  if (r.size() != std::uint64_t(d) * d) fail("pack_rotation_fp16: matrix is not d x d");
+  const std::uint32_t words = (d + 1) / 2;
+  std::vector<std::uint32_t> out(std::uint64_t(d) * words);  // (d, ceil(d/2))
+  for (std::uint64_t i = 0; i < d; ++i)
+    for (std::uint32_t j = 0; j < d; ++j)
+      out[i * words + j / 2] |= std::uint32_t(to_half(r[i * d + j])) << (16 * (j & 1));
+  return out;
+}
+
+std::vector<float> unpack_rotation_fp16(std::span<const std::uint32_t> words, std::uint32_t d) {
+  const std::uint32_t w = (d + 1) / 2;
+  if (words.size() != std::uint64_t(d) * w) fail("unpack_rotation_fp16: not d x ceil(d/2) words");
+  std::vector<float> out(std::uint64_t(d) * d);  // (d, d)
+  for (std::uint64_t i = 0; i < d; ++i)
+    for (std::uint32_t j = 0; j < d; ++j)
+      out[i * d + j] = from_half(half_bits(words[i * w + j / 2] >> (16 * (j & 1))));
+  return out;
+}
+
+void rotate(Stream& s, const Buffer& x, const Buffer& r, Buffer& y, std::uint64_t rows, std::uint32_t d,
+            const RotateOptions& o) {
+  Device& dev = s.device();
+  if (d == 0 || d > kRotateMaxD)
+    fail("d = " + std::to_string(d) + " is outside [1, " + std::to_string(kRotateMaxD) + "]");
+  if (!x || !r || !y) fail("a buffer is empty");
+  if (x.handle() == y.handle() || r.handle() == y.handle()) fail("y must not alias x or r");
+  const std::uint64_t row_bytes = std::uint64_t(d) * 4;
+  if (rows > x.size() / row_bytes) fail(std::to_string(rows) + " rows of d = " + std::to_string(d) + " exceed x");
+  if (rows > y.size() / row_bytes) fail(std::to_string(rows) + " rows of d = " + std::to_string(d) + " exceed y");
+  const std::uint64_t rbytes = rotation_bytes(d, o.fp16_r);
+  if (r.size() < rbytes)
+    fail("r holds " + std::to_string(r.size()) + " bytes, a " + (o.fp16_r ? "fp16" : "fp32") + " R of d = " +
+         std::to_string(d) + " needs " + std::to_string(rbytes));
+  if (rbytes > dev.info().max_storage_buffer_range)
+    fail("R of d = " + std::to_string(d) + " does not fit in one storage-buffer binding");
+  if (o.tile_rows > kMaxTile || o.tile_outputs > kMaxTile)
+    fail("tile above " + std::to_string(kMaxTile) + " per dimension");
+  if (rows == 0) return;
+
+  const RotateVariant v = o.variant == RotateVariant::automatic ? rotate_default_variant(dev) : o.variant;
+  const bool reg = v == RotateVariant::registers;
+  std::uint32_t tr = o.tile_rows ? o.tile_rows : reg ? kRegRows : kTiledRows;
+  const std::uint32_t to = o.tile_outputs ? o.tile_outputs : reg ? kRegOutputs : kTiledOutputs;
+  // Small batches: fewer rows per workgroup, so few rows do not pay for a
+  // whole tile of clamped duplicates (decode rotates one or a few rows).
+  std::uint32_t local = reg ? kRegLocal : kTiledLocal;
+  if (reg) {
+    const std::uint32_t lanes = std::clamp<std::uint32_t>(dev.info().subgroup_size, 1, kRegLocal);
+    while (local > lanes && std::uint64_t(local / 2) * tr >= rows) local /= 2;
+    if (!o.tile_rows)
+      while (tr > 1 && std::uint64_t(local) * (tr / 2) >= rows) tr /= 2;
+  } else if (!o.tile_rows) {
+    while (tr > 1 && std::uint64_t(kTiledLocal) * (tr / 2) >= rows) tr /= 2;
+  }
+  const std::string shader = std::string(reg ? "rotate_reg" : "rotate_tiled") + (o.fp16_r ? "_f16" : "_f32");
+  const Kernel& k = dev.kernel({.shader = shader,
+                                .bindings = 3,
+                                .push_bytes = sizeof(gpu::RotateParams),
+                                .local_size = {local, reg ? 1 : kTiledLocal, 1},
+                                .constants = {d, tr, to}});
+
+  for_each_chunk(rows, chunk_rows(dev, d, o.max_chunk_rows), [&](std::uint64_t first, std::uint64_t count) {
+    const gpu::RotateParams p{std::uint32_t(count), 0, 0, 0};
+    const Binding bx{x, first * row_bytes, count * row_bytes}, br{r, 0, rbytes},
+        by{y, first * row_bytes, count * row_bytes};
+    if (reg) {
+      // x: one workgroup per output block (fastest varying); y: row blocks.
+      s.dispatch(k, {bx, br, by}, p, Threads{div_up(d, to) * local, div_up(count, std::uint64_t(local) * tr)});
+    } else {
+      s.dispatch(k, {bx, br, by}, p,
+                 Threads{div_up(d, kTiledLocal * to) * kTiledLocal, div_up(count, kTiledLocal * tr) * kTiledLocal});
+    }
+  });
+}
+
+}  // namespace vkq::kernels

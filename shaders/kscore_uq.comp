@@ -1,0 +1,23 @@
+// uq[h][i] = Σ_j U[h / group][j][i] · q'[h][j]: the rank-r residual's query
+// side, computed once per query head (layouts in kscore.h).
+#version 450
+#extension GL_GOOGLE_include_directive : require
+#include "kscore.h"
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 3) const uint D = 128;  // head dimension
+
+layout(push_constant) uniform PC { KscoreQueryParams p; };
+layout(std430, binding = 0) readonly buffer Query { float q[]; };
+layout(std430, binding = 1) readonly buffer Basis { float u[]; };
+layout(std430, binding = 2) writeonly buffer Uq { float uq[]; };
+
+void main() {
+  const uint i = gl_GlobalInvocationID.x % p.rank;
+  const uint h = gl_GlobalInvocationID.x / p.rank;
+  if (h >= p.q_heads) return;
+  const uint ub = (h / p.group) * D * p.rank + i;
+  float s = 0.0;
+  for (uint j = 0; j < D; ++j) s += u[ub + j * p.rank] * q[h * D + j];
+  uq[h * p.rank + i] = s;
+}

@@ -1,0 +1,348 @@
+// kscore kernels vs their CPU twins: the query quantizer (planes exact), the
+// popcount path's integer sums (exact) and scores (close, against a reference
+// given the device's quantized query), the float path (close), a sanity NMSE
+// of popcount scores against float scores, the fp16 baseline, key chunking
+// and argument rejection.
+#include <cstring>
+#include <optional>
+
+#include "kscore.h"
+#include "vk_test.hpp"
+#include "vkquant/error.hpp"
+#include "vkquant/half.hpp"
+#include "vkquant/kernels/kscore.hpp"
+#include "vkquant/reference/kscore.hpp"
+
+namespace vkq::test {
+namespace {
+
+using kernels::KscoreShape;
+
+struct Params {
+  std::uint32_t d, kv_heads, group;
+  std::uint64_t keys;
+  std::uint32_t b, rank;
+  bool qmu;
+};
+
+std::string name(const Params& p) {
+  return "d" + std::to_string(p.d) + "_n" + std::to_string(p.keys) + "_kv" + std::to_string(p.kv_heads) + "_g" +
+         std::to_string(p.group) + "_b" + std::to_string(p.b) + "_r" + std::to_string(p.rank) + (p.qmu ? "_qmu" : "");
+}
+
+// Host data of one problem, in the kernels' layouts.
+struct Data {
+  ref::KscoreDims dims;
+  std::vector<std::uint32_t> bits;  // (kv_heads, N, W), padding bits random
+  std::vector<half_bits> alpha;     // (kv_heads, N), padded to an even count
+  std::vector<half_bits> c;         // (kv_heads, N, r), padded to an even count
+  std::vector<float> basis;         // (kv_heads, d, r)
+  std::vector<float> q;             // (q_heads, d)
+  std::vector<float> qmu;           // (q_heads) or empty
+
+  ref::KscoreInputs inputs() const {
+    const std::uint64_t kvn = dims.kv_heads * dims.keys;
+    return {bits, std::span(alpha).first(kvn), std::span(c).first(kvn * dims.rank), basis, q, qmu};
+  }
+};
+
+std::vector<half_bits> halves_even(std::vector<float> v) {
+  if (v.size() % 2) v.push_back(0.f);
+  if (v.empty()) v.assign(2, 0.f);
+  return to_half(std::span<const float>(v));
+}
+
+Data make_data(const Params& p, std::uint32_t seed) {
+  Data x;
+  x.dims = {p.d, p.kv_heads, p.group, p.keys, p.rank};
+  const std::uint64_t rows = p.kv_heads * p.keys;
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal;
+  std::vector<float> v(rows * p.d);
+  for (auto& e : v) e = normal(rng) + 0.3f;  // an offset: asymmetric queries and keys
+  x.bits = ref::kscore_pack_signs(v, rows, p.d);
+  const std::uint32_t w = x.dims.words();
+  if (p.d % 32)  // garbage in the padding bits: kernels must ignore them
+    for (std::uint64_t r = 0; r < rows; ++r) x.bits[r * w + w - 1] |= std::uint32_t(rng()) << (p.d % 32);
+  std::vector<float> alpha(rows);
+  for (std::uint64_t r = 0; r < rows; ++r) {
+    double l1 = 0;
+    for (std::uint32_t i = 0; i < p.d; ++i) l1 += std::fabs(v[r * p.d + i]);
+    alpha[r] = float(l1 / p.d);
+  }
+  x.alpha = halves_even(alpha);
+  x.c = halves_even(random_floats(rows * p.rank, seed + 1, -0.5f, 0.5f));
+  x.basis = random_floats(std::size_t(p.kv_heads) * p.d * p.rank, seed + 2, -0.3f, 0.3f);
+  x.q = random_floats(std::size_t(x.dims.q_heads()) * p.d, seed + 3, -1.f, 1.2f);
+  if (p.qmu) x.qmu = random_floats(x.dims.q_heads(), seed + 4, -2.f, 2.f);
+  return x;
+}
+
+// The device side of one problem.
+struct DeviceData {
+  KscoreShape shape;
+  Buffer bits, alpha, c, basis, q, qmu, uq;
+
+  DeviceData(Device& d, const Data& x)
+      : shape{x.dims.d, x.dims.kv_heads, x.dims.group, x.dims.keys, x.dims.rank},
+        bits(upload(d, x.bits)),
+        alpha(upload(d, x.alpha)),
+        c(upload(d, x.c)),
+        basis(upload(d, x.basis)),
+        q(upload(d, x.q)),
+        qmu(upload(d, x.qmu)),
+        uq(Buffer::create(d, std::max<std::uint64_t>(std::uint64_t(x.dims.q_heads()) * x.dims.rank * 4, 4))) {}
+
+  kernels::KscoreKeys keys() const { return {&bits, &alpha, shape.rank ? &c : nullptr}; }
+  kernels::KscoreQuery query(bool with_qmu) {
+    return {&q, with_qmu ? &qmu : nullptr, shape.rank ? &basis : nullptr, shape.rank ? &uq : nullptr};
+  }
+};
+
+// The device's quantized query, downloaded as a reference-side struct.
+ref::KscoreQuantized download_quantized(const Buffer& planes, const Buffer& qconst, const KscoreShape& sh,
+                                        std::uint32_t b) {
+  ref::KscoreQuantized qq;
+  qq.bits = b;
+  qq.planes = download<std::uint32_t>(planes, kernels::kscore_planes_bytes(sh, b) / 4);
+  const auto raw = download<gpu::KscoreQueryConst>(qconst, sh.q_heads());
+  for (const auto& c : raw) qq.consts.push_back({c.delta, c.zero, c.inv_delta, c.sum_q});
+  return qq;
+}
+
+constexpr std::uint32_t kPoison = 0x7fc00badu;
+
+class Kscore : public VulkanTest, public ::testing::WithParamInterface<Params> {};
+
+TEST_P(Kscore, AllPaths) {
+  const Params p = GetParam();
+  const Data x = make_data(p, 1234 + p.d + std::uint32_t(p.keys));
+  DeviceData g(dev(), x);
+  const KscoreShape& sh = g.shape;
+  const std::uint64_t nscores = std::uint64_t(sh.q_heads()) * sh.keys;
+  Buffer planes = Buffer::create(dev(), kernels::kscore_planes_bytes(sh, p.b));
+  Buffer qconst = Buffer::create(dev(), kernels::kscore_qconst_bytes(sh));
+  Buffer sums = Buffer::create(dev(), nscores * 4 + 64), pop = Buffer::create(dev(), nscores * 4 + 64),
+         flt = Buffer::create(dev(), nscores * 4 + 64);
+  for (Buffer* b : {&sums, &pop, &flt}) b->fill(kPoison);
+
+  Stream s = Stream::create(dev());
+  kernels::kscore_quantize_query(s, sh, p.b, g.q, planes, qconst);
+  const kernels::KscoreQuantized qq{p.b, &planes, &qconst};
+  kernels::kscore_popcount_sums(s, sh, g.bits, qq, sums);
+  kernels::kscore_popcount(s, sh, g.keys(), g.query(p.qmu), qq, pop);
+  kernels::kscore_float(s, sh, g.keys(), g.query(p.qmu), flt);
+  s.submit_and_wait();
+
+  // Quantizer: constants close to the host's, planes bit-exact given the device's constants.
+  const ref::KscoreQuantized dq = download_quantized(planes, qconst, sh, p.b);
+  const ref::KscoreQuantized hq = ref::kscore_quantize_query(x.q, x.dims, p.b);
+  std::vector<float> dconst, hconst;
+  for (std::uint32_t h = 0; h < sh.q_heads(); ++h) {
+    dconst.insert(dconst.end(), {dq.consts[h].delta, dq.consts[h].zero});
+    hconst.insert(hconst.end(), {hq.consts[h].delta, hq.consts[h].zero});
+  }
+  EXPECT_TRUE(close(hconst, dconst, 1e-6, 1e-5)) << "query constants (delta, zero)";
+  const ref::KscoreQuantized rq = ref::kscore_quantize_query_with(x.q, x.dims, p.b, dq.consts);
+  EXPECT_TRUE(exact<std::uint32_t>(rq.planes, dq.planes)) << "query bit-planes";
+  for (std::uint32_t h = 0; h < sh.q_heads(); ++h) EXPECT_EQ(rq.consts[h].sum_q, dq.consts[h].sum_q) << "head " << h;
+
+  // Popcount path: integer sums exact, scores close to a reference with the same quantized query.
+  const auto ref_sums = ref::kscore_popcount_sums(x.bits, x.dims, dq);
+  EXPECT_TRUE(exact<std::int32_t>(ref_sums, download<std::int32_t>(sums, nscores))) << "sum s_i Q_i";
+  const auto ref_pop = ref::kscore_popcount(x.inputs(), x.dims, dq);
+  const auto got_pop = download<float>(pop, nscores);
+  EXPECT_TRUE(close(ref_pop, got_pop, 2e-3, 1e-4)) << "popcount scores";
+
+  // Float path.
+  const auto ref_flt = ref::kscore_float(x.inputs(), x.dims);
+  const auto got_flt = download<float>(flt, nscores);
+  EXPECT_TRUE(close(ref_flt, got_flt, 2e-3, 1e-4)) << "float scores";
+
+  // Sanity: quantizing the query to 8 (4) bits barely moves the scores.
+  if (p.b == 8) {
+    EXPECT_TRUE(nmse(got_flt, got_pop, 1e-3)) << "popcount-b8 vs float";
+  }
+  if (p.b == 4) {
+    EXPECT_TRUE(nmse(got_flt, got_pop, 5e-2)) << "popcount-b4 vs float";
+  }
+
+  // Nothing written past the scores.
+  for (const Buffer* b : {&sums, &pop, &flt}) {
+    std::uint32_t tail[16];
+    b->download(tail, sizeof tail, nscores * 4);
+    for (auto t : tail) EXPECT_EQ(t, kPoison) << "wrote past the scores";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, Kscore,
+                         ::testing::Values(Params{64, 1, 1, 1, 1, 0, false}, Params{64, 2, 4, 13, 4, 4, true},
+                                           Params{64, 1, 4, 4097, 8, 0, true}, Params{64, 2, 1, 127, 8, 16, false},
+                                           Params{100, 2, 1, 127, 8, 16, true}, Params{100, 2, 4, 4097, 1, 4, false},
+                                           Params{100, 1, 4, 13, 4, 0, false}, Params{128, 2, 4, 4097, 8, 16, true},
+                                           Params{128, 1, 1, 127, 1, 0, true}, Params{128, 2, 4, 1, 4, 4, true},
+                                           Params{128, 1, 4, 4097, 4, 0, false}, Params{129, 1, 1, 4097, 4, 16, false},
+                                           Params{129, 2, 4, 127, 8, 4, true}, Params{129, 2, 1, 13, 1, 16, true}),
+                         [](const auto& tp) { return name(tp.param); });
+
+// ---- fp16 baseline ------------------------------------------------------------
+
+struct F16Params {
+  std::uint32_t d, kv_heads, group;
+  std::uint64_t keys;
+};
+
+class KscoreF16 : public VulkanTest, public ::testing::WithParamInterface<F16Params> {};
+
+// K (kv_heads, N, ceil(d/2) words) with a random padding half for odd d.
+std::vector<half_bits> make_k(const ref::KscoreDims& dm, std::uint32_t seed) {
+  const std::uint64_t row = (dm.d + 1) / 2 * 2, rows = dm.kv_heads * dm.keys;
+  auto k = to_half(std::span<const float>(random_floats(rows * row, seed, -2.f, 2.f)));
+  return k;
+}
+
+TEST_P(KscoreF16, MatchesReference) {
+  const F16Params p = GetParam();
+  const ref::KscoreDims dm{p.d, p.kv_heads, p.group, p.keys, 0};
+  const auto k = make_k(dm, 7 + p.d);
+  const auto q = random_floats(std::size_t(dm.q_heads()) * p.d, 8 + p.d);
+  Buffer kb = upload(dev(), k), qb = upload(dev(), q);
+  const std::uint64_t n = std::uint64_t(dm.q_heads()) * p.keys;
+  Buffer out = Buffer::create(dev(), n * 4 + 64);
+  out.fill(kPoison);
+  Stream s = Stream::create(dev());
+  kernels::kscore_f16(s, {p.d, p.kv_heads, p.group, p.keys, 0}, kb, qb, out);
+  s.submit_and_wait();
+  EXPECT_TRUE(close(ref::kscore_f16(k, q, dm), download<float>(out, n), 1e-3, 1e-4));
+  std::uint32_t tail[16];
+  out.download(tail, sizeof tail, n * 4);
+  for (auto t : tail) EXPECT_EQ(t, kPoison) << "wrote past the scores";
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, KscoreF16,
+                         ::testing::Values(F16Params{64, 1, 1, 13}, F16Params{100, 2, 4, 127},
+                                           F16Params{128, 1, 4, 1}, F16Params{128, 2, 4, 4097},
+                                           F16Params{129, 2, 4, 4097}),
+                         [](const auto& tp) {
+                           const auto& p = tp.param;
+                           return "d" + std::to_string(p.d) + "_n" + std::to_string(p.keys) + "_kv" +
+                                  std::to_string(p.kv_heads) + "_g" + std::to_string(p.group);
+                         });
+
+// ---- key chunking -----------------------------------------------------------
+
+// Binding limits low enough that every path splits its keys into chunks with
+// unaligned starts; 40000 bytes also halves the query heads per pass.
+class KscoreChunked : public VulkanTest, public ::testing::WithParamInterface<std::uint64_t> {};
+
+TEST_P(KscoreChunked, MatchesUnchunked) {
+  const Params p{128, 2, 4, 4097, 8, 4, true};
+  const Data x = make_data(p, 99);
+  DeviceData g(dev(), x);
+  const KscoreShape& sh = g.shape;
+  const std::uint64_t n = std::uint64_t(sh.q_heads()) * sh.keys;
+  kernels::KscoreTuning tune;
+  tune.max_binding_bytes = GetParam();
+  Buffer planes = Buffer::create(dev(), kernels::kscore_planes_bytes(sh, p.b));
+  Buffer qconst = Buffer::create(dev(), kernels::kscore_qconst_bytes(sh));
+  Buffer sums = Buffer::create(dev(), n * 4), pop = Buffer::create(dev(), n * 4), flt = Buffer::create(dev(), n * 4),
+         f16 = Buffer::create(dev(), n * 4);
+  const auto k = make_k(x.dims, 5);
+  Buffer kb = upload(dev(), k);
+  for (Buffer* b : {&sums, &pop, &flt, &f16}) b->fill(kPoison);
+
+  Stream s = Stream::create(dev());
+  kernels::kscore_quantize_query(s, sh, p.b, g.q, planes, qconst);
+  const kernels::KscoreQuantized qq{p.b, &planes, &qconst};
+  kernels::kscore_popcount_sums(s, sh, g.bits, qq, sums, tune);
+  const std::uint32_t before = s.recorded_dispatches();
+  kernels::kscore_popcount(s, sh, g.keys(), g.query(true), qq, pop, tune);
+  EXPECT_GE(s.recorded_dispatches() - before, 5u) << "expected key chunks";
+  kernels::kscore_float(s, sh, g.keys(), g.query(true), flt, tune);
+  kernels::kscore_f16(s, sh, kb, g.q, f16, tune);
+  s.submit_and_wait();
+
+  const ref::KscoreQuantized dq = download_quantized(planes, qconst, sh, p.b);
+  EXPECT_TRUE(exact<std::int32_t>(ref::kscore_popcount_sums(x.bits, x.dims, dq), download<std::int32_t>(sums, n)));
+  EXPECT_TRUE(close(ref::kscore_popcount(x.inputs(), x.dims, dq), download<float>(pop, n), 2e-3, 1e-4));
+  EXPECT_TRUE(close(ref::kscore_float(x.inputs(), x.dims), download<float>(flt, n), 2e-3, 1e-4));
+  EXPECT_TRUE(close(ref::kscore_f16(k, x.q, x.dims), download<float>(f16, n), 1e-3, 1e-4));
+}
+
+INSTANTIATE_TEST_SUITE_P(Limits, KscoreChunked, ::testing::Values(4096, 40000),
+                         [](const auto& tp) { return "limit" + std::to_string(tp.param); });
+
+// fp16 keys past maxStorageBufferRange: the natural limit splits the keys.
+TEST_F(VulkanTest, KscoreF16PastMaxStorageBufferRange) {
+  const std::uint64_t range = dev().info().max_storage_buffer_range;
+  const std::uint32_t d = 128;
+  const std::uint64_t keys = range / (d * 2) + 4099;
+  if (keys * d * 2 > (std::uint64_t(1) << 30)) GTEST_SKIP() << "maxStorageBufferRange too large to exceed in a test";
+  const ref::KscoreDims dm{d, 1, 2, keys, 0};
+  std::vector<half_bits> k(keys * d);
+  std::uint32_t state = 12345;
+  for (auto& h : k) {  // cheap deterministic values in [-2, 2)
+    state = state * 1664525u + 1013904223u;
+    h = to_half(float(int(state >> 22) - 512) / 256.f);
+  }
+  const auto q = random_floats(std::size_t(dm.q_heads()) * d, 3);
+  Buffer kb = upload(dev(), k), qb = upload(dev(), q);
+  const std::uint64_t n = std::uint64_t(dm.q_heads()) * keys;
+  Buffer out = Buffer::create(dev(), n * 4);
+  Stream s = Stream::create(dev());
+  kernels::kscore_f16(s, {d, 1, 2, keys, 0}, kb, qb, out);
+  EXPECT_GE(s.recorded_dispatches(), 2u) << "expected the keys to be split across bindings";
+  s.submit_and_wait();
+  EXPECT_TRUE(close(ref::kscore_f16(k, q, dm), download<float>(out, n), 1e-3, 1e-4));
+}
+
+// ---- argument rejection ---------------------------------------------------------
+
+TEST_F(VulkanTest, KscoreRejectsBadArguments) {
+  const Params p{64, 2, 4, 13, 8, 4, true};
+  const Data x = make_data(p, 5);
+  DeviceData g(dev(), x);
+  const KscoreShape sh = g.shape;
+  Buffer planes = Buffer::create(dev(), kernels::kscore_planes_bytes(sh, 8));
+  Buffer qconst = Buffer::create(dev(), kernels::kscore_qconst_bytes(sh));
+  Buffer scores = Buffer::create(dev(), std::uint64_t(sh.q_heads()) * sh.keys * 4);
+  Buffer small = Buffer::create(dev(), 16);
+  const kernels::KscoreQuantized qq{8, &planes, &qconst};
+  Stream s = Stream::create(dev());
+
+  auto shape = [&](auto edit) {
+    KscoreShape t = sh;
+    edit(t);
+    return t;
+  };
+  EXPECT_THROW(kernels::kscore_float(s, shape([](auto& t) { t.d = 0; }), g.keys(), g.query(true), scores), Error);
+  EXPECT_THROW(kernels::kscore_float(s, shape([](auto& t) { t.kv_heads = 0; }), g.keys(), g.query(true), scores),
+               Error);
+  EXPECT_THROW(kernels::kscore_float(s, shape([](auto& t) { t.group = 0; }), g.keys(), g.query(true), scores), Error);
+  EXPECT_THROW(kernels::kscore_float(s, shape([](auto& t) { t.keys = std::uint64_t(1) << 31; }), g.keys(),
+                                     g.query(true), scores),
+               Error);
+  EXPECT_THROW(kernels::kscore_float(s, sh, g.keys(), g.query(true), small), Error);  // scores too small
+  EXPECT_THROW(kernels::kscore_float(s, sh, {&g.bits, nullptr, &g.c}, g.query(true), scores), Error);
+  EXPECT_THROW(kernels::kscore_float(s, sh, {&g.bits, &g.alpha, nullptr}, g.query(true), scores), Error);  // rank, no c
+  EXPECT_THROW(kernels::kscore_float(s, sh, g.keys(), {&g.q, nullptr, &g.basis, nullptr}, scores), Error);  // no uq
+  EXPECT_THROW(kernels::kscore_float(s, sh, {&g.bits, &g.alpha, &g.c}, {&g.q, nullptr, &g.basis, &g.uq}, g.uq),
+               Error);  // output aliases an input
+  EXPECT_THROW(kernels::kscore_float(s, sh, {&small, &g.alpha, &g.c}, g.query(true), scores), Error);
+  EXPECT_THROW(kernels::kscore_float(s, sh, g.keys(), g.query(true), scores, {.local = 0}), Error);
+  EXPECT_THROW(kernels::kscore_float(s, sh, g.keys(), g.query(true), scores, {.max_heads_per_pass = 0}), Error);
+  EXPECT_THROW(kernels::kscore_float(s, sh, g.keys(), g.query(true), scores, {.max_binding_bytes = 8}), Error);
+  EXPECT_THROW(kernels::kscore_quantize_query(s, sh, 3, g.q, planes, qconst), Error);
+  EXPECT_THROW(kernels::kscore_quantize_query(s, sh, 8, g.q, small, qconst), Error);
+  EXPECT_THROW(kernels::kscore_quantize_query(s, sh, 8, g.q, planes, planes), Error);
+  EXPECT_THROW(kernels::kscore_popcount(s, sh, g.keys(), g.query(true), {2, &planes, &qconst}, scores), Error);
+  EXPECT_THROW(kernels::kscore_popcount(s, sh, g.keys(), g.query(true), {8, &planes, nullptr}, scores), Error);
+  EXPECT_THROW(kernels::kscore_popcount(s, sh, g.keys(), g.query(true), qq, planes), Error);
+  EXPECT_THROW(kernels::kscore_popcount_sums(s, sh, g.bits, qq, small), Error);
+  EXPECT_THROW(kernels::kscore_f16(s, sh, small, g.q, scores), Error);
+  EXPECT_THROW(kernels::kscore_f16(s, sh, g.bits, g.q, scores), Error);  // bits are too small to be fp16 keys
+  EXPECT_EQ(s.recorded_dispatches(), 0u) << "a rejected call recorded work";
+}
+
+}  // namespace
+}  // namespace vkq::test
