@@ -22,5 +22,6 @@ struct DeviceFlags {
 
 void add_devices(CLI::App& app);
 void add_bench(CLI::App& app);
+void add_gauge(CLI::App& app);
 
 }  // namespace vkq::cli

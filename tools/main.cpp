@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   add_devices(app);
   add_bench(app);
+  add_gauge(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
