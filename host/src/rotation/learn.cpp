@@ -227,8 +227,22 @@ Eigen::MatrixXd qr_retract(const Eigen::MatrixXd& a) {
 // sign/polar alternation stalls; the solver keeps it only if it scores better.
 Eigen::MatrixXd kurtosis_fixed_point(const RowMat& u, Eigen::MatrixXd r, RowRotator& rot, int iters) {
   RowMat y;
-  for (int it = 0; it < iters; ++it) {
+  Eigen::MatrixXd best = r;
+  double best_score = -1;
+  int best_it = 0;
+  for (int it = 0; it <= iters; ++it) {
     rot.apply(r.cast<float>(), y);
+    // The fixed point does not climb cos1b monotonically: keep the best
+    // iterate, and stop once 15 iterations brought no gain (no structure).
+    const double score = mean_l1(y);
+    if (score > best_score + 1e-5) {
+      best_score = score;
+      best = r;
+      best_it = it;
+    } else if (it - best_it >= 15) {
+      break;
+    }
+    if (it == iters) break;
     const std::size_t slots = thread_slots();
     std::vector<Eigen::MatrixXf> part(slots, Eigen::MatrixXf::Zero(y.cols(), u.cols()));
     std::vector<Eigen::VectorXd> sq(slots, Eigen::VectorXd::Zero(y.cols()));
@@ -253,9 +267,13 @@ Eigen::MatrixXd kurtosis_fixed_point(const RowMat& u, Eigen::MatrixXd r, RowRota
     const Eigen::MatrixXd next = polar_svd(w);
     const double moved = (next - r).cwiseAbs().maxCoeff();
     r = next;
-    if (moved < 1e-6) break;  // converged
+    if (moved < 1e-6) {  // converged: score it once more
+      rot.apply(r.cast<float>(), y);
+      if (mean_l1(y) > best_score) best = r;
+      break;
+    }
   }
-  return r;
+  return best;
 }
 }  // namespace
 
