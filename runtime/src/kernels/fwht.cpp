@@ -19,7 +19,8 @@ namespace {
 constexpr std::uint32_t kGroupLog2M = 3;  // LOG2M of fwht_group (fwht.cmake)
 constexpr std::uint32_t kThreadLocal = 64;
 constexpr std::uint32_t kColLocal = 64;
-constexpr std::uint32_t kColMaxLog2 = 4;  // fwht_col keeps 2^4 vec4s per invocation at most
+constexpr std::uint32_t kColMaxLog2 = 4;
+constexpr std::uint32_t kLanesMaxLog2M = 7;  // fwht_lanes keeps 2^7 vec4s per invocation at most  // fwht_col keeps 2^4 vec4s per invocation at most
 
 std::uint32_t log2u(std::uint64_t v) { return std::uint32_t(std::bit_width(v) - 1); }
 
@@ -88,7 +89,7 @@ void check_args(const Buffer& src, const Buffer& dst, std::uint64_t rows, std::u
 float srht_sign(std::uint32_t seed, std::uint32_t i) { return gpu::fwht_sign(gpu::fwht_key(seed), i); }
 
 FwhtVariant fwht_auto_variant(const Device& device) {
-  return device.info().type == VK_PHYSICAL_DEVICE_TYPE_CPU ? FwhtVariant::thread : FwhtVariant::group;
+  return device.info().type == VK_PHYSICAL_DEVICE_TYPE_CPU ? FwhtVariant::lanes : FwhtVariant::group;
 }
 
 const char* fwht_variant_name(FwhtVariant v) {
@@ -96,11 +97,12 @@ const char* fwht_variant_name(FwhtVariant v) {
     case FwhtVariant::automatic: return "auto";
     case FwhtVariant::thread: return "thread";
     case FwhtVariant::group: return "group";
+    case FwhtVariant::lanes: return "lanes";
   }
   return "?";
 }
 
-std::vector<FwhtVariant> fwht_variants() { return {FwhtVariant::thread, FwhtVariant::group}; }
+std::vector<FwhtVariant> fwht_variants() { return {FwhtVariant::thread, FwhtVariant::group, FwhtVariant::lanes}; }
 
 void fwht(Stream& s, const Buffer& src, Buffer& dst, std::uint64_t rows, std::uint32_t n, const FwhtOptions& o) {
   check_args(src, dst, rows, n, o);
@@ -132,7 +134,32 @@ void fwht(Stream& s, const Buffer& src, Buffer& dst, std::uint64_t rows, std::ui
     s.dispatch(k, {{from, ws.offset, ws.range}, {dst, wd.offset, wd.range}}, p, threads);
   };
 
-  if (variant == FwhtVariant::thread) {
+  if (variant == FwhtVariant::lanes) {
+    // 2^log2l lanes per row, at most the smallest subgroup size (a row's lanes
+    // share one subgroup), in workgroups that are a multiple of the largest.
+    const auto& info = d.info();
+    const std::uint32_t min_sg = info.min_subgroup_size ? info.min_subgroup_size : info.subgroup_size;
+    const bool shuffle = (info.subgroup_ops & VK_SUBGROUP_FEATURE_SHUFFLE_BIT) &&
+                         (info.subgroup_stages & VK_SHADER_STAGE_COMPUTE_BIT) && min_sg > 0;
+    std::uint32_t log2l = std::min(log2u(std::max<std::uint32_t>(min_sg, 1)), log2n - 2);
+    // Two rows per lane group where a row is short (more work per invocation).
+    const std::uint32_t log2r = log2n - 2 - log2l <= 3 ? 1 : 0;
+    if (shuffle && log2n - 2 - log2l <= kLanesMaxLog2M) {
+      const std::uint32_t local = std::max<std::uint32_t>(64, info.max_subgroup_size ? info.max_subgroup_size : 64);
+      const Kernel& k = d.kernel({.shader = "fwht_lanes", .bindings = 2, .push_bytes = sizeof(gpu::FwhtParams),
+                                  .local_size = {local, 1, 1}, .constants = {log2n, log2l, log2r}});
+      for_each_chunk(rows, chunk_rows, [&](std::uint64_t first, std::uint64_t count) {
+        gpu::FwhtParams p = base;
+        p.rows = std::uint32_t(count);
+        p.flags = sign_flag;
+        const std::uint64_t lanes = div_up(count, std::uint64_t(1) << log2r) << log2l;
+        run(k, src, o.offset, first, count, p, {div_up(lanes, std::uint64_t(local)) * local});
+      });
+      return;
+    }
+  }
+
+  if (variant == FwhtVariant::thread || variant == FwhtVariant::lanes) {
     // Register blocks of 16 vec4s where they save a pass over the row (each
     // pass reloads every element), else 8 (fewer registers).
     const std::uint32_t b = log2n - 2;

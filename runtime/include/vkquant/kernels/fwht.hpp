@@ -19,6 +19,8 @@ enum class FwhtVariant {
   automatic,  // picked per device (fwht_auto_variant)
   thread,     // one invocation per row, register passes; no shared memory (CPU devices)
   group,      // workgroup per row in shared memory; a column pre/post pass where a row does not fit (GPUs)
+  lanes,      // neighbouring subgroup lanes per row, whole row in registers (CPU devices); falls back to
+              // thread where the device lacks subgroup shuffles or a row is too long
 };
 
 struct FwhtOptions {
