@@ -27,6 +27,8 @@ layout(constant_id = 6) const uint R = 0;    // residual rank r (0: none)
 const uint W = (D + 31u) / 32u;              // words per key
 const uint TAIL = D - 32u * (W - 1u);        // valid bits in the last word (1..32)
 const uint LAST_MASK = 0xffffffffu >> (32u - TAIL);
+// Bit slices of a per-lane sum of W values below 2^B (popcount path).
+const uint SLICES = B + (W <= 1u ? 0u : W <= 2u ? 1u : W <= 4u ? 2u : W <= 8u ? 3u : W <= 16u ? 4u : 5u);
 const uint ACCS = 2u;                        // float accumulators per head (breaks the add chain)
 
 layout(push_constant) uniform PC { KscoreParams p; };
@@ -123,21 +125,42 @@ void main() {
 
 #elif defined(MODE_POPCOUNT)
   const uint kb0 = row * W - p.bits_base;
-  // One running sum per head (Σ_p 2^p popcount(Q_p & bits), or popcount(sign(q) ^ bits)
-  // for b = 1): few live registers however many planes.
-  uint acc[G];
-  [[unroll]] for (uint g = 0; g < G; ++g) acc[g] = 0u;
+  uint kw[W];  // the key's words, read once for all G heads
   uint ones = 0u;
   [[unroll]] for (uint w = 0; w < W; ++w) {
-    uint kb = bits[kb0 + w];
-    if (w + 1u == W) kb &= LAST_MASK;  // the query planes' padding bits are 0 already
-    ones += bitCount(kb);
-    [[unroll]] for (uint g = 0; g < G; ++g) {
-      if (B == 1u) {
-        acc[g] += bitCount(planes[(h0 + g) * W + w] ^ kb);
-      } else {
-        [[unroll]] for (uint pl = 0; pl < B; ++pl) acc[g] += bitCount(planes[((h0 + g) * B + pl) * W + w] & kb) << pl;
+    kw[w] = bits[kb0 + w];
+    if (w + 1u == W) kw[w] &= LAST_MASK;  // the query planes' padding bits are 0 already
+    ones += bitCount(kw[w]);
+  }
+  // Per head: Σ_p 2^p popcount(Q_p & bits), or popcount(sign(q) ^ bits) for b = 1.
+  uint acc[G];
+  [[unroll]] for (uint g = 0; g < G; ++g) {
+    acc[g] = 0u;
+    if (B == 1u) {
+      [[unroll]] for (uint w = 0; w < W; ++w) acc[g] += bitCount(planes[(h0 + g) * W + w] ^ kw[w]);
+    } else {
+      // Bit-sliced: lane j of slice S[l] is bit l of Σ_w k_{32w+j} Q_{32w+j};
+      // each word's masked planes are ripple-added into the slices (no popcount),
+      // so a head costs SLICES popcounts instead of B·W.
+      uint sl[SLICES];
+      [[unroll]] for (uint l = 0; l < SLICES; ++l) sl[l] = 0u;
+      [[unroll]] for (uint w = 0; w < W; ++w) {
+        uint carry = 0u;
+        [[unroll]] for (uint l = 0; l < SLICES; ++l) {
+          if (l < B) {
+            const uint m = planes[((h0 + g) * B + l) * W + w] & kw[w];
+            const uint x = sl[l] ^ m;
+            const uint c = (sl[l] & m) | (carry & x);
+            sl[l] = x ^ carry;
+            carry = c;
+          } else {
+            const uint c = sl[l] & carry;
+            sl[l] ^= carry;
+            carry = c;
+          }
+        }
       }
+      [[unroll]] for (uint l = 0; l < SLICES; ++l) acc[g] += bitCount(sl[l]) << l;
     }
   }
   const int sigma = 2 * int(ones) - int(D);  // Σ s_i

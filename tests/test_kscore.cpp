@@ -182,7 +182,8 @@ INSTANTIATE_TEST_SUITE_P(Shapes, Kscore,
                                            Params{100, 1, 4, 13, 4, 0, false}, Params{128, 2, 4, 4097, 8, 16, true},
                                            Params{128, 1, 1, 127, 1, 0, true}, Params{128, 2, 4, 1, 4, 4, true},
                                            Params{128, 1, 4, 4097, 4, 0, false}, Params{129, 1, 1, 4097, 4, 16, false},
-                                           Params{129, 2, 4, 127, 8, 4, true}, Params{129, 2, 1, 13, 1, 16, true}),
+                                           Params{129, 2, 4, 127, 8, 4, true}, Params{129, 2, 1, 13, 1, 16, true},
+                                           Params{520, 1, 1, 13, 8, 0, false}),
                          [](const auto& tp) { return name(tp.param); });
 
 // ---- fp16 baseline ------------------------------------------------------------
