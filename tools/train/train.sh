@@ -1,0 +1,7 @@
+#!/bin/sh
+# Reproduce a bundled model:  tools/train/train.sh llama   (then: olmoe)
+# Needs Debian packages: python3-torch bible-kjv bible-kjv-text libopenblas0-openmp
+set -e
+export LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 PYTHONHASHSEED=0
+exec /usr/bin/python3 "$(dirname "$0")/train.py" "$@"
