@@ -7,6 +7,7 @@
 #include <numbers>
 
 #include "rotation_data.hpp"
+#include "vk_test.hpp"
 #include "vkquant/error.hpp"
 #include "vkquant/rotation/gauge.hpp"
 
@@ -249,6 +250,29 @@ TEST(Rotation, GaugeReportsEveryStage) {
   EXPECT_GT(g.learned_heldout.cos1b - g.null_heldout, 0.1);
   EXPECT_GT(g.residual.cos1b_eff, g.residual.cos1b);
   EXPECT_GT(g.seconds, 0.0);
+}
+
+}  // namespace
+
+namespace {
+
+// The solvers' rotation GEMMs on the device (the rotate kernel) reach the
+// same rotation as the host path.
+class RotationDevice : public vkq::test::VulkanTest {};
+
+TEST_F(RotationDevice, ProcrustesOnTheDeviceMatchesTheHost) {
+  const vkq::rot::RowMat keys = vkq::testdata::planted_keys(3000, 32, 9);
+  const vkq::rot::RowMat v = vkq::rot::centered(keys, vkq::rot::row_mean(keys));
+  auto gpu = vkq::rot::device_rotator(dev());
+  vkq::rot::LearnOptions o;
+  o.iters = 10;
+  o.polar = vkq::rot::Polar::newton_schulz;
+  const auto host = vkq::rot::learn_rotation(v, o);
+  o.backend = gpu.get();
+  const auto device = vkq::rot::learn_rotation(v, o);
+  EXPECT_NEAR(device.heldout, host.heldout, 1e-4);
+  EXPECT_GT(device.heldout, 0.99);
+  EXPECT_LT((device.r - host.r).cwiseAbs().maxCoeff(), 1e-3);
 }
 
 }  // namespace
