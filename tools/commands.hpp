@@ -23,5 +23,8 @@ struct DeviceFlags {
 void add_devices(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_gauge(CLI::App& app);
+void add_info(CLI::App& app);
+void add_run(CLI::App& app);
+void add_ppl(CLI::App& app);
 
 }  // namespace vkq::cli

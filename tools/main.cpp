@@ -14,6 +14,9 @@ int main(int argc, char** argv) {
   add_devices(app);
   add_bench(app);
   add_gauge(app);
+  add_info(app);
+  add_run(app);
+  add_ppl(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,0 +1,36 @@
+// The transformer forward pass in plain C++ (llama2.c style, fp64 sums): the
+// reference the Vulkan forward is tested against. Slow; for tests and small
+// models.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "vkquant/model/model_file.hpp"
+
+namespace vkq {
+
+class CpuForward {
+ public:
+  // `ctx`: KV-cache length (0: the model's context length). `fp16_kv`: round
+  // cached keys and values to fp16, as the Vulkan forward stores them.
+  explicit CpuForward(const HostWeights& w, std::uint32_t ctx = 0, bool fp16_kv = false);
+
+  // Forgets the sequence: the next token is at position 0.
+  void reset() { pos_ = 0; }
+  std::uint32_t position() const { return pos_; }
+  // Feeds `tokens` at positions position() .. position() + n - 1 and returns
+  // their logits (n, vocab). Throws vkq::Error past the context or on an
+  // out-of-range token id.
+  std::vector<float> forward(std::span<const std::int32_t> tokens);
+
+ private:
+  void block(std::uint32_t l, std::vector<float>& x);
+  const HostWeights& w_;
+  std::uint32_t ctx_ = 0, pos_ = 0;
+  bool fp16_kv_ = false;
+  std::vector<std::vector<float>> kcache_, vcache_;  // per layer (ctx, kv_dim)
+};
+
+}  // namespace vkq

@@ -1,0 +1,97 @@
+// A model file opened for inference: safetensors (one file, a sharded index,
+// or a Hugging Face directory with config.json) or GGUF. Weights are read by
+// role, converted to fp32 one tensor at a time (the file stays mapped), in
+// one canonical layout: Hugging Face's ([out, in] row-major, rotate_half
+// RoPE order for q/k; GGUF llama's permuted q/k rows are undone on load).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "vkquant/model/config.hpp"
+#include "vkquant/tokenizer.hpp"
+
+namespace vkq {
+
+enum class Role {
+  embed,       // (vocab, dim)
+  attn_norm,   // (dim)
+  wq,          // (heads*hd, dim)
+  wk,          // (kv*hd, dim)
+  wv,          // (kv*hd, dim)
+  wo,          // (dim, heads*hd)
+  bq,          // (heads*hd)       qkv_bias only
+  bk,          // (kv*hd)
+  bv,          // (kv*hd)
+  q_norm,      // (heads*hd)       qk_norm only
+  k_norm,      // (kv*hd)
+  ffn_norm,    // (dim)
+  w_gate,      // (ffn, dim)       dense
+  w_up,        // (ffn, dim)
+  w_down,      // (dim, ffn)
+  router,      // (experts, dim)   moe
+  exp_gate,    // (experts, ffn, dim)
+  exp_up,      // (experts, ffn, dim)
+  exp_down,    // (experts, dim, ffn)
+  final_norm,  // (dim)
+  lm_head,     // (vocab, dim)     absent when tied
+};
+const char* role_name(Role r);
+// Roles a layer has under `c` (in forward-pass order).
+std::vector<Role> layer_roles(const ModelConfig& c);
+// The shape a role must have under `c` (row-major, outermost first).
+std::vector<std::uint64_t> role_shape(const ModelConfig& c, Role r);
+
+enum class Format { safetensors, gguf };
+
+class ModelFile {
+ public:
+  // `path`: a .gguf file, a .safetensors file, a model.safetensors.index.json,
+  // or a directory holding config.json and either. Validates the config
+  // against the tensors (every role present with its shape). Throws
+  // FormatError naming the file and the key or tensor.
+  static ModelFile open(const std::filesystem::path& path);
+
+  ModelFile(ModelFile&&) noexcept;
+  ModelFile& operator=(ModelFile&&) noexcept;
+  ~ModelFile();
+
+  const ModelConfig& config() const;
+  Format format() const;
+  const std::filesystem::path& path() const;
+  // The tensor's name in the file (for messages).
+  std::string tensor_name(Role r, std::uint32_t layer = 0) const;
+  // The weight in fp32, canonical layout, role_shape() elements. Throws
+  // FormatError naming the tensor when it holds NaN or Inf (with the count).
+  std::vector<float> load(Role r, std::uint32_t layer = 0) const;
+  // The file's storage type of the tensor behind a role ("F32", "F16", "Q8_0", ...).
+  std::string dtype(Role r, std::uint32_t layer = 0) const;
+  // The tokenizer the file carries or sits next to (tokenizer.json, GGUF
+  // vocabulary), or the byte tokenizer for byte-level models.
+  std::unique_ptr<Tokenizer> tokenizer() const;
+
+ private:
+  struct Impl;
+  explicit ModelFile(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// fp32 weights of a whole model in host memory (small models, the CPU reference).
+struct HostLayer {
+  std::vector<float> attn_norm, wq, wk, wv, wo, bq, bk, bv, q_norm, k_norm;
+  std::vector<float> ffn_norm, w_gate, w_up, w_down;          // dense
+  std::vector<float> router, exp_gate, exp_up, exp_down;      // moe
+};
+struct HostWeights {
+  ModelConfig config;
+  std::vector<float> embed;       // (vocab, dim)
+  std::vector<HostLayer> layers;
+  std::vector<float> final_norm;  // (dim)
+  std::vector<float> lm_head;     // (vocab, dim); equals embed when tied
+};
+HostWeights load_host_weights(const ModelFile& f);
+
+}  // namespace vkq

@@ -1,0 +1,52 @@
+// The transformer forward pass on a Vulkan device: weights uploaded once
+// (fp16 or fp32 matrices, fp32 norms), an fp16 KV cache, batched prefill and
+// token-by-token decode through the kernels of runtime/kernels/{linear,ops,attn}.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "vkquant/device.hpp"
+#include "vkquant/kernels/linear.hpp"
+#include "vkquant/model/model_file.hpp"
+
+namespace vkq {
+
+struct VkForwardOptions {
+  kernels::WeightType weights = kernels::WeightType::f16;  // matrices; norms and router stay fp32
+  std::uint32_t ctx = 0;          // KV-cache length (0: the model's context length)
+  std::uint32_t max_batch = 256;  // tokens per prefill step
+};
+
+class VkForward {
+ public:
+  // Uploads the model's weights to `device`; `progress` (optional) is called
+  // with (tensors done, tensors total).
+  VkForward(Device& device, const ModelFile& model, const VkForwardOptions& options = {},
+            const std::function<void(std::size_t, std::size_t)>& progress = {});
+  ~VkForward();
+  VkForward(const VkForward&) = delete;
+  VkForward& operator=(const VkForward&) = delete;
+
+  const ModelConfig& config() const;
+  std::uint32_t ctx() const;
+  // Forgets the sequence: the next token is at position 0.
+  void reset();
+  std::uint32_t position() const;
+  // Feeds `tokens` at positions position() .. position() + n - 1 (in batches
+  // of max_batch) and returns the logits of every token (n, vocab) when
+  // `all_logits`, else of the last one (vocab). Throws vkq::Error past the
+  // context or on an out-of-range id.
+  std::vector<float> forward(std::span<const std::int32_t> tokens, bool all_logits = false);
+  // Bytes of device memory held (weights, KV cache, activations).
+  std::uint64_t device_bytes() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vkq

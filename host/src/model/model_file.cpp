@@ -1,0 +1,375 @@
+#include "vkquant/model/model_file.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+#include <variant>
+
+#include <nlohmann/json.hpp>
+
+#include "vkquant/gguf.hpp"
+#include "vkquant/json_strict.hpp"
+#include "vkquant/mapped_file.hpp"
+#include "vkquant/safetensors_index.hpp"
+
+namespace vkq {
+
+const char* role_name(Role r) {
+  switch (r) {
+    case Role::embed: return "embed";
+    case Role::attn_norm: return "attn_norm";
+    case Role::wq: return "wq";
+    case Role::wk: return "wk";
+    case Role::wv: return "wv";
+    case Role::wo: return "wo";
+    case Role::bq: return "bq";
+    case Role::bk: return "bk";
+    case Role::bv: return "bv";
+    case Role::q_norm: return "q_norm";
+    case Role::k_norm: return "k_norm";
+    case Role::ffn_norm: return "ffn_norm";
+    case Role::w_gate: return "w_gate";
+    case Role::w_up: return "w_up";
+    case Role::w_down: return "w_down";
+    case Role::router: return "router";
+    case Role::exp_gate: return "exp_gate";
+    case Role::exp_up: return "exp_up";
+    case Role::exp_down: return "exp_down";
+    case Role::final_norm: return "final_norm";
+    case Role::lm_head: return "lm_head";
+  }
+  return "?";
+}
+
+std::vector<Role> layer_roles(const ModelConfig& c) {
+  std::vector<Role> r{Role::attn_norm, Role::wq, Role::wk, Role::wv, Role::wo};
+  if (c.qkv_bias) r.insert(r.end(), {Role::bq, Role::bk, Role::bv});
+  if (c.qk_norm) r.insert(r.end(), {Role::q_norm, Role::k_norm});
+  r.push_back(Role::ffn_norm);
+  if (c.moe()) r.insert(r.end(), {Role::router, Role::exp_gate, Role::exp_up, Role::exp_down});
+  else r.insert(r.end(), {Role::w_gate, Role::w_up, Role::w_down});
+  return r;
+}
+
+std::vector<std::uint64_t> role_shape(const ModelConfig& c, Role r) {
+  const std::uint64_t d = c.dim, q = c.q_dim(), kv = c.kv_dim(), f = c.ffn, e = c.experts;
+  switch (r) {
+    case Role::embed: case Role::lm_head: return {c.vocab, d};
+    case Role::attn_norm: case Role::ffn_norm: case Role::final_norm: return {d};
+    case Role::wq: return {q, d};
+    case Role::wk: case Role::wv: return {kv, d};
+    case Role::wo: return {d, q};
+    case Role::bq: case Role::q_norm: return {q};
+    case Role::bk: case Role::bv: case Role::k_norm: return {kv};
+    case Role::w_gate: case Role::w_up: return {f, d};
+    case Role::w_down: return {d, f};
+    case Role::router: return {e, d};
+    case Role::exp_gate: case Role::exp_up: return {e, f, d};
+    case Role::exp_down: return {e, d, f};
+  }
+  return {};
+}
+
+namespace {
+
+std::string shape_str(const std::vector<std::uint64_t>& s) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+bool is_layer_role(Role r) { return r != Role::embed && r != Role::final_norm && r != Role::lm_head; }
+
+// Hugging Face tensor names; experts take the expert index in place of {e}.
+std::string hf_name(Role r, std::uint32_t layer, std::uint32_t expert = 0) {
+  const std::string l = "model.layers." + std::to_string(layer) + ".";
+  const std::string ex = l + "mlp.experts." + std::to_string(expert) + ".";
+  switch (r) {
+    case Role::embed: return "model.embed_tokens.weight";
+    case Role::attn_norm: return l + "input_layernorm.weight";
+    case Role::wq: return l + "self_attn.q_proj.weight";
+    case Role::wk: return l + "self_attn.k_proj.weight";
+    case Role::wv: return l + "self_attn.v_proj.weight";
+    case Role::wo: return l + "self_attn.o_proj.weight";
+    case Role::bq: return l + "self_attn.q_proj.bias";
+    case Role::bk: return l + "self_attn.k_proj.bias";
+    case Role::bv: return l + "self_attn.v_proj.bias";
+    case Role::q_norm: return l + "self_attn.q_norm.weight";
+    case Role::k_norm: return l + "self_attn.k_norm.weight";
+    case Role::ffn_norm: return l + "post_attention_layernorm.weight";
+    case Role::w_gate: return l + "mlp.gate_proj.weight";
+    case Role::w_up: return l + "mlp.up_proj.weight";
+    case Role::w_down: return l + "mlp.down_proj.weight";
+    case Role::router: return l + "mlp.gate.weight";
+    case Role::exp_gate: return ex + "gate_proj.weight";
+    case Role::exp_up: return ex + "up_proj.weight";
+    case Role::exp_down: return ex + "down_proj.weight";
+    case Role::final_norm: return "model.norm.weight";
+    case Role::lm_head: return "lm_head.weight";
+  }
+  return {};
+}
+
+std::string gguf_name(Role r, std::uint32_t layer) {
+  const std::string l = "blk." + std::to_string(layer) + ".";
+  switch (r) {
+    case Role::embed: return "token_embd.weight";
+    case Role::attn_norm: return l + "attn_norm.weight";
+    case Role::wq: return l + "attn_q.weight";
+    case Role::wk: return l + "attn_k.weight";
+    case Role::wv: return l + "attn_v.weight";
+    case Role::wo: return l + "attn_output.weight";
+    case Role::bq: return l + "attn_q.bias";
+    case Role::bk: return l + "attn_k.bias";
+    case Role::bv: return l + "attn_v.bias";
+    case Role::q_norm: return l + "attn_q_norm.weight";
+    case Role::k_norm: return l + "attn_k_norm.weight";
+    case Role::ffn_norm: return l + "ffn_norm.weight";
+    case Role::w_gate: return l + "ffn_gate.weight";
+    case Role::w_up: return l + "ffn_up.weight";
+    case Role::w_down: return l + "ffn_down.weight";
+    case Role::router: return l + "ffn_gate_inp.weight";
+    case Role::exp_gate: return l + "ffn_gate_exps.weight";
+    case Role::exp_up: return l + "ffn_up_exps.weight";
+    case Role::exp_down: return l + "ffn_down_exps.weight";
+    case Role::final_norm: return "output_norm.weight";
+    case Role::lm_head: return "output.weight";
+  }
+  return {};
+}
+
+// GGUF `llama` stores q/k rows permuted for adjacent-pair RoPE
+// (convert_hf_to_gguf.py): GGUF row h*hd + 2i + j holds HF row h*hd + (hd/2)*j + i.
+std::vector<float> unpermute_rows(const std::vector<float>& w, std::uint32_t heads, std::uint32_t hd, std::uint64_t cols) {
+  std::vector<float> out(w.size());
+  for (std::uint32_t h = 0; h < heads; ++h)
+    for (std::uint32_t i = 0; i < hd / 2; ++i)
+      for (std::uint32_t j = 0; j < 2; ++j) {
+        const std::uint64_t src = std::uint64_t(h) * hd + 2 * i + j, dst = std::uint64_t(h) * hd + (hd / 2) * j + i;
+        std::copy_n(w.begin() + std::ptrdiff_t(src * cols), cols, out.begin() + std::ptrdiff_t(dst * cols));
+      }
+  return out;
+}
+
+void check_finite(const std::vector<float>& w, const std::filesystem::path& file, const std::string& name) {
+  const auto bad = std::count_if(w.begin(), w.end(), [](float v) { return !std::isfinite(v); });
+  if (bad > 0)
+    throw FormatError(file, "tensor '" + name + "': " + std::to_string(bad) + " of " + std::to_string(w.size()) +
+                                " values are NaN or Inf");
+}
+
+}  // namespace
+
+struct ModelFile::Impl {
+  Impl(std::filesystem::path p, ModelConfig c, std::variant<SafetensorsModel, GgufFile> f)
+      : path(std::move(p)), config(std::move(c)), file(std::move(f)) {}
+  std::filesystem::path path;
+  ModelConfig config;
+  std::variant<SafetensorsModel, GgufFile> file;
+
+  const SafetensorsModel* st() const { return std::get_if<SafetensorsModel>(&file); }
+  const GgufFile* gguf() const { return std::get_if<GgufFile>(&file); }
+  bool llama_permuted() const { return gguf() && config.architecture == "llama"; }
+
+  std::string name(Role r, std::uint32_t layer) const {
+    return st() ? hf_name(r, layer) : gguf_name(r, layer);
+  }
+
+  // Shape of one named tensor, outermost first, and its dtype name; nullopt when absent.
+  std::optional<std::pair<std::vector<std::uint64_t>, std::string>> lookup(const std::string& n) const {
+    if (const auto* s = st()) {
+      const SafetensorsFile* shard = nullptr;
+      const TensorInfo* t = s->find(n, &shard);
+      if (!t) return std::nullopt;
+      return std::make_pair(t->shape, std::string(dtype_name(t->dtype)));
+    }
+    const GgufTensorInfo* t = gguf()->find_tensor(n);
+    if (!t) return std::nullopt;
+    return std::make_pair(std::vector<std::uint64_t>(t->ne.rbegin(), t->ne.rend()), std::string(ggml_type_name(t->type)));
+  }
+
+  std::vector<float> read(const std::string& n) const {
+    if (const auto* s = st()) return s->to_float(n);
+    return gguf()->to_float(*gguf()->find_tensor(n));
+  }
+
+  // Checks one tensor exists with `shape`; throws FormatError naming it.
+  void expect(const std::string& n, const std::vector<std::uint64_t>& shape, Role r) const {
+    const auto found = lookup(n);
+    if (!found) throw FormatError(path, "tensor '" + n + "' (" + role_name(r) + "): missing");
+    if (found->first != shape)
+      throw FormatError(path, "tensor '" + n + "': shape " + shape_str(found->first) + " does not match the config's " +
+                                  shape_str(shape));
+  }
+
+  void validate_tensors() const {
+    const ModelConfig& c = config;
+    auto check = [&](Role r, std::uint32_t layer) {
+      auto shape = role_shape(c, r);
+      if (st() && (r == Role::exp_gate || r == Role::exp_up || r == Role::exp_down)) {
+        const std::vector<std::uint64_t> one(shape.begin() + 1, shape.end());
+        for (std::uint32_t e = 0; e < c.experts; ++e) expect(hf_name(r, layer, e), one, r);
+        return;
+      }
+      expect(name(r, layer), shape, r);
+    };
+    check(Role::embed, 0);
+    for (std::uint32_t l = 0; l < c.layers; ++l)
+      for (Role r : layer_roles(c)) check(r, l);
+    check(Role::final_norm, 0);
+    if (!c.tied_embeddings) check(Role::lm_head, 0);
+  }
+};
+
+ModelFile::ModelFile(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ModelFile::ModelFile(ModelFile&&) noexcept = default;
+ModelFile& ModelFile::operator=(ModelFile&&) noexcept = default;
+ModelFile::~ModelFile() = default;
+
+namespace {
+
+bool has_gguf_magic(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  char magic[4] = {};
+  return in.read(magic, 4) && std::string_view(magic, 4) == "GGUF";
+}
+
+}  // namespace
+
+ModelFile ModelFile::open(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) throw FormatError(path, "no such file or directory");
+  if (std::filesystem::is_regular_file(path, ec) && has_gguf_magic(path)) {
+    auto gguf = GgufFile::open(path);
+    auto config = config_from_gguf(gguf);
+    auto impl = std::make_unique<Impl>(path, std::move(config), std::move(gguf));
+    impl->validate_tensors();
+    return ModelFile(std::move(impl));
+  }
+  auto st = SafetensorsModel::open(path);
+  const auto cfg_path = st.directory() / "config.json";
+  if (!std::filesystem::is_regular_file(cfg_path, ec))
+    throw FormatError(cfg_path, "missing: a safetensors model needs its config.json beside it");
+  const auto cfg_file = MappedFile::open(cfg_path);
+  const auto bytes = cfg_file.bytes();
+  const auto json = parse_json_strict(cfg_path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  auto impl = std::make_unique<Impl>(path, config_from_hf(json, cfg_path), std::move(st));
+  // Tied models may still ship lm_head.weight; untied ones must.
+  impl->validate_tensors();
+  return ModelFile(std::move(impl));
+}
+
+const ModelConfig& ModelFile::config() const { return impl_->config; }
+Format ModelFile::format() const { return impl_->gguf() ? Format::gguf : Format::safetensors; }
+const std::filesystem::path& ModelFile::path() const { return impl_->path; }
+
+std::string ModelFile::tensor_name(Role r, std::uint32_t layer) const {
+  if (impl_->st() && (r == Role::exp_gate || r == Role::exp_up || r == Role::exp_down)) {
+    auto n = hf_name(r, layer, 0);
+    return n.replace(n.find(".experts.0.") + 9, 1, "*");
+  }
+  return impl_->name(r, layer);
+}
+
+std::string ModelFile::dtype(Role r, std::uint32_t layer) const {
+  const std::string n = impl_->st() && (r == Role::exp_gate || r == Role::exp_up || r == Role::exp_down)
+                            ? hf_name(r, layer, 0)
+                            : impl_->name(r, layer);
+  const auto found = impl_->lookup(n);
+  return found ? found->second : "?";
+}
+
+std::vector<float> ModelFile::load(Role r, std::uint32_t layer) const {
+  const ModelConfig& c = impl_->config;
+  if (r == Role::lm_head && c.tied_embeddings) return load(Role::embed);
+  if (is_layer_role(r) && layer >= c.layers)
+    throw Error("ModelFile::load: layer " + std::to_string(layer) + " out of range");
+  std::vector<float> w;
+  if (impl_->st() && (r == Role::exp_gate || r == Role::exp_up || r == Role::exp_down)) {
+    for (std::uint32_t e = 0; e < c.experts; ++e) {
+      const std::string n = hf_name(r, layer, e);
+      auto one = impl_->read(n);
+      check_finite(one, impl_->path, n);
+      w.insert(w.end(), one.begin(), one.end());
+    }
+    return w;
+  }
+  const std::string n = impl_->name(r, layer);
+  w = impl_->read(n);
+  check_finite(w, impl_->path, n);
+  if (impl_->llama_permuted()) {
+    if (r == Role::wq || r == Role::bq) w = unpermute_rows(w, c.heads, c.head_dim, r == Role::wq ? c.dim : 1);
+    if (r == Role::wk || r == Role::bk) w = unpermute_rows(w, c.kv_heads, c.head_dim, r == Role::wk ? c.dim : 1);
+  }
+  return w;
+}
+
+std::unique_ptr<Tokenizer> ModelFile::tokenizer() const {
+  const ModelConfig& c = impl_->config;
+  if (const auto* g = impl_->gguf()) {
+    if (g->get_string("vkquant.tokenizer").value_or("") == "bytes")
+      return make_byte_tokenizer(std::int32_t(c.vocab), c.bos, c.eos);
+    GgufVocab v;
+    v.model = g->get_string("tokenizer.ggml.model").value_or("");
+    if (v.model.empty()) throw FormatError(g->path(), "tokenizer.ggml.model: missing (the file carries no tokenizer)");
+    v.pre = g->get_string("tokenizer.ggml.pre").value_or("");
+    v.tokens = g->get_strings("tokenizer.ggml.tokens").value_or(std::vector<std::string>{});
+    for (double s : g->get_floats("tokenizer.ggml.scores").value_or(std::vector<double>{})) v.scores.push_back(float(s));
+    for (auto t : g->get_ints("tokenizer.ggml.token_type").value_or(std::vector<std::int64_t>{}))
+      v.types.push_back(std::int32_t(std::clamp<std::int64_t>(t, -1, 1 << 20)));
+    v.merges = g->get_strings("tokenizer.ggml.merges").value_or(std::vector<std::string>{});
+    v.bos = c.bos;
+    v.eos = c.eos;
+    if (const auto u = g->get_uint("tokenizer.ggml.unknown_token_id"); u && *u < v.tokens.size())
+      v.unk = std::int32_t(*u);
+    v.add_space_prefix = g->get_bool("tokenizer.ggml.add_space_prefix").value_or(true);
+    return make_gguf_tokenizer(v);
+  }
+  const auto dir = impl_->st()->directory();
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(dir / "tokenizer.json", ec)) return load_tokenizer_json(dir / "tokenizer.json");
+  // Byte-level models (the bundled ones): ids 0..255 are the bytes.
+  if (c.vocab >= 256 && c.vocab <= 512) return make_byte_tokenizer(std::int32_t(c.vocab), c.bos, c.eos);
+  throw FormatError(dir / "tokenizer.json", "missing: the model's vocabulary is not byte-level, so it needs its tokenizer.json");
+}
+
+HostWeights load_host_weights(const ModelFile& f) {
+  HostWeights w;
+  w.config = f.config();
+  w.embed = f.load(Role::embed);
+  w.final_norm = f.load(Role::final_norm);
+  w.lm_head = f.load(Role::lm_head);
+  w.layers.resize(w.config.layers);
+  for (std::uint32_t l = 0; l < w.config.layers; ++l) {
+    HostLayer& L = w.layers[l];
+    for (Role r : layer_roles(w.config)) {
+      std::vector<float>* slot = nullptr;
+      switch (r) {
+        case Role::attn_norm: slot = &L.attn_norm; break;
+        case Role::wq: slot = &L.wq; break;
+        case Role::wk: slot = &L.wk; break;
+        case Role::wv: slot = &L.wv; break;
+        case Role::wo: slot = &L.wo; break;
+        case Role::bq: slot = &L.bq; break;
+        case Role::bk: slot = &L.bk; break;
+        case Role::bv: slot = &L.bv; break;
+        case Role::q_norm: slot = &L.q_norm; break;
+        case Role::k_norm: slot = &L.k_norm; break;
+        case Role::ffn_norm: slot = &L.ffn_norm; break;
+        case Role::w_gate: slot = &L.w_gate; break;
+        case Role::w_up: slot = &L.w_up; break;
+        case Role::w_down: slot = &L.w_down; break;
+        case Role::router: slot = &L.router; break;
+        case Role::exp_gate: slot = &L.exp_gate; break;
+        case Role::exp_up: slot = &L.exp_up; break;
+        case Role::exp_down: slot = &L.exp_down; break;
+        default: break;
+      }
+      if (slot) *slot = f.load(r, l);
+    }
+  }
+  return w;
+}
+
+}  // namespace vkq

@@ -1,0 +1,153 @@
+// Byte-level BPE (GPT-2 family): special tokens are cut out whole, the rest is
+// split into words by the pre-tokenizer, each word starts as one symbol per
+// byte and the adjacent pair with the lowest merge rank (leftmost on ties) is
+// merged until no listed merge applies — llama.cpp's LLM_TOKENIZER_BPE and
+// Hugging Face's BPE model agree on this.
+#include <queue>
+
+#include "internal.hpp"
+#include "vkquant/error.hpp"
+
+namespace vkq::tok {
+
+namespace {
+
+std::uint64_t pair_key(std::int32_t a, std::int32_t b) {
+  return (std::uint64_t(std::uint32_t(a)) << 32) | std::uint32_t(b);
+}
+
+class BpeTokenizer final : public VocabTokenizer {
+ public:
+  explicit BpeTokenizer(BpeSpec s)
+      : VocabTokenizer(s.kind, s.texts, s.pieces, s.byte_values, s.bos, s.eos, false),
+        split_(s.split),
+        ignore_merges_(s.ignore_merges),
+        add_prefix_space_(s.add_prefix_space),
+        prefix_each_word_(s.prefix_each_word),
+        unk_(s.unk) {
+    for (std::size_t i = 0; i < s.texts.size(); ++i)
+      if (s.mergeable[i]) ids_[s.texts[i]] = std::int32_t(i);  // a later duplicate wins, as in llama.cpp
+    for (int b = 0; b < 256; ++b) byte_ids_[std::size_t(b)] = lookup(byte_to_unicode()[std::size_t(b)]);
+    merges_.reserve(s.merges.size());
+    for (std::size_t r = 0; r < s.merges.size(); ++r) {
+      const auto [a, b] = s.merges[r];
+      merges_.try_emplace(pair_key(a, b), std::int32_t(r), lookup(text(a) + text(b)));
+    }
+    for (auto& [t, id] : s.specials) specials_.add(std::move(t), id);
+  }
+
+  std::vector<std::int32_t> encode(std::string_view text) const override {
+    std::vector<std::int32_t> out;
+    partition(
+        specials_, text, [&](std::string_view segment) { encode_segment(segment, out); },
+        [&](std::int32_t id) { out.push_back(id); });
+    return out;
+  }
+
+ private:
+  std::int32_t lookup(const std::string& t) const {
+    const auto it = ids_.find(t);
+    return it == ids_.end() ? -1 : it->second;
+  }
+
+  void encode_segment(std::string_view segment, std::vector<std::int32_t>& out) const {
+    std::string prefixed;
+    if (add_prefix_space_ && !prefix_each_word_ && segment[0] != ' ') {
+      prefixed = " " + std::string(segment);
+      segment = prefixed;
+    }
+    for (const std::string_view word : pretokenize(segment, split_)) {
+      if (add_prefix_space_ && prefix_each_word_ && word[0] != ' ') {
+        encode_word(" " + std::string(word), out);
+      } else {
+        encode_word(word, out);
+      }
+    }
+  }
+
+  void encode_word(std::string_view word, std::vector<std::int32_t>& out) const {
+    const std::size_t n = word.size();
+    if (ignore_merges_) {
+      std::string mapped;
+      for (const char c : word) mapped += byte_to_unicode()[static_cast<unsigned char>(c)];
+      if (const std::int32_t id = lookup(mapped); id >= 0) {
+        out.push_back(id);
+        return;
+      }
+    }
+    // Symbols: a doubly linked list over byte ranges of the word.
+    std::vector<std::int32_t> prev(n), next(n), id(n);
+    std::vector<std::size_t> len(n, 1);
+    for (std::size_t i = 0; i < n; ++i) {
+      prev[i] = std::int32_t(i) - 1;
+      next[i] = i + 1 < n ? std::int32_t(i + 1) : -1;
+      id[i] = byte_ids_[static_cast<unsigned char>(word[i])];
+    }
+    struct Candidate {
+      std::int32_t rank, left, result;
+      std::size_t left_len, right_len;  // to recognise candidates made stale by other merges
+    };
+    auto worse = [](const Candidate& a, const Candidate& b) {
+      return a.rank > b.rank || (a.rank == b.rank && a.left > b.left);
+    };
+    std::priority_queue<Candidate, std::vector<Candidate>, decltype(worse)> queue(worse);
+    auto consider = [&](std::int32_t l) {
+      if (l < 0) return;
+      const std::int32_t r = next[std::size_t(l)];
+      if (r < 0 || id[std::size_t(l)] < 0 || id[std::size_t(r)] < 0) return;
+      const auto it = merges_.find(pair_key(id[std::size_t(l)], id[std::size_t(r)]));
+      if (it == merges_.end()) return;
+      queue.push({it->second.first, l, it->second.second, len[std::size_t(l)], len[std::size_t(r)]});
+    };
+    for (std::size_t i = 0; i + 1 < n; ++i) consider(std::int32_t(i));
+    while (!queue.empty()) {
+      const Candidate c = queue.top();
+      queue.pop();
+      const auto l = std::size_t(c.left);
+      const std::int32_t r = next[l];
+      if (r < 0 || len[l] != c.left_len || len[std::size_t(r)] != c.right_len) continue;
+      len[l] += len[std::size_t(r)];
+      len[std::size_t(r)] = 0;
+      id[l] = c.result;
+      next[l] = next[std::size_t(r)];
+      if (next[l] >= 0) prev[std::size_t(next[l])] = c.left;
+      consider(prev[l]);
+      consider(c.left);
+    }
+    for (std::int32_t s = n ? 0 : -1; s >= 0; s = next[std::size_t(s)]) {
+      const auto i = std::size_t(s);
+      if (id[i] >= 0) {
+        out.push_back(id[i]);
+        continue;
+      }
+      // A symbol no token spells (a merge whose result is not in the
+      // vocabulary, or a byte the vocabulary lacks): one token per byte.
+      for (std::size_t k = i; k < i + len[i]; ++k) {
+        const auto byte = static_cast<unsigned char>(word[k]);
+        if (byte_ids_[byte] >= 0) {
+          out.push_back(byte_ids_[byte]);
+        } else if (unk_) {
+          out.push_back(*unk_);
+        } else {
+          static const char* hex = "0123456789ABCDEF";
+          throw Error(kind() + " tokenizer: byte 0x" + hex[byte >> 4] + hex[byte & 15] +
+                      " has no token and the vocabulary has no unknown token");
+        }
+      }
+    }
+  }
+
+  std::unordered_map<std::string, std::int32_t> ids_;  // text -> id of mergeable tokens
+  std::array<std::int32_t, 256> byte_ids_{};           // id of each byte's one-character token, -1 if none
+  std::unordered_map<std::uint64_t, std::pair<std::int32_t, std::int32_t>> merges_;  // (a, b) -> (rank, result id)
+  SpecialMatcher specials_;
+  Split split_;
+  bool ignore_merges_, add_prefix_space_, prefix_each_word_;
+  std::optional<std::int32_t> unk_;
+};
+
+}  // namespace
+
+std::unique_ptr<Tokenizer> make_bpe_tokenizer(BpeSpec spec) { return std::make_unique<BpeTokenizer>(std::move(spec)); }
+
+}  // namespace vkq::tok

@@ -1,0 +1,153 @@
+// Decoding shared by the vocabulary tokenizers, and the byte tokenizer.
+#include "internal.hpp"
+#include "vkquant/error.hpp"
+
+namespace vkq {
+
+namespace tok {
+
+namespace {
+
+// U+2581 LOWER ONE EIGHTH BLOCK, SentencePiece's visible space.
+constexpr std::string_view kSpmSpace = "\xE2\x96\x81";
+
+std::string decode_piece(const std::string& text, Piece piece, std::uint8_t byte_value) {
+  switch (piece) {
+    case Piece::byte_level: {
+      // Characters outside GPT-2's alphabet are kept as they are (lenient).
+      std::string out;
+      for (std::size_t i = 0; i < text.size();) {
+        const Utf8Char c = next_char(text, i);
+        const auto b = c.valid ? unicode_to_byte(c.cp) : std::nullopt;
+        if (b) {
+          out += char(*b);
+        } else {
+          out.append(text, i, c.len);
+        }
+        i += c.len;
+      }
+      return out;
+    }
+    case Piece::spm: {
+      std::string out;
+      for (std::size_t i = 0; i < text.size();) {
+        if (text.compare(i, kSpmSpace.size(), kSpmSpace) == 0) {
+          out += ' ';
+          i += kSpmSpace.size();
+        } else {
+          out += text[i++];
+        }
+      }
+      return out;
+    }
+    case Piece::raw: return text;
+    case Piece::byte: return std::string(1, char(byte_value));
+    case Piece::empty: return {};
+    case Piece::unknown: return "\xE2\x96\x85";
+  }
+  return {};
+}
+
+}  // namespace
+
+VocabTokenizer::VocabTokenizer(std::string kind, std::vector<std::string> texts, const std::vector<Piece>& pieces,
+                               const std::vector<std::uint8_t>& byte_values, std::optional<std::int32_t> bos,
+                               std::optional<std::int32_t> eos, bool strip_first_space)
+    : kind_(std::move(kind)), texts_(std::move(texts)), bos_(bos), eos_(eos), strip_first_space_(strip_first_space) {
+  decoded_.resize(texts_.size());
+  strippable_.resize(texts_.size());
+  for (std::size_t i = 0; i < texts_.size(); ++i) {
+    decoded_[i] = decode_piece(texts_[i], pieces[i], byte_values[i]);
+    strippable_[i] = pieces[i] == Piece::spm;
+  }
+}
+
+void VocabTokenizer::check_id(std::int32_t id) const {
+  if (id < 0 || std::size_t(id) >= decoded_.size())
+    throw Error(kind_ + " tokenizer: token id " + std::to_string(id) + " is outside [0, " +
+                std::to_string(decoded_.size()) + ")");
+}
+
+std::string VocabTokenizer::token_bytes(std::int32_t id) const {
+  check_id(id);
+  return decoded_[std::size_t(id)];
+}
+
+std::string VocabTokenizer::decode(std::span<const std::int32_t> ids) const {
+  std::string out;
+  bool first = true;  // no token has contributed bytes yet
+  for (const std::int32_t id : ids) {
+    check_id(id);
+    const std::string& piece = decoded_[std::size_t(id)];
+    if (piece.empty()) continue;
+    if (first && strip_first_space_ && strippable_[std::size_t(id)] && piece[0] == ' ') {
+      out.append(piece, 1);
+    } else {
+      out += piece;
+    }
+    first = false;
+  }
+  return out;
+}
+
+}  // namespace tok
+
+// ---- byte tokenizer ------------------------------------------------------------------
+
+namespace {
+
+class ByteTokenizer final : public Tokenizer {
+ public:
+  ByteTokenizer(std::int32_t vocab_size, std::optional<std::int32_t> bos, std::optional<std::int32_t> eos)
+      : vocab_size_(vocab_size), bos_(bos), eos_(eos) {}
+
+  std::vector<std::int32_t> encode(std::string_view text) const override {
+    std::vector<std::int32_t> ids(text.size());
+    for (std::size_t i = 0; i < text.size(); ++i) ids[i] = static_cast<unsigned char>(text[i]);
+    return ids;
+  }
+  std::string decode(std::span<const std::int32_t> ids) const override {
+    std::string out;
+    out.reserve(ids.size());
+    for (const std::int32_t id : ids) {
+      check(id);
+      if (id < 256) out += char(id);
+    }
+    return out;
+  }
+  std::string token_bytes(std::int32_t id) const override {
+    check(id);
+    return id < 256 ? std::string(1, char(id)) : std::string();
+  }
+  std::int32_t vocab_size() const override { return vocab_size_; }
+  std::optional<std::int32_t> bos() const override { return bos_; }
+  std::optional<std::int32_t> eos() const override { return eos_; }
+  std::string kind() const override { return "bytes"; }
+
+ private:
+  void check(std::int32_t id) const {
+    if (id < 0 || id >= vocab_size_)
+      throw Error("bytes tokenizer: token id " + std::to_string(id) + " is outside [0, " +
+                  std::to_string(vocab_size_) + ")");
+  }
+  std::int32_t vocab_size_;
+  std::optional<std::int32_t> bos_, eos_;
+};
+
+}  // namespace
+
+std::unique_ptr<Tokenizer> make_byte_tokenizer(std::int32_t vocab_size, std::optional<std::int32_t> bos,
+                                               std::optional<std::int32_t> eos) {
+  if (vocab_size < 256)
+    throw Error("bytes tokenizer: vocab_size " + std::to_string(vocab_size) + " is below 256");
+  auto check = [&](const char* name, std::optional<std::int32_t> id) {
+    if (id && (*id < 256 || *id >= vocab_size))
+      throw Error(std::string("bytes tokenizer: ") + name + " id " + std::to_string(*id) + " is outside [256, " +
+                  std::to_string(vocab_size) + ")");
+  };
+  check("bos", bos);
+  check("eos", eos);
+  return std::make_unique<ByteTokenizer>(vocab_size, bos, eos);
+}
+
+}  // namespace vkq

@@ -1,0 +1,74 @@
+// linear / linear_id: the fp32 and fp16-weight matmuls of the transformer
+// forward pass (DESIGN §4 "reference ops"), y = x · Wᵀ for any batch (decode of
+// one token, prefill of hundreds), and the mixture-of-experts form that picks
+// each slot's matrix from a stacked bank by GPU-written ids (ggml's
+// mul_mat_id). Layouts are in shaders/include/linear.h; linear_pack writes
+// them. Weights larger than maxStorageBufferRange are bound in windows of
+// whole rows (whole experts where they fit).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "vkquant/buffer.hpp"
+#include "vkquant/device.hpp"
+#include "vkquant/stream.hpp"
+
+namespace vkq::kernels {
+
+enum class WeightType { f32, f16 };
+const char* weight_type_name(WeightType t);
+
+// Bytes per packed weight row: f32: `in` floats rounded up to a multiple of 4
+// floats; f16: `in` halves rounded up to a multiple of 8 halves (16 bytes).
+std::uint64_t linear_row_bytes(std::uint32_t in, WeightType t);
+
+// Packs a float W (out, in) row-major into rows of linear_row_bytes(in, t)
+// bytes (f16: round-to-nearest-even halves, two per uint32, low half first;
+// padding 0), returned as uint32 words. Stack several for an expert bank.
+std::vector<std::uint32_t> linear_pack(std::span<const float> w, std::uint32_t out, std::uint32_t in, WeightType t);
+
+// A weight in a device buffer: `experts` matrices (out, in) stacked, each
+// `out` rows of linear_row_bytes(in, type) bytes (experts = 1 for a plain
+// linear layer).
+struct LinearWeight {
+  const Buffer* w = nullptr;
+  WeightType type = WeightType::f16;
+  std::uint32_t out = 0, in = 0, experts = 1;
+};
+
+enum class LinearVariant {
+  automatic,  // CPU devices: rows; GPUs: tiled for large batches, else subgroup; rows without subgroup ops
+  rows,       // an invocation walks whole rows for a tile of batch rows; no subgroup ops
+  subgroup,   // a subgroup per row, lanes stride over the row (GPUs)
+  tiled,      // shared-memory tiled GEMM (GPUs, large batches; not for linear_id)
+};
+const char* linear_variant_name(LinearVariant v);
+// Whether `device` can run `v` (subgroup: basic + arithmetic subgroup ops in compute).
+bool linear_variant_supported(const Device& device, LinearVariant v);
+// The variant `automatic` resolves to for `batch` rows (linear_id: batch = n * k).
+LinearVariant linear_default_variant(const Device& device, std::uint32_t batch, bool id = false);
+
+struct LinearOptions {
+  // Upper bound on one binding in bytes (0: the device's limit); tests lower
+  // it to force windows of rows, experts and batch rows.
+  std::uint64_t max_binding_bytes = 0;
+  LinearVariant variant = LinearVariant::automatic;
+};
+
+// Records y (batch, out) = x (batch, in) · Wᵀ for any batch >= 1, fp32 x/y,
+// fp32 accumulation; with `accumulate`, y += x · Wᵀ (residual adds). x and y
+// are tightly packed fp32 rows. `w.experts` must be 1.
+void linear(Stream& s, const LinearWeight& w, const Buffer& x, Buffer& y, std::uint32_t batch,
+            bool accumulate = false, const LinearOptions& o = {});
+
+// Records, for each token t < n and slot j < k, y[t, j, :] (out) =
+// W[ids[t*k + j]] · xrow with xrow = x[t, :] (x (n, in)) or, if x_per_slot,
+// x[t, j, :] (x (n, k, in)). ids (n, k) uint32 are read on the device only;
+// slots whose id is >= stacked.experts get zeros. y (n, k, out) is written
+// exactly once per element.
+void linear_id(Stream& s, const LinearWeight& stacked, const Buffer& ids, const Buffer& x, bool x_per_slot,
+               Buffer& y, std::uint32_t n, std::uint32_t k, const LinearOptions& o = {});
+
+}  // namespace vkq::kernels

@@ -1,0 +1,152 @@
+#include "vkquant/kernels/attn.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "attn.h"
+#include "vkquant/error.hpp"
+
+namespace vkq::kernels {
+
+static_assert(sizeof(gpu::KvStoreParams) == 16);
+static_assert(sizeof(gpu::AttnParams) == 32);
+static_assert(sizeof(gpu::AttnCombineParams) == 16);
+
+namespace {
+
+constexpr std::uint32_t kMaxHd = 256;
+constexpr std::uint32_t kLocal = 64;
+constexpr std::uint32_t kMinKeysPerSplit = 64;
+constexpr std::uint32_t kMaxSplits = 256;
+// Keys one invocation may loop over: lavapipe stops an invocation's loops
+// after 65535 iterations in all (one per key here, the hd loops unrolled).
+constexpr std::uint32_t kMaxKeysPerSplit = 32768;
+constexpr std::uint64_t k2pow32 = std::uint64_t(1) << 32;
+
+[[noreturn]] void fail(const char* fn, const std::string& what) { throw Error(std::string(fn) + ": " + what); }
+
+void need(const char* fn, const Device& d, const char* name, const Buffer* b, std::uint64_t bytes) {
+  if (!b || !*b) fail(fn, std::string(name) + " buffer missing");
+  if (b->size() < bytes)
+    fail(fn, std::string(name) + " holds " + std::to_string(b->size()) + " bytes, needs " + std::to_string(bytes));
+  if (bytes > d.info().max_storage_buffer_range)
+    fail(fn, std::string(name) + " needs " + std::to_string(bytes) + " bytes in one binding, more than " +
+                 "maxStorageBufferRange " + std::to_string(d.info().max_storage_buffer_range) +
+                 " (larger caches are not supported)");
+}
+
+void check_head(const char* fn, std::uint32_t n_kv, std::uint32_t hd) {
+  if (hd == 0 || hd % 2 || hd > kMaxHd)
+    fail(fn, "hd = " + std::to_string(hd) + " must be even and in 2.." + std::to_string(kMaxHd));
+  if (n_kv == 0) fail(fn, "n_kv must be >= 1");
+}
+
+// How attention() splits keys: enough invocations to fill the device (a few
+// workgroups per core on a CPU, tens of thousands on a GPU), at least
+// kMinKeysPerSplit keys per split, and a scratch that fits one binding.
+struct Plan {
+  std::uint32_t splits = 1, split_len = 0;
+  std::uint64_t scratch_bytes = 0;
+};
+
+Plan plan(const Device& d, std::uint32_t n, std::uint32_t n_heads, std::uint32_t kv_len, std::uint32_t hd) {
+  const std::uint64_t rows = std::uint64_t(n) * n_heads;
+  const std::uint64_t target = d.info().type == VK_PHYSICAL_DEVICE_TYPE_CPU ? 4 * kLocal : 512 * kLocal;
+  std::uint64_t splits = 1;
+  if (rows && rows < target && kv_len > kMinKeysPerSplit)
+    splits = std::min<std::uint64_t>({div_up(target, rows), div_up(kv_len, kMinKeysPerSplit), kMaxSplits});
+  const auto bytes = [&](std::uint64_t s) { return rows * s * (hd + 2) * 4; };
+  while (splits > 1 && bytes(splits) > d.binding_chunk_bytes()) splits /= 2;
+  splits = std::max<std::uint64_t>(splits, div_up(kv_len, kMaxKeysPerSplit));
+  Plan p;
+  p.split_len = std::uint32_t(div_up(std::max<std::uint32_t>(kv_len, 1), splits));
+  p.splits = std::uint32_t(div_up(std::max<std::uint32_t>(kv_len, 1), p.split_len));  // no split past kv_len
+  p.scratch_bytes = p.splits > 1 ? bytes(p.splits) : 0;
+  return p;
+}
+
+}  // namespace
+
+std::uint64_t kv_cache_bytes(std::uint32_t ctx, std::uint32_t n_kv, std::uint32_t hd) {
+  return std::uint64_t(ctx) * n_kv * hd * 2;
+}
+
+void kv_store(Stream& s, const Buffer& src, Buffer& cache, std::uint32_t n, std::uint32_t pos0, std::uint32_t n_kv,
+              std::uint32_t hd) {
+  const char* fn = "kv_store";
+  const Device& d = s.device();
+  check_head(fn, n_kv, hd);
+  const std::uint64_t row_words = std::uint64_t(n_kv) * hd / 2, row_bytes = row_words * 4;
+  const std::uint64_t end_bytes = (std::uint64_t(pos0) + n) * row_bytes;
+  if (!cache) fail(fn, "cache buffer missing");
+  if (cache.size() < end_bytes)
+    fail(fn, "cache holds " + std::to_string(cache.size() / row_bytes) + " positions, needs " +
+                 std::to_string(std::uint64_t(pos0) + n));
+  if (end_bytes / 4 >= k2pow32) fail(fn, "cache of more than 2^32 words");
+  if (n == 0) return;
+  if (&src == &cache) fail(fn, "src must not be the cache");
+  const std::uint64_t src_bytes = n * row_words * 8;  // f32: two floats per cache word
+  need(fn, d, "src", &src, src_bytes);
+  const std::uint64_t align = std::max<std::uint64_t>(d.info().min_storage_buffer_offset_alignment, 4);
+  const std::uint64_t off = std::uint64_t(pos0) * row_bytes / align * align;
+  if (end_bytes - off > d.info().max_storage_buffer_range)
+    fail(fn, "storing " + std::to_string(n) + " positions spans more than maxStorageBufferRange");
+  const Kernel& k = s.device().kernel(
+      {.shader = "attn_kv_store", .bindings = 2, .push_bytes = sizeof(gpu::KvStoreParams), .local_size = {kLocal, 1, 1}});
+  const gpu::KvStoreParams p{n, std::uint32_t(row_words), pos0, std::uint32_t(off / 4)};
+  s.dispatch(k, {{src, 0, src_bytes}, {cache, off, end_bytes - off}}, p, Threads{n * row_words});
+}
+
+std::uint64_t attention_scratch_bytes(const Device& d, std::uint32_t n, std::uint32_t n_heads, std::uint32_t kv_len,
+                                      std::uint32_t hd) {
+  return plan(d, n, n_heads, kv_len, hd).scratch_bytes;
+}
+
+void attention(Stream& s, const Buffer& q, const Buffer& kcache, const Buffer& vcache, Buffer& out, std::uint32_t n,
+               std::uint32_t pos0, std::uint32_t n_heads, std::uint32_t n_kv, std::uint32_t hd, float scale,
+               Buffer* scratch) {
+  const char* fn = "attention";
+  const Device& d = s.device();
+  check_head(fn, n_kv, hd);
+  if (n_heads == 0 || n_heads % n_kv)
+    fail(fn, "n_heads = " + std::to_string(n_heads) + " is not a multiple of n_kv = " + std::to_string(n_kv));
+  if (!std::isfinite(scale)) fail(fn, "scale must be finite");
+  if (std::uint64_t(pos0) + n >= k2pow32) fail(fn, "pos0 + n exceeds 2^32");
+  if (n == 0) return;
+  const std::uint32_t kv_len = pos0 + n;
+  const std::uint64_t act_bytes = std::uint64_t(n) * n_heads * hd * 4;
+  const std::uint64_t cache_bytes = kv_cache_bytes(kv_len, n_kv, hd);
+  need(fn, d, "q", &q, act_bytes);
+  need(fn, d, "out", &out, act_bytes);
+  need(fn, d, "kcache", &kcache, cache_bytes);
+  need(fn, d, "vcache", &vcache, cache_bytes);
+  if (&out == &q || &out == &kcache || &out == &vcache) fail(fn, "out must not alias an input");
+
+  const Plan pl = plan(d, n, n_heads, kv_len, hd);
+  if (pl.scratch_bytes) {
+    need(fn, d, "scratch (attention_scratch_bytes)", scratch, pl.scratch_bytes);
+    if (scratch == &out || scratch == &q || scratch == &kcache || scratch == &vcache)
+      fail(fn, "scratch must not alias another operand");
+  }
+  const Kernel& k = s.device().kernel({.shader = "attn_fwd",
+                                       .bindings = 5,
+                                       .push_bytes = sizeof(gpu::AttnParams),
+                                       .local_size = {kLocal, 1, 1},
+                                       .constants = {hd}});
+  const gpu::AttnParams p{n, pos0, n_heads, n_kv, n_heads / n_kv, pl.splits, pl.split_len, scale};
+  const Buffer& part = pl.scratch_bytes ? *scratch : out;  // unused with one split
+  const std::uint64_t part_bytes = pl.scratch_bytes ? pl.scratch_bytes : act_bytes;
+  s.dispatch(k, {{q, 0, act_bytes}, {kcache, 0, cache_bytes}, {vcache, 0, cache_bytes}, {out, 0, act_bytes},
+                 {part, 0, part_bytes}},
+             p, Threads{std::uint64_t(n) * n_heads * pl.splits});
+  if (pl.splits == 1) return;
+  const Kernel& c = s.device().kernel({.shader = "attn_combine",
+                                       .bindings = 2,
+                                       .push_bytes = sizeof(gpu::AttnCombineParams),
+                                       .local_size = {kLocal, 1, 1}});
+  const gpu::AttnCombineParams cp{n * n_heads, pl.splits, hd, 0};
+  s.dispatch(c, {{*scratch, 0, pl.scratch_bytes}, {out, 0, act_bytes}}, cp, Threads{std::uint64_t(n) * n_heads * hd});
+}
+
+}  // namespace vkq::kernels

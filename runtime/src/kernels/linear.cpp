@@ -1,0 +1,310 @@
+#include "vkquant/kernels/linear.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "linear.h"
+#include "vkquant/error.hpp"
+#include "vkquant/half.hpp"
+#include "vkquant/kernel.hpp"
+
+namespace vkq::kernels {
+
+static_assert(sizeof(gpu::LinearParams) == 64);
+
+// ---- host-side packing -----------------------------------------------------------
+
+const char* weight_type_name(WeightType t) { return t == WeightType::f32 ? "f32" : "f16"; }
+
+std::uint64_t linear_row_bytes(std::uint32_t in, WeightType t) {
+  return t == WeightType::f32 ? (std::uint64_t(in) + 3) / 4 * 16 : (std::uint64_t(in) + 7) / 8 * 16;
+}
+
+std::vector<std::uint32_t> linear_pack(std::span<const float> w, std::uint32_t out, std::uint32_t in, WeightType t) {
+  if (out == 0 || in == 0) throw Error("linear_pack: empty matrix");
+  if (w.size() != std::size_t(out) * in) throw Error("linear_pack: weights are not out × in");
+  const std::size_t words = linear_row_bytes(in, t) / 4;
+  std::vector<std::uint32_t> packed(out * words, 0u);
+  for (std::size_t i = 0; i < out; ++i) {
+    const float* row = &w[i * in];
+    std::uint32_t* dst = &packed[i * words];
+    if (t == WeightType::f32) {
+      std::memcpy(dst, row, std::size_t(in) * 4);
+    } else {
+      for (std::uint32_t j = 0; j < in; ++j) dst[j / 2] |= std::uint32_t(to_half(row[j])) << (16 * (j % 2));
+    }
+  }
+  return packed;
+}
+
+// ---- variants and tuning -------------------------------------------------------
+
+const char* linear_variant_name(LinearVariant v) {
+  switch (v) {
+    case LinearVariant::automatic: return "automatic";
+    case LinearVariant::rows: return "rows";
+    case LinearVariant::subgroup: return "subgroup";
+    case LinearVariant::tiled: return "tiled";
+  }
+  return "?";
+}
+
+bool linear_variant_supported(const Device& device, LinearVariant v) {
+  if (v == LinearVariant::rows || v == LinearVariant::tiled) return true;
+  if (v != LinearVariant::subgroup) return false;
+  const VkSubgroupFeatureFlags need = VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_ARITHMETIC_BIT;
+  const DeviceInfo& i = device.info();
+  return (i.subgroup_ops & need) == need && (i.subgroup_stages & VK_SHADER_STAGE_COMPUTE_BIT);
+}
+
+namespace {
+
+constexpr std::uint32_t kTiledMinBatch = 32;  // GPUs: from here the shared-memory GEMM reads the weights least
+constexpr std::uint32_t kTiledLocal = 16, kTiledTm = 4, kTiledTn = 4;
+constexpr std::uint32_t kTiledBm = kTiledLocal * kTiledTm, kTiledBn = kTiledLocal * kTiledTn;
+
+}  // namespace
+
+LinearVariant linear_default_variant(const Device& device, std::uint32_t batch, bool id) {
+  if (device.info().type == VK_PHYSICAL_DEVICE_TYPE_CPU) return LinearVariant::rows;
+  if (!id && batch >= kTiledMinBatch) return LinearVariant::tiled;
+  return linear_variant_supported(device, LinearVariant::subgroup) ? LinearVariant::subgroup : LinearVariant::rows;
+}
+
+namespace {
+
+struct Tuning {
+  std::uint32_t local;  // invocations per workgroup
+  std::uint32_t rows;   // ROWS: rows per invocation (rows) or per subgroup pass (subgroup)
+  std::uint32_t bt;     // BT: batch rows (slots) per weight read
+  std::uint32_t rw;     // RW: rows per workgroup (subgroup)
+};
+
+// Batch rows per weight read: powers of two up to 8.
+std::uint32_t batch_tile(std::uint64_t batch) { return batch <= 1 ? 1 : batch <= 2 ? 2 : batch <= 4 ? 4 : 8; }
+
+// rows: lavapipe loads storage buffers lane by lane, so the cost is the
+// number of loads: ROWS weight blocks and BT x blocks per step for
+// ROWS × BT × (4 or 8) FMAs; ROWS × BT stays bounded (registers, and the
+// unrolled code lavapipe compiles). subgroup: sized for 32/64-wide GPUs.
+Tuning tuning(LinearVariant v, std::uint64_t batch) {
+  if (const char* e = std::getenv("VKQ_LINEAR_TUNE")) {  // EXPERIMENT
+    unsigned r = 0, b = 0, l = 64;
+    if (std::sscanf(e, "%u,%u,%u", &r, &b, &l) >= 2 && batch > 1) return {l, r, b, 16};
+  }
+  const std::uint32_t bt = batch_tile(batch);
+  if (v == LinearVariant::subgroup) return {128, bt <= 2 ? 2u : 1u, bt, 16};
+  return {64, bt == 1 ? 4u : bt <= 4 ? 4u : 2u, bt, 0};
+}
+
+LinearVariant resolve(const Device& d, LinearVariant v, std::uint64_t batch, bool id, const char* what) {
+  if (v == LinearVariant::automatic) v = linear_default_variant(d, std::uint32_t(std::min<std::uint64_t>(batch, ~0u)), id);
+  if (id && v == LinearVariant::tiled) throw Error(std::string(what) + ": the tiled variant has no linear_id form");
+  if (!linear_variant_supported(d, v))
+    throw Error(std::string(what) + ": variant " + linear_variant_name(v) +
+                " needs subgroup arithmetic in compute shaders that " + d.info().name + " lacks");
+  return v;
+}
+
+// A byte range [start, start + bytes) of a buffer bound from `start` aligned
+// down to minStorageBufferOffsetAlignment; `off` locates `start` in the
+// binding in units of `unit` bytes.
+struct Window {
+  std::uint64_t base, range;
+  std::uint32_t off;
+};
+
+class Binder {
+ public:
+  Binder(const Device& d, const LinearOptions& o, const char* what) : what_(what) {
+    align_ = std::max<std::uint64_t>(d.info().min_storage_buffer_offset_alignment, 1);
+    limit_ = d.binding_chunk_bytes();
+    if (o.max_binding_bytes) limit_ = std::min(limit_, o.max_binding_bytes);
+  }
+  // Bytes a window of `unit`-aligned data may hold so that it fits in one
+  // binding whatever its start.
+  std::uint64_t usable(std::uint64_t unit, std::uint64_t item_bytes) const {
+    const std::uint64_t slack = align_ > unit ? align_ - unit : 0;
+    const std::uint64_t u = limit_ > slack ? limit_ - slack : 0;
+    if (u < item_bytes)
+      throw Error(std::string(what_) + ": one item of " + std::to_string(item_bytes) + " bytes does not fit in a binding of " +
+                  std::to_string(limit_) + " bytes (offset alignment " + std::to_string(align_) + ")");
+    return u;
+  }
+  // Items of `item_bytes` per window (at least 1).
+  std::uint64_t per_window(std::uint64_t unit, std::uint64_t item_bytes) const {
+    return usable(unit, item_bytes) / item_bytes;
+  }
+  Window window(std::uint64_t start, std::uint64_t bytes, std::uint64_t unit) const {
+    const std::uint64_t base = start / align_ * align_;
+    return {base, start - base + bytes, std::uint32_t((start - base) / unit)};
+  }
+
+ private:
+  const char* what_;
+  std::uint64_t align_ = 1, limit_ = 0;
+};
+
+const Kernel& get_kernel(Device& d, const std::string& name, LinearVariant v, const Tuning& t, bool xvec,
+                         std::uint32_t bindings) {
+  if (v == LinearVariant::tiled)
+    return d.kernel({.shader = name, .bindings = bindings, .push_bytes = sizeof(gpu::LinearParams),
+                     .local_size = {kTiledLocal, kTiledLocal, 1}, .constants = {kTiledTm, kTiledTn, xvec ? 1u : 0u}});
+  return d.kernel({.shader = name, .bindings = bindings, .push_bytes = sizeof(gpu::LinearParams),
+                   .local_size = {t.local, 1, 1}, .constants = {t.rows, t.bt, xvec ? 1u : 0u, t.rw}});
+}
+
+// Invocations in x for `rows` weight rows.
+std::uint64_t row_threads(LinearVariant v, const Tuning& t, std::uint64_t rows) {
+  if (v == LinearVariant::subgroup) return div_up(rows, t.rw) * t.local;
+  if (v == LinearVariant::tiled) return div_up(rows, kTiledBn) * kTiledLocal;
+  return div_up(rows, t.rows);
+}
+
+void check_weight(const LinearWeight& w, const char* what) {
+  const std::string s(what);
+  if (!w.w) throw Error(s + ": no weight buffer");
+  if (w.out == 0 || w.in == 0 || w.experts == 0) throw Error(s + ": out, in and experts must be >= 1");
+  if (w.type != WeightType::f32 && w.type != WeightType::f16) throw Error(s + ": unknown weight type");
+  const std::uint64_t need = std::uint64_t(w.experts) * w.out * linear_row_bytes(w.in, w.type);
+  if (w.w->size() < need)
+    throw Error(s + ": weight buffer holds " + std::to_string(w.w->size()) + " bytes, experts × out × row bytes need " +
+                std::to_string(need));
+}
+
+}  // namespace
+
+// ---- linear -------------------------------------------------------------------------
+
+void linear(Stream& s, const LinearWeight& w, const Buffer& x, Buffer& y, std::uint32_t batch, bool accumulate,
+            const LinearOptions& o) {
+  Device& d = s.device();
+  check_weight(w, "linear");
+  if (w.experts != 1) throw Error("linear: a bank of " + std::to_string(w.experts) + " experts needs linear_id");
+  if (batch == 0) throw Error("linear: batch must be >= 1");
+  if (x.size() < std::uint64_t(batch) * w.in * 4) throw Error("linear: x buffer smaller than batch × in floats");
+  if (y.size() < std::uint64_t(batch) * w.out * 4) throw Error("linear: y buffer smaller than batch × out floats");
+  const LinearVariant v = resolve(d, o.variant, batch, false, "linear");
+  const Tuning t = tuning(v, batch);
+  const std::string name = std::string("linear_") + linear_variant_name(v) + "_" + weight_type_name(w.type);
+
+  const Binder bind(d, o, "linear");
+  const std::uint64_t row_bytes = linear_row_bytes(w.in, w.type);
+  const std::uint64_t rows_per = std::min<std::uint64_t>(bind.per_window(16, row_bytes), w.out);
+  // Batch windows keep x and y rows within a binding; whole batch tiles where possible.
+  const std::uint64_t tile = v == LinearVariant::tiled ? kTiledBm : t.bt;
+  std::uint64_t batch_per = bind.per_window(4, std::uint64_t(std::max(w.in, w.out)) * 4);
+  if (batch_per >= tile) batch_per = batch_per / tile * tile;
+
+  for (std::uint64_t b0 = 0; b0 < batch; b0 += batch_per) {
+    const std::uint64_t nb = std::min<std::uint64_t>(batch_per, batch - b0);
+    const Window xw = bind.window(b0 * w.in * 4, nb * w.in * 4, 4);
+    const Window yw = bind.window(b0 * w.out * 4, nb * w.out * 4, 4);
+    const bool xvec = w.in % 4 == 0 && xw.off % 4 == 0;
+    const Kernel& k = get_kernel(d, name, v, t, xvec, 3);
+    const std::uint64_t groups_y =
+        v == LinearVariant::tiled ? div_up(nb, kTiledBm) * kTiledLocal : div_up(nb, t.bt);
+    for (std::uint64_t r0 = 0; r0 < w.out; r0 += rows_per) {
+      const std::uint64_t nr = std::min<std::uint64_t>(rows_per, w.out - r0);
+      const Window ww = bind.window(r0 * row_bytes, nr * row_bytes, 16);
+      gpu::LinearParams pc{};
+      pc.rows = std::uint32_t(nr);
+      pc.row0 = std::uint32_t(r0);
+      pc.cols = w.in;
+      pc.wq = std::uint32_t(row_bytes / 16);
+      pc.w_off = ww.off;
+      pc.batch = std::uint32_t(nb);
+      pc.outs = w.out;
+      pc.x_off = xw.off;
+      pc.y_off = yw.off;
+      pc.flags = accumulate ? LINEAR_ACCUMULATE : 0u;
+      pc.ne = 1;
+      pc.experts = 1;
+      pc.k = 1;
+      s.dispatch(k, {{*w.w, ww.base, ww.range}, {x, xw.base, xw.range}, {y, yw.base, yw.range}}, pc,
+                 Threads{row_threads(v, t, nr), groups_y});
+    }
+  }
+}
+
+// ---- linear_id ----------------------------------------------------------------------
+
+void linear_id(Stream& s, const LinearWeight& w, const Buffer& ids, const Buffer& x, bool x_per_slot, Buffer& y,
+               std::uint32_t n, std::uint32_t k, const LinearOptions& o) {
+  Device& d = s.device();
+  check_weight(w, "linear_id");
+  if (n == 0 || k == 0) throw Error("linear_id: n and k must be >= 1");
+  const std::uint64_t slots = std::uint64_t(n) * k;
+  if (slots > 0xffffffffull) throw Error("linear_id: n × k exceeds 2^32 slots");
+  const std::uint64_t x_rows = x_per_slot ? slots : n;
+  if (ids.size() < slots * 4) throw Error("linear_id: ids buffer smaller than n × k uint32");
+  if (x.size() < x_rows * w.in * 4)
+    throw Error(std::string("linear_id: x buffer smaller than ") + (x_per_slot ? "n × k × in" : "n × in") + " floats");
+  if (y.size() < slots * w.out * 4) throw Error("linear_id: y buffer smaller than n × k × out floats");
+  // Slots per expert on average decide the batch tile.
+  const std::uint64_t per_expert = div_up(slots, w.experts);
+  const LinearVariant v = resolve(d, o.variant, per_expert, true, "linear_id");
+  const Tuning t = tuning(v, per_expert);
+  const std::string name = std::string("linear_id_") + linear_variant_name(v) + "_" + weight_type_name(w.type);
+
+  const Binder bind(d, o, "linear_id");
+  const std::uint64_t row_bytes = linear_row_bytes(w.in, w.type), expert_bytes = row_bytes * w.out;
+  // Weight windows: whole experts where one fits, else rows of one expert.
+  struct WWin {
+    std::uint64_t e0, ne, r0, nr;
+  };
+  std::vector<WWin> wins;
+  const std::uint64_t usable = bind.usable(16, row_bytes);
+  if (expert_bytes <= usable) {
+    const std::uint64_t per = usable / expert_bytes;
+    for (std::uint64_t e0 = 0; e0 < w.experts; e0 += per) wins.push_back({e0, std::min(per, w.experts - e0), 0, w.out});
+  } else {
+    const std::uint64_t per = usable / row_bytes;
+    for (std::uint64_t e = 0; e < w.experts; ++e)
+      for (std::uint64_t r0 = 0; r0 < w.out; r0 += per) wins.push_back({e, 1, r0, std::min(per, w.out - r0)});
+  }
+  // Token windows keep each token's ids, x and y rows within a binding.
+  const std::uint64_t token_bytes = std::max({k * std::uint64_t(4), (x_per_slot ? k : 1) * std::uint64_t(w.in) * 4,
+                                              std::uint64_t(k) * w.out * 4});
+  const std::uint64_t tokens_per = bind.per_window(4, token_bytes);
+
+  for (std::uint64_t t0 = 0; t0 < n; t0 += tokens_per) {
+    const std::uint64_t nt = std::min<std::uint64_t>(tokens_per, n - t0);
+    const std::uint64_t xr = x_per_slot ? k : 1;
+    const Window iw = bind.window(t0 * k * 4, nt * k * 4, 4);
+    const Window xw = bind.window(t0 * xr * w.in * 4, nt * xr * w.in * 4, 4);
+    const Window yw = bind.window(t0 * k * w.out * 4, nt * k * w.out * 4, 4);
+    const bool xvec = w.in % 4 == 0 && xw.off % 4 == 0;
+    const Kernel& kern = get_kernel(d, name, v, t, xvec, 4);
+    for (const WWin& ww : wins) {
+      // The windows of expert 0 (together all rows) also zero the slots with invalid ids.
+      const bool zero_invalid = ww.e0 == 0;
+      const Window wb = bind.window((ww.e0 * w.out + ww.r0) * row_bytes,
+                                    ((ww.ne - 1) * w.out + ww.nr) * row_bytes, 16);
+      gpu::LinearParams pc{};
+      pc.rows = std::uint32_t(ww.nr);
+      pc.row0 = std::uint32_t(ww.r0);
+      pc.cols = w.in;
+      pc.wq = std::uint32_t(row_bytes / 16);
+      pc.w_off = wb.off;
+      pc.batch = std::uint32_t(nt * k);
+      pc.outs = w.out;
+      pc.x_off = xw.off;
+      pc.y_off = yw.off;
+      pc.ids_off = iw.off;
+      pc.flags = (zero_invalid ? LINEAR_ZERO_INVALID : 0u) | (x_per_slot ? LINEAR_X_PER_SLOT : 0u);
+      pc.e0 = std::uint32_t(ww.e0);
+      pc.ne = std::uint32_t(ww.ne);
+      pc.experts = w.experts;
+      pc.k = k;
+      s.dispatch(kern,
+                 {{*w.w, wb.base, wb.range}, {x, xw.base, xw.range}, {y, yw.base, yw.range}, {ids, iw.base, iw.range}},
+                 pc, Threads{row_threads(v, t, ww.nr), ww.ne + (zero_invalid ? 1 : 0)});
+    }
+  }
+}
+
+}  // namespace vkq::kernels

@@ -1,0 +1,33 @@
+#ifndef VKQ_ATTN_H
+#define VKQ_ATTN_H
+#include "vkq_shared.h"
+VKQ_GPU_BEGIN
+// Push constants of attn_kv_store.comp. The cache binding starts at word
+// `base_word` of the cache; src is bound whole.
+struct KvStoreParams {
+  uint n;          // tokens
+  uint row_words;  // words per cache position: n_kv * hd / 2
+  uint pos0;       // position of token 0
+  uint base_word;  // first cache word in the binding
+};
+// Push constants of attn.comp (invocation per query row, head and key split).
+struct AttnParams {
+  uint n;          // query rows
+  uint pos0;       // position of query row 0
+  uint n_heads;
+  uint n_kv;
+  uint group;      // n_heads / n_kv
+  uint splits;     // key splits per (row, head); 1: write out directly
+  uint split_len;  // keys per split
+  float scale;     // softmax scale, pre-multiplied into q
+};
+// Push constants of attn_combine.comp: merges `splits` partial softmaxes per
+// (row, head) into out.
+struct AttnCombineParams {
+  uint rows;  // n * n_heads
+  uint splits;
+  uint hd;
+  uint pad;
+};
+VKQ_GPU_END
+#endif

@@ -1,0 +1,187 @@
+// y = x Wᵀ over one binding window of weight rows (layouts in linear.h),
+// fp32 x/y, f32 or fp16 (WF16) weights, fp32 accumulation. An invocation
+// (rows) or a subgroup (subgroup) owns ROWS weight rows and applies them to BT
+// batch rows at a time, so the weights are read once per BT batch rows.
+// VARIANT_ROWS (any device, no subgroup ops): one invocation walks ROWS whole
+//   rows, one uvec4 block (4 floats or 8 halves) per row per step.
+// VARIANT_SUBGROUP (GPUs): a subgroup owns ROWS rows at a time, lanes stride
+//   over the blocks (coalesced 16-byte loads), subgroupAdd reduces.
+// ID (linear_id): workgroup row y is an expert of the window (or, at index
+//   ne, the invalid ids); each invocation scans the slots' ids and applies its
+//   rows to the matching slots, BT at a time, so an expert's rows are read
+//   once per BT tokens routed to it.
+#version 450
+#extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
+#if defined(VARIANT_SUBGROUP)
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#endif
+#include "linear.h"
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 3) const uint ROWS = 2;
+layout(constant_id = 4) const uint BT = 1;
+layout(constant_id = 5) const uint XVEC = 0;  // 1 when every x row of the window starts on 16 bytes
+layout(constant_id = 6) const uint RW = 8;    // subgroup: rows per workgroup (a multiple of ROWS)
+layout(push_constant) uniform PC { LinearParams p; };
+
+#if defined(WF16)
+layout(std430, binding = 0) readonly buffer W { uvec4 w[]; };
+#define WBLOCK uvec4
+const uint CB = 8;  // columns per block
+#else
+layout(std430, binding = 0) readonly buffer W { vec4 w[]; };
+#define WBLOCK vec4
+const uint CB = 4;
+#endif
+layout(std430, binding = 1) readonly buffer X { float x[]; };
+layout(std430, binding = 1) readonly buffer X4 { vec4 x4[]; };
+layout(std430, binding = 2) buffer Y { float y[]; };
+#if defined(ID)
+layout(std430, binding = 3) readonly buffer Ids { uint ids[]; };
+#endif
+
+float acc[ROWS][BT];  // one chain per (row, batch column): many columns keep enough chains in flight
+uint xbase[BT];      // float index of each batch column's x row
+uint slot[BT];       // batch row (linear) or slot (linear_id) of each column
+uint cnt;            // columns in use
+
+// Columns col .. col + CB - 1 of every row's block against each column's x.
+void block_full(const WBLOCK q[ROWS], uint col) {
+  [[unroll]] for (uint b = 0; b < BT; ++b) {
+    const uint i = xbase[b] + col;
+    const vec4 xa = XVEC != 0 ? x4[i / 4] : vec4(x[i], x[i + 1], x[i + 2], x[i + 3]);
+#if defined(WF16)
+    const vec4 xb = XVEC != 0 ? x4[i / 4 + 1] : vec4(x[i + 4], x[i + 5], x[i + 6], x[i + 7]);
+    [[unroll]] for (uint r = 0; r < ROWS; ++r) {
+      acc[r][b] += dot(vec4(unpackHalf2x16(q[r].x), unpackHalf2x16(q[r].y)), xa) +
+                   dot(vec4(unpackHalf2x16(q[r].z), unpackHalf2x16(q[r].w)), xb);
+    }
+#else
+    [[unroll]] for (uint r = 0; r < ROWS; ++r) acc[r][b] += dot(q[r], xa);
+#endif
+  }
+}
+
+// The last, partial block: only columns col .. in - 1 exist.
+void block_part(const WBLOCK q[ROWS], uint col) {
+  for (uint j = 0; col + j < p.cols; ++j) {
+    [[unroll]] for (uint b = 0; b < BT; ++b) {
+      const float xv = x[xbase[b] + col + j];
+      [[unroll]] for (uint r = 0; r < ROWS; ++r) {
+#if defined(WF16)
+        acc[r][b] += unpackHalf2x16(q[r][j / 2])[j % 2] * xv;
+#else
+        acc[r][b] += q[r][j] * xv;
+#endif
+      }
+    }
+  }
+}
+
+// acc = the dot products of rows rbase[] (uvec4 indices) over blocks first,
+// first + stride, ... (partial sums when stride > 1).
+void dot_rows(const uint rbase[ROWS], uint first, uint stride) {
+  const uint full = p.cols / CB, blocks = (p.cols + CB - 1) / CB;
+  [[unroll]] for (uint r = 0; r < ROWS; ++r)
+    [[unroll]] for (uint b = 0; b < BT; ++b) acc[r][b] = 0.0;
+  WBLOCK q[ROWS];
+  for (uint kb = first; kb < blocks; kb += stride) {
+    [[unroll]] for (uint r = 0; r < ROWS; ++r) q[r] = w[rbase[r] + kb];
+    if (kb < full) block_full(q, CB * kb);
+    else block_part(q, CB * kb);
+  }
+}
+
+// Writes (or adds) the finished sums of rows row_start .. of the window.
+void store(uint row_start) {
+  [[unroll]] for (uint r = 0; r < ROWS; ++r) {
+    if (row_start + r >= p.rows) break;
+    [[unroll]] for (uint b = 0; b < BT; ++b) {
+      if (b >= cnt) break;
+      const uint i = p.y_off + slot[b] * p.outs + p.row0 + row_start + r;
+      const float v = acc[r][b];
+      if ((p.flags & LINEAR_ACCUMULATE) != 0) y[i] += v;
+      else y[i] = v;
+    }
+  }
+}
+
+#if defined(ID)
+// Whether slot id e belongs to window expert le (le == ne: the invalid ids).
+bool matches(uint e, uint le) { return le < p.ne ? e == p.e0 + le : e >= p.experts; }
+
+// Collects the next (up to BT) slots routed to expert le, scanning from pos.
+void collect(inout uint pos, uint le) {
+  cnt = 0;
+  for (; pos < p.batch && cnt < BT; ++pos) {
+    if (matches(ids[p.ids_off + pos], le)) {
+      slot[cnt] = pos;
+      ++cnt;
+    }
+  }
+  const uint kx = (p.flags & LINEAR_X_PER_SLOT) != 0 ? 1 : p.k;
+  [[unroll]] for (uint b = 0; b < BT; ++b) xbase[b] = p.x_off + slot[min(b, max(cnt, 1) - 1)] / kx * p.cols;
+}
+#endif
+
+// Applies rows row_start .. row_start + ROWS - 1 to this workgroup's batch
+// columns (linear) or to every slot routed to its expert (linear_id). The
+// subgroup variant passes its lane's block stride; `leader` stores.
+void process(uint row_start, uint first, uint stride, bool leader) {
+  uint rbase[ROWS];
+#if defined(ID)
+  const uint le = gl_WorkGroupID.y;
+  const uint e = min(le, p.ne - 1);
+#else
+  const uint e = 0;
+#endif
+  // Rows past the window are clamped to its last row; store() drops them.
+  [[unroll]] for (uint r = 0; r < ROWS; ++r) rbase[r] = p.w_off + (e * p.rows + min(row_start + r, p.rows - 1)) * p.wq;
+#if defined(ID)
+  uint pos = 0;
+  for (;;) {
+    collect(pos, le);
+    if (cnt == 0) break;
+    if (le < p.ne) {
+      dot_rows(rbase, first, stride);
+    } else {
+      [[unroll]] for (uint r = 0; r < ROWS; ++r)
+        [[unroll]] for (uint b = 0; b < BT; ++b) acc[r][b] = 0.0;
+    }
+#else
+  {
+    const uint b0 = gl_WorkGroupID.y * BT;
+    cnt = min(BT, p.batch - b0);
+    [[unroll]] for (uint b = 0; b < BT; ++b) {
+      slot[b] = b0 + b;
+      xbase[b] = p.x_off + min(b0 + b, p.batch - 1) * p.cols;
+    }
+    dot_rows(rbase, first, stride);
+#endif
+#if defined(VARIANT_SUBGROUP)
+    [[unroll]] for (uint r = 0; r < ROWS; ++r)
+      [[unroll]] for (uint b = 0; b < BT; ++b)
+        acc[r][b] = subgroupAdd(acc[r][b]);
+#endif
+    if (leader) store(row_start);
+  }
+}
+
+void main() {
+#if defined(VARIANT_ROWS)
+  const uint row_start = gl_GlobalInvocationID.x * ROWS;
+  if (row_start < p.rows) process(row_start, 0, 1, true);
+#elif defined(VARIANT_SUBGROUP)
+  // Lane rank and count among the active lanes: correct for any subgroup size.
+  const uint lanes = subgroupAdd(1u), lane = subgroupExclusiveAdd(1u);
+  const uint first_row = gl_WorkGroupID.x * RW;
+  for (uint rr = gl_SubgroupID * ROWS; rr < RW; rr += gl_NumSubgroups * ROWS) {
+    if (first_row + rr >= p.rows) break;
+    process(first_row + rr, lane, lanes, lane == 0);
+  }
+#else
+#error "define VARIANT_ROWS or VARIANT_SUBGROUP"
+#endif
+}

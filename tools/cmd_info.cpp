@@ -1,0 +1,151 @@
+// `vkquant info FILE`: what a safetensors file (or sharded index or model
+// directory), a GGUF file or a calibration artifact holds: tensors, metadata,
+// and, when it is a model vkquant can run, its architecture.
+#include <fmt/core.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <memory>
+
+#include "commands.hpp"
+#include "vkquant/gguf.hpp"
+#include "vkquant/json_strict.hpp"
+#include "vkquant/model/model_file.hpp"
+#include "vkquant/safetensors_index.hpp"
+
+namespace vkq::cli {
+
+namespace {
+
+struct InfoFlags {
+  std::string file;
+  bool json = false;
+};
+
+struct Listing {
+  std::string format;
+  std::vector<std::tuple<std::string, std::string, std::vector<std::uint64_t>>> tensors;  // name, dtype, shape
+  std::vector<std::pair<std::string, std::string>> metadata;
+};
+
+bool is_gguf(const std::filesystem::path& p) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(p, ec)) return false;
+  std::ifstream in(p, std::ios::binary);
+  char magic[4] = {};
+  return in.read(magic, 4) && std::string_view(magic, 4) == "GGUF";
+}
+
+Listing list(const std::filesystem::path& p) {
+  Listing out;
+  if (is_gguf(p)) {
+    const auto g = GgufFile::open(p);
+    out.format = "gguf v" + std::to_string(g.version());
+    for (const auto& t : g.tensors())
+      out.tensors.emplace_back(t.name, ggml_type_name(t.type), std::vector<std::uint64_t>(t.ne.rbegin(), t.ne.rend()));
+    for (const auto& [k, v] : g.metadata()) out.metadata.emplace_back(k, gguf_value_summary(v));
+    return out;
+  }
+  const auto st = SafetensorsModel::open(p);
+  out.format = st.shards().size() > 1 ? "safetensors (" + std::to_string(st.shards().size()) + " shards)" : "safetensors";
+  for (const auto& shard : st.shards()) {
+    for (const auto& t : shard.tensors()) out.tensors.emplace_back(t.name, dtype_name(t.dtype), t.shape);
+    for (const auto& [k, v] : shard.metadata()) out.metadata.emplace_back(k, v);
+  }
+  return out;
+}
+
+std::string shape_str(const std::vector<std::uint64_t>& s) {
+  std::string r = "[";
+  for (std::size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+nlohmann::ordered_json config_json(const ModelConfig& c) {
+  nlohmann::ordered_json j{{"architecture", c.architecture},
+                           {"family", arch_name(c.arch)},
+                           {"vocab_size", c.vocab},
+                           {"hidden_size", c.dim},
+                           {"layers", c.layers},
+                           {"heads", c.heads},
+                           {"kv_heads", c.kv_heads},
+                           {"head_dim", c.head_dim},
+                           {"ffn", c.ffn},
+                           {"context", c.ctx},
+                           {"rms_norm_eps", c.rms_eps},
+                           {"rope_theta", c.rope_theta},
+                           {"tied_embeddings", c.tied_embeddings},
+                           {"qkv_bias", c.qkv_bias},
+                           {"qk_norm", c.qk_norm}};
+  if (c.moe()) {
+    j["experts"] = c.experts;
+    j["experts_used"] = c.experts_used;
+    j["norm_topk_prob"] = c.norm_topk;
+  }
+  j["bos_token_id"] = c.bos ? nlohmann::ordered_json(*c.bos) : nlohmann::ordered_json(nullptr);
+  j["eos_token_id"] = c.eos ? nlohmann::ordered_json(*c.eos) : nlohmann::ordered_json(nullptr);
+  return j;
+}
+
+void info(const InfoFlags& f) {
+  const Listing l = list(f.file);
+  // A file that lists fine but is not a model (an artifact, a key set) is
+  // still described; why it does not run is said.
+  std::optional<ModelConfig> config;
+  std::string not_model;
+  std::uint64_t params = 0;
+  try {
+    config = ModelFile::open(f.file).config();
+  } catch (const FormatError& e) {
+    not_model = e.what();
+  }
+  std::uint64_t total = 0;
+  for (const auto& t : l.tensors) {
+    std::uint64_t n = 1;
+    for (auto d : std::get<2>(t)) n *= d;
+    total += n;
+  }
+  params = total;
+  if (f.json) {
+    nlohmann::ordered_json j{{"file", f.file}, {"format", l.format}};
+    j["model"] = config ? config_json(*config) : nlohmann::ordered_json(nullptr);
+    if (!config) j["not_a_model"] = not_model;
+    j["parameters"] = params;
+    auto& tensors = j["tensors"] = nlohmann::ordered_json::array();
+    for (const auto& [name, dtype, shape] : l.tensors) tensors.push_back({{"name", name}, {"dtype", dtype}, {"shape", shape}});
+    auto& meta = j["metadata"] = nlohmann::ordered_json::object();
+    for (const auto& [k, v] : l.metadata) meta[k] = v;
+    std::printf("%s\n", j.dump(2).c_str());
+    return;
+  }
+  fmt::print("{}: {}, {} tensors, {} parameters\n", f.file, l.format, l.tensors.size(), params);
+  if (config) {
+    const ModelConfig& c = *config;
+    fmt::print("model: {} ({}), vocab {}, hidden {}, {} layers, {} heads / {} KV heads x {}, ffn {}, context {}\n",
+               c.architecture, arch_name(c.arch), c.vocab, c.dim, c.layers, c.heads, c.kv_heads, c.head_dim, c.ffn, c.ctx);
+    fmt::print("       rms_eps {:g}, rope_theta {:g}, tied {}, qkv bias {}, qk norm {}", c.rms_eps, c.rope_theta,
+               c.tied_embeddings, c.qkv_bias, c.qk_norm);
+    if (c.moe()) fmt::print(", {} experts, top-{}{}", c.experts, c.experts_used, c.norm_topk ? " (renormalised)" : "");
+    fmt::print("\n");
+  } else {
+    fmt::print("not a runnable model: {}\n", not_model);
+  }
+  fmt::print("\nmetadata:\n");
+  for (const auto& [k, v] : l.metadata) fmt::print("  {:<40} {}\n", k, v);
+  fmt::print("\ntensors:\n");
+  for (const auto& [name, dtype, shape] : l.tensors) fmt::print("  {:<48} {:<6} {}\n", name, dtype, shape_str(shape));
+}
+
+}  // namespace
+
+void add_info(CLI::App& app) {
+  auto f = std::make_shared<InfoFlags>();
+  auto* cmd = app.add_subcommand("info", "Tensors and metadata of a safetensors, GGUF or artifact file, and its model");
+  cmd->add_option("file", f->file, "a .gguf or .safetensors file, an index .json or a model directory")->required();
+  cmd->add_flag("--json", f->json, "print JSON");
+  cmd->callback([f] { info(*f); });
+}
+
+}  // namespace vkq::cli
