@@ -1,6 +1,7 @@
 // `vkquant ppl MODEL --text FILE`: perplexity and bits per byte of a text,
 // with the protocol of tools/train/README.md (documents split on blank lines,
-// independent chunks of --ctx tokens, each starting with BOS).
+// independent chunks of --ctx tokens, each starting with BOS). `--compare`
+// runs the K-cache configurations side by side and prints the fidelity table.
 #include <fmt/core.h>
 
 #include <nlohmann/json.hpp>
@@ -28,10 +29,57 @@ struct PplFlags {
   std::string model;
   std::string text;
   std::uint32_t ctx = 0;
+  std::uint32_t chunks = 0;
   bool json = false;
+  bool compare = false;
   WeightFlag weights;
+  QuantFlags quant;
   DeviceFlags device;
 };
+
+// One configuration's running figures.
+struct Run {
+  std::string label;
+  KCacheConfig kcache;
+  std::unique_ptr<VkForward> fwd;
+  double bits = 0, kl = 0;
+  std::uint64_t agree = 0;
+};
+
+// KL(p || q) in nats for logits a (p) and b (q).
+double kl_div(std::span<const float> a, std::span<const float> b) {
+  auto lse = [](std::span<const float> x) {
+    double mx = -INFINITY;
+    for (float v : x) mx = std::max(mx, double(v));
+    double s = 0;
+    for (float v : x) s += std::exp(double(v) - mx);
+    return mx + std::log(s);
+  };
+  const double la = lse(a), lb = lse(b);
+  double kl = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const double lp = double(a[i]) - la, lq = double(b[i]) - lb;
+    kl += std::exp(lp) * (lp - lq);
+  }
+  return std::max(0.0, kl);
+}
+
+// The configurations of the fidelity table (DESIGN §2, issue 6).
+std::vector<std::pair<std::string, KCacheConfig>> table_configs(const ModelConfig& c, bool have_calibration) {
+  std::vector<std::pair<std::string, KCacheConfig>> out{{"fp16", KCacheConfig{}}};
+  for (KRope rope : {KRope::post, KRope::pre}) {
+    const std::string r = std::string(" ") + krope_name(rope);
+    for (KRotation rot : {KRotation::none, KRotation::srht, KRotation::learned}) {
+      if (rot == KRotation::learned && !have_calibration) continue;
+      out.push_back({std::string("1bit ") + krotation_name(rot) + r, KCacheConfig{true, rope, rot, 0, 0, 0}});
+    }
+    if (!have_calibration) continue;
+    out.push_back({"1bit learned" + r + " front4", KCacheConfig{true, rope, KRotation::learned, 0, 4, 0}});
+    out.push_back({"1bit learned" + r + " r" + std::to_string(c.head_dim / 8),
+                   KCacheConfig{true, rope, KRotation::learned, c.head_dim / 8, 0, 0}});
+  }
+  return out;
+}
 
 void ppl(const PplFlags& f) {
   const auto model = ModelFile::open(f.model);
@@ -40,54 +88,113 @@ void ppl(const PplFlags& f) {
   if (f.ctx > c.ctx)
     throw Error("--ctx: " + std::to_string(f.ctx) + " is longer than the model's context of " + std::to_string(c.ctx));
   const std::uint32_t ctx = f.ctx ? f.ctx : c.ctx;
+  const KCacheConfig own = f.quant.config();
+  const auto calibration = f.quant.calibration(model);
   const auto text_file = MappedFile::open(f.text);
   const auto bytes = text_file.bytes();
-  const auto plan = ppl_plan(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), *tok, ctx);
+  auto plan = ppl_plan(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), *tok, ctx);
+  if (f.chunks > 0 && plan.chunks.size() > f.chunks) {
+    // The first N chunks; bytes scale with the tokens kept (exact for byte tokenizers).
+    plan.chunks.resize(f.chunks);
+    std::uint64_t kept = 0;
+    for (const auto& ch : plan.chunks) kept += ch.targets.size();
+    plan.bytes = std::uint64_t(std::llround(double(plan.bytes) * double(kept) / double(plan.tokens)));
+    plan.tokens = kept;
+  }
   if (plan.tokens == 0) throw Error(f.text + ": no text to score");
 
   Instance instance = Instance::create(InstanceOptions::from_env());
   Device device = Device::create(instance, f.device.device);
-  VkForwardOptions o;
-  o.weights = f.weights.type();
-  o.ctx = ctx;
+  std::vector<Run> runs;
+  const auto configs = f.compare ? table_configs(c, calibration.has_value())
+                                 : std::vector<std::pair<std::string, KCacheConfig>>{{f.quant.label(), own}};
   Progress bar;
-  std::optional<VkForward> fwd;
-  fwd.emplace(device, model, o, [&](std::size_t done, std::size_t total) {
-    bar.update("loading", double(done) / double(total));
-  });
+  for (const auto& [label, kc] : configs) {
+    VkForwardOptions o;
+    o.weights = f.weights.type();
+    o.ctx = ctx;
+    o.kcache = kc;
+    o.calibration = calibration ? &*calibration : nullptr;
+    Run r;
+    r.label = label;
+    r.kcache = kc;
+    r.fwd = std::make_unique<VkForward>(device, model, o, [&](std::size_t done, std::size_t total) {
+      bar.update("loading (" + label + ")", double(done) / double(total));
+    });
+    runs.push_back(std::move(r));
+  }
 
   const auto t0 = std::chrono::steady_clock::now();
-  double bits = 0.0;
   std::uint64_t scored = 0;
-  for (std::size_t i = 0; i < plan.chunks.size(); ++i) {
-    const PplChunk& ch = plan.chunks[i];
-    fwd->reset();
-    const auto logits = fwd->forward(ch.input, /*all_logits=*/true);
-    for (std::size_t j = 0; j < ch.targets.size(); ++j)
-      bits += bits_of(std::span<const float>(logits).subspan(j * c.vocab, c.vocab), ch.targets[j]);
+  for (const PplChunk& ch : plan.chunks) {
+    std::vector<float> base;
+    for (std::size_t i = 0; i < runs.size(); ++i) {
+      Run& r = runs[i];
+      r.fwd->reset();
+      const auto logits = r.fwd->forward(ch.input, /*all_logits=*/true);
+      for (std::size_t j = 0; j < ch.targets.size(); ++j) {
+        const auto row = std::span<const float>(logits).subspan(j * c.vocab, c.vocab);
+        r.bits += bits_of(row, ch.targets[j]);
+        if (i > 0) {  // against the first (fp16) configuration
+          const auto ref = std::span<const float>(base).subspan(j * c.vocab, c.vocab);
+          r.kl += kl_div(ref, row);
+          r.agree += argmax(ref) == argmax(row);
+        }
+      }
+      if (i == 0) base = logits;
+    }
     scored += ch.targets.size();
     bar.update(fmt::format("{} / {} tokens, {:.4f} bits/byte so far", scored, plan.tokens,
-                           bits / double(plan.bytes) * double(plan.tokens) / double(scored)),
+                           runs[0].bits / double(plan.bytes) * double(plan.tokens) / double(scored)),
                double(scored) / double(plan.tokens));
   }
   bar.clear();
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const double bpb = bits / double(plan.bytes), bpt = bits / double(plan.tokens);
-  const double perplexity = std::exp2(bpt);
+
+  nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    const Run& r = runs[i];
+    const double bpt = r.bits / double(plan.tokens);
+    nlohmann::ordered_json j{{"config", r.label},
+                             {"perplexity", std::exp2(bpt)},
+                             {"bits_per_byte", r.bits / double(plan.bytes)},
+                             {"bits_per_token", bpt},
+                             {"key_bits_per_coordinate", r.fwd->key_bits_per_coordinate()}};
+    if (f.compare) {
+      j["kl_to_fp16"] = i == 0 ? 0.0 : r.kl / double(plan.tokens);
+      j["top1_agreement"] = i == 0 ? 1.0 : double(r.agree) / double(plan.tokens);
+    }
+    rows.push_back(j);
+  }
   if (f.json) {
-    nlohmann::ordered_json j{{"model", f.model},         {"text", f.text},
-                             {"ctx", ctx},               {"weights", f.weights.value},
-                             {"chunks", plan.chunks.size()}, {"tokens", plan.tokens},
-                             {"bytes", plan.bytes},      {"bits_per_byte", bpb},
-                             {"bits_per_token", bpt},    {"perplexity", perplexity},
-                             {"seconds", secs},          {"tokens_per_second", double(plan.tokens) / secs},
+    nlohmann::ordered_json j{{"model", f.model},   {"text", f.text},         {"ctx", ctx},
+                             {"weights", f.weights.value}, {"chunks", plan.chunks.size()}, {"tokens", plan.tokens},
+                             {"bytes", plan.bytes}, {"seconds", secs},
+                             {"tokens_per_second", double(plan.tokens) * double(runs.size()) / secs},
                              {"device", device.info().name}};
+    if (f.compare) {
+      j["configs"] = rows;
+    } else {
+      for (const auto& [k, v] : rows[0].items()) j[k] = v;
+    }
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
-  fmt::print("{}: {} tokens ({} bytes) in {} chunks of <= {}\n", f.text, plan.tokens, plan.bytes, plan.chunks.size(), ctx);
-  fmt::print("bits/byte {:.4f}   perplexity {:.4f} per token   ({:.1f} s, {:.0f} tokens/s, {} weights)\n", bpb,
-             perplexity, secs, double(plan.tokens) / secs, f.weights.value);
+  fmt::print("{}: {} tokens ({} bytes) in {} chunks of <= {}, {} weights\n", f.text, plan.tokens, plan.bytes,
+             plan.chunks.size(), ctx, f.weights.value);
+  if (!f.compare) {
+    fmt::print("bits/byte {:.4f}   perplexity {:.4f} per token   ({:.1f} s, {:.0f} tokens/s, keys: {}, {:.3f} bits/coordinate)\n",
+               rows[0]["bits_per_byte"].get<double>(), rows[0]["perplexity"].get<double>(), secs,
+               double(plan.tokens) / secs, runs[0].label, runs[0].fwd->key_bits_per_coordinate());
+    return;
+  }
+  fmt::print("| keys | perplexity | bits/byte | KL to fp16 (nats/token) | top-1 agreement | key bits/coordinate |\n");
+  fmt::print("|---|---|---|---|---|---|\n");
+  for (const auto& r : rows)
+    fmt::print("| {} | {:.4f} | {:.4f} | {:.5f} | {:.4f} | {:.3f} |\n", r["config"].get<std::string>(),
+               r["perplexity"].get<double>(), r["bits_per_byte"].get<double>(), r["kl_to_fp16"].get<double>(),
+               r["top1_agreement"].get<double>(), r["key_bits_per_coordinate"].get<double>());
+  fmt::print("({:.1f} s)\n", secs);
 }
 
 }  // namespace
@@ -99,8 +206,13 @@ void add_ppl(CLI::App& app) {
   cmd->add_option("--text", f->text, "text file to score")->required();
   cmd->add_option("--ctx", f->ctx, "tokens per independent chunk (default: the model's context)")
       ->check(CLI::Range(2u, 1u << 22));
+  cmd->add_option("--chunks", f->chunks, "score only the first N chunks (0: all)");
+  cmd->add_flag("--compare", f->compare,
+                "the fidelity table: fp16 keys and the 1-bit configurations (none/srht/learned, front protection, "
+                "residual d/8; post- and pre-RoPE) with KL to fp16 and top-1 agreement; learned rows need --rotations");
   cmd->add_flag("--json", f->json, "print JSON");
   f->weights.add(cmd);
+  f->quant.add(cmd);
   cmd->add_option("--device", f->device.device, "Vulkan device index (see `vkquant devices`)");
   cmd->callback([f] { ppl(*f); });
 }

@@ -25,6 +25,7 @@ struct RunFlags {
   int n = 200;
   SamplerOptions sampling;
   WeightFlag weights;
+  QuantFlags quant;
   DeviceFlags device;
 };
 
@@ -33,7 +34,8 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 
 void run(const RunFlags& f) {
-  Sampler sampler(f.sampling);  // validates the sampling flags before any heavy work
+  Sampler sampler(f.sampling);  // validates the sampling and quantization flags before any heavy work
+  const KCacheConfig kcache = f.quant.config();
   const auto path = f.model.empty() ? default_model_path() : std::filesystem::path(f.model);
   const auto model = ModelFile::open(path);
   const auto tok = model.tokenizer();
@@ -50,8 +52,11 @@ void run(const RunFlags& f) {
 
   Instance instance = Instance::create(InstanceOptions::from_env());
   Device device = Device::create(instance, f.device.device);
+  const auto calibration = f.quant.calibration(model);
   VkForwardOptions o;
   o.weights = f.weights.type();
+  o.kcache = kcache;
+  o.calibration = calibration ? &*calibration : nullptr;
   std::optional<VkForward> fwd;
   {
     Progress bar;
@@ -87,9 +92,9 @@ void run(const RunFlags& f) {
              double(prompt.size()) / prefill_s);
   // The first sampled token came from the prefill's logits: decode timed the rest.
   const std::uint32_t decoded = generated > 0 ? generated - (generated == n ? 1 : 0) : 0;
-  fmt::print(stderr, "decode: {} tokens in {:.3f} s ({:.1f} tokens/s)  [{}, {} weights, {}]\n", decoded, decode_s,
-             decoded > 0 ? double(decoded) / decode_s : 0.0, path.filename().string(), f.weights.value,
-             device.info().name);
+  fmt::print(stderr, "decode: {} tokens in {:.3f} s ({:.1f} tokens/s)  [{}, {} weights, keys {} ({:.3f} bits/coordinate), {}]\n",
+             decoded, decode_s, decoded > 0 ? double(decoded) / decode_s : 0.0, path.filename().string(), f.weights.value,
+             f.quant.label(), fwd->key_bits_per_coordinate(), device.info().name);
 }
 
 }  // namespace
@@ -106,6 +111,7 @@ void add_run(CLI::App& app) {
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--seed", f->sampling.seed, "sampling seed");
   f->weights.add(cmd);
+  f->quant.add(cmd);
   cmd->add_option("--device", f->device.device, "Vulkan device index (see `vkquant devices`)");
   cmd->callback([f] { run(*f); });
 }

@@ -26,5 +26,6 @@ void add_gauge(CLI::App& app);
 void add_info(CLI::App& app);
 void add_run(CLI::App& app);
 void add_ppl(CLI::App& app);
+void add_calibrate(CLI::App& app);
 
 }  // namespace vkq::cli

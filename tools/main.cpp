@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   add_info(app);
   add_run(app);
   add_ppl(app);
+  add_calibrate(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

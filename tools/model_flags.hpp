@@ -7,7 +7,10 @@
 
 #include <CLI/CLI.hpp>
 
+#include <optional>
+
 #include "vkquant/kernels/linear.hpp"
+#include "vkquant/model/kcache.hpp"
 
 namespace vkq::cli {
 
@@ -20,6 +23,22 @@ struct WeightFlag {
   std::string value = "f16";
   void add(CLI::App* cmd);
   kernels::WeightType type() const { return value == "f32" ? kernels::WeightType::f32 : kernels::WeightType::f16; }
+};
+
+// The K-cache flags of `run` and `ppl` (DESIGN §6).
+struct QuantFlags {
+  std::string kcache = "fp16";
+  std::string rotation = "srht";
+  std::string rotations;  // artifact file
+  std::uint32_t rank = 0;
+  std::uint32_t protect_front = 0;
+  std::string kcache_rope = "post";
+  void add(CLI::App* cmd);
+  KCacheConfig config() const;
+  // The artifact when --rotations is given (checked against `model`).
+  std::optional<KCalibration> calibration(const ModelFile& model) const;
+  // "1bit learned post r8 front4"-style label for tables.
+  std::string label() const;
 };
 
 }  // namespace vkq::cli

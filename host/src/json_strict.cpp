@@ -55,6 +55,11 @@ nlohmann::json parse_json_strict(const std::filesystem::path& file, std::string_
     std::string what = e.what();
     if (const auto p = what.find("parse error"); p != std::string::npos) what = what.substr(p);
     throw FormatError(file, "invalid JSON: " + what, at);
+  } catch (const json::exception& e) {
+    // e.g. out_of_range 406, a number beyond double's range ("1e999").
+    std::string what = e.what();
+    if (const auto p = what.find("] "); p != std::string::npos) what = what.substr(p + 2);
+    throw FormatError(file, "invalid JSON: " + what);
   }
 }
 

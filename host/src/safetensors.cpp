@@ -83,7 +83,8 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
       }
       continue;
     }
-    auto tfail = [&](const std::string& what) { return fail("tensor \"" + name + "\": " + what); };
+    // init-capture: clang < 16 cannot capture a structured binding
+    auto tfail = [&, &tname = name](const std::string& what) { return fail("tensor \"" + tname + "\": " + what); };
     if (name.empty()) throw fail("a tensor has an empty name");
     if (name.size() > kMaxNameBytes) throw fail("a tensor name is " + std::to_string(name.size()) + " bytes long (limit " + std::to_string(kMaxNameBytes) + ")");
     if (name.find('\0') != std::string::npos) throw fail("a tensor name contains a NUL byte");

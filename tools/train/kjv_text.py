@@ -64,6 +64,20 @@ def train_heldout(docs, frac=0.05):
     return docs[:cut], docs[cut:]
 
 
+def calibration(train_docs, every=25, max_bytes=100_000):
+    """Every `every`-th training chapter up to `max_bytes`: the text
+    `vkquant calibrate` measures keys on (never the held-out text)."""
+    out, size = [], 0
+    for d in train_docs[::every]:
+        if size + len(d) > max_bytes:
+            break
+        out.append(d)
+        size += len(d)
+    return out
+
+
 if __name__ == "__main__":
     docs = chapters()
+    if sys.argv[1:] == ["--calib"]:
+        docs = calibration(train_heldout(docs)[0])
     sys.stdout.write("\n\n".join(docs) + "\n")

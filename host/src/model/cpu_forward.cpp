@@ -6,6 +6,7 @@
 
 #include "vkquant/error.hpp"
 #include "vkquant/half.hpp"
+#include "vkquant/rotation/learn.hpp"
 
 namespace vkq {
 
@@ -54,6 +55,55 @@ CpuForward::CpuForward(const HostWeights& w, std::uint32_t ctx, bool fp16_kv)
   vcache_.assign(c.layers, std::vector<float>(std::size_t(ctx_) * c.kv_dim()));
 }
 
+void CpuForward::set_kcache(const KCacheConfig& k, const KCalibration* calibration) {
+  if (k.one_bit && k.rotation == KRotation::learned && !calibration) throw Error("CpuForward: learned rotation needs a calibration");
+  if (k.one_bit && k.rank > 0 && (!calibration || k.rotation != KRotation::learned || calibration->rank < k.rank))
+    throw Error("CpuForward: residual rank needs a learned rotation calibrated with that rank");
+  kc_ = k;
+  cal_ = calibration;
+}
+
+void CpuForward::code_key(std::uint32_t l, std::vector<float>& k, bool pre) const {
+  const ModelConfig& c = w_.config;
+  const std::uint32_t hd = c.head_dim;
+  const KLayerCalib* cal = cal_ ? &(pre ? cal_->pre : cal_->post).at(l) : nullptr;
+  Eigen::MatrixXd srht;
+  if (kc_.rotation == KRotation::srht) srht = rot::srht_matrix(hd, kc_.srht_seed);
+  for (std::uint32_t h = 0; h < c.kv_heads; ++h) {
+    float* kh = k.data() + std::size_t(h) * hd;
+    // R (hd, hd) of this head, row-major; identity for none.
+    auto r = [&](std::uint32_t i, std::uint32_t j) -> double {
+      if (kc_.rotation == KRotation::none) return i == j ? 1.0 : 0.0;
+      if (kc_.rotation == KRotation::srht) return srht(i, j);
+      return cal->rot[(std::size_t(h) * hd + i) * hd + j];
+    };
+    std::vector<double> x(hd), v(hd, 0.0), y(hd);
+    for (std::uint32_t i = 0; i < hd; ++i) x[i] = double(kh[i]) - (cal ? cal->mean[std::size_t(h) * hd + i] : 0.0f);
+    double l1 = 0.0;
+    for (std::uint32_t i = 0; i < hd; ++i) {
+      for (std::uint32_t j = 0; j < hd; ++j) v[i] += r(i, j) * x[j];
+      l1 += std::abs(v[i]);
+    }
+    const double alpha = from_half(to_half(float(l1 / hd)));
+    for (std::uint32_t i = 0; i < hd; ++i) y[i] = v[i] >= 0.0 ? alpha : -alpha;
+    if (kc_.rank > 0) {  // c = U_r^T (v - alpha s), stored in fp16; y += U_r c
+      const std::uint32_t full = cal_->rank;
+      for (std::uint32_t j = 0; j < kc_.rank; ++j) {
+        double cj = 0.0;
+        for (std::uint32_t i = 0; i < hd; ++i)
+          cj += double(cal->basis[(std::size_t(h) * hd + i) * full + j]) * (v[i] - (v[i] >= 0.0 ? alpha : -alpha));
+        cj = from_half(to_half(float(cj)));
+        for (std::uint32_t i = 0; i < hd; ++i) y[i] += double(cal->basis[(std::size_t(h) * hd + i) * full + j]) * cj;
+      }
+    }
+    for (std::uint32_t j = 0; j < hd; ++j) {  // k = mu + R^T y
+      double acc = cal ? cal->mean[std::size_t(h) * hd + j] : 0.0f;
+      for (std::uint32_t i = 0; i < hd; ++i) acc += r(i, j) * y[i];
+      kh[j] = float(acc);
+    }
+  }
+}
+
 void CpuForward::block(std::uint32_t l, std::vector<float>& x) {
   const ModelConfig& c = w_.config;
   const HostLayer& L = w_.layers[l];
@@ -74,8 +124,11 @@ void CpuForward::block(std::uint32_t l, std::vector<float>& x) {
     rmsnorm(q.data(), L.q_norm, qd, c.rms_eps);
     rmsnorm(k.data(), L.k_norm, kvd, c.rms_eps);
   }
+  const bool coded = kc_.one_bit && pos_ >= kc_.protect_front;
+  if (coded && kc_.rope == KRope::pre) code_key(l, k, true);
   for (std::uint32_t h = 0; h < c.heads; ++h) rope(q.data() + h * hd, hd, pos_, c.rope_theta);
   for (std::uint32_t h = 0; h < c.kv_heads; ++h) rope(k.data() + h * hd, hd, pos_, c.rope_theta);
+  if (coded && kc_.rope == KRope::post) code_key(l, k, false);
   if (fp16_kv_) {
     for (float& e : k) e = from_half(to_half(e));
     for (float& e : v) e = from_half(to_half(e));

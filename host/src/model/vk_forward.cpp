@@ -5,6 +5,8 @@
 #include "vkquant/buffer.hpp"
 #include "vkquant/error.hpp"
 #include "vkquant/kernels/attn.hpp"
+#include "vkquant/kernels/kcodec.hpp"
+#include "vkquant/rotation/learn.hpp"
 #include "vkquant/kernels/ops.hpp"
 #include "vkquant/stream.hpp"
 
@@ -27,7 +29,13 @@ struct DeviceMatrix {
 struct DeviceLayer {
   Buffer attn_norm, bq, bk, bv, q_norm, k_norm, ffn_norm;  // fp32 vectors
   DeviceMatrix wq, wk, wv, wo, w_gate, w_up, w_down, router, exp_gate, exp_up, exp_down;
-  Buffer kcache, vcache;  // (ctx, kv_heads, head_dim) fp16
+  Buffer kcache, vcache;  // (ctx, kv_heads, head_dim) fp16 (kcache: fp16 keys only)
+  // 1-bit keys: codec parameters and the code cache.
+  Buffer mu, rot, basis;            // (kv, hd), (kv, hd, hd), (kv, hd, rank)
+  Buffer bits, alpha, coef, front;  // codes for ctx positions; exact fp16 keys of the protected front
+  Buffer tap_pre, tap_post;         // key_tap: (max_batch, kv_dim) each
+  kernels::KCodec codec() const { return codec_; }
+  kernels::KCodec codec_;
 };
 
 }  // namespace
@@ -43,14 +51,18 @@ struct VkForward::Impl {
   Buffer final_norm;
   std::vector<DeviceLayer> layers;
 
+  std::uint64_t key_bytes = 0;
+  Buffer kdecoded;  // 1-bit keys: every layer decodes its codes here, (ctx, kv, hd) fp16
+
   // Activations for up to opt.max_batch tokens.
   Buffer ids, x, xb, q, k, v, att, g, u, ydown, rlogits, eids, ew, xlast, logits, scratch;
 
   Impl(Device& d, const VkForwardOptions& o) : dev(d), opt(o) {}
 
   Buffer make(std::uint64_t n_bytes) {
-    bytes += std::max<std::uint64_t>(n_bytes, 16);
-    return Buffer::create(dev, std::max<std::uint64_t>(n_bytes, 16));
+    Buffer b = Buffer::create(dev, std::max<std::uint64_t>(n_bytes, 16));
+    bytes += b.size();  // counted once the allocation succeeded
+    return b;
   }
   Buffer vector(const std::vector<float>& v) {
     Buffer b = make(v.size() * sizeof(float));
@@ -72,7 +84,55 @@ struct VkForward::Impl {
   const DeviceMatrix& head() const { return c.tied_embeddings ? embed : lm_head; }
 
   void step(Stream& s, std::span<const std::int32_t> tokens, bool all_logits, std::vector<float>& out);
+  void setup_codec(std::uint32_t l, DeviceLayer& L);
 };
+
+// The codec of one layer: mean and rotation from the calibration (or none:
+// mu = 0), SRHT built here, the code cache for the whole context.
+void VkForward::Impl::setup_codec(std::uint32_t l, DeviceLayer& L) {
+  const KCacheConfig& kc = opt.kcache;
+  const std::uint32_t kv = c.kv_heads, hd = c.head_dim;
+  const KLayerCalib* cal = nullptr;
+  if (opt.calibration) cal = &(kc.rope == KRope::pre ? opt.calibration->pre : opt.calibration->post).at(l);
+  if (kc.rotation == KRotation::learned && !cal) throw Error("--rotation learned needs --rotations FILE (vkquant calibrate)");
+  if (kc.rank > 0 && (kc.rotation != KRotation::learned || !cal || opt.calibration->rank < kc.rank))
+    throw Error("--residual-rank " + std::to_string(kc.rank) + " needs --rotation learned and an artifact calibrated with --rank >= " +
+                std::to_string(kc.rank));
+  L.mu = vector(cal ? cal->mean : std::vector<float>(std::size_t(kv) * hd, 0.0f));
+  std::vector<float> r;
+  if (kc.rotation == KRotation::srht) {
+    const Eigen::MatrixXd h = rot::srht_matrix(hd, kc.srht_seed);
+    for (std::uint32_t head = 0; head < kv; ++head)
+      for (std::uint32_t i = 0; i < hd; ++i)
+        for (std::uint32_t j = 0; j < hd; ++j) r.push_back(float(h(i, j)));
+  } else if (kc.rotation == KRotation::learned) {
+    r = cal->rot;
+  }
+  if (!r.empty()) L.rot = vector(r);
+  if (kc.rank > 0) {
+    // The artifact's basis has rank >= kc.rank: keep the leading columns.
+    const std::uint32_t full = opt.calibration->rank;
+    std::vector<float> b(std::size_t(kv) * hd * kc.rank);
+    for (std::size_t row = 0; row < std::size_t(kv) * hd; ++row)
+      for (std::uint32_t j = 0; j < kc.rank; ++j) b[row * kc.rank + j] = cal->basis[row * full + j];
+    L.basis = vector(b);
+  }
+  L.codec_ = kernels::KCodec{&L.mu, r.empty() ? nullptr : &L.rot, kc.rank ? &L.basis : nullptr, kv, hd, kc.rank};
+  const std::uint64_t bb = kernels::kcode_bits_bytes(ctx, kv, hd), ab = kernels::kcode_alpha_bytes(ctx, kv);
+  L.bits = make(bb);
+  L.alpha = make(ab);
+  key_bytes += bb + ab;
+  if (kc.rank > 0) {
+    const std::uint64_t cb = kernels::kcode_coef_bytes(ctx, kv, kc.rank);
+    L.coef = make(cb);
+    key_bytes += cb;
+  }
+  if (kc.protect_front > 0) {
+    const std::uint64_t fb = kernels::kv_cache_bytes(std::min(kc.protect_front, ctx), kv, hd);
+    L.front = make(fb);
+    key_bytes += fb;
+  }
+}
 
 VkForward::VkForward(Device& device, const ModelFile& model, const VkForwardOptions& options,
                      const std::function<void(std::size_t, std::size_t)>& progress)
@@ -127,9 +187,19 @@ VkForward::VkForward(Device& device, const ModelFile& model, const VkForwardOpti
       tick();
     }
     const std::uint64_t kv = kernels::kv_cache_bytes(m.ctx, c.kv_heads, c.head_dim);
-    L.kcache = m.make(kv);
     L.vcache = m.make(kv);
+    if (!options.kcache.one_bit) {
+      L.kcache = m.make(kv);
+      m.key_bytes += kv;
+    } else {
+      m.setup_codec(l, L);
+    }
+    if (options.key_tap) {
+      L.tap_pre = m.make(std::uint64_t(m.opt.max_batch) * c.kv_dim() * sizeof(float));
+      L.tap_post = m.make(std::uint64_t(m.opt.max_batch) * c.kv_dim() * sizeof(float));
+    }
   }
+  if (options.kcache.one_bit) m.kdecoded = m.make(kernels::kv_cache_bytes(m.ctx, c.kv_heads, c.head_dim));
 
   const std::uint64_t B = m.opt.max_batch, f4 = sizeof(float);
   const std::uint64_t slots = c.moe() ? c.experts_used : 1;
@@ -159,6 +229,11 @@ std::uint32_t VkForward::ctx() const { return impl_->ctx; }
 void VkForward::reset() { impl_->pos = 0; }
 std::uint32_t VkForward::position() const { return impl_->pos; }
 std::uint64_t VkForward::device_bytes() const { return impl_->bytes; }
+std::uint64_t VkForward::key_bytes() const { return impl_->key_bytes; }
+double VkForward::key_bits_per_coordinate() const {
+  const ModelConfig& c = impl_->c;
+  return double(impl_->key_bytes) * 8.0 / (double(impl_->ctx) * c.layers * c.kv_dim());
+}
 
 void VkForward::Impl::step(Stream& s, std::span<const std::int32_t> tokens, bool all_logits, std::vector<float>& out) {
   const std::uint32_t n = std::uint32_t(tokens.size()), pos0 = pos;
@@ -194,11 +269,32 @@ void VkForward::Impl::step(Stream& s, std::span<const std::int32_t> tokens, bool
       kernels::rmsnorm(s, q, L.q_norm, q, n, c.q_dim(), c.rms_eps);
       kernels::rmsnorm(s, k, L.k_norm, k, n, c.kv_dim(), c.rms_eps);
     }
+    const std::uint64_t kv_rows = std::uint64_t(n) * c.kv_dim() * sizeof(float);
+    if (opt.key_tap) s.copy(k, L.tap_pre, kv_rows);
+    const KCacheConfig& kc = opt.kcache;
+    if (kc.one_bit && kc.rope == KRope::pre)
+      kernels::kcode_encode(s, L.codec(), k, L.bits, L.alpha, kc.rank ? &L.coef : nullptr, n, pos0);
     kernels::rope(s, q, n, c.heads, c.head_dim, pos0, c.rope_theta, rope);
     kernels::rope(s, k, n, c.kv_heads, c.head_dim, pos0, c.rope_theta, rope);
-    kernels::kv_store(s, k, L.kcache, n, pos0, c.kv_heads, c.head_dim);
+    if (opt.key_tap) s.copy(k, L.tap_post, kv_rows);
     kernels::kv_store(s, v, L.vcache, n, pos0, c.kv_heads, c.head_dim);
-    kernels::attention(s, q, L.kcache, L.vcache, att, n, pos0, c.heads, c.kv_heads, c.head_dim, scale,
+    const Buffer* keys = &L.kcache;
+    if (!kc.one_bit) {
+      kernels::kv_store(s, k, L.kcache, n, pos0, c.kv_heads, c.head_dim);
+    } else {
+      // Code the new keys, then decode every cached position into the shared
+      // fp16 buffer; protected front positions are overwritten with exact keys.
+      if (kc.rope == KRope::post)
+        kernels::kcode_encode(s, L.codec(), k, L.bits, L.alpha, kc.rank ? &L.coef : nullptr, n, pos0);
+      const std::uint32_t front = std::min(kc.protect_front, ctx);
+      if (pos0 < front) kernels::kv_store(s, k, L.front, std::min(n, front - pos0), pos0, c.kv_heads, c.head_dim);
+      kernels::kcode_decode(s, L.codec(), L.bits, L.alpha, kc.rank ? &L.coef : nullptr, kdecoded, 0, pos0 + n,
+                            kc.rope == KRope::pre ? c.rope_theta : 0.0f);
+      if (front > 0)
+        s.copy(L.front, kdecoded, kernels::kv_cache_bytes(std::min(front, pos0 + n), c.kv_heads, c.head_dim));
+      keys = &kdecoded;
+    }
+    kernels::attention(s, q, *keys, L.vcache, att, n, pos0, c.heads, c.kv_heads, c.head_dim, scale,
                        scratch ? &scratch : nullptr);
     kernels::linear(s, L.wo.w(), att, x, n, /*accumulate=*/true);
     // ---- MLP
@@ -228,6 +324,14 @@ void VkForward::Impl::step(Stream& s, std::span<const std::int32_t> tokens, bool
     kernels::linear(s, head().w(), xlast, logits, 1);
   }
   s.submit_and_wait();
+  if (opt.key_tap) {
+    std::vector<float> pre(std::size_t(n) * c.kv_dim()), post(pre.size());
+    for (std::uint32_t l = 0; l < c.layers; ++l) {
+      layers[l].tap_pre.download(std::span<float>(pre));
+      layers[l].tap_post.download(std::span<float>(post));
+      opt.key_tap(l, pre.data(), post.data(), n);
+    }
+  }
   pos += n;
   const std::size_t rows = all_logits ? n : 1, old = out.size();
   out.resize(old + rows * c.vocab);

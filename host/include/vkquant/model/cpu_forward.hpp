@@ -7,6 +7,7 @@
 #include <span>
 #include <vector>
 
+#include "vkquant/model/kcache.hpp"
 #include "vkquant/model/model_file.hpp"
 
 namespace vkq {
@@ -16,6 +17,9 @@ class CpuForward {
   // `ctx`: KV-cache length (0: the model's context length). `fp16_kv`: round
   // cached keys and values to fp16, as the Vulkan forward stores them.
   explicit CpuForward(const HostWeights& w, std::uint32_t ctx = 0, bool fp16_kv = false);
+  // Keys through the 1-bit codec of DESIGN §2 (encode, then decode at use),
+  // as the Vulkan forward does; `calibration` as for VkForwardOptions.
+  void set_kcache(const KCacheConfig& k, const KCalibration* calibration);
 
   // Forgets the sequence: the next token is at position 0.
   void reset() { pos_ = 0; }
@@ -27,9 +31,13 @@ class CpuForward {
 
  private:
   void block(std::uint32_t l, std::vector<float>& x);
+  // The key the cache holds for `k` (kv_dim) of layer l at position pos_.
+  void code_key(std::uint32_t l, std::vector<float>& k, bool pre) const;
   const HostWeights& w_;
   std::uint32_t ctx_ = 0, pos_ = 0;
   bool fp16_kv_ = false;
+  KCacheConfig kc_;
+  const KCalibration* cal_ = nullptr;
   std::vector<std::vector<float>> kcache_, vcache_;  // per layer (ctx, kv_dim)
 };
 

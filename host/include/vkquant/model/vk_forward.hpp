@@ -11,6 +11,7 @@
 
 #include "vkquant/device.hpp"
 #include "vkquant/kernels/linear.hpp"
+#include "vkquant/model/kcache.hpp"
 #include "vkquant/model/model_file.hpp"
 
 namespace vkq {
@@ -19,6 +20,11 @@ struct VkForwardOptions {
   kernels::WeightType weights = kernels::WeightType::f16;  // matrices; norms and router stay fp32
   std::uint32_t ctx = 0;          // KV-cache length (0: the model's context length)
   std::uint32_t max_batch = 256;  // tokens per prefill step
+  KCacheConfig kcache;            // fp16 keys (default) or the 1-bit code
+  const KCalibration* calibration = nullptr;  // means, learned rotations, bases (--rotations)
+  // Called after every step with each layer's keys before and after RoPE,
+  // (n, kv_heads * head_dim) each: what `vkquant calibrate` measures.
+  std::function<void(std::uint32_t layer, const float* pre, const float* post, std::uint32_t n)> key_tap;
 };
 
 class VkForward {
@@ -43,6 +49,11 @@ class VkForward {
   std::vector<float> forward(std::span<const std::int32_t> tokens, bool all_logits = false);
   // Bytes of device memory held (weights, KV cache, activations).
   std::uint64_t device_bytes() const;
+  // Bytes that store keys for the whole context in every layer (fp16 cache,
+  // or 1-bit codes + alpha + residual coefficients + protected front tokens),
+  // and the same as bits per key coordinate.
+  std::uint64_t key_bytes() const;
+  double key_bits_per_coordinate() const;
 
  private:
   struct Impl;

@@ -1,0 +1,208 @@
+#include "vkquant/model/kcache.hpp"
+
+#include <cmath>
+
+#include <nlohmann/json.hpp>
+
+#include "vkquant/json_strict.hpp"
+#include "vkquant/rotation/learn.hpp"
+#include "vkquant/rotation/metrics.hpp"
+#include "vkquant/safetensors.hpp"
+#include "vkquant/sha256.hpp"
+
+namespace vkq {
+
+const char* krope_name(KRope r) { return r == KRope::pre ? "pre" : "post"; }
+const char* krotation_name(KRotation r) {
+  return r == KRotation::none ? "none" : r == KRotation::srht ? "srht" : "learned";
+}
+
+std::string model_sha256(const ModelFile& f) {
+  Sha256 h;
+  auto add = [&](Role r, std::uint32_t l) {
+    const auto w = f.load(r, l);
+    h.update(std::as_bytes(std::span<const float>(w)));
+  };
+  const ModelConfig& c = f.config();
+  add(Role::embed, 0);
+  for (std::uint32_t l = 0; l < c.layers; ++l)
+    for (Role r : layer_roles(c)) add(r, l);
+  add(Role::final_norm, 0);
+  if (!c.tied_embeddings) add(Role::lm_head, 0);
+  return h.hex();
+}
+
+namespace {
+
+constexpr const char* kFormat = "vkquant-kcache";
+constexpr const char* kVersion = "1";
+
+}  // namespace
+
+KCalibration calibrate_keys(const ModelConfig& c, const std::vector<std::vector<float>>& pre,
+                            const std::vector<std::vector<float>>& post, const CalibrateOptions& o,
+                            const std::function<void(std::size_t, std::size_t)>& progress) {
+  const std::uint32_t hd = c.head_dim, kvd = c.kv_dim();
+  if (pre.size() != c.layers || post.size() != c.layers) throw Error("calibrate: need keys for every layer");
+  if (o.rank > hd) throw Error("--rank: " + std::to_string(o.rank) + " exceeds head_dim " + std::to_string(hd));
+  KCalibration k;
+  k.layers = c.layers, k.kv_heads = c.kv_heads, k.head_dim = hd, k.rank = o.rank;
+  k.tokens = post.empty() ? 0 : post[0].size() / kvd;
+  if (k.tokens < 2 * std::uint64_t(hd))
+    throw Error("calibrate: " + std::to_string(k.tokens) + " tokens are too few for head_dim " + std::to_string(hd) +
+                " (need at least " + std::to_string(2 * hd) + ")");
+  k.solver = o.solver;
+  k.seed = o.seed;
+  const std::size_t total = std::size_t(c.layers) * c.kv_heads * 2;
+  std::size_t done = 0;
+  for (int mode = 0; mode < 2; ++mode) {
+    auto& dst = mode == 0 ? k.post : k.pre;
+    const auto& src = mode == 0 ? post : pre;
+    dst.resize(c.layers);
+    for (std::uint32_t l = 0; l < c.layers; ++l) {
+      KLayerCalib& L = dst[l];
+      L.mean.assign(std::size_t(kvd), 0.0f);
+      L.rot.assign(std::size_t(c.kv_heads) * hd * hd, 0.0f);
+      L.basis.assign(std::size_t(c.kv_heads) * hd * o.rank, 0.0f);
+      for (auto* v : {&L.cos_none, &L.cos_srht, &L.cos_learned_train, &L.cos_learned, &L.cos_eff})
+        v->assign(c.kv_heads, 0.0);
+      for (std::uint32_t h = 0; h < c.kv_heads; ++h) {
+        rot::RowMat kh(Eigen::Index(k.tokens), Eigen::Index(hd));
+        for (std::uint64_t t = 0; t < k.tokens; ++t)
+          for (std::uint32_t i = 0; i < hd; ++i) kh(Eigen::Index(t), Eigen::Index(i)) = src[l][t * kvd + h * hd + i];
+        const Eigen::VectorXf mu = rot::row_mean(kh);
+        const rot::RowMat v = rot::centered(kh, mu);
+        rot::LearnOptions lo;
+        lo.solver = o.solver == "radam" ? rot::Solver::radam : rot::Solver::procrustes;
+        lo.iters = o.iters;
+        lo.seed = o.seed;
+        const auto learned = rot::learn_rotation(v, lo);
+        const auto split = rot::split_rows(std::size_t(v.rows()), lo.heldout, o.seed);
+        L.cos_none[h] = rot::mean_cos1b(v, Eigen::MatrixXd::Identity(hd, hd), split.heldout);
+        L.cos_srht[h] = rot::mean_cos1b(v, rot::srht_matrix(hd, o.seed), split.heldout);
+        L.cos_learned_train[h] = learned.train;
+        L.cos_learned[h] = learned.heldout;
+        for (std::uint32_t i = 0; i < hd; ++i) L.mean[std::size_t(h) * hd + i] = mu[Eigen::Index(i)];
+        for (std::uint32_t i = 0; i < hd; ++i)
+          for (std::uint32_t j = 0; j < hd; ++j)
+            L.rot[(std::size_t(h) * hd + i) * hd + j] = float(learned.r(Eigen::Index(i), Eigen::Index(j)));
+        if (o.rank > 0) {
+          const rot::RowMat y = v * learned.r.cast<float>().transpose();
+          const auto basis = rot::residual_basis(y, int(o.rank), split.train, split.heldout);
+          L.cos_eff[h] = basis.cos1b_eff;
+          for (std::uint32_t i = 0; i < hd; ++i)
+            for (std::uint32_t j = 0; j < o.rank; ++j)
+              L.basis[(std::size_t(h) * hd + i) * o.rank + j] = basis.u(Eigen::Index(i), Eigen::Index(j));
+        } else {
+          L.cos_eff[h] = learned.heldout;
+        }
+        if (progress) progress(++done, total);
+      }
+    }
+  }
+  return k;
+}
+
+void write_kcache_artifact(const std::filesystem::path& path, const KCalibration& k, const std::string& producer) {
+  const std::uint64_t kv = k.kv_heads, hd = k.head_dim;
+  std::vector<TensorWrite> t;
+  nlohmann::ordered_json cos = nlohmann::ordered_json::object();
+  for (int mode = 0; mode < 2; ++mode) {
+    const auto& src = mode == 0 ? k.post : k.pre;
+    const std::string tag = mode == 0 ? "k_" : "k_pre_";
+    auto& mj = cos[mode == 0 ? "post" : "pre"] = nlohmann::ordered_json::array();
+    for (std::uint32_t l = 0; l < k.layers; ++l) {
+      const std::string p = "layers." + std::to_string(l) + "." + tag;
+      t.push_back(f32_tensor(p + "mean", {kv, hd}, src[l].mean));
+      t.push_back(f32_tensor(p + "rot", {kv, hd, hd}, src[l].rot));
+      if (k.rank > 0) t.push_back(f32_tensor(p + "resid_basis", {kv, hd, k.rank}, src[l].basis));
+      mj.push_back({{"none", src[l].cos_none},
+                    {"srht", src[l].cos_srht},
+                    {"learned_train", src[l].cos_learned_train},
+                    {"learned_heldout", src[l].cos_learned},
+                    {"learned_residual", src[l].cos_eff}});
+    }
+  }
+  const std::map<std::string, std::string> meta{
+      {"format", kFormat},
+      {"format_version", kVersion},
+      {"producer", producer},
+      {"method", "k-cache: mean-centered keys, learned rotation (" + k.solver + "), rank-" + std::to_string(k.rank) +
+                     " residual basis; post- and pre-RoPE"},
+      {"model_sha256", k.model_sha256},
+      {"layers", std::to_string(k.layers)},
+      {"kv_heads", std::to_string(k.kv_heads)},
+      {"head_dim", std::to_string(k.head_dim)},
+      {"rank", std::to_string(k.rank)},
+      {"tokens", std::to_string(k.tokens)},
+      {"seed", std::to_string(k.seed)},
+      {"cos1b_heldout", cos.dump()}};
+  write_safetensors(path, t, meta);
+}
+
+KCalibration read_kcache_artifact(const std::filesystem::path& path, const ModelFile& model) {
+  const auto f = SafetensorsFile::open(path);
+  const auto& m = f.metadata();
+  auto meta = [&](const char* key) -> const std::string& {
+    const auto it = m.find(key);
+    if (it == m.end()) throw FormatError(path, std::string("__metadata__.") + key + ": missing (not a vkquant K-cache artifact)");
+    return it->second;
+  };
+  if (meta("format") != kFormat) throw FormatError(path, "__metadata__.format: '" + meta("format") + "' is not " + kFormat);
+  if (meta("format_version") != kVersion)
+    throw FormatError(path, "__metadata__.format_version: " + meta("format_version") + " is not supported (this build reads " +
+                                kVersion + ")");
+  const ModelConfig& c = model.config();
+  auto number = [&](const char* key) -> std::uint64_t {
+    const std::string& s = meta(key);
+    std::size_t used = 0;
+    unsigned long long v = 0;
+    try {
+      v = std::stoull(s, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != s.size()) throw FormatError(path, std::string("__metadata__.") + key + ": '" + s + "' is not a number");
+    return v;
+  };
+  KCalibration k;
+  k.layers = std::uint32_t(number("layers"));
+  k.kv_heads = std::uint32_t(number("kv_heads"));
+  k.head_dim = std::uint32_t(number("head_dim"));
+  k.rank = std::uint32_t(number("rank"));
+  k.tokens = number("tokens");
+  k.seed = std::uint32_t(number("seed"));
+  k.model_sha256 = meta("model_sha256");
+  if (k.layers != c.layers || k.kv_heads != c.kv_heads || k.head_dim != c.head_dim)
+    throw FormatError(path, "calibrated for " + std::to_string(k.layers) + " layers x " + std::to_string(k.kv_heads) +
+                                " KV heads x " + std::to_string(k.head_dim) + ", not this model's " + std::to_string(c.layers) +
+                                " x " + std::to_string(c.kv_heads) + " x " + std::to_string(c.head_dim));
+  if (k.rank > k.head_dim) throw FormatError(path, "__metadata__.rank: exceeds head_dim");
+  const std::string sha = model_sha256(model);
+  if (k.model_sha256 != sha)
+    throw FormatError(path, "was calibrated on another model (model_sha256 " + k.model_sha256.substr(0, 16) +
+                                "..., this model " + sha.substr(0, 16) + "...)");
+  const std::uint64_t kv = k.kv_heads, hd = k.head_dim;
+  auto tensor = [&](const std::string& name, std::vector<std::uint64_t> shape) {
+    const TensorInfo& t = f.at(name);
+    if (t.shape != shape) throw FormatError(path, "tensor '" + name + "': unexpected shape");
+    auto v = f.to_float(t);
+    for (float x : v)
+      if (!std::isfinite(x)) throw FormatError(path, "tensor '" + name + "': NaN or Inf values");
+    return v;
+  };
+  for (int mode = 0; mode < 2; ++mode) {
+    auto& dst = mode == 0 ? k.post : k.pre;
+    const std::string tag = mode == 0 ? "k_" : "k_pre_";
+    dst.resize(k.layers);
+    for (std::uint32_t l = 0; l < k.layers; ++l) {
+      const std::string p = "layers." + std::to_string(l) + "." + tag;
+      dst[l].mean = tensor(p + "mean", {kv, hd});
+      dst[l].rot = tensor(p + "rot", {kv, hd, hd});
+      if (k.rank > 0) dst[l].basis = tensor(p + "resid_basis", {kv, hd, k.rank});
+    }
+  }
+  return k;
+}
+
+}  // namespace vkq

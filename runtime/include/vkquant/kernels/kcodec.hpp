@@ -1,0 +1,53 @@
+// The 1-bit K-cache codec (DESIGN §2) on the device: encode keys into sign
+// bits + fp16 alpha (+ fp16 rank-r residual coefficients), decode codes back
+// into the fp16 key cache that attention() reads (vkquant/kernels/attn.hpp).
+//
+// Code cache layouts, one layer, position-major:
+//   bits  (ctx, n_kv, hd/32) uint32; bit j of word w = coordinate 32w + j,
+//         1 when v >= 0.
+//   alpha (ctx, n_kv) fp16, two per uint32: element i = pos * n_kv + head in
+//         half i % 2 (low = even) of word i / 2; rounded up to whole words.
+//   coef  (ctx, n_kv, rank) fp16 likewise (element (pos * n_kv + head) * rank + r).
+// Limits: hd in {32, 64, 96, 128, 256}; n_kv 1..64; rank 0..hd; every buffer
+// range a call touches must fit in one binding (maxStorageBufferRange):
+// larger ones are refused with a vkq::Error.
+#pragma once
+
+#include <cstdint>
+
+#include "vkquant/buffer.hpp"
+#include "vkquant/stream.hpp"
+
+namespace vkq::kernels {
+
+// Per-layer codec parameters in device buffers (fp32).
+struct KCodec {
+  const Buffer* mu = nullptr;     // (n_kv, hd): subtracted before rotating
+  const Buffer* rot = nullptr;    // (n_kv, hd, hd) row-major R_h: v = R_h (k - mu_h); nullptr: identity (no rotation)
+  const Buffer* basis = nullptr;  // (n_kv, hd, rank) U_r row-major; only when rank > 0
+  std::uint32_t n_kv = 0, hd = 0, rank = 0;
+};
+
+// Bytes of the code cache for ctx positions (see the layouts above).
+std::uint64_t kcode_bits_bytes(std::uint32_t ctx, std::uint32_t n_kv, std::uint32_t hd);
+std::uint64_t kcode_alpha_bytes(std::uint32_t ctx, std::uint32_t n_kv);
+std::uint64_t kcode_coef_bytes(std::uint32_t ctx, std::uint32_t n_kv, std::uint32_t rank);
+
+// Encodes rows t < n of k (n, n_kv*hd) f32 into positions pos0 + t of the
+// code cache: v = R_h (k_h - mu_h); bits = sign(v) (v >= 0 -> 1);
+// alpha = ||v||_1 / hd (fp16, round to nearest even); if rank > 0:
+// c = U_rᵀ (v - alpha_fp16 · s) (fp16). Halves of other positions sharing a
+// word are kept. coef may be nullptr when rank == 0.
+void kcode_encode(Stream& s, const KCodec& c, const Buffer& k, Buffer& bits, Buffer& alpha, Buffer* coef,
+                  std::uint32_t n, std::uint32_t pos0);
+
+// Decodes positions first .. first+len-1 into kcache ((ctx, n_kv, hd) fp16,
+// two per uint32, low half = even coordinate, as kv_store writes it):
+// k̂_h = mu_h + R_hᵀ (alpha · s + U_r c), then, if rope_theta > 0, RoPE
+// (rotate_half pairs (i, i + hd/2), inv_freq_i = theta^(-2i/hd), angle =
+// cache position · inv_freq); fp16 round to nearest even. Other positions of
+// kcache are untouched. coef may be nullptr when rank == 0.
+void kcode_decode(Stream& s, const KCodec& c, const Buffer& bits, const Buffer& alpha, const Buffer* coef,
+                  Buffer& kcache, std::uint32_t first, std::uint32_t len, float rope_theta);
+
+}  // namespace vkq::kernels

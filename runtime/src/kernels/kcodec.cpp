@@ -1,0 +1,135 @@
+#include "vkquant/kernels/kcodec.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "kcodec.h"
+#include "vkquant/device.hpp"
+#include "vkquant/error.hpp"
+
+namespace vkq::kernels {
+
+static_assert(sizeof(gpu::KCodeEncodeParams) == 32);
+static_assert(sizeof(gpu::KCodeDecodeParams) == 32);
+
+namespace {
+
+constexpr std::uint32_t kLocal = 64;
+constexpr std::uint32_t kMaxNkv = 64;
+constexpr std::uint32_t kPairsPerDecodeInvocation = 8;  // G in kcodec_decode.comp
+constexpr std::uint64_t k2pow32 = std::uint64_t(1) << 32;
+
+[[noreturn]] void fail(const char* fn, const std::string& what) { throw Error(std::string(fn) + ": " + what); }
+
+// A binding of the first `bytes` of b: present, large enough, within one binding.
+Binding need(const char* fn, const Device& d, const char* name, const Buffer* b, std::uint64_t bytes) {
+  if (!b || !*b) fail(fn, std::string(name) + " buffer missing");
+  if (b->size() < bytes)
+    fail(fn, std::string(name) + " holds " + std::to_string(b->size()) + " bytes, needs " + std::to_string(bytes));
+  if (bytes > d.info().max_storage_buffer_range)
+    fail(fn, std::string(name) + " needs " + std::to_string(bytes) + " bytes in one binding, more than " +
+                 "maxStorageBufferRange " + std::to_string(d.info().max_storage_buffer_range) +
+                 " (larger code caches are not supported)");
+  return Binding(*b, 0, bytes);
+}
+
+void check_codec(const char* fn, const KCodec& c) {
+  const std::uint32_t hd = c.hd;
+  if (hd != 32 && hd != 64 && hd != 96 && hd != 128 && hd != 256)
+    fail(fn, "hd = " + std::to_string(hd) + " is not supported (32, 64, 96, 128 or 256)");
+  if (c.n_kv == 0 || c.n_kv > kMaxNkv)
+    fail(fn, "n_kv = " + std::to_string(c.n_kv) + " must be in 1.." + std::to_string(kMaxNkv));
+  if (c.rank > hd) fail(fn, "rank = " + std::to_string(c.rank) + " exceeds hd = " + std::to_string(hd));
+}
+
+// The codec's parameter bindings: mu, rot (mu as a placeholder for the
+// identity), basis (mu as a placeholder when rank == 0).
+struct Params {
+  Binding mu, rot, basis;
+};
+
+Params params(const char* fn, const Device& d, const KCodec& c) {
+  const std::uint64_t hd = c.hd;
+  const Binding mu = need(fn, d, "mu", c.mu, c.n_kv * hd * 4);
+  const Binding rot = c.rot ? need(fn, d, "rot", c.rot, c.n_kv * hd * hd * 4) : mu;
+  if (c.rank > 0 && !c.basis) fail(fn, "rank > 0 needs a basis buffer");
+  const Binding basis = c.rank > 0 ? need(fn, d, "basis", c.basis, c.n_kv * hd * c.rank * 4) : mu;
+  return {mu, rot, basis};
+}
+
+}  // namespace
+
+std::uint64_t kcode_bits_bytes(std::uint32_t ctx, std::uint32_t n_kv, std::uint32_t hd) {
+  return std::uint64_t(ctx) * n_kv * (hd / 32) * 4;
+}
+
+std::uint64_t kcode_alpha_bytes(std::uint32_t ctx, std::uint32_t n_kv) {
+  return (std::uint64_t(ctx) * n_kv + 1) / 2 * 4;
+}
+
+std::uint64_t kcode_coef_bytes(std::uint32_t ctx, std::uint32_t n_kv, std::uint32_t rank) {
+  return (std::uint64_t(ctx) * n_kv * rank + 1) / 2 * 4;
+}
+
+void kcode_encode(Stream& s, const KCodec& c, const Buffer& k, Buffer& bits, Buffer& alpha, Buffer* coef,
+                  std::uint32_t n, std::uint32_t pos0) {
+  const char* fn = "kcode_encode";
+  const Device& d = s.device();
+  check_codec(fn, c);
+  const std::uint64_t end = std::uint64_t(pos0) + n;
+  if (end * c.n_kv * std::max(c.rank, 1u) >= k2pow32) fail(fn, "pos0 + n positions exceed 2^32 code elements");
+  if (n == 0) return;
+  const Params pr = params(fn, d, c);
+  const Binding kb = need(fn, d, "k", &k, std::uint64_t(n) * c.n_kv * c.hd * 4);
+  const std::uint32_t ctx = std::uint32_t(end);
+  const Binding bb = need(fn, d, "bits", &bits, kcode_bits_bytes(ctx, c.n_kv, c.hd));
+  const Binding ab = need(fn, d, "alpha", &alpha, kcode_alpha_bytes(ctx, c.n_kv));
+  if (c.rank > 0 && !coef) fail(fn, "rank > 0 needs a coef buffer");
+  const Binding cb = c.rank > 0 ? need(fn, d, "coef", coef, kcode_coef_bytes(ctx, c.n_kv, c.rank)) : ab;
+  if (&bits == &alpha || (c.rank > 0 && (coef == &bits || coef == &alpha)))
+    fail(fn, "bits, alpha and coef must be distinct buffers");
+
+  const std::uint32_t e_lo = pos0 * c.n_kv, e_hi = std::uint32_t(end * c.n_kv);
+  const std::uint32_t first_pair = e_lo / 2, pairs = (e_hi - 1) / 2 - first_pair + 1;
+  const Kernel& kern = s.device().kernel({.shader = "kcodec_encode_d" + std::to_string(c.hd),
+                                          .bindings = 7,
+                                          .push_bytes = sizeof(gpu::KCodeEncodeParams),
+                                          .local_size = {kLocal, 1, 1}});
+  const gpu::KCodeEncodeParams p{n, pos0, c.n_kv, c.rank, c.rot ? 1u : 0u, first_pair, pairs, 0};
+  s.dispatch(kern, {kb, pr.mu, pr.rot, pr.basis, bb, ab, cb}, p, Threads{pairs});
+}
+
+void kcode_decode(Stream& s, const KCodec& c, const Buffer& bits, const Buffer& alpha, const Buffer* coef,
+                  Buffer& kcache, std::uint32_t first, std::uint32_t len, float rope_theta) {
+  const char* fn = "kcode_decode";
+  const Device& d = s.device();
+  check_codec(fn, c);
+  if (!std::isfinite(rope_theta) || rope_theta < 0.f) fail(fn, "rope_theta must be finite and >= 0");
+  if (rope_theta > 0.f && rope_theta <= 1.f) fail(fn, "rope_theta must be > 1 (or 0: no RoPE)");
+  const std::uint64_t end = std::uint64_t(first) + len;
+  if (end * c.n_kv * std::max(c.rank, 1u) >= k2pow32) fail(fn, "first + len positions exceed 2^32 code elements");
+  if (len == 0) return;
+  const Params pr = params(fn, d, c);
+  const std::uint32_t ctx = std::uint32_t(end);
+  const Binding bb = need(fn, d, "bits", &bits, kcode_bits_bytes(ctx, c.n_kv, c.hd));
+  const Binding ab = need(fn, d, "alpha", &alpha, kcode_alpha_bytes(ctx, c.n_kv));
+  if (c.rank > 0 && !coef) fail(fn, "rank > 0 needs a coef buffer");
+  const Binding cb = c.rank > 0 ? need(fn, d, "coef", coef, kcode_coef_bytes(ctx, c.n_kv, c.rank)) : ab;
+  const Binding kc = need(fn, d, "kcache", &kcache, end * c.n_kv * c.hd * 2);
+  if (&kcache == &bits || &kcache == &alpha || &kcache == coef || &kcache == c.mu || &kcache == c.rot ||
+      &kcache == c.basis)
+    fail(fn, "kcache must not alias an input");
+
+  const double r = rope_theta > 0.f ? std::pow(double(rope_theta), -2.0 / c.hd) : 0.0;
+  const float r_hi = float(r), r_lo = float(r - double(r_hi));
+  const Kernel& kern = s.device().kernel({.shader = "kcodec_decode_d" + std::to_string(c.hd),
+                                          .bindings = 7,
+                                          .push_bytes = sizeof(gpu::KCodeDecodeParams),
+                                          .local_size = {kLocal, 1, 1}});
+  const gpu::KCodeDecodeParams p{first, len, c.n_kv, c.rank, c.rot ? 1u : 0u, rope_theta > 0.f ? 1u : 0u, r_hi, r_lo};
+  const std::uint64_t groups = c.hd / 2 / kPairsPerDecodeInvocation;
+  s.dispatch(kern, {pr.mu, pr.rot, pr.basis, bb, ab, cb, kc}, p, Threads{std::uint64_t(len) * c.n_kv * groups});
+}
+
+}  // namespace vkq::kernels

@@ -1,0 +1,166 @@
+// Decodes 1-bit K-cache codes into the fp16 key cache (DESIGN §2):
+// k̂_h = mu_h + R_hᵀ (alpha · s + U_r c), then optionally RoPE (rotate_half
+// pairs (i, i + HD/2)) at the cache position, stored as fp16 (round to
+// nearest even on the bits, as attn_kv_store.comp).
+//
+// Invocation (element e = position * n_kv + head, group g) produces
+// coordinates 8g .. 8g+7 and HD/2 + 8g .. HD/2 + 8g+7: whole cache words,
+// and both coordinates of each RoPE pair. Loops over coordinates have
+// compile-time trip counts and are unrolled (lavapipe stops an invocation's
+// loops after ~65535 iterations in all); the rank loop runs <= HD times.
+//
+// The RoPE angle is computed in float-float arithmetic as in ops_rope.comp:
+// freq = r^i by binary powering of r = theta^(-2/HD) (hi + lo), times the
+// position, reduced modulo 2π; only the reduced angle goes through cos/sin.
+#version 450
+#extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
+#include "kcodec.h"
+
+layout(local_size_x_id = 0) in;
+layout(push_constant) uniform PC { KCodeDecodeParams p; };
+
+layout(std430, set = 0, binding = 0) readonly buffer Mu { float mu[]; };        // (n_kv, HD)
+layout(std430, set = 0, binding = 1) readonly buffer Rot { vec4 rot4[]; };      // (n_kv, HD, HD)
+layout(std430, set = 0, binding = 2) readonly buffer Basis { float basis[]; };  // (n_kv, HD, rank)
+layout(std430, set = 0, binding = 3) readonly buffer Bits { uint bits[]; };     // (ctx, n_kv, HD/32)
+layout(std430, set = 0, binding = 4) readonly buffer Alpha { uint alpha[]; };   // (ctx, n_kv) halves
+layout(std430, set = 0, binding = 5) readonly buffer Coef { uint coef[]; };     // (ctx, n_kv, rank) halves
+layout(std430, set = 0, binding = 6) writeonly buffer Cache { uint cache[]; };  // (ctx, n_kv, HD) halves
+
+const uint W = HD / 32;
+const uint Q = HD / 4;
+const uint G = 8;                 // coordinate pairs per invocation
+const uint GROUPS = HD / 2 / G;
+
+uint to_half(float f) {
+  const uint x = floatBitsToUint(f);
+  const uint sign = (x >> 16) & 0x8000u;
+  const uint e8 = (x >> 23) & 0xffu;
+  uint mant = x & 0x7fffffu;
+  if (e8 == 0xffu) return sign | 0x7c00u | (mant != 0 ? 0x200u : 0u);  // inf / nan
+  const int e = int(e8) - 127 + 15;
+  if (e >= 31) return sign | 0x7c00u;  // overflow -> inf
+  if (e <= 0) {                        // subnormal or zero
+    if (e < -10) return sign;
+    mant |= 0x800000u;
+    const uint shift = uint(14 - e);
+    uint h = mant >> shift;
+    const uint rem = mant & ((1u << shift) - 1u), halfway = 1u << (shift - 1u);
+    if (rem > halfway || (rem == halfway && (h & 1u) != 0)) ++h;
+    return sign | h;
+  }
+  uint h = (uint(e) << 10) | (mant >> 13);
+  const uint rem = mant & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u) != 0)) ++h;  // a carry into the exponent is still right
+  return sign | h;
+}
+
+// ---- float-float helpers (see ops_rope.comp) ------------------------------
+vec2 two_sum(float a, float b) {
+  precise float s = a + b;
+  precise float bb = s - a;
+  precise float e = (a - (s - bb)) + (b - bb);
+  return vec2(s, e);
+}
+vec2 split(float a) {
+  precise float c = 4097.0 * a;
+  precise float hi = c - (c - a);
+  precise float lo = a - hi;
+  return vec2(hi, lo);
+}
+vec2 two_prod(float a, float b) {
+  precise float pr = a * b;
+  const vec2 as = split(a), bs = split(b);
+  precise float e = ((as.x * bs.x - pr) + as.x * bs.y + as.y * bs.x) + as.y * bs.y;
+  return vec2(pr, e);
+}
+vec2 df_mul(vec2 a, vec2 b) {
+  vec2 pr = two_prod(a.x, b.x);
+  precise float e = pr.y + (a.x * b.y + a.y * b.x);
+  return two_sum(pr.x, e);
+}
+vec2 df_sub(vec2 a, vec2 b) {
+  vec2 s = two_sum(a.x, -b.x);
+  precise float e = s.y + (a.y - b.y);
+  return two_sum(s.x, e);
+}
+
+void main() {
+  const uint gid = gl_GlobalInvocationID.x;
+  if (gid >= p.len * p.n_kv * GROUPS) return;
+  const uint e = p.first * p.n_kv + gid / GROUPS;
+  const uint i0 = (gid % GROUPS) * G;
+  const uint h = e % p.n_kv;
+
+  // u = alpha · s + U_r c
+  const float a = unpackHalf2x16(alpha[e >> 1])[e & 1];
+  float u[HD];
+  [[unroll]] for (uint b = 0; b < W; ++b) {
+    const uint word = bits[e * W + b];
+    [[unroll]] for (uint c = 0; c < 32; ++c) u[32 * b + c] = ((word >> c) & 1u) != 0 ? a : -a;
+  }
+  const uint ub = h * HD * p.rank;
+  for (uint r = 0; r < p.rank; ++r) {
+    const uint g = e * p.rank + r;
+    const float c = unpackHalf2x16(coef[g >> 1])[g & 1];
+    [[unroll]] for (uint j = 0; j < HD; ++j) u[j] += basis[ub + j * p.rank + r] * c;
+  }
+
+  // x = mu + R_hᵀ u at coordinates i0 .. i0+7 (lo) and HD/2 + i0 .. (hi)
+  vec4 lo0 = vec4(0.0), lo1 = vec4(0.0), hi0 = vec4(0.0), hi1 = vec4(0.0);
+  if (p.has_rot != 0) {
+    const uint base = h * HD * Q + i0 / 4;
+    [[unroll]] for (uint j = 0; j < HD; ++j) {
+      const uint row = base + j * Q;
+      lo0 += rot4[row] * u[j];
+      lo1 += rot4[row + 1] * u[j];
+      hi0 += rot4[row + Q / 2] * u[j];
+      hi1 += rot4[row + Q / 2 + 1] * u[j];
+    }
+  } else {
+    [[unroll]] for (uint c = 0; c < 4; ++c) {
+      lo0[c] = u[i0 + c];
+      lo1[c] = u[i0 + 4 + c];
+      hi0[c] = u[HD / 2 + i0 + c];
+      hi1[c] = u[HD / 2 + i0 + 4 + c];
+    }
+  }
+  float x0[G], x1[G];
+  [[unroll]] for (uint c = 0; c < 4; ++c) {
+    const uint m = h * HD + i0 + c;
+    x0[c] = lo0[c] + mu[m];
+    x0[4 + c] = lo1[c] + mu[m + 4];
+    x1[c] = hi0[c] + mu[m + HD / 2];
+    x1[4 + c] = hi1[c] + mu[m + HD / 2 + 4];
+  }
+
+  if (p.rope != 0) {
+    const uint pos = e / p.n_kv;
+    const vec2 posf = two_sum(float(pos & 0xfffff000u), float(pos & 0xfffu));
+    const vec2 r = vec2(p.r_hi, p.r_lo);
+    vec2 freq = vec2(1.0, 0.0), base = r;
+    for (uint k = i0; k != 0; k >>= 1) {  // freq = r^i0
+      if ((k & 1u) != 0) freq = df_mul(freq, base);
+      if (k > 1) base = df_mul(base, base);
+    }
+    const vec2 two_pi = vec2(6.28318548202514648, -1.7484556025237907e-07);
+    [[unroll]] for (uint o = 0; o < G; ++o) {
+      const vec2 angle = df_mul(posf, freq);
+      const float k = round(angle.x * 0.15915494309189535);
+      const vec2 red = df_sub(angle, df_mul(vec2(k, 0.0), two_pi));
+      const float ang = red.x + red.y;
+      const float cs = cos(ang), sn = sin(ang);
+      const float y0 = x0[o], y1 = x1[o];
+      x0[o] = y0 * cs - y1 * sn;
+      x1[o] = y0 * sn + y1 * cs;
+      freq = df_mul(freq, r);
+    }
+  }
+
+  const uint dst = e * (HD / 2) + i0 / 2;
+  [[unroll]] for (uint o = 0; o < G; o += 2) {
+    cache[dst + o / 2] = to_half(x0[o]) | (to_half(x0[o + 1]) << 16);
+    cache[dst + HD / 4 + o / 2] = to_half(x1[o]) | (to_half(x1[o + 1]) << 16);
+  }
+}

@@ -1,0 +1,120 @@
+// `vkquant calibrate MODEL --text FILE`: runs the model over calibration text,
+// captures every layer's keys before and after RoPE, learns the 1-bit K-cache
+// codec per (layer, KV head) and writes the artifact atomically.
+#include <fmt/core.h>
+
+#include <memory>
+#include <optional>
+
+#include "commands.hpp"
+#include "model_flags.hpp"
+#include "progress.hpp"
+#include "vkquant/device.hpp"
+#include "vkquant/instance.hpp"
+#include "vkquant/mapped_file.hpp"
+#include "vkquant/model/sampling.hpp"
+#include "vkquant/model/vk_forward.hpp"
+
+namespace vkq::cli {
+
+namespace {
+
+struct CalibrateFlags {
+  std::string model, text, out;
+  std::uint64_t tokens = 32768;
+  CalibrateOptions opt;
+  WeightFlag weights;
+  DeviceFlags device;
+};
+
+double mean(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return v.empty() ? 0.0 : s / double(v.size());
+}
+
+bool same_file(const std::filesystem::path& a, const std::filesystem::path& b) {
+  std::error_code ec;
+  return std::filesystem::exists(a, ec) && std::filesystem::exists(b, ec) && std::filesystem::equivalent(a, b, ec);
+}
+
+void calibrate(const CalibrateFlags& f) {
+  const auto model = ModelFile::open(f.model);
+  std::filesystem::path out = f.out;
+  if (out.empty()) out = std::filesystem::path(f.model).filename().replace_extension("").string() + ".vkq.safetensors";
+  // Never write over the model being read (or a file of its directory's model).
+  if (same_file(out, f.model) || same_file(out, std::filesystem::path(f.model) / "model.safetensors") ||
+      same_file(out, std::filesystem::path(f.model) / "config.json"))
+    throw Error("-o " + out.string() + ": refusing to overwrite the model being calibrated");
+  const ModelConfig& c = model.config();
+  const auto tok = model.tokenizer();
+  const auto text_file = MappedFile::open(f.text);
+  const auto plan = ppl_plan(std::string_view(reinterpret_cast<const char*>(text_file.bytes().data()), text_file.size()),
+                             *tok, c.ctx);
+  if (plan.tokens == 0) throw Error(f.text + ": no text to calibrate on");
+
+  Instance instance = Instance::create(InstanceOptions::from_env());
+  Device device = Device::create(instance, f.device.device);
+  std::vector<std::vector<float>> pre(c.layers), post(c.layers);
+  std::uint64_t captured = 0;
+  VkForwardOptions o;
+  o.weights = f.weights.type();
+  o.key_tap = [&](std::uint32_t l, const float* p, const float* q, std::uint32_t n) {
+    pre[l].insert(pre[l].end(), p, p + std::size_t(n) * c.kv_dim());
+    post[l].insert(post[l].end(), q, q + std::size_t(n) * c.kv_dim());
+  };
+  Progress bar;
+  VkForward fwd(device, model, o, [&](std::size_t done, std::size_t total) {
+    bar.update("loading", double(done) / double(total));
+  });
+  for (const auto& ch : plan.chunks) {
+    if (captured >= f.tokens) break;
+    fwd.reset();
+    fwd.forward(ch.input);
+    captured += ch.input.size();
+    bar.update(fmt::format("capturing keys: {} tokens", captured), double(captured) / double(std::min(f.tokens, plan.tokens)));
+  }
+  // Exactly the requested count (whole chunks were run).
+  const std::uint64_t keep = std::min<std::uint64_t>(captured, f.tokens);
+  for (auto* set : {&pre, &post})
+    for (auto& v : *set) v.resize(std::size_t(keep) * c.kv_dim());
+
+  auto k = calibrate_keys(c, pre, post, f.opt, [&](std::size_t done, std::size_t total) {
+    bar.update(fmt::format("learning rotations ({} / {})", done, total), double(done) / double(total));
+  });
+  bar.update("hashing the model", 1.0);
+  k.model_sha256 = model_sha256(model);
+  bar.clear();
+  write_kcache_artifact(out, k, std::string("vkquant ") + VKQ_VERSION);
+
+  fmt::print("{}: {} tokens of {}, {} layers x {} KV heads x {}, solver {}, rank {}\n", out.string(), k.tokens, f.text,
+             k.layers, k.kv_heads, k.head_dim, k.solver, k.rank);
+  fmt::print("held-out cos1b (mean over KV heads)\n");
+  fmt::print("{:>5} {:>5} {:>8} {:>8} {:>8} {:>9}\n", "layer", "keys", "centered", "srht", "learned", "+residual");
+  for (int mode = 0; mode < 2; ++mode)
+    for (std::uint32_t l = 0; l < k.layers; ++l) {
+      const auto& L = (mode == 0 ? k.post : k.pre)[l];
+      fmt::print("{:>5} {:>5} {:8.4f} {:8.4f} {:8.4f} {:9.4f}\n", l, mode == 0 ? "post" : "pre", mean(L.cos_none),
+                 mean(L.cos_srht), mean(L.cos_learned), mean(L.cos_eff));
+    }
+}
+
+}  // namespace
+
+void add_calibrate(CLI::App& app) {
+  auto f = std::make_shared<CalibrateFlags>();
+  auto* cmd = app.add_subcommand("calibrate", "Learn the 1-bit K-cache codec (means, rotations, residual bases) on a text");
+  cmd->add_option("model", f->model, "model: .gguf, .safetensors, index .json or a Hugging Face directory")->required();
+  cmd->add_option("--text", f->text, "calibration text (documents split on blank lines)")->required();
+  cmd->add_option("-o", f->out, "artifact to write (default: <model>.vkq.safetensors here)");
+  cmd->add_option("--tokens", f->tokens, "tokens of keys to capture")->check(CLI::Range(std::uint64_t(1), std::uint64_t(1) << 32));
+  cmd->add_option("--rank", f->opt.rank, "residual basis rank stored per (layer, KV head)")->check(CLI::Range(0u, 256u));
+  cmd->add_option("--solver", f->opt.solver, "learned-rotation solver")->check(CLI::IsMember({"procrustes", "radam"}));
+  cmd->add_option("--iters", f->opt.iters, "solver iterations (0: the solver's default)")->check(CLI::Range(0, 100000));
+  cmd->add_option("--seed", f->opt.seed, "seed of the SRHT start and the train/held-out split");
+  f->weights.add(cmd);
+  cmd->add_option("--device", f->device.device, "Vulkan device index (see `vkquant devices`)");
+  cmd->callback([f] { calibrate(*f); });
+}
+
+}  // namespace vkq::cli
