@@ -5,9 +5,9 @@
 //
 // Invocation (element e = position * n_kv + head, group g) produces
 // coordinates 8g .. 8g+7 and HD/2 + 8g .. HD/2 + 8g+7: whole cache words,
-// and both coordinates of each RoPE pair. Loops over coordinates have
-// compile-time trip counts and are unrolled (lavapipe stops an invocation's
-// loops after ~65535 iterations in all); the rank loop runs <= HD times.
+// and both coordinates of each RoPE pair. Loops run over chunks of 8
+// coordinates with the chunk unrolled: lavapipe stops an invocation's loops
+// after ~65535 iterations in all (here <= ~8500 at HD = 256).
 //
 // The RoPE angle is computed in float-float arithmetic as in ops_rope.comp:
 // freq = r^i by binary powering of r = theta^(-2/HD) (hi + lo), times the
@@ -32,6 +32,12 @@ const uint W = HD / 32;
 const uint Q = HD / 4;
 const uint G = 8;                 // coordinate pairs per invocation
 const uint GROUPS = HD / 2 / G;
+
+// Each invocation's u (HD floats) in shared memory, interleaved across the
+// workgroup; never shared between invocations, so no barriers. (Private
+// arrays of this size, indexed at run time, make lavapipe's compiler crawl.)
+shared float us[HD * gl_WorkGroupSize.x];
+#define U(i) us[(i) * gl_WorkGroupSize.x + gl_LocalInvocationID.x]
 
 uint to_half(float f) {
   const uint x = floatBitsToUint(f);
@@ -95,35 +101,36 @@ void main() {
 
   // u = alpha · s + U_r c
   const float a = unpackHalf2x16(alpha[e >> 1])[e & 1];
-  float u[HD];
-  [[unroll]] for (uint b = 0; b < W; ++b) {
+  for (uint b = 0; b < W; ++b) {
     const uint word = bits[e * W + b];
-    [[unroll]] for (uint c = 0; c < 32; ++c) u[32 * b + c] = ((word >> c) & 1u) != 0 ? a : -a;
+    [[unroll]] for (uint c = 0; c < 32; ++c) U(32 * b + c) = ((word >> c) & 1u) != 0 ? a : -a;
   }
   const uint ub = h * HD * p.rank;
   for (uint r = 0; r < p.rank; ++r) {
     const uint g = e * p.rank + r;
     const float c = unpackHalf2x16(coef[g >> 1])[g & 1];
-    [[unroll]] for (uint j = 0; j < HD; ++j) u[j] += basis[ub + j * p.rank + r] * c;
+    for (uint j = 0; j < HD; j += 8) {
+      [[unroll]] for (uint q = 0; q < 8; ++q) U(j + q) += basis[ub + (j + q) * p.rank + r] * c;
+    }
   }
 
   // x = mu + R_hᵀ u at coordinates i0 .. i0+7 (lo) and HD/2 + i0 .. (hi)
   vec4 lo0 = vec4(0.0), lo1 = vec4(0.0), hi0 = vec4(0.0), hi1 = vec4(0.0);
   if (p.has_rot != 0) {
     const uint base = h * HD * Q + i0 / 4;
-    [[unroll]] for (uint j = 0; j < HD; ++j) {
+    for (uint j = 0; j < HD; ++j) {
       const uint row = base + j * Q;
-      lo0 += rot4[row] * u[j];
-      lo1 += rot4[row + 1] * u[j];
-      hi0 += rot4[row + Q / 2] * u[j];
-      hi1 += rot4[row + Q / 2 + 1] * u[j];
+      lo0 += rot4[row] * U(j);
+      lo1 += rot4[row + 1] * U(j);
+      hi0 += rot4[row + Q / 2] * U(j);
+      hi1 += rot4[row + Q / 2 + 1] * U(j);
     }
   } else {
     [[unroll]] for (uint c = 0; c < 4; ++c) {
-      lo0[c] = u[i0 + c];
-      lo1[c] = u[i0 + 4 + c];
-      hi0[c] = u[HD / 2 + i0 + c];
-      hi1[c] = u[HD / 2 + i0 + 4 + c];
+      lo0[c] = U(i0 + c);
+      lo1[c] = U(i0 + 4 + c);
+      hi0[c] = U(HD / 2 + i0 + c);
+      hi1[c] = U(HD / 2 + i0 + 4 + c);
     }
   }
   float x0[G], x1[G];

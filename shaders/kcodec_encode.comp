@@ -2,12 +2,13 @@
 // bits = sign(v) (1 for v >= 0), alpha = ||v||_1 / HD in fp16, and
 // c = U_rᵀ (v - alpha_fp16 · s) in fp16.
 //
-// Invocation w owns flattened elements e = 2w, 2w+1 (e = position * n_kv +
-// head). The alpha word w and the coef words [w·rank, (w+1)·rank) hold
-// exactly those two elements' halves, so no two invocations share a word; a
-// half belonging to an element outside the written window is read back and
-// kept. Loops over coordinates have compile-time trip counts and are unrolled:
-// lavapipe stops an invocation's loops after ~65535 iterations in all.
+// One invocation per element e = position * n_kv + head. Its bits words are
+// its own; an fp16 half whose word it shares with another element (alpha,
+// and the first/last coef of an odd-sized run) is written with atomicAnd +
+// atomicOr on its 16 bits only, so neighbours (in this dispatch or at
+// positions outside it) are never clobbered. Loops run over chunks of 4..8
+// vec4s or floats with the chunk unrolled: lavapipe stops an invocation's
+// loops after ~65535 iterations in all (here <= ~13000 at HD = 256).
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
@@ -26,6 +27,12 @@ layout(std430, set = 0, binding = 6) buffer Coef { uint coef[]; };            //
 
 const uint Q = HD / 4;
 const uint W = HD / 32;
+
+// Each invocation's v (HD floats) in shared memory, interleaved across the
+// workgroup; never shared between invocations, so no barriers. (Private
+// arrays of this size, indexed at run time, make lavapipe's compiler crawl.)
+shared float vs[HD * gl_WorkGroupSize.x];
+#define V(i) vs[(i) * gl_WorkGroupSize.x + gl_LocalInvocationID.x]
 
 // fp32 -> fp16 bits, round to nearest even (as attn_kv_store.comp and vkq::to_half).
 uint to_half(float f) {
@@ -51,71 +58,72 @@ uint to_half(float f) {
   return sign | h;
 }
 
+// Sets half g (of a packed fp16 array) to hb; other halves are untouched.
+void store_shared_half(uint g, uint hb, bool is_alpha) {
+  const uint shift = 16 * (g & 1);
+  if (is_alpha) {
+    atomicAnd(alpha[g >> 1], ~(0xffffu << shift));
+    atomicOr(alpha[g >> 1], hb << shift);
+  } else {
+    atomicAnd(coef[g >> 1], ~(0xffffu << shift));
+    atomicOr(coef[g >> 1], hb << shift);
+  }
+}
+
 void main() {
-  if (gl_GlobalInvocationID.x >= p.pairs) return;
-  const uint w = p.first_pair + gl_GlobalInvocationID.x;
-  const uint e_lo = p.pos0 * p.n_kv, e_hi = (p.pos0 + p.n) * p.n_kv;
-  uint alpha_word = 0;
-  uint pending = 0;  // low half of the coef word being assembled
-  for (uint q = 0; q < 2; ++q) {
-    const uint e = 2 * w + q;
-    if (e < e_lo || e >= e_hi) {  // outside the window: keep this element's halves
-      alpha_word |= alpha[w] & (0xffffu << (16 * q));
-      for (uint r = 0; r < p.rank; ++r) {
-        const uint g = e * p.rank + r;
-        if ((g >> 1) < (e_lo * p.rank) / 2 || (g >> 1) > (e_hi * p.rank - 1) / 2) continue;  // no window half
-        const uint hb = (coef[g >> 1] >> (16 * (g & 1))) & 0xffffu;
-        if ((g & 1) == 0) pending = hb;
-        else coef[g >> 1] = pending | (hb << 16);
-      }
-      continue;
-    }
-    const uint h = e % p.n_kv;
-    const uint krow = (e - e_lo) * Q;
-    vec4 d[Q];
-    [[unroll]] for (uint j = 0; j < Q; ++j) d[j] = k4[krow + j] - mu4[h * Q + j];
-    vec4 v[Q];
-    if (p.has_rot != 0) {
-      for (uint i = 0; i < Q; ++i) {  // v[i] = rows 4i..4i+3 of R_h times d
-        vec4 acc = vec4(0.0);
-        [[unroll]] for (uint c = 0; c < 4; ++c) {
-          const uint row = (h * HD + 4 * i + c) * Q;
-          float s = 0.0;
-          [[unroll]] for (uint j = 0; j < Q; ++j) s += dot(rot4[row + j], d[j]);
-          acc[c] = s;
-        }
-        v[i] = acc;
-      }
-    } else {
-      [[unroll]] for (uint j = 0; j < Q; ++j) v[j] = d[j];
-    }
+  const uint t = gl_GlobalInvocationID.x;  // element of the window
+  if (t >= p.n * p.n_kv) return;
+  const uint e = p.pos0 * p.n_kv + t;
+  const uint h = e % p.n_kv;
 
-    vec4 l1 = vec4(0.0);
-    [[unroll]] for (uint j = 0; j < Q; ++j) l1 += abs(v[j]);
-    [[unroll]] for (uint b = 0; b < W; ++b) {
-      uint word = 0;
-      [[unroll]] for (uint c = 0; c < 32; ++c)
-        if (v[8 * b + c / 4][c % 4] >= 0.0) word |= 1u << c;
-      bits[e * W + b] = word;
-    }
-    const uint ah = to_half(((l1.x + l1.y) + (l1.z + l1.w)) / float(HD));
-    alpha_word |= ah << (16 * q);
-    if (p.rank == 0) continue;
-
-    const float a = unpackHalf2x16(ah).x;
-    [[unroll]] for (uint j = 0; j < Q; ++j) v[j] -= mix(vec4(-a), vec4(a), greaterThanEqual(v[j], vec4(0.0)));
-    const uint ub = h * HD * p.rank;
-    for (uint r = 0; r < p.rank; ++r) {
-      float s = 0.0;
-      [[unroll]] for (uint j = 0; j < Q; ++j) {
-        const uint b = ub + 4 * j * p.rank + r;
-        s += dot(vec4(basis[b], basis[b + p.rank], basis[b + 2 * p.rank], basis[b + 3 * p.rank]), v[j]);
+  if (p.has_rot != 0) {
+    for (uint i = 0; i < HD; ++i) {  // v_i = row i of R_h times (k - mu_h)
+      const uint row = (h * HD + i) * Q;
+      vec4 acc = vec4(0.0);
+      for (uint j = 0; j < Q; j += 4) {
+        [[unroll]] for (uint c = 0; c < 4; ++c) acc += rot4[row + j + c] * (k4[t * Q + j + c] - mu4[h * Q + j + c]);
       }
-      const uint g = e * p.rank + r;
-      const uint hb = to_half(s);
-      if ((g & 1) == 0) pending = hb;
-      else coef[g >> 1] = pending | (hb << 16);
+      V(i) = (acc.x + acc.y) + (acc.z + acc.w);
+    }
+  } else {
+    for (uint j = 0; j < Q; ++j) {
+      const vec4 d = k4[t * Q + j] - mu4[h * Q + j];
+      [[unroll]] for (uint c = 0; c < 4; ++c) V(4 * j + c) = d[c];
     }
   }
-  alpha[w] = alpha_word;
+
+  float l1 = 0.0;
+  for (uint b = 0; b < W; ++b) {
+    uint word = 0;
+    [[unroll]] for (uint c = 0; c < 32; ++c) {
+      const float x = V(32 * b + c);
+      l1 += abs(x);
+      if (x >= 0.0) word |= 1u << c;
+    }
+    bits[e * W + b] = word;
+  }
+  const uint ah = to_half(l1 / float(HD));
+  store_shared_half(e, ah, true);
+  if (p.rank == 0) return;
+
+  const float a = unpackHalf2x16(ah).x;
+  for (uint j = 0; j < HD; ++j) V(j) -= V(j) >= 0.0 ? a : -a;
+  const uint ub = h * HD * p.rank;
+  const uint g0 = e * p.rank, g1 = g0 + p.rank;  // this element's halves [g0, g1)
+  uint pending = 0;                              // low half of the word being assembled
+  for (uint r = 0; r < p.rank; ++r) {
+    vec4 acc = vec4(0.0);
+    for (uint j = 0; j < HD; j += 8) {
+      [[unroll]] for (uint c = 0; c < 8; ++c) acc[c % 4] += basis[ub + (j + c) * p.rank + r] * V(j + c);
+    }
+    const uint g = g0 + r;
+    const uint hb = to_half((acc.x + acc.y) + (acc.z + acc.w));
+    if ((g & 1) == 0 && g + 1 < g1) {
+      pending = hb;
+    } else if ((g & 1) != 0 && g > g0) {
+      coef[g >> 1] = pending | (hb << 16);
+    } else {
+      store_shared_half(g, hb, false);  // the word's other half belongs to a neighbour
+    }
+  }
 }

@@ -47,13 +47,35 @@ uint xbase[BT];      // float index of each batch column's x row
 uint slot[BT];       // batch row (linear) or slot (linear_id) of each column
 uint cnt;            // columns in use
 
+// x[i .. i + 3] (columns col .. col + 3), zero past `in` in the partial last block.
+vec4 load_x(uint i, uint col, bool part) {
+  if (!part) return XVEC != 0 ? x4[i / 4] : vec4(x[i], x[i + 1], x[i + 2], x[i + 3]);
+  vec4 v = vec4(0.0);
+  [[unroll]] for (uint c = 0; c < 4; ++c)
+    if (col + c < p.cols) v[c] = x[i + c];
+  return v;
+}
+
 // Columns col .. col + CB - 1 of every row's block against each column's x.
-void block_full(const WBLOCK q[ROWS], uint col) {
+// In the partial last block, x past `in` is zero and so are the weights
+// (padding may hold anything, NaN included).
+void block(WBLOCK q[ROWS], uint col, bool part) {
+  if (part) {
+#if defined(WF16)
+    uvec4 m;
+    [[unroll]] for (uint j = 0; j < 4; ++j)
+      m[j] = (col + 2 * j < p.cols ? 0xffffu : 0u) | (col + 2 * j + 1 < p.cols ? 0xffff0000u : 0u);
+    [[unroll]] for (uint r = 0; r < ROWS; ++r) q[r] &= m;
+#else
+    const bvec4 keep = lessThan(uvec4(col) + uvec4(0, 1, 2, 3), uvec4(p.cols));
+    [[unroll]] for (uint r = 0; r < ROWS; ++r) q[r] = mix(vec4(0.0), q[r], keep);
+#endif
+  }
   [[unroll]] for (uint b = 0; b < BT; ++b) {
     const uint i = xbase[b] + col;
-    const vec4 xa = XVEC != 0 ? x4[i / 4] : vec4(x[i], x[i + 1], x[i + 2], x[i + 3]);
+    const vec4 xa = load_x(i, col, part);
 #if defined(WF16)
-    const vec4 xb = XVEC != 0 ? x4[i / 4 + 1] : vec4(x[i + 4], x[i + 5], x[i + 6], x[i + 7]);
+    const vec4 xb = load_x(i + 4, col + 4, part);
     [[unroll]] for (uint r = 0; r < ROWS; ++r) {
       acc[r][b] += dot(vec4(unpackHalf2x16(q[r].x), unpackHalf2x16(q[r].y)), xa) +
                    dot(vec4(unpackHalf2x16(q[r].z), unpackHalf2x16(q[r].w)), xb);
@@ -61,22 +83,6 @@ void block_full(const WBLOCK q[ROWS], uint col) {
 #else
     [[unroll]] for (uint r = 0; r < ROWS; ++r) acc[r][b] += dot(q[r], xa);
 #endif
-  }
-}
-
-// The last, partial block: only columns col .. in - 1 exist.
-void block_part(const WBLOCK q[ROWS], uint col) {
-  for (uint j = 0; col + j < p.cols; ++j) {
-    [[unroll]] for (uint b = 0; b < BT; ++b) {
-      const float xv = x[xbase[b] + col + j];
-      [[unroll]] for (uint r = 0; r < ROWS; ++r) {
-#if defined(WF16)
-        acc[r][b] += unpackHalf2x16(q[r][j / 2])[j % 2] * xv;
-#else
-        acc[r][b] += q[r][j] * xv;
-#endif
-      }
-    }
   }
 }
 
@@ -89,8 +95,7 @@ void dot_rows(const uint rbase[ROWS], uint first, uint stride) {
   WBLOCK q[ROWS];
   for (uint kb = first; kb < blocks; kb += stride) {
     [[unroll]] for (uint r = 0; r < ROWS; ++r) q[r] = w[rbase[r] + kb];
-    if (kb < full) block_full(q, CB * kb);
-    else block_part(q, CB * kb);
+    block(q, CB * kb, kb >= full);
   }
 }
 

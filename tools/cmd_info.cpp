@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -96,10 +97,17 @@ void info(const InfoFlags& f) {
   std::optional<ModelConfig> config;
   std::string not_model;
   std::uint64_t params = 0;
-  try {
-    config = ModelFile::open(f.file).config();
-  } catch (const FormatError& e) {
-    not_model = e.what();
+  const bool artifact = std::any_of(l.metadata.begin(), l.metadata.end(), [](const auto& kv) {
+    return kv.first == "format" && kv.second == "vkquant-kcache";
+  });
+  if (artifact) {
+    not_model = "a vkquant K-cache calibration artifact (vkquant calibrate); use it with --rotations";
+  } else {
+    try {
+      config = ModelFile::open(f.file).config();
+    } catch (const FormatError& e) {
+      not_model = e.what();
+    }
   }
   std::uint64_t total = 0;
   for (const auto& t : l.tensors) {

@@ -2,17 +2,14 @@
 #define VKQ_KCODEC_H
 #include "vkq_shared.h"
 VKQ_GPU_BEGIN
-// Push constants of kcodec_encode.comp: one invocation per pair of flattened
-// (position, head) elements e = 2w, 2w+1 with e = pos * n_kv + head, w >= first_pair.
+// Push constants of kcodec_encode.comp: one invocation per (position, head).
 struct KCodeEncodeParams {
   uint n;           // rows of k (positions pos0 .. pos0 + n - 1)
   uint pos0;        // cache position of row 0
   uint n_kv;
   uint rank;        // residual basis columns (0: none)
   uint has_rot;     // 0: identity rotation (the rot binding is a placeholder)
-  uint first_pair;  // (pos0 * n_kv) / 2
-  uint pairs;       // invocations
-  uint pad;
+  uint pad0, pad1, pad2;
 };
 // Push constants of kcodec_decode.comp: one invocation per (position, head,
 // group of 8 coordinate pairs (i, i + hd/2)).

@@ -15,7 +15,6 @@ static_assert(sizeof(gpu::KCodeDecodeParams) == 32);
 
 namespace {
 
-constexpr std::uint32_t kLocal = 64;
 constexpr std::uint32_t kMaxNkv = 64;
 constexpr std::uint32_t kPairsPerDecodeInvocation = 8;  // G in kcodec_decode.comp
 constexpr std::uint64_t k2pow32 = std::uint64_t(1) << 32;
@@ -33,6 +32,10 @@ Binding need(const char* fn, const Device& d, const char* name, const Buffer* b,
                  " (larger code caches are not supported)");
   return Binding(*b, 0, bytes);
 }
+
+// Workgroup size: each invocation keeps hd floats in shared memory, so the
+// group's share stays at 16 KiB (Vulkan's guaranteed minimum).
+std::uint32_t local_size(std::uint32_t hd) { return hd <= 64 ? 64 : hd <= 128 ? 32 : 16; }
 
 void check_codec(const char* fn, const KCodec& c) {
   const std::uint32_t hd = c.hd;
@@ -90,14 +93,12 @@ void kcode_encode(Stream& s, const KCodec& c, const Buffer& k, Buffer& bits, Buf
   if (&bits == &alpha || (c.rank > 0 && (coef == &bits || coef == &alpha)))
     fail(fn, "bits, alpha and coef must be distinct buffers");
 
-  const std::uint32_t e_lo = pos0 * c.n_kv, e_hi = std::uint32_t(end * c.n_kv);
-  const std::uint32_t first_pair = e_lo / 2, pairs = (e_hi - 1) / 2 - first_pair + 1;
   const Kernel& kern = s.device().kernel({.shader = "kcodec_encode_d" + std::to_string(c.hd),
                                           .bindings = 7,
                                           .push_bytes = sizeof(gpu::KCodeEncodeParams),
-                                          .local_size = {kLocal, 1, 1}});
-  const gpu::KCodeEncodeParams p{n, pos0, c.n_kv, c.rank, c.rot ? 1u : 0u, first_pair, pairs, 0};
-  s.dispatch(kern, {kb, pr.mu, pr.rot, pr.basis, bb, ab, cb}, p, Threads{pairs});
+                                          .local_size = {local_size(c.hd), 1, 1}});
+  const gpu::KCodeEncodeParams p{n, pos0, c.n_kv, c.rank, c.rot ? 1u : 0u, 0, 0, 0};
+  s.dispatch(kern, {kb, pr.mu, pr.rot, pr.basis, bb, ab, cb}, p, Threads{std::uint64_t(n) * c.n_kv});
 }
 
 void kcode_decode(Stream& s, const KCodec& c, const Buffer& bits, const Buffer& alpha, const Buffer* coef,
@@ -126,7 +127,7 @@ void kcode_decode(Stream& s, const KCodec& c, const Buffer& bits, const Buffer& 
   const Kernel& kern = s.device().kernel({.shader = "kcodec_decode_d" + std::to_string(c.hd),
                                           .bindings = 7,
                                           .push_bytes = sizeof(gpu::KCodeDecodeParams),
-                                          .local_size = {kLocal, 1, 1}});
+                                          .local_size = {local_size(c.hd), 1, 1}});
   const gpu::KCodeDecodeParams p{first, len, c.n_kv, c.rank, c.rot ? 1u : 0u, rope_theta > 0.f ? 1u : 0u, r_hi, r_lo};
   const std::uint64_t groups = c.hd / 2 / kPairsPerDecodeInvocation;
   s.dispatch(kern, {pr.mu, pr.rot, pr.basis, bb, ab, cb, kc}, p, Threads{std::uint64_t(len) * c.n_kv * groups});

@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <cstdio>
-#include <cstdlib>
 #include <string>
 
 #include "linear.h"
@@ -83,20 +81,32 @@ struct Tuning {
   std::uint32_t rw;     // RW: rows per workgroup (subgroup)
 };
 
-// Batch rows per weight read: powers of two up to 8.
-std::uint32_t batch_tile(std::uint64_t batch) { return batch <= 1 ? 1 : batch <= 2 ? 2 : batch <= 4 ? 4 : 8; }
+// Batch rows per weight read: powers of two up to `cap`.
+std::uint32_t batch_tile(std::uint64_t batch, std::uint32_t cap) {
+  std::uint32_t bt = 1;
+  while (bt < cap && bt < batch) bt *= 2;
+  return bt;
+}
 
-// rows: lavapipe loads storage buffers lane by lane, so the cost is the
-// number of loads: ROWS weight blocks and BT x blocks per step for
-// ROWS × BT × (4 or 8) FMAs; ROWS × BT stays bounded (registers, and the
-// unrolled code lavapipe compiles). subgroup: sized for 32/64-wide GPUs.
-Tuning tuning(LinearVariant v, std::uint64_t batch) {
-  if (const char* e = std::getenv("VKQ_LINEAR_TUNE")) {  // EXPERIMENT
-    unsigned r = 0, b = 0, l = 64;
-    if (std::sscanf(e, "%u,%u,%u", &r, &b, &l) >= 2 && batch > 1) return {l, r, b, 16};
+// rows on CPU devices: lavapipe loads storage buffers lane by lane, so the
+// cost is the number of loads, ROWS weight blocks and BT (f16: 2 BT) x blocks
+// per step for ROWS × BT × (4 or 8) FMAs: 8 × 8 tiles measured 2x faster than
+// 2 × 8 on lavapipe for prefill (16 × 16 and 32 × 32 a little faster still,
+// but lavapipe spends 10 s to minutes compiling each such pipeline), and small
+// workgroups keep enough of them for every core. Decode stays at 4 rows
+// (bound by streaming the weights). rows elsewhere (GPUs without subgroup
+// arithmetic) keeps ROWS × BT register-resident. subgroup: sized for 32/64-wide GPUs.
+Tuning tuning(const Device& d, LinearVariant v, std::uint64_t batch) {
+  if (v == LinearVariant::subgroup) {
+    const std::uint32_t bt = batch_tile(batch, 8);
+    return {128, bt <= 2 ? 2u : 1u, bt, 16};
   }
-  const std::uint32_t bt = batch_tile(batch);
-  if (v == LinearVariant::subgroup) return {128, bt <= 2 ? 2u : 1u, bt, 16};
+  if (d.info().type == VK_PHYSICAL_DEVICE_TYPE_CPU) {
+    const std::uint32_t bt = batch_tile(batch, 8);
+    if (bt == 1) return {64, 4, 1, 0};
+    return {16, 8, bt, 0};
+  }
+  const std::uint32_t bt = batch_tile(batch, 8);
   return {64, bt == 1 ? 4u : bt <= 4 ? 4u : 2u, bt, 0};
 }
 
@@ -188,7 +198,7 @@ void linear(Stream& s, const LinearWeight& w, const Buffer& x, Buffer& y, std::u
   if (x.size() < std::uint64_t(batch) * w.in * 4) throw Error("linear: x buffer smaller than batch × in floats");
   if (y.size() < std::uint64_t(batch) * w.out * 4) throw Error("linear: y buffer smaller than batch × out floats");
   const LinearVariant v = resolve(d, o.variant, batch, false, "linear");
-  const Tuning t = tuning(v, batch);
+  const Tuning t = tuning(d, v, batch);
   const std::string name = std::string("linear_") + linear_variant_name(v) + "_" + weight_type_name(w.type);
 
   const Binder bind(d, o, "linear");
@@ -247,7 +257,7 @@ void linear_id(Stream& s, const LinearWeight& w, const Buffer& ids, const Buffer
   // Slots per expert on average decide the batch tile.
   const std::uint64_t per_expert = div_up(slots, w.experts);
   const LinearVariant v = resolve(d, o.variant, per_expert, true, "linear_id");
-  const Tuning t = tuning(v, per_expert);
+  const Tuning t = tuning(d, v, per_expert);
   const std::string name = std::string("linear_id_") + linear_variant_name(v) + "_" + weight_type_name(w.type);
 
   const Binder bind(d, o, "linear_id");
