@@ -76,6 +76,7 @@ KCalibration calibrate_keys(const ModelConfig& c, const std::vector<std::vector<
         lo.solver = o.solver == "radam" ? rot::Solver::radam : rot::Solver::procrustes;
         lo.iters = o.iters;
         lo.seed = o.seed;
+        lo.warm_start_iters = o.warm_start;
         const auto learned = rot::learn_rotation(v, lo);
         const auto split = rot::split_rows(std::size_t(v.rows()), lo.heldout, o.seed);
         L.cos_none[h] = rot::mean_cos1b(v, Eigen::MatrixXd::Identity(hd, hd), split.heldout);

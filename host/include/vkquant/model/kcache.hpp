@@ -58,6 +58,7 @@ struct CalibrateOptions {
   std::string solver = "procrustes";  // or radam
   std::uint32_t seed = 0;
   int iters = 0;
+  int warm_start = 100;  // most FastICA warm-start iterations (0: none)
 };
 // Learns the codec from captured keys: `pre[l]`, `post[l]` are (tokens,
 // kv_heads * hd) for layer l. `progress(done, total)` after each (layer, head, mode).
