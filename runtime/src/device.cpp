@@ -6,6 +6,7 @@
 #include <string>
 
 #include "vkquant/error.hpp"
+#include "vkquant/faults.hpp"
 #include "vkquant/kernel.hpp"
 
 namespace vkq {
@@ -71,6 +72,7 @@ Device Device::create(const Instance& instance, int index, const DeviceOptions& 
   check(vkCreateDevice(info.physical, &dci, nullptr, &dev.device_), "vkCreateDevice");
   volkLoadDeviceTable(&dev.table_, dev.device_);
   dev.table_.vkGetDeviceQueue(dev.device_, qci.queueFamilyIndex, 0, &dev.queue_);
+  faults::detail::install(dev.table_, dev.device_, dev.queue_);
   vkGetPhysicalDeviceMemoryProperties(info.physical, &dev.memory_);
   return dev;
 }
@@ -80,6 +82,9 @@ Device::Device(Device&& o) noexcept { *this = std::move(o); }
 Device& Device::operator=(Device&& o) noexcept {
   if (this != &o) {
     destroy();
+    // Kernels hold a reference to their Device: release them with `o`'s
+    // handle; this device builds them again on use.
+    o.kernels_.clear();
     instance_ = o.instance_;
     info_ = std::move(o.info_);
     device_ = std::exchange(o.device_, VK_NULL_HANDLE);
@@ -87,7 +92,6 @@ Device& Device::operator=(Device&& o) noexcept {
     queue_ = o.queue_;
     memory_ = o.memory_;
     fence_timeout_ = o.fence_timeout_;
-    kernels_ = std::move(o.kernels_);
   }
   return *this;
 }
@@ -99,6 +103,7 @@ void Device::destroy() noexcept {
   if (device_) {
     table_.vkDeviceWaitIdle(device_);
     table_.vkDestroyDevice(device_, nullptr);
+    faults::detail::uninstall(device_);
   }
   device_ = VK_NULL_HANDLE;
 }

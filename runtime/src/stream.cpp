@@ -69,8 +69,15 @@ void Stream::release() noexcept {
   if (!device_) return;
   const auto& vk = device_->vk();
   VkDevice dev = device_->handle();
-  // Work may still be in flight after a timeout: wait (bounded) before freeing.
-  if (in_flight_) vk.vkWaitForFences(dev, 1, &fence_, VK_TRUE, std::uint64_t(device_->fence_timeout().count()) * 1000000);
+  // Work may still be in flight after a timeout: wait (bounded) before
+  // freeing. If it is still running, leak the objects it uses rather than
+  // free them under the GPU (a lost device may free them: nothing runs).
+  if (in_flight_ &&
+      vk.vkWaitForFences(dev, 1, &fence_, VK_TRUE, std::uint64_t(device_->fence_timeout().count()) * 1000000) ==
+          VK_TIMEOUT) {
+    device_ = nullptr;
+    return;
+  }
   for (auto p : descriptor_pools_) vk.vkDestroyDescriptorPool(dev, p, nullptr);
   descriptor_pools_.clear();
   if (fence_) vk.vkDestroyFence(dev, fence_, nullptr);
@@ -83,6 +90,7 @@ void Stream::release() noexcept {
 
 void Stream::begin_if_needed() {
   if (recording_) return;
+  retire();  // the command buffer and descriptor sets may still be in use after a timeout
   VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
   bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
   check(device_->vk().vkBeginCommandBuffer(cmd_, &bi), "vkBeginCommandBuffer");
@@ -182,9 +190,16 @@ void Stream::dispatch(const Kernel& kernel, std::initializer_list<Binding> bindi
       for (std::uint64_t x = 0; x < groups[0]; x += mx) {
         if (x > 0xffffffffull || y > 0xffffffffull || z > 0xffffffffull)
           throw Error("dispatch " + desc.shader + ": more than 2^32 workgroups");
-        vk.vkCmdDispatchBase(cmd_, std::uint32_t(x), std::uint32_t(y), std::uint32_t(z),
-                             std::uint32_t(std::min(mx, groups[0] - x)), std::uint32_t(std::min(my, groups[1] - y)),
-                             std::uint32_t(std::min(mz, groups[2] - z)));
+        const std::uint32_t gx = std::uint32_t(std::min(mx, groups[0] - x)),
+                            gy = std::uint32_t(std::min(my, groups[1] - y)),
+                            gz = std::uint32_t(std::min(mz, groups[2] - z));
+        // Plain vkCmdDispatch where no base is needed: synchronization
+        // validation (layers <= 1.3.239 at least) does not track accesses
+        // of vkCmdDispatchBase, so hazards there would go unreported.
+        if (x == 0 && y == 0 && z == 0)
+          vk.vkCmdDispatch(cmd_, gx, gy, gz);
+        else
+          vk.vkCmdDispatchBase(cmd_, std::uint32_t(x), std::uint32_t(y), std::uint32_t(z), gx, gy, gz);
         ++dispatches_;
       }
   needs_barrier_ = true;
@@ -238,22 +253,48 @@ void Stream::timestamp(TimestampPool& pool, std::uint32_t index) {
 }
 
 void Stream::submit_and_wait() {
-  if (!recording_) return;
+  if (!recording_) {
+    retire();
+    return;
+  }
   const auto& vk = device_->vk();
-  VkDevice dev = device_->handle();
   // Make every write visible to the host, which reads mapped memory next.
   memory_barrier(vk, cmd_, VK_PIPELINE_STAGE_HOST_BIT, VK_ACCESS_HOST_READ_BIT);
   recording_ = false;
-  check(vk.vkEndCommandBuffer(cmd_), "vkEndCommandBuffer");
-  VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
-  si.commandBufferCount = 1;
-  si.pCommandBuffers = &cmd_;
-  check(vk.vkQueueSubmit(device_->queue(), 1, &si, fence_), "vkQueueSubmit");
+  const char* call = "vkEndCommandBuffer";
+  VkResult r = vk.vkEndCommandBuffer(cmd_);
+  if (r == VK_SUCCESS) {
+    call = "vkQueueSubmit";
+    VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
+    si.commandBufferCount = 1;
+    si.pCommandBuffers = &cmd_;
+    r = vk.vkQueueSubmit(device_->queue(), 1, &si, fence_);
+  }
+  if (r != VK_SUCCESS) {
+    recycle();  // nothing was submitted: drop the recording
+    throw_vulkan_error(r, call);
+  }
   in_flight_ = true;
+  retire();
+}
+
+// Waits (bounded) for submitted work, then makes the stream ready to record.
+void Stream::retire() {
+  if (!in_flight_) return;
+  const auto& vk = device_->vk();
+  VkDevice dev = device_->handle();
   const std::uint64_t timeout_ns = std::uint64_t(device_->fence_timeout().count()) * 1000000ull;
   check(vk.vkWaitForFences(dev, 1, &fence_, VK_TRUE, timeout_ns), "vkWaitForFences");
   in_flight_ = false;
   check(vk.vkResetFences(dev, 1, &fence_), "vkResetFences");
+  recycle();
+}
+
+// Resets the command buffer and descriptor pools (none of it in flight).
+void Stream::recycle() {
+  const auto& vk = device_->vk();
+  VkDevice dev = device_->handle();
+  recording_ = false;
   check(vk.vkResetCommandBuffer(cmd_, 0), "vkResetCommandBuffer");
   for (auto p : descriptor_pools_) check(vk.vkResetDescriptorPool(dev, p, 0), "vkResetDescriptorPool");
   current_pool_ = 0;

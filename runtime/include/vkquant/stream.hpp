@@ -69,7 +69,8 @@ class Stream {
   void timestamp(TimestampPool& pool, std::uint32_t index);
 
   // Submits everything recorded and waits (bounded). Throws TimeoutError,
-  // DeviceLostError, ... Recording may start again afterwards.
+  // DeviceLostError, ... Recording may start again afterwards; after a
+  // TimeoutError the next call waits for the late work again first.
   void submit_and_wait();
   // Number of vkCmdDispatch* calls recorded since the last submit.
   std::uint32_t recorded_dispatches() const { return dispatches_; }
@@ -77,6 +78,8 @@ class Stream {
  private:
   Stream() = default;
   void begin_if_needed();
+  void retire();
+  void recycle();
   VkDescriptorSet allocate_set(VkDescriptorSetLayout layout);
   void release() noexcept;
 
