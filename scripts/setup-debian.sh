@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages vkquant needs to build, test and run on
-# lavapipe (Mesa's CPU Vulkan driver). Running it twice is harmless.
+# lavapipe (Mesa's CPU Vulkan driver), plus the sanitizer and fuzzing
+# toolchains of scripts/test-asan.sh and scripts/fuzz.sh. Running it twice is
+# harmless.
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -12,3 +14,9 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   mesa-vulkan-drivers vulkan-validationlayers vulkan-tools \
   libglm-dev libgtest-dev libgmock-dev libeigen3-dev \
   nlohmann-json3-dev libcli11-dev libfmt-dev
+# scripts/fuzz.sh: clang with libFuzzer and its sanitizer runtimes, and
+# llvm-symbolizer for readable reports (gcc's ASan/UBSan for
+# scripts/test-asan.sh come with build-essential).
+$SUDO apt-get install -y -qq --no-install-recommends clang-14 libclang-rt-14-dev llvm-14
+# The gauge's HTML report is checked in headless Chromium (tests/gauge_model.cmake).
+$SUDO apt-get install -y -qq --no-install-recommends chromium

@@ -1,7 +1,8 @@
 // Decodes 1-bit K-cache codes into the fp16 key cache (DESIGN §2):
 // k̂_h = mu_h + R_hᵀ (alpha · s + U_r c), then optionally RoPE (rotate_half
 // pairs (i, i + HD/2)) at the cache position, stored as fp16 (round to
-// nearest even on the bits, as attn_kv_store.comp).
+// nearest even on the bits, as attn_kv_store.comp). Mean-RoPE codes (rope 2)
+// add RoPE_pos(mu_h) instead of mu_h and apply no RoPE after.
 //
 // Invocation (element e = position * n_kv + head, group g) produces
 // coordinates 8g .. 8g+7 and HD/2 + 8g .. HD/2 + 8g+7: whole cache words,
@@ -9,13 +10,12 @@
 // coordinates with the chunk unrolled: lavapipe stops an invocation's loops
 // after ~65535 iterations in all (here <= ~8500 at HD = 256).
 //
-// The RoPE angle is computed in float-float arithmetic as in ops_rope.comp:
-// freq = r^i by binary powering of r = theta^(-2/HD) (hi + lo), times the
-// position, reduced modulo 2π; only the reduced angle goes through cos/sin.
+// The RoPE angles are computed in float-float arithmetic (kcodec_rope.h).
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 #include "kcodec.h"
+#include "kcodec_rope.h"
 
 layout(local_size_x_id = 0) in;
 layout(push_constant) uniform PC { KCodeDecodeParams p; };
@@ -62,36 +62,6 @@ uint to_half(float f) {
   return sign | h;
 }
 
-// ---- float-float helpers (see ops_rope.comp) ------------------------------
-vec2 two_sum(float a, float b) {
-  precise float s = a + b;
-  precise float bb = s - a;
-  precise float e = (a - (s - bb)) + (b - bb);
-  return vec2(s, e);
-}
-vec2 split(float a) {
-  precise float c = 4097.0 * a;
-  precise float hi = c - (c - a);
-  precise float lo = a - hi;
-  return vec2(hi, lo);
-}
-vec2 two_prod(float a, float b) {
-  precise float pr = a * b;
-  const vec2 as = split(a), bs = split(b);
-  precise float e = ((as.x * bs.x - pr) + as.x * bs.y + as.y * bs.x) + as.y * bs.y;
-  return vec2(pr, e);
-}
-vec2 df_mul(vec2 a, vec2 b) {
-  vec2 pr = two_prod(a.x, b.x);
-  precise float e = pr.y + (a.x * b.y + a.y * b.x);
-  return two_sum(pr.x, e);
-}
-vec2 df_sub(vec2 a, vec2 b) {
-  vec2 s = two_sum(a.x, -b.x);
-  precise float e = s.y + (a.y - b.y);
-  return two_sum(s.x, e);
-}
-
 void main() {
   const uint gid = gl_GlobalInvocationID.x;
   if (gid >= p.len * p.n_kv * GROUPS) return;
@@ -133,35 +103,41 @@ void main() {
       hi1[c] = U(HD / 2 + i0 + 4 + c);
     }
   }
+  // (cos, sin) of the pairs' angles at the cache position: for RoPE of the
+  // decoded key (rope 1) or of the pre-RoPE mean (rope 2).
+  vec2 cs[G];
+  if (p.rope != 0) {
+    const vec2 posf = df_position(e / p.n_kv);
+    const vec2 r = vec2(p.r_hi, p.r_lo);
+    vec2 freq = df_pow(r, i0);
+    [[unroll]] for (uint o = 0; o < G; ++o) {
+      cs[o] = rope_cos_sin(posf, freq);
+      freq = df_mul(freq, r);
+    }
+  }
   float x0[G], x1[G];
   [[unroll]] for (uint c = 0; c < 4; ++c) {
-    const uint m = h * HD + i0 + c;
-    x0[c] = lo0[c] + mu[m];
-    x0[4 + c] = lo1[c] + mu[m + 4];
-    x1[c] = hi0[c] + mu[m + HD / 2];
-    x1[4 + c] = hi1[c] + mu[m + HD / 2 + 4];
+    x0[c] = lo0[c];
+    x0[4 + c] = lo1[c];
+    x1[c] = hi0[c];
+    x1[4 + c] = hi1[c];
   }
-
-  if (p.rope != 0) {
-    const uint pos = e / p.n_kv;
-    const vec2 posf = two_sum(float(pos & 0xfffff000u), float(pos & 0xfffu));
-    const vec2 r = vec2(p.r_hi, p.r_lo);
-    vec2 freq = vec2(1.0, 0.0), base = r;
-    for (uint k = i0; k != 0; k >>= 1) {  // freq = r^i0
-      if ((k & 1u) != 0) freq = df_mul(freq, base);
-      if (k > 1) base = df_mul(base, base);
+  [[unroll]] for (uint o = 0; o < G; ++o) {
+    const uint m = h * HD + i0 + o;
+    float m0 = mu[m], m1 = mu[m + HD / 2];
+    if (p.rope == 2u) {
+      const float y0 = m0, y1 = m1;
+      m0 = y0 * cs[o].x - y1 * cs[o].y;
+      m1 = y0 * cs[o].y + y1 * cs[o].x;
     }
-    const vec2 two_pi = vec2(6.28318548202514648, -1.7484556025237907e-07);
+    x0[o] += m0;
+    x1[o] += m1;
+  }
+  if (p.rope == 1u) {
     [[unroll]] for (uint o = 0; o < G; ++o) {
-      const vec2 angle = df_mul(posf, freq);
-      const float k = round(angle.x * 0.15915494309189535);
-      const vec2 red = df_sub(angle, df_mul(vec2(k, 0.0), two_pi));
-      const float ang = red.x + red.y;
-      const float cs = cos(ang), sn = sin(ang);
       const float y0 = x0[o], y1 = x1[o];
-      x0[o] = y0 * cs - y1 * sn;
-      x1[o] = y0 * sn + y1 * cs;
-      freq = df_mul(freq, r);
+      x0[o] = y0 * cs[o].x - y1 * cs[o].y;
+      x1[o] = y0 * cs[o].y + y1 * cs[o].x;
     }
   }
 

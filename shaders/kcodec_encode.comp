@@ -1,6 +1,8 @@
 // Encodes keys into the 1-bit K-cache code (DESIGN §2): v = R_h (k - mu_h),
 // bits = sign(v) (1 for v >= 0), alpha = ||v||_1 / HD in fp16, and
-// c = U_rᵀ (v - alpha_fp16 · s) in fp16.
+// c = U_rᵀ (v - alpha_fp16 · s) in fp16. MEAN_ROPE: mu_h is a pre-RoPE mean
+// and v = R_h (k - RoPE_pos(mu_h)) at the key's cache position (rotate_half
+// pairs (i, i + HD/2), float-float angles as kcodec_rope.h).
 //
 // One invocation per element e = position * n_kv + head. Its bits words are
 // its own; an fp16 half whose word it shares with another element (alpha,
@@ -13,6 +15,7 @@
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 #include "kcodec.h"
+#include "kcodec_rope.h"
 
 layout(local_size_x_id = 0) in;
 layout(push_constant) uniform PC { KCodeEncodeParams p; };
@@ -33,6 +36,20 @@ const uint W = HD / 32;
 // arrays of this size, indexed at run time, make lavapipe's compiler crawl.)
 shared float vs[HD * gl_WorkGroupSize.x];
 #define V(i) vs[(i) * gl_WorkGroupSize.x + gl_LocalInvocationID.x]
+#if defined(MEAN_ROPE)
+// k - RoPE_pos(mu_h), likewise private to the invocation.
+shared float ds[HD * gl_WorkGroupSize.x];
+#define DV(i) ds[(i) * gl_WorkGroupSize.x + gl_LocalInvocationID.x]
+#endif
+
+// Coordinates 4j .. 4j+3 of the centered key of row t, head h.
+vec4 centered(uint t, uint h, uint j) {
+#if defined(MEAN_ROPE)
+  return vec4(DV(4 * j), DV(4 * j + 1), DV(4 * j + 2), DV(4 * j + 3));
+#else
+  return k4[t * Q + j] - mu4[h * Q + j];
+#endif
+}
 
 // fp32 -> fp16 bits, round to nearest even (as attn_kv_store.comp and vkq::to_half).
 uint to_half(float f) {
@@ -76,18 +93,33 @@ void main() {
   const uint e = p.pos0 * p.n_kv + t;
   const uint h = e % p.n_kv;
 
+#if defined(MEAN_ROPE)
+  {
+    const vec2 posf = df_position(e / p.n_kv);
+    const vec2 r = vec2(p.r_hi, p.r_lo);
+    vec2 freq = vec2(1.0, 0.0);
+    for (uint i = 0; i < HD / 2; ++i) {
+      const vec2 cs = rope_cos_sin(posf, freq);
+      const float m0 = mu4[h * Q + i / 4][i % 4], m1 = mu4[h * Q + (i + HD / 2) / 4][i % 4];
+      DV(i) = k4[t * Q + i / 4][i % 4] - (m0 * cs.x - m1 * cs.y);
+      DV(i + HD / 2) = k4[t * Q + (i + HD / 2) / 4][i % 4] - (m0 * cs.y + m1 * cs.x);
+      freq = df_mul(freq, r);
+    }
+  }
+#endif
+
   if (p.has_rot != 0) {
     for (uint i = 0; i < HD; ++i) {  // v_i = row i of R_h times (k - mu_h)
       const uint row = (h * HD + i) * Q;
       vec4 acc = vec4(0.0);
       for (uint j = 0; j < Q; j += 4) {
-        [[unroll]] for (uint c = 0; c < 4; ++c) acc += rot4[row + j + c] * (k4[t * Q + j + c] - mu4[h * Q + j + c]);
+        [[unroll]] for (uint c = 0; c < 4; ++c) acc += rot4[row + j + c] * centered(t, h, j + c);
       }
       V(i) = (acc.x + acc.y) + (acc.z + acc.w);
     }
   } else {
     for (uint j = 0; j < Q; ++j) {
-      const vec4 d = k4[t * Q + j] - mu4[h * Q + j];
+      const vec4 d = centered(t, h, j);
       [[unroll]] for (uint c = 0; c < 4; ++c) V(4 * j + c) = d[c];
     }
   }

@@ -70,30 +70,38 @@ float half_at(uint w, uint e) {
   return (e & 1u) != 0u ? v.y : v.x;
 }
 
-// qmu + alpha·dot + (Uᵀq')·c for the G heads of key `row`, written to scores.
-void finish(const float dot[G], uint h0, uint row, uint t, bool live) {
+// qmu + alpha·dot + (Uᵀq')·c for the G heads of key `row`, written to scores
+// (qh0: first query-side head, sh0: first score row).
+void finish(const float dot[G], uint qh0, uint sh0, uint row, uint t, bool live) {
   const uint ea = row - p.alpha_base;
   const float a = half_at(alpha_w[ea >> 1], ea);
   float res[G];
-  const float qmu_on = float(p.has_qmu);  // a stand-in buffer is bound when there is no qmu
-  [[unroll]] for (uint g = 0; g < G; ++g) res[g] = qmu_on * qmu[h0 + g];
+  // A stand-in buffer is bound when there is no qmu: select, never multiply
+  // (its words may be NaN patterns); the load stays outside control flow.
+  [[unroll]] for (uint g = 0; g < G; ++g) {
+    const float v = qmu[qh0 + g];
+    res[g] = p.has_qmu != 0u ? v : 0.0;
+  }
   const uint cb = row * R - p.c_base;
   [[unroll]] for (uint i = 0; i < R; ++i) {
     const float cv = half_at(c_w[(cb + i) >> 1], cb + i);
-    [[unroll]] for (uint g = 0; g < G; ++g) res[g] += uq[(h0 + g) * R + i] * cv;
+    [[unroll]] for (uint g = 0; g < G; ++g) res[g] += uq[(qh0 + g) * R + i] * cv;
   }
-  if (live) [[unroll]] for (uint g = 0; g < G; ++g) scores[(h0 + g) * p.n + t - p.scores_base] = a * dot[g] + res[g];
+  if (live) [[unroll]] for (uint g = 0; g < G; ++g) scores[(sh0 + g) * p.n + t - p.scores_base] = a * dot[g] + res[g];
 }
 #endif
 
 void main() {
   // Invocations past the last key score the last key again and store nothing:
   // with every invocation active, lavapipe keeps uniform loads scalar.
-  const bool live = gl_GlobalInvocationID.x < p.keys;
+  const uint y = gl_WorkGroupID.y;  // query row of the call (workgroups are 1 high)
   const uint t = p.key0 + min(gl_GlobalInvocationID.x, p.keys - 1u);
+  const bool live = gl_GlobalInvocationID.x < p.keys && (p.causal0 == 0xffffffffu || t < p.causal0 + y);
   const uint kv = p.kv;
-  const uint row = kv * p.n + t;          // global key index
-  const uint h0 = kv * p.group + p.gsub0;  // first query head of this dispatch
+  const uint row = kv * p.head_stride + t * p.key_stride;  // global key row
+  const uint h0 = kv * p.group + p.gsub0;                  // first query head (in its row) of this dispatch
+  const uint qh0 = (p.query0 + y) * p.q_heads + h0;        // ... in the query-side buffers
+  const uint sh0 = y * p.q_heads + h0;                     // ... in scores
 
 #if defined(MODE_FLOAT)
   const uint kb0 = row * W - p.bits_base;
@@ -106,13 +114,13 @@ void main() {
       [[unroll]] for (uint j = 0; j < 32u; ++j) {
         const uint m = (nb << (31u - j)) & 0x80000000u;
         [[unroll]] for (uint g = 0; g < G; ++g)
-          acc[g * ACCS + (j % ACCS)] += uintBitsToFloat(floatBitsToUint(q[(h0 + g) * D + 32u * w + j]) ^ m);
+          acc[g * ACCS + (j % ACCS)] += uintBitsToFloat(floatBitsToUint(q[(qh0 + g) * D + 32u * w + j]) ^ m);
       }
     } else {
       [[unroll]] for (uint j = 0; j < n; ++j) {
         const uint m = (nb << (31u - j)) & 0x80000000u;
         [[unroll]] for (uint g = 0; g < G; ++g)
-          acc[g * ACCS] += uintBitsToFloat(floatBitsToUint(q[(h0 + g) * D + 32u * w + j]) ^ m);
+          acc[g * ACCS] += uintBitsToFloat(floatBitsToUint(q[(qh0 + g) * D + 32u * w + j]) ^ m);
       }
     }
   }
@@ -121,7 +129,7 @@ void main() {
     dot[g] = 0.0;
     [[unroll]] for (uint k = 0; k < ACCS; ++k) dot[g] += acc[g * ACCS + k];
   }
-  finish(dot, h0, row, t, live);
+  finish(dot, qh0, sh0, row, t, live);
 
 #elif defined(MODE_POPCOUNT)
   const uint kb0 = row * W - p.bits_base;
@@ -137,7 +145,7 @@ void main() {
   [[unroll]] for (uint g = 0; g < G; ++g) {
     acc[g] = 0u;
     if (B == 1u) {
-      [[unroll]] for (uint w = 0; w < W; ++w) acc[g] += bitCount(planes[(h0 + g) * W + w] ^ kw[w]);
+      [[unroll]] for (uint w = 0; w < W; ++w) acc[g] += bitCount(planes[(qh0 + g) * W + w] ^ kw[w]);
     } else {
       // Bit-sliced: lane j of slice S[l] is bit l of Σ_w k_{32w+j} Q_{32w+j};
       // each word's masked planes are ripple-added into the slices (no popcount),
@@ -148,7 +156,7 @@ void main() {
         uint carry = 0u;
         [[unroll]] for (uint l = 0; l < SLICES; ++l) {
           if (l < B) {
-            const uint m = planes[((h0 + g) * B + l) * W + w] & kw[w];
+            const uint m = planes[((qh0 + g) * B + l) * W + w] & kw[w];
             const uint x = sl[l] ^ m;
             const uint c = (sl[l] & m) | (carry & x);
             sl[l] = x ^ carry;
@@ -169,18 +177,18 @@ void main() {
     if (B == 1u) {
       sq[g] = (int(D) - 2 * int(acc[g]) + sigma) / 2;  // Σ sign(q)_i s_i = d - 2 popcount(q ^ bits)
     } else {
-      sq[g] = 2 * int(acc[g]) - int(qconst[h0 + g].sum_q);
+      sq[g] = 2 * int(acc[g]) - int(qconst[qh0 + g].sum_q);
     }
   }
 #if defined(SUMS)
-  if (live) [[unroll]] for (uint g = 0; g < G; ++g) sums[(h0 + g) * p.n + t - p.scores_base] = sq[g];
+  if (live) [[unroll]] for (uint g = 0; g < G; ++g) sums[(sh0 + g) * p.n + t - p.scores_base] = sq[g];
 #else
   float dot[G];
   [[unroll]] for (uint g = 0; g < G; ++g) {
-    const KscoreQueryConst c = qconst[h0 + g];
+    const KscoreQueryConst c = qconst[qh0 + g];
     dot[g] = c.delta * (float(sq[g]) - c.zero * float(sigma));
   }
-  finish(dot, h0, row, t, live);
+  finish(dot, qh0, sh0, row, t, live);
 #endif
 
 #else  // MODE_F16
@@ -194,14 +202,14 @@ void main() {
   [[unroll]] for (uint w = 0; w < D / 2u; ++w) {
     const vec2 k = unpackHalf2x16(kh[k0 + w]);
     [[unroll]] for (uint g = 0; g < G; ++g) {
-      ax[g] += k.x * q[(h0 + g) * D + 2u * w];
-      ay[g] += k.y * q[(h0 + g) * D + 2u * w + 1u];
+      ax[g] += k.x * q[(qh0 + g) * D + 2u * w];
+      ay[g] += k.y * q[(qh0 + g) * D + 2u * w + 1u];
     }
   }
   if ((D & 1u) != 0u) {
     const float k = unpackHalf2x16(kh[k0 + DH - 1u]).x;
-    [[unroll]] for (uint g = 0; g < G; ++g) ax[g] += k * q[(h0 + g) * D + D - 1u];
+    [[unroll]] for (uint g = 0; g < G; ++g) ax[g] += k * q[(qh0 + g) * D + D - 1u];
   }
-  if (live) [[unroll]] for (uint g = 0; g < G; ++g) scores[(h0 + g) * p.n + t - p.scores_base] = ax[g] + ay[g];
+  if (live) [[unroll]] for (uint g = 0; g < G; ++g) scores[(sh0 + g) * p.n + t - p.scores_base] = ax[g] + ay[g];
 #endif
 }

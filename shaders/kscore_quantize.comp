@@ -23,7 +23,7 @@ shared float s_abs[gl_WorkGroupSize.x];
 shared uint s_sum[gl_WorkGroupSize.x];
 
 void main() {
-  const uint h = gl_WorkGroupID.x;
+  const uint h = p.first + gl_WorkGroupID.x;
   const uint lane = gl_LocalInvocationID.x;
   const uint L = gl_WorkGroupSize.x;
   const uint qb = h * D;

@@ -1,5 +1,6 @@
-// uq[h][i] = Σ_j U[h / group][j][i] · q'[h][j]: the rank-r residual's query
-// side, computed once per query head (layouts in kscore.h).
+// uq[h][i] = Σ_j U[(h / group) % kv_heads][j][i] · q'[h][j]: the rank-r
+// residual's query side, once per query head h in [first, first + q_heads)
+// (layouts in kscore.h).
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #include "kscore.h"
@@ -14,9 +15,10 @@ layout(std430, binding = 2) writeonly buffer Uq { float uq[]; };
 
 void main() {
   const uint i = gl_GlobalInvocationID.x % p.rank;
-  const uint h = gl_GlobalInvocationID.x / p.rank;
-  if (h >= p.q_heads) return;
-  const uint ub = (h / p.group) * D * p.rank + i;
+  const uint m = gl_GlobalInvocationID.x / p.rank;
+  if (m >= p.q_heads) return;
+  const uint h = p.first + m;
+  const uint ub = ((h / p.group) % p.kv_heads) * D * p.rank + i;
   float s = 0.0;
   for (uint j = 0; j < D; ++j) s += u[ub + j * p.rank] * q[h * D + j];
   uq[h * p.rank + i] = s;

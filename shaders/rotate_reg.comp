@@ -2,11 +2,11 @@
 // devices such as lavapipe, where barriers and shared memory are slow and the
 // cache serves repeated reads). Layouts in rotate.h.
 //
-// Workgroup (x, y) owns outputs [x*TO, x*TO + TO) and rows
-// [y*WG*TR, (y+1)*WG*TR); invocation l owns rows y*WG*TR + k*WG + l (k < TR),
-// so neighbouring invocations hold neighbouring rows. Output blocks vary
-// fastest across workgroups, so consecutive groups reuse the same X rows from
-// the cache. lavapipe (Mesa 22) loads storage buffers lane by lane and
+// Workgroup (x, y, z) owns outputs [x*TO, x*TO + TO) of block z and the
+// block's rows u*blocks + z for u in [y*WG*TR, (y+1)*WG*TR); invocation l owns
+// u = y*WG*TR + k*WG + l (k < TR), so every row of a workgroup shares R.
+// Output blocks vary fastest across workgroups, so consecutive groups reuse
+// the same X rows from the cache. lavapipe (Mesa 22) loads storage buffers lane by lane and
 // component by component, uniform address or not, so the cost is the number
 // of loads: each step loads TR + TO vec4s for TR*TO*4 FMAs, and large tiles
 // (16x16, partly spilled) beat small register-resident ones.
@@ -59,11 +59,12 @@ float r_at(uint i, uint j) {
 void main() {
   const uint wg = gl_WorkGroupSize.x;
   const uint o0 = gl_WorkGroupID.x * TO;
-  const uint row0 = gl_WorkGroupID.y * wg * TR + gl_LocalInvocationID.x;
+  const uint blk = gl_WorkGroupID.z, nb = p.rows / p.blocks;  // this block's rows in the chunk
+  const uint u0 = gl_WorkGroupID.y * wg * TR + gl_LocalInvocationID.x;
   uint xrow[TR];  // clamped so every load stays in range; stores check the real row
-  [[unroll]] for (uint k = 0; k < TR; ++k) xrow[k] = min(row0 + k * wg, p.rows - 1u);
+  [[unroll]] for (uint k = 0; k < TR; ++k) xrow[k] = min(u0 + k * wg, nb - 1u) * p.blocks + blk;
   uint ri[TO];
-  [[unroll]] for (uint o = 0; o < TO; ++o) ri[o] = min(o0 + o, D - 1u);
+  [[unroll]] for (uint o = 0; o < TO; ++o) ri[o] = blk * D + min(o0 + o, D - 1u);
 
   float acc[TR][TO];
   [[unroll]] for (uint k = 0; k < TR; ++k)
@@ -91,8 +92,9 @@ void main() {
   }
 
   [[unroll]] for (uint k = 0; k < TR; ++k) {
-    const uint row = row0 + k * wg;
-    if (row >= p.rows) continue;
+    const uint u = u0 + k * wg;
+    if (u >= nb) continue;
+    const uint row = u * p.blocks + blk;
     if (VEC && TO % 4 == 0) {  // o0 is a multiple of 4 and D of 4: a vec4 is all in or all out
       [[unroll]] for (uint o = 0; o < TO; o += 4)
         if (o0 + o < D) y4[(row * D + o0 + o) / 4] = vec4(acc[k][o], acc[k][o + 1], acc[k][o + 2], acc[k][o + 3]);

@@ -1,7 +1,7 @@
 // Y = X Rᵀ as a shared-memory tiled GEMM (GPUs). Layouts in rotate.h.
 //
-// A workgroup of (WX, WY) invocations owns a tile of BM = WY*TM rows by
-// BN = WX*TN outputs and walks d in steps of BK: it stages X[rows][k-step] and
+// A workgroup (x, y, z) of (WX, WY) invocations owns a tile of BM = WY*TM rows
+// of block z (rows u*blocks + z, u in [y*BM, (y+1)*BM)) by BN = WX*TN outputs and walks d in steps of BK: it stages X[rows][k-step] and
 // R[outputs][k-step] in shared memory (transposed, k-major, so the inner loop
 // reads consecutive words) and each invocation accumulates TM x TN outputs,
 // rows ly + WY*a and outputs lx + WX*b (strided: conflict-free shared reads,
@@ -60,7 +60,8 @@ float r_at(uint i, uint j) {
 void main() {
   const uint lx = gl_LocalInvocationID.x, ly = gl_LocalInvocationID.y;
   const uint lin = ly * WX + lx, threads = WX * WY;
-  const uint row0 = gl_WorkGroupID.y * BM, o0 = gl_WorkGroupID.x * BN;
+  const uint row0 = gl_WorkGroupID.y * BM, o0 = gl_WorkGroupID.x * BN;  // row0: in block-row units u
+  const uint blk = gl_WorkGroupID.z, nb = p.rows / p.blocks, rb = blk * D;  // rb: block blk's first row of R
 
   float acc[TM][TN];
   [[unroll]] for (uint a = 0; a < TM; ++a)
@@ -69,23 +70,23 @@ void main() {
   for (uint k0 = 0; k0 < D; k0 += BK) {
     if (VEC) {
       for (uint e = lin; e < BM * (BK / 4); e += threads) {
-        const uint m = e / (BK / 4), kq = e % (BK / 4), row = row0 + m, k = k0 + 4 * kq;
-        const vec4 v = row < p.rows && k < D ? x4[row * D4 + k / 4] : vec4(0.0);
+        const uint m = e / (BK / 4), kq = e % (BK / 4), u = row0 + m, k = k0 + 4 * kq;
+        const vec4 v = u < nb && k < D ? x4[(u * p.blocks + blk) * D4 + k / 4] : vec4(0.0);
         xs[4 * kq][m] = v.x, xs[4 * kq + 1][m] = v.y, xs[4 * kq + 2][m] = v.z, xs[4 * kq + 3][m] = v.w;
       }
       for (uint e = lin; e < BN * (BK / 4); e += threads) {
         const uint n = e / (BK / 4), kq = e % (BK / 4), o = o0 + n, k = k0 + 4 * kq;
-        const vec4 v = o < D && k < D ? r_vec4(o, k / 4) : vec4(0.0);
+        const vec4 v = o < D && k < D ? r_vec4(rb + o, k / 4) : vec4(0.0);
         rs[4 * kq][n] = v.x, rs[4 * kq + 1][n] = v.y, rs[4 * kq + 2][n] = v.z, rs[4 * kq + 3][n] = v.w;
       }
     } else {
       for (uint e = lin; e < BM * BK; e += threads) {
-        const uint m = e / BK, kk = e % BK, row = row0 + m, k = k0 + kk;
-        xs[kk][m] = row < p.rows && k < D ? x1[row * D + k] : 0.0;
+        const uint m = e / BK, kk = e % BK, u = row0 + m, k = k0 + kk;
+        xs[kk][m] = u < nb && k < D ? x1[(u * p.blocks + blk) * D + k] : 0.0;
       }
       for (uint e = lin; e < BN * BK; e += threads) {
         const uint n = e / BK, kk = e % BK, o = o0 + n, k = k0 + kk;
-        rs[kk][n] = o < D && k < D ? r_at(o, k) : 0.0;
+        rs[kk][n] = o < D && k < D ? r_at(rb + o, k) : 0.0;
       }
     }
     barrier();  // the k-step's tiles are staged
@@ -101,8 +102,9 @@ void main() {
   }
 
   [[unroll]] for (uint a = 0; a < TM; ++a) {
-    const uint row = row0 + ly + WY * a;
-    if (row >= p.rows) continue;
+    const uint u = row0 + ly + WY * a;
+    if (u >= nb) continue;
+    const uint row = u * p.blocks + blk;
     [[unroll]] for (uint b = 0; b < TN; ++b) {
       const uint o = o0 + lx + WX * b;
       if (o < D) y1[row * D + o] = acc[a][b];

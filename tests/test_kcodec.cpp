@@ -7,8 +7,10 @@
 // positions untouched), over identity and
 // random orthogonal rotations, rank 0 / 8 / hd, RoPE on and off at positions
 // up to ~5000, hd 32..256, odd n_kv (halves shared across positions), n 1, 13,
-// 300, and a decode of > 65535 workgroups. Round trip: with rank = hd and
-// U = I the decoded key is k up to fp16 rounding.
+// 300, and a decode of > 65535 workgroups; the mean-RoPE variant (keys
+// centered by RoPE_pos(mu_pre)) through the same encode / decode checks.
+// Round trip: with rank = hd and U = I the decoded key is k up to fp16
+// rounding, with and without mean-RoPE.
 #include <cmath>
 #include <random>
 
@@ -54,12 +56,13 @@ std::vector<float> random_rotations(std::uint32_t n_kv, std::uint32_t hd, std::u
 struct Codec {
   std::uint32_t n_kv, hd, rank;
   bool rotate;
+  float mean_rope_theta;
   std::vector<float> mu, rot, basis;
   Buffer mu_b, rot_b, basis_b;
 
   Codec(Device& d, std::uint32_t n_kv_, std::uint32_t hd_, std::uint32_t rank_, bool rotate_, bool identity_basis,
-        std::uint32_t seed)
-      : n_kv(n_kv_), hd(hd_), rank(rank_), rotate(rotate_) {
+        std::uint32_t seed, float mean_rope_theta_ = 0.f)
+      : n_kv(n_kv_), hd(hd_), rank(rank_), rotate(rotate_), mean_rope_theta(mean_rope_theta_) {
     mu = random_floats(std::size_t(n_kv) * hd, seed, -2.f, 2.f);
     if (rotate) rot = random_rotations(n_kv, hd, seed + 1);
     basis.assign(std::size_t(n_kv) * hd * rank, 0.f);
@@ -74,14 +77,15 @@ struct Codec {
     if (rank) basis_b = upload(d, basis);
   }
   kernels::KCodec dev() const {
-    return {&mu_b, rotate ? &rot_b : nullptr, rank ? &basis_b : nullptr, n_kv, hd, rank};
+    return {&mu_b, rotate ? &rot_b : nullptr, rank ? &basis_b : nullptr, n_kv, hd, rank, mean_rope_theta};
   }
-  ref::KCodec host() const { return {mu, rot, basis, n_kv, hd, rank}; }
+  ref::KCodec host() const { return {mu, rot, basis, n_kv, hd, rank, mean_rope_theta}; }
 };
 
 // Keys whose rotated centered coordinates v have |v_j| in [0.05, 1] · scale
-// (no coordinate near 0, so sign bits are exact): k = mu + R_hᵀ v in fp64.
-std::vector<float> keys_away_from_zero(const Codec& c, std::uint32_t n, std::uint32_t seed) {
+// (no coordinate near 0, so sign bits are exact): k = m + R_hᵀ v in fp64,
+// m = mu or RoPE_pos(mu) (row t at position pos0 + t).
+std::vector<float> keys_away_from_zero(const Codec& c, std::uint32_t n, std::uint32_t seed, std::uint32_t pos0 = 0) {
   std::mt19937 rng(seed);
   std::uniform_real_distribution<double> mag(0.05, 1.0), scale(0.2, 3.0);
   const std::uint32_t hd = c.hd;
@@ -91,8 +95,9 @@ std::vector<float> keys_away_from_zero(const Codec& c, std::uint32_t n, std::uin
     const std::uint32_t h = std::uint32_t(e % c.n_kv);
     const double sc = scale(rng);
     for (auto& x : v) x = sc * mag(rng) * (rng() & 1 ? 1.0 : -1.0);
+    const std::vector<double> m = ref::kcode_mean_at(c.host(), h, pos0 + e / c.n_kv);
     for (std::uint32_t i = 0; i < hd; ++i) {
-      double s = c.mu[std::size_t(h) * hd + i];
+      double s = m[i];
       if (!c.rotate) s += v[i];
       else
         for (std::uint32_t j = 0; j < hd; ++j) s += double(c.rot[(std::size_t(h) * hd + j) * hd + i]) * v[j];
@@ -117,21 +122,22 @@ half_bits get_half(const std::vector<std::uint32_t>& words, std::size_t g) {
 struct KCase {
   std::uint32_t hd, n_kv, rank, n, pos0;
   bool rotate, rope;
+  bool mean_rope = false;  // codec centered by RoPE_pos(mu_pre), theta 10000
 };
 
 std::string case_name(const KCase& c) {
   return "d" + std::to_string(c.hd) + "_kv" + std::to_string(c.n_kv) + "_r" + std::to_string(c.rank) + "_n" +
          std::to_string(c.n) + "_p" + std::to_string(c.pos0) + (c.rotate ? "_rot" : "_id") +
-         (c.rope ? "_rope" : "");
+         (c.rope ? "_rope" : "") + (c.mean_rope ? "_meanrope" : "");
 }
 
 class KCodec : public VulkanTest, public ::testing::WithParamInterface<KCase> {};
 
 TEST_P(KCodec, EncodeMatchesReference) {
   const KCase kc = GetParam();
-  const Codec c(dev(), kc.n_kv, kc.hd, kc.rank, kc.rotate, false, 11 + kc.hd + kc.n_kv);
-  const std::vector<float> k = keys_away_from_zero(c, kc.n, 5 + kc.n);
-  const ref::KCodes want = ref::kcode_encode(c.host(), k, kc.n);
+  const Codec c(dev(), kc.n_kv, kc.hd, kc.rank, kc.rotate, false, 11 + kc.hd + kc.n_kv, kc.mean_rope ? 1e4f : 0.f);
+  const std::vector<float> k = keys_away_from_zero(c, kc.n, 5 + kc.n, kc.pos0);
+  const ref::KCodes want = ref::kcode_encode(c.host(), k, kc.n, kc.pos0);
 
   const std::uint32_t ctx = kc.pos0 + kc.n + 3, words = kc.hd / 32, n_kv = kc.n_kv, rank = kc.rank;
   Buffer kb = upload(dev(), k);
@@ -187,9 +193,9 @@ TEST_P(KCodec, EncodeMatchesReference) {
 
 TEST_P(KCodec, DecodeMatchesReference) {
   const KCase kc = GetParam();
-  const Codec c(dev(), kc.n_kv, kc.hd, kc.rank, kc.rotate, false, 21 + kc.hd + kc.n_kv);
-  const std::vector<float> k = keys_away_from_zero(c, kc.n, 7 + kc.n);
-  const ref::KCodes codes = ref::kcode_encode(c.host(), k, kc.n);
+  const Codec c(dev(), kc.n_kv, kc.hd, kc.rank, kc.rotate, false, 21 + kc.hd + kc.n_kv, kc.mean_rope ? 1e4f : 0.f);
+  const std::vector<float> k = keys_away_from_zero(c, kc.n, 7 + kc.n, kc.pos0);
+  const ref::KCodes codes = ref::kcode_encode(c.host(), k, kc.n, kc.pos0);
   const float theta = kc.rope ? 10000.f : 0.f;
   const std::vector<half_bits> want = ref::kcode_decode(c.host(), codes.bits, codes.alpha, codes.coef, kc.pos0,
                                                         kc.n, theta);
@@ -246,7 +252,10 @@ INSTANTIATE_TEST_SUITE_P(Shapes, KCodec,
                                            KCase{128, 4, 0, 300, 17, true, true},  //
                                            KCase{128, 2, 8, 300, 0, false, false},  //
                                            KCase{256, 8, 8, 13, 3, true, true},     // long loops per invocation
-                                           KCase{256, 1, 256, 1, 2, true, false}),  // rank = hd
+                                           KCase{256, 1, 256, 1, 2, true, false},   // rank = hd
+                                           KCase{64, 3, 8, 13, 5, true, false, true},        // mean-RoPE
+                                           KCase{96, 5, 7, 13, 4999, true, false, true},     //
+                                           KCase{128, 2, 0, 300, 17, false, false, true}),  //
                          [](const auto& p) { return case_name(p.param); });
 
 // Plain random keys: coordinates near 0 are allowed; a sign bit may differ
@@ -282,9 +291,9 @@ TEST_F(VulkanTest, KCodecRandomKeysBitsAgreeAwayFromZero) {
 // rank = hd with U = I stores the whole residual: decode(encode(k)) = k up to
 // fp16 rounding (of the coefs and of the stored key).
 TEST_F(VulkanTest, KCodecFullRankRoundTrip) {
-  for (const std::uint32_t hd : {64u, 256u}) {
-    const std::uint32_t n_kv = 3, n = 13, pos0 = 2, ctx = pos0 + n;
-    const Codec c(dev(), n_kv, hd, hd, true, true, 9);
+  for (const std::uint32_t hd : {64u, 256u, 128u}) {
+    const std::uint32_t n_kv = 3, n = 13, pos0 = hd == 128 ? 700 : 2, ctx = pos0 + n;
+    const Codec c(dev(), n_kv, hd, hd, true, true, 9, hd == 128 ? 5e5f : 0.f);  // hd 128: mean-RoPE
     const std::vector<float> k = random_floats(std::size_t(n) * n_kv * hd, 10, -2.f, 2.f);
     Buffer kb = upload(dev(), k);
     Buffer bits = Buffer::create(dev(), kernels::kcode_bits_bytes(ctx, n_kv, hd));
@@ -360,6 +369,11 @@ TEST_F(VulkanTest, KCodecRejectsBadShapes) {
   kernels::KCodec no_mu = codec(1, 32, 0);
   no_mu.mu = nullptr;
   EXPECT_THROW(kernels::kcode_decode(s, no_mu, b, cb, nullptr, o, 0, 1, 0.f), Error);
+  kernels::KCodec mean_rope = codec(1, 32, 0);
+  mean_rope.mean_rope_theta = 1e4f;
+  EXPECT_THROW(kernels::kcode_decode(s, mean_rope, b, cb, nullptr, o, 0, 1, 1e4f), Error);  // RoPE twice
+  mean_rope.mean_rope_theta = 0.5f;
+  EXPECT_THROW(kernels::kcode_encode(s, mean_rope, a, b, cb, nullptr, 1, 0), Error);  // theta <= 1
 }
 
 }  // namespace

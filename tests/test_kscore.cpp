@@ -1,8 +1,8 @@
 // kscore kernels vs their CPU twins: the query quantizer (planes exact), the
 // popcount path's integer sums (exact) and scores (close, against a reference
 // given the device's quantized query), the float path (close), a sanity NMSE
-// of popcount scores against float scores, the fp16 baseline, key chunking
-// and argument rejection.
+// of popcount scores against float scores, the fp16 baseline, key chunking,
+// position-major keys with several causal query rows, and argument rejection.
 #include <cstring>
 #include <optional>
 
@@ -105,7 +105,7 @@ ref::KscoreQuantized download_quantized(const Buffer& planes, const Buffer& qcon
   ref::KscoreQuantized qq;
   qq.bits = b;
   qq.planes = download<std::uint32_t>(planes, kernels::kscore_planes_bytes(sh, b) / 4);
-  const auto raw = download<gpu::KscoreQueryConst>(qconst, sh.q_heads());
+  const auto raw = download<gpu::KscoreQueryConst>(qconst, sh.query_rows() * sh.q_heads());
   for (const auto& c : raw) qq.consts.push_back({c.delta, c.zero, c.inv_delta, c.sum_q});
   return qq;
 }
@@ -271,6 +271,101 @@ TEST_P(KscoreChunked, MatchesUnchunked) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Limits, KscoreChunked, ::testing::Values(4096, 40000),
+                         [](const auto& tp) { return "limit" + std::to_string(tp.param); });
+
+// ---- position-major keys, several query rows, causal ------------------------
+
+// The kcodec cache layout ((N, kv_heads, ...) keys), rows query0.. of a
+// multi-row query, causal masking (untouched scores keep their poison), with
+// and without key chunking: each query row matches the key-major reference.
+class KscoreRows : public VulkanTest, public ::testing::WithParamInterface<std::uint64_t> {};
+
+TEST_P(KscoreRows, PositionMajorCausalMatchesReference) {
+  const Params p{96, 2, 4, 301, 4, 8, true};
+  const Data x = make_data(p, 77);
+  const std::uint32_t rows = 9, query0 = 3, all_rows = query0 + rows, kv = p.kv_heads, w = x.dims.words();
+  const std::uint64_t n = p.keys, causal = 290, per_row = std::uint64_t(x.dims.q_heads()) * n;
+  // Key-major -> position-major.
+  std::vector<std::uint32_t> bits(x.bits.size());
+  std::vector<half_bits> alpha(x.alpha.size()), c(x.c.size());
+  for (std::uint64_t t = 0; t < n; ++t)
+    for (std::uint32_t h = 0; h < kv; ++h) {
+      const std::uint64_t km = h * n + t, pm = t * kv + h;
+      for (std::uint32_t i = 0; i < w; ++i) bits[pm * w + i] = x.bits[km * w + i];
+      alpha[pm] = x.alpha[km];
+      for (std::uint32_t r = 0; r < p.rank; ++r) c[pm * p.rank + r] = x.c[km * p.rank + r];
+    }
+  const std::vector<float> q = random_floats(std::size_t(all_rows) * x.dims.q_heads() * p.d, 78, -1.f, 1.2f);
+  const std::vector<float> qmu = random_floats(std::size_t(all_rows) * x.dims.q_heads(), 79, -2.f, 2.f);
+  Buffer bb = upload(dev(), bits), ab = upload(dev(), alpha), cb = upload(dev(), c), ub = upload(dev(), x.basis),
+         qb = upload(dev(), q), mb = upload(dev(), qmu);
+  KscoreShape sh{p.d, p.kv_heads, p.group, n, p.rank};
+  sh.layout = kernels::KscoreLayout::position_major;
+  sh.queries = rows;
+  sh.query0 = query0;
+  sh.causal = true;
+  sh.causal_keys = causal;
+  KscoreShape all = sh;  // quantize every row
+  all.queries = all_rows;
+  all.query0 = 0;
+  Buffer uq = Buffer::create(dev(), std::size_t(all_rows) * x.dims.q_heads() * p.rank * 4);
+  Buffer planes = Buffer::create(dev(), kernels::kscore_planes_bytes(all, p.b));
+  Buffer qconst = Buffer::create(dev(), kernels::kscore_qconst_bytes(all));
+  Buffer pop = Buffer::create(dev(), rows * per_row * 4), flt = Buffer::create(dev(), rows * per_row * 4);
+  pop.fill(kPoison);
+  flt.fill(kPoison);
+  kernels::KscoreTuning tune;
+  tune.max_binding_bytes = GetParam();
+  Stream s = Stream::create(dev());
+  kernels::kscore_quantize_query(s, all, p.b, qb, planes, qconst);
+  const kernels::KscoreKeys keys{&bb, &ab, &cb};
+  const kernels::KscoreQuery query{&qb, &mb, &ub, &uq};
+  const std::uint32_t before = s.recorded_dispatches();
+  kernels::kscore_popcount(s, sh, keys, query, {p.b, &planes, &qconst}, pop, tune);
+  if (tune.max_binding_bytes) {
+    EXPECT_GE(s.recorded_dispatches() - before, 2u * kv + 1) << "expected key chunks";
+  }
+  kernels::kscore_float(s, sh, keys, query, flt, tune);
+  s.submit_and_wait();
+
+  const ref::KscoreQuantized dq = download_quantized(planes, qconst, all, p.b);
+  const auto got_pop = download<float>(pop, rows * per_row), got_flt = download<float>(flt, rows * per_row);
+  const std::uint32_t qh = x.dims.q_heads(), pw = p.b * w;
+  for (std::uint32_t y = 0; y < rows; ++y) {
+    const std::uint32_t row = query0 + y;
+    Data xr = x;
+    xr.q.assign(q.begin() + std::size_t(row) * qh * p.d, q.begin() + std::size_t(row + 1) * qh * p.d);
+    xr.qmu.assign(qmu.begin() + std::size_t(row) * qh, qmu.begin() + std::size_t(row + 1) * qh);
+    ref::KscoreQuantized rq;
+    rq.bits = p.b;
+    rq.planes.assign(dq.planes.begin() + std::size_t(row) * qh * pw, dq.planes.begin() + std::size_t(row + 1) * qh * pw);
+    rq.consts.assign(dq.consts.begin() + std::size_t(row) * qh, dq.consts.begin() + std::size_t(row + 1) * qh);
+    const auto want_pop = ref::kscore_popcount(xr.inputs(), x.dims, rq), want_flt = ref::kscore_float(xr.inputs(), x.dims);
+    std::vector<float> wp, gp, wf, gf;
+    std::size_t untouched_bad = 0;
+    for (std::uint32_t h = 0; h < qh; ++h)
+      for (std::uint64_t t = 0; t < n; ++t) {
+        const std::uint64_t i = (std::uint64_t(y) * qh + h) * n + t;
+        std::uint32_t pb, fb;
+        std::memcpy(&pb, &got_pop[i], 4);
+        std::memcpy(&fb, &got_flt[i], 4);
+        if (t >= causal + y) {
+          untouched_bad += (pb != kPoison) + (fb != kPoison);
+          continue;
+        }
+        wp.push_back(want_pop[h * n + t]);
+        gp.push_back(got_pop[i]);
+        wf.push_back(want_flt[h * n + t]);
+        gf.push_back(got_flt[i]);
+      }
+    EXPECT_EQ(untouched_bad, 0u) << "row " << y << " wrote past its causal end";
+    EXPECT_TRUE(close(wp, gp, 2e-3, 1e-4)) << "popcount, row " << y;
+    EXPECT_TRUE(close(wf, gf, 2e-3, 1e-4)) << "float, row " << y;
+  }
+}
+
+// 81000 bytes: the 9 rows' score window leaves room for ~78 of the 301 keys per pass.
+INSTANTIATE_TEST_SUITE_P(Limits, KscoreRows, ::testing::Values(0, 81000),
                          [](const auto& tp) { return "limit" + std::to_string(tp.param); });
 
 // fp16 keys past maxStorageBufferRange: the natural limit splits the keys.

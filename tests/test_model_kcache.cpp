@@ -33,19 +33,27 @@ const KCalibration& calibration(Device& dev, const ModelFile& f) {
   if (cal) return *cal;
   const ModelConfig& c = f.config();
   std::vector<std::vector<float>> pre(c.layers), post(c.layers);
+  std::vector<std::uint32_t> positions;
   VkForwardOptions o;
   o.weights = WeightType::f32;
+  o.max_batch = 40;  // several steps per sequence: positions come from position()
+  const VkForward* running = nullptr;
   o.key_tap = [&](std::uint32_t l, const float* p, const float* q, std::uint32_t n) {
     pre[l].insert(pre[l].end(), p, p + std::size_t(n) * c.kv_dim());
     post[l].insert(post[l].end(), q, q + std::size_t(n) * c.kv_dim());
+    if (l == 0)
+      for (std::uint32_t t = 0; t < n; ++t) positions.push_back(running->position() + t);
   };
   VkForward fwd(dev, f, o);
+  running = &fwd;
   for (std::uint32_t s = 0; s < 24; ++s) {
     fwd.reset();
     fwd.forward(tokens(96, s, c.vocab));
   }
   EXPECT_EQ(post[0].size(), std::size_t(24) * 96 * c.kv_dim());
-  cal = calibrate_keys(c, pre, post, CalibrateOptions{.rank = 4, .solver = "procrustes", .seed = 1, .iters = 10, .warm_start = 20});
+  EXPECT_EQ(positions[95], 95u);
+  EXPECT_EQ(positions[96], 0u);
+  cal = calibrate_keys(c, pre, post, positions, CalibrateOptions{.rank = 4, .solver = "procrustes", .seed = 1, .iters = 10, .warm_start = 20});
   cal->model_sha256 = model_sha256(f);
   return *cal;
 }
@@ -53,6 +61,7 @@ const KCalibration& calibration(Device& dev, const ModelFile& f) {
 struct KCase {
   const char* name;
   KCacheConfig k;
+  double nmse;  // bound on the logits' NMSE against the CPU codec
 };
 
 class ModelKCache : public VulkanTest, public ::testing::WithParamInterface<KCase> {};
@@ -70,10 +79,11 @@ TEST_P(ModelKCache, VulkanMatchesCpuCodec) {
   const auto ids = tokens(70, 99, 300);
   const std::span<const std::int32_t> prompt(ids.data(), 50), rest(ids.data() + 50, 20);
   // Sign bits of near-zero coordinates may differ between fp32 and fp64 codes.
-  EXPECT_TRUE(nmse(cpu.forward(prompt), gpu.forward(prompt, true), 1e-5));
+  const double bound = GetParam().nmse;
+  EXPECT_TRUE(nmse(cpu.forward(prompt), gpu.forward(prompt, true), bound));
   for (std::int32_t id : rest) {
     const std::span<const std::int32_t> one(&id, 1);
-    ASSERT_TRUE(nmse(cpu.forward(one), gpu.forward(one), 1e-5)) << "position " << gpu.position();
+    ASSERT_TRUE(nmse(cpu.forward(one), gpu.forward(one), bound)) << "position " << gpu.position();
   }
   // Bits stored per key coordinate, from the buffers' sizes: 1 + 16/d for the
   // signs and the fp16 alpha, + 16 r/d for the coefficients, + the front's fp16.
@@ -82,15 +92,24 @@ TEST_P(ModelKCache, VulkanMatchesCpuCodec) {
   EXPECT_NEAR(gpu.key_bits_per_coordinate(), want, 1e-9);
 }
 
+// Post-RoPE keys are scored in place, in fp32 (query_bits 0) or by popcount
+// over the quantized rotated query, which the CPU reference quantizes the same
+// way; a query level can still round the other way (fp32 vs fp64 rotation),
+// hence the looser bound of the popcount cases.
 INSTANTIATE_TEST_SUITE_P(
     Codec, ModelKCache,
-    ::testing::Values(KCase{"none_post", KCacheConfig{true, KRope::post, KRotation::none, 0, 0, 0}},
-                      KCase{"srht_post", KCacheConfig{true, KRope::post, KRotation::srht, 0, 0, 3}},
-                      KCase{"learned_post", KCacheConfig{true, KRope::post, KRotation::learned, 0, 0, 0}},
-                      KCase{"learned_post_front5", KCacheConfig{true, KRope::post, KRotation::learned, 0, 5, 0}},
-                      KCase{"learned_post_r4", KCacheConfig{true, KRope::post, KRotation::learned, 4, 0, 0}},
-                      KCase{"srht_pre", KCacheConfig{true, KRope::pre, KRotation::srht, 0, 0, 0}},
-                      KCase{"learned_pre_r2_front2", KCacheConfig{true, KRope::pre, KRotation::learned, 2, 2, 0}}),
+    ::testing::Values(KCase{"none_post", KCacheConfig{true, KRope::post, KRotation::none, 0, 0, 0, 0}, 1e-5},
+                      KCase{"srht_post", KCacheConfig{true, KRope::post, KRotation::srht, 0, 0, 3, 0}, 1e-5},
+                      KCase{"learned_post", KCacheConfig{true, KRope::post, KRotation::learned, 0, 0, 0, 0}, 1e-5},
+                      KCase{"learned_post_front5", KCacheConfig{true, KRope::post, KRotation::learned, 0, 5, 0, 0}, 1e-5},
+                      KCase{"learned_post_r4", KCacheConfig{true, KRope::post, KRotation::learned, 4, 0, 0, 0}, 1e-5},
+                      KCase{"learned_post_pop8", KCacheConfig{true, KRope::post, KRotation::learned, 0, 0, 0, 8}, 1e-4},
+                      KCase{"srht_post_pop4_front3", KCacheConfig{true, KRope::post, KRotation::srht, 0, 3, 5, 4}, 1e-4},
+                      KCase{"learned_ropemean", KCacheConfig{true, KRope::ropemean, KRotation::learned, 0, 0, 0, 0}, 1e-5},
+                      KCase{"learned_ropemean_r4_front2", KCacheConfig{true, KRope::ropemean, KRotation::learned, 4, 2, 0, 0}, 1e-5},
+                      KCase{"learned_ropemean_pop8", KCacheConfig{true, KRope::ropemean, KRotation::learned, 0, 0, 0, 8}, 1e-4},
+                      KCase{"srht_pre", KCacheConfig{true, KRope::pre, KRotation::srht, 0, 0, 0}, 1e-5},
+                      KCase{"learned_pre_r2_front2", KCacheConfig{true, KRope::pre, KRotation::learned, 2, 2, 0}, 1e-5}),
     [](const auto& param_info) { return std::string(param_info.param.name); });
 
 TEST_F(VulkanTest, ModelKCacheFp16KeysAre16Bits) {

@@ -1,6 +1,7 @@
 // Learned-rotation GEMM Y = X Rᵀ vs the fp64 CPU reference: awkward d and row
-// counts, fp32 and fp16 R, every variant forced, odd tiles, binding chunking
-// (test-only cap and a real X/Y past maxStorageBufferRange), bad arguments.
+// counts, fp32 and fp16 R, every variant forced, odd tiles, block-diagonal R,
+// binding chunking (test-only cap and a real X/Y past maxStorageBufferRange),
+// bad arguments.
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -31,17 +32,17 @@ struct Rotation {
   Buffer buf;
 };
 
-Rotation make_rotation(Device& dev, std::uint32_t d, bool fp16, std::uint32_t seed) {
+Rotation make_rotation(Device& dev, std::uint32_t d, bool fp16, std::uint32_t seed, std::uint32_t blocks = 1) {
   // Host matrices cached across tests: d = 4096 takes a while to generate and pack.
   struct Host {
-    std::vector<float> r, r16;      // (d, d) as generated, and fp16-rounded
-    std::vector<std::uint32_t> w16;  // (d, ceil(d/2)) packed fp16
+    std::vector<float> r, r16;      // (blocks, d, d) as generated, and fp16-rounded
+    std::vector<std::uint32_t> w16;  // (blocks, d, ceil(d/2)) packed fp16
   };
-  static std::map<std::pair<std::uint32_t, std::uint32_t>, Host> cache;
-  Host& h = cache[{d, seed}];
+  static std::map<std::tuple<std::uint32_t, std::uint32_t, std::uint32_t>, Host> cache;
+  Host& h = cache[{d, seed, blocks}];
   if (h.r.empty()) {
     const float scale = 1.f / std::sqrt(float(d));  // rows of norm ~0.6, like an orthogonal R
-    h.r = random_floats(std::size_t(d) * d, seed, -scale, scale);
+    h.r = random_floats(std::size_t(blocks) * d * d, seed, -scale, scale);
     h.w16 = kernels::pack_rotation_fp16(h.r, d);
     h.r16 = kernels::unpack_rotation_fp16(h.w16, d);
   }
@@ -53,7 +54,7 @@ Rotation make_rotation(Device& dev, std::uint32_t d, bool fp16, std::uint32_t se
 // the poison past the end of Y.
 void check_rotate(Device& dev, std::uint32_t d, std::uint64_t rows, const RotateOptions& o,
                   std::uint32_t min_dispatches = 1) {
-  const Rotation rot = make_rotation(dev, d, o.fp16_r, 7 + d);
+  const Rotation rot = make_rotation(dev, d, o.fp16_r, 7 + d, o.blocks);
   const auto x = random_floats(rows * d, 11 + std::uint32_t(rows));
   Buffer bx = upload(dev, x);
   Buffer by = Buffer::create(dev, rows * d * 4 + 64);
@@ -64,9 +65,10 @@ void check_rotate(Device& dev, std::uint32_t d, std::uint64_t rows, const Rotate
   s.submit_and_wait();
 
   std::vector<float> ref(rows * d);
-  ref::rotate(x, rot.r, ref, d);
+  ref::rotate(x, rot.r, ref, d, 0, rows, o.blocks);
   const auto got = download<float>(by, rows * d);
-  EXPECT_TRUE(nmse(ref, got, kMaxNmse)) << "d=" << d << " rows=" << rows << " " << variant_name(o.variant);
+  EXPECT_TRUE(nmse(ref, got, kMaxNmse)) << "d=" << d << " rows=" << rows << " blocks=" << o.blocks << " "
+                                        << variant_name(o.variant);
   std::uint32_t tail[16];
   by.download(tail, sizeof tail, rows * d * 4);
   for (auto t : tail) EXPECT_EQ(t, kPoison) << "wrote past the last row";
@@ -103,8 +105,62 @@ INSTANTIATE_TEST_SUITE_P(Large, Rotate,
                                             kVariants),
                          param_name);
 
-// ---- tiles, default variant, chunking -------------------------------------------
 class RotateFixture : public VulkanTest {};
+
+// ---- block-diagonal R ---------------------------------------------------------------
+using BlockParam = std::tuple<std::uint32_t, std::uint32_t, std::uint64_t, bool, RotateVariant>;  // d, blocks, n, fp16, variant
+
+class RotateBlocks : public VulkanTest, public ::testing::WithParamInterface<BlockParam> {};
+
+// x (n, blocks*d) as (n*blocks, d) rows, row t by block t % blocks.
+TEST_P(RotateBlocks, MatchesReference) {
+  const auto [d, blocks, n, fp16, variant] = GetParam();
+  check_rotate(dev(), d, n * blocks, {.fp16_r = fp16, .variant = variant, .blocks = blocks});
+}
+
+std::string block_param_name(const ::testing::TestParamInfo<BlockParam>& p) {
+  const auto [d, blocks, n, fp16, variant] = p.param;
+  return "d" + std::to_string(d) + "_blocks" + std::to_string(blocks) + "_n" + std::to_string(n) +
+         (fp16 ? "_f16" : "_f32") + "_" + variant_name(variant);
+}
+
+INSTANTIATE_TEST_SUITE_P(Sizes, RotateBlocks,
+                         ::testing::Combine(::testing::Values(64u, 30u), ::testing::Values(1u, 3u, 8u),
+                                            ::testing::Values(1u, 13u, 127u), ::testing::Bool(), kVariants),
+                         block_param_name);
+
+// A block's matrix really is applied to its own columns only: block-diagonal
+// R against one dense (blocks*d)² matrix holding the blocks on its diagonal.
+TEST_F(RotateFixture, BlocksEqualBlockDiagonalDense) {
+  const std::uint32_t d = 16, blocks = 3, n = 13, wide = d * blocks;
+  const Rotation rot = make_rotation(dev(), d, false, 5, blocks);
+  std::vector<float> dense(std::size_t(wide) * wide, 0.f);  // (wide, wide)
+  for (std::uint32_t b = 0; b < blocks; ++b)
+    for (std::uint32_t i = 0; i < d; ++i)
+      for (std::uint32_t j = 0; j < d; ++j)
+        dense[std::size_t(b * d + i) * wide + b * d + j] = rot.r[(std::size_t(b) * d + i) * d + j];
+  const auto x = random_floats(std::size_t(n) * wide, 99);
+  std::vector<float> want(x.size());
+  ref::rotate(x, dense, want, wide);
+  Buffer bx = upload(dev(), x);
+  Buffer by = Buffer::create(dev(), x.size() * 4);
+  Stream s = Stream::create(dev());
+  kernels::rotate(s, bx, rot.buf, by, std::uint64_t(n) * blocks, d, {.blocks = blocks});
+  s.submit_and_wait();
+  EXPECT_TRUE(nmse(want, download<float>(by, x.size()), kMaxNmse));
+}
+
+// Chunks of a multiple of `blocks` rows keep every row on its block.
+TEST_F(RotateFixture, BlocksChunked) {
+  for (auto variant : {RotateVariant::registers, RotateVariant::tiled})
+    for (std::uint32_t blocks : {3u, 8u}) {
+      const RotateOptions o{.fp16_r = blocks == 3, .variant = variant, .max_chunk_rows = 100, .blocks = blocks};
+      check_rotate(dev(), 64, std::uint64_t(513) * blocks, o, 5);
+      check_rotate(dev(), 30, std::uint64_t(1001) * blocks, o, 5);
+    }
+}
+
+// ---- tiles, default variant, chunking -------------------------------------------
 
 TEST_F(RotateFixture, OddTiles) {
   for (std::uint32_t d : {100u, 129u})
@@ -168,6 +224,35 @@ TEST_F(RotateFixture, ChunkedPastMaxStorageBufferRange) {
   EXPECT_EQ(poisoned, 0u);
 }
 
+// ---- zero-padding row copy --------------------------------------------------------------
+// Rows from an unaligned first row, padded (and din == dout, a plain copy).
+TEST_F(RotateFixture, PadRows) {
+  for (auto [din, dout, row0, rows] : {std::tuple{688u, 1024u, 3u, 13u}, std::tuple{5u, 64u, 1u, 100u},
+                                       std::tuple{256u, 256u, 7u, 1u}}) {
+    const std::uint32_t total = row0 + rows + 2;
+    const auto x = random_floats(std::size_t(total) * din, din + rows);
+    Buffer bx = upload(dev(), x);
+    Buffer by = Buffer::create(dev(), std::uint64_t(rows) * dout * 4 + 64);
+    by.fill(kPoison);
+    Stream s = Stream::create(dev());
+    kernels::pad_rows(s, bx, row0, by, rows, din, dout);
+    s.submit_and_wait();
+    std::vector<float> want(std::size_t(rows) * dout, 0.f);  // (rows, dout)
+    for (std::uint32_t t = 0; t < rows; ++t)
+      for (std::uint32_t j = 0; j < din; ++j) want[std::size_t(t) * dout + j] = x[std::size_t(row0 + t) * din + j];
+    EXPECT_TRUE(exact<float>(want, download<float>(by, want.size()))) << din << " -> " << dout;
+    std::uint32_t tail[16];
+    by.download(tail, sizeof tail, std::uint64_t(rows) * dout * 4);
+    for (auto t : tail) EXPECT_EQ(t, kPoison) << "wrote past the last row";
+  }
+  Buffer x = Buffer::create(dev(), 10 * 32 * 4), y = Buffer::create(dev(), 10 * 64 * 4);
+  Stream s = Stream::create(dev());
+  EXPECT_THROW(kernels::pad_rows(s, x, 0, y, 10, 64, 32), Error);  // dout < din
+  EXPECT_THROW(kernels::pad_rows(s, x, 1, y, 10, 32, 64), Error);  // rows past x
+  EXPECT_THROW(kernels::pad_rows(s, x, 0, y, 11, 32, 64), Error);  // rows past x and y
+  EXPECT_THROW(kernels::pad_rows(s, x, 0, x, 1, 32, 32), Error);   // aliasing
+}
+
 // ---- fp16 layout and arguments ----------------------------------------------------
 TEST(RotatePack, Fp16Layout) {
   const std::uint32_t d = 3;
@@ -184,6 +269,13 @@ TEST(RotatePack, Fp16Layout) {
   EXPECT_EQ(kernels::rotation_bytes(d, false), 36u);
   EXPECT_THROW(kernels::pack_rotation_fp16(r, 2), Error);
   EXPECT_THROW(kernels::unpack_rotation_fp16(w, 4), Error);
+  // Blocks pack one after another.
+  std::vector<float> two(r);
+  two.insert(two.end(), r.begin(), r.end());
+  const auto w2 = kernels::pack_rotation_fp16(two, d);
+  ASSERT_EQ(w2.size(), 12u);
+  EXPECT_TRUE(exact<std::uint32_t>(std::span(w2).subspan(6), w));
+  EXPECT_EQ(kernels::rotation_bytes(d, false, 2), 72u);
 }
 
 TEST_F(RotateFixture, RejectsBadArguments) {
@@ -202,6 +294,10 @@ TEST_F(RotateFixture, RejectsBadArguments) {
   Buffer small = Buffer::create(dev(), 9 * d * 4);
   EXPECT_THROW(kernels::rotate(s, x, r, small, 10, d), Error);    // rows past y only
   EXPECT_THROW(kernels::rotate(s, small, r, y, 10, d), Error);    // rows past x only
+  EXPECT_THROW(kernels::rotate(s, x, r, y, 10, d, {.blocks = 0}), Error);
+  EXPECT_THROW(kernels::rotate(s, x, r, y, 10, d, {.blocks = 2}), Error);  // R holds one block
+  Buffer r3 = Buffer::create(dev(), 3 * d * d * 4);
+  EXPECT_THROW(kernels::rotate(s, x, r3, y, 10, d, {.blocks = 3}), Error);  // 10 rows, 3 blocks
   EXPECT_NO_THROW(kernels::rotate(s, x, rh, y, 10, d, {.fp16_r = true}));
   EXPECT_NO_THROW(kernels::rotate(s, x, r, y, 0, d));              // empty batch: nothing recorded
   EXPECT_EQ(s.recorded_dispatches(), 1u);

@@ -83,6 +83,9 @@ TEST(Safetensors, RefusesBrokenHeaders) {
   expect_refused(with_header("dup", R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 4),
                  "duplicate JSON key");
   expect_refused(with_header("deep", std::string(10000, '[') + std::string(10000, ']'), 0), "nested deeper");
+  // Found by tests/fuzz: a number beyond double's range escaped as nlohmann's out_of_range.
+  expect_refused(with_header("overflow", R"({"t":{"dtype":"F32","shape":[1e400],"data_offsets":[0,4]}})", 4),
+                 "invalid JSON: number overflow");
 }
 
 TEST(Safetensors, RefusesBadTensorEntries) {

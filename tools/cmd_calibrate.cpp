@@ -22,9 +22,12 @@ namespace {
 struct CalibrateFlags {
   std::string model, text, out;
   std::uint64_t tokens = 32768;
+  bool allow_nonfinite = false;
   CalibrateOptions opt;
   WeightFlag weights;
   DeviceFlags device;
+  bool mlp = true;
+  std::uint32_t mlp_block = 64;
 };
 
 double mean(const std::vector<double>& v) {
@@ -39,7 +42,7 @@ bool same_file(const std::filesystem::path& a, const std::filesystem::path& b) {
 }
 
 void calibrate(const CalibrateFlags& f) {
-  const auto model = ModelFile::open(f.model);
+  const auto model = ModelFile::open(f.model, ModelOpenOptions{.allow_nonfinite = f.allow_nonfinite, .warn = {}});
   std::filesystem::path out = f.out;
   if (out.empty()) out = std::filesystem::path(f.model).filename().replace_extension("").string() + ".vkq.safetensors";
   // Never write over the model being read (or a file of its directory's model).
@@ -56,17 +59,22 @@ void calibrate(const CalibrateFlags& f) {
   Instance instance = Instance::create(InstanceOptions::from_env());
   Device device = Device::create(instance, f.device.device);
   std::vector<std::vector<float>> pre(c.layers), post(c.layers);
+  std::vector<std::uint32_t> positions;  // of each captured key
   std::uint64_t captured = 0;
   VkForwardOptions o;
   o.weights = f.weights.type();
+  const VkForward* running = nullptr;
   o.key_tap = [&](std::uint32_t l, const float* p, const float* q, std::uint32_t n) {
     pre[l].insert(pre[l].end(), p, p + std::size_t(n) * c.kv_dim());
     post[l].insert(post[l].end(), q, q + std::size_t(n) * c.kv_dim());
+    if (l == 0)  // the tap runs before the step advances position()
+      for (std::uint32_t t = 0; t < n; ++t) positions.push_back(running->position() + t);
   };
   Progress bar;
   VkForward fwd(device, model, o, [&](std::size_t done, std::size_t total) {
     bar.update("loading", double(done) / double(total));
   });
+  running = &fwd;
   for (const auto& ch : plan.chunks) {
     if (captured >= f.tokens) break;
     fwd.reset();
@@ -78,10 +86,20 @@ void calibrate(const CalibrateFlags& f) {
   const std::uint64_t keep = std::min<std::uint64_t>(captured, f.tokens);
   for (auto* set : {&pre, &post})
     for (auto& v : *set) v.resize(std::size_t(keep) * c.kv_dim());
+  positions.resize(std::size_t(keep));
 
-  auto k = calibrate_keys(c, pre, post, f.opt, [&](std::size_t done, std::size_t total) {
+  auto k = calibrate_keys(c, pre, post, positions, f.opt, [&](std::size_t done, std::size_t total) {
     bar.update(fmt::format("learning rotations ({} / {})", done, total), double(done) / double(total));
   });
+  // The dense MLP matrices' rotations (weights only; MoE experts stay fp16).
+  if (f.mlp) {
+    MlpCalibrateOptions mo;
+    mo.seed = f.opt.seed;
+    mo.block = f.mlp_block;
+    k.mlp = calibrate_mlp(model, mo, [&](std::size_t done, std::size_t total) {
+      bar.update(fmt::format("learning MLP rotations ({} / {})", done, total), double(done) / double(total));
+    });
+  }
   bar.update("hashing the model", 1.0);
   k.model_sha256 = model_sha256(model);
   bar.clear();
@@ -90,13 +108,27 @@ void calibrate(const CalibrateFlags& f) {
   fmt::print("{}: {} tokens of {}, {} layers x {} KV heads x {}, solver {}, rank {}\n", out.string(), k.tokens, f.text,
              k.layers, k.kv_heads, k.head_dim, k.solver, k.rank);
   fmt::print("held-out cos1b (mean over KV heads)\n");
-  fmt::print("{:>5} {:>5} {:>8} {:>8} {:>8} {:>9}\n", "layer", "keys", "centered", "srht", "learned", "+residual");
-  for (int mode = 0; mode < 2; ++mode)
+  fmt::print("{:>5} {:>13} {:>8} {:>8} {:>8} {:>9}\n", "layer", "keys", "centered", "srht", "learned", "+residual");
+  for (KRope mode : {KRope::post, KRope::pre, KRope::ropemean})
     for (std::uint32_t l = 0; l < k.layers; ++l) {
-      const auto& L = (mode == 0 ? k.post : k.pre)[l];
-      fmt::print("{:>5} {:>5} {:8.4f} {:8.4f} {:8.4f} {:9.4f}\n", l, mode == 0 ? "post" : "pre", mean(L.cos_none),
+      const auto& L = k.mode(mode)[l];
+      fmt::print("{:>5} {:>13} {:8.4f} {:8.4f} {:8.4f} {:9.4f}\n", l, krope_name(mode), mean(L.cos_none),
                  mean(L.cos_srht), mean(L.cos_learned), mean(L.cos_eff));
     }
+  if (k.mlp && !k.mlp->layers.empty()) {
+    fmt::print("MLP matrices: held-out cos1b of W Rᵀ rows (null: the same learner on Gaussian rows)\n");
+    fmt::print("{:>5} {:>6} {:>8} {:>8} {:>8} {:>10} {:>10} {:>10}\n", "layer", "matrix", "none", "srht", "dense",
+               "structured", "null dense", "null struct");
+    for (std::size_t l = 0; l < k.mlp->layers.size(); ++l)
+      for (MlpMatrix which : kMlpMatrices) {
+        const MlpMatrixCalib& m = k.mlp->layers[l][which];
+        fmt::print("{:>5} {:>6} {:8.4f} {:8.4f} {:8.4f} {:10.4f} {:10.4f} {:10.4f}\n", l, mlp_matrix_name(which),
+                   m.none.heldout, m.srht.heldout, m.dense.heldout, m.structured.heldout, m.null_dense.heldout,
+                   m.null_structured.heldout);
+      }
+  } else if (k.mlp) {
+    fmt::print("MLP matrices: none calibrated (MoE experts stay fp16)\n");
+  }
 }
 
 }  // namespace
@@ -112,6 +144,11 @@ void add_calibrate(CLI::App& app) {
   cmd->add_option("--solver", f->opt.solver, "learned-rotation solver")->check(CLI::IsMember({"procrustes", "radam"}));
   cmd->add_option("--iters", f->opt.iters, "solver iterations (0: the solver's default)")->check(CLI::Range(0, 100000));
   cmd->add_option("--seed", f->opt.seed, "seed of the SRHT start and the train/held-out split");
+  cmd->add_flag("--allow-nonfinite", f->allow_nonfinite,
+                "calibrate a model holding NaN or Inf weights: they read as 0 (a warning names each tensor)");
+  cmd->add_option("--mlp-block", f->mlp_block, "block size of the structured MLP rotation (a power of two, 2..1024)")
+      ->check(CLI::IsMember({2u, 4u, 8u, 16u, 32u, 64u, 128u, 256u, 512u, 1024u}));
+  cmd->add_flag("!--no-mlp", f->mlp, "skip the MLP rotations (keys only)");
   f->weights.add(cmd);
   cmd->add_option("--device", f->device.device, "Vulkan device index (see `vkquant devices`)");
   cmd->callback([f] { calibrate(*f); });

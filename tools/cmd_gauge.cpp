@@ -1,6 +1,13 @@
-// `vkquant gauge FILE.safetensors`: the gauge of every 2-D tensor, read as a
-// set of vectors (its rows). DESIGN §1; a later issue extends it to models.
+// `vkquant gauge MODEL|KEYS.safetensors`: DESIGN §1's gauge. A model (GGUF,
+// safetensors with config.json beside it, an index .json or a Hugging Face
+// directory) is gauged whole — keys captured from its forward pass, MLP rows,
+// expert banks (tools/gauge_model.hpp) — with terminal tables, --json or a
+// self-contained --html report; any other safetensors file is read as sets of
+// vectors, one per 2-D tensor.
 #include <fmt/core.h>
+#include <unistd.h>
+
+#include <climits>
 
 #include <nlohmann/json.hpp>
 
@@ -9,8 +16,13 @@
 #include <optional>
 
 #include "commands.hpp"
+#include "gauge_html.hpp"
+#include "gauge_model.hpp"
 #include "progress.hpp"
+#include "vkquant/atomic_file.hpp"
 #include "vkquant/device.hpp"
+#include "vkquant/instance.hpp"
+#include "vkquant/mapped_file.hpp"
 #include "vkquant/rotation/gauge.hpp"
 #include "vkquant/safetensors.hpp"
 
@@ -28,7 +40,43 @@ struct GaugeFlags {
   std::uint32_t seed = 0;
   std::string backend = "auto";
   DeviceFlags device;
+  // Models only.
+  bool as_keys = false, no_keys = false, no_mlp = false;
+  std::string text, rotations, html, fidelity;
+  std::uint64_t tokens = 8192;
+  int mlp_iters = 8;
+  int mlp_warm_start = 10;
+  std::size_t mlp_rows = 0;
+  std::uint32_t experts = 0;
+  std::vector<CLI::Option*> model_only;  // refused for a plain vector file
 };
+
+// The bundled calibration text: installed beside the binary
+// (<prefix>/share/vkquant/models/kjv-calib.txt) or in the source tree.
+std::filesystem::path default_text_path() {
+  std::error_code ec;
+  char self[PATH_MAX] = {};
+  const ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n > 0) {
+    const auto installed = std::filesystem::path(std::string(self, std::size_t(n))).parent_path().parent_path() / "share" /
+                           "vkquant" / "models" / "kjv-calib.txt";
+    if (std::filesystem::is_regular_file(installed, ec)) return installed;
+  }
+  const std::filesystem::path source = std::filesystem::path(VKQ_SOURCE_MODELS) / "kjv-calib.txt";
+  if (std::filesystem::is_regular_file(source, ec)) return source;
+  throw Error("--text: the bundled calibration text is not installed (looked in <prefix>/share/vkquant/models and " +
+              source.parent_path().string() + "); name a text file");
+}
+
+// A model rather than a plain file of vectors: a directory, a .gguf, an
+// index .json, or a .safetensors with config.json beside it.
+bool is_model(const std::filesystem::path& p) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(p, ec)) return true;
+  const std::string ext = p.extension().string();
+  if (ext == ".gguf" || ext == ".json") return true;
+  return ext == ".safetensors" && std::filesystem::exists(p.parent_path() / "config.json", ec);
+}
 
 nlohmann::ordered_json stats_json(const rot::SetStats& s) { return {{"cos1b", s.cos1b}, {"beta", s.beta}, {"energy_kept", s.energy_kept}}; }
 
@@ -74,7 +122,68 @@ void print_report(const rot::GaugeReport& g) {
   fmt::print("  {} iterations, learned in {:.2f} s, gauged in {:.2f} s\n\n", g.learn.iters, g.learn.seconds, g.seconds);
 }
 
+rot::LearnOptions learn_options(const GaugeFlags& f, int iters, int warm_start) {
+  rot::LearnOptions o;
+  o.solver = f.solver == "radam" ? rot::Solver::radam : rot::Solver::procrustes;
+  o.iters = iters;
+  o.seed = f.seed;
+  o.warm_start_iters = warm_start;
+  return o;
+}
+
+void run_model_gauge(const GaugeFlags& f) {
+  // Everything that can be refused is refused before the long work.
+  if (f.no_keys && f.no_mlp) throw Error("--no-keys and --no-mlp together leave nothing to gauge");
+  if (f.no_keys && !f.rotations.empty()) throw Error("--rotations: applies to the keys, which --no-keys skips");
+  if (!f.fidelity.empty() && f.html.empty()) throw Error("--fidelity: needs --html OUT (the plot is drawn there)");
+  if (!f.html.empty()) check_writable(f.html, "--html");
+  std::optional<nlohmann::json> fidelity;
+  if (!f.fidelity.empty()) fidelity = read_fidelity(f.fidelity);
+  ModelGaugeOptions o;
+  o.model = f.file;
+  o.text = f.text.empty() ? (f.no_keys ? std::filesystem::path() : default_text_path()) : std::filesystem::path(f.text);
+  if (!f.no_keys) MappedFile::open(o.text);  // readable, or one clear error now
+  o.rotations = f.rotations;
+  o.tokens = f.tokens;
+  o.keys.learn = learn_options(f, f.iters, f.warm_start);
+  o.keys.rank = f.rank;
+  o.mlp.learn = learn_options(f, f.mlp_iters, f.mlp_warm_start);
+  o.mlp.rank = f.rank;
+  o.mlp_rows = f.mlp_rows;
+  o.experts = f.experts;
+  o.gauge_keys = !f.no_keys;
+  o.gauge_mlp = !f.no_mlp;
+  o.solver_name = f.solver;
+
+  Instance instance = Instance::create(InstanceOptions::from_env());
+  Device device = Device::create(instance, f.device.device);
+  std::unique_ptr<rot::RowRotator> rotator;
+  if (f.backend == "device" || (f.backend == "auto" && device.info().type != VK_PHYSICAL_DEVICE_TYPE_CPU)) {
+    rotator = rot::device_rotator(device);
+    o.keys.learn.backend = rotator.get();
+    o.mlp.learn.backend = rotator.get();
+  }
+  Progress bar;
+  const auto g = gauge_model(device, o, [&](const std::string& label, double frac) { bar.update(label, frac); });
+  bar.clear();
+  if (!f.html.empty()) write_file_atomic(f.html, gauge_html(g, fidelity));
+  if (f.json)
+    std::printf("%s\n", g.dump(2).c_str());
+  else
+    print_model_gauge(g);
+  if (!f.html.empty() && !f.json) fmt::print("report: {}\n", f.html);
+}
+
 void run_gauge(const GaugeFlags& f) {
+  std::error_code ec;
+  if (!std::filesystem::exists(f.file, ec)) throw Error(f.file + ": no such file or directory");
+  if (!f.as_keys && is_model(f.file)) {
+    run_model_gauge(f);
+    return;
+  }
+  for (const CLI::Option* opt : f.model_only)
+    if (opt->count() > 0)
+      throw Error(opt->get_name() + ": applies to a model; " + f.file + " is gauged as a file of vectors");
   const auto file = SafetensorsFile::open(f.file);
   rot::GaugeOptions o;
   o.learn.solver = f.solver == "radam" ? rot::Solver::radam : rot::Solver::procrustes;
@@ -128,11 +237,34 @@ void run_gauge(const GaugeFlags& f) {
 
 void add_gauge(CLI::App& app) {
   auto f = std::make_shared<GaugeFlags>();
-  auto* cmd = app.add_subcommand("gauge", "How well 1-bit codes fit the rows of each 2-D tensor: raw, centered, SRHT, learned");
-  cmd->add_option("file", f->file, "a safetensors file; each 2-D tensor is a set of vectors (its rows)")->required();
+  auto* cmd = app.add_subcommand(
+      "gauge", "How well 1-bit codes fit a model's keys and MLP rows, or each 2-D tensor of a file: raw, centered, SRHT, learned");
+  cmd->add_option("file", f->file,
+                  "a model (.gguf, .safetensors with config.json beside it, index .json, Hugging Face directory): its keys "
+                  "and MLP rows; or any other safetensors file: each 2-D tensor is a set of vectors (its rows)")
+      ->required();
   cmd->add_flag("--json", f->json, "print JSON instead of tables");
+  f->model_only = {
+      cmd->add_flag("--no-keys", f->no_keys, "model: skip the keys (no forward pass)"),
+      cmd->add_flag("--no-mlp", f->no_mlp, "model: skip the MLP matrices and expert banks"),
+      cmd->add_option("--text", f->text, "model: text the keys are captured on (default: the bundled models/kjv-calib.txt)"),
+      cmd->add_option("--tokens", f->tokens, "model: tokens of keys to capture")
+          ->check(CLI::Range(std::uint64_t(2), std::uint64_t(1) << 32)),
+      cmd->add_option("--rotations", f->rotations,
+                      "model: calibration artifact (`vkquant calibrate`); the learned key figures use its rotations and means"),
+      cmd->add_option("--html", f->html, "model: also write a self-contained HTML report (tables and plots) here"),
+      cmd->add_option("--fidelity", f->fidelity,
+                      "model: JSON of `vkquant ppl MODEL --text FILE --compare --json` for the report's bits-vs-perplexity plot"),
+      cmd->add_option("--mlp-iters", f->mlp_iters, "model: solver iterations for MLP rows (0: the solver's default)")
+          ->check(CLI::Range(0, 100000)),
+      cmd->add_option("--mlp-warm-start", f->mlp_warm_start, "model: most FastICA warm-start iterations for MLP rows")
+          ->check(CLI::Range(0, 10000)),
+      cmd->add_option("--mlp-rows", f->mlp_rows, "model: most rows per MLP set, a seeded subsample (0: all)"),
+      cmd->add_option("--experts", f->experts, "model: per-expert figures for the first N experts of each bank (0: all)"),
+  };
+  cmd->add_flag("--as-keys", f->as_keys, "read FILE as a file of vectors even when config.json sits beside it");
   cmd->add_option("--solver", f->solver, "learned-rotation solver")->check(CLI::IsMember({"procrustes", "radam"}));
-  cmd->add_option("--iters", f->iters, "solver iterations (0: the solver's default: procrustes 30, radam 200)")
+  cmd->add_option("--iters", f->iters, "solver iterations (0: the solver's default: procrustes 30, radam 200); keys for a model")
       ->check(CLI::Range(0, 100000));
   cmd->add_option("--warm-start", f->warm_start, "most kurtosis fixed-point (FastICA) iterations before the solver; 0: none")
       ->check(CLI::Range(0, 10000));

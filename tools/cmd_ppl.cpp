@@ -41,6 +41,7 @@ struct PplFlags {
 struct Run {
   std::string label;
   KCacheConfig kcache;
+  MlpConfig mlp;
   std::unique_ptr<VkForward> fwd;
   double bits = 0, kl = 0;
   std::uint64_t agree = 0;
@@ -64,20 +65,42 @@ double kl_div(std::span<const float> a, std::span<const float> b) {
   return std::max(0.0, kl);
 }
 
-// The configurations of the fidelity table (DESIGN §2, issue 6).
-std::vector<std::pair<std::string, KCacheConfig>> table_configs(const ModelConfig& c, bool have_calibration) {
-  std::vector<std::pair<std::string, KCacheConfig>> out{{"fp16", KCacheConfig{}}};
-  for (KRope rope : {KRope::post, KRope::pre}) {
+// One row of the fidelity table.
+struct TableConfig {
+  std::string label;
+  KCacheConfig kcache;
+  MlpConfig mlp;
+};
+
+// The configurations of the fidelity table (DESIGN §2–3, issue 6): keys
+// post-RoPE (scored by popcount over 8-bit query planes), post-RoPE less the
+// rotated pre-RoPE mean, and pre-RoPE; then 1-bit MLP matrices (dense models).
+std::vector<TableConfig> table_configs(const ModelConfig& c, const std::optional<KCalibration>& cal) {
+  const bool learned = cal.has_value();
+  std::vector<TableConfig> out{{"fp16", KCacheConfig{}, {}}};
+  for (KRope rope : {KRope::post, KRope::ropemean, KRope::pre}) {
+    if (rope == KRope::ropemean && (!learned || cal->ropemean.empty())) continue;
     const std::string r = std::string(" ") + krope_name(rope);
     for (KRotation rot : {KRotation::none, KRotation::srht, KRotation::learned}) {
-      if (rot == KRotation::learned && !have_calibration) continue;
-      out.push_back({std::string("1bit ") + krotation_name(rot) + r, KCacheConfig{true, rope, rot, 0, 0, 0}});
+      if (rot == KRotation::learned && !learned) continue;
+      if (rope == KRope::ropemean && rot != KRotation::learned) continue;  // the variant needs the pre-RoPE mean
+      out.push_back({std::string("1bit ") + krotation_name(rot) + r, KCacheConfig{true, rope, rot, 0, 0, 0}, {}});
     }
-    if (!have_calibration) continue;
-    out.push_back({"1bit learned" + r + " front4", KCacheConfig{true, rope, KRotation::learned, 0, 4, 0}});
+    if (!learned) continue;
+    out.push_back({"1bit learned" + r + " front4", KCacheConfig{true, rope, KRotation::learned, 0, 4, 0}, {}});
     out.push_back({"1bit learned" + r + " r" + std::to_string(c.head_dim / 8),
-                   KCacheConfig{true, rope, KRotation::learned, c.head_dim / 8, 0, 0}});
+                   KCacheConfig{true, rope, KRotation::learned, c.head_dim / 8, 0, 0}, {}});
   }
+  if (learned) out.push_back({"1bit learned post float", KCacheConfig{true, KRope::post, KRotation::learned, 0, 0, 0, 0}, {}});
+  if (c.moe()) return out;  // experts stay fp16 (DESIGN §3)
+  const bool mlp_rot = learned && cal->mlp && cal->mlp->layers.size() == c.layers;
+  for (MlpRotation m : {MlpRotation::none, MlpRotation::srht, MlpRotation::dense, MlpRotation::structured}) {
+    if ((m == MlpRotation::dense || m == MlpRotation::structured) && !mlp_rot) continue;
+    out.push_back({std::string("fp16 keys + mlp 1bit ") + mlp_rotation_name(m), KCacheConfig{}, MlpConfig{true, m}});
+  }
+  if (mlp_rot)
+    out.push_back({"1bit learned pre r" + std::to_string(c.head_dim / 8) + " + mlp 1bit structured",
+                   KCacheConfig{true, KRope::pre, KRotation::learned, c.head_dim / 8, 0, 0}, MlpConfig{true, MlpRotation::structured}});
   return out;
 }
 
@@ -106,18 +129,20 @@ void ppl(const PplFlags& f) {
   Instance instance = Instance::create(InstanceOptions::from_env());
   Device device = Device::create(instance, f.device.device);
   std::vector<Run> runs;
-  const auto configs = f.compare ? table_configs(c, calibration.has_value())
-                                 : std::vector<std::pair<std::string, KCacheConfig>>{{f.quant.label(), own}};
+  const auto configs = f.compare ? table_configs(c, calibration)
+                                 : std::vector<TableConfig>{{f.quant.label(), own, f.quant.mlp_config()}};
   Progress bar;
-  for (const auto& [label, kc] : configs) {
+  for (const auto& [label, kc, mlp] : configs) {
     VkForwardOptions o;
     o.weights = f.weights.type();
     o.ctx = ctx;
     o.kcache = kc;
+    o.mlp = mlp;
     o.calibration = calibration ? &*calibration : nullptr;
     Run r;
     r.label = label;
     r.kcache = kc;
+    r.mlp = mlp;
     r.fwd = std::make_unique<VkForward>(device, model, o, [&](std::size_t done, std::size_t total) {
       bar.update("loading (" + label + ")", double(done) / double(total));
     });
@@ -159,7 +184,8 @@ void ppl(const PplFlags& f) {
                              {"perplexity", std::exp2(bpt)},
                              {"bits_per_byte", r.bits / double(plan.bytes)},
                              {"bits_per_token", bpt},
-                             {"key_bits_per_coordinate", r.fwd->key_bits_per_coordinate()}};
+                             {"key_bits_per_coordinate", r.fwd->key_bits_per_coordinate()},
+                             {"mlp_bits_per_weight", r.fwd->mlp_bits_per_weight()}};
     if (f.compare) {
       j["kl_to_fp16"] = i == 0 ? 0.0 : r.kl / double(plan.tokens);
       j["top1_agreement"] = i == 0 ? 1.0 : double(r.agree) / double(plan.tokens);
@@ -188,12 +214,13 @@ void ppl(const PplFlags& f) {
                double(plan.tokens) / secs, runs[0].label, runs[0].fwd->key_bits_per_coordinate());
     return;
   }
-  fmt::print("| keys | perplexity | bits/byte | KL to fp16 (nats/token) | top-1 agreement | key bits/coordinate |\n");
-  fmt::print("|---|---|---|---|---|---|\n");
+  fmt::print("| configuration | perplexity | bits/byte | KL to fp16 (nats/token) | top-1 agreement | key bits/coordinate | MLP bits/weight |\n");
+  fmt::print("|---|---|---|---|---|---|---|\n");
   for (const auto& r : rows)
-    fmt::print("| {} | {:.4f} | {:.4f} | {:.5f} | {:.4f} | {:.3f} |\n", r["config"].get<std::string>(),
+    fmt::print("| {} | {:.4f} | {:.4f} | {:.5f} | {:.4f} | {:.3f} | {:.2f} |\n", r["config"].get<std::string>(),
                r["perplexity"].get<double>(), r["bits_per_byte"].get<double>(), r["kl_to_fp16"].get<double>(),
-               r["top1_agreement"].get<double>(), r["key_bits_per_coordinate"].get<double>());
+               r["top1_agreement"].get<double>(), r["key_bits_per_coordinate"].get<double>(),
+               r["mlp_bits_per_weight"].get<double>());
   fmt::print("({:.1f} s)\n", secs);
 }
 
@@ -209,7 +236,8 @@ void add_ppl(CLI::App& app) {
   cmd->add_option("--chunks", f->chunks, "score only the first N chunks (0: all)");
   cmd->add_flag("--compare", f->compare,
                 "the fidelity table: fp16 keys and the 1-bit configurations (none/srht/learned, front protection, "
-                "residual d/8; post- and pre-RoPE) with KL to fp16 and top-1 agreement; learned rows need --rotations");
+                "residual d/8; post-RoPE, post-ropemean and pre-RoPE) and 1-bit MLP matrices (none/srht/dense/structured "
+                "R) with KL to fp16 and top-1 agreement; learned rows need --rotations");
   cmd->add_flag("--json", f->json, "print JSON");
   f->weights.add(cmd);
   f->quant.add(cmd);

@@ -56,6 +56,7 @@ void run(const RunFlags& f) {
   VkForwardOptions o;
   o.weights = f.weights.type();
   o.kcache = kcache;
+  o.mlp = f.quant.mlp_config();
   o.calibration = calibration ? &*calibration : nullptr;
   std::optional<VkForward> fwd;
   {

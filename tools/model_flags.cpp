@@ -36,20 +36,46 @@ void QuantFlags::add(CLI::App* cmd) {
   cmd->add_option("--residual-rank", rank, "1-bit keys: rank-r residual correction (learned rotation)")->check(CLI::Range(0u, 256u));
   cmd->add_option("--protect-front", protect_front, "1-bit keys: keep the first N positions exact in fp16")
       ->check(CLI::Range(0u, 1u << 20));
-  cmd->add_option("--kcache-rope", kcache_rope, "1-bit keys: code them after RoPE (post) or before (pre: decoded, then rotated)")
-      ->check(CLI::IsMember({"post", "pre"}));
+  cmd->add_option("--kcache-rope", kcache_rope,
+                  "1-bit keys: code them after RoPE (post), before (pre: decoded, then rotated), or after RoPE less the "
+                  "rotated pre-RoPE mean (post-ropemean)")
+      ->check(CLI::IsMember({"post", "pre", "post-ropemean"}));
+  kscore_given = cmd->add_option("--kscore", kscore, "1-bit post-RoPE keys: score them by popcount over a quantized query, or in float")
+      ->check(CLI::IsMember({"popcount", "float"}));
+  kscore_bits_given = cmd->add_option("--kscore-bits", kscore_bits, "bit planes of the quantized query for --kscore popcount: 1, 4 or 8")
+      ->check(CLI::IsMember({1u, 4u, 8u}));
+  cmd->add_option("--mlp", mlp, "dense MLP matrices: fp16 or 1bit (sign rows of W Rᵀ, DESIGN §3; MoE experts stay fp16)")
+      ->check(CLI::IsMember({"fp16", "1bit"}));
+  mlp_rotation_given = cmd->add_option("--mlp-rotation", mlp_rotation,
+                                       "--mlp 1bit: input rotation R: none, srht, dense or structured (Hadamard then learned "
+                                       "blocks); dense and structured need --rotations")
+                           ->check(CLI::IsMember({"none", "srht", "dense", "structured"}));
 }
 
 KCacheConfig QuantFlags::config() const {
   KCacheConfig k;
   k.one_bit = kcache == "1bit";
-  k.rope = kcache_rope == "pre" ? KRope::pre : KRope::post;
+  k.rope = kcache_rope == "pre" ? KRope::pre : kcache_rope == "post-ropemean" ? KRope::ropemean : KRope::post;
+  k.query_bits = kscore == "float" ? 0 : kscore_bits;
   k.rotation = rotation == "none" ? KRotation::none : rotation == "learned" ? KRotation::learned : KRotation::srht;
   k.rank = rank;
   k.protect_front = protect_front;
-  if (!k.one_bit && (rank > 0 || protect_front > 0 || rotation == "learned" || kcache_rope == "pre"))
-    throw Error("--residual-rank, --protect-front, --rotation learned and --kcache-rope pre apply to --kcache 1bit");
+  if (!k.one_bit && (rank > 0 || protect_front > 0 || rotation == "learned" || kcache_rope != "post"))
+    throw Error("--residual-rank, --protect-front, --rotation learned and --kcache-rope pre|post-ropemean apply to --kcache 1bit");
+  const bool scoring_flags = (kscore_given && kscore_given->count() > 0) || (kscore_bits_given && kscore_bits_given->count() > 0);
+  if (scoring_flags && (!k.one_bit || k.rope == KRope::pre))
+    throw Error("--kscore and --kscore-bits apply to --kcache 1bit with post-RoPE keys (--kcache-rope pre decodes keys to fp16)");
+  if (kscore == "float" && kscore_bits_given && kscore_bits_given->count() > 0)
+    throw Error("--kscore-bits applies to --kscore popcount");
   return k;
+}
+
+MlpConfig QuantFlags::mlp_config() const {
+  MlpConfig m;
+  m.one_bit = mlp == "1bit";
+  m.rotation = *mlp_rotation_from_name(mlp_rotation);
+  if (!m.one_bit && mlp_rotation_given && mlp_rotation_given->count() > 0) throw Error("--mlp-rotation applies to --mlp 1bit");
+  return m;
 }
 
 std::optional<KCalibration> QuantFlags::calibration(const ModelFile& model) const {
@@ -58,11 +84,13 @@ std::optional<KCalibration> QuantFlags::calibration(const ModelFile& model) cons
 }
 
 std::string QuantFlags::label() const {
-  if (kcache != "1bit") return "fp16";
+  const std::string m = mlp == "1bit" ? " + mlp 1bit " + mlp_rotation : "";
+  if (kcache != "1bit") return "fp16" + m;
   std::string s = "1bit " + rotation + " " + kcache_rope;
   if (rank) s += " r" + std::to_string(rank);
   if (protect_front) s += " front" + std::to_string(protect_front);
-  return s;
+  if (kcache_rope != "pre") s += kscore == "float" ? " float" : " pop" + std::to_string(kscore_bits);
+  return s + m;
 }
 
 }  // namespace vkq::cli

@@ -11,6 +11,7 @@
 
 #include "vkquant/kernels/linear.hpp"
 #include "vkquant/model/kcache.hpp"
+#include "vkquant/model/vk_forward.hpp"
 
 namespace vkq::cli {
 
@@ -33,11 +34,19 @@ struct QuantFlags {
   std::uint32_t rank = 0;
   std::uint32_t protect_front = 0;
   std::string kcache_rope = "post";
+  std::string kscore = "popcount";
+  std::uint32_t kscore_bits = 8;
+  const CLI::Option* kscore_given = nullptr;  // to refuse --kscore* where keys are not scored in place
+  const CLI::Option* kscore_bits_given = nullptr;
+  std::string mlp = "fp16";
+  std::string mlp_rotation = "structured";
+  const CLI::Option* mlp_rotation_given = nullptr;
   void add(CLI::App* cmd);
   KCacheConfig config() const;
+  MlpConfig mlp_config() const;
   // The artifact when --rotations is given (checked against `model`).
   std::optional<KCalibration> calibration(const ModelFile& model) const;
-  // "1bit learned post r8 front4"-style label for tables.
+  // "1bit learned post r8 front4 pop8 + mlp 1bit structured"-style label for tables.
   std::string label() const;
 };
 

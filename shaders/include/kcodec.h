@@ -9,7 +9,9 @@ struct KCodeEncodeParams {
   uint n_kv;
   uint rank;        // residual basis columns (0: none)
   uint has_rot;     // 0: identity rotation (the rot binding is a placeholder)
-  uint pad0, pad1, pad2;
+  uint mean_rope;   // 1: subtract RoPE_pos(mu) (mean-RoPE variant only)
+  float r_hi;       // theta^(-2/hd) as a float-float hi + lo (mean-RoPE)
+  float r_lo;
 };
 // Push constants of kcodec_decode.comp: one invocation per (position, head,
 // group of 8 coordinate pairs (i, i + hd/2)).
@@ -19,7 +21,7 @@ struct KCodeDecodeParams {
   uint n_kv;
   uint rank;
   uint has_rot;
-  uint rope;     // 1: apply RoPE at the cache position
+  uint rope;     // 1: apply RoPE at the cache position; 2: add RoPE_pos(mu) instead of mu
   float r_hi;    // theta^(-2/hd) as a float-float hi + lo
   float r_lo;
 };

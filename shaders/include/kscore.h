@@ -31,6 +31,15 @@
 //   Σ s_i Q_i = 2·Σ_p 2^p popcount(Q_p & bits) - Σ Q_i,
 //   q'·s ≈ Δ·(Σ s_i Q_i - z·Σ s_i),  Σ s_i = 2·popcount(bits) - d.
 //
+// Generalised layouts (attention over a position-major code cache): key t of
+// KV head kv is key row kv*head_stride + t*key_stride of bits, alpha and c
+// (key-major: head_stride = N, key_stride = 1; position-major, i.e. the
+// kcodec cache (N, kv_heads, ...): head_stride = 1, key_stride = kv_heads).
+// Several query rows per call: q, qmu, uq, planes and qconst hold rows
+// (query row, q_heads), scores (query rows of the call, q_heads, N); query row
+// y of a dispatch reads query-side row query0 + y. Causal: query row y
+// writes only keys t < causal0 + y (the others keep their contents).
+//
 // Every scoring dispatch covers one KV head, keys [key0, key0 + keys) and
 // query-head members [gsub0, gsub0 + G) of its group (the head comes from
 // push constants so that query addresses are provably uniform); buffers over
@@ -55,13 +64,21 @@ struct KscoreParams {
   uint alpha_base;   // window start, in halves, of alpha (even)
   uint c_base;       // window start, in halves, of c (even)
   uint scores_base;  // window start, in elements, of scores / sums
+  uint key_stride;   // key rows between consecutive keys of one KV head
+  uint head_stride;  // key rows between KV heads
+  uint q_heads;      // query heads per query row
+  uint query0;       // query-side row of the dispatch's query row 0
+  uint causal0;      // query row y scores keys < causal0 + y (0xffffffff: all)
+  uint pad0, pad1, pad2;
 };
 // Push constants of kscore_quantize.comp and kscore_uq.comp.
 struct KscoreQueryParams {
-  uint q_heads;
+  uint q_heads;   // query heads to process (rows x heads per row)
   uint group;
-  uint rank;  // uq only
-  uint pad;
+  uint rank;      // uq only
+  uint kv_heads;  // uq only: the basis of query head m is (m / group) % kv_heads
+  uint first;     // first query head processed (global index m)
+  uint pad0, pad1, pad2;
 };
 // Per query head constants written by kscore_quantize.comp.
 struct KscoreQueryConst {

@@ -12,7 +12,26 @@
 
 namespace vkq {
 
-const char* krope_name(KRope r) { return r == KRope::pre ? "pre" : "post"; }
+const char* krope_name(KRope r) { return r == KRope::pre ? "pre" : r == KRope::ropemean ? "post-ropemean" : "post"; }
+
+void rope_rotate_half(float* v, std::uint32_t hd, std::uint32_t pos, float theta) {
+  for (std::uint32_t i = 0; i < hd / 2; ++i) {
+    const float inv = 1.0f / std::pow(theta, float(2 * i) / float(hd));
+    const double a = double(pos) * double(inv);
+    const double c = std::cos(a), s = std::sin(a);
+    const double x0 = v[i], x1 = v[i + hd / 2];
+    v[i] = float(x0 * c - x1 * s);
+    v[i + hd / 2] = float(x1 * c + x0 * s);
+  }
+}
+
+const std::vector<KLayerCalib>& KCalibration::mode(KRope r) const {
+  const auto& m = r == KRope::pre ? pre : r == KRope::ropemean ? ropemean : post;
+  if (m.size() != layers)
+    throw Error(std::string("the calibration artifact has no --kcache-rope ") + krope_name(r) +
+                " codec (written by an older vkquant calibrate; calibrate again)");
+  return m;
+}
 const char* krotation_name(KRotation r) {
   return r == KRotation::none ? "none" : r == KRotation::srht ? "srht" : "learned";
 }
@@ -35,13 +54,25 @@ std::string model_sha256(const ModelFile& f) {
 namespace {
 
 constexpr const char* kFormat = "vkquant-kcache";
-constexpr const char* kVersion = "1";
+constexpr const char* kVersion = "2";  // 2 added the post-ropemean codec; 1 is still read
+
+// The three codecs' tensor-name tags and metadata names, in artifact order.
+struct ModeTag {
+  KRope rope;
+  const char* tag;
+  const char* name;
+};
+constexpr ModeTag kModes[] = {{KRope::post, "k_", "post"}, {KRope::pre, "k_pre_", "pre"}, {KRope::ropemean, "k_rm_", "post-ropemean"}};
+
+std::vector<KLayerCalib>& mode_of(KCalibration& k, KRope r) {
+  return r == KRope::pre ? k.pre : r == KRope::ropemean ? k.ropemean : k.post;
+}
 
 }  // namespace
 
 KCalibration calibrate_keys(const ModelConfig& c, const std::vector<std::vector<float>>& pre,
-                            const std::vector<std::vector<float>>& post, const CalibrateOptions& o,
-                            const std::function<void(std::size_t, std::size_t)>& progress) {
+                            const std::vector<std::vector<float>>& post, const std::vector<std::uint32_t>& positions,
+                            const CalibrateOptions& o, const std::function<void(std::size_t, std::size_t)>& progress) {
   const std::uint32_t hd = c.head_dim, kvd = c.kv_dim();
   if (pre.size() != c.layers || post.size() != c.layers) throw Error("calibrate: need keys for every layer");
   if (o.rank > hd) throw Error("--rank: " + std::to_string(o.rank) + " exceeds head_dim " + std::to_string(hd));
@@ -51,13 +82,15 @@ KCalibration calibrate_keys(const ModelConfig& c, const std::vector<std::vector<
   if (k.tokens < 2 * std::uint64_t(hd))
     throw Error("calibrate: " + std::to_string(k.tokens) + " tokens are too few for head_dim " + std::to_string(hd) +
                 " (need at least " + std::to_string(2 * hd) + ")");
+  if (positions.size() != k.tokens)
+    throw Error("calibrate: " + std::to_string(positions.size()) + " positions for " + std::to_string(k.tokens) + " keys");
   k.solver = o.solver;
   k.seed = o.seed;
-  const std::size_t total = std::size_t(c.layers) * c.kv_heads * 2;
+  const std::size_t total = std::size_t(c.layers) * c.kv_heads * 3;
   std::size_t done = 0;
-  for (int mode = 0; mode < 2; ++mode) {
-    auto& dst = mode == 0 ? k.post : k.pre;
-    const auto& src = mode == 0 ? post : pre;
+  for (const ModeTag& mt : kModes) {
+    auto& dst = mode_of(k, mt.rope);
+    const auto& src = mt.rope == KRope::post ? post : pre;
     dst.resize(c.layers);
     for (std::uint32_t l = 0; l < c.layers; ++l) {
       KLayerCalib& L = dst[l];
@@ -71,7 +104,10 @@ KCalibration calibrate_keys(const ModelConfig& c, const std::vector<std::vector<
         for (std::uint64_t t = 0; t < k.tokens; ++t)
           for (std::uint32_t i = 0; i < hd; ++i) kh(Eigen::Index(t), Eigen::Index(i)) = src[l][t * kvd + h * hd + i];
         const Eigen::VectorXf mu = rot::row_mean(kh);
-        const rot::RowMat v = rot::centered(kh, mu);
+        rot::RowMat v = rot::centered(kh, mu);
+        // post-ropemean: the post-RoPE key less RoPE_p(mu_pre) = RoPE_p(k_pre - mu_pre).
+        if (mt.rope == KRope::ropemean)
+          for (std::uint64_t t = 0; t < k.tokens; ++t) rope_rotate_half(v.row(Eigen::Index(t)).data(), hd, positions[t], c.rope_theta);
         rot::LearnOptions lo;
         lo.solver = o.solver == "radam" ? rot::Solver::radam : rot::Solver::procrustes;
         lo.iters = o.iters;
@@ -108,13 +144,14 @@ void write_kcache_artifact(const std::filesystem::path& path, const KCalibration
   const std::uint64_t kv = k.kv_heads, hd = k.head_dim;
   std::vector<TensorWrite> t;
   nlohmann::ordered_json cos = nlohmann::ordered_json::object();
-  for (int mode = 0; mode < 2; ++mode) {
-    const auto& src = mode == 0 ? k.post : k.pre;
-    const std::string tag = mode == 0 ? "k_" : "k_pre_";
-    auto& mj = cos[mode == 0 ? "post" : "pre"] = nlohmann::ordered_json::array();
+  for (const ModeTag& mt : kModes) {
+    const auto& src = k.mode(mt.rope);
+    const std::string tag = mt.tag;
+    auto& mj = cos[mt.name] = nlohmann::ordered_json::array();
     for (std::uint32_t l = 0; l < k.layers; ++l) {
       const std::string p = "layers." + std::to_string(l) + "." + tag;
-      t.push_back(f32_tensor(p + "mean", {kv, hd}, src[l].mean));
+      // ropemean's mean is the pre-RoPE mean, stored once as k_pre_mean.
+      if (mt.rope != KRope::ropemean) t.push_back(f32_tensor(p + "mean", {kv, hd}, src[l].mean));
       t.push_back(f32_tensor(p + "rot", {kv, hd, hd}, src[l].rot));
       if (k.rank > 0) t.push_back(f32_tensor(p + "resid_basis", {kv, hd, k.rank}, src[l].basis));
       mj.push_back({{"none", src[l].cos_none},
@@ -124,12 +161,12 @@ void write_kcache_artifact(const std::filesystem::path& path, const KCalibration
                     {"learned_residual", src[l].cos_eff}});
     }
   }
-  const std::map<std::string, std::string> meta{
+  std::map<std::string, std::string> meta{
       {"format", kFormat},
       {"format_version", kVersion},
       {"producer", producer},
       {"method", "k-cache: mean-centered keys, learned rotation (" + k.solver + "), rank-" + std::to_string(k.rank) +
-                     " residual basis; post- and pre-RoPE"},
+                     " residual basis; post-RoPE, pre-RoPE and post-RoPE less RoPE_p(pre-RoPE mean)"},
       {"model_sha256", k.model_sha256},
       {"layers", std::to_string(k.layers)},
       {"kv_heads", std::to_string(k.kv_heads)},
@@ -138,6 +175,7 @@ void write_kcache_artifact(const std::filesystem::path& path, const KCalibration
       {"tokens", std::to_string(k.tokens)},
       {"seed", std::to_string(k.seed)},
       {"cos1b_heldout", cos.dump()}};
+  if (k.mlp) append_mlp_artifact(*k.mlp, t, meta);
   write_safetensors(path, t, meta);
 }
 
@@ -150,7 +188,8 @@ KCalibration read_kcache_artifact(const std::filesystem::path& path, const Model
     return it->second;
   };
   if (meta("format") != kFormat) throw FormatError(path, "__metadata__.format: '" + meta("format") + "' is not " + kFormat);
-  if (meta("format_version") != kVersion)
+  const bool v1 = meta("format_version") == "1";
+  if (!v1 && meta("format_version") != kVersion)
     throw FormatError(path, "__metadata__.format_version: " + meta("format_version") + " is not supported (this build reads " +
                                 kVersion + ")");
   const ModelConfig& c = model.config();
@@ -166,13 +205,20 @@ KCalibration read_kcache_artifact(const std::filesystem::path& path, const Model
     if (used == 0 || used != s.size()) throw FormatError(path, std::string("__metadata__.") + key + ": '" + s + "' is not a number");
     return v;
   };
+  auto small = [&](const char* key) -> std::uint32_t {
+    const std::uint64_t v = number(key);
+    if (v > 65536) throw FormatError(path, std::string("__metadata__.") + key + ": " + std::to_string(v) + " is out of range");
+    return std::uint32_t(v);
+  };
   KCalibration k;
-  k.layers = std::uint32_t(number("layers"));
-  k.kv_heads = std::uint32_t(number("kv_heads"));
-  k.head_dim = std::uint32_t(number("head_dim"));
-  k.rank = std::uint32_t(number("rank"));
+  k.layers = small("layers");
+  k.kv_heads = small("kv_heads");
+  k.head_dim = small("head_dim");
+  k.rank = small("rank");
   k.tokens = number("tokens");
-  k.seed = std::uint32_t(number("seed"));
+  const std::uint64_t seed = number("seed");
+  if (seed > 0xffffffffull) throw FormatError(path, "__metadata__.seed: " + std::to_string(seed) + " is out of range");
+  k.seed = std::uint32_t(seed);
   k.model_sha256 = meta("model_sha256");
   if (k.layers != c.layers || k.kv_heads != c.kv_heads || k.head_dim != c.head_dim)
     throw FormatError(path, "calibrated for " + std::to_string(k.layers) + " layers x " + std::to_string(k.kv_heads) +
@@ -192,17 +238,19 @@ KCalibration read_kcache_artifact(const std::filesystem::path& path, const Model
       if (!std::isfinite(x)) throw FormatError(path, "tensor '" + name + "': NaN or Inf values");
     return v;
   };
-  for (int mode = 0; mode < 2; ++mode) {
-    auto& dst = mode == 0 ? k.post : k.pre;
-    const std::string tag = mode == 0 ? "k_" : "k_pre_";
+  for (const ModeTag& mt : kModes) {
+    if (v1 && mt.rope == KRope::ropemean) continue;
+    auto& dst = mode_of(k, mt.rope);
+    const std::string tag = mt.tag;
     dst.resize(k.layers);
     for (std::uint32_t l = 0; l < k.layers; ++l) {
       const std::string p = "layers." + std::to_string(l) + "." + tag;
-      dst[l].mean = tensor(p + "mean", {kv, hd});
+      dst[l].mean = mt.rope == KRope::ropemean ? k.pre[l].mean : tensor(p + "mean", {kv, hd});
       dst[l].rot = tensor(p + "rot", {kv, hd, hd});
       if (k.rank > 0) dst[l].basis = tensor(p + "resid_basis", {kv, hd, k.rank});
     }
   }
+  k.mlp = read_mlp_artifact(f, c);
   return k;
 }
 

@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
+#include <mutex>
+#include <set>
 #include <sstream>
 #include <variant>
 
@@ -152,12 +155,6 @@ std::vector<float> unpermute_rows(const std::vector<float>& w, std::uint32_t hea
   return out;
 }
 
-void check_finite(const std::vector<float>& w, const std::filesystem::path& file, const std::string& name) {
-  const auto bad = std::count_if(w.begin(), w.end(), [](float v) { return !std::isfinite(v); });
-  if (bad > 0)
-    throw FormatError(file, "tensor '" + name + "': " + std::to_string(bad) + " of " + std::to_string(w.size()) +
-                                " values are NaN or Inf");
-}
 
 }  // namespace
 
@@ -167,6 +164,31 @@ struct ModelFile::Impl {
   std::filesystem::path path;
   ModelConfig config;
   std::variant<SafetensorsModel, GgufFile> file;
+  ModelOpenOptions options;
+  mutable std::mutex warned_mutex;
+  mutable std::set<std::string> warned;  // tensors already reported as non-finite
+
+  // Refuses NaN/Inf in tensor `name`, or (allow_nonfinite) zeroes them and
+  // warns once per tensor.
+  void check_finite(std::vector<float>& w, const std::string& name) const {
+    const auto bad = std::count_if(w.begin(), w.end(), [](float v) { return !std::isfinite(v); });
+    if (bad == 0) return;
+    const std::string what = "tensor '" + name + "': " + std::to_string(bad) + " of " + std::to_string(w.size()) +
+                             " values are NaN or Inf";
+    if (!options.allow_nonfinite) throw FormatError(path, what);
+    for (float& v : w)
+      if (!std::isfinite(v)) v = 0.0f;
+    {
+      const std::lock_guard<std::mutex> lock(warned_mutex);
+      if (!warned.insert(name).second) return;
+    }
+    const std::string msg = "warning: " + path.string() + ": " + what + "; replaced by 0";
+    if (options.warn) {
+      options.warn(msg);
+    } else {
+      std::fprintf(stderr, "%s\n", msg.c_str());
+    }
+  }
 
   const SafetensorsModel* st() const { return std::get_if<SafetensorsModel>(&file); }
   const GgufFile* gguf() const { return std::get_if<GgufFile>(&file); }
@@ -237,13 +259,14 @@ bool has_gguf_magic(const std::filesystem::path& p) {
 
 }  // namespace
 
-ModelFile ModelFile::open(const std::filesystem::path& path) {
+ModelFile ModelFile::open(const std::filesystem::path& path, const ModelOpenOptions& options) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) throw FormatError(path, "no such file or directory");
   if (std::filesystem::is_regular_file(path, ec) && has_gguf_magic(path)) {
     auto gguf = GgufFile::open(path);
     auto config = config_from_gguf(gguf);
     auto impl = std::make_unique<Impl>(path, std::move(config), std::move(gguf));
+    impl->options = options;
     impl->validate_tensors();
     return ModelFile(std::move(impl));
   }
@@ -255,6 +278,7 @@ ModelFile ModelFile::open(const std::filesystem::path& path) {
   const auto bytes = cfg_file.bytes();
   const auto json = parse_json_strict(cfg_path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
   auto impl = std::make_unique<Impl>(path, config_from_hf(json, cfg_path), std::move(st));
+  impl->options = options;
   // Tied models may still ship lm_head.weight; untied ones must.
   impl->validate_tensors();
   return ModelFile(std::move(impl));
@@ -290,14 +314,14 @@ std::vector<float> ModelFile::load(Role r, std::uint32_t layer) const {
     for (std::uint32_t e = 0; e < c.experts; ++e) {
       const std::string n = hf_name(r, layer, e);
       auto one = impl_->read(n);
-      check_finite(one, impl_->path, n);
+      impl_->check_finite(one, n);
       w.insert(w.end(), one.begin(), one.end());
     }
     return w;
   }
   const std::string n = impl_->name(r, layer);
   w = impl_->read(n);
-  check_finite(w, impl_->path, n);
+  impl_->check_finite(w, n);
   if (impl_->llama_permuted()) {
     if (r == Role::wq || r == Role::bq) w = unpermute_rows(w, c.heads, c.head_dim, r == Role::wq ? c.dim : 1);
     if (r == Role::wk || r == Role::bk) w = unpermute_rows(w, c.kv_heads, c.head_dim, r == Role::wk ? c.dim : 1);

@@ -5,6 +5,7 @@
 #include "vkquant/buffer.hpp"
 #include "vkquant/error.hpp"
 #include "vkquant/kernels/attn.hpp"
+#include "vkquant/kernels/attn_kcode.hpp"
 #include "vkquant/kernels/kcodec.hpp"
 #include "vkquant/rotation/learn.hpp"
 #include "vkquant/kernels/ops.hpp"
@@ -29,6 +30,7 @@ struct DeviceMatrix {
 struct DeviceLayer {
   Buffer attn_norm, bq, bk, bv, q_norm, k_norm, ffn_norm;  // fp32 vectors
   DeviceMatrix wq, wk, wv, wo, w_gate, w_up, w_down, router, exp_gate, exp_up, exp_down;
+  std::unique_ptr<OneBitMatrix> q_gate, q_up, q_down;  // --mlp 1bit: instead of w_gate, w_up, w_down
   Buffer kcache, vcache;  // (ctx, kv_heads, head_dim) fp16 (kcache: fp16 keys only)
   // 1-bit keys: codec parameters and the code cache.
   Buffer mu, rot, basis;            // (kv, hd), (kv, hd, hd), (kv, hd, rank)
@@ -52,7 +54,13 @@ struct VkForward::Impl {
   std::vector<DeviceLayer> layers;
 
   std::uint64_t key_bytes = 0;
-  Buffer kdecoded;  // 1-bit keys: every layer decodes its codes here, (ctx, kv, hd) fp16
+  std::uint64_t mlp_bytes = 0, mlp_weights = 0;  // stored bytes of the MLP matrices, and their weight count
+  Buffer kdecoded;  // pre-RoPE 1-bit keys: every layer decodes its codes here, (ctx, kv, hd) fp16
+  // Post-RoPE 1-bit keys are scored in place (attention_kcode): its scratch,
+  // grown per step, and the RoPE table of the post-ropemean mode.
+  kernels::AttnKcodeScratch kscratch;
+  std::uint64_t kscratch_bytes = 0;
+  Buffer rope_table;
 
   // Activations for up to opt.max_batch tokens.
   Buffer ids, x, xb, q, k, v, att, g, u, ydown, rlogits, eids, ew, xlast, logits, scratch;
@@ -82,9 +90,26 @@ struct VkForward::Impl {
     return m;
   }
   const DeviceMatrix& head() const { return c.tied_embeddings ? embed : lm_head; }
+  // One 1-bit MLP matrix of layer l (calibration entry used for dense/structured).
+  std::unique_ptr<OneBitMatrix> one_bit(const std::vector<float>& w, std::uint32_t out, std::uint32_t in,
+                                        const MlpCalibration* cal, std::uint32_t l, MlpMatrix which) {
+    const MlpMatrixCalib* mc = cal->layers.empty() ? nullptr : &cal->layers.at(l)[which];
+    auto m = std::make_unique<OneBitMatrix>(dev, w, out, in, mc, opt.mlp.rotation, opt.max_batch);
+    bytes += m->bytes();
+    mlp_bytes += m->bytes();
+    mlp_weights += std::uint64_t(out) * in;
+    return m;
+  }
 
   void step(Stream& s, std::span<const std::int32_t> tokens, bool all_logits, std::vector<float>& out);
   void setup_codec(std::uint32_t l, DeviceLayer& L);
+  bool scored_in_place() const { return opt.kcache.one_bit && opt.kcache.rope != KRope::pre; }
+  kernels::AttnKcodeOptions kcode_options() const {
+    kernels::AttnKcodeOptions o;
+    o.path = opt.kcache.query_bits ? kernels::KcodePath::popcount : kernels::KcodePath::float_signs;
+    o.query_bits = opt.kcache.query_bits ? opt.kcache.query_bits : 8;
+    return o;
+  }
 };
 
 // The codec of one layer: mean and rotation from the calibration (or none:
@@ -93,7 +118,9 @@ void VkForward::Impl::setup_codec(std::uint32_t l, DeviceLayer& L) {
   const KCacheConfig& kc = opt.kcache;
   const std::uint32_t kv = c.kv_heads, hd = c.head_dim;
   const KLayerCalib* cal = nullptr;
-  if (opt.calibration) cal = &(kc.rope == KRope::pre ? opt.calibration->pre : opt.calibration->post).at(l);
+  if (opt.calibration) cal = &opt.calibration->mode(kc.rope).at(l);
+  if (kc.rope != KRope::pre && kc.query_bits != 0 && kc.query_bits != 1 && kc.query_bits != 4 && kc.query_bits != 8)
+    throw Error("--kscore-bits: " + std::to_string(kc.query_bits) + " is not 1, 4 or 8");
   if (kc.rotation == KRotation::learned && !cal) throw Error("--rotation learned needs --rotations FILE (vkquant calibrate)");
   if (kc.rank > 0 && (kc.rotation != KRotation::learned || !cal || opt.calibration->rank < kc.rank))
     throw Error("--residual-rank " + std::to_string(kc.rank) + " needs --rotation learned and an artifact calibrated with --rank >= " +
@@ -118,6 +145,8 @@ void VkForward::Impl::setup_codec(std::uint32_t l, DeviceLayer& L) {
     L.basis = vector(b);
   }
   L.codec_ = kernels::KCodec{&L.mu, r.empty() ? nullptr : &L.rot, kc.rank ? &L.basis : nullptr, kv, hd, kc.rank};
+  // post-ropemean: mu is the pre-RoPE mean, rotated to each position.
+  if (kc.rope == KRope::ropemean) L.codec_.mean_rope_theta = c.rope_theta;
   const std::uint64_t bb = kernels::kcode_bits_bytes(ctx, kv, hd), ab = kernels::kcode_alpha_bytes(ctx, kv);
   L.bits = make(bb);
   L.alpha = make(ab);
@@ -144,6 +173,21 @@ VkForward::VkForward(Device& device, const ModelFile& model, const VkForwardOpti
   if (options.max_batch == 0) throw Error("VkForward: max_batch must be at least 1");
   m.opt.max_batch = std::min(options.max_batch, m.ctx);
   const WeightType wt = options.weights;
+  // --mlp 1bit: dense models only; learned rotations come from the artifact.
+  const MlpCalibration* mlp_calib = nullptr;
+  static const MlpCalibration no_calibration;  // none / srht need no learned rotation
+  if (options.mlp.one_bit) {
+    if (c.moe())
+      throw Error("--mlp 1bit: this is an MoE model; its experts stay fp16 (DESIGN §3: one rotation does not fit an expert bank)");
+    const MlpRotation r = options.mlp.rotation;
+    mlp_calib = &no_calibration;
+    if (r == MlpRotation::dense || r == MlpRotation::structured) {
+      if (!options.calibration || !options.calibration->mlp || options.calibration->mlp->layers.size() != c.layers)
+        throw Error(std::string("--mlp-rotation ") + mlp_rotation_name(r) +
+                    " needs --rotations FILE with MLP rotations (written by `vkquant calibrate`)");
+      mlp_calib = &*options.calibration->mlp;
+    }
+  }
   const auto roles = layer_roles(c);
   const std::size_t total = 3 + std::size_t(c.layers) * roles.size();
   std::size_t done = 0;
@@ -174,9 +218,18 @@ VkForward::VkForward(Device& device, const ModelFile& model, const VkForwardOpti
         case Role::wk: L.wk = m.matrix(w, c.kv_dim(), c.dim, 1, wt); break;
         case Role::wv: L.wv = m.matrix(w, c.kv_dim(), c.dim, 1, wt); break;
         case Role::wo: L.wo = m.matrix(w, c.dim, c.q_dim(), 1, wt); break;
-        case Role::w_gate: L.w_gate = m.matrix(w, c.ffn, c.dim, 1, wt); break;
-        case Role::w_up: L.w_up = m.matrix(w, c.ffn, c.dim, 1, wt); break;
-        case Role::w_down: L.w_down = m.matrix(w, c.dim, c.ffn, 1, wt); break;
+        case Role::w_gate:
+          if (mlp_calib) L.q_gate = m.one_bit(w, c.ffn, c.dim, mlp_calib, l, MlpMatrix::gate);
+          else L.w_gate = m.matrix(w, c.ffn, c.dim, 1, wt);
+          break;
+        case Role::w_up:
+          if (mlp_calib) L.q_up = m.one_bit(w, c.ffn, c.dim, mlp_calib, l, MlpMatrix::up);
+          else L.w_up = m.matrix(w, c.ffn, c.dim, 1, wt);
+          break;
+        case Role::w_down:
+          if (mlp_calib) L.q_down = m.one_bit(w, c.dim, c.ffn, mlp_calib, l, MlpMatrix::down);
+          else L.w_down = m.matrix(w, c.dim, c.ffn, 1, wt);
+          break;
         // The router stays fp32: top-k choices flip on small perturbations.
         case Role::router: L.router = m.matrix(w, c.experts, c.dim, 1, WeightType::f32); break;
         case Role::exp_gate: L.exp_gate = m.matrix(w, c.ffn, c.dim, c.experts, wt); break;
@@ -199,7 +252,14 @@ VkForward::VkForward(Device& device, const ModelFile& model, const VkForwardOpti
       L.tap_post = m.make(std::uint64_t(m.opt.max_batch) * c.kv_dim() * sizeof(float));
     }
   }
-  if (options.kcache.one_bit) m.kdecoded = m.make(kernels::kv_cache_bytes(m.ctx, c.kv_heads, c.head_dim));
+  if (options.kcache.one_bit && options.kcache.rope == KRope::pre)
+    m.kdecoded = m.make(kernels::kv_cache_bytes(m.ctx, c.kv_heads, c.head_dim));
+  if (options.kcache.one_bit && options.kcache.rope == KRope::ropemean) {
+    m.rope_table = m.make(kernels::attn_kcode_rope_table_bytes(m.ctx, c.head_dim));
+    Stream s = Stream::create(device);
+    kernels::attn_kcode_rope_table(s, c.rope_theta, c.head_dim, m.rope_table, 0, m.ctx);
+    s.submit_and_wait();
+  }
 
   const std::uint64_t B = m.opt.max_batch, f4 = sizeof(float);
   const std::uint64_t slots = c.moe() ? c.experts_used : 1;
@@ -230,6 +290,11 @@ void VkForward::reset() { impl_->pos = 0; }
 std::uint32_t VkForward::position() const { return impl_->pos; }
 std::uint64_t VkForward::device_bytes() const { return impl_->bytes; }
 std::uint64_t VkForward::key_bytes() const { return impl_->key_bytes; }
+double VkForward::mlp_bits_per_weight() const {
+  const Impl& m = *impl_;
+  if (!m.opt.mlp.one_bit) return m.opt.weights == WeightType::f16 ? 16.0 : 32.0;
+  return double(m.mlp_bytes) * 8.0 / double(m.mlp_weights);
+}
 double VkForward::key_bits_per_coordinate() const {
   const ModelConfig& c = impl_->c;
   return double(impl_->key_bytes) * 8.0 / (double(impl_->ctx) * c.layers * c.kv_dim());
@@ -244,11 +309,22 @@ void VkForward::Impl::step(Stream& s, std::span<const std::int32_t> tokens, bool
 
   // The split-K plan (and its scratch) depends on the query count and the
   // keys in reach: grow the scratch to what this step needs.
-  const std::uint64_t need = kernels::attention_scratch_bytes(dev, n, c.heads, pos0 + n, c.head_dim);
+  const std::uint64_t need =
+      scored_in_place() ? 0 : kernels::attention_scratch_bytes(dev, n, c.heads, pos0 + n, c.head_dim);
   if (need > (scratch ? scratch.size() : 0)) {
     if (scratch) bytes -= scratch.size();
     scratch = Buffer();
     scratch = make(need);
+  }
+  if (scored_in_place()) {
+    const auto kneed = kernels::attention_kcode_scratch_bytes(dev, layers[0].codec(), n, c.heads, pos0 + n, kcode_options());
+    if (!kscratch_bytes || !kscratch.holds(kneed)) {
+      bytes -= kscratch_bytes;
+      kscratch = kernels::AttnKcodeScratch{};
+      kscratch_bytes = 0;
+      kscratch = kernels::AttnKcodeScratch::create(dev, kneed);
+      bytes += (kscratch_bytes = kneed.total());
+    }
   }
 
   kernels::embed(s, embed.buffer, embed.type == WeightType::f16, c.vocab, c.dim,
@@ -278,28 +354,40 @@ void VkForward::Impl::step(Stream& s, std::span<const std::int32_t> tokens, bool
     kernels::rope(s, k, n, c.kv_heads, c.head_dim, pos0, c.rope_theta, rope);
     if (opt.key_tap) s.copy(k, L.tap_post, kv_rows);
     kernels::kv_store(s, v, L.vcache, n, pos0, c.kv_heads, c.head_dim);
-    const Buffer* keys = &L.kcache;
+    const std::uint32_t front = std::min(kc.protect_front, ctx);
     if (!kc.one_bit) {
       kernels::kv_store(s, k, L.kcache, n, pos0, c.kv_heads, c.head_dim);
+      kernels::attention(s, q, L.kcache, L.vcache, att, n, pos0, c.heads, c.kv_heads, c.head_dim, scale,
+                         scratch ? &scratch : nullptr);
     } else {
-      // Code the new keys, then decode every cached position into the shared
-      // fp16 buffer; protected front positions are overwritten with exact keys.
-      if (kc.rope == KRope::post)
-        kernels::kcode_encode(s, L.codec(), k, L.bits, L.alpha, kc.rank ? &L.coef : nullptr, n, pos0);
-      const std::uint32_t front = std::min(kc.protect_front, ctx);
       if (pos0 < front) kernels::kv_store(s, k, L.front, std::min(n, front - pos0), pos0, c.kv_heads, c.head_dim);
-      kernels::kcode_decode(s, L.codec(), L.bits, L.alpha, kc.rank ? &L.coef : nullptr, kdecoded, 0, pos0 + n,
-                            kc.rope == KRope::pre ? c.rope_theta : 0.0f);
-      if (front > 0)
-        s.copy(L.front, kdecoded, kernels::kv_cache_bytes(std::min(front, pos0 + n), c.kv_heads, c.head_dim));
-      keys = &kdecoded;
+      if (kc.rope != KRope::pre) {
+        // Post-RoPE codes, scored in place by the kscore kernels; the
+        // protected front is scored from its exact keys.
+        kernels::kcode_encode(s, L.codec(), k, L.bits, L.alpha, kc.rank ? &L.coef : nullptr, n, pos0);
+        kernels::KcodeKeys keys{L.codec(), &L.bits, &L.alpha, kc.rank ? &L.coef : nullptr, front,
+                                front ? &L.front : nullptr, kc.rope == KRope::ropemean ? &rope_table : nullptr};
+        kernels::attention_kcode(s, q, keys, L.vcache, att, n, pos0, c.heads, scale, kscratch, kcode_options());
+      } else {
+        // Pre-RoPE codes: decode every cached position (RoPE applied) into the
+        // shared fp16 buffer; protected front positions are overwritten with exact keys.
+        kernels::kcode_decode(s, L.codec(), L.bits, L.alpha, kc.rank ? &L.coef : nullptr, kdecoded, 0, pos0 + n,
+                              c.rope_theta);
+        if (front > 0)
+          s.copy(L.front, kdecoded, kernels::kv_cache_bytes(std::min(front, pos0 + n), c.kv_heads, c.head_dim));
+        kernels::attention(s, q, kdecoded, L.vcache, att, n, pos0, c.heads, c.kv_heads, c.head_dim, scale,
+                           scratch ? &scratch : nullptr);
+      }
     }
-    kernels::attention(s, q, *keys, L.vcache, att, n, pos0, c.heads, c.kv_heads, c.head_dim, scale,
-                       scratch ? &scratch : nullptr);
     kernels::linear(s, L.wo.w(), att, x, n, /*accumulate=*/true);
     // ---- MLP
     kernels::rmsnorm(s, x, L.ffn_norm, xb, n, c.dim, c.rms_eps);
-    if (!c.moe()) {
+    if (!c.moe() && L.q_gate) {
+      L.q_gate->apply(s, xb, g, n, false);
+      L.q_up->apply(s, xb, u, n, false);
+      kernels::swiglu(s, g, u, g, std::uint64_t(n) * c.ffn);
+      L.q_down->apply(s, g, x, n, /*accumulate=*/true);
+    } else if (!c.moe()) {
       kernels::linear(s, L.w_gate.w(), xb, g, n);
       kernels::linear(s, L.w_up.w(), xb, u, n);
       kernels::swiglu(s, g, u, g, std::uint64_t(n) * c.ffn);

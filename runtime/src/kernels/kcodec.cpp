@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <utility>
 
 #include "kcodec.h"
 #include "vkquant/device.hpp"
@@ -44,6 +45,16 @@ void check_codec(const char* fn, const KCodec& c) {
   if (c.n_kv == 0 || c.n_kv > kMaxNkv)
     fail(fn, "n_kv = " + std::to_string(c.n_kv) + " must be in 1.." + std::to_string(kMaxNkv));
   if (c.rank > hd) fail(fn, "rank = " + std::to_string(c.rank) + " exceeds hd = " + std::to_string(hd));
+  if (!std::isfinite(c.mean_rope_theta) || c.mean_rope_theta < 0.f ||
+      (c.mean_rope_theta > 0.f && c.mean_rope_theta <= 1.f))
+    fail(fn, "mean_rope_theta must be 0 (plain mean) or a finite theta > 1");
+}
+
+// theta^(-2/hd) as a float-float hi + lo (0 for theta = 0).
+std::pair<float, float> rope_ratio(float theta, std::uint32_t hd) {
+  const double r = theta > 0.f ? std::pow(double(theta), -2.0 / hd) : 0.0;
+  const float hi = float(r);
+  return {hi, float(r - double(hi))};
 }
 
 // The codec's parameter bindings: mu, rot (mu as a placeholder for the
@@ -93,11 +104,15 @@ void kcode_encode(Stream& s, const KCodec& c, const Buffer& k, Buffer& bits, Buf
   if (&bits == &alpha || (c.rank > 0 && (coef == &bits || coef == &alpha)))
     fail(fn, "bits, alpha and coef must be distinct buffers");
 
-  const Kernel& kern = s.device().kernel({.shader = "kcodec_encode_d" + std::to_string(c.hd),
+  const bool mr = c.mean_rope_theta > 0.f;
+  // The mean-RoPE encoder keeps a second hd floats per invocation in shared memory.
+  const Kernel& kern = s.device().kernel({.shader = std::string(mr ? "kcodec_encode_mr_d" : "kcodec_encode_d") +
+                                                    std::to_string(c.hd),
                                           .bindings = 7,
                                           .push_bytes = sizeof(gpu::KCodeEncodeParams),
-                                          .local_size = {local_size(c.hd), 1, 1}});
-  const gpu::KCodeEncodeParams p{n, pos0, c.n_kv, c.rank, c.rot ? 1u : 0u, 0, 0, 0};
+                                          .local_size = {local_size(c.hd) / (mr ? 2 : 1), 1, 1}});
+  const auto [r_hi, r_lo] = rope_ratio(c.mean_rope_theta, c.hd);
+  const gpu::KCodeEncodeParams p{n, pos0, c.n_kv, c.rank, c.rot ? 1u : 0u, mr ? 1u : 0u, r_hi, r_lo};
   s.dispatch(kern, {kb, pr.mu, pr.rot, pr.basis, bb, ab, cb}, p, Threads{std::uint64_t(n) * c.n_kv});
 }
 
@@ -108,6 +123,8 @@ void kcode_decode(Stream& s, const KCodec& c, const Buffer& bits, const Buffer& 
   check_codec(fn, c);
   if (!std::isfinite(rope_theta) || rope_theta < 0.f) fail(fn, "rope_theta must be finite and >= 0");
   if (rope_theta > 0.f && rope_theta <= 1.f) fail(fn, "rope_theta must be > 1 (or 0: no RoPE)");
+  if (rope_theta > 0.f && c.mean_rope_theta > 0.f)
+    fail(fn, "mean-RoPE codes hold post-RoPE keys: decode them with rope_theta = 0");
   const std::uint64_t end = std::uint64_t(first) + len;
   if (end * c.n_kv * std::max(c.rank, 1u) >= k2pow32) fail(fn, "first + len positions exceed 2^32 code elements");
   if (len == 0) return;
@@ -122,13 +139,14 @@ void kcode_decode(Stream& s, const KCodec& c, const Buffer& bits, const Buffer& 
       &kcache == c.basis)
     fail(fn, "kcache must not alias an input");
 
-  const double r = rope_theta > 0.f ? std::pow(double(rope_theta), -2.0 / c.hd) : 0.0;
-  const float r_hi = float(r), r_lo = float(r - double(r_hi));
+  const bool mr = c.mean_rope_theta > 0.f;
+  const auto [r_hi, r_lo] = rope_ratio(mr ? c.mean_rope_theta : rope_theta, c.hd);
   const Kernel& kern = s.device().kernel({.shader = "kcodec_decode_d" + std::to_string(c.hd),
                                           .bindings = 7,
                                           .push_bytes = sizeof(gpu::KCodeDecodeParams),
                                           .local_size = {local_size(c.hd), 1, 1}});
-  const gpu::KCodeDecodeParams p{first, len, c.n_kv, c.rank, c.rot ? 1u : 0u, rope_theta > 0.f ? 1u : 0u, r_hi, r_lo};
+  const std::uint32_t rope = mr ? 2u : rope_theta > 0.f ? 1u : 0u;
+  const gpu::KCodeDecodeParams p{first, len, c.n_kv, c.rank, c.rot ? 1u : 0u, rope, r_hi, r_lo};
   const std::uint64_t groups = c.hd / 2 / kPairsPerDecodeInvocation;
   s.dispatch(kern, {pr.mu, pr.rot, pr.basis, bb, ab, cb, kc}, p, Threads{std::uint64_t(len) * c.n_kv * groups});
 }

@@ -12,8 +12,8 @@
 
 namespace vkq::kernels {
 
-static_assert(sizeof(gpu::KscoreParams) == 48);
-static_assert(sizeof(gpu::KscoreQueryParams) == 16);
+static_assert(sizeof(gpu::KscoreParams) == 80);
+static_assert(sizeof(gpu::KscoreQueryParams) == 32);
 static_assert(sizeof(gpu::KscoreQueryConst) == 16);
 // The host twin has the device layout, so a qconst buffer downloads straight into it.
 static_assert(sizeof(ref::KscoreQueryConst) == sizeof(gpu::KscoreQueryConst) &&
@@ -33,9 +33,13 @@ void check_shape(const char* fn, const KscoreShape& sh) {
   if (sh.d == 0 || sh.d > kMaxD) fail(fn, "d = " + std::to_string(sh.d) + " outside 1.." + std::to_string(kMaxD));
   if (sh.kv_heads == 0) fail(fn, "kv_heads must be >= 1");
   if (sh.group == 0) fail(fn, "group must be >= 1");
+  if (sh.queries == 0) fail(fn, "queries must be >= 1");
   if (std::uint64_t(sh.group) * sh.kv_heads >= k2pow32) fail(fn, "group * kv_heads overflows");
+  if (sh.query_rows() * sh.q_heads() * std::max(sh.d, 8u) >= k2pow32)
+    fail(fn, std::to_string(sh.query_rows()) + " query rows: a query-side array would exceed 2^32 elements");
   const std::uint64_t kvn = std::uint64_t(sh.kv_heads) * sh.keys;
-  if (sh.keys >= k2pow32 || std::uint64_t(sh.q_heads()) * sh.keys >= k2pow32 || kvn * sh.words() >= k2pow32 ||
+  if (sh.keys >= k2pow32 || std::uint64_t(sh.queries) * sh.q_heads() * sh.keys >= k2pow32 ||
+      kvn * sh.words() >= k2pow32 ||
       kvn * ((sh.d + 1) / 2) >= k2pow32 || kvn * sh.rank >= k2pow32)
     fail(fn, "N = " + std::to_string(sh.keys) + " keys: an array would exceed 2^32 elements");
   if (std::uint64_t(sh.kv_heads) * sh.d * std::max<std::uint32_t>(sh.rank, 1) >= k2pow32)
@@ -73,7 +77,7 @@ std::uint64_t align_of(const Device& d) {
 // ---- key chunking ------------------------------------------------------------
 
 // One dispatch: KV head kv, group members [gsub0, gsub0 + g), keys
-// [t0, t0 + count).
+// [t0, t0 + count), every query row of the call.
 struct Pass {
   std::uint32_t kv, gsub0, g;
   std::uint64_t t0, count;
@@ -91,17 +95,29 @@ Window window(std::uint64_t first_byte, std::uint64_t end_byte, std::uint64_t el
   return {off, end - off, off / elem_bytes};
 }
 
+// Key rows between consecutive keys of one head, and between heads.
+std::uint64_t key_stride(const KscoreShape& sh) {
+  return sh.layout == KscoreLayout::position_major ? sh.kv_heads : 1;
+}
+std::uint64_t head_stride(const KscoreShape& sh) { return sh.layout == KscoreLayout::position_major ? 1 : sh.keys; }
+
 Window key_window(const KscoreShape& sh, const Pass& p, std::uint64_t row_bytes, std::uint64_t elem_bytes,
                   std::uint64_t align) {
-  const std::uint64_t first = (std::uint64_t(p.kv) * sh.keys + p.t0) * row_bytes;
-  const std::uint64_t end = first + p.count * row_bytes;
-  return window(first, end, elem_bytes, align);
+  const std::uint64_t first_row = p.kv * head_stride(sh) + p.t0 * key_stride(sh);
+  const std::uint64_t end_row = first_row + (p.count - 1) * key_stride(sh) + 1;
+  return window(first_row * row_bytes, end_row * row_bytes, elem_bytes, align);
 }
 
+// Score rows: (query row y, query head h) -> y * q_heads + h.
 Window score_window(const KscoreShape& sh, const Pass& p, std::uint64_t align) {
   const std::uint64_t h_first = std::uint64_t(p.kv) * sh.group + p.gsub0;
-  const std::uint64_t h_last = h_first + p.g - 1;
+  const std::uint64_t h_last = std::uint64_t(sh.queries - 1) * sh.q_heads() + h_first + p.g - 1;
   return window((h_first * sh.keys + p.t0) * 4, (h_last * sh.keys + p.t0 + p.count) * 4, 4, align);
+}
+
+// Keys any query row of the call scores.
+std::uint64_t keys_in_reach(const KscoreShape& sh) {
+  return sh.causal ? std::min(sh.keys, sh.causal_keys + sh.queries - 1) : sh.keys;
 }
 
 // Largest divisor of `group` not above `cap`.
@@ -123,17 +139,22 @@ std::vector<Pass> plan(const char* fn, const Device& d, const KscoreShape& sh,
   const std::uint64_t slack = align_of(d) + 4;
   if (limit <= slack) fail(fn, "binding limit of " + std::to_string(limit) + " bytes is too small");
   const std::uint64_t room = limit - slack;  // bytes a window may span
-  const std::uint64_t n = sh.keys;
+  const std::uint64_t n = sh.keys, reach = keys_in_reach(sh);
+  // Score rows a window spans besides the first: the other query rows' and group members'.
+  const auto spare = [&](std::uint32_t g) { return (std::uint64_t(sh.queries) - 1) * sh.q_heads() + g - 1; };
   std::uint32_t g = divisor_at_most(sh.group, t.max_heads_per_pass);
-  while (g > 1 && (std::uint64_t(g - 1) * n + 1) * 4 > room) g = divisor_at_most(sh.group, g - 1);
-  std::uint64_t chunk = n;
-  for (std::uint64_t rb : row_bytes) chunk = std::min(chunk, room / rb);
-  chunk = std::min(chunk, room / 4 - std::min(room / 4, std::uint64_t(g - 1) * n));
-  if (chunk == 0) fail(fn, "one key row does not fit in a binding of " + std::to_string(limit) + " bytes");
+  while (g > 1 && (spare(g) * n + 1) * 4 > room) g = divisor_at_most(sh.group, g - 1);
+  std::uint64_t chunk = reach;
+  for (std::uint64_t rb : row_bytes) chunk = std::min(chunk, room / rb ? (room / rb - 1) / key_stride(sh) + 1 : 0);
+  chunk = std::min(chunk, room / 4 - std::min(room / 4, spare(g) * n));
+  if (chunk == 0 && reach > 0)
+    fail(fn, "one key row (and the score rows of " + std::to_string(sh.queries) +
+                 " query rows) does not fit in a binding of " + std::to_string(limit) + " bytes");
   std::vector<Pass> passes;
   for (std::uint32_t kv = 0; kv < sh.kv_heads; ++kv)
     for (std::uint32_t gs = 0; gs < sh.group; gs += g)
-      for (std::uint64_t t0 = 0; t0 < n; t0 += chunk) passes.push_back({kv, gs, g, t0, std::min(chunk, n - t0)});
+      for (std::uint64_t t0 = 0; t0 < reach; t0 += chunk)
+        passes.push_back({kv, gs, g, t0, std::min(chunk, reach - t0)});
   return passes;
 }
 
@@ -146,6 +167,11 @@ gpu::KscoreParams params(const KscoreShape& sh, const Pass& p) {
   pc.group = sh.group;
   pc.gsub0 = p.gsub0;
   pc.rank = sh.rank;
+  pc.key_stride = std::uint32_t(key_stride(sh));
+  pc.head_stride = std::uint32_t(head_stride(sh));
+  pc.q_heads = sh.q_heads();
+  pc.query0 = sh.query0;
+  pc.causal0 = sh.causal && sh.causal_keys < sh.keys ? std::uint32_t(sh.causal_keys) : 0xffffffffu;
   return pc;
 }
 
@@ -164,31 +190,34 @@ void check_keys_and_query(const char* fn, const Device& d, const KscoreShape& sh
   const std::uint64_t kvn = std::uint64_t(sh.kv_heads) * sh.keys;
   check_buffer(fn, "bits", keys.bits, kvn * sh.words() * 4);
   check_buffer(fn, "alpha", keys.alpha, half_words_bytes(kvn));
-  check_buffer(fn, "scores", &scores, std::uint64_t(sh.q_heads()) * sh.keys * 4);
-  if (need_q || sh.rank) check_query_buffer(fn, d, "q", query.q, std::uint64_t(sh.q_heads()) * sh.d * 4);
-  if (query.qmu) check_query_buffer(fn, d, "qmu", query.qmu, std::uint64_t(sh.q_heads()) * 4);
+  const std::uint64_t qh = sh.query_rows() * sh.q_heads();  // query-side heads
+  check_buffer(fn, "scores", &scores, std::uint64_t(sh.queries) * sh.q_heads() * sh.keys * 4);
+  if (need_q || sh.rank) check_query_buffer(fn, d, "q", query.q, qh * sh.d * 4);
+  if (query.qmu) check_query_buffer(fn, d, "qmu", query.qmu, qh * 4);
   if (sh.rank) {
     check_buffer(fn, "c", keys.c, half_words_bytes(kvn * sh.rank));
     check_query_buffer(fn, d, "basis", query.basis, std::uint64_t(sh.kv_heads) * sh.d * sh.rank * 4);
-    check_query_buffer(fn, d, "uq", query.uq, std::uint64_t(sh.q_heads()) * sh.rank * 4);
+    check_query_buffer(fn, d, "uq", query.uq, qh * sh.rank * 4);
     check_distinct(fn, *query.uq, {keys.bits, keys.alpha, keys.c, query.q, query.qmu, query.basis, &scores});
   }
   check_distinct(fn, scores, {keys.bits, keys.alpha, keys.c, query.q, query.qmu, query.basis});
 }
 
-// uq = U_rᵀ q' per query head.
+// uq = U_rᵀ q' per query head of the call's query rows.
 void residual_query(Stream& s, const KscoreShape& sh, const KscoreQuery& query) {
   const Kernel& k = s.device().kernel({.shader = "kscore_uq",
                                        .bindings = 3,
                                        .push_bytes = sizeof(gpu::KscoreQueryParams),
                                        .local_size = {64, 1, 1},
                                        .constants = {sh.d}});
-  const gpu::KscoreQueryParams pc{sh.q_heads(), sh.group, sh.rank, 0};
+  const std::uint64_t qh = sh.query_rows() * sh.q_heads();
+  const gpu::KscoreQueryParams pc{sh.queries * sh.q_heads(), sh.group, sh.rank, sh.kv_heads, sh.query0 * sh.q_heads(),
+                                  0, 0, 0};
   s.dispatch(k,
-             {{*query.q, 0, std::uint64_t(sh.q_heads()) * sh.d * 4},
+             {{*query.q, 0, qh * sh.d * 4},
               {*query.basis, 0, std::uint64_t(sh.kv_heads) * sh.d * sh.rank * 4},
-              {*query.uq, 0, std::uint64_t(sh.q_heads()) * sh.rank * 4}},
-             pc, Threads{std::uint64_t(sh.q_heads()) * sh.rank});
+              {*query.uq, 0, qh * sh.rank * 4}},
+             pc, Threads{std::uint64_t(sh.queries) * sh.q_heads() * sh.rank});
 }
 
 // Bytes per key of bits, alpha and (with a residual) c.
@@ -207,10 +236,10 @@ Binding query_binding(const Buffer* b, std::uint64_t bytes, const Buffer& stand_
 }  // namespace
 
 std::uint64_t kscore_planes_bytes(const KscoreShape& shape, std::uint32_t b) {
-  return std::uint64_t(shape.q_heads()) * b * shape.words() * 4;
+  return shape.query_rows() * shape.q_heads() * b * shape.words() * 4;
 }
 std::uint64_t kscore_qconst_bytes(const KscoreShape& shape) {
-  return std::uint64_t(shape.q_heads()) * sizeof(gpu::KscoreQueryConst);
+  return shape.query_rows() * shape.q_heads() * sizeof(gpu::KscoreQueryConst);
 }
 
 void kscore_float(Stream& s, const KscoreShape& sh, const KscoreKeys& keys, const KscoreQuery& query, Buffer& scores,
@@ -221,7 +250,7 @@ void kscore_float(Stream& s, const KscoreShape& sh, const KscoreKeys& keys, cons
   check_tuning(fn, d, t);
   check_keys_and_query(fn, d, sh, keys, query, true, scores);
   if (sh.keys == 0) return;
-  const std::uint64_t align = align_of(d), qh = sh.q_heads();
+  const std::uint64_t align = align_of(d), qh = sh.query_rows() * sh.q_heads();
   const std::uint64_t wb = std::uint64_t(sh.words()) * 4, cb = std::uint64_t(sh.rank) * 2;
   const std::vector<Pass> passes = plan(fn, d, sh, key_rows(wb, cb), t);  // may throw: before recording anything
   if (sh.rank) residual_query(s, sh, query);
@@ -244,7 +273,7 @@ void kscore_float(Stream& s, const KscoreShape& sh, const KscoreKeys& keys, cons
                {{*keys.bits, bw.offset, bw.range}, {*keys.alpha, aw.offset, aw.range}, cbind,
                 {*query.q, 0, qh * sh.d * 4}, query_binding(query.uq, qh * sh.rank * 4, *query.q),
                 query_binding(query.qmu, qh * 4, *query.q), {scores, sw.offset, sw.range}},
-               pc, Threads{p.count});
+               pc, Threads{p.count, sh.queries});
   }
 }
 
@@ -254,22 +283,22 @@ void kscore_quantize_query(Stream& s, const KscoreShape& sh, std::uint32_t b, co
   Device& d = s.device();
   check_shape(fn, sh);
   if (b != 1 && b != 4 && b != 8) fail(fn, "b = " + std::to_string(b) + ", expected 1, 4 or 8");
-  const std::uint64_t qh = sh.q_heads();
+  const std::uint64_t qh = sh.query_rows() * sh.q_heads(), heads = std::uint64_t(sh.queries) * sh.q_heads();
   check_query_buffer(fn, d, "q", &q, qh * sh.d * 4);
   check_query_buffer(fn, d, "planes", &planes, kscore_planes_bytes(sh, b));
   check_query_buffer(fn, d, "qconst", &qconst, kscore_qconst_bytes(sh));
   check_distinct(fn, planes, {&q, &qconst});
   check_distinct(fn, qconst, {&q});
-  if (qh > d.info().max_workgroup_count[0]) fail(fn, "more query heads than workgroups in x");
+  if (heads > d.info().max_workgroup_count[0]) fail(fn, "more query heads than workgroups in x");
   const std::uint32_t local = 64;
   const Kernel& k = d.kernel({.shader = "kscore_quantize",
                               .bindings = 3,
                               .push_bytes = sizeof(gpu::KscoreQueryParams),
                               .local_size = {local, 1, 1},
                               .constants = {sh.d, b}});
-  const gpu::KscoreQueryParams pc{sh.q_heads(), sh.group, 0, 0};
+  const gpu::KscoreQueryParams pc{std::uint32_t(heads), sh.group, 0, sh.kv_heads, sh.query0 * sh.q_heads(), 0, 0, 0};
   s.dispatch(k, {{q, 0, qh * sh.d * 4}, {planes, 0, kscore_planes_bytes(sh, b)}, {qconst, 0, kscore_qconst_bytes(sh)}},
-             pc, Threads{qh * local});
+             pc, Threads{heads * local});
 }
 
 namespace {
@@ -291,7 +320,7 @@ void kscore_popcount(Stream& s, const KscoreShape& sh, const KscoreKeys& keys, c
   check_quantized(fn, d, sh, qq);
   check_distinct(fn, scores, {qq.planes, qq.qconst});
   if (sh.keys == 0) return;
-  const std::uint64_t align = align_of(d), qh = sh.q_heads();
+  const std::uint64_t align = align_of(d), qh = sh.query_rows() * sh.q_heads();
   const std::uint64_t wb = std::uint64_t(sh.words()) * 4, cb = std::uint64_t(sh.rank) * 2;
   const std::vector<Pass> passes = plan(fn, d, sh, key_rows(wb, cb), t);  // may throw: before recording anything
   if (sh.rank) residual_query(s, sh, query);
@@ -315,7 +344,7 @@ void kscore_popcount(Stream& s, const KscoreShape& sh, const KscoreKeys& keys, c
                 {*qq.qconst, 0, kscore_qconst_bytes(sh)}, {*keys.alpha, aw.offset, aw.range}, cbind,
                 query_binding(query.uq, qh * sh.rank * 4, *qq.planes),
                 query_binding(query.qmu, qh * 4, *qq.planes), {scores, sw.offset, sw.range}},
-               pc, Threads{p.count});
+               pc, Threads{p.count, sh.queries});
   }
 }
 
@@ -326,7 +355,7 @@ void kscore_popcount_sums(Stream& s, const KscoreShape& sh, const Buffer& bits, 
   check_shape(fn, sh);
   check_tuning(fn, d, t);
   check_buffer(fn, "bits", &bits, std::uint64_t(sh.kv_heads) * sh.keys * sh.words() * 4);
-  check_buffer(fn, "sums", &sums, std::uint64_t(sh.q_heads()) * sh.keys * 4);
+  check_buffer(fn, "sums", &sums, std::uint64_t(sh.queries) * sh.q_heads() * sh.keys * 4);
   check_quantized(fn, d, sh, qq);
   check_distinct(fn, sums, {&bits, qq.planes, qq.qconst});
   if (sh.keys == 0) return;
@@ -340,7 +369,7 @@ void kscore_popcount_sums(Stream& s, const KscoreShape& sh, const Buffer& bits, 
     s.dispatch(k,
                {{bits, bw.offset, bw.range}, {*qq.planes, 0, kscore_planes_bytes(sh, qq.bits)},
                 {*qq.qconst, 0, kscore_qconst_bytes(sh)}, {sums, sw.offset, sw.range}},
-               pc, Threads{p.count});
+               pc, Threads{p.count, sh.queries});
   }
 }
 
@@ -350,10 +379,10 @@ void kscore_f16(Stream& s, const KscoreShape& sh, const Buffer& k, const Buffer&
   Device& d = s.device();
   check_shape(fn, sh);
   check_tuning(fn, d, t);
-  const std::uint64_t rb = std::uint64_t((sh.d + 1) / 2) * 4, qh = sh.q_heads();
+  const std::uint64_t rb = std::uint64_t((sh.d + 1) / 2) * 4, qh = sh.query_rows() * sh.q_heads();
   check_buffer(fn, "K", &k, std::uint64_t(sh.kv_heads) * sh.keys * rb);
   check_query_buffer(fn, d, "q", &q, qh * sh.d * 4);
-  check_buffer(fn, "scores", &scores, qh * sh.keys * 4);
+  check_buffer(fn, "scores", &scores, std::uint64_t(sh.queries) * sh.q_heads() * sh.keys * 4);
   check_distinct(fn, scores, {&k, &q});
   if (sh.keys == 0) return;
   const std::uint64_t align = align_of(d);
@@ -365,7 +394,7 @@ void kscore_f16(Stream& s, const KscoreShape& sh, const Buffer& k, const Buffer&
     pc.scores_base = std::uint32_t(sw.base);
     const Kernel& kern = score_kernel(s, "kscore_f16", 3, sh, p.g, 1, 0, t);
     s.dispatch(kern, {{k, kw.offset, kw.range}, {q, 0, qh * sh.d * 4}, {scores, sw.offset, sw.range}}, pc,
-               Threads{p.count});
+               Threads{p.count, sh.queries});
   }
 }
 

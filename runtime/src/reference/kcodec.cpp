@@ -17,7 +17,25 @@ void check(const KCodec& c) {
     throw Error("ref::kcode: codec arrays too small");
 }
 
+// RoPE (rotate_half) of x (hd values) in place at position pos.
+void rope_in_place(std::vector<double>& x, std::uint32_t hd, double pos, double theta) {
+  const std::uint32_t half = hd / 2;
+  for (std::uint32_t i = 0; i < half; ++i) {
+    const double ang = std::fmod(pos * std::pow(theta, -2.0 * i / hd), 2 * std::numbers::pi);
+    const double cs = std::cos(ang), sn = std::sin(ang), x0 = x[i], x1 = x[i + half];
+    x[i] = x0 * cs - x1 * sn;
+    x[i + half] = x0 * sn + x1 * cs;
+  }
+}
+
 }  // namespace
+
+std::vector<double> kcode_mean_at(const KCodec& c, std::uint32_t h, std::uint64_t pos) {
+  const float* mu = c.mu.data() + std::uint64_t(h) * c.hd;  // (hd)
+  std::vector<double> m(mu, mu + c.hd);
+  if (c.mean_rope_theta > 0) rope_in_place(m, c.hd, double(pos), c.mean_rope_theta);
+  return m;
+}
 
 std::vector<double> kcode_coefs(const KCodec& c, std::uint32_t h, std::span<const double> v, double alpha) {
   const std::uint32_t hd = c.hd, rank = c.rank;
@@ -30,7 +48,7 @@ std::vector<double> kcode_coefs(const KCodec& c, std::uint32_t h, std::span<cons
   return out;
 }
 
-KCodes kcode_encode(const KCodec& c, std::span<const float> k, std::uint32_t n) {
+KCodes kcode_encode(const KCodec& c, std::span<const float> k, std::uint32_t n, std::uint32_t pos0) {
   check(c);
   const std::uint32_t hd = c.hd, n_kv = c.n_kv, words = hd / 32;
   if (k.size() < std::uint64_t(n) * n_kv * hd) throw Error("ref::kcode_encode: k too small");
@@ -44,9 +62,9 @@ KCodes kcode_encode(const KCodec& c, std::span<const float> k, std::uint32_t n) 
     for (std::uint32_t h = 0; h < n_kv; ++h) {
       const std::uint64_t e = t * n_kv + h;
       const float* kr = k.data() + e * hd;  // (hd)
-      const float* mu = c.mu.data() + std::uint64_t(h) * hd;
+      const std::vector<double> m = kcode_mean_at(c, h, pos0 + t);
       double* v = out.v.data() + e * hd;  // (hd)
-      for (std::uint32_t j = 0; j < hd; ++j) d[j] = double(kr[j]) - double(mu[j]);
+      for (std::uint32_t j = 0; j < hd; ++j) d[j] = double(kr[j]) - m[j];
       for (std::uint32_t i = 0; i < hd; ++i) {
         if (c.rot.empty()) {
           v[i] = d[i];
@@ -74,7 +92,7 @@ std::vector<half_bits> kcode_decode(const KCodec& c, std::span<const std::uint32
                                     std::span<const half_bits> alpha, std::span<const half_bits> coef,
                                     std::uint32_t first, std::uint32_t len, float rope_theta) {
   check(c);
-  const std::uint32_t hd = c.hd, n_kv = c.n_kv, words = hd / 32, rank = c.rank, half = hd / 2;
+  const std::uint32_t hd = c.hd, n_kv = c.n_kv, words = hd / 32, rank = c.rank;
   const std::uint64_t elems = std::uint64_t(len) * n_kv;
   if (bits.size() < elems * words || alpha.size() < elems || coef.size() < elems * rank)
     throw Error("ref::kcode_decode: codes too small");
@@ -90,9 +108,9 @@ std::vector<half_bits> kcode_decode(const KCodec& c, std::span<const std::uint32
         for (std::uint32_t r = 0; r < rank; ++r) s += double(ub[j * rank + r]) * from_half(coef[e * rank + r]);
         u[j] = s;
       }
-      const float* mu = c.mu.data() + std::uint64_t(h) * hd;
+      const std::vector<double> m = kcode_mean_at(c, h, first + t);
       for (std::uint32_t i = 0; i < hd; ++i) {
-        double s = mu[i];
+        double s = m[i];
         if (c.rot.empty()) {
           s += u[i];
         } else {
@@ -101,15 +119,7 @@ std::vector<half_bits> kcode_decode(const KCodec& c, std::span<const std::uint32
         }
         x[i] = s;
       }
-      if (rope_theta > 0) {
-        const double pos = double(first) + double(t);
-        for (std::uint32_t i = 0; i < half; ++i) {
-          const double ang = std::fmod(pos * std::pow(double(rope_theta), -2.0 * i / hd), 2 * std::numbers::pi);
-          const double cs = std::cos(ang), sn = std::sin(ang), x0 = x[i], x1 = x[i + half];
-          x[i] = x0 * cs - x1 * sn;
-          x[i + half] = x0 * sn + x1 * cs;
-        }
-      }
+      if (rope_theta > 0) rope_in_place(x, hd, double(first) + double(t), rope_theta);
       for (std::uint32_t i = 0; i < hd; ++i) out[e * hd + i] = to_half(float(x[i]));
     }
   return out;

@@ -31,14 +31,19 @@ class CpuForward {
 
  private:
   void block(std::uint32_t l, std::vector<float>& x);
-  // The key the cache holds for `k` (kv_dim) of layer l at position pos_.
-  void code_key(std::uint32_t l, std::vector<float>& k, bool pre) const;
+  // The key the cache holds for `k` (kv_dim) of layer l at position pos_
+  // (pre-RoPE for --kcache-rope pre, else post-RoPE); optionally the code's
+  // rotated-domain parts alpha·s and U_r c, and the mean used (kv_dim each).
+  void code_key(std::uint32_t l, std::vector<float>& k, float* sign_part, float* resid_part, float* mean_out) const;
+  // R (hd, hd) row-major of KV head h in layer l (identity for none).
+  std::vector<double> rotation(std::uint32_t l, std::uint32_t h) const;
   const HostWeights& w_;
   std::uint32_t ctx_ = 0, pos_ = 0;
   bool fp16_kv_ = false;
   KCacheConfig kc_;
   const KCalibration* cal_ = nullptr;
   std::vector<std::vector<float>> kcache_, vcache_;  // per layer (ctx, kv_dim)
+  std::vector<std::vector<float>> sign_, resid_, mean_;  // post-RoPE codes: per layer (ctx, kv_dim)
 };
 
 }  // namespace vkq

@@ -11,11 +11,16 @@
 #include <string>
 #include <vector>
 
+#include "vkquant/model/mlp1bit.hpp"
 #include "vkquant/model/model_file.hpp"
 
 namespace vkq {
 
-enum class KRope { post, pre };                 // which key is coded: after RoPE, or before (decoded then rotated)
+// Which key is coded: after RoPE (centered by the post-RoPE mean), before
+// RoPE (decoded, then rotated), or after RoPE centered by the rotated
+// pre-RoPE mean RoPE_p(mu_pre) (DESIGN §2's variant; q·RoPE_p(mu_pre) is
+// added back to each score).
+enum class KRope { post, pre, ropemean };
 enum class KRotation { none, srht, learned };
 
 // How the forward pass stores keys.
@@ -26,8 +31,15 @@ struct KCacheConfig {
   std::uint32_t rank = 0;        // residual rank r (learned rotation only)
   std::uint32_t protect_front = 0;  // first positions kept exact in fp16
   std::uint32_t srht_seed = 0;
+  // Post-RoPE codes are scored in place by the kscore kernels: in fp32
+  // (sign-select, query_bits 0) or by popcounts over query_bits (1, 4 or 8)
+  // planes of the quantized rotated query. Pre-RoPE codes are decoded to fp16.
+  std::uint32_t query_bits = 8;
 };
-const char* krope_name(KRope r);
+const char* krope_name(KRope r);  // "post", "pre", "post-ropemean"
+// Hugging Face rotate_half RoPE on one head (hd): pairs (i, i + hd/2),
+// inv_freq_i = theta^(-2i/hd) in fp32, the angle pos · inv_freq_i in fp64.
+void rope_rotate_half(float* v, std::uint32_t hd, std::uint32_t pos, float theta);
 const char* krotation_name(KRotation r);
 
 // One rope mode's calibration of one layer: every KV head's mean, learned
@@ -46,7 +58,14 @@ struct KCalibration {
   std::uint64_t tokens = 0;
   std::string solver, model_sha256;
   std::uint32_t seed = 0;
-  std::vector<KLayerCalib> post, pre;  // per layer
+  // Per layer. ropemean: mean = the pre-RoPE mean, rotation and basis learned
+  // on RoPE_p(k_pre - mu_pre); empty in artifacts of format version 1.
+  std::vector<KLayerCalib> post, pre, ropemean;
+  // The calibration of one rope mode (throws when the artifact lacks it).
+  const std::vector<KLayerCalib>& mode(KRope r) const;
+  // Learned rotations of the dense MLP matrices (DESIGN §3); absent in
+  // artifacts calibrated before them.
+  std::optional<MlpCalibration> mlp;
 };
 
 // SHA-256 over the model's canonical fp32 tensors (role order): the same
@@ -61,13 +80,15 @@ struct CalibrateOptions {
   int warm_start = 100;  // most FastICA warm-start iterations (0: none)
 };
 // Learns the codec from captured keys: `pre[l]`, `post[l]` are (tokens,
-// kv_heads * hd) for layer l. `progress(done, total)` after each (layer, head, mode).
+// kv_heads * hd) for layer l; `positions` (tokens) the position of each.
+// `progress(done, total)` after each (layer, head, mode).
 KCalibration calibrate_keys(const ModelConfig& c, const std::vector<std::vector<float>>& pre,
-                            const std::vector<std::vector<float>>& post, const CalibrateOptions& o,
+                            const std::vector<std::vector<float>>& post, const std::vector<std::uint32_t>& positions,
+                            const CalibrateOptions& o,
                             const std::function<void(std::size_t, std::size_t)>& progress = {});
 
 // Writes the artifact atomically (safetensors; tensors layers.{i}.k_mean,
-// k_rot, k_resid_basis and the k_pre_* twins; __metadata__ with the format
+// k_rot, k_resid_basis, the k_pre_* twins and k_rm_rot, k_rm_resid_basis; __metadata__ with the format
 // version, producer, method, per-head cos1b and the model's SHA-256).
 void write_kcache_artifact(const std::filesystem::path& path, const KCalibration& k, const std::string& producer);
 // Reads and checks an artifact against `model` (format, version, shapes,

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -47,13 +48,23 @@ std::vector<std::uint64_t> role_shape(const ModelConfig& c, Role r);
 
 enum class Format { safetensors, gguf };
 
+// How ModelFile treats the weights it loads.
+struct ModelOpenOptions {
+  // false: a tensor holding NaN or Inf is refused (FormatError naming it and
+  // the count). true: those values are replaced by 0 and `warn` is told once
+  // per tensor, naming it and the count (`vkquant calibrate --allow-nonfinite`).
+  bool allow_nonfinite = false;
+  // Receives each warning (one line, no newline); unset: written to stderr.
+  std::function<void(const std::string&)> warn;
+};
+
 class ModelFile {
  public:
   // `path`: a .gguf file, a .safetensors file, a model.safetensors.index.json,
   // or a directory holding config.json and either. Validates the config
   // against the tensors (every role present with its shape). Throws
   // FormatError naming the file and the key or tensor.
-  static ModelFile open(const std::filesystem::path& path);
+  static ModelFile open(const std::filesystem::path& path, const ModelOpenOptions& options = {});
 
   ModelFile(ModelFile&&) noexcept;
   ModelFile& operator=(ModelFile&&) noexcept;
@@ -65,7 +76,8 @@ class ModelFile {
   // The tensor's name in the file (for messages).
   std::string tensor_name(Role r, std::uint32_t layer = 0) const;
   // The weight in fp32, canonical layout, role_shape() elements. Throws
-  // FormatError naming the tensor when it holds NaN or Inf (with the count).
+  // FormatError naming the tensor when it holds NaN or Inf (with the count),
+  // unless opened with allow_nonfinite (then they read as 0).
   std::vector<float> load(Role r, std::uint32_t layer = 0) const;
   // The file's storage type of the tensor behind a role ("F32", "F16", "Q8_0", ...).
   std::string dtype(Role r, std::uint32_t layer = 0) const;

@@ -16,11 +16,19 @@
 
 namespace vkq {
 
+// How the dense MLP matrices are stored (DESIGN §3): fp16/fp32 as `weights`
+// says, or 1-bit rows of W Rᵀ with the input rotated by R.
+struct MlpConfig {
+  bool one_bit = false;
+  MlpRotation rotation = MlpRotation::structured;  // dense and structured need a calibration with MLP rotations
+};
+
 struct VkForwardOptions {
   kernels::WeightType weights = kernels::WeightType::f16;  // matrices; norms and router stay fp32
   std::uint32_t ctx = 0;          // KV-cache length (0: the model's context length)
   std::uint32_t max_batch = 256;  // tokens per prefill step
   KCacheConfig kcache;            // fp16 keys (default) or the 1-bit code
+  MlpConfig mlp;                  // 1-bit MLP matrices (dense models; MoE experts stay fp16)
   const KCalibration* calibration = nullptr;  // means, learned rotations, bases (--rotations)
   // Called after every step with each layer's keys before and after RoPE,
   // (n, kv_heads * head_dim) each: what `vkquant calibrate` measures.
@@ -54,6 +62,8 @@ class VkForward {
   // and the same as bits per key coordinate.
   std::uint64_t key_bytes() const;
   double key_bits_per_coordinate() const;
+  // Stored bits per MLP weight (codes, scales and rotations; 16 for fp16).
+  double mlp_bits_per_weight() const;
 
  private:
   struct Impl;

@@ -26,6 +26,10 @@ struct KCodec {
   const Buffer* rot = nullptr;    // (n_kv, hd, hd) row-major R_h: v = R_h (k - mu_h); nullptr: identity (no rotation)
   const Buffer* basis = nullptr;  // (n_kv, hd, rank) U_r row-major; only when rank > 0
   std::uint32_t n_kv = 0, hd = 0, rank = 0;
+  // Mean-RoPE variant (> 0): mu is a pre-RoPE mean and the key at cache
+  // position p is centered by RoPE_p(mu) instead of mu (rotate_half pairs
+  // (i, i + hd/2), angle = p · theta^(-2i/hd), this theta). 0: plain mean.
+  float mean_rope_theta = 0.f;
 };
 
 // Bytes of the code cache for ctx positions (see the layouts above).
@@ -34,7 +38,8 @@ std::uint64_t kcode_alpha_bytes(std::uint32_t ctx, std::uint32_t n_kv);
 std::uint64_t kcode_coef_bytes(std::uint32_t ctx, std::uint32_t n_kv, std::uint32_t rank);
 
 // Encodes rows t < n of k (n, n_kv*hd) f32 into positions pos0 + t of the
-// code cache: v = R_h (k_h - mu_h); bits = sign(v) (v >= 0 -> 1);
+// code cache: v = R_h (k_h - m_h) with m_h = mu_h, or RoPE_{pos0+t}(mu_h) in
+// the mean-RoPE variant; bits = sign(v) (v >= 0 -> 1);
 // alpha = ||v||_1 / hd (fp16, round to nearest even); if rank > 0:
 // c = U_rᵀ (v - alpha_fp16 · s) (fp16). Halves of other positions sharing a
 // word are kept. coef may be nullptr when rank == 0.
@@ -43,7 +48,8 @@ void kcode_encode(Stream& s, const KCodec& c, const Buffer& k, Buffer& bits, Buf
 
 // Decodes positions first .. first+len-1 into kcache ((ctx, n_kv, hd) fp16,
 // two per uint32, low half = even coordinate, as kv_store writes it):
-// k̂_h = mu_h + R_hᵀ (alpha · s + U_r c), then, if rope_theta > 0, RoPE
+// k̂_h = m_h + R_hᵀ (alpha · s + U_r c) (m_h as in kcode_encode at the cache
+// position), then, if rope_theta > 0 (not with the mean-RoPE variant), RoPE
 // (rotate_half pairs (i, i + hd/2), inv_freq_i = theta^(-2i/hd), angle =
 // cache position · inv_freq); fp16 round to nearest even. Other positions of
 // kcache are untouched. coef may be nullptr when rank == 0.

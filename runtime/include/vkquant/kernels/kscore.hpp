@@ -3,11 +3,15 @@
 // (b = 1, 4, 8), and the fp16 q·Kᵀ baseline. All of them score a whole GQA
 // group per pass over the keys: query head h uses KV head h / group.
 //
-// Layouts (shaders/include/kscore.h has the full list):
+// Layouts (shaders/include/kscore.h has the full list), for the defaults
+// (key-major keys, one query row):
 //   bits   (kv_heads, N, ceil(d/32)) uint32   alpha (kv_heads, N) fp16 (flat, two per word)
 //   c      (kv_heads, N, r) fp16             U     (kv_heads, d, r) fp32
 //   q      (q_heads, d) fp32 (rotated)       qmu   (q_heads) fp32
 //   scores (q_heads, N) fp32                 K     (kv_heads, N, ceil(d/2)) fp16
+// KscoreShape::layout = position_major swaps the first two dimensions of the
+// key-side arrays; several query rows add a leading row dimension to the
+// query-side arrays and to scores.
 // Key-side buffers and scores may exceed maxStorageBufferRange: they are bound
 // in key chunks. Query-side buffers must fit in one binding.
 #pragma once
@@ -19,6 +23,12 @@
 
 namespace vkq::kernels {
 
+// Where key t of KV head kv sits in bits / alpha / c (and K of kscore_f16).
+enum class KscoreLayout {
+  key_major,       // row kv*N + t: (kv_heads, N, ...)
+  position_major,  // row t*kv_heads + kv: (N, kv_heads, ...), the kcodec cache
+};
+
 // The shape of one scoring call.
 struct KscoreShape {
   std::uint32_t d = 0;         // head dimension, 1..1024 (kernels unroll over it)
@@ -26,9 +36,19 @@ struct KscoreShape {
   std::uint32_t group = 1;     // query heads per KV head
   std::uint64_t keys = 0;      // N keys per KV head
   std::uint32_t rank = 0;      // residual rank r (0: no residual)
+  KscoreLayout layout = KscoreLayout::key_major;
+  // Query rows: the call scores query rows query0 .. query0+queries-1 of the
+  // query-side buffers (q, qmu, uq, planes, qconst: (rows, q_heads, ...)) into
+  // scores (queries, q_heads, N).
+  std::uint32_t queries = 1, query0 = 0;
+  // Causal: query row y of the call writes scores of keys t < causal_keys + y
+  // only; the rest of its score row is left untouched.
+  bool causal = false;
+  std::uint64_t causal_keys = 0;
 
-  std::uint32_t q_heads() const { return group * kv_heads; }
-  std::uint32_t words() const { return (d + 31) / 32; }  // W: uint32 words per key
+  std::uint32_t q_heads() const { return group * kv_heads; }                    // query heads per query row
+  std::uint64_t query_rows() const { return std::uint64_t(query0) + queries; }  // rows the query-side buffers hold
+  std::uint32_t words() const { return (d + 31) / 32; }                        // W: uint32 words per key
 };
 
 // The 1-bit keys.
@@ -40,17 +60,17 @@ struct KscoreKeys {
 
 // The rotated queries and their per-head extras.
 struct KscoreQuery {
-  const Buffer* q = nullptr;      // (q_heads, d) fp32, q' = R q
-  const Buffer* qmu = nullptr;    // (q_heads) fp32 q·mu, or null
+  const Buffer* q = nullptr;      // (rows, q_heads, d) fp32, q' = R q
+  const Buffer* qmu = nullptr;    // (rows, q_heads) fp32 q·mu, or null
   const Buffer* basis = nullptr;  // (kv_heads, d, r) fp32 U_r; required iff rank > 0
-  Buffer* uq = nullptr;           // (q_heads, r) fp32 scratch for U_rᵀ q'; required iff rank > 0
+  Buffer* uq = nullptr;           // (rows, q_heads, r) fp32 scratch for U_rᵀ q'; required iff rank > 0
 };
 
 // A query quantized by kscore_quantize_query.
 struct KscoreQuantized {
   std::uint32_t bits = 8;         // b: 1, 4 or 8 planes
-  const Buffer* planes = nullptr; // (q_heads, b, W) uint32
-  const Buffer* qconst = nullptr; // (q_heads) gpu::KscoreQueryConst (16 bytes each)
+  const Buffer* planes = nullptr; // (rows, q_heads, b, W) uint32
+  const Buffer* qconst = nullptr; // (rows, q_heads) gpu::KscoreQueryConst (16 bytes each)
 };
 
 // Launch choices; the defaults suit every device.
@@ -60,7 +80,7 @@ struct KscoreTuning {
   std::uint64_t max_binding_bytes = 0;    // 0: the device limit; tests lower it to force key chunking
 };
 
-// Bytes of the planes / qconst buffers for `shape` at b bits.
+// Bytes of the planes / qconst buffers for `shape` at b bits (query_rows() rows).
 std::uint64_t kscore_planes_bytes(const KscoreShape& shape, std::uint32_t b);
 std::uint64_t kscore_qconst_bytes(const KscoreShape& shape);
 
@@ -68,7 +88,8 @@ std::uint64_t kscore_qconst_bytes(const KscoreShape& shape);
 void kscore_float(Stream& s, const KscoreShape& shape, const KscoreKeys& keys, const KscoreQuery& query,
                   Buffer& scores, const KscoreTuning& tuning = {});
 
-// Quantizes q' to b bit-planes plus per-head Δ, z, 1/Δ, Σ Q (one workgroup per head).
+// Quantizes q' to b bit-planes plus per-head Δ, z, 1/Δ, Σ Q (one workgroup per
+// head), for query rows query0 .. query0+queries-1.
 void kscore_quantize_query(Stream& s, const KscoreShape& shape, std::uint32_t b, const Buffer& q, Buffer& planes,
                            Buffer& qconst);
 
@@ -77,11 +98,12 @@ void kscore_quantize_query(Stream& s, const KscoreShape& shape, std::uint32_t b,
 void kscore_popcount(Stream& s, const KscoreShape& shape, const KscoreKeys& keys, const KscoreQuery& query,
                      const KscoreQuantized& qq, Buffer& scores, const KscoreTuning& tuning = {});
 
-// sums (q_heads, N) int32 = Σ_i s_i Q_i exactly: the popcount path's integer core.
+// sums (queries, q_heads, N) int32 = Σ_i s_i Q_i exactly: the popcount path's integer core.
 void kscore_popcount_sums(Stream& s, const KscoreShape& shape, const Buffer& bits, const KscoreQuantized& qq,
                           Buffer& sums, const KscoreTuning& tuning = {});
 
-// fp16 baseline: scores (q_heads, N) = q · K[h / group]ᵀ with K (kv_heads, N, ceil(d/2)) fp16.
+// fp16 baseline: scores (queries, q_heads, N) = q · K[h / group]ᵀ with K (kv_heads, N, ceil(d/2)) fp16
+// (or (N, kv_heads, ceil(d/2)) position-major).
 void kscore_f16(Stream& s, const KscoreShape& shape, const Buffer& k, const Buffer& q, Buffer& scores,
                 const KscoreTuning& tuning = {});
 

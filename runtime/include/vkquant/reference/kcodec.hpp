@@ -17,6 +17,7 @@ struct KCodec {
   std::span<const float> rot;    // (n_kv, hd, hd) row-major R_h; empty: identity
   std::span<const float> basis;  // (n_kv, hd, rank) U_r row-major
   std::uint32_t n_kv = 0, hd = 0, rank = 0;
+  float mean_rope_theta = 0;     // > 0: mu is pre-RoPE, position p centers by RoPE_p(mu)
 };
 
 struct KCodes {
@@ -26,17 +27,24 @@ struct KCodes {
   std::vector<double> v;            // (n, n_kv, hd): the rotated centered keys
 };
 
-// Encodes k (n, n_kv*hd): v = R_h (k_h - mu_h), bits = [v >= 0],
-// alpha = ||v||_1 / hd (fp16), c = U_rᵀ (v - alpha_fp16 · s) (fp16).
-KCodes kcode_encode(const KCodec& c, std::span<const float> k, std::uint32_t n);
+// The centering vector of head h at cache position pos (hd values): mu_h, or
+// RoPE_pos(mu_h) (rotate_half pairs, angle = pos · theta^(-2i/hd)) in the
+// mean-RoPE variant.
+std::vector<double> kcode_mean_at(const KCodec& c, std::uint32_t h, std::uint64_t pos);
+
+// Encodes k (n, n_kv*hd), row t at cache position pos0 + t: v = R_h (k_h - m_h)
+// (m_h = kcode_mean_at), bits = [v >= 0], alpha = ||v||_1 / hd (fp16),
+// c = U_rᵀ (v - alpha_fp16 · s) (fp16).
+KCodes kcode_encode(const KCodec& c, std::span<const float> k, std::uint32_t n, std::uint32_t pos0 = 0);
 
 // c = U_rᵀ (v - alpha · s) of one element (v: hd values, s from v >= 0), head h.
 std::vector<double> kcode_coefs(const KCodec& c, std::uint32_t h, std::span<const double> v, double alpha);
 
 // Decodes codes of len positions (bits (len, n_kv, hd/32), alpha (len, n_kv),
 // coef (len, n_kv, rank)) standing at cache positions first..first+len-1:
-// k̂_h = mu_h + R_hᵀ (alpha · s + U_r c), then RoPE (rotate_half pairs
-// (i, i + hd/2), angle = position · theta^(-2i/hd)) if rope_theta > 0.
+// k̂_h = m_h + R_hᵀ (alpha · s + U_r c) (m_h = kcode_mean_at), then RoPE
+// (rotate_half pairs (i, i + hd/2), angle = position · theta^(-2i/hd)) if
+// rope_theta > 0.
 // Returns (len, n_kv, hd) fp16 bits (fp64 -> fp32 -> fp16, nearest even).
 std::vector<half_bits> kcode_decode(const KCodec& c, std::span<const std::uint32_t> bits,
                                     std::span<const half_bits> alpha, std::span<const half_bits> coef,

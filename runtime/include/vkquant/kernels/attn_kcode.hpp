@@ -1,0 +1,102 @@
+// Causal GQA attention over the 1-bit K-cache code (DESIGN §2) and the fp16
+// V cache: the post-RoPE key at position p is scored from its code as
+//   q·k̂_p = q·m_p + alpha_p·(q'·s_p) + (U_rᵀ q')·c_p,   q' = R_{h/group} q,
+// m_p = mu (plain mean) or RoPE_p(mu_pre) (mean-RoPE variant, KCodec::
+// mean_rope_theta > 0), with q'·s_p in fp32 (float path) or from popcounts of
+// a b-bit quantized q' (popcount path); positions p < front use the exact
+// fp16 keys. The scores come from the kscore kernels (vkquant/kernels/
+// kscore.hpp) over the position-major code cache, then softmax(scale·score)
+// times V as attention() (vkquant/kernels/attn.hpp) does it.
+//
+// Layouts: q, out (n, n_heads, hd) f32; code cache as kcodec.hpp
+// (bits (ctx, n_kv, hd/32), alpha (ctx, n_kv) fp16, coef (ctx, n_kv, rank)
+// fp16); front keys and V cache as kv_store writes them ((ctx, n_kv, hd)
+// fp16); the mean-RoPE table (positions, hd/2, 2) f32 (cos, sin). Scratch
+// layouts: shaders/include/attn_kcode.h.
+// Limits: hd in {32, 64, 96, 128, 256}; every buffer range a call reads must
+// fit in one binding except the code cache (bound in key chunks); long
+// prefills are scored in blocks of query rows whose scores fit the cap.
+#pragma once
+
+#include <cstdint>
+
+#include "vkquant/buffer.hpp"
+#include "vkquant/device.hpp"
+#include "vkquant/kernels/kcodec.hpp"
+#include "vkquant/kernels/kscore.hpp"
+#include "vkquant/stream.hpp"
+
+namespace vkq::kernels {
+
+// How q'·s is computed.
+enum class KcodePath {
+  float_signs,  // fp32 sign-select accumulate (kscore_float)
+  popcount,     // popcounts of the b-bit quantized q' (kscore_quantize_query + kscore_popcount)
+};
+
+// One layer's 1-bit key cache as kcode_encode writes it, and its exact front.
+struct KcodeKeys {
+  KCodec codec;                        // mu (pre-RoPE mu with mean_rope_theta > 0), rot, basis, n_kv, hd, rank
+  const Buffer* bits = nullptr;        // (ctx, n_kv, hd/32) uint32
+  const Buffer* alpha = nullptr;       // (ctx, n_kv) fp16
+  const Buffer* coef = nullptr;        // (ctx, n_kv, rank) fp16; required iff rank > 0
+  std::uint32_t front = 0;             // positions < front are scored with exact keys
+  const Buffer* front_keys = nullptr;  // (>= min(front, kv_len), n_kv, hd) fp16; required iff front > 0
+  const Buffer* rope_table = nullptr;  // (>= kv_len, hd/2, 2) f32 from attn_kcode_rope_table(mean_rope_theta)
+                                       // at positions 0..; required iff mean_rope_theta > 0
+};
+
+struct AttnKcodeOptions {
+  KcodePath path = KcodePath::popcount;
+  std::uint32_t query_bits = 8;       // popcount path: b = 1, 4 or 8
+  std::uint64_t max_score_bytes = 0;  // scores per query block (0: 64 MiB); tests lower it to force blocks
+  KscoreTuning tuning = {};           // passed to the kscore kernels
+};
+
+// Scratch bytes of each part (4 where a part is unused).
+struct AttnKcodeScratchBytes {
+  std::uint64_t q = 4;        // (n, n_heads, hd) f32: q'
+  std::uint64_t qmu = 4;      // (n, n_heads) f32
+  std::uint64_t mrope = 4;    // (n, n_heads, hd) f32: mean-RoPE (A, B) pairs
+  std::uint64_t uq = 4;       // (n, n_heads, rank) f32
+  std::uint64_t planes = 4;   // (n, n_heads, b, hd/32) uint32
+  std::uint64_t qconst = 4;   // (n, n_heads) 16-byte query constants
+  std::uint64_t scores = 4;   // (nb, n_heads, kv_len) f32, nb = query rows per block
+  std::uint64_t partial = 4;  // split-K partials of one block
+  std::uint64_t total() const { return q + qmu + mrope + uq + planes + qconst + scores + partial; }
+};
+
+// The scratch buffers of attention_kcode.
+struct AttnKcodeScratch {
+  Buffer q, qmu, mrope, uq, planes, qconst, scores, partial;
+  // Device-local buffers of the given sizes.
+  static AttnKcodeScratch create(Device& d, const AttnKcodeScratchBytes& bytes);
+  // Whether every buffer is at least as large as `bytes` says.
+  bool holds(const AttnKcodeScratchBytes& bytes) const;
+};
+
+// Scratch sizes attention_kcode needs for n query rows over kv_len = pos0 + n
+// keys on this device.
+AttnKcodeScratchBytes attention_kcode_scratch_bytes(const Device& d, const KCodec& codec, std::uint32_t n,
+                                                    std::uint32_t n_heads, std::uint32_t kv_len,
+                                                    const AttnKcodeOptions& options = {});
+
+// Bytes of a mean-RoPE table of `positions` positions.
+std::uint64_t attn_kcode_rope_table_bytes(std::uint32_t positions, std::uint32_t hd);
+
+// Writes rows first .. first+count-1 of the mean-RoPE table:
+// table[p][i] = (cos, sin)(p · theta^(-2i/hd)) (angles reduced in float-float).
+// Depends on theta and hd only: build it once per model for the context.
+void attn_kcode_rope_table(Stream& s, float theta, std::uint32_t hd, Buffer& table, std::uint32_t first,
+                           std::uint32_t count);
+
+// Causal GQA attention of query rows t < n (position pos0 + t, q (n, n_heads,
+// hd) post-RoPE, unrotated) over code positions 0..pos0+t and the fp16 V cache
+// (vcache (ctx, n_kv, hd)); out[t, h, :] = Σ_p softmax_p(scale · score) v_p,
+// fp32 softmax and accumulation. The code cache (and front keys) must hold
+// positions < pos0 + n. scratch: at least attention_kcode_scratch_bytes(...).
+void attention_kcode(Stream& s, const Buffer& q, const KcodeKeys& keys, const Buffer& vcache, Buffer& out,
+                     std::uint32_t n, std::uint32_t pos0, std::uint32_t n_heads, float scale,
+                     AttnKcodeScratch& scratch, const AttnKcodeOptions& options = {});
+
+}  // namespace vkq::kernels

@@ -1,0 +1,71 @@
+# cmake -DHTML=report.html -DPOINTS="plot-id=n;..." [-DMISSING=id] [-DWORK=dir] -P check_html.cmake
+# Renders a `vkquant gauge --html` report in headless Chromium (Debian's
+# `chromium` package) and checks the DOM after its script ran: the page is
+# marked rendered, no script error was caught, and every plot drew its points.
+# Fails (never skips) when Chromium is missing.
+find_program(CHROMIUM NAMES chromium chromium-browser google-chrome-stable google-chrome)
+if(NOT CHROMIUM)
+  message(FATAL_ERROR "chromium not found: install Debian's `chromium` package (scripts/setup-debian.sh)")
+endif()
+if(NOT EXISTS "${HTML}")
+  message(FATAL_ERROR "${HTML}: no report to check")
+endif()
+file(READ "${HTML}" page)
+
+# Self-contained: nothing is fetched (the SVG namespace URI is a name, not a fetch).
+foreach(pattern "<link" " src=" "href=" "@import" "url\\(" "<iframe" "fetch\\(" "XMLHttpRequest")
+  if(page MATCHES "${pattern}")
+    message(FATAL_ERROR "${HTML}: refers to an external resource (${pattern})")
+  endif()
+endforeach()
+
+if(NOT WORK)
+  get_filename_component(WORK "${HTML}" DIRECTORY)
+endif()
+get_filename_component(name "${HTML}" NAME)
+set(profile "${WORK}/${name}.chromium-profile")
+file(REMOVE_RECURSE "${profile}")
+get_filename_component(abs "${HTML}" ABSOLUTE)
+execute_process(
+  COMMAND ${CHROMIUM} --headless --no-sandbox --disable-gpu --no-first-run --user-data-dir=${profile} --dump-dom file://${abs}
+  RESULT_VARIABLE rc OUTPUT_VARIABLE dom ERROR_VARIABLE err TIMEOUT 180)
+file(REMOVE_RECURSE "${profile}")
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "chromium exited ${rc}: ${err}")
+endif()
+file(WRITE "${WORK}/${name}.dom.html" "${dom}")
+
+# window.onerror (set first in <head>) marks <html data-js-error="...">.
+if(dom MATCHES "data-js-error=\"([^\"]*)\"")
+  message(FATAL_ERROR "${HTML}: the page's script failed: ${CMAKE_MATCH_1}")
+endif()
+if(NOT dom MATCHES "<body[^>]* data-rendered=\"ok\"")
+  message(FATAL_ERROR "${HTML}: the page's script did not finish (no data-rendered on <body>)")
+endif()
+list(LENGTH POINTS nplots)
+if(NOT dom MATCHES "<body[^>]* data-plots=\"${nplots}\"")
+  message(FATAL_ERROR "${HTML}: expected ${nplots} plots drawn")
+endif()
+set(total 0)
+foreach(p ${POINTS})
+  string(REPLACE "=" ";" kv "${p}")
+  list(GET kv 0 id)
+  list(GET kv 1 n)
+  if(NOT dom MATCHES "<svg[^>]* id=\"${id}\"[^>]* data-points=\"([0-9]+)\"")
+    message(FATAL_ERROR "${HTML}: plot ${id} was not drawn")
+  endif()
+  if(NOT CMAKE_MATCH_1 EQUAL n)
+    message(FATAL_ERROR "${HTML}: plot ${id} drew ${CMAKE_MATCH_1} points, expected ${n}")
+  endif()
+  math(EXPR total "${total} + ${n}")
+endforeach()
+# The points are real SVG circles in the DOM (legend dots come on top).
+string(REGEX MATCHALL "<circle " circles "${dom}")
+list(LENGTH circles ncircles)
+if(ncircles LESS total)
+  message(FATAL_ERROR "${HTML}: ${ncircles} <circle> elements in the DOM, fewer than the ${total} points")
+endif()
+if(MISSING AND NOT dom MATCHES "id=\"${MISSING}\"")
+  message(FATAL_ERROR "${HTML}: no #${MISSING} note")
+endif()
+message(STATUS "${HTML}: ${nplots} plots, ${ncircles} circles, no script error")

@@ -1,0 +1,51 @@
+// libFuzzer: a K-cache calibration artifact (*.vkq.safetensors) through
+// read_kcache_artifact against a tiny model written once per process
+// (kcache_model.hpp; the seeds are calibrations of that model). An accepted
+// artifact must hold every tensor at the size its metadata promises.
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "fuzz_common.hpp"
+#include "kcache_model.hpp"
+#include "vkquant/error.hpp"
+#include "vkquant/model/kcache.hpp"
+#include "vkquant/model/model_file.hpp"
+
+namespace {
+
+const vkq::ModelFile& model() {
+  static const vkq::ModelFile m = [] {
+    const auto dir = vkq_fuzz::scratch_dir() / "model";
+    vkq_fuzz::write_fuzz_model(dir);
+    return vkq::ModelFile::open(dir);
+  }();
+  return m;
+}
+
+// One rope mode of an accepted artifact: a layer each, every tensor full size.
+void check_mode(const std::vector<vkq::KLayerCalib>& mode, const vkq::KCalibration& k) {
+  if (mode.size() != k.layers) __builtin_trap();
+  const std::size_t kv = k.kv_heads, hd = k.head_dim;
+  for (const auto& L : mode)
+    if (L.mean.size() != kv * hd || L.rot.size() != kv * hd * hd || L.basis.size() != (k.rank ? kv * hd * k.rank : 0))
+      __builtin_trap();
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const vkq::ModelFile& m = model();
+  const auto path = vkq_fuzz::write_input("input.vkq.safetensors", data, size);
+  try {
+    const auto k = vkq::read_kcache_artifact(path, m);
+    const auto& c = m.config();
+    if (k.layers != c.layers || k.kv_heads != c.kv_heads || k.head_dim != c.head_dim || k.rank > k.head_dim)
+      __builtin_trap();
+    check_mode(k.post, k);
+    check_mode(k.pre, k);
+    if (!k.ropemean.empty()) check_mode(k.ropemean, k);  // absent in format version 1
+  } catch (const vkq::Error&) {
+  }
+  return 0;
+}

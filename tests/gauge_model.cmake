@@ -1,0 +1,63 @@
+# `vkquant gauge MODEL` (issue 6, item 4) as a user runs it, on the bundled
+# dense and MoE models with few tokens and solver iterations: the JSON's
+# structure, --rotations with the committed artifact, the HTML report in
+# headless Chromium, and the refusals. Included from tests/CMakeLists.txt.
+if(TARGET vkquant)
+  set(gm ${PROJECT_SOURCE_DIR}/models)
+  set(gdir ${CMAKE_CURRENT_BINARY_DIR}/gauge_model)
+  file(MAKE_DIRECTORY ${gdir})
+  set(vkq -DVKQ=$<TARGET_FILE:vkquant>)
+  set(check ${CMAKE_CURRENT_SOURCE_DIR}/gauge_model_check.cmake)
+  # Few keys and iterations: these tests check structure, not the figures' quality.
+  set(fast --tokens 512 --iters 4 --warm-start 10 --mlp-iters 2 --mlp-warm-start 0)
+
+  # The fidelity JSON the HTML report plots (one chunk of text, every configuration).
+  add_test(NAME cli.gauge_fidelity_json COMMAND ${CMAKE_COMMAND} ${vkq}
+           "-DARGS=ppl;${gm}/kjv-llama;--text;${CMAKE_CURRENT_SOURCE_DIR}/data/ppl-sample.txt;--rotations;${gm}/kjv-llama.vkq.safetensors;--compare;--chunks;1;--json"
+           -DOUT=${gdir}/fidelity.json -P ${CMAKE_CURRENT_SOURCE_DIR}/gauge_model_run.cmake)
+  set_tests_properties(cli.gauge_fidelity_json PROPERTIES FIXTURES_SETUP gauge_fidelity)
+
+  # Dense: every layer and KV head, both RoPE modes, every MLP matrix; the report with the fidelity plot.
+  add_test(NAME cli.gauge_model_dense COMMAND ${CMAKE_COMMAND} ${vkq}
+           "-DARGS=gauge;${gm}/kjv-llama;--json;${fast};--html;${gdir}/kjv-llama.html;--fidelity;${gdir}/fidelity.json"
+           -DOUT=${gdir}/kjv-llama.json -DLAYERS=4 -DKV_HEADS=2 -DMLP=dense -DFROM=solver -P ${check})
+  set_tests_properties(cli.gauge_model_dense PROPERTIES FIXTURES_REQUIRED gauge_fidelity FIXTURES_SETUP gauge_dense_html)
+  add_test(NAME cli.gauge_html_dense COMMAND ${CMAKE_COMMAND} -DHTML=${gdir}/kjv-llama.html
+           "-DPOINTS=plot-keys-post=40;plot-keys-pre=40;plot-mlp=48;plot-fidelity=20" -P ${CMAKE_CURRENT_SOURCE_DIR}/check_html.cmake)
+  set_tests_properties(cli.gauge_html_dense PROPERTIES FIXTURES_REQUIRED gauge_dense_html)
+
+  # MoE (GGUF): expert banks under one shared rotation beside the per-expert mean; a report without --fidelity says so.
+  add_test(NAME cli.gauge_model_moe COMMAND ${CMAKE_COMMAND} ${vkq}
+           "-DARGS=gauge;${gm}/kjv-olmoe.gguf;--json;${fast};--experts;3;--html;${gdir}/kjv-olmoe.html"
+           -DLAYERS=4 -DKV_HEADS=2 -DMLP=moe -DEXPERTS=3 -P ${check})
+  set_tests_properties(cli.gauge_model_moe PROPERTIES FIXTURES_SETUP gauge_moe_html)
+  add_test(NAME cli.gauge_html_moe COMMAND ${CMAKE_COMMAND} -DHTML=${gdir}/kjv-olmoe.html
+           "-DPOINTS=plot-keys-post=40;plot-keys-pre=40;plot-mlp=48" -DMISSING=fidelity-missing
+           -P ${CMAKE_CURRENT_SOURCE_DIR}/check_html.cmake)
+  set_tests_properties(cli.gauge_html_moe PROPERTIES FIXTURES_REQUIRED gauge_moe_html)
+
+  # The committed artifact's rotations and means: learned beats SRHT on every head.
+  add_test(NAME cli.gauge_model_rotations COMMAND ${CMAKE_COMMAND} ${vkq}
+           "-DARGS=gauge;${gm}/kjv-llama;--rotations;${gm}/kjv-llama.vkq.safetensors;--no-mlp;--json;--tokens;1024;--iters;4;--warm-start;10"
+           -DLAYERS=4 -DKV_HEADS=2 -DFROM=artifact -DLEARNED_BEATS_SRHT=ON -P ${check})
+
+  # Terminal tables: the verdict rule is stated, a verdict per layer.
+  add_test(NAME cli.gauge_model_tables COMMAND vkquant gauge ${gm}/kjv-llama --no-mlp ${fast})
+  set_tests_properties(cli.gauge_model_tables PROPERTIES PASS_REGULAR_EXPRESSION
+    "verdict: held-out learned cos1b >= 0\\.92.*\n +3 +(1-bit ok|needs residual|keep fp16) ")
+
+  foreach(case
+      "gauge_model_missing|1|gauge;/nonexistent/model-dir"
+      "gauge_rotations_other_model|1|gauge;${gm}/kjv-olmoe;--no-mlp;--rotations;${gm}/kjv-llama.vkq.safetensors"
+      "gauge_rotations_not_artifact|1|gauge;${gm}/kjv-llama;--no-mlp;--rotations;${gm}/kjv-llama/model.safetensors"
+      "gauge_text_missing|1|gauge;${gm}/kjv-llama;--text;/nonexistent.txt"
+      "gauge_fidelity_missing|1|gauge;${gm}/kjv-llama;--html;${gdir}/x.html;--fidelity;/nonexistent.json"
+      "gauge_fidelity_not_ppl|1|gauge;${gm}/kjv-llama;--html;${gdir}/x.html;--fidelity;${gm}/kjv-llama/config.json"
+      "gauge_fidelity_without_html|1|gauge;${gm}/kjv-llama;--fidelity;${gm}/kjv-llama/config.json"
+      "gauge_html_no_dir|1|gauge;${gm}/kjv-llama;--html;/nonexistent-dir/report.html"
+      "gauge_html_is_dir|1|gauge;${gm}/kjv-llama;--html;${gdir}"
+      "gauge_keys_file_model_flag|1|gauge;${CMAKE_CURRENT_BINARY_DIR}/planted_small.safetensors;--rotations;${gm}/kjv-llama.vkq.safetensors")
+    vkq_expect_exit("${case}")
+  endforeach()
+  set_tests_properties(cli.gauge_keys_file_model_flag PROPERTIES FIXTURES_REQUIRED planted_keys)
+endif()

@@ -1,0 +1,29 @@
+// The HTML report of `vkquant gauge MODEL --html OUT`: one self-contained
+// file (inline CSS, inline script drawing SVG; nothing from the network) with
+// the gauge's tables and plots, and bits per key coordinate against
+// perplexity from a `vkquant ppl --compare --json` run.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+namespace vkq::cli {
+
+// Reads the JSON of `vkquant ppl MODEL --text FILE --compare --json` (or of a
+// single `ppl --json` run) and checks what the plot needs: every config with a
+// name, a finite positive perplexity and key bits per coordinate. Throws
+// FormatError naming the file and the problem.
+nlohmann::json read_fidelity(const std::filesystem::path& path);
+
+// Throws vkq::Error unless `path` could be written: its directory exists and
+// is writable, and `path` is not a directory.
+void check_writable(const std::filesystem::path& path, const std::string& flag);
+
+// The report for gauge_model()'s JSON; `fidelity` (read_fidelity's) draws
+// the bits-against-perplexity plot, else the page says the plot needs it.
+std::string gauge_html(const nlohmann::ordered_json& gauge, const std::optional<nlohmann::json>& fidelity);
+
+}  // namespace vkq::cli
