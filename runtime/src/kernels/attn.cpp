@@ -5,6 +5,7 @@
 #include <string>
 
 #include "attn.h"
+#include "checks.hpp"
 #include "vkquant/error.hpp"
 
 namespace vkq::kernels {
@@ -24,16 +25,9 @@ constexpr std::uint32_t kMaxSplits = 256;
 constexpr std::uint32_t kMaxKeysPerSplit = 32768;
 constexpr std::uint64_t k2pow32 = std::uint64_t(1) << 32;
 
-[[noreturn]] void fail(const char* fn, const std::string& what) { throw Error(std::string(fn) + ": " + what); }
-
+using check::fail;
 void need(const char* fn, const Device& d, const char* name, const Buffer* b, std::uint64_t bytes) {
-  if (!b || !*b) fail(fn, std::string(name) + " buffer missing");
-  if (b->size() < bytes)
-    fail(fn, std::string(name) + " holds " + std::to_string(b->size()) + " bytes, needs " + std::to_string(bytes));
-  if (bytes > d.info().max_storage_buffer_range)
-    fail(fn, std::string(name) + " needs " + std::to_string(bytes) + " bytes in one binding, more than " +
-                 "maxStorageBufferRange " + std::to_string(d.info().max_storage_buffer_range) +
-                 " (larger caches are not supported)");
+  (void)check::need(fn, d, name, b, bytes, "larger caches are not supported");
 }
 
 void check_head(const char* fn, std::uint32_t n_kv, std::uint32_t hd) {

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "attn_kcode.h"
+#include "checks.hpp"
 #include "vkquant/error.hpp"
 #include "vkquant/kernels/attn.hpp"
 
@@ -27,18 +28,8 @@ constexpr std::uint32_t kMaxSplits = 256;
 constexpr std::uint32_t kMaxKeysPerSplit = 32768;
 constexpr std::uint64_t k2pow32 = std::uint64_t(1) << 32;
 
-[[noreturn]] void fail(const char* fn, const std::string& what) { throw Error(std::string(fn) + ": " + what); }
-
-// A binding of the first `bytes` of b: present, large enough, within one binding.
-Binding need(const char* fn, const Device& d, const char* name, const Buffer* b, std::uint64_t bytes) {
-  if (!b || !*b) fail(fn, std::string(name) + " buffer missing");
-  if (b->size() < bytes)
-    fail(fn, std::string(name) + " holds " + std::to_string(b->size()) + " bytes, needs " + std::to_string(bytes));
-  if (bytes > d.info().max_storage_buffer_range)
-    fail(fn, std::string(name) + " needs " + std::to_string(bytes) + " bytes in one binding, more than " +
-                 "maxStorageBufferRange " + std::to_string(d.info().max_storage_buffer_range));
-  return Binding(*b, 0, std::max<std::uint64_t>(bytes, 4));
-}
+using check::fail;
+using check::need;
 
 void check_codec(const char* fn, const KCodec& c) {
   const std::uint32_t hd = c.hd;

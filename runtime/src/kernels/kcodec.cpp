@@ -5,6 +5,7 @@
 #include <string>
 #include <utility>
 
+#include "checks.hpp"
 #include "kcodec.h"
 #include "vkquant/device.hpp"
 #include "vkquant/error.hpp"
@@ -20,18 +21,10 @@ constexpr std::uint32_t kMaxNkv = 64;
 constexpr std::uint32_t kPairsPerDecodeInvocation = 8;  // G in kcodec_decode.comp
 constexpr std::uint64_t k2pow32 = std::uint64_t(1) << 32;
 
-[[noreturn]] void fail(const char* fn, const std::string& what) { throw Error(std::string(fn) + ": " + what); }
-
-// A binding of the first `bytes` of b: present, large enough, within one binding.
+using check::fail;
+// Bindings past maxStorageBufferRange are refused.
 Binding need(const char* fn, const Device& d, const char* name, const Buffer* b, std::uint64_t bytes) {
-  if (!b || !*b) fail(fn, std::string(name) + " buffer missing");
-  if (b->size() < bytes)
-    fail(fn, std::string(name) + " holds " + std::to_string(b->size()) + " bytes, needs " + std::to_string(bytes));
-  if (bytes > d.info().max_storage_buffer_range)
-    fail(fn, std::string(name) + " needs " + std::to_string(bytes) + " bytes in one binding, more than " +
-                 "maxStorageBufferRange " + std::to_string(d.info().max_storage_buffer_range) +
-                 " (larger code caches are not supported)");
-  return Binding(*b, 0, bytes);
+  return check::need(fn, d, name, b, bytes, "larger code caches are not supported");
 }
 
 // Workgroup size: each invocation keeps hd floats in shared memory, so the
