@@ -11,6 +11,7 @@
 #include "vkquant/model/cpu_forward.hpp"
 #include "vkquant/model/kcache.hpp"
 #include "vkquant/model/vk_forward.hpp"
+#include "vkquant/safetensors.hpp"
 
 namespace vkq::test {
 namespace {
@@ -146,6 +147,24 @@ TEST_F(VulkanTest, ModelKCacheArtifact) {
     FAIL() << "artifact accepted for another model";
   } catch (const FormatError& e) {
     EXPECT_NE(std::string(e.what()).find("calibrated on another model"), std::string::npos) << e.what();
+  }
+  // A count past 32 bits in the metadata is refused, not truncated.
+  {
+    const auto f2 = SafetensorsFile::open(path);
+    std::vector<std::vector<float>> values;
+    std::vector<TensorWrite> t;
+    for (const auto& info : f2.tensors()) values.push_back(f2.to_float(info));
+    for (std::size_t i = 0; i < values.size(); ++i) t.push_back(f32_tensor(f2.tensors()[i].name, f2.tensors()[i].shape, values[i]));
+    auto meta = f2.metadata();
+    meta["layers"] = "4294967298";  // 2 + 2^32
+    const auto bad = dir / "bad.vkq.safetensors";
+    write_safetensors(bad, t, meta);
+    try {
+      (void)read_kcache_artifact(bad, f);
+      FAIL() << "layers = 2^32 + 2 accepted";
+    } catch (const FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find("__metadata__.layers"), std::string::npos) << e.what();
+    }
   }
   // Not an artifact at all: the model's own weights file.
   EXPECT_THROW((void)read_kcache_artifact(dir / "model.safetensors", f), FormatError);
