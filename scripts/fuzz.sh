@@ -1,28 +1,31 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets of tests/fuzz (clang-14, ASan + UBSan) into
-# ./build-fuzz, replays each committed seed corpus, then fuzzes each target:
-#   scripts/fuzz.sh [smoke]         60 s per target (CI)
-#   scripts/fuzz.sh long SECONDS    SECONDS per target
+# Builds the libFuzzer targets of tests/fuzz (clang-14, ASan + UBSan) in
+# ./build-asan (scripts/asan-build.sh), replays each committed seed corpus,
+# then fuzzes each target:
+#   scripts/fuzz.sh [smoke]               60 s per target (CI)
+#   scripts/fuzz.sh long SECONDS          SECONDS per target
+#   scripts/fuzz.sh runs N [TARGET...]    N executions per target
 # Prints the executions and exec/s per target. Exits non-zero on any crash,
 # leak, timeout (25 s per input: generous, for loaded machines) or input
 # using over 2 GiB; the offending input is kept as
-# build-fuzz/artifacts/<target>-crash-... (add it to the corpus with the fix).
-# New inputs found go to build-fuzz/corpus/<target>, never into the committed
-# corpus.
+# build-asan/fuzz/artifacts/<target>-crash-... (add it to the corpus with the
+# fix). New inputs found go to build-asan/fuzz/corpus/<target>, never into the
+# committed corpus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+usage="usage: scripts/fuzz.sh [smoke | long SECONDS | runs N [TARGET...]]"
+targets=(safetensors gguf config tokenizer sharded kcache)
 case "${1:-smoke}" in
-  smoke) secs=60 ;;
-  long) secs=${2:?usage: scripts/fuzz.sh long SECONDS} ;;
-  *) echo "usage: scripts/fuzz.sh [smoke | long SECONDS]" >&2; exit 2 ;;
+  smoke) limit=(-max_total_time=60); what="in 60 s" ;;
+  long) limit=(-max_total_time="${2:?$usage}"); what="in $2 s" ;;
+  runs)
+    limit=(-runs="${2:?$usage}"); what=""
+    shift 2
+    [ $# -eq 0 ] || targets=("$@") ;;
+  *) echo "$usage" >&2; exit 2 ;;
 esac
 
-# The whole library (no family filter: the model code links kernels of
-# several families), without the tests and the tool.
-CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVKQ_FUZZ=ON \
-  -DVKQ_BUILD_TESTS=OFF -DVKQ_BUILD_TOOLS=OFF -DVKQ_ONLY_FAMILIES= \
-  -DCMAKE_CXX_FLAGS=-Wno-unknown-warning-option >/dev/null
-cmake --build build-fuzz -j"$(nproc)" --target fuzz_safetensors fuzz_gguf fuzz_config fuzz_tokenizer fuzz_sharded fuzz_kcache
+scripts/asan-build.sh "${targets[@]/#/fuzz_}"
 
 # Each input is written to a file: keep those in memory when possible.
 if [ -z "${TMPDIR:-}" ] && [ -w /dev/shm ]; then export TMPDIR=/dev/shm; fi
@@ -35,27 +38,30 @@ if [ -x /usr/lib/llvm-14/bin/llvm-symbolizer ]; then export ASAN_SYMBOLIZER_PATH
 
 # Per target: the largest input worth trying (the seeds are a few KB).
 declare -A max_len=([safetensors]=4096 [gguf]=4096 [config]=2048 [tokenizer]=8192 [sharded]=2048 [kcache]=8192)
-mkdir -p build-fuzz/artifacts
+out=build-asan/fuzz
+mkdir -p $out/artifacts
 status=0
-for t in safetensors gguf config tokenizer sharded kcache; do
-  bin=build-fuzz/tests/fuzz/fuzz_$t
+for t in "${targets[@]}"; do
+  bin=build-asan/tests/fuzz/fuzz_$t
+  [ -x "$bin" ] || { echo "fuzz.sh: no target '$t' ($usage)" >&2; exit 2; }
   seeds=tests/fuzz/corpus/$t
-  opts=(-rss_limit_mb=2048 -timeout=25 -max_len="${max_len[$t]}" -artifact_prefix="build-fuzz/artifacts/$t-")
+  opts=(-rss_limit_mb=2048 -timeout=25 -max_len="${max_len[$t]}" -artifact_prefix="$out/artifacts/$t-")
   [ -f "tests/fuzz/$t.dict" ] && opts+=(-dict="tests/fuzz/$t.dict")
-  log=build-fuzz/fuzz_$t.log
+  log=$out/fuzz_$t.log
   # Replay: every committed input once (the regression inputs included).
   if ! "$bin" "${opts[@]}" -runs=0 "$seeds" >"$log" 2>&1; then
     echo "fuzz_$t: replaying $seeds FAILED"; tail -n 40 "$log"; status=1; continue
   fi
-  mkdir -p "build-fuzz/corpus/$t"
-  if "$bin" "${opts[@]}" -max_total_time="$secs" -print_final_stats=1 "build-fuzz/corpus/$t" "$seeds" >"$log" 2>&1; then
+  mkdir -p "$out/corpus/$t"
+  start=$SECONDS
+  if "$bin" "${opts[@]}" "${limit[@]}" -print_final_stats=1 "$out/corpus/$t" "$seeds" >"$log" 2>&1; then
     result=ok
   else
     result=FAILED; status=1
   fi
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
-  echo "fuzz_$t: $result, ${runs:-?} executions in ${secs} s (${rate:-?} exec/s)"
+  echo "fuzz_$t: $result, ${runs:-?} executions ${what:-in $((SECONDS - start)) s} (${rate:-?} exec/s)"
   [ "$result" = ok ] || tail -n 60 "$log"
 done
 exit $status

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages vkquant needs to build, test and run on
 # lavapipe (Mesa's CPU Vulkan driver), plus the sanitizer and fuzzing
-# toolchains of scripts/test-asan.sh and scripts/fuzz.sh. Running it twice is
+# toolchain of scripts/test-asan.sh and scripts/fuzz.sh. Running it twice is
 # harmless.
 set -euo pipefail
 SUDO=""
@@ -14,9 +14,8 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   mesa-vulkan-drivers vulkan-validationlayers vulkan-tools \
   libglm-dev libgtest-dev libgmock-dev libeigen3-dev \
   nlohmann-json3-dev libcli11-dev libfmt-dev
-# scripts/fuzz.sh: clang with libFuzzer and its sanitizer runtimes, and
-# llvm-symbolizer for readable reports (gcc's ASan/UBSan for
-# scripts/test-asan.sh come with build-essential).
+# scripts/test-asan.sh and scripts/fuzz.sh: clang with libFuzzer and its
+# sanitizer runtimes, and llvm-symbolizer for readable reports.
 $SUDO apt-get install -y -qq --no-install-recommends clang-14 libclang-rt-14-dev llvm-14
 # The gauge's HTML report is checked in headless Chromium (tests/gauge_model.cmake).
 $SUDO apt-get install -y -qq --no-install-recommends chromium

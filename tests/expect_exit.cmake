@@ -1,5 +1,6 @@
-# cmake -DVKQ=path -DEXPECT=code [-DARGS=...] -P expect_exit.cmake
-# Runs vkquant (with no Vulkan driver unless ARGS is given) and checks the exit code.
+# cmake -DVKQ=path -DEXPECT=code [-DARGS=...] [-DMATCH=regex] -P expect_exit.cmake
+# Runs vkquant (with no Vulkan driver unless ARGS is given) and checks the exit
+# code, that stderr is one line and, with MATCH, that the line matches it.
 if(ARGS)
   execute_process(COMMAND ${VKQ} ${ARGS} RESULT_VARIABLE rc ERROR_VARIABLE err)
 else()
@@ -14,4 +15,7 @@ string(REGEX MATCHALL "\n" lines "${err}")
 list(LENGTH lines n)
 if(NOT n EQUAL 1)
   message(FATAL_ERROR "expected one line on stderr, got ${n}: ${err}")
+endif()
+if(DEFINED MATCH AND NOT err MATCHES "${MATCH}")
+  message(FATAL_ERROR "expected stderr to match '${MATCH}', got: ${err}")
 endif()

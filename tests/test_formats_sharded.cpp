@@ -9,6 +9,7 @@
 #include <fstream>
 #include <string>
 
+#include "format_error.hpp"
 #include "vkquant/gguf.hpp"
 #include "vkquant/safetensors_index.hpp"
 
@@ -177,6 +178,80 @@ TEST(ShardedSafetensors, BundledModelMatchesItsGguf) {
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(s->shape, (std::vector<std::uint64_t>{t->ne[1], t->ne[0]}));
   EXPECT_EQ(m.to_float("model.embed_tokens.weight"), g.to_float(*t));
+}
+
+// ---- hostile index files: one test per case, each error naming the index,
+// the key and (for JSON syntax) the byte offset ----
+
+// open() throws a FormatError for `file` whose message holds `fragment` and
+// `key`, at byte `at` (kNoOffset: none known).
+void expect_index_refused(const fs::path& dir, const fs::path& file, const std::string& fragment, const std::string& key,
+                          std::uint64_t at) {
+  vkq::test::expect_format_error([&] { (void)vkq::SafetensorsModel::open(dir); }, file, fragment, key, at);
+}
+
+// A directory with both shards and an index holding `text`.
+fs::path index_dir(const std::string& name, const std::string& text) {
+  const fs::path dir = test_dir(name);
+  write_shards(dir);
+  write_text(dir / "model.safetensors.index.json", text);
+  return dir;
+}
+
+TEST(ShardedSafetensors, TruncatedIndex) {
+  const std::string full = index_json();
+  // Cut after `"weight_map": `: the end of input is where the value should start.
+  const fs::path dir = index_dir("truncated", full.substr(0, 47));
+  expect_index_refused(dir, dir / "model.safetensors.index.json", "invalid JSON", "unexpected end of input", 47);
+}
+
+TEST(ShardedSafetensors, EmptyIndex) {
+  const fs::path dir = index_dir("empty_index", "");
+  expect_index_refused(dir, dir / "model.safetensors.index.json", "invalid JSON", "unexpected end of input", 0);
+}
+
+TEST(ShardedSafetensors, IndexNotAnObject) {
+  const fs::path dir = index_dir("not_object", R"(["weight_map"])");
+  expect_index_refused(dir, dir / "model.safetensors.index.json", "index is not a JSON object", "index", 0);
+}
+
+TEST(ShardedSafetensors, IndexWithInvalidUtf8) {
+  // A lead byte 0xc3 (byte 17) then '(' (byte 18), which cannot continue it.
+  const fs::path dir = index_dir("utf8", "{\"weight_map\": {\"\xc3(\": \"model-00001-of-00002.safetensors\"}}");
+  expect_index_refused(dir, dir / "model.safetensors.index.json", "invalid JSON", "ill-formed UTF-8", 18);
+}
+
+TEST(ShardedSafetensors, IndexWithDuplicateTensorKey) {
+  const fs::path dir = index_dir("dup", index_json(kShard1, R"(, "a": "model-00002-of-00002.safetensors")"));
+  expect_index_refused(dir, dir / "model.safetensors.index.json", "duplicate JSON key", "\"a\"", vkq::FormatError::kNoOffset);
+}
+
+TEST(ShardedSafetensors, IndexNestedTenThousandDeep) {
+  const fs::path dir =
+      index_dir("deep", R"({"metadata": )" + std::string(10000, '[') + std::string(10000, ']') + R"(, "weight_map": {}})");
+  expect_index_refused(dir, dir / "model.safetensors.index.json", "nested deeper than 64 levels", "JSON",
+                       vkq::FormatError::kNoOffset);
+}
+
+TEST(ShardedSafetensors, IndexOverTheSizeCap) {
+  // A sparse file one byte over 100 MB: refused from its size, before parsing.
+  const fs::path dir = index_dir("huge", index_json());
+  const fs::path idx = dir / "model.safetensors.index.json";
+  fs::resize_file(idx, 100'000'001);
+  expect_index_refused(dir, idx, "index is 100000001 bytes, over the 100000000-byte cap", "index", vkq::FormatError::kNoOffset);
+}
+
+TEST(ShardedSafetensors, EscapingShardNameNamesTheTensorAndShard) {
+  const fs::path dir = index_dir("escape_named", index_json("../../etc/passwd"));
+  expect_index_refused(dir, dir / "model.safetensors.index.json", "shard name '../../etc/passwd' contains a path separator",
+                       "tensor 'a'", vkq::FormatError::kNoOffset);
+}
+
+TEST(ShardedSafetensors, ShardWithBadHeaderNamesTheShard) {
+  // A shard listed by a valid index but truncated: the shard file is named.
+  const fs::path dir = index_dir("bad_shard", index_json());
+  fs::resize_file(dir / kShard2, 5);
+  expect_index_refused(dir, dir / kShard2, "truncated safetensors file: 5 bytes", "header length", vkq::FormatError::kNoOffset);
 }
 
 }  // namespace

@@ -7,12 +7,15 @@
 #include <fstream>
 #include <map>
 
+#include "format_error.hpp"
 #include "model_data.hpp"
 #include "vk_test.hpp"
+#include "vkquant/gguf.hpp"
 #include "vkquant/mapped_file.hpp"
 #include "vkquant/model/cpu_forward.hpp"
 #include "vkquant/model/model_file.hpp"
 #include "vkquant/model/sampling.hpp"
+#include "vkquant/safetensors.hpp"
 
 namespace vkq::test {
 namespace {
@@ -173,6 +176,202 @@ TEST(ModelFile, MissingConfigNamed) {
     EXPECT_NE(std::string(e.what()).find("config.json"), std::string::npos) << e.what();
   }
   EXPECT_THROW((void)ModelFile::open(dir / "nonexistent.gguf"), FormatError);
+}
+
+// ---- hostile config.json text and GGUF metadata: one test per case, each
+// error naming the file, the key and (for JSON syntax) the byte offset ----
+
+// Opening `dir` throws a FormatError for `file` holding `fragment` and `key`, at `at`.
+void expect_model_refused(const std::filesystem::path& dir, const std::filesystem::path& file, const std::string& fragment,
+                          const std::string& key, std::uint64_t at = FormatError::kNoOffset) {
+  expect_format_error([&] { (void)ModelFile::open(dir); }, file, fragment, key, at);
+}
+
+// A tiny model whose config.json is replaced by `text`.
+std::filesystem::path model_with_config_text(const std::string& name, const std::string& text) {
+  const auto dir = temp_dir(name);
+  write_tiny_model(dir, TinyModel{});
+  std::ofstream(dir / "config.json", std::ios::binary | std::ios::trunc) << text;
+  return dir;
+}
+
+// The tiny model's config.json as written.
+std::string tiny_config_text() {
+  const auto dir = temp_dir("cfg_text");
+  write_tiny_model(dir, TinyModel{});
+  std::ifstream in(dir / "config.json", std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+TEST(ModelFileConfig, TruncatedConfig) {
+  const std::string full = tiny_config_text();
+  const std::string cut = full.substr(0, full.size() / 2);
+  const auto dir = model_with_config_text("cfg_trunc", cut);
+  // Cut mid-document: the error lies at or before the cut, never past it.
+  try {
+    (void)ModelFile::open(dir);
+    ADD_FAILURE() << "a truncated config.json was accepted";
+  } catch (const FormatError& e) {
+    EXPECT_EQ(e.file(), dir / "config.json") << e.what();
+    EXPECT_NE(std::string(e.what()).find("invalid JSON"), std::string::npos) << e.what();
+    EXPECT_LE(e.offset(), cut.size()) << e.what();
+  }
+  const auto empty = model_with_config_text("cfg_empty", "");
+  expect_model_refused(empty, empty / "config.json", "invalid JSON", "unexpected end of input", 0);
+}
+
+TEST(ModelFileConfig, InvalidUtf8) {
+  // 0xed 0xa0 0x80 encodes a UTF-16 surrogate: 0xa0 (byte 21) cannot follow 0xed.
+  const auto dir = model_with_config_text("cfg_utf8", "{\"architectures\": [\"\xed\xa0\x80\"]}");
+  expect_model_refused(dir, dir / "config.json", "invalid JSON", "ill-formed UTF-8", 21);
+}
+
+TEST(ModelFileConfig, DuplicateKey) {
+  // A second hidden_size that a lenient parser would let win.
+  std::string text = tiny_config_text();
+  text.insert(1, "\"hidden_size\": 4096, ");
+  const auto dir = model_with_config_text("cfg_dup", text);
+  expect_model_refused(dir, dir / "config.json", "duplicate JSON key", "\"hidden_size\"");
+}
+
+TEST(ModelFileConfig, NestedTenThousandDeep) {
+  std::string text = tiny_config_text();
+  text.insert(1, "\"deep\": " + std::string(10000, '[') + std::string(10000, ']') + ", ");
+  const auto dir = model_with_config_text("cfg_deep", text);
+  expect_model_refused(dir, dir / "config.json", "nested deeper than 64 levels", "JSON");
+}
+
+TEST(ModelFileConfig, CountOf2To64Minus1) {
+  const auto dir = temp_dir("cfg_u64max");
+  write_tiny_model(dir, TinyModel{}, [](Json& j, Tensors&) { j["vocab_size"] = ~std::uint64_t(0); });
+  expect_model_refused(dir, dir / "config.json", "18446744073709551615 is absurdly large", "vocab_size");
+  write_tiny_model(dir, TinyModel{}, [](Json& j, Tensors&) { j["num_attention_heads"] = std::uint64_t(1) << 63; });
+  expect_model_refused(dir, dir / "config.json", "9223372036854775808 is absurdly large", "num_attention_heads");
+}
+
+TEST(ModelFileConfig, AbsurdHiddenSize) {
+  // Fits 32 bits, but would size every buffer by it: refused by the bounds.
+  const auto dir = temp_dir("cfg_hidden");
+  write_tiny_model(dir, TinyModel{}, [](Json& j, Tensors&) { j["hidden_size"] = 4000000000u; j.erase("head_dim"); });
+  expect_model_refused(dir, dir / "config.json", "hidden_size: 4000000000 is outside 1..65536", "hidden_size");
+}
+
+TEST(ModelFileConfig, ZeroHeadsRefused) {
+  const auto dir = temp_dir("cfg_zero_heads");
+  write_tiny_model(dir, TinyModel{}, [](Json& j, Tensors&) { j["num_attention_heads"] = 0; });
+  expect_model_refused(dir, dir / "config.json", "num_attention_heads: 0", "num_attention_heads");
+}
+
+// GGUF metadata is the config of a GGUF model: the same contradictions, named
+// by their GGUF keys (tensors are checked after the config, so none are needed).
+std::filesystem::path gguf_config(const std::string& name, std::uint64_t dim, std::uint64_t heads, std::uint64_t kv_heads) {
+  const auto p = temp_dir(name) / "m.gguf";
+  write_gguf(p,
+             {{"general.architecture", gguf_string("llama")}, {"llama.embedding_length", gguf_uint(dim, GgufType::u64)},
+              {"llama.block_count", gguf_uint(2)}, {"llama.attention.head_count", gguf_uint(heads)},
+              {"llama.attention.head_count_kv", gguf_uint(kv_heads)}, {"llama.feed_forward_length", gguf_uint(40)}},
+             {});
+  return p;
+}
+
+TEST(ModelFileConfig, GgufHeadsNotDividingHidden) {
+  const auto p = gguf_config("gguf_heads", 48, 5, 5);
+  expect_model_refused(p, p, "5 heads do not divide embedding_length 48", "llama.attention.head_count");
+}
+
+TEST(ModelFileConfig, GgufKvHeadsNotDividingHeads) {
+  const auto p = gguf_config("gguf_kv", 48, 4, 3);
+  expect_model_refused(p, p, "4 query heads are not a multiple of 3 key/value heads", "llama.attention.head_count_kv");
+}
+
+TEST(ModelFileConfig, GgufAbsurdEmbeddingLength) {
+  const auto p = gguf_config("gguf_dim", ~std::uint64_t(0), 4, 4);
+  expect_model_refused(p, p, "18446744073709551615 is absurdly large", "llama.embedding_length");
+}
+
+// A GGUF model whose vocabulary is broken: the tokenizer's error names the
+// GGUF file and the key (the vocabulary code alone knows only the key).
+TEST(ModelFileConfig, GgufBadVocabularyNamesTheFile) {
+  const auto src = GgufFile::open(source_path("models/kjv-llama.gguf"));
+  std::vector<std::pair<std::string, GgufValue>> md;
+  for (const auto& [k, v] : src.metadata())
+    if (k != "vkquant.tokenizer" && !k.starts_with("tokenizer.")) md.emplace_back(k, v);
+  md.emplace_back("tokenizer.ggml.model", gguf_string("bogus"));
+  md.emplace_back("tokenizer.ggml.tokens", gguf_string_array({"a", "b"}));
+  std::vector<GgufTensorWrite> ts;
+  for (const auto& t : src.tensors()) ts.push_back({t.name, t.type, t.ne, src.data(t)});
+  const auto p = temp_dir("gguf_vocab") / "m.gguf";
+  write_gguf(p, md, ts, std::uint32_t(src.alignment()));
+  const auto f = ModelFile::open(p);
+  try {
+    (void)f.tokenizer();
+    ADD_FAILURE() << "an unknown tokenizer model was accepted";
+  } catch (const FormatError& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(e.file(), p) << what;
+    EXPECT_NE(what.find(p.string()), std::string::npos) << what;
+    EXPECT_NE(what.find("tokenizer.ggml.model: unsupported tokenizer"), std::string::npos) << what;
+  }
+}
+
+// What writers refuse to overwrite (vkquant calibrate -o, gauge --html).
+TEST(ModelFile, FilesAreEveryFileRead) {
+  const auto gguf = source_path("models/kjv-llama.gguf");
+  EXPECT_EQ(ModelFile::open(gguf).files(), std::vector<std::filesystem::path>{gguf});
+
+  const auto dir = temp_dir("files");
+  write_tiny_model(dir, TinyModel{});
+  EXPECT_EQ(ModelFile::open(dir).files(), (std::vector<std::filesystem::path>{dir / "model.safetensors", dir / "config.json"}));
+
+  // The same model in two shards with its index, and a tokenizer beside it.
+  std::vector<std::pair<std::string, std::vector<TensorWrite>>> shards{{"model-00001-of-00002.safetensors", {}},
+                                                                      {"model-00002-of-00002.safetensors", {}}};
+  nlohmann::json map = nlohmann::json::object();
+  {
+    const auto whole = SafetensorsFile::open(dir / "model.safetensors");
+    std::size_t i = 0;
+    for (const auto& t : whole.tensors()) {
+      auto& [name, writes] = shards[i++ % 2];
+      writes.push_back(TensorWrite{t.name, t.dtype, t.shape, whole.data(t)});
+      map[t.name] = name;
+    }
+    for (const auto& [name, writes] : shards) write_safetensors(dir / name, writes);
+  }
+  std::filesystem::remove(dir / "model.safetensors");
+  std::ofstream(dir / "model.safetensors.index.json") << nlohmann::json{{"metadata", nlohmann::json::object()}, {"weight_map", map}};
+  std::ofstream(dir / "tokenizer_config.json") << "{}";
+  const std::vector<std::filesystem::path> want{dir / shards[0].first, dir / shards[1].first, dir / "model.safetensors.index.json",
+                                                dir / "config.json", dir / "tokenizer_config.json"};
+  EXPECT_EQ(ModelFile::open(dir).files(), want);
+}
+
+TEST(ModelFile, AllowNonfiniteZeroesAndWarnsOncePerTensor) {
+  const auto dir = temp_dir("nonfinite_allowed");
+  write_tiny_model(dir, TinyModel{}, [](Json&, Tensors& ts) {
+    auto& w = ts["model.layers.1.self_attn.o_proj.weight"];
+    w[3] = NAN;
+    w[7] = -INFINITY;
+  });
+  std::vector<std::string> warnings;
+  const auto f = ModelFile::open(dir, ModelOpenOptions{.allow_nonfinite = true, .warn = [&](const std::string& m) { warnings.push_back(m); }});
+  for (int i = 0; i < 2; ++i) {
+    const auto w = f.load(Role::wo, 1);
+    EXPECT_EQ(w[3], 0.0f);
+    EXPECT_EQ(w[7], 0.0f);
+    EXPECT_TRUE(std::isfinite(w[4]));
+  }
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find(dir.string()), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[0].find("tensor 'model.layers.1.self_attn.o_proj.weight': 2 of 2304 values are NaN or Inf; replaced by 0"),
+            std::string::npos)
+      << warnings[0];
+  // Refused by default, naming the tensor and the count.
+  try {
+    (void)ModelFile::open(dir).load(Role::wo, 1);
+    ADD_FAILURE() << "NaN weights loaded without allow_nonfinite";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("'model.layers.1.self_attn.o_proj.weight': 2 of 2304"), std::string::npos) << e.what();
+  }
 }
 
 // ---- sampling -------------------------------------------------------------------

@@ -5,6 +5,7 @@
 // buffers' sizes.
 #include <gtest/gtest.h>
 
+#include "format_error.hpp"
 #include "model_data.hpp"
 #include "vk_test.hpp"
 #include "vkquant/mapped_file.hpp"
@@ -130,6 +131,7 @@ TEST_F(VulkanTest, ModelKCacheArtifact) {
   for (const auto& L : cal.post)
     for (std::size_t h = 0; h < L.cos_none.size(); ++h) none += L.cos_none[h], srht += L.cos_srht[h], learned += L.cos_learned[h];
   EXPECT_GT(learned, srht);
+  EXPECT_GT(learned, none);
   const auto path = dir / "m.vkq.safetensors";
   write_kcache_artifact(path, cal, "test");
   const auto back = read_kcache_artifact(path, f);
@@ -168,6 +170,138 @@ TEST_F(VulkanTest, ModelKCacheArtifact) {
   }
   // Not an artifact at all: the model's own weights file.
   EXPECT_THROW((void)read_kcache_artifact(dir / "model.safetensors", f), FormatError);
+}
+
+// ---- hostile artifacts (no device needed): one test per case, each error
+// naming the artifact, the key or tensor, and the byte offset where known ----
+
+class KCacheArtifactHostile : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new std::filesystem::path(temp_dir("kcache_hostile"));
+    write_tiny_model(*dir_, kcache_model());
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  static ModelFile model() { return ModelFile::open(*dir_); }
+  // A valid artifact for the model (identity rotations, zero means, rank 0;
+  // all three codecs) after `mutate` had a go at its tensors and metadata.
+  static std::filesystem::path artifact(
+      const std::string& name,
+      const std::function<void(std::map<std::string, std::pair<std::vector<std::uint64_t>, std::vector<float>>>&,
+                               std::map<std::string, std::string>&)>& mutate = {}) {
+    const auto f = model();
+    const ModelConfig& c = f.config();
+    KCalibration k;
+    k.layers = c.layers, k.kv_heads = c.kv_heads, k.head_dim = c.head_dim, k.rank = 0, k.tokens = 10, k.seed = 1;
+    k.solver = "procrustes";
+    k.model_sha256 = model_sha256(f);
+    const std::size_t kv = c.kv_heads, hd = c.head_dim;
+    KLayerCalib L;
+    L.mean.assign(kv * hd, 0.0f);
+    L.rot.assign(kv * hd * hd, 0.0f);
+    for (std::size_t h = 0; h < kv; ++h)
+      for (std::size_t i = 0; i < hd; ++i) L.rot[(h * hd + i) * hd + i] = 1.0f;
+    L.cos_none = L.cos_srht = L.cos_learned_train = L.cos_learned = L.cos_eff = std::vector<double>(kv, 0.5);
+    k.post = k.pre = k.ropemean = std::vector<KLayerCalib>(c.layers, L);
+    const auto path = *dir_ / name;
+    write_kcache_artifact(path, k, "test");
+    if (!mutate) return path;
+    const auto st = SafetensorsFile::open(path);
+    std::map<std::string, std::pair<std::vector<std::uint64_t>, std::vector<float>>> tensors;
+    for (const auto& t : st.tensors()) tensors[t.name] = {t.shape, st.to_float(t)};
+    auto meta = st.metadata();
+    mutate(tensors, meta);
+    std::vector<TensorWrite> w;
+    for (const auto& [n, t] : tensors) w.push_back(f32_tensor(n, t.first, t.second));
+    write_safetensors(path, w, meta);
+    return path;
+  }
+  // read_kcache_artifact(`path`) throws a FormatError for `path` holding
+  // `fragment` and `key` at byte `at` (kNoOffset: none known).
+  static void expect_refused(const std::filesystem::path& path, const std::string& fragment, const std::string& key,
+                             std::uint64_t at = FormatError::kNoOffset) {
+    expect_format_error([&] { (void)read_kcache_artifact(path, model()); }, path, fragment, key, at);
+  }
+  // The file offset of tensor `name` in `path`.
+  static std::uint64_t offset_of(const std::filesystem::path& path, const std::string& name) {
+    return SafetensorsFile::open(path).at(name).offset;
+  }
+  static std::filesystem::path* dir_;
+};
+std::filesystem::path* KCacheArtifactHostile::dir_ = nullptr;
+
+TEST_F(KCacheArtifactHostile, ValidOneIsRead) {
+  const auto k = read_kcache_artifact(artifact("ok.vkq.safetensors"), model());
+  EXPECT_EQ(k.layers, 2u);
+  EXPECT_EQ(k.ropemean.size(), 2u);
+  EXPECT_EQ(k.post[1].rot[33], 1.0f);  // head 0, row 1, column 1
+}
+
+TEST_F(KCacheArtifactHostile, Truncated) {
+  const auto path = artifact("trunc.vkq.safetensors");
+  const auto size = std::filesystem::file_size(path);
+  std::filesystem::resize_file(path, size - 100);
+  // The last tensor in the data (8 KiB) loses its end; found from the header alone.
+  expect_refused(path, "run past the end of the data", "tensor \"layers.1.k_rm_rot\"", FormatError::kNoOffset);
+}
+
+TEST_F(KCacheArtifactHostile, HeaderLengthPastTheEnd) {
+  const auto path = artifact("hdr.vkq.safetensors");
+  std::filesystem::resize_file(path, 64);
+  expect_refused(path, "runs past the end of the 64-byte file", "header length", 0);
+}
+
+TEST_F(KCacheArtifactHostile, UnsupportedFormatVersion) {
+  const auto path = artifact("v3.vkq.safetensors", [](auto&, auto& m) { m["format_version"] = "3"; });
+  expect_refused(path, "3 is not supported", "__metadata__.format_version");
+}
+
+TEST_F(KCacheArtifactHostile, NotAnArtifact) {
+  const auto path = artifact("fmt.vkq.safetensors", [](auto&, auto& m) { m["format"] = "gguf"; });
+  expect_refused(path, "'gguf' is not vkquant-kcache", "__metadata__.format");
+}
+
+TEST_F(KCacheArtifactHostile, CountOf2To64Minus1) {
+  const auto path = artifact("u64max.vkq.safetensors", [](auto&, auto& m) { m["kv_heads"] = "18446744073709551615"; });
+  expect_refused(path, "18446744073709551615 is out of range", "__metadata__.kv_heads");
+}
+
+TEST_F(KCacheArtifactHostile, CountOf2To64) {
+  const auto path = artifact("u64over.vkq.safetensors", [](auto&, auto& m) { m["head_dim"] = "18446744073709551616"; });
+  expect_refused(path, "'18446744073709551616' is not a number", "__metadata__.head_dim");
+}
+
+TEST_F(KCacheArtifactHostile, CountOf2To63) {
+  const auto path = artifact("tok63.vkq.safetensors", [](auto&, auto& m) { m["seed"] = "9223372036854775808"; });
+  expect_refused(path, "9223372036854775808 is out of range", "__metadata__.seed");
+}
+
+TEST_F(KCacheArtifactHostile, NegativeCountRefused) {
+  // std::stoull reads "-1" as 2^64 - 1: a negative token count must not wrap.
+  const auto path = artifact("neg.vkq.safetensors", [](auto&, auto& m) { m["tokens"] = "-1"; });
+  expect_refused(path, "'-1' is not a number", "__metadata__.tokens");
+}
+
+TEST_F(KCacheArtifactHostile, ShapeContradictingTheModel) {
+  const auto path = artifact("shape.vkq.safetensors", [](auto& t, auto&) { t["layers.0.k_rot"].first = {64, 32}; });
+  expect_refused(path, "shape [64, 32], expected [2, 32, 32]", "tensor 'layers.0.k_rot'", offset_of(path, "layers.0.k_rot"));
+}
+
+TEST_F(KCacheArtifactHostile, NonfiniteValuesCounted) {
+  const auto path = artifact("nan.vkq.safetensors", [](auto& t, auto&) {
+    auto& v = t["layers.1.k_pre_rot"].second;
+    v[0] = std::nanf("");
+    v[100] = INFINITY;
+  });
+  expect_refused(path, "2 of 2048 values are NaN or Inf", "tensor 'layers.1.k_pre_rot'", offset_of(path, "layers.1.k_pre_rot"));
+}
+
+TEST_F(KCacheArtifactHostile, MissingTensor) {
+  const auto path = artifact("missing.vkq.safetensors", [](auto& t, auto&) { t.erase("layers.1.k_pre_mean"); });
+  expect_refused(path, "no tensor named", "\"layers.1.k_pre_mean\"");
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <random>
 
+#include "format_error.hpp"
 #include "model_data.hpp"
 #include "vkquant/error.hpp"
 #include "vkquant/kernels/fwht.hpp"
@@ -270,6 +271,12 @@ class MlpArtifact : public ::testing::Test {
     }
     return "no error";
   }
+  // read_mlp_artifact(`path`) throws a FormatError for `path` holding
+  // `fragment` and `key` at byte `at` (kNoOffset: none known).
+  void expect_refused(const std::filesystem::path& path, const std::string& fragment, const std::string& key,
+                      std::uint64_t at = FormatError::kNoOffset) {
+    expect_format_error([&] { (void)read_mlp_artifact(SafetensorsFile::open(path), config()); }, path, fragment, key, at);
+  }
   static std::filesystem::path* dir_;
   static MlpCalibration* calib_;
 };
@@ -339,6 +346,52 @@ TEST_F(MlpArtifact, RefusesMissingTensorAndBadMetadata) {
       }
   });
   EXPECT_NE(error_of(path).find("NaN"), std::string::npos);
+}
+
+// ---- hostile artifacts: one test per case the tests above leave out ----
+
+TEST_F(MlpArtifact, CosJsonSyntaxErrorNamesTheKey) {
+  // The offset inside a metadata string is no file offset: none is claimed.
+  const auto path = write("cos_syntax.vkq.safetensors", [](auto&, auto& m) { m["mlp_cos1b"] = "[[{"; });
+  expect_refused(path, "invalid JSON", "__metadata__.mlp_cos1b");
+}
+
+TEST_F(MlpArtifact, CosJsonNestedTenThousandDeep) {
+  const auto path = write("cos_deep.vkq.safetensors",
+                          [](auto&, auto& m) { m["mlp_cos1b"] = std::string(10000, '[') + std::string(10000, ']'); });
+  expect_refused(path, "nested deeper than 64 levels", "__metadata__.mlp_cos1b");
+}
+
+TEST_F(MlpArtifact, CosJsonDuplicateKey) {
+  const auto path = write("cos_dup.vkq.safetensors", [](auto&, auto& m) { m["mlp_heldout"] = R"({"a":1,"a":2})"; });
+  expect_refused(path, "duplicate JSON key \"a\"", "__metadata__.mlp_heldout");
+}
+
+TEST_F(MlpArtifact, NegativeNumberDoesNotWrap) {
+  // std::stoul reads "-18446744073709551615" as 1.
+  const auto path = write("neg_seed.vkq.safetensors", [](auto&, auto& m) { m["mlp_seed"] = "-18446744073709551615"; });
+  expect_refused(path, "'-18446744073709551615' is not a 32-bit number", "__metadata__.mlp_seed");
+}
+
+TEST_F(MlpArtifact, CountOf2To64Minus1) {
+  const auto path = write("u64max.vkq.safetensors", [](auto&, auto& m) { m["mlp_layers"] = "18446744073709551615"; });
+  expect_refused(path, "'18446744073709551615' is not a 32-bit number", "__metadata__.mlp_layers");
+}
+
+TEST_F(MlpArtifact, NonfiniteValuesCounted) {
+  static std::vector<float> bad;
+  const auto path = write("nan_count.vkq.safetensors", [](auto& t, auto&) {
+    for (auto& w : t)
+      if (w.name == "layers.1.mlp.up.rot") {
+        bad.assign(w.data.size() / 4, 0.f);
+        bad[1] = std::nanf("");
+        bad[2] = -INFINITY;
+        bad[3] = INFINITY;
+        w.data = std::as_bytes(std::span(bad));
+      }
+  });
+  expect_refused(path, "3 of " + std::to_string(bad.size()) + " values are NaN or Inf", "tensor 'layers.1.mlp.up.rot'",
+                 SafetensorsFile::open(path).at("layers.1.mlp.up.rot").offset);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <string>
 
+#include "format_error.hpp"
 #include "vkquant/half.hpp"
 #include "vkquant/safetensors.hpp"
 
@@ -42,6 +43,12 @@ void expect_refused(const fs::path& p, const std::string& fragment) {
     EXPECT_NE(std::string(e.what()).find(p.string()), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << "wanted \"" << fragment << "\" in: " << e.what();
   }
+}
+
+// Like expect_refused, and the message also names `key` (a tensor or JSON
+// key) and the error carries byte offset `at` (kNoOffset: none is known).
+void expect_refused_at(const fs::path& p, const std::string& fragment, const std::string& key, std::uint64_t at) {
+  vkq::test::expect_format_error([&] { (void)vkq::SafetensorsFile::open(p); }, p, fragment, key, at);
 }
 
 TEST(Safetensors, RoundTripKeepsDtypesShapesAndMetadata) {
@@ -106,6 +113,98 @@ TEST(Safetensors, RefusesBadTensorEntries) {
                  "overlaps");
   expect_refused(with_header("nul", std::string("{\"a\\u0000b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}"), 4), "NUL");
   expect_refused(with_header("meta", R"({"__metadata__":{"k":1}})", 0), "not a string");
+}
+
+// ---- one test per hostile case the sweeps above leave out or check loosely ----
+
+TEST(Safetensors, HeaderLengthOneRefused) {
+  expect_refused_at(raw_file("len1", 1, "{", 4), "header length 1 is too small", "header length", 0);
+}
+
+TEST(Safetensors, HeaderTruncatedByTheFileEnd) {
+  // The length promises 40 header bytes; the file stops 8 bytes into them.
+  expect_refused_at(raw_file("trunc_header", 40, R"({"t":{"d)", 0), "header length 40 runs past the end of the 16-byte file",
+                    "header length", 0);
+}
+
+TEST(Safetensors, OverlongTensorName) {
+  const std::string name(4097, 'n');
+  expect_refused_at(with_header("longname", "{\"" + name + R"(":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 4),
+                    "a tensor name is 4097 bytes long (limit 4096)", "tensor name", vkq::FormatError::kNoOffset);
+}
+
+TEST(Safetensors, ZeroElementShapeMustSpanNoBytes) {
+  // A zero in the shape is a legal empty tensor, but then it owns no bytes.
+  expect_refused_at(with_header("zero_dim", R"({"z":{"dtype":"F32","shape":[3,0],"data_offsets":[0,4]}})", 4),
+                    "span 4 bytes but F32 [3,0] needs 0", "tensor \"z\"", vkq::FormatError::kNoOffset);
+  const fs::path ok = with_header("zero_dim_ok", R"({"z":{"dtype":"F32","shape":[3,0],"data_offsets":[0,0]}})", 0);
+  const auto f = vkq::SafetensorsFile::open(ok);
+  EXPECT_EQ(f.at("z").bytes, 0u);
+  EXPECT_EQ(f.to_float(f.at("z")), std::vector<float>{});
+}
+
+TEST(Safetensors, NegativeShapeNamesTheTensor) {
+  expect_refused_at(with_header("neg_dim", R"({"w":{"dtype":"F32","shape":[2,-1],"data_offsets":[0,8]}})", 8),
+                    "shape entries must be non-negative integers, got -1", "tensor \"w\"", vkq::FormatError::kNoOffset);
+}
+
+TEST(Safetensors, OverflowingShapeNamesTheTensor) {
+  // 2^62 F32 elements fit 64 bits; their 2^64 bytes do not.
+  expect_refused_at(with_header("ovf_bytes", R"({"w":{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,4]}})", 4),
+                    "overflows 64 bits in bytes", "tensor \"w\"", vkq::FormatError::kNoOffset);
+}
+
+TEST(Safetensors, UnknownDtypeNamesTheTensor) {
+  expect_refused_at(with_header("q4", R"({"w":{"dtype":"Q4_0","shape":[32],"data_offsets":[0,18]}})", 18), "unknown dtype \"Q4_0\"",
+                    "tensor \"w\"", vkq::FormatError::kNoOffset);
+}
+
+TEST(Safetensors, OffsetPastTheEndNamesTheTensor) {
+  // Checked from the header alone: the 4 data bytes are never read.
+  expect_refused_at(with_header("past_end", R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 4),
+                    "data_offsets [4,8] run past the end of the data (4 bytes)", "tensor \"b\"", vkq::FormatError::kNoOffset);
+  expect_refused_at(with_header("past_end_ovf", R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[18446744073709551615,0]}})", 1),
+                    "end before they begin", "tensor \"a\"", vkq::FormatError::kNoOffset);
+}
+
+TEST(Safetensors, UnalignedOffsetNamesTheTensor) {
+  expect_refused_at(with_header("unaligned", R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"F32","shape":[1],"data_offsets":[2,6]}})", 6),
+                    "data offset 2 is not aligned to its 4-byte elements", "tensor \"b\"", vkq::FormatError::kNoOffset);
+}
+
+// The layout sweep with the file offsets the errors carry: data starts at
+// 8 + the header's length.
+TEST(Safetensors, OverlapGapAndTailReportTheirFileOffset) {
+  const std::string overlap = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})";
+  expect_refused_at(with_header("overlap_at", overlap, 8), "overlaps the previous tensor's bytes", "tensor \"b\"", 8 + overlap.size() + 4);
+  const std::string gap = R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})";
+  expect_refused_at(with_header("gap_at", gap, 12), "gap of 4 bytes before tensor", "\"b\"", 8 + gap.size() + 4);
+  const std::string tail = R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})";
+  expect_refused_at(with_header("tail_at", tail, 7), "3 bytes after the last tensor belong to no tensor", "last tensor", 8 + tail.size() + 4);
+}
+
+TEST(Safetensors, InvalidUtf8ReportsItsOffset) {
+  // The 0xff is header byte 2, file byte 10.
+  expect_refused_at(with_header("utf8_at", "{\"\xff\":{}}", 0), "invalid JSON", "syntax error", 10);
+}
+
+TEST(Safetensors, DuplicateKeyNamesTheKey) {
+  expect_refused_at(with_header("dup_named", R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 4),
+                    "duplicate JSON key", "\"w\"", vkq::FormatError::kNoOffset);
+  // Inside a tensor entry too.
+  expect_refused_at(with_header("dup_inner", R"({"w":{"dtype":"F32","dtype":"F16","shape":[1],"data_offsets":[0,4]}})", 4),
+                    "duplicate JSON key", "\"dtype\"", vkq::FormatError::kNoOffset);
+}
+
+TEST(Safetensors, NestingTenThousandDeepInsideAnEntry) {
+  // Deep nesting where a shape belongs, not only at the top level.
+  const std::string deep = R"({"w":{"dtype":"F32","shape":)" + std::string(10000, '[') + std::string(10000, ']') + R"(,"data_offsets":[0,4]}})";
+  expect_refused_at(with_header("deep_entry", deep, 4), "nested deeper than 64 levels", "JSON", vkq::FormatError::kNoOffset);
+}
+
+TEST(Safetensors, NulInNameNamesNoTruncatedTensor) {
+  expect_refused_at(with_header("nul_named", std::string("{\"a\\u0000b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}"), 4),
+                    "a tensor name contains a NUL byte", "tensor name", vkq::FormatError::kNoOffset);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "format_error.hpp"
 #include "vkquant/error.hpp"
 #include "vkquant/mapped_file.hpp"
 #include "vkquant/tokenizer.hpp"
@@ -604,6 +605,80 @@ TEST(TokenizerHfJson, RefusesMalformedFiles) {
   write_text(cfg_dir / "tokenizer_config.json", R"({"eos_token": 7})");
   expect_error([&] { (void)vkq::load_tokenizer_json(cfg_dir / "tokenizer.json"); }, "tokenizer_config.json: eos_token");
   expect_error([] { (void)vkq::load_tokenizer_json("/nonexistent/tokenizer.json"); }, "cannot open");
+}
+
+// ---- hostile tokenizer files: one test per case, each error naming the
+// file, the key (or the JSON problem) and the byte offset where one is known ----
+
+// load_tokenizer_json(`p`) throws a FormatError for `file` holding `fragment`
+// and `key`, at byte `at` (kNoOffset: none known).
+void expect_tokenizer_refused(const fs::path& p, const fs::path& file, const std::string& fragment, const std::string& key,
+                              std::uint64_t at) {
+  vkq::test::expect_format_error([&] { (void)vkq::load_tokenizer_json(p); }, file, fragment, key, at);
+}
+
+fs::path tokenizer_file(const std::string& dir, const std::string& text) {
+  const fs::path p = temp_dir("hostile_" + dir) / "tokenizer.json";
+  write_text(p, text);
+  return p;
+}
+
+TEST(TokenizerHfJson, TruncatedFile) {
+  const std::string full = hf_json(false, false).dump();
+  const std::string cut = full.substr(0, full.find("\"model\":") + 8);  // ends right after "model":
+  const fs::path p = tokenizer_file("truncated", cut);
+  expect_tokenizer_refused(p, p, "invalid JSON", "unexpected end of input", cut.size());
+}
+
+TEST(TokenizerHfJson, EmptyFile) {
+  const fs::path p = tokenizer_file("empty", "");
+  expect_tokenizer_refused(p, p, "invalid JSON", "unexpected end of input", 0);
+}
+
+TEST(TokenizerHfJson, InvalidUtf8) {
+  // 0xff at byte 22, inside a vocabulary key.
+  const fs::path p = tokenizer_file("utf8", "{\"model\": {\"vocab\": {\"\xff\": 0}}}");
+  expect_tokenizer_refused(p, p, "invalid JSON", "ill-formed UTF-8", 22);
+}
+
+TEST(TokenizerHfJson, DuplicateVocabKey) {
+  // Two ids for one token text, which a plain JSON parser would silently merge.
+  std::string text = hf_json(false, false).dump();
+  const std::string vocab = "\"vocab\":{";
+  text.insert(text.find(vocab) + vocab.size(), "\"h\":5,");
+  const fs::path p = tokenizer_file("dup_vocab", text);
+  expect_tokenizer_refused(p, p, "duplicate JSON key", "\"h\"", vkq::FormatError::kNoOffset);
+}
+
+TEST(TokenizerHfJson, NestedTenThousandDeep) {
+  nlohmann::json j = hf_json(false, false);
+  std::string text = j.dump();
+  text.insert(1, "\"deep\":" + std::string(10000, '[') + std::string(10000, ']') + ",");
+  const fs::path p = tokenizer_file("deep", text);
+  expect_tokenizer_refused(p, p, "nested deeper than 64 levels", "JSON", vkq::FormatError::kNoOffset);
+}
+
+TEST(TokenizerHfJson, AbsurdTokenIdNamesTheKey) {
+  // An id near 2^31 would size the id table by the id: refused by the key.
+  nlohmann::json j = hf_json(false, false);
+  j["added_tokens"][0]["id"] = 2147483647;
+  const fs::path p = tokenizer_file("absurd_id", j.dump());
+  expect_tokenizer_refused(p, p, "token ids up to 2147483647 for only", "model.vocab", vkq::FormatError::kNoOffset);
+  j["added_tokens"][0]["id"] = std::uint64_t(1) << 63;
+  write_text(p, j.dump());
+  expect_tokenizer_refused(p, p, "token id 9223372036854775808 is outside [0, 2^31)", "added_tokens[0].id", vkq::FormatError::kNoOffset);
+}
+
+TEST(TokenizerHfJson, HostileConfigNamesTheConfigFile) {
+  // tokenizer_config.json beside the file is parsed just as strictly.
+  const fs::path p = tokenizer_file("cfg_hostile", hf_json(false, false).dump());
+  const fs::path cfg = p.parent_path() / "tokenizer_config.json";
+  write_text(cfg, R"({"eos_token": "<|endoftext|>", "eos_token": "</s>"})");
+  expect_tokenizer_refused(p, cfg, "duplicate JSON key", "\"eos_token\"", vkq::FormatError::kNoOffset);
+  write_text(cfg, "{\"bos_token\": \"\xc0\xaf\"}");  // an overlong '/', at byte 15
+  expect_tokenizer_refused(p, cfg, "invalid JSON", "ill-formed UTF-8", 15);
+  write_text(cfg, "[]");
+  expect_tokenizer_refused(p, cfg, "not a JSON object", cfg.string(), vkq::FormatError::kNoOffset);
 }
 
 }  // namespace

@@ -36,19 +36,11 @@ double mean(const std::vector<double>& v) {
   return v.empty() ? 0.0 : s / double(v.size());
 }
 
-bool same_file(const std::filesystem::path& a, const std::filesystem::path& b) {
-  std::error_code ec;
-  return std::filesystem::exists(a, ec) && std::filesystem::exists(b, ec) && std::filesystem::equivalent(a, b, ec);
-}
-
 void calibrate(const CalibrateFlags& f) {
   const auto model = ModelFile::open(f.model, ModelOpenOptions{.allow_nonfinite = f.allow_nonfinite, .warn = {}});
   std::filesystem::path out = f.out;
   if (out.empty()) out = std::filesystem::path(f.model).filename().replace_extension("").string() + ".vkq.safetensors";
-  // Never write over the model being read (or a file of its directory's model).
-  if (same_file(out, f.model) || same_file(out, std::filesystem::path(f.model) / "model.safetensors") ||
-      same_file(out, std::filesystem::path(f.model) / "config.json"))
-    throw Error("-o " + out.string() + ": refusing to overwrite the model being calibrated");
+  refuse_overwriting_inputs(out, "-o", model, {{"--text", f.text}});
   const ModelConfig& c = model.config();
   const auto tok = model.tokenizer();
   const auto text_file = MappedFile::open(f.text);

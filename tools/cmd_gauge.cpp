@@ -18,11 +18,13 @@
 #include "commands.hpp"
 #include "gauge_html.hpp"
 #include "gauge_model.hpp"
+#include "model_flags.hpp"
 #include "progress.hpp"
 #include "vkquant/atomic_file.hpp"
 #include "vkquant/device.hpp"
 #include "vkquant/instance.hpp"
 #include "vkquant/mapped_file.hpp"
+#include "vkquant/model/model_file.hpp"
 #include "vkquant/rotation/gauge.hpp"
 #include "vkquant/safetensors.hpp"
 
@@ -136,7 +138,11 @@ void run_model_gauge(const GaugeFlags& f) {
   if (f.no_keys && f.no_mlp) throw Error("--no-keys and --no-mlp together leave nothing to gauge");
   if (f.no_keys && !f.rotations.empty()) throw Error("--rotations: applies to the keys, which --no-keys skips");
   if (!f.fidelity.empty() && f.html.empty()) throw Error("--fidelity: needs --html OUT (the plot is drawn there)");
-  if (!f.html.empty()) check_writable(f.html, "--html");
+  if (!f.html.empty()) {
+    check_writable(f.html, "--html");
+    refuse_overwriting_inputs(f.html, "--html", ModelFile::open(f.file),
+                              {{"--text", f.text}, {"--rotations", f.rotations}, {"--fidelity", f.fidelity}});
+  }
   std::optional<nlohmann::json> fidelity;
   if (!f.fidelity.empty()) fidelity = read_fidelity(f.fidelity);
   ModelGaugeOptions o;

@@ -143,8 +143,8 @@ void ppl(const PplFlags& f) {
     r.label = label;
     r.kcache = kc;
     r.mlp = mlp;
-    r.fwd = std::make_unique<VkForward>(device, model, o, [&](std::size_t done, std::size_t total) {
-      bar.update("loading (" + label + ")", double(done) / double(total));
+    r.fwd = std::make_unique<VkForward>(device, model, o, [&bar, name = label](std::size_t done, std::size_t total) {
+      bar.update("loading (" + name + ")", double(done) / double(total));
     });
     runs.push_back(std::move(r));
   }

@@ -23,6 +23,25 @@ std::filesystem::path default_model_path() {
               source.string() + "); name a model file");
 }
 
+namespace {
+
+bool same_file(const std::filesystem::path& a, const std::filesystem::path& b) {
+  std::error_code ec;
+  return std::filesystem::exists(a, ec) && std::filesystem::exists(b, ec) && std::filesystem::equivalent(a, b, ec);
+}
+
+}  // namespace
+
+void refuse_overwriting_inputs(const std::filesystem::path& out, const std::string& flag, const ModelFile& model,
+                               const std::vector<std::pair<std::string, std::filesystem::path>>& inputs) {
+  for (const auto& file : model.files())
+    if (same_file(out, file))
+      throw Error(flag + " " + out.string() + ": refusing to overwrite " + file.string() + ", a file of the model being read");
+  for (const auto& [input_flag, file] : inputs)
+    if (!file.empty() && same_file(out, file))
+      throw Error(flag + " " + out.string() + ": refusing to overwrite the " + input_flag + " input");
+}
+
 void WeightFlag::add(CLI::App* cmd) {
   cmd->add_option("--weights", value, "matrix storage on the device: f16 (default) or f32")
       ->check(CLI::IsMember({"f16", "f32"}));

@@ -4,6 +4,8 @@
 
 #include <filesystem>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -11,6 +13,7 @@
 
 #include "vkquant/kernels/linear.hpp"
 #include "vkquant/model/kcache.hpp"
+#include "vkquant/model/model_file.hpp"
 #include "vkquant/model/vk_forward.hpp"
 
 namespace vkq::cli {
@@ -18,6 +21,13 @@ namespace vkq::cli {
 // The bundled default model: installed beside the binary
 // (<prefix>/share/vkquant/models/kjv-llama) or in the source tree it was built from.
 std::filesystem::path default_model_path();
+
+// Refuses `out`, the value of `flag`, when it is a file the command reads:
+// one of `model`'s files (ModelFile::files()) or one of `inputs` (each with
+// its flag, e.g. {"--text", path}). Compared as files (links and relative
+// paths included), so nothing being read is ever written over.
+void refuse_overwriting_inputs(const std::filesystem::path& out, const std::string& flag, const ModelFile& model,
+                               const std::vector<std::pair<std::string, std::filesystem::path>>& inputs = {});
 
 // --weights f16|f32: how matrices are stored on the device.
 struct WeightFlag {

@@ -158,7 +158,7 @@ std::vector<float> SafetensorsFile::to_float(const TensorInfo& t) const {
   std::vector<float> out(n);
   switch (t.dtype) {
     case DType::F32:
-      std::memcpy(out.data(), src.data(), n * 4);
+      if (n > 0) std::memcpy(out.data(), src.data(), n * 4);  // an empty vector's data() may be null
       break;
     case DType::F64:
       for (std::uint64_t i = 0; i < n; ++i) {

@@ -178,6 +178,10 @@ ModelConfig config_from_gguf(const GgufFile& f) {
   c.heads = std::uint32_t(need("attention.head_count"));
   if (c.heads == 0) throw FormatError(f.path(), p + "attention.head_count: 0");
   c.kv_heads = std::uint32_t(opt("attention.head_count_kv", c.heads));
+  // Named by the GGUF keys here (validate() below speaks config.json's names).
+  if (c.kv_heads != 0 && c.heads % c.kv_heads != 0)
+    throw FormatError(f.path(), p + "attention.head_count_kv: " + std::to_string(c.heads) + " query heads are not a multiple of " +
+                                    std::to_string(c.kv_heads) + " key/value heads");
   if (!f.find(p + "attention.key_length") && c.dim % c.heads != 0)
     throw FormatError(f.path(), p + "attention.head_count: " + std::to_string(c.heads) +
                                     " heads do not divide embedding_length " + std::to_string(c.dim));

@@ -1,5 +1,7 @@
 #include "vkquant/model/kcache.hpp"
 
+#include <algorithm>
+#include <charconv>
 #include <cmath>
 
 #include <nlohmann/json.hpp>
@@ -195,14 +197,11 @@ KCalibration read_kcache_artifact(const std::filesystem::path& path, const Model
   const ModelConfig& c = model.config();
   auto number = [&](const char* key) -> std::uint64_t {
     const std::string& s = meta(key);
-    std::size_t used = 0;
-    unsigned long long v = 0;
-    try {
-      v = std::stoull(s, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used == 0 || used != s.size()) throw FormatError(path, std::string("__metadata__.") + key + ": '" + s + "' is not a number");
+    // Digits only (from_chars takes no sign, blank or '+'; stoull read "-1" as 2^64 - 1).
+    std::uint64_t v = 0;
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (s.empty() || ec != std::errc() || end != s.data() + s.size())
+      throw FormatError(path, std::string("__metadata__.") + key + ": '" + s + "' is not a number");
     return v;
   };
   auto small = [&](const char* key) -> std::uint32_t {
@@ -232,10 +231,17 @@ KCalibration read_kcache_artifact(const std::filesystem::path& path, const Model
   const std::uint64_t kv = k.kv_heads, hd = k.head_dim;
   auto tensor = [&](const std::string& name, std::vector<std::uint64_t> shape) {
     const TensorInfo& t = f.at(name);
-    if (t.shape != shape) throw FormatError(path, "tensor '" + name + "': unexpected shape");
+    if (t.shape != shape) {
+      std::string want, got;
+      for (auto d : shape) want += (want.empty() ? "" : ", ") + std::to_string(d);
+      for (auto d : t.shape) got += (got.empty() ? "" : ", ") + std::to_string(d);
+      throw FormatError(path, "tensor '" + name + "': shape [" + got + "], expected [" + want + "]", t.offset);
+    }
     auto v = f.to_float(t);
-    for (float x : v)
-      if (!std::isfinite(x)) throw FormatError(path, "tensor '" + name + "': NaN or Inf values");
+    const auto bad = std::count_if(v.begin(), v.end(), [](float x) { return !std::isfinite(x); });
+    if (bad > 0)
+      throw FormatError(path, "tensor '" + name + "': " + std::to_string(bad) + " of " + std::to_string(v.size()) + " values are NaN or Inf",
+                        t.offset);
     return v;
   };
   for (const ModeTag& mt : kModes) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <bit>
 #include <chrono>
+#include <charconv>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
@@ -20,6 +21,7 @@
 namespace vkq {
 
 using rot::RowMat;
+using rot::unit_rows;
 
 namespace {
 
@@ -55,16 +57,6 @@ double centered_cos(const RowMat& y, std::span<const std::uint32_t> rows) {
 }
 
 MlpCos cos_of(const RowMat& y, const rot::Split& s) { return {centered_cos(y, s.train), centered_cos(y, s.heldout)}; }
-
-// Rows scaled to unit norm (zero rows stay zero).
-RowMat unit_rows(const RowMat& v) {
-  RowMat u = v;
-  for (Eigen::Index r = 0; r < u.rows(); ++r) {
-    const double n = u.row(r).cast<double>().norm();
-    if (n > 0) u.row(r) /= float(n);
-  }
-  return u;
-}
 
 // y = blockdiag(blocks) applied to each row of s (rows, P): (rows, P).
 RowMat apply_blocks(const RowMat& s, const std::vector<float>& blocks, std::uint32_t block) {
@@ -342,16 +334,12 @@ std::optional<MlpCalibration> read_mlp_artifact(const SafetensorsFile& f, const 
   };
   auto number = [&](const char* key) -> std::uint32_t {
     const std::string& s = text(key);
-    std::size_t used = 0;
-    unsigned long v = 0;
-    try {
-      v = std::stoul(s, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used == 0 || used != s.size() || v > 0xffffffffu)
+    // Digits only (from_chars takes no sign, blank or '+'; stoul wrapped "-18446744073709551615" to 1).
+    std::uint32_t v = 0;
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (s.empty() || ec != std::errc() || end != s.data() + s.size())
       throw FormatError(path, std::string("__metadata__.") + key + ": '" + s + "' is not a 32-bit number");
-    return std::uint32_t(v);
+    return v;
   };
   MlpCalibration m;
   const std::uint32_t layers = number("mlp_layers");
@@ -368,10 +356,22 @@ std::optional<MlpCalibration> read_mlp_artifact(const SafetensorsFile& f, const 
                                 std::to_string(cfg.layers));
   if (m.block == 0 || !std::has_single_bit(m.block))
     throw FormatError(path, "__metadata__.mlp_block: " + std::to_string(m.block) + " is not a power of two");
-  const nlohmann::json hj = parse_json_strict(path, text("mlp_heldout"));
+  // JSON held in a metadata string: errors name the key (offsets inside the
+  // string are not file offsets).
+  auto json_of = [&](const char* key) {
+    try {
+      return parse_json_strict(path, text(key));
+    } catch (const FormatError& e) {
+      std::string what = e.what();
+      if (const std::string file = path.string() + ": "; what.starts_with(file)) what = what.substr(file.size());
+      if (const auto p = what.rfind(" (at byte "); p != std::string::npos) what = what.substr(0, p);
+      throw FormatError(path, std::string("__metadata__.") + key + ": " + what);
+    }
+  };
+  const nlohmann::json hj = json_of("mlp_heldout");
   if (!hj.is_number()) throw FormatError(path, "__metadata__.mlp_heldout: not a number");
   m.heldout_fraction = hj.get<double>();
-  const nlohmann::json cos = parse_json_strict(path, text("mlp_cos1b"));
+  const nlohmann::json cos = json_of("mlp_cos1b");
   if (!cos.is_array() || cos.size() != layers)
     throw FormatError(path, "__metadata__.mlp_cos1b: not an array of " + std::to_string(layers) + " layers");
 
@@ -386,8 +386,10 @@ std::optional<MlpCalibration> read_mlp_artifact(const SafetensorsFile& f, const 
     }
     if (t->dtype != DType::F32) throw FormatError(path, "tensor '" + name + "': dtype is not F32", t->offset);
     auto v = f.to_float(*t);
-    for (float x : v)
-      if (!std::isfinite(x)) throw FormatError(path, "tensor '" + name + "': NaN or Inf values", t->offset);
+    const auto bad = std::count_if(v.begin(), v.end(), [](float x) { return !std::isfinite(x); });
+    if (bad > 0)
+      throw FormatError(path, "tensor '" + name + "': " + std::to_string(bad) + " of " + std::to_string(v.size()) + " values are NaN or Inf",
+                        t->offset);
     return v;
   };
   auto read_cos = [&](const nlohmann::json& mj, const char* key, const std::string& where) {

@@ -288,6 +288,19 @@ const ModelConfig& ModelFile::config() const { return impl_->config; }
 Format ModelFile::format() const { return impl_->gguf() ? Format::gguf : Format::safetensors; }
 const std::filesystem::path& ModelFile::path() const { return impl_->path; }
 
+std::vector<std::filesystem::path> ModelFile::files() const {
+  if (const auto* g = impl_->gguf()) return {g->path()};
+  const auto* st = impl_->st();
+  std::vector<std::filesystem::path> out;
+  for (const auto& shard : st->shards()) out.push_back(shard.path());
+  if (st->source().extension() == ".json") out.push_back(st->source());
+  out.push_back(st->directory() / "config.json");
+  std::error_code ec;
+  for (const char* name : {"tokenizer.json", "tokenizer_config.json"})
+    if (std::filesystem::exists(st->directory() / name, ec)) out.push_back(st->directory() / name);
+  return out;
+}
+
 std::string ModelFile::tensor_name(Role r, std::uint32_t layer) const {
   if (impl_->st() && (r == Role::exp_gate || r == Role::exp_up || r == Role::exp_down)) {
     auto n = hf_name(r, layer, 0);
@@ -348,7 +361,13 @@ std::unique_ptr<Tokenizer> ModelFile::tokenizer() const {
     if (const auto u = g->get_uint("tokenizer.ggml.unknown_token_id"); u && *u < v.tokens.size())
       v.unk = std::int32_t(*u);
     v.add_space_prefix = g->get_bool("tokenizer.ggml.add_space_prefix").value_or(true);
-    return make_gguf_tokenizer(v);
+    try {
+      return make_gguf_tokenizer(v);
+    } catch (const FormatError&) {
+      throw;
+    } catch (const Error& e) {  // the vocabulary's errors name the key, not the file
+      throw FormatError(g->path(), e.what());
+    }
   }
   const auto dir = impl_->st()->directory();
   std::error_code ec;

@@ -158,8 +158,6 @@ Eigen::MatrixXd polar_newton_schulz(const Eigen::MatrixXd& m, RowRotator& rot, i
 
 // --- objective ----------------------------------------------------------------
 
-namespace {
-// Rows scaled to unit norm (zero rows stay zero and count as cos1b 0).
 RowMat unit_rows(const RowMat& v) {
   RowMat u = v;
   for (Eigen::Index r = 0; r < u.rows(); ++r) {
@@ -169,6 +167,7 @@ RowMat unit_rows(const RowMat& v) {
   return u;
 }
 
+namespace {
 RowMat gather(const RowMat& v, std::span<const std::uint32_t> rows) {
   RowMat out(Eigen::Index(rows.size()), v.cols());
   for (std::size_t i = 0; i < rows.size(); ++i) out.row(Eigen::Index(i)) = v.row(rows[i]);

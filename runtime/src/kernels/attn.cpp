@@ -5,6 +5,7 @@
 #include <string>
 
 #include "attn.h"
+#include "attn_split.hpp"
 #include "checks.hpp"
 #include "vkquant/error.hpp"
 
@@ -17,12 +18,7 @@ static_assert(sizeof(gpu::AttnCombineParams) == 16);
 namespace {
 
 constexpr std::uint32_t kMaxHd = 256;
-constexpr std::uint32_t kLocal = 64;
-constexpr std::uint32_t kMinKeysPerSplit = 64;
-constexpr std::uint32_t kMaxSplits = 256;
-// Keys one invocation may loop over: lavapipe stops an invocation's loops
-// after 65535 iterations in all (one per key here, the hd loops unrolled).
-constexpr std::uint32_t kMaxKeysPerSplit = 32768;
+using attn_split::kLocal;
 constexpr std::uint64_t k2pow32 = std::uint64_t(1) << 32;
 
 using check::fail;
@@ -34,30 +30,6 @@ void check_head(const char* fn, std::uint32_t n_kv, std::uint32_t hd) {
   if (hd == 0 || hd % 2 || hd > kMaxHd)
     fail(fn, "hd = " + std::to_string(hd) + " must be even and in 2.." + std::to_string(kMaxHd));
   if (n_kv == 0) fail(fn, "n_kv must be >= 1");
-}
-
-// How attention() splits keys: enough invocations to fill the device (a few
-// workgroups per core on a CPU, tens of thousands on a GPU), at least
-// kMinKeysPerSplit keys per split, and a scratch that fits one binding.
-struct Plan {
-  std::uint32_t splits = 1, split_len = 0;
-  std::uint64_t scratch_bytes = 0;
-};
-
-Plan plan(const Device& d, std::uint32_t n, std::uint32_t n_heads, std::uint32_t kv_len, std::uint32_t hd) {
-  const std::uint64_t rows = std::uint64_t(n) * n_heads;
-  const std::uint64_t target = d.info().type == VK_PHYSICAL_DEVICE_TYPE_CPU ? 4 * kLocal : 512 * kLocal;
-  std::uint64_t splits = 1;
-  if (rows && rows < target && kv_len > kMinKeysPerSplit)
-    splits = std::min<std::uint64_t>({div_up(target, rows), div_up(kv_len, kMinKeysPerSplit), kMaxSplits});
-  const auto bytes = [&](std::uint64_t s) { return rows * s * (hd + 2) * 4; };
-  while (splits > 1 && bytes(splits) > d.binding_chunk_bytes()) splits /= 2;
-  splits = std::max<std::uint64_t>(splits, div_up(kv_len, kMaxKeysPerSplit));
-  Plan p;
-  p.split_len = std::uint32_t(div_up(std::max<std::uint32_t>(kv_len, 1), splits));
-  p.splits = std::uint32_t(div_up(std::max<std::uint32_t>(kv_len, 1), p.split_len));  // no split past kv_len
-  p.scratch_bytes = p.splits > 1 ? bytes(p.splits) : 0;
-  return p;
 }
 
 }  // namespace
@@ -94,7 +66,7 @@ void kv_store(Stream& s, const Buffer& src, Buffer& cache, std::uint32_t n, std:
 
 std::uint64_t attention_scratch_bytes(const Device& d, std::uint32_t n, std::uint32_t n_heads, std::uint32_t kv_len,
                                       std::uint32_t hd) {
-  return plan(d, n, n_heads, kv_len, hd).scratch_bytes;
+  return attn_split::plan(d, std::uint64_t(n) * n_heads, kv_len, hd).partial_bytes;
 }
 
 void attention(Stream& s, const Buffer& q, const Buffer& kcache, const Buffer& vcache, Buffer& out, std::uint32_t n,
@@ -117,9 +89,9 @@ void attention(Stream& s, const Buffer& q, const Buffer& kcache, const Buffer& v
   need(fn, d, "vcache", &vcache, cache_bytes);
   if (&out == &q || &out == &kcache || &out == &vcache) fail(fn, "out must not alias an input");
 
-  const Plan pl = plan(d, n, n_heads, kv_len, hd);
-  if (pl.scratch_bytes) {
-    need(fn, d, "scratch (attention_scratch_bytes)", scratch, pl.scratch_bytes);
+  const attn_split::Plan pl = attn_split::plan(d, std::uint64_t(n) * n_heads, kv_len, hd);
+  if (pl.partial_bytes) {
+    need(fn, d, "scratch (attention_scratch_bytes)", scratch, pl.partial_bytes);
     if (scratch == &out || scratch == &q || scratch == &kcache || scratch == &vcache)
       fail(fn, "scratch must not alias another operand");
   }
@@ -129,8 +101,8 @@ void attention(Stream& s, const Buffer& q, const Buffer& kcache, const Buffer& v
                                        .local_size = {kLocal, 1, 1},
                                        .constants = {hd}});
   const gpu::AttnParams p{n, pos0, n_heads, n_kv, n_heads / n_kv, pl.splits, pl.split_len, scale};
-  const Buffer& part = pl.scratch_bytes ? *scratch : out;  // unused with one split
-  const std::uint64_t part_bytes = pl.scratch_bytes ? pl.scratch_bytes : act_bytes;
+  const Buffer& part = pl.partial_bytes ? *scratch : out;  // unused with one split
+  const std::uint64_t part_bytes = pl.partial_bytes ? pl.partial_bytes : act_bytes;
   s.dispatch(k, {{q, 0, act_bytes}, {kcache, 0, cache_bytes}, {vcache, 0, cache_bytes}, {out, 0, act_bytes},
                  {part, 0, part_bytes}},
              p, Threads{std::uint64_t(n) * n_heads * pl.splits});
@@ -140,7 +112,7 @@ void attention(Stream& s, const Buffer& q, const Buffer& kcache, const Buffer& v
                                        .push_bytes = sizeof(gpu::AttnCombineParams),
                                        .local_size = {kLocal, 1, 1}});
   const gpu::AttnCombineParams cp{n * n_heads, pl.splits, hd, 0};
-  s.dispatch(c, {{*scratch, 0, pl.scratch_bytes}, {out, 0, act_bytes}}, cp, Threads{std::uint64_t(n) * n_heads * hd});
+  s.dispatch(c, {{*scratch, 0, pl.partial_bytes}, {out, 0, act_bytes}}, cp, Threads{std::uint64_t(n) * n_heads * hd});
 }
 
 }  // namespace vkq::kernels

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "attn_kcode.h"
+#include "attn_split.hpp"
 #include "checks.hpp"
 #include "vkquant/error.hpp"
 #include "vkquant/kernels/attn.hpp"
@@ -18,30 +19,13 @@ static_assert(sizeof(gpu::AttnKcodeCombineParams) == 16);
 
 namespace {
 
-constexpr std::uint32_t kLocal = 64;
-constexpr std::uint32_t kMaxNkv = 64;
+using attn_split::kLocal;
 constexpr std::uint64_t kDefaultMaxScoreBytes = std::uint64_t(64) << 20;
-constexpr std::uint32_t kMinKeysPerSplit = 64;
-constexpr std::uint32_t kMaxSplits = 256;
-// Keys one softmax invocation may loop over: lavapipe stops an invocation's
-// loops after 65535 iterations in all (one per key, the hd loops unrolled).
-constexpr std::uint32_t kMaxKeysPerSplit = 32768;
 constexpr std::uint64_t k2pow32 = std::uint64_t(1) << 32;
 
+using check::check_codec;
 using check::fail;
 using check::need;
-
-void check_codec(const char* fn, const KCodec& c) {
-  const std::uint32_t hd = c.hd;
-  if (hd != 32 && hd != 64 && hd != 96 && hd != 128 && hd != 256)
-    fail(fn, "hd = " + std::to_string(hd) + " is not supported (32, 64, 96, 128 or 256)");
-  if (c.n_kv == 0 || c.n_kv > kMaxNkv)
-    fail(fn, "n_kv = " + std::to_string(c.n_kv) + " must be in 1.." + std::to_string(kMaxNkv));
-  if (c.rank > hd) fail(fn, "rank = " + std::to_string(c.rank) + " exceeds hd = " + std::to_string(hd));
-  if (!std::isfinite(c.mean_rope_theta) || c.mean_rope_theta < 0.f ||
-      (c.mean_rope_theta > 0.f && c.mean_rope_theta <= 1.f))
-    fail(fn, "mean_rope_theta must be 0 (plain mean) or a finite theta > 1");
-}
 
 // Query rows per block: a block's scores are one kscore score window.
 std::uint32_t block_rows(const char* fn, const Device& d, std::uint32_t n, std::uint32_t n_heads,
@@ -56,28 +40,6 @@ std::uint32_t block_rows(const char* fn, const Device& d, std::uint32_t n, std::
     fail(fn, "the scores of one query row (" + std::to_string(row) + " bytes) exceed the cap of " +
                  std::to_string(cap) + " bytes");
   return std::uint32_t(std::min<std::uint64_t>(n, cap / row));
-}
-
-// Key splits of the softmax pass for `rows` (query row, head) pairs, as
-// attention() plans them.
-struct Splits {
-  std::uint32_t splits = 1, split_len = 0;
-  std::uint64_t partial_bytes = 0;
-};
-
-Splits split_plan(const Device& d, std::uint64_t rows, std::uint32_t kv_len, std::uint32_t hd) {
-  const std::uint64_t target = d.info().type == VK_PHYSICAL_DEVICE_TYPE_CPU ? 4 * kLocal : 512 * kLocal;
-  std::uint64_t splits = 1;
-  if (rows && rows < target && kv_len > kMinKeysPerSplit)
-    splits = std::min<std::uint64_t>({div_up(target, rows), div_up(kv_len, kMinKeysPerSplit), kMaxSplits});
-  const auto bytes = [&](std::uint64_t s) { return rows * s * (hd + 2) * 4; };
-  while (splits > 1 && bytes(splits) > d.binding_chunk_bytes()) splits /= 2;
-  splits = std::max<std::uint64_t>(splits, div_up(kv_len, kMaxKeysPerSplit));
-  Splits p;
-  p.split_len = std::uint32_t(div_up(std::max<std::uint32_t>(kv_len, 1), splits));
-  p.splits = std::uint32_t(div_up(std::max<std::uint32_t>(kv_len, 1), p.split_len));  // no split past kv_len
-  p.partial_bytes = p.splits > 1 ? bytes(p.splits) : 0;
-  return p;
 }
 
 KscoreShape score_shape(const KCodec& c, std::uint32_t n_heads, std::uint32_t kv_len) {
@@ -133,8 +95,8 @@ AttnKcodeScratchBytes attention_kcode_scratch_bytes(const Device& d, const KCode
   const std::uint32_t nb = block_rows(fn, d, n, n_heads, kv_len, o);
   b.scores = std::uint64_t(nb) * n_heads * kv_len * 4;
   b.partial = std::max<std::uint64_t>(
-      {4, split_plan(d, std::uint64_t(nb) * n_heads, kv_len, c.hd).partial_bytes,
-       n % nb ? split_plan(d, std::uint64_t(n % nb) * n_heads, kv_len, c.hd).partial_bytes : 0});
+      {4, attn_split::plan(d, std::uint64_t(nb) * n_heads, kv_len, c.hd).partial_bytes,
+       n % nb ? attn_split::plan(d, std::uint64_t(n % nb) * n_heads, kv_len, c.hd).partial_bytes : 0});
   return b;
 }
 
@@ -263,7 +225,7 @@ void attention_kcode(Stream& s, const Buffer& q, const KcodeKeys& keys, const Bu
       s.dispatch(k, {Binding(scratch.mrope, 0, sb.mrope), tb, Binding(scratch.scores, 0, score_bytes)}, p,
                  Threads{kv_len, rows});
     }
-    const Splits sp = split_plan(d, std::uint64_t(rows) * n_heads, kv_len, hd);
+    const attn_split::Plan sp = attn_split::plan(d, std::uint64_t(rows) * n_heads, kv_len, hd);
     p.splits = sp.splits;
     p.split_len = sp.split_len;
     const Kernel& k = d.kernel({.shader = "attn_kcode_softmax",

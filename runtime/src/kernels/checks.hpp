@@ -2,12 +2,14 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <string>
 
 #include "vkquant/buffer.hpp"
 #include "vkquant/device.hpp"
 #include "vkquant/error.hpp"
+#include "vkquant/kernels/kcodec.hpp"
 #include "vkquant/stream.hpp"
 
 namespace vkq::kernels::check {
@@ -26,6 +28,20 @@ inline Binding need(const char* fn, const Device& d, const char* name, const Buf
                  "maxStorageBufferRange " + std::to_string(d.info().max_storage_buffer_range) +
                  (beyond ? std::string(" (") + beyond + ")" : std::string()));
   return Binding(*b, 0, std::max<std::uint64_t>(bytes, std::min<std::uint64_t>(4, b->size())));
+}
+
+// The code-cache geometry kcodec and attn_kcode support.
+inline void check_codec(const char* fn, const KCodec& c) {
+  constexpr std::uint32_t kMaxNkv = 64;
+  const std::uint32_t hd = c.hd;
+  if (hd != 32 && hd != 64 && hd != 96 && hd != 128 && hd != 256)
+    fail(fn, "hd = " + std::to_string(hd) + " is not supported (32, 64, 96, 128 or 256)");
+  if (c.n_kv == 0 || c.n_kv > kMaxNkv)
+    fail(fn, "n_kv = " + std::to_string(c.n_kv) + " must be in 1.." + std::to_string(kMaxNkv));
+  if (c.rank > hd) fail(fn, "rank = " + std::to_string(c.rank) + " exceeds hd = " + std::to_string(hd));
+  if (!std::isfinite(c.mean_rope_theta) || c.mean_rope_theta < 0.f ||
+      (c.mean_rope_theta > 0.f && c.mean_rope_theta <= 1.f))
+    fail(fn, "mean_rope_theta must be 0 (plain mean) or a finite theta > 1");
 }
 
 }  // namespace vkq::kernels::check

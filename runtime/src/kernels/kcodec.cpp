@@ -17,10 +17,10 @@ static_assert(sizeof(gpu::KCodeDecodeParams) == 32);
 
 namespace {
 
-constexpr std::uint32_t kMaxNkv = 64;
 constexpr std::uint32_t kPairsPerDecodeInvocation = 8;  // G in kcodec_decode.comp
 constexpr std::uint64_t k2pow32 = std::uint64_t(1) << 32;
 
+using check::check_codec;
 using check::fail;
 // Bindings past maxStorageBufferRange are refused.
 Binding need(const char* fn, const Device& d, const char* name, const Buffer* b, std::uint64_t bytes) {
@@ -30,18 +30,6 @@ Binding need(const char* fn, const Device& d, const char* name, const Buffer* b,
 // Workgroup size: each invocation keeps hd floats in shared memory, so the
 // group's share stays at 16 KiB (Vulkan's guaranteed minimum).
 std::uint32_t local_size(std::uint32_t hd) { return hd <= 64 ? 64 : hd <= 128 ? 32 : 16; }
-
-void check_codec(const char* fn, const KCodec& c) {
-  const std::uint32_t hd = c.hd;
-  if (hd != 32 && hd != 64 && hd != 96 && hd != 128 && hd != 256)
-    fail(fn, "hd = " + std::to_string(hd) + " is not supported (32, 64, 96, 128 or 256)");
-  if (c.n_kv == 0 || c.n_kv > kMaxNkv)
-    fail(fn, "n_kv = " + std::to_string(c.n_kv) + " must be in 1.." + std::to_string(kMaxNkv));
-  if (c.rank > hd) fail(fn, "rank = " + std::to_string(c.rank) + " exceeds hd = " + std::to_string(hd));
-  if (!std::isfinite(c.mean_rope_theta) || c.mean_rope_theta < 0.f ||
-      (c.mean_rope_theta > 0.f && c.mean_rope_theta <= 1.f))
-    fail(fn, "mean_rope_theta must be 0 (plain mean) or a finite theta > 1");
-}
 
 // theta^(-2/hd) as a float-float hi + lo (0 for theta = 0).
 std::pair<float, float> rope_ratio(float theta, std::uint32_t hd) {

@@ -73,6 +73,10 @@ class ModelFile {
   const ModelConfig& config() const;
   Format format() const;
   const std::filesystem::path& path() const;
+  // Every file the model is read from: the GGUF file; or the safetensors
+  // shards, the shard index, config.json and, when present,
+  // tokenizer.json and tokenizer_config.json. Writers refuse these as outputs.
+  std::vector<std::filesystem::path> files() const;
   // The tensor's name in the file (for messages).
   std::string tensor_name(Role r, std::uint32_t layer = 0) const;
   // The weight in fp32, canonical layout, role_shape() elements. Throws

@@ -18,6 +18,9 @@ class Device;
 
 namespace vkq::rot {
 
+// Rows scaled to unit norm (zero rows stay zero and count as cos1b 0).
+RowMat unit_rows(const RowMat& v);
+
 // --- SRHT ------------------------------------------------------------------
 
 // Smallest power of two >= d.
