@@ -14,6 +14,8 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   mesa-vulkan-drivers vulkan-validationlayers vulkan-tools \
   libglm-dev libgtest-dev libgmock-dev libeigen3-dev \
   nlohmann-json3-dev libcli11-dev libfmt-dev
+# scripts/mutants.py (the hostile-input tests' mutant check).
+$SUDO apt-get install -y -qq --no-install-recommends python3
 # scripts/test-asan.sh and scripts/fuzz.sh: clang with libFuzzer and its
 # sanitizer runtimes, and llvm-symbolizer for readable reports.
 $SUDO apt-get install -y -qq --no-install-recommends clang-14 libclang-rt-14-dev llvm-14

@@ -351,7 +351,10 @@ TEST(GgufHostile, TruncatedAtSeveralPoints) {
 
 TEST(GgufHostile, BadMagic) { expect_refused(Raw{"GGML" + valid_file().substr(4)}.write("magic.gguf"), "not a GGUF file", 0); }
 
-TEST(GgufHostile, Version1Refused) { expect_refused(Raw{}.head(1, 0, 0).write("v1.gguf"), "version 1", 4); }
+TEST(GgufHostile, Version1Refused) {
+  // Its own message (why: 32-bit counts), not the generic unknown-version one.
+  expect_refused(Raw{}.head(1, 0, 0).write("v1.gguf"), "GGUF version 1 (32-bit counts) is not supported", 4);
+}
 
 TEST(GgufHostile, BigEndianRefused) {
   Raw r;
@@ -413,6 +416,10 @@ TEST(GgufHostile, OverflowingShape) {
   expect_refused(Raw{}.head(3, 1, 0).tensor("t", {big, big}, 0, 0).pad().zeros(32).write("ovf_elems.gguf"), "overflows 64 bits");
   expect_refused(Raw{}.head(3, 1, 0).tensor("t", {std::uint64_t(1) << 62}, 0, 0).pad().zeros(32).write("ovf_bytes.gguf"),
                  "overflows 64 bits in F32 bytes");
+  // 2^62 elements fit, a 2^33-byte row fits, 2^31 such rows do not.
+  const std::uint64_t half = std::uint64_t(1) << 31;
+  expect_refused(Raw{}.head(3, 1, 0).tensor("t", {half, half}, 0, 0).pad().zeros(32).write("ovf_rows.gguf"),
+                 "overflows 64 bits in F32 bytes");
 }
 
 TEST(GgufHostile, BlockTypeWithPartialBlock) {
@@ -448,7 +455,10 @@ TEST(GgufHostile, BoolOtherThanZeroOrOne) {
 }
 
 TEST(GgufHostile, UnknownGgmlType) {
-  expect_refused(Raw{}.head(3, 1, 0).tensor("t", {32}, 99, 0).pad().zeros(256).write("gtype.gguf"), "tensor 't': unknown ggml type 99");
+  // At the type field (after the 24-byte header, the 9-byte name, the dimension
+  // count and one dimension), not at the dimensions the size check reports.
+  expect_refused(Raw{}.head(3, 1, 0).tensor("t", {32}, 99, 0).pad().zeros(256).write("gtype.gguf"), "tensor 't': unknown ggml type 99",
+                 24 + 9 + 4 + 8);
 }
 
 TEST(GgufHostile, KnownButUnsupportedTypeToFloat) {
