@@ -233,6 +233,30 @@ Binding query_binding(const Buffer* b, std::uint64_t bytes, const Buffer& stand_
   return Binding(b ? *b : stand_in, 0, std::max<std::uint64_t>(bytes, 4));
 }
 
+// What one pass of the scoring kernels binds: the windows of the key bits
+// (`bits_row` bytes a key), the alphas and the scores, the push constants, and
+// the residual codes (`c_row` bytes a key; `stand_in` when the rank is 0).
+struct PassBindings {
+  Window bits, alpha, scores;
+  gpu::KscoreParams pc;
+  Binding c;
+};
+PassBindings pass_bindings(const KscoreShape& sh, const Pass& p, const KscoreKeys& keys, const KscoreQuery& query,
+                           std::uint64_t bits_row, std::uint64_t c_row, std::uint64_t align, const Buffer& stand_in) {
+  PassBindings b{key_window(sh, p, bits_row, 4, align), key_window(sh, p, 2, 2, align), score_window(sh, p, align),
+                 params(sh, p), Binding(stand_in, 0, 4)};
+  b.pc.has_qmu = query.qmu != nullptr;
+  b.pc.bits_base = std::uint32_t(b.bits.base);
+  b.pc.alpha_base = std::uint32_t(b.alpha.base);
+  b.pc.scores_base = std::uint32_t(b.scores.base);
+  if (sh.rank) {
+    const Window cw = key_window(sh, p, c_row, 2, align);
+    b.pc.c_base = std::uint32_t(cw.base);
+    b.c = Binding(*keys.c, cw.offset, cw.range);
+  }
+  return b;
+}
+
 }  // namespace
 
 std::uint64_t kscore_planes_bytes(const KscoreShape& shape, std::uint32_t b) {
@@ -255,25 +279,13 @@ void kscore_float(Stream& s, const KscoreShape& sh, const KscoreKeys& keys, cons
   const std::vector<Pass> passes = plan(fn, d, sh, key_rows(wb, cb), t);  // may throw: before recording anything
   if (sh.rank) residual_query(s, sh, query);
   for (const Pass& p : passes) {
-    const Window bw = key_window(sh, p, wb, 4, align), aw = key_window(sh, p, 2, 2, align),
-                 sw = score_window(sh, p, align);
-    gpu::KscoreParams pc = params(sh, p);
-    pc.has_qmu = query.qmu != nullptr;
-    pc.bits_base = std::uint32_t(bw.base);
-    pc.alpha_base = std::uint32_t(aw.base);
-    pc.scores_base = std::uint32_t(sw.base);
-    Binding cbind(*query.q, 0, 4);
-    if (sh.rank) {
-      const Window cw = key_window(sh, p, cb, 2, align);
-      pc.c_base = std::uint32_t(cw.base);
-      cbind = Binding(*keys.c, cw.offset, cw.range);
-    }
+    const PassBindings b = pass_bindings(sh, p, keys, query, wb, cb, align, *query.q);
     const Kernel& k = score_kernel(s, "kscore_float", 7, sh, p.g, 1, sh.rank, t);
     s.dispatch(k,
-               {{*keys.bits, bw.offset, bw.range}, {*keys.alpha, aw.offset, aw.range}, cbind,
+               {{*keys.bits, b.bits.offset, b.bits.range}, {*keys.alpha, b.alpha.offset, b.alpha.range}, b.c,
                 {*query.q, 0, qh * sh.d * 4}, query_binding(query.uq, qh * sh.rank * 4, *query.q),
-                query_binding(query.qmu, qh * 4, *query.q), {scores, sw.offset, sw.range}},
-               pc, Threads{p.count, sh.queries});
+                query_binding(query.qmu, qh * 4, *query.q), {scores, b.scores.offset, b.scores.range}},
+               b.pc, Threads{p.count, sh.queries});
   }
 }
 
@@ -325,26 +337,14 @@ void kscore_popcount(Stream& s, const KscoreShape& sh, const KscoreKeys& keys, c
   const std::vector<Pass> passes = plan(fn, d, sh, key_rows(wb, cb), t);  // may throw: before recording anything
   if (sh.rank) residual_query(s, sh, query);
   for (const Pass& p : passes) {
-    const Window bw = key_window(sh, p, wb, 4, align), aw = key_window(sh, p, 2, 2, align),
-                 sw = score_window(sh, p, align);
-    gpu::KscoreParams pc = params(sh, p);
-    pc.has_qmu = query.qmu != nullptr;
-    pc.bits_base = std::uint32_t(bw.base);
-    pc.alpha_base = std::uint32_t(aw.base);
-    pc.scores_base = std::uint32_t(sw.base);
-    Binding cbind(*qq.planes, 0, 4);
-    if (sh.rank) {
-      const Window cw = key_window(sh, p, cb, 2, align);
-      pc.c_base = std::uint32_t(cw.base);
-      cbind = Binding(*keys.c, cw.offset, cw.range);
-    }
+    const PassBindings b = pass_bindings(sh, p, keys, query, wb, cb, align, *qq.planes);
     const Kernel& k = score_kernel(s, "kscore_popcount", 8, sh, p.g, qq.bits, sh.rank, t);
     s.dispatch(k,
-               {{*keys.bits, bw.offset, bw.range}, {*qq.planes, 0, kscore_planes_bytes(sh, qq.bits)},
-                {*qq.qconst, 0, kscore_qconst_bytes(sh)}, {*keys.alpha, aw.offset, aw.range}, cbind,
+               {{*keys.bits, b.bits.offset, b.bits.range}, {*qq.planes, 0, kscore_planes_bytes(sh, qq.bits)},
+                {*qq.qconst, 0, kscore_qconst_bytes(sh)}, {*keys.alpha, b.alpha.offset, b.alpha.range}, b.c,
                 query_binding(query.uq, qh * sh.rank * 4, *qq.planes),
-                query_binding(query.qmu, qh * 4, *qq.planes), {scores, sw.offset, sw.range}},
-               pc, Threads{p.count, sh.queries});
+                query_binding(query.qmu, qh * 4, *qq.planes), {scores, b.scores.offset, b.scores.range}},
+               b.pc, Threads{p.count, sh.queries});
   }
 }
 
