@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Checks that each hostile-input test fails without the check it covers.
+"""Checks that each hardening test fails without the check it covers.
 
 tests/mutants.txt lists mutants, one per line:
 
@@ -14,7 +14,9 @@ VKQ_MUTANT=<its line number in the table>, so the sources are rebuilt twice in
 all, not once per mutant. The script then runs every listed test with no
 mutant on (each must pass) and with its mutant on (each must fail: a wrong
 message, a missing error or a crash). The sources are restored and rebuilt
-before it exits, whatever happens.
+before it exits, also on SIGTERM or ^C; only SIGKILL leaves them mutated
+(`git checkout` the files listed in the table, or copy them back from the
+/tmp/vkq-mutants-* folder it leaves).
 
 usage: scripts/mutants.py [-v] [--only PART] [BUILD_DIR] (default: build,
 configured by scripts/build.sh); -v prints why each test failed, --only keeps
