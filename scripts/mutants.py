@@ -22,6 +22,7 @@ usage: scripts/mutants.py [-v] [--only PART] [BUILD_DIR] (default: build,
 configured by scripts/build.sh); -v prints why each test failed, --only keeps
 the mutants of files whose path holds PART
 """
+import argparse
 import os
 import resource
 import re
@@ -65,10 +66,10 @@ def parse_table():
         if not text or text.startswith("#"):
             continue
         parts = [p.strip() for p in text.split(" | ")]
+        if len(parts) < 3:
+            raise TableError(f"{TABLE}:{number}: expected 'FILE | ANCHOR | TESTS', got: {line}")
         # The anchor may hold " | " itself (C++'s bitwise or).
         file, what, tests = parts[0], " | ".join(parts[1:-1]), parts[-1]
-        if len(parts) < 3 or not (file and what and tests):
-            raise TableError(f"{TABLE}:{number}: expected 'FILE | ANCHOR | TESTS', got: {line}")
         old, arrow, new = what.partition(" ==> ")
         mutants.append({"id": number, "file": file, "anchor": old, "new": new if arrow else None,
                         "tests": tests.split()})
@@ -98,8 +99,11 @@ def mutate(path, mutants):
 
 
 def build(build_dir):
-    subprocess.run(["cmake", "--build", str(build_dir), "--target", "vkquant_tests"], check=True,
-                   stdout=subprocess.DEVNULL)
+    r = subprocess.run(["cmake", "--build", str(build_dir), "--target", "vkquant_tests"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if r.returncode != 0:
+        print(r.stdout.decode(errors="replace")[-6000:], file=sys.stderr)
+        raise TableError(f"building vkquant_tests in {build_dir} failed (the compiler's output is above)")
 
 
 def limit_memory():
@@ -132,23 +136,19 @@ def why(out):
 
 
 def main():
-    args = sys.argv[1:]
-    verbose = "-v" in args
-    args = [a for a in args if a != "-v"]
-    only = None
-    if "--only" in args:
-        i = args.index("--only")
-        if i + 1 >= len(args):
-            raise TableError("--only: needs a part of a file name")
-        only = args[i + 1]
-        del args[i:i + 2]
-    build_dir = Path(args[0] if args else ROOT / "build").resolve()
+    ap = argparse.ArgumentParser(description="Checks that each hardening test fails without its check.")
+    ap.add_argument("build_dir", nargs="?", default=str(ROOT / "build"), help="configured by scripts/build.sh")
+    ap.add_argument("-v", action="store_true", help="print why each test failed")
+    ap.add_argument("--only", metavar="PART", help="keep the mutants of files whose path holds PART")
+    args = ap.parse_args()
+    verbose = args.v
+    build_dir = Path(args.build_dir).resolve()
     binary = build_dir / "tests" / "vkquant_tests"
     mutants = parse_table()
-    if only is not None:
-        mutants = [m for m in mutants if only in m["file"]]
+    if args.only is not None:
+        mutants = [m for m in mutants if args.only in m["file"]]
         if not mutants:
-            raise TableError(f"--only {only}: no mutant in a file whose name holds it")
+            raise TableError(f"--only {args.only}: no mutant in a file whose name holds it")
     by_file = {}
     for m in mutants:
         by_file.setdefault(m["file"], []).append(m)
@@ -210,6 +210,6 @@ if __name__ == "__main__":
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     try:
         sys.exit(main())
-    except (TableError, subprocess.CalledProcessError) as e:
+    except TableError as e:
         print(f"mutants.py: {e}", file=sys.stderr)
         sys.exit(1)
