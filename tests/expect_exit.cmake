@@ -1,6 +1,14 @@
-# cmake -DVKQ=path -DEXPECT=code [-DARGS=...] [-DMATCH=regex] -P expect_exit.cmake
+# cmake -DVKQ=path -DEXPECT=code [-DARGS=...] [-DMATCH=regex] [-DENVS=VAR=value;...] -P expect_exit.cmake
 # Runs vkquant (with no Vulkan driver unless ARGS is given) and checks the exit
 # code, that stderr is one line and, with MATCH, that the line matches it.
+# ENVS sets environment variables for the run.
+foreach(kv IN LISTS ENVS)
+  string(FIND "${kv}" "=" eq)
+  string(SUBSTRING "${kv}" 0 ${eq} var)
+  math(EXPR from "${eq} + 1")
+  string(SUBSTRING "${kv}" ${from} -1 value)
+  set(ENV{${var}} "${value}")
+endforeach()
 if(ARGS)
   execute_process(COMMAND ${VKQ} ${ARGS} RESULT_VARIABLE rc ERROR_VARIABLE err)
 else()

@@ -27,6 +27,9 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "vkquant: %s\n", e.what());
     return kUsage;
+  } catch (const vkq::UsageError& e) {  // a bad environment variable, like a bad flag
+    std::fprintf(stderr, "vkquant: %s\n", e.what());
+    return kUsage;
   } catch (const vkq::NoDeviceError& e) {
     std::fprintf(stderr, "vkquant: %s\n", e.what());
     return kNoDevice;

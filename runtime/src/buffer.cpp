@@ -77,6 +77,10 @@ Buffer::~Buffer() { release(); }
 
 void Buffer::release() noexcept {
   if (!device_) return;
+  if (device_->abandoned()) {  // late work may still use it: keep it (Device::abandon)
+    device_ = nullptr;
+    return;
+  }
   const auto& vk = device_->vk();
   if (buffer_) vk.vkDestroyBuffer(device_->handle(), buffer_, nullptr);
   if (memory_) vk.vkFreeMemory(device_->handle(), memory_, nullptr);  // unmaps implicitly

@@ -1,6 +1,8 @@
 #include "vkquant/device.hpp"
 
 #include <bit>
+#include <charconv>
+#include <string_view>
 #include <utility>
 #include <cstdlib>
 #include <string>
@@ -10,6 +12,19 @@
 #include "vkquant/kernel.hpp"
 
 namespace vkq {
+
+std::chrono::milliseconds fence_timeout_from_env() {
+  const char* env = std::getenv("VKQ_FENCE_TIMEOUT_MS");
+  if (!env) return std::chrono::milliseconds(0);
+  constexpr std::uint64_t kMax = 86400000;  // a day
+  const std::string_view s(env);
+  std::uint64_t ms = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), ms);
+  if (s.empty() || s.front() == '+' || ec != std::errc() || end != s.data() + s.size() || ms < 1 || ms > kMax)
+    throw UsageError("VKQ_FENCE_TIMEOUT_MS=" + std::string(s) +
+                     ": expected a whole number of milliseconds from 1 to " + std::to_string(kMax));
+  return std::chrono::milliseconds(ms);
+}
 
 Device Device::create(const Instance& instance, int index, const DeviceOptions& options) {
   const auto& devices = instance.devices();
@@ -25,11 +40,11 @@ Device Device::create(const Instance& instance, int index, const DeviceOptions& 
   Device dev;
   dev.instance_ = &instance;
   dev.info_ = info;
-  if (options.fence_timeout.count() > 0) {
+  if (options.fence_timeout.count() > 0)
     dev.fence_timeout_ = options.fence_timeout;
-  } else if (const char* env = std::getenv("VKQ_FENCE_TIMEOUT_MS")) {
-    dev.fence_timeout_ = std::chrono::milliseconds(std::strtoll(env, nullptr, 10));
-  }
+  else if (const auto env = fence_timeout_from_env(); env.count() > 0)
+    dev.fence_timeout_ = env;
+  if (options.drain_timeout.count() > 0) dev.drain_timeout_ = options.drain_timeout;
 
   // Enable the optional features the kernels can use, where present.
   const std::uint32_t api = std::min(info.api_version, instance.api_version());
@@ -92,15 +107,26 @@ Device& Device::operator=(Device&& o) noexcept {
     queue_ = o.queue_;
     memory_ = o.memory_;
     fence_timeout_ = o.fence_timeout_;
+    drain_timeout_ = o.drain_timeout_;
+    abandoned_ = std::exchange(o.abandoned_, false);
   }
   return *this;
 }
 
 Device::~Device() { destroy(); }
 
+void Device::abandon() noexcept {
+  abandoned_ = true;
+  if (instance_) instance_->keep_for_abandoned_device();
+}
+
 void Device::destroy() noexcept {
-  kernels_.clear();  // pipelines before the device
-  if (device_) {
+  kernels_.clear();  // pipelines before the device (kept, not destroyed, when abandoned)
+  if (device_ && abandoned_) {
+    // Late work may still run on the queue: keep the device (and the
+    // instance, see abandon()) until the process ends.
+    faults::detail::uninstall(device_);
+  } else if (device_) {
     table_.vkDeviceWaitIdle(device_);
     table_.vkDestroyDevice(device_, nullptr);
     faults::detail::uninstall(device_);

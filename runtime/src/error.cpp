@@ -10,8 +10,55 @@ std::string describe(const char* call, VkResult result) {
 }
 }  // namespace
 
+std::string escape_bytes(std::string_view s) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(s.size());
+  auto escape = [&](unsigned char c) {
+    out += "\\x";
+    out += hex[c >> 4];
+    out += hex[c & 15];
+  };
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7f) {
+      escape(c);
+      ++i;
+      continue;
+    }
+    if (c < 0x80) {
+      out += char(c);
+      ++i;
+      continue;
+    }
+    // A UTF-8 sequence: its length from the lead byte, then continuation
+    // bytes, no overlong forms, no surrogates, nothing past U+10FFFF.
+    const std::size_t len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    bool ok = len > 0 && i + len <= s.size();
+    for (std::size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(s[i + k]) & 0xc0) == 0x80;
+    if (ok && len >= 3) {
+      const auto c1 = static_cast<unsigned char>(s[i + 1]);
+      if (c == 0xe0) ok = c1 >= 0xa0;       // overlong
+      else if (c == 0xed) ok = c1 < 0xa0;   // surrogates
+      else if (c == 0xf0) ok = c1 >= 0x90;  // overlong
+      else if (c == 0xf4) ok = c1 < 0x90;   // past U+10FFFF
+    }
+    if (!ok) {
+      escape(c);
+      ++i;
+      continue;
+    }
+    out.append(s.substr(i, len));
+    i += len;
+  }
+  return out;
+}
+
 VulkanError::VulkanError(const char* call, VkResult result)
     : Error(describe(call, result)), call_(call), result_(result) {}
+
+VulkanError::VulkanError(const char* call, VkResult result, const std::string& detail)
+    : Error(describe(call, result) + ": " + detail), call_(call), result_(result) {}
 
 const char* result_name(VkResult r) noexcept {
   switch (r) {

@@ -398,6 +398,7 @@ Instance& Instance::operator=(Instance&& o) noexcept {
     messages_ = std::move(o.messages_);
     api_version_ = o.api_version_;
     devices_ = std::move(o.devices_);
+    keep_ = std::exchange(o.keep_, false);
   }
   return *this;
 }
@@ -405,6 +406,16 @@ Instance& Instance::operator=(Instance&& o) noexcept {
 Instance::~Instance() { destroy(); }
 
 void Instance::destroy() noexcept {
+  if (keep_ && instance_) {
+    // A device of ours may still be executing: destroying the instance under
+    // it is undefined. Keep the instance and the messenger's counters (still
+    // reachable, so leak checkers stay quiet) until the process ends.
+    static auto* kept = new std::vector<std::unique_ptr<Messages>>;
+    kept->push_back(std::move(messages_));
+    instance_ = VK_NULL_HANDLE;
+    messenger_ = VK_NULL_HANDLE;
+    return;
+  }
   if (messenger_) vkDestroyDebugUtilsMessengerEXT(instance_, messenger_, nullptr);
   if (instance_) vkDestroyInstance(instance_, nullptr);
   messenger_ = VK_NULL_HANDLE;

@@ -91,6 +91,7 @@ Kernel::Kernel(Device& device, const KernelDesc& desc) : device_(device), desc_(
 Kernel::~Kernel() { release(); }
 
 void Kernel::release() noexcept {
+  if (device_.abandoned()) return;  // late work may still use the pipeline (Device::abandon)
   const auto& vk = device_.vk();
   VkDevice dev = device_.handle();
   if (pipeline_) vk.vkDestroyPipeline(dev, pipeline_, nullptr);

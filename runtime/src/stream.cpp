@@ -1,6 +1,7 @@
 #include "vkquant/stream.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <utility>
 #include <string>
 
@@ -69,12 +70,9 @@ void Stream::release() noexcept {
   if (!device_) return;
   const auto& vk = device_->vk();
   VkDevice dev = device_->handle();
-  // Work may still be in flight after a timeout: wait (bounded) before
-  // freeing. If it is still running, leak the objects it uses rather than
-  // free them under the GPU (a lost device may free them: nothing runs).
-  if (in_flight_ &&
-      vk.vkWaitForFences(dev, 1, &fence_, VK_TRUE, std::uint64_t(device_->fence_timeout().count()) * 1000000) ==
-          VK_TIMEOUT) {
+  // Work still in flight (retire() gave up on it and abandoned the device):
+  // keep the command buffer and descriptor sets it uses.
+  if (in_flight_ || device_->abandoned()) {
     device_ = nullptr;
     return;
   }
@@ -258,6 +256,10 @@ void Stream::submit_and_wait() {
     return;
   }
   const auto& vk = device_->vk();
+  if (device_->abandoned()) {
+    recycle();
+    throw DeviceLostError("vkQueueSubmit", VK_ERROR_DEVICE_LOST, "the device was abandoned after a fence timeout");
+  }
   // Make every write visible to the host, which reads mapped memory next.
   memory_barrier(vk, cmd_, VK_PIPELINE_STAGE_HOST_BIT, VK_ACCESS_HOST_READ_BIT);
   recording_ = false;
@@ -278,16 +280,40 @@ void Stream::submit_and_wait() {
   retire();
 }
 
+namespace {
+std::uint64_t ns(std::chrono::milliseconds ms) { return std::uint64_t(ms.count()) * 1000000ull; }
+}  // namespace
+
 // Waits (bounded) for submitted work, then makes the stream ready to record.
+// On a timeout the work is still running and uses buffers the caller is about
+// to free while the TimeoutError unwinds: wait once more, bounded by the drain
+// timeout, and if it still runs abandon the device (nothing of it is freed
+// from then on) before throwing.
 void Stream::retire() {
   if (!in_flight_) return;
+  if (device_->abandoned())
+    throw DeviceLostError("vkWaitForFences", VK_ERROR_DEVICE_LOST, "the device was abandoned after a fence timeout");
   const auto& vk = device_->vk();
   VkDevice dev = device_->handle();
-  const std::uint64_t timeout_ns = std::uint64_t(device_->fence_timeout().count()) * 1000000ull;
-  check(vk.vkWaitForFences(dev, 1, &fence_, VK_TRUE, timeout_ns), "vkWaitForFences");
+  const auto timed_out = [&](const std::string& what) {
+    return TimeoutError("vkWaitForFences", VK_TIMEOUT,
+                        "GPU work did not finish within the fence timeout of " +
+                            std::to_string(device_->fence_timeout().count()) + " ms (VKQ_FENCE_TIMEOUT_MS); " + what);
+  };
+  VkResult r = vk.vkWaitForFences(dev, 1, &fence_, VK_TRUE, ns(device_->fence_timeout()));
+  if (r == VK_TIMEOUT) {
+    if (vk.vkWaitForFences(dev, 1, &fence_, VK_TRUE, ns(device_->drain_timeout())) != VK_SUCCESS) {
+      device_->abandon();
+      throw timed_out("it was still running " + std::to_string(device_->drain_timeout().count()) +
+                      " ms later, so the device was abandoned");
+    }
+  } else if (r != VK_SUCCESS) {
+    check(r, "vkWaitForFences");  // device lost: nothing runs any more
+  }
   in_flight_ = false;
   check(vk.vkResetFences(dev, 1, &fence_), "vkResetFences");
   recycle();
+  if (r == VK_TIMEOUT) throw timed_out("it has finished since");
 }
 
 // Resets the command buffer and descriptor pools (none of it in flight).

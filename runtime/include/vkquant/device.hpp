@@ -20,9 +20,20 @@ struct KernelDesc;
 
 struct DeviceOptions {
   // How long a fence wait may take before TimeoutError. Defaults to the
-  // environment variable VKQ_FENCE_TIMEOUT_MS, else 300 s (lavapipe is slow).
+  // environment variable VKQ_FENCE_TIMEOUT_MS (a whole number of
+  // milliseconds, 1 to 86400000; anything else is a UsageError), else 300 s
+  // (lavapipe is slow).
   std::chrono::milliseconds fence_timeout{0};
+  // After a timeout, how long to wait more for the late work before the
+  // device is abandoned (0: 10 s). Nothing the work uses is freed before it
+  // finishes.
+  std::chrono::milliseconds drain_timeout{0};
 };
+
+// The fence timeout VKQ_FENCE_TIMEOUT_MS asks for (0 ms when it is unset);
+// throws UsageError naming the variable and the value when it is not a whole
+// number of milliseconds from 1 to 86400000.
+std::chrono::milliseconds fence_timeout_from_env();
 
 class Device {
  public:
@@ -43,6 +54,16 @@ class Device {
   VkQueue queue() const { return queue_; }
   std::uint32_t queue_family() const { return std::uint32_t(info_.compute_queue_family); }
   std::chrono::milliseconds fence_timeout() const { return fence_timeout_; }
+  std::chrono::milliseconds drain_timeout() const { return drain_timeout_; }
+
+  // Work submitted to the queue timed out and did not finish within the
+  // drain timeout either: it may still be running and using this device's
+  // buffers, pipelines and descriptor sets. From then on nothing of the
+  // device is destroyed (its objects and the instance are kept until the
+  // process ends: a leak, never a use-after-free under the GPU) and every
+  // submit fails with DeviceLostError.
+  void abandon() noexcept;
+  bool abandoned() const { return abandoned_; }
 
   // Memory type index with all `required` flags (and as many `preferred` as
   // possible) among `type_bits`; -1 if none.
@@ -68,6 +89,8 @@ class Device {
   VkQueue queue_ = VK_NULL_HANDLE;
   VkPhysicalDeviceMemoryProperties memory_{};
   std::chrono::milliseconds fence_timeout_{300000};
+  std::chrono::milliseconds drain_timeout_{10000};
+  bool abandoned_ = false;
   std::map<std::string, std::unique_ptr<Kernel>> kernels_;
 };
 

@@ -7,13 +7,23 @@
 
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace vkq {
 
-// Base of every error the library throws.
+// `s` made safe to print on one line: valid UTF-8 is kept, control bytes
+// (NUL, newline, tab, ...), DEL and bytes that are not valid UTF-8 become
+// \xNN. Backslashes are kept, so escaping twice changes nothing.
+std::string escape_bytes(std::string_view s);
+
+// Base of every error the library throws. Messages quote names and values
+// read from files and the environment: they are escaped (escape_bytes) so an
+// embedded NUL cannot cut a message short and raw bytes never reach a
+// terminal.
 class Error : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit Error(const std::string& what) : std::runtime_error(escape_bytes(what)) {}
+  explicit Error(const char* what) : Error(std::string(what)) {}
 };
 
 // No Vulkan loader, no driver, or no usable device.
@@ -22,10 +32,19 @@ class NoDeviceError : public Error {
   using Error::Error;
 };
 
+// A bad setting from the user: an environment variable (or an option passed
+// through the library) with a value that is not allowed. The CLI exits 2.
+class UsageError : public Error {
+ public:
+  using Error::Error;
+};
+
 // A Vulkan call failed.
 class VulkanError : public Error {
  public:
   VulkanError(const char* call, VkResult result);
+  // The same with what it means for the user appended.
+  VulkanError(const char* call, VkResult result, const std::string& detail);
   const char* call() const noexcept { return call_; }
   VkResult result() const noexcept { return result_; }
 

@@ -96,6 +96,11 @@ class Instance {
   std::vector<std::string> validation_messages() const;  // errors, first 32
   void reset_validation_counts();
 
+  // A device of this instance was abandoned (Device::abandon): its queue may
+  // still run work, so the instance must outlive the process and is never
+  // destroyed.
+  void keep_for_abandoned_device() const noexcept { keep_ = true; }
+
  struct Messages;  // validation message counters (opaque)
 
  private:
@@ -107,6 +112,7 @@ class Instance {
   std::unique_ptr<Messages> messages_;
   std::uint32_t api_version_ = 0;
   std::vector<DeviceInfo> devices_;
+  mutable bool keep_ = false;  // see keep_for_abandoned_device()
 };
 
 }  // namespace vkq

@@ -1,0 +1,29 @@
+# CLI tests of issue 19: see tests/CMakeLists.txt. The runtime's environment
+# and a real fence timeout, as a user meets them.
+
+# A 1 ms fence timeout against a real model pass: the late work is waited for
+# (bounded) before anything it uses is freed, then one line and exit 1 (was:
+# "double free or corruption", exit 134; calibrate and gauge segfaulted).
+set(timeout_env "ENVS=VKQ_FENCE_TIMEOUT_MS=1")
+set(timeout_line "vkWaitForFences failed: VK_TIMEOUT .*fence timeout of 1 ms")
+foreach(case
+    "run_fence_timeout|run;--prompt;And the LORD said;-n;32"
+    "ppl_fence_timeout|ppl;${PROJECT_SOURCE_DIR}/models/kjv-llama;--text;${PROJECT_SOURCE_DIR}/models/kjv-calib.txt;--chunks;1"
+    "calibrate_fence_timeout|calibrate;${PROJECT_SOURCE_DIR}/models/kjv-llama;--text;${PROJECT_SOURCE_DIR}/models/kjv-calib.txt;--tokens;256;-o;${CMAKE_CURRENT_BINARY_DIR}/fence_timeout.vkq.safetensors"
+    "gauge_fence_timeout|gauge;${PROJECT_SOURCE_DIR}/models/kjv-llama;--tokens;256")
+  string(REPLACE "|" ";" parts "${case}")
+  list(GET parts 0 name)
+  list(SUBLIST parts 1 -1 args)
+  add_test(NAME cli.${name} COMMAND ${CMAKE_COMMAND} -DVKQ=$<TARGET_FILE:vkquant> -DEXPECT=1 "-DARGS=${args}"
+           "-DMATCH=${timeout_line}" "-D${timeout_env}" -P ${CMAKE_CURRENT_SOURCE_DIR}/expect_exit.cmake)
+endforeach()
+
+# VKQ_FENCE_TIMEOUT_MS is parsed strictly: a bad value is refused by name,
+# exit 2, like a bad flag (was: taken as ~0 ms, or -1 as no bound). The empty
+# value is in the gtest FenceTimeoutEnv.StrictWholeMilliseconds (CMake cannot
+# set an empty environment variable).
+foreach(bad abc 1e20 -1 0)
+  add_test(NAME cli.fence_timeout_env_${bad} COMMAND ${CMAKE_COMMAND} -DVKQ=$<TARGET_FILE:vkquant> -DEXPECT=2
+           "-DARGS=run;-n;2" "-DMATCH=vkquant: VKQ_FENCE_TIMEOUT_MS=${bad}: expected a whole number of milliseconds from 1 to 86400000"
+           "-DENVS=VKQ_FENCE_TIMEOUT_MS=${bad}" -P ${CMAKE_CURRENT_SOURCE_DIR}/expect_exit.cmake)
+endforeach()
