@@ -27,3 +27,25 @@ foreach(bad abc 1e20 -1 0)
            "-DARGS=run;-n;2" "-DMATCH=vkquant: VKQ_FENCE_TIMEOUT_MS=${bad}: expected a whole number of milliseconds from 1 to 86400000"
            "-DENVS=VKQ_FENCE_TIMEOUT_MS=${bad}" -P ${CMAKE_CURRENT_SOURCE_DIR}/expect_exit.cmake)
 endforeach()
+
+# A driver manifest that is not JSON, or a directory: the loader answers
+# VK_ERROR_OUT_OF_HOST_MEMORY; it is "no usable driver", exit 3 (was exit 1).
+file(WRITE ${CMAKE_CURRENT_BINARY_DIR}/bad_manifests/icd.json "this is not JSON\n")
+foreach(kind file dir)
+  set(manifest ${CMAKE_CURRENT_BINARY_DIR}/bad_manifests)
+  if(kind STREQUAL "file")
+    set(manifest ${manifest}/icd.json)
+  endif()
+  add_test(NAME cli.driver_manifest_${kind} COMMAND ${CMAKE_COMMAND} -DVKQ=$<TARGET_FILE:vkquant> -DEXPECT=3
+           "-DARGS=devices" "-DMATCH=vkquant: no usable Vulkan driver .*VK_DRIVER_FILES=${manifest}\n"
+           "-DENVS=VK_DRIVER_FILES=${manifest};VK_ICD_FILENAMES=${manifest}" -P ${CMAKE_CURRENT_SOURCE_DIR}/expect_exit.cmake)
+endforeach()
+
+# Sampling flags: NaN, a zero nucleus and seeds outside 64 bits are usage
+# errors, exit 2 (were exit 1, or silently saturated / wrapped).
+vkq_expect_error(run_temp_nan 2 "--temp: 'nan' is not a number" run -n 1 --temp nan)
+vkq_expect_error(run_top_p_nan 2 "--top-p: 'nan' is not a number" run -n 1 --top-p nan)
+vkq_expect_error(run_top_p_zero 2 "--top-p: '0' is not in \\(0, 1\\]" run -n 1 --top-p 0)
+vkq_expect_error(run_seed_overflow 2 "--seed: '18446744073709551616' is not a whole number" run -n 1 --seed 18446744073709551616)
+vkq_expect_error(run_seed_negative 2 "--seed: '-1' is not a whole number" run -n 1 --seed -1)
+add_test(NAME cli.run_seed_max COMMAND vkquant run -n 2 --seed 18446744073709551615)

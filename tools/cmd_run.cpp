@@ -106,11 +106,11 @@ void add_run(CLI::App& app) {
   cmd->add_option("model", f->model, "model: .gguf, .safetensors, index .json or a Hugging Face directory");
   cmd->add_option("--prompt,-p", f->prompt, "text to continue");
   cmd->add_option("-n", f->n, "tokens to generate")->check(CLI::Range(0, 1 << 24));
-  cmd->add_option("--temp", f->sampling.temperature, "sampling temperature (0: greedy)")->check(CLI::Range(0.0, 100.0));
+  cmd->add_option("--temp", f->sampling.temperature, "sampling temperature (0: greedy)")->check(number_in(0.0, 100.0));
   cmd->add_option("--top-k", f->sampling.top_k, "sample among the K most likely tokens (0: all)");
   cmd->add_option("--top-p", f->sampling.top_p, "nucleus: the smallest set of tokens holding mass P")
-      ->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--seed", f->sampling.seed, "sampling seed");
+      ->check(number_in(0.0, 1.0, /*open_low=*/true));
+  cmd->add_option("--seed", f->sampling.seed, "sampling seed")->check(unsigned64());
   f->weights.add(cmd);
   f->quant.add(cmd);
   cmd->add_option("--device", f->device.device, "Vulkan device index (see `vkquant devices`)");

@@ -2,7 +2,11 @@
 
 #include <unistd.h>
 
+#include <charconv>
 #include <climits>
+#include <cmath>
+
+#include <fmt/format.h>
 
 #include "vkquant/error.hpp"
 
@@ -21,6 +25,32 @@ std::filesystem::path default_model_path() {
   if (std::filesystem::is_directory(source, ec)) return source;
   throw Error("the bundled model is not installed (looked in <prefix>/share/vkquant/models/kjv-llama and " +
               source.string() + "); name a model file");
+}
+
+CLI::Validator number_in(double lo, double hi, bool open_low) {
+  const std::string range = (open_low ? "(" : "[") + fmt::format("{}, {}]", lo, hi);
+  return CLI::Validator(
+      [=](std::string& s) -> std::string {
+        double v = 0;
+        const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+        if (ec != std::errc() || end != s.data() + s.size() || std::isnan(v))
+          return "'" + s + "' is not a number";
+        if (v < lo || v > hi || (open_low && v == lo)) return "'" + s + "' is not in " + range;
+        return {};
+      },
+      "NUMBER in " + range);
+}
+
+CLI::Validator unsigned64() {
+  return CLI::Validator(
+      [](std::string& s) -> std::string {
+        std::uint64_t v = 0;
+        const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+        if (s.empty() || ec != std::errc() || end != s.data() + s.size())
+          return "'" + s + "' is not a whole number from 0 to 18446744073709551615";
+        return {};
+      },
+      "UINT64");
 }
 
 namespace {

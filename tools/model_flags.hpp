@@ -29,6 +29,14 @@ std::filesystem::path default_model_path();
 void refuse_overwriting_inputs(const std::filesystem::path& out, const std::string& flag, const ModelFile& model,
                                const std::vector<std::pair<std::string, std::filesystem::path>>& inputs = {});
 
+// Flag checks CLI11 lacks (a failed check is a usage error, exit 2).
+// A number in [lo, hi], or (lo, hi] with open_low; NaN is refused (CLI::Range
+// lets it through: every comparison with NaN is false).
+CLI::Validator number_in(double lo, double hi, bool open_low = false);
+// A decimal integer from 0 to 2^64 - 1 (CLI11 alone reads -1 as 2^64 - 1 and
+// saturates values past it).
+CLI::Validator unsigned64();
+
 // --weights f16|f32: how matrices are stored on the device.
 struct WeightFlag {
   std::string value = "f16";

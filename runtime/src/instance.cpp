@@ -353,6 +353,17 @@ Instance Instance::create(const InstanceOptions& options) {
   if (r == VK_ERROR_INCOMPATIBLE_DRIVER || r == VK_ERROR_INITIALIZATION_FAILED)
     throw NoDeviceError(std::string("no Vulkan driver found (vkCreateInstance: ") + result_name(r) +
                         "); install one, e.g. mesa-vulkan-drivers, or check VK_DRIVER_FILES");
+  if (r == VK_ERROR_OUT_OF_HOST_MEMORY) {
+    // The loader (1.3.239 at least) also answers this when a driver manifest
+    // is not JSON or is a directory; a real lack of memory this early is
+    // unlikely, and either way there is no usable driver.
+    std::string manifests;
+    for (const char* var : {"VK_DRIVER_FILES", "VK_ICD_FILENAMES"})
+      if (const char* v = std::getenv(var); v && manifests.empty()) manifests = std::string(var) + "=" + v;
+    throw NoDeviceError(std::string("no usable Vulkan driver (vkCreateInstance: ") + result_name(r) +
+                        ", also the loader's answer to a driver manifest it cannot read); check " +
+                        (manifests.empty() ? std::string("the installed drivers") : manifests));
+  }
   check(r, "vkCreateInstance");
   volkLoadInstanceOnly(inst.instance_);
   if (validation) {
