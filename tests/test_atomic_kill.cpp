@@ -1,9 +1,12 @@
 // Atomic writes under SIGKILL: a child rewrites a 24 MiB safetensors file in
 // a loop while the parent kills it at random moments. After every kill the
-// file must be the old one or a complete new one, never torn. A kill between
-// mkstemp and rename leaves a hidden ".model.safetensors.tmpXXXXXX" beside it
-// (no process survives to remove it); loaders never look at such names, which
-// the test checks, and then removes them itself.
+// file must be the old one or a complete new one, never torn, and no hidden
+// ".model.safetensors.tmpXXXXXX" may be left beside it: the writer's file has
+// no name (O_TMPFILE) until the linkat + rename of its commit. A kill inside
+// that window of two system calls (microseconds in a write of tens of ms) can
+// still leave the name, of a complete file: the test allows one such trial,
+// checks that loaders ignore the name, and removes it. Before O_TMPFILE a
+// third of the kills left a temp file, mostly a partial one.
 #include <gtest/gtest.h>
 
 #include <signal.h>
@@ -143,10 +146,18 @@ TEST(AtomicKill, SigkillNeverTearsTheFile) {
       // A directory holding leftovers still opens the real file.
       const auto m = vkq::SafetensorsModel::open(dir);
       EXPECT_EQ(m.source().filename(), "model.safetensors");
-      for (const auto& p : stray) fs::remove(p);
+      for (const auto& p : stray) {
+        try {
+          EXPECT_GE(read_gen(p), first) << "trial " << trial << ": " << p;
+        } catch (const vkq::Error& e) {
+          ADD_FAILURE() << "trial " << trial << ": a partial temp file is left: " << e.what();
+        }
+        fs::remove(p);
+      }
     }
     if (HasFailure()) break;
   }
+  EXPECT_LE(strays, 1) << "kills left temp files beside the target";
   RecordProperty("kept_old", kept_old);
   RecordProperty("replaced", replaced);
   RecordProperty("trials_with_stray_temp_files", strays);

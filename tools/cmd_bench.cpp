@@ -18,6 +18,7 @@
 #include "vkquant/atomic_file.hpp"
 #include "vkquant/device.hpp"
 #include "vkquant/error.hpp"
+#include "vkquant/json_strict.hpp"
 
 namespace vkq::cli {
 
@@ -33,9 +34,9 @@ struct BenchFlags {
 };
 
 nlohmann::ordered_json read_json_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw Error(path + ": cannot open");
-  auto j = nlohmann::ordered_json::parse(in, nullptr, /*allow_exceptions=*/false);
+  const MappedFile file = map_json_file(path, "bench JSON");  // a regular file, of bounded size
+  const auto* text = reinterpret_cast<const char*>(file.bytes().data());
+  auto j = nlohmann::ordered_json::parse(text, text + file.size(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) throw Error(path + ": not valid JSON");
   if (!j.is_object() || !j.contains("devices") || !j["devices"].is_array())
     throw Error(path + ": not a `vkquant bench --json` file (no \"devices\" array)");
@@ -60,6 +61,8 @@ void compare(const std::vector<std::string>& paths) {
 
 void run(const BenchFlags& f) {
   if (!f.compare.empty()) return compare(f.compare);
+  std::optional<AtomicFile> json;  // opened now: an unwritable path fails before the work
+  if (!f.json.empty()) json = AtomicFile::open(f.json, "--json");
   Instance inst = Instance::create(InstanceOptions::from_env());
   std::vector<std::uint32_t> indices;
   if (f.device == "all") {
@@ -101,7 +104,10 @@ void run(const BenchFlags& f) {
     for (const auto& r : results) failed |= !r.error.empty();
     out["devices"].push_back({{"device", to_json(dev.info())}, {"cases", bench::to_json(results)}});
   }
-  if (!f.json.empty()) write_file_atomic(f.json, out.dump(2) + "\n");
+  if (json) {
+    json->write(out.dump(2) + "\n");
+    json->commit();
+  }
   if (failed) throw Error("some cases failed verification against the CPU reference (see FAILED above)");
 }
 

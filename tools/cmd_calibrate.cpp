@@ -9,6 +9,7 @@
 #include "commands.hpp"
 #include "model_flags.hpp"
 #include "progress.hpp"
+#include "vkquant/atomic_file.hpp"
 #include "vkquant/device.hpp"
 #include "vkquant/instance.hpp"
 #include "vkquant/mapped_file.hpp"
@@ -41,6 +42,9 @@ void calibrate(const CalibrateFlags& f) {
   std::filesystem::path out = f.out;
   if (out.empty()) out = std::filesystem::path(f.model).filename().replace_extension("").string() + ".vkq.safetensors";
   refuse_overwriting_inputs(out, "-o", model, {{"--text", f.text}});
+  // Opened (and dropped) now so that an unwritable -o fails before the work;
+  // write_kcache_artifact() then writes through a writer of its own.
+  AtomicFile::open(out, "-o");
   const ModelConfig& c = model.config();
   const auto tok = model.tokenizer();
   const auto text_file = MappedFile::open(f.text);

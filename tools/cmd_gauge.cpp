@@ -138,8 +138,9 @@ void run_model_gauge(const GaugeFlags& f) {
   if (f.no_keys && f.no_mlp) throw Error("--no-keys and --no-mlp together leave nothing to gauge");
   if (f.no_keys && !f.rotations.empty()) throw Error("--rotations: applies to the keys, which --no-keys skips");
   if (!f.fidelity.empty() && f.html.empty()) throw Error("--fidelity: needs --html OUT (the plot is drawn there)");
+  std::optional<AtomicFile> html;  // opened now: an unwritable path fails before the work
   if (!f.html.empty()) {
-    check_writable(f.html, "--html");
+    html = AtomicFile::open(f.html, "--html");
     refuse_overwriting_inputs(f.html, "--html", ModelFile::open(f.file),
                               {{"--text", f.text}, {"--rotations", f.rotations}, {"--fidelity", f.fidelity}});
   }
@@ -172,7 +173,10 @@ void run_model_gauge(const GaugeFlags& f) {
   Progress bar;
   const auto g = gauge_model(device, o, [&](const std::string& label, double frac) { bar.update(label, frac); });
   bar.clear();
-  if (!f.html.empty()) write_file_atomic(f.html, gauge_html(g, fidelity));
+  if (html) {
+    html->write(gauge_html(g, fidelity));
+    html->commit();
+  }
   if (f.json)
     std::printf("%s\n", g.dump(2).c_str());
   else
@@ -191,6 +195,16 @@ void run_gauge(const GaugeFlags& f) {
     if (opt->count() > 0)
       throw Error(opt->get_name() + ": applies to a model; " + f.file + " is gauged as a file of vectors");
   const auto file = SafetensorsFile::open(f.file);
+  // Every set's width is checked before any is read or gauged: a learned
+  // rotation's memory grows with d^2, not with the file's size.
+  for (const auto& t : file.tensors()) {
+    if (t.shape.size() != 2) continue;
+    try {
+      rot::check_learned_dim(std::size_t(t.shape[1]));
+    } catch (const Error& e) {
+      throw FormatError(file.path(), "tensor \"" + t.name + "\": " + e.what());
+    }
+  }
   rot::GaugeOptions o;
   o.learn.solver = f.solver == "radam" ? rot::Solver::radam : rot::Solver::procrustes;
   o.learn.iters = f.iters;

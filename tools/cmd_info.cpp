@@ -7,12 +7,12 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
 #include <memory>
 
 #include "commands.hpp"
 #include "vkquant/gguf.hpp"
 #include "vkquant/json_strict.hpp"
+#include "vkquant/mapped_file.hpp"
 #include "vkquant/model/model_file.hpp"
 #include "vkquant/safetensors_index.hpp"
 
@@ -31,12 +31,12 @@ struct Listing {
   std::vector<std::pair<std::string, std::string>> metadata;
 };
 
+// A directory is a safetensors model; anything else must be a regular file
+// (MappedFile refuses a FIFO or device, naming it, without blocking on it).
 bool is_gguf(const std::filesystem::path& p) {
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(p, ec)) return false;
-  std::ifstream in(p, std::ios::binary);
-  char magic[4] = {};
-  return in.read(magic, 4) && std::string_view(magic, 4) == "GGUF";
+  if (std::filesystem::is_directory(p, ec)) return false;
+  return MappedFile::open(p).starts_with("GGUF");
 }
 
 Listing list(const std::filesystem::path& p) {

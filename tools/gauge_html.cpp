@@ -1,20 +1,16 @@
 #include "gauge_html.hpp"
 
 #include <fmt/core.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <string_view>
 
 #include "vkquant/json_strict.hpp"
-#include "vkquant/mapped_file.hpp"
 
 namespace vkq::cli {
 
 nlohmann::json read_fidelity(const std::filesystem::path& path) {
-  const auto file = MappedFile::open(path);
-  const auto bytes = file.bytes();
-  nlohmann::json j = parse_json_strict(path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  nlohmann::json j = read_json_file(path, "--fidelity JSON");
   if (!j.is_object()) throw FormatError(path, "not the JSON of `vkquant ppl --compare --json` (not an object)");
   if (!j.contains("configs")) {
     // A single `ppl --json` run: one point.
@@ -39,15 +35,6 @@ nlohmann::json read_fidelity(const std::filesystem::path& path) {
     }
   }
   return j;
-}
-
-void check_writable(const std::filesystem::path& path, const std::string& flag) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) throw Error(flag + " " + path.string() + ": is a directory");
-  std::filesystem::path dir = path.parent_path();
-  if (dir.empty()) dir = ".";
-  if (!std::filesystem::is_directory(dir, ec)) throw Error(flag + " " + path.string() + ": directory " + dir.string() + " does not exist");
-  if (::access(dir.c_str(), W_OK) != 0) throw Error(flag + " " + path.string() + ": directory " + dir.string() + " is not writable");
 }
 
 namespace {

@@ -18,10 +18,6 @@ namespace vkq::cli {
 // FormatError naming the file and the problem.
 nlohmann::json read_fidelity(const std::filesystem::path& path);
 
-// Throws vkq::Error unless `path` could be written: its directory exists and
-// is writable, and `path` is not a directory.
-void check_writable(const std::filesystem::path& path, const std::string& flag);
-
 // The report for gauge_model()'s JSON; `fidelity` (read_fidelity's) draws
 // the bits-against-perplexity plot, else the page says the plot needs it.
 std::string gauge_html(const nlohmann::ordered_json& gauge, const std::optional<nlohmann::json>& fidelity);

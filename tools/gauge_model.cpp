@@ -245,6 +245,20 @@ nlohmann::ordered_json gauge_model(Device& device, const ModelGaugeOptions& o,
     art = read_kcache_artifact(o.rotations, model);
   }
   const std::uint32_t hd = c.head_dim, kvd = c.kv_dim();
+  // Widths are checked before the long work (the forward pass, earlier sets):
+  // a learned rotation's memory grows with d^2.
+  if (o.gauge_keys) rot::check_learned_dim(hd);
+  if (o.gauge_mlp) {
+    const std::vector<Role> mlp_roles = c.moe() ? std::vector<Role>{Role::exp_gate, Role::exp_up, Role::exp_down}
+                                                : std::vector<Role>{Role::w_gate, Role::w_up, Role::w_down};
+    for (Role r : mlp_roles) {
+      try {
+        rot::check_learned_dim(std::size_t(role_shape(c, r).back()));
+      } catch (const Error& e) {
+        throw Error(fmt::format("MLP {} rows: {}; --no-mlp skips the MLP", matrix_name(r), e.what()));
+      }
+    }
+  }
   nlohmann::ordered_json out{{"model", o.model.string()},
                              {"architecture", c.architecture},
                              {"layers", c.layers},

@@ -63,4 +63,19 @@ nlohmann::json parse_json_strict(const std::filesystem::path& file, std::string_
   }
 }
 
+MappedFile map_json_file(const std::filesystem::path& path, std::string_view what, std::uint64_t cap) {
+  MappedFile f = MappedFile::open(path);
+  if (f.size() > cap)
+    throw FormatError(path, std::string(what) + " is " + std::to_string(f.size()) + " bytes, over the " + std::to_string(cap) +
+                                "-byte cap");
+  return f;
+}
+
+nlohmann::json read_json_file(const std::filesystem::path& path, std::string_view what, std::uint64_t cap,
+                              const JsonLimits& limits) {
+  const MappedFile f = map_json_file(path, what, cap);
+  const std::string_view text(reinterpret_cast<const char*>(f.bytes().data()), f.bytes().size());
+  return parse_json_strict(path, text, 0, limits);
+}
+
 }  // namespace vkq

@@ -19,14 +19,37 @@ static std::string describe(const std::string& what, std::uint64_t offset) {
 FormatError::FormatError(const std::filesystem::path& file, const std::string& what, std::uint64_t offset)
     : Error(file.string() + ": " + describe(what, offset)), file_(file), offset_(offset) {}
 
+// What a non-regular file is, for "PATH: is a FIFO, not a regular file".
+static const char* kind_of(mode_t mode) {
+  if (S_ISDIR(mode)) return "is a directory";
+  if (S_ISFIFO(mode)) return "is a FIFO";
+  if (S_ISCHR(mode)) return "is a character device";
+  if (S_ISBLK(mode)) return "is a block device";
+  if (S_ISSOCK(mode)) return "is a socket";
+  return "is of an unknown kind";
+}
+
 MappedFile MappedFile::open(const std::filesystem::path& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error(path.string() + ": cannot open: " + std::strerror(errno));
+  // O_NONBLOCK: opening a FIFO with no writer (or a device) must not block
+  // before fstat can refuse it; it changes nothing for a regular file.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) {
+    const int err = errno;
+    // A socket cannot be opened at all (ENXIO): say what it is instead.
+    struct stat ls {};
+    if (::stat(path.c_str(), &ls) == 0 && !S_ISREG(ls.st_mode))
+      throw Error(path.string() + ": " + kind_of(ls.st_mode) + ", not a regular file");
+    throw Error(path.string() + ": cannot open: " + std::strerror(err));
+  }
   struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+  if (::fstat(fd, &st) != 0) {
     const int err = errno;
     ::close(fd);
-    throw Error(path.string() + ": not a regular file" + (err ? std::string(": ") + std::strerror(err) : ""));
+    throw Error(path.string() + ": cannot stat: " + std::strerror(err));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw Error(path.string() + ": " + kind_of(st.st_mode) + ", not a regular file");
   }
   MappedFile f;
   f.path_ = path;
@@ -42,6 +65,10 @@ MappedFile MappedFile::open(const std::filesystem::path& path) {
   }
   ::close(fd);
   return f;
+}
+
+bool MappedFile::starts_with(std::string_view magic) const {
+  return size_ >= magic.size() && std::memcmp(data_, magic.data(), magic.size()) == 0;
 }
 
 MappedFile::MappedFile(MappedFile&& o) noexcept

@@ -308,7 +308,8 @@ void Stream::retire() {
                       " ms later, so the device was abandoned");
     }
   } else if (r != VK_SUCCESS) {
-    check(r, "vkWaitForFences");  // device lost: nothing runs any more
+    in_flight_ = false;  // device lost: nothing runs any more, so everything may be freed
+    check(r, "vkWaitForFences");
   }
   in_flight_ = false;
   check(vk.vkResetFences(dev, 1, &fence_), "vkResetFences");

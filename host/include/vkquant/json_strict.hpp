@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <string_view>
 
+#include "vkquant/mapped_file.hpp"
+
 namespace vkq {
 
 struct JsonLimits {
@@ -19,5 +21,19 @@ struct JsonLimits {
 // invalid UTF-8, duplicate key or nesting deeper than the limit.
 nlohmann::json parse_json_strict(const std::filesystem::path& file, std::string_view text,
                                  std::uint64_t base_offset = 0, const JsonLimits& limits = {});
+
+// The most bytes a JSON file read whole may hold (config.json, tokenizer.json,
+// tokenizer_config.json, bench --compare files): real tokenizer.json files are
+// 2-35 MB, so this is a wide margin that still bounds the parse's memory.
+inline constexpr std::uint64_t kMaxJsonFileBytes = std::uint64_t(256) << 20;
+
+// Maps `path` to be read whole, refusing before reading it anything that is
+// not a regular file and a file over `cap` bytes: vkq::FormatError
+// "PATH: <what> is N bytes, over the CAP-byte cap".
+MappedFile map_json_file(const std::filesystem::path& path, std::string_view what, std::uint64_t cap = kMaxJsonFileBytes);
+
+// map_json_file then parse_json_strict: the way every JSON file is read.
+nlohmann::json read_json_file(const std::filesystem::path& path, std::string_view what, std::uint64_t cap = kMaxJsonFileBytes,
+                              const JsonLimits& limits = {});
 
 }  // namespace vkq

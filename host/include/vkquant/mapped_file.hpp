@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include "vkquant/error.hpp"
 
@@ -28,7 +29,9 @@ class FormatError : public Error {
 
 class MappedFile {
  public:
-  // Maps `path` read-only; throws vkq::Error naming the file on failure.
+  // Maps `path` read-only; throws vkq::Error naming the file on failure, and
+  // naming what it is ("is a FIFO", "is a directory", ...) when it is not a
+  // regular file. Never blocks: a FIFO or device is refused, not read.
   static MappedFile open(const std::filesystem::path& path);
   MappedFile() = default;
   MappedFile(MappedFile&&) noexcept;
@@ -38,6 +41,8 @@ class MappedFile {
   ~MappedFile();
 
   std::span<const std::byte> bytes() const { return {data_, size_}; }
+  // Whether the file begins with `magic` (e.g. "GGUF").
+  bool starts_with(std::string_view magic) const;
   std::uint64_t size() const { return size_; }
   const std::filesystem::path& path() const { return path_; }
 

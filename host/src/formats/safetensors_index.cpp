@@ -72,11 +72,7 @@ SafetensorsModel SafetensorsModel::open(const fs::path& path) {
   }
 
   // --- the index
-  const MappedFile index = MappedFile::open(file);
-  if (index.size() > kMaxIndexBytes)
-    throw FormatError(file, "index is " + std::to_string(index.size()) + " bytes, over the " + std::to_string(kMaxIndexBytes) + "-byte cap");
-  const std::string_view text(reinterpret_cast<const char*>(index.bytes().data()), index.bytes().size());
-  const nlohmann::json j = parse_json_strict(file, text);
+  const nlohmann::json j = read_json_file(file, "index", kMaxIndexBytes);
   if (!j.is_object()) throw FormatError(file, "index is not a JSON object", 0);
   const auto wm = j.find("weight_map");
   if (wm == j.end() || !wm->is_object()) throw FormatError(file, "index has no \"weight_map\" object");
@@ -96,7 +92,7 @@ SafetensorsModel SafetensorsModel::open(const fs::path& path) {
   std::map<std::string, std::size_t> shard_index;
   for (const auto& name : shard_names) {
     const fs::path p = m.directory_ / name;
-    if (!fs::is_regular_file(p, ec)) throw FormatError(file, "shard " + q(name) + " (" + p.string() + ") does not exist");
+    if (!fs::exists(p, ec)) throw FormatError(file, "shard " + q(name) + " (" + p.string() + ") does not exist");
     shard_index.emplace(name, m.shards_.size());
     m.shards_.push_back(SafetensorsFile::open(p));
   }

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -249,20 +248,12 @@ ModelFile::ModelFile(ModelFile&&) noexcept = default;
 ModelFile& ModelFile::operator=(ModelFile&&) noexcept = default;
 ModelFile::~ModelFile() = default;
 
-namespace {
-
-bool has_gguf_magic(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  char magic[4] = {};
-  return in.read(magic, 4) && std::string_view(magic, 4) == "GGUF";
-}
-
-}  // namespace
-
 ModelFile ModelFile::open(const std::filesystem::path& path, const ModelOpenOptions& options) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) throw FormatError(path, "no such file or directory");
-  if (std::filesystem::is_regular_file(path, ec) && has_gguf_magic(path)) {
+  // Anything but a directory must be a regular file: MappedFile refuses a
+  // FIFO or device naming what it is (and without blocking on it).
+  if (!std::filesystem::is_directory(path, ec) && MappedFile::open(path).starts_with("GGUF")) {
     auto gguf = GgufFile::open(path);
     auto config = config_from_gguf(gguf);
     auto impl = std::make_unique<Impl>(path, std::move(config), std::move(gguf));
@@ -272,11 +263,9 @@ ModelFile ModelFile::open(const std::filesystem::path& path, const ModelOpenOpti
   }
   auto st = SafetensorsModel::open(path);
   const auto cfg_path = st.directory() / "config.json";
-  if (!std::filesystem::is_regular_file(cfg_path, ec))
+  if (!std::filesystem::exists(cfg_path, ec))
     throw FormatError(cfg_path, "missing: a safetensors model needs its config.json beside it");
-  const auto cfg_file = MappedFile::open(cfg_path);
-  const auto bytes = cfg_file.bytes();
-  const auto json = parse_json_strict(cfg_path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  const auto json = read_json_file(cfg_path, "config.json");
   auto impl = std::make_unique<Impl>(path, config_from_hf(json, cfg_path), std::move(st));
   impl->options = options;
   // Tied models may still ship lm_head.weight; untied ones must.
@@ -371,7 +360,7 @@ std::unique_ptr<Tokenizer> ModelFile::tokenizer() const {
   }
   const auto dir = impl_->st()->directory();
   std::error_code ec;
-  if (std::filesystem::is_regular_file(dir / "tokenizer.json", ec)) return load_tokenizer_json(dir / "tokenizer.json");
+  if (std::filesystem::exists(dir / "tokenizer.json", ec)) return load_tokenizer_json(dir / "tokenizer.json");
   // Byte-level models (the bundled ones): ids 0..255 are the bytes.
   if (c.vocab >= 256 && c.vocab <= 512) return make_byte_tokenizer(std::int32_t(c.vocab), c.bos, c.eos);
   throw FormatError(dir / "tokenizer.json", "missing: the model's vocabulary is not byte-level, so it needs its tokenizer.json");

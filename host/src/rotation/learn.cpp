@@ -40,6 +40,18 @@ void parallel_rows(std::size_t n, F&& f) {
 std::size_t thread_slots() { return std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, 16); }
 }  // namespace
 
+// --- size limit -----------------------------------------------------------------
+
+std::uint64_t learned_working_set_bytes(std::size_t d) { return 16 * 8 * std::uint64_t(d) * std::uint64_t(d); }
+
+void check_learned_dim(std::size_t d) {
+  if (d <= kMaxLearnedDim) return;
+  const auto gib = [](std::uint64_t bytes) { return std::to_string((bytes + (std::uint64_t(1) << 29)) >> 30); };
+  throw Error("learned rotations of d=" + std::to_string(d) + " need ~" + gib(learned_working_set_bytes(d)) +
+              " GiB (d×d matrices); the limit is d ≤ " + std::to_string(kMaxLearnedDim) + " (~" +
+              gib(learned_working_set_bytes(kMaxLearnedDim)) + " GiB)");
+}
+
 // --- SRHT ---------------------------------------------------------------------
 
 std::uint32_t next_pow2(std::uint32_t d) {
@@ -285,6 +297,7 @@ double mean_cos1b(const RowMat& v, const Eigen::MatrixXd& r, std::span<const std
 // --- solvers -------------------------------------------------------------------
 
 LearnResult learn_rotation(const RowMat& v, const LearnOptions& o) {
+  check_learned_dim(std::size_t(v.cols()));  // before any d x d allocation
   const auto t0 = std::chrono::steady_clock::now();
   const auto d = std::uint32_t(v.cols());
   if (d == 0 || v.rows() < 2) throw Error("learned rotation needs at least 2 vectors of dimension >= 1");
@@ -393,6 +406,7 @@ LearnResult learn_rotation(const RowMat& v, const LearnOptions& o) {
 
 ResidualBasis residual_basis(const RowMat& y, int rank, std::span<const std::uint32_t> fit,
                              std::span<const std::uint32_t> eval) {
+  check_learned_dim(std::size_t(y.cols()));  // the d x d residual covariance
   const auto d = y.cols();
   if (rank < 0 || rank > d) throw Error("residual rank " + std::to_string(rank) + " is outside [0, " + std::to_string(d) + "]");
   auto residual = [&](std::uint32_t row, Eigen::VectorXd& e, Eigen::VectorXd& s, double& alpha) {
@@ -437,6 +451,7 @@ ResidualBasis residual_basis(const RowMat& y, int rank, std::span<const std::uin
 
 RowMat gaussian_like(const RowMat& v, std::uint32_t seed) {
   const auto n = v.rows(), d = v.cols();
+  check_learned_dim(std::size_t(d));  // the d x d covariance and its eigenvectors
   const Eigen::VectorXd mu = row_mean(v).cast<double>();
   Eigen::MatrixXd cov = Eigen::MatrixXd::Zero(d, d);
   for (Eigen::Index r = 0; r < n; ++r) {

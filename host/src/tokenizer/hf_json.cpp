@@ -44,9 +44,7 @@ class Reader {
   }
 
   json parse() const {
-    const MappedFile f = MappedFile::open(path_);
-    const std::string_view text(reinterpret_cast<const char*>(f.bytes().data()), f.bytes().size());
-    json j = parse_json_strict(path_, text);
+    json j = read_json_file(path_, path_.filename().string());
     if (!j.is_object()) throw FormatError(path_, "not a JSON object");
     return j;
   }

@@ -18,6 +18,21 @@ class Device;
 
 namespace vkq::rot {
 
+// --- size limit ----------------------------------------------------------------
+
+// The widest vectors a rotation is learned for (and a residual basis or null
+// control fitted). The solvers hold about 16 d x d fp64 matrices at once (the
+// rotation, the SRHT start, the polar step's SVD or Newton–Schulz iterates,
+// per-thread cross products, covariances): ~128 d^2 bytes, 8 GiB at d = 8192,
+// and each iteration costs O(d^3). Head dims are 64–256 and hidden sizes to
+// 8192; wider MLP rows (d = 11008, 14336, ...) would need 15–25 GiB.
+inline constexpr std::size_t kMaxLearnedDim = 8192;
+// Bytes the learned-rotation working set of dimension d takes, roughly.
+std::uint64_t learned_working_set_bytes(std::size_t d);
+// Throws vkq::Error unless d <= kMaxLearnedDim, saying what d would need:
+// "learned rotations of d=16384 need ~32 GiB (d×d matrices); the limit is d ≤ 8192".
+void check_learned_dim(std::size_t d);
+
 // Rows scaled to unit norm (zero rows stay zero and count as cos1b 0).
 RowMat unit_rows(const RowMat& v);
 
