@@ -54,11 +54,8 @@ std::string escape_bytes(std::string_view s) {
   return out;
 }
 
-VulkanError::VulkanError(const char* call, VkResult result)
-    : Error(describe(call, result)), call_(call), result_(result) {}
-
 VulkanError::VulkanError(const char* call, VkResult result, const std::string& detail)
-    : Error(describe(call, result) + ": " + detail), call_(call), result_(result) {}
+    : Error(describe(call, result) + (detail.empty() ? "" : ": " + detail)), call_(call), result_(result) {}
 
 const char* result_name(VkResult r) noexcept {
   switch (r) {
@@ -94,7 +91,7 @@ const char* result_name(VkResult r) noexcept {
   }
 }
 
-void throw_vulkan_error(VkResult r, const char* call) {
+void throw_vulkan_error(VkResult r, const char* call, const std::string& detail) {
   switch (r) {
     case VK_ERROR_OUT_OF_HOST_MEMORY:
     case VK_ERROR_OUT_OF_DEVICE_MEMORY:
@@ -102,14 +99,14 @@ void throw_vulkan_error(VkResult r, const char* call) {
     case VK_ERROR_FRAGMENTED_POOL:
     case VK_ERROR_FRAGMENTATION:
     case VK_ERROR_TOO_MANY_OBJECTS:
-      throw OutOfMemoryError(call, r);
+      throw OutOfMemoryError(call, r, detail);
     case VK_ERROR_DEVICE_LOST:
-      throw DeviceLostError(call, r);
+      throw DeviceLostError(call, r, detail);
     case VK_TIMEOUT:
     case VK_NOT_READY:
-      throw TimeoutError(call, r);
+      throw TimeoutError(call, r, detail);
     default:
-      throw VulkanError(call, r);
+      throw VulkanError(call, r, detail);
   }
 }
 

@@ -296,15 +296,15 @@ void Stream::retire() {
   const auto& vk = device_->vk();
   VkDevice dev = device_->handle();
   const auto timed_out = [&](const std::string& what) {
-    return TimeoutError("vkWaitForFences", VK_TIMEOUT,
-                        "GPU work did not finish within the fence timeout of " +
-                            std::to_string(device_->fence_timeout().count()) + " ms (VKQ_FENCE_TIMEOUT_MS); " + what);
+    throw_vulkan_error(VK_TIMEOUT, "vkWaitForFences",
+                       "GPU work did not finish within the fence timeout of " +
+                           std::to_string(device_->fence_timeout().count()) + " ms (VKQ_FENCE_TIMEOUT_MS); " + what);
   };
   VkResult r = vk.vkWaitForFences(dev, 1, &fence_, VK_TRUE, ns(device_->fence_timeout()));
   if (r == VK_TIMEOUT) {
     if (vk.vkWaitForFences(dev, 1, &fence_, VK_TRUE, ns(device_->drain_timeout())) != VK_SUCCESS) {
       device_->abandon();
-      throw timed_out("it was still running " + std::to_string(device_->drain_timeout().count()) +
+      timed_out("it was still running " + std::to_string(device_->drain_timeout().count()) +
                       " ms later, so the device was abandoned");
     }
   } else if (r != VK_SUCCESS) {
@@ -314,7 +314,7 @@ void Stream::retire() {
   in_flight_ = false;
   check(vk.vkResetFences(dev, 1, &fence_), "vkResetFences");
   recycle();
-  if (r == VK_TIMEOUT) throw timed_out("it has finished since");
+  if (r == VK_TIMEOUT) timed_out("it has finished since");
 }
 
 // Resets the command buffer and descriptor pools (none of it in flight).

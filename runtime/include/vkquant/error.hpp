@@ -42,9 +42,8 @@ class UsageError : public Error {
 // A Vulkan call failed.
 class VulkanError : public Error {
  public:
-  VulkanError(const char* call, VkResult result);
-  // The same with what it means for the user appended.
-  VulkanError(const char* call, VkResult result, const std::string& detail);
+  // `detail`, when given, says what the failure means for the user.
+  VulkanError(const char* call, VkResult result, const std::string& detail = {});
   const char* call() const noexcept { return call_; }
   VkResult result() const noexcept { return result_; }
 
@@ -76,8 +75,9 @@ class TimeoutError : public VulkanError {
 const char* result_name(VkResult result) noexcept;
 
 // Throws the typed error for `result` (any result other than VK_SUCCESS,
-// VK_INCOMPLETE or VK_SUBOPTIMAL_KHR counts as failure).
-[[noreturn]] void throw_vulkan_error(VkResult result, const char* call);
+// VK_INCOMPLETE or VK_SUBOPTIMAL_KHR counts as failure), with `detail` (what
+// it means for the user) appended when given.
+[[noreturn]] void throw_vulkan_error(VkResult result, const char* call, const std::string& detail = {});
 
 inline void check(VkResult result, const char* call) {
   if (result != VK_SUCCESS && result != VK_INCOMPLETE) throw_vulkan_error(result, call);
