@@ -324,4 +324,33 @@ TEST(AtomicFileOpen, UncommittedKeepsOldFile) {
   }
 }
 
+// A writer's open removes the temp files of dead writers of the same target
+// (".NAME.tmp<pid>.XXXXXX" whose pid is gone: what a SIGKILL inside a
+// commit's linkat + rename leaves), and nothing else: not a live process's,
+// not this process's, not another target's, not a name of another shape.
+TEST(AtomicFileOpen, RemovesStaleTempsOfDeadWritersOnly) {
+  TempDir dir("atomic_stale");
+  const fs::path target = dir.dir / "out.json";
+  const pid_t dead = ::fork();
+  ASSERT_GE(dead, 0);
+  if (dead == 0) ::_exit(0);
+  ASSERT_EQ(::waitpid(dead, nullptr, 0), dead);  // reaped: the pid is free
+  ASSERT_NE(::kill(dead, 0), 0);
+  const std::string d = std::to_string(dead);
+  const std::vector<std::string> kept{".out.json.tmp1.abcdef",                                    // init: alive
+                                      ".out.json.tmp" + std::to_string(::getpid()) + ".abcdef",  // ours
+                                      ".other.json.tmp" + d + ".abcdef",                         // another target
+                                      ".out.json.tmpABCDEF",                                     // no pid
+                                      ".out.json.tmp" + d + ".abcdefg"};                         // not 6 chars
+  for (const auto& name : kept) spit(dir.dir / name, "x");
+  spit(dir.dir / (".out.json.tmp" + d + ".a1B2c3"), "complete but orphaned");
+  for (bool named : {false, true}) {
+    vkq::atomic_file_force_named_temp(named);
+    auto f = vkq::AtomicFile::open(target);
+    vkq::atomic_file_force_named_temp(false);
+    EXPECT_FALSE(fs::exists(dir.dir / (".out.json.tmp" + d + ".a1B2c3")));
+    for (const auto& name : kept) EXPECT_TRUE(fs::exists(dir.dir / name)) << name;
+  }
+}
+
 }  // namespace

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <random>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "vkquant/error.hpp"
@@ -127,13 +128,37 @@ class SignalsBlocked {
 
 thread_local std::mt19937_64 t_names{std::random_device{}()};
 
+// The temp name of `path` for this process: ".NAME.tmp<pid>.XXXXXX" (the
+// pid lets a later writer tell a stale temp from a live one).
+std::string temp_prefix(const fs::path& path) { return "." + path.filename().string() + ".tmp"; }
+
 std::string temp_name(const fs::path& path, bool pattern) {
-  std::string name = (dir_of(path) / ("." + path.filename().string() + ".tmpXXXXXX")).string();
+  std::string name = (dir_of(path) / (temp_prefix(path) + std::to_string(::getpid()) + ".XXXXXX")).string();
   if (!pattern) {
     static constexpr char kChars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     for (std::size_t i = name.size() - 6; i < name.size(); ++i) name[i] = kChars[t_names() % (sizeof(kChars) - 1)];
   }
   return name;
+}
+
+// Removes the temp files of `path` left by writers that died by SIGKILL (or
+// power loss) inside the linkat + rename of a commit, or holding a named temp:
+// ".NAME.tmp<pid>.XXXXXX" whose process no longer exists. A live writer's
+// temp (its pid answers kill(pid, 0)) is never touched.
+void remove_stale_temps(const fs::path& path) {
+  const std::string prefix = temp_prefix(path);
+  std::error_code ec;
+  for (fs::directory_iterator it(dir_of(path), ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.size() <= prefix.size() + 7 || name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string_view rest = std::string_view(name).substr(prefix.size());  // "<pid>.XXXXXX"
+    const std::size_t dot = rest.size() - 7;
+    if (dot > 9 || rest[dot] != '.' || rest.find_first_not_of("0123456789") != dot) continue;
+    const long pid = std::stol(std::string(rest.substr(0, dot)));  // at most 9 digits
+    if (pid <= 0) continue;
+    if (::kill(pid_t(pid), 0) == 0 || errno != ESRCH) continue;  // alive (or not ours to judge)
+    ::unlink(it->path().c_str());
+  }
 }
 
 }  // namespace
@@ -164,6 +189,7 @@ AtomicFile AtomicFile::open(const fs::path& path, const std::string& flag) {
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) throw Error(who + "is a directory");
   if (::stat(dir.c_str(), &st) != 0 && errno == ENOENT) throw Error(who + "directory " + dir.string() + " does not exist");
+  remove_stale_temps(path);
   if (!g_force_named.load()) {
     f.fd_ = ::open(dir.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
     if (f.fd_ < 0 && errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)

@@ -10,7 +10,9 @@
 // signals blocked. Where the file system lacks O_TMPFILE the file is such a
 // named temp from the start, and a handler for those signals removes it while
 // it exists. SIGKILL can leave that named temp behind, or with O_TMPFILE the
-// name of a complete file when it lands between the linkat and the rename.
+// name of a complete file when it lands between the linkat and the rename;
+// temp names carry the writer's pid (".NAME.tmp<pid>.XXXXXX"), and the next
+// writer of the same target removes those whose process is gone.
 #pragma once
 
 #include <filesystem>
