@@ -216,7 +216,7 @@ void expect_llama3_split(const vkq::Tokenizer& t) {
 }
 
 TEST(TokenizerGguf, Gpt2KnownIds) {
-  const auto t = vkq::make_gguf_tokenizer(gpt2_vocab(""));
+  const auto t = vkq::make_gguf_tokenizer(gpt2_vocab("gpt-2"));
   EXPECT_EQ(t->kind(), "gpt2");
   EXPECT_EQ(t->vocab_size(), 276);
   EXPECT_EQ(t->eos(), kEot);
@@ -231,6 +231,53 @@ TEST(TokenizerGguf, Gpt2KnownIds) {
   expect_round_trips(*t);
 }
 
+// encode_special / find_token / token_piece / is_special / names.
+TEST(TokenizerGguf, Gpt2SpecialTokenApi) {
+  const auto t = vkq::make_gguf_tokenizer(gpt2_vocab("gpt-2"));
+  EXPECT_EQ(t->encode_special("hi<|endoftext|>hello<tool> world"), (Ids{104, 105, kEot, 259, kTool, 264}));
+  EXPECT_EQ(t->encode_special("<|endoftext|"), bytes_of("<|endoftext|"));
+  EXPECT_EQ(t->find_token("<|endoftext|>"), kEot);
+  EXPECT_EQ(t->find_token(mapped(" world")), 264);
+  EXPECT_EQ(t->find_token(" world"), std::nullopt);  // pieces are spelled as stored
+  EXPECT_EQ(t->token_piece(264), mapped(" world"));
+  EXPECT_EQ(t->token_piece(kEot), "<|endoftext|>");
+  EXPECT_TRUE(t->is_special(kEot));
+  EXPECT_FALSE(t->is_special(kTool));
+  EXPECT_FALSE(t->is_special(259));
+  EXPECT_EQ(t->pre_tokenizer(), "gpt2");
+  EXPECT_EQ(t->normalizer(), "none");
+  expect_error([&] { (void)t->token_piece(276); }, "outside [0, 276)");
+  expect_error([&] { (void)t->is_special(-1); }, "outside [0, 276)");
+  EXPECT_EQ(vkq::make_gguf_tokenizer(gpt2_vocab("llama-bpe"))->pre_tokenizer(), "llama3");
+  EXPECT_EQ(vkq::make_gguf_tokenizer(gpt2_vocab("qwen2"))->pre_tokenizer(), "qwen2");
+}
+
+TEST(TokenizerGguf, UnknownPreTokenizerRefusedByName) {
+  expect_error([] { (void)vkq::make_gguf_tokenizer(gpt2_vocab("xyz")); },
+               "tokenizer.ggml.pre: 'xyz' is not supported (known: llama3, ");
+  expect_error([] { (void)vkq::make_gguf_tokenizer(gpt2_vocab("default")); }, "'default' is not supported");
+  expect_error([] { (void)vkq::make_gguf_tokenizer(gpt2_vocab("")); }, "tokenizer.ggml.pre: missing");
+}
+
+TEST(TokenizerBytes, SpecialTokenApi) {
+  const auto t = vkq::make_byte_tokenizer();
+  EXPECT_EQ(t->encode_special("a<bos>b<eos"), (Ids{97, 256, 98, 60, 101, 111, 115}));
+  EXPECT_EQ(t->encode("a<bos>"), bytes_of("a<bos>"));
+  EXPECT_EQ(t->find_token("<eos>"), 257);
+  EXPECT_EQ(t->find_token("a"), 97);
+  EXPECT_EQ(t->find_token("ab"), std::nullopt);
+  EXPECT_EQ(t->token_piece(256), "<bos>");
+  EXPECT_EQ(t->token_piece(10), "\n");
+  EXPECT_TRUE(t->is_special(257));
+  EXPECT_FALSE(t->is_special(255));
+  EXPECT_EQ(t->pre_tokenizer(), "bytes");
+  const auto u = vkq::make_byte_tokenizer(300, 256, 257);
+  EXPECT_EQ(u->token_piece(299), "<special_299>");
+  EXPECT_EQ(u->find_token("<special_299>"), 299);
+  EXPECT_EQ(u->find_token("<special_300>"), std::nullopt);
+  EXPECT_EQ(u->find_token("<special_0256>"), std::nullopt);
+}
+
 TEST(TokenizerGguf, Gpt2PreTokenizerTypes) {
   expect_llama3_split(*vkq::make_gguf_tokenizer(gpt2_vocab("llama-bpe")));
   const auto q = vkq::make_gguf_tokenizer(gpt2_vocab("qwen2"));
@@ -242,7 +289,7 @@ TEST(TokenizerGguf, Gpt2PreTokenizerTypes) {
 
 TEST(TokenizerGguf, Gpt2LongWordIsFast) {
   // One 200k-character word: the merge loop is a heap, not O(n^2).
-  const auto t = vkq::make_gguf_tokenizer(gpt2_vocab(""));
+  const auto t = vkq::make_gguf_tokenizer(gpt2_vocab("gpt-2"));
   std::string s;
   for (int i = 0; i < 40000; ++i) s += "hello";
   const Ids ids = t->encode(s);
@@ -323,6 +370,16 @@ TEST(TokenizerSpm, KnownIdsAndByteFallback) {
   EXPECT_EQ(t->token_bytes(1), "");
   EXPECT_EQ(t->token_bytes(0), "\xE2\x96\x85");  // unknown, as llama.cpp prints it
   expect_round_trips(*t);
+  // Control and unknown tokens are text to encode() and tokens to encode_special(),
+  // which prefixes a space after each as llama.cpp does.
+  EXPECT_EQ(t->encode_special("<s>hello</s>world<unk>"), (Ids{1, 271, 2, 275, 0}));
+  EXPECT_EQ(t->find_token("\xE2\x96\x81hello"), 271);
+  EXPECT_EQ(t->token_piece(byte_token(0x0A)), "<0x0A>");
+  EXPECT_TRUE(t->is_special(1));
+  EXPECT_FALSE(t->is_special(0));
+  EXPECT_FALSE(t->is_special(278));
+  EXPECT_EQ(t->pre_tokenizer(), "spm");
+  EXPECT_EQ(t->normalizer(), "prepend+replace");
 }
 
 TEST(TokenizerSpm, NoSpacePrefixAndUnknownFallback) {
@@ -431,17 +488,17 @@ TEST(TokenizerSpm, BundledModelVocabularyGivesBytes) {
 TEST(TokenizerGguf, RefusesHostileVocabularies) {
   auto make = [](vkq::GgufVocab v) { return [v] { (void)vkq::make_gguf_tokenizer(v); }; };
   {
-    auto v = gpt2_vocab("");
+    auto v = gpt2_vocab("gpt-2");
     v.merges[12] = mapped("h") + " x\xC4\xB0zz";
     expect_error(make(v), "tokenizer.ggml.merges[12]: unknown token 'x\xC4\xB0zz'");
   }
   {
-    auto v = gpt2_vocab("");
+    auto v = gpt2_vocab("gpt-2");
     v.merges[3] = "nospace";
     expect_error(make(v), "tokenizer.ggml.merges[3]: expected two tokens");
   }
   {
-    auto v = gpt2_vocab("");
+    auto v = gpt2_vocab("gpt-2");
     v.bos = 276;
     expect_error(make(v), "tokenizer.ggml.bos_token_id: 276 is outside [0, 276)");
   }
@@ -499,7 +556,7 @@ const char* kLlama3Regex =
 // A tokenizer.json over the same vocabulary as gpt2_vocab.
 nlohmann::json hf_json(bool llama3, bool pair_merges) {
   using nlohmann::json;
-  const vkq::GgufVocab v = gpt2_vocab("");
+  const vkq::GgufVocab v = gpt2_vocab("gpt-2");
   json vocab = json::object();
   for (std::size_t i = 0; i + 1 < v.tokens.size(); ++i) vocab[v.tokens[i]] = i;  // <tool> only as an added token
   json merges = json::array();

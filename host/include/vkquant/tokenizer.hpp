@@ -35,6 +35,24 @@ class Tokenizer {
   virtual std::optional<std::int32_t> eos() const = 0;
   // "bytes", "gpt2", "llama" or "hf-bpe".
   virtual std::string kind() const = 0;
+
+  // As encode(), but every special/control/added token written literally in
+  // the text (e.g. "<|start_header_id|>", "<s>") is matched whole and emitted
+  // as its id (llama.cpp's parse_special = true): for rendered chat templates.
+  virtual std::vector<std::int32_t> encode_special(std::string_view text) const = 0;
+  // The id of a vocabulary entry or special token spelled exactly `piece`
+  // (e.g. "<|eot_id|>"); nullopt when there is none.
+  virtual std::optional<std::int32_t> find_token(std::string_view piece) const = 0;
+  // The vocabulary's string for the id as stored ("Ġthe", "▁the", "<0x0A>",
+  // "<|eot_id|>"). Throws vkq::Error when out of range.
+  virtual std::string token_piece(std::int32_t id) const = 0;
+  // True for control/special tokens (those decode() drops). Throws vkq::Error when out of range.
+  virtual bool is_special(std::int32_t id) const = 0;
+  // Short name of the pre-tokenization: "bytes", "gpt2", "llama3", "qwen2",
+  // "metaspace", "spm", "none".
+  virtual std::string pre_tokenizer() const = 0;
+  // Short name of the normalizer: "none", "NFC", "NFKC", "prepend+replace", ...
+  virtual std::string normalizer() const = 0;
 };
 
 // Bytes 0..255 are tokens 0..255; ids from 256 on are specials that decode to

@@ -34,6 +34,10 @@ class BpeTokenizer final : public VocabTokenizer {
       merges_.try_emplace(pair_key(a, b), std::int32_t(r), lookup(text(a) + text(b)));
     }
     for (auto& [t, id] : s.specials) specials_.add(std::move(t), id);
+    for (std::size_t i = 0; i < s.special.size(); ++i)
+      if (s.special[i]) mark_special(std::int32_t(i));
+    for (const std::int32_t id : s.controls) add_control(id);
+    set_names(s.pre_name, s.norm_name);
   }
 
   std::vector<std::int32_t> encode(std::string_view text) const override {

@@ -65,9 +65,15 @@ class SpmTokenizer final : public tok::VocabTokenizer {
         case kByte:
           if (byte_ids_[byte_values[i]] < 0) byte_ids_[byte_values[i]] = id;
           break;
-        default: break;  // control, unknown and unused tokens are never spelled by text
+        case kControl:
+          mark_special(id);
+          add_control(id);  // spelled only in encode_special()
+          break;
+        case kUnknown: add_control(id); break;
+        default: break;                         // unused tokens are never spelled by text
       }
     }
+    set_names("spm", add_space_prefix_ ? "prepend+replace" : "replace");
   }
 
   std::vector<std::int32_t> encode(std::string_view text) const override {
@@ -187,18 +193,35 @@ void check_id(const char* key, std::optional<std::int32_t> id, std::size_t n) {
     fail(key, std::to_string(*id) + " is outside [0, " + std::to_string(n) + ")");
 }
 
-// The pre-tokenizer llama.cpp applies for tokenizer.ggml.pre; names we do not
-// know (including llama.cpp's "default", whose regex differs slightly) fall
-// back to GPT-2's regex.
+// The pre-tokenizer llama.cpp applies for tokenizer.ggml.pre (its names,
+// grouped by the regex they select); any other name, llama.cpp's "default"
+// (several regexes in turn) and a missing key are refused by name.
+struct PreType {
+  std::string_view name;
+  tok::Split split;
+  bool ignore_merges;
+};
+constexpr PreType kPreTypes[] = {
+    {"llama3", tok::Split::llama3, true},     {"llama-v3", tok::Split::llama3, true},
+    {"llama-bpe", tok::Split::llama3, true},  {"falcon3", tok::Split::llama3, true},
+    {"dbrx", tok::Split::llama3, false},      {"smaug-bpe", tok::Split::llama3, false},
+    {"qwen2", tok::Split::qwen2, false},      {"deepseek-r1-qwen", tok::Split::qwen2, false},
+    {"gpt-2", tok::Split::gpt2, false},       {"phi-2", tok::Split::gpt2, false},
+    {"jina-es", tok::Split::gpt2, false},     {"jina-de", tok::Split::gpt2, false},
+    {"gigachat", tok::Split::gpt2, false},    {"jina-v2-es", tok::Split::gpt2, false},
+    {"jina-v2-de", tok::Split::gpt2, false},
+};
+
 tok::Split split_for_pre(const std::string& pre, bool& ignore_merges) {
-  ignore_merges = false;
-  if (pre == "llama3" || pre == "llama-v3" || pre == "llama-bpe" || pre == "falcon3") {
-    ignore_merges = true;
-    return tok::Split::llama3;
+  for (const PreType& t : kPreTypes) {
+    if (t.name != pre) continue;
+    ignore_merges = t.ignore_merges;
+    return t.split;
   }
-  if (pre == "dbrx" || pre == "smaug-bpe") return tok::Split::llama3;
-  if (pre == "qwen2" || pre == "deepseek-r1-qwen") return tok::Split::qwen2;
-  return tok::Split::gpt2;
+  std::string known;
+  for (const PreType& t : kPreTypes) known += (known.empty() ? "" : ", ") + std::string(t.name);
+  if (pre.empty()) fail("tokenizer.ggml.pre", "missing (llama.cpp's 'default' pre-tokenizer is not supported; known: " + known + ")");
+  fail("tokenizer.ggml.pre", show(pre) + " is not supported (known: " + known + ")");
 }
 
 }  // namespace
@@ -290,6 +313,12 @@ std::unique_ptr<Tokenizer> make_gguf_tokenizer(const GgufVocab& v) {
     s.merges.emplace_back(ia->second, ib->second);
   }
   s.split = split_for_pre(v.pre, s.ignore_merges);
+  s.pre_name = tok::split_name(s.split);
+  s.special.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    s.special[i] = types[i] == kControl;
+    if (types[i] == kControl || types[i] == kUnknown) s.controls.push_back(std::int32_t(i));
+  }
   s.unk = unk;
   s.bos = v.bos;
   s.eos = v.eos;

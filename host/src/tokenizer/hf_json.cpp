@@ -152,6 +152,8 @@ std::unique_ptr<Tokenizer> load_tokenizer_json(const fs::path& path) {
   tok::BpeSpec s;
   s.kind = "hf-bpe";
   read_pre_tokenizer(r, root, s);
+  s.pre_name = tok::split_name(s.split);
+  s.norm_name = Reader::member(root, "normalizer") ? "NFC" : "none";
   s.ignore_merges = r.boolean(model, "ignore_merges", "model.ignore_merges", false);
 
   // Vocabulary and added tokens -> one id table.
@@ -218,6 +220,8 @@ std::unique_ptr<Tokenizer> load_tokenizer_json(const fs::path& path) {
     s.texts[i] = e.text;
     s.pieces[i] = e.special ? tok::Piece::empty : tok::Piece::raw;
     s.specials.emplace_back(e.text, e.id);
+    s.special.resize(n);
+    s.special[i] = e.special;
   }
 
   // Merges: "a b" strings (older files) or ["a", "b"] pairs (newer files).

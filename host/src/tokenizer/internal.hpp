@@ -41,6 +41,8 @@ enum class Split {
   qwen2,   // as llama3 with \p{N} (one digit per word)
   none,    // the whole text is one word (ByteLevel with use_regex false)
 };
+// "gpt2", "llama3", "qwen2" or "none".
+std::string split_name(Split split);
 // Splits `text` into consecutive words (views into text) covering it exactly.
 std::vector<std::string_view> pretokenize(std::string_view text, Split split);
 
@@ -111,14 +113,32 @@ class VocabTokenizer : public Tokenizer {
   std::optional<std::int32_t> bos() const override { return bos_; }
   std::optional<std::int32_t> eos() const override { return eos_; }
   std::string kind() const override { return kind_; }
+  std::vector<std::int32_t> encode_special(std::string_view text) const override;
+  std::optional<std::int32_t> find_token(std::string_view piece) const override;
+  std::string token_piece(std::int32_t id) const override;
+  bool is_special(std::int32_t id) const override;
+  std::string pre_tokenizer() const override { return pre_name_; }
+  std::string normalizer() const override { return norm_name_; }
 
  protected:
   const std::string& text(std::int32_t id) const { return texts_[std::size_t(id)]; }
   const std::vector<std::string>& texts() const { return texts_; }
   void check_id(std::int32_t id) const;
+  void set_names(std::string pre, std::string norm) {
+    pre_name_ = std::move(pre);
+    norm_name_ = std::move(norm);
+  }
+  // A control/special token (decode() drops it; is_special() says so).
+  void mark_special(std::int32_t id) { special_[std::size_t(id)] = true; }
+  // A token encode() leaves as text and encode_special() matches whole (not marked special).
+  void add_control(std::int32_t id);
 
  private:
   std::string kind_;
+  std::string pre_name_ = "none", norm_name_ = "none";
+  std::unordered_map<std::string, std::int32_t> by_text_;  // find_token; a later duplicate wins
+  std::vector<bool> special_;
+  SpecialMatcher controls_;
   std::vector<std::string> texts_;    // token texts as the vocabulary spells them
   std::vector<std::string> decoded_;  // the bytes each token contributes
   std::vector<bool> strippable_;      // text tokens whose leading space decode() may drop
@@ -136,6 +156,9 @@ struct BpeSpec {
   std::vector<bool> mergeable;           // id -> takes part in BPE (looked up by text)
   std::vector<std::pair<std::int32_t, std::int32_t>> merges;  // rank order; ids of the two parts
   std::vector<std::pair<std::string, std::int32_t>> specials; // matched whole before BPE
+  std::vector<std::int32_t> controls;   // matched whole by encode_special() only
+  std::vector<bool> special;            // id -> control/special token (may be empty: none)
+  std::string pre_name = "gpt2", norm_name = "none";  // for pre_tokenizer() / normalizer()
   Split split = Split::gpt2;
   bool ignore_merges = false;   // a word that is a token is taken whole (Llama 3)
   bool add_prefix_space = false;  // HF ByteLevel: a space before each segment/word not starting with one

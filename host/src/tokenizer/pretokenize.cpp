@@ -109,6 +109,16 @@ class Scanner {
 
 }  // namespace
 
+std::string split_name(Split split) {
+  switch (split) {
+    case Split::gpt2: return "gpt2";
+    case Split::llama3: return "llama3";
+    case Split::qwen2: return "qwen2";
+    case Split::none: return "none";
+  }
+  return "none";
+}
+
 std::vector<std::string_view> pretokenize(std::string_view text, Split split) {
   std::vector<std::string_view> words;
   if (text.empty()) return words;
