@@ -20,6 +20,12 @@ std::int32_t argmax(std::span<const float> logits) {
 }
 
 std::int32_t Sampler::sample(std::span<const float> logits) {
+  if (o_.vocab_limit > 0) {
+    if (logits.size() < o_.vocab_limit)
+      throw Error("sampler: " + std::to_string(logits.size()) + " logits, fewer than the vocabulary limit of " +
+                  std::to_string(o_.vocab_limit));
+    logits = logits.first(o_.vocab_limit);  // padded rows are never candidates
+  }
   if (o_.temperature == 0.0f) return argmax(logits);
   // Candidates by descending logit (ties to the lower id), cut by top-k.
   std::vector<std::int32_t> idx(logits.size());

@@ -17,12 +17,18 @@ struct SamplerOptions {
   std::uint32_t top_k = 40;  // 0: no limit
   float top_p = 0.95f;       // nucleus mass in (0, 1]
   std::uint64_t seed = 0;
+  // Ids >= vocab_limit are never sampled (vocabulary padding: an embedding
+  // with more rows than the tokenizer has tokens, e.g. Qwen2.5's 151936 rows
+  // for 151665 tokens). 0: every logit is a candidate.
+  std::uint32_t vocab_limit = 0;
 };
 
 class Sampler {
  public:
   // Throws vkq::Error on a negative or non-finite temperature or top_p outside (0, 1].
   explicit Sampler(const SamplerOptions& o);
+  // A token id below vocab_limit (when set). Throws vkq::Error when the
+  // logits are fewer than vocab_limit or empty.
   std::int32_t sample(std::span<const float> logits);
 
  private:
