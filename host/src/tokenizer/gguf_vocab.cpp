@@ -28,20 +28,6 @@ std::string show(std::string_view s) {
   return out + "'";
 }
 
-// "<0xNN>" -> NN
-std::optional<std::uint8_t> parse_byte_token(std::string_view t) {
-  if (t.size() != 6 || t.substr(0, 3) != "<0x" || t[5] != '>') return std::nullopt;
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-  };
-  const int hi = hex(t[3]), lo = hex(t[4]);
-  if (hi < 0 || lo < 0) return std::nullopt;
-  return std::uint8_t(hi * 16 + lo);
-}
-
 // ---- SentencePiece ---------------------------------------------------------------
 
 class SpmTokenizer final : public tok::VocabTokenizer {
@@ -256,7 +242,7 @@ std::unique_ptr<Tokenizer> make_gguf_tokenizer(const GgufVocab& v) {
   } else {
     if (spm)
       for (std::size_t i = 0; i < n; ++i)
-        if (parse_byte_token(v.tokens[i])) types[i] = kByte;
+        if (tok::parse_byte_token(v.tokens[i])) types[i] = kByte;
     if (v.bos) types[std::size_t(*v.bos)] = kControl;
     if (v.eos) types[std::size_t(*v.eos)] = kControl;
     if (v.unk) types[std::size_t(*v.unk)] = kUnknown;
@@ -274,7 +260,7 @@ std::unique_ptr<Tokenizer> make_gguf_tokenizer(const GgufVocab& v) {
       case kUnknown: pieces[i] = Piece::unknown; break;
       case kUserDefined: pieces[i] = Piece::raw; break;
       case kByte: {
-        const auto b = parse_byte_token(v.tokens[i]);
+        const auto b = tok::parse_byte_token(v.tokens[i]);
         if (!b)
           fail("tokenizer.ggml.tokens[" + std::to_string(i) + "]",
                "byte token " + show(v.tokens[i]) + " is not of the form <0xNN>");

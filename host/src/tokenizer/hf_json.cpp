@@ -1,16 +1,16 @@
-// Hugging Face tokenizer.json, byte-level BPE flavour (GPT-2, Llama 3, Qwen2).
-// What the file may say and what we do with it:
-// - normalizer: null, or NFC (accepted but not applied: input is taken as
-//   already NFC, which holds for nearly all text); anything else is refused.
-// - pre_tokenizer: ByteLevel (its use_regex means the GPT-2 regex), or a
-//   Sequence of one Split regex then ByteLevel. The Split patterns of GPT-2,
-//   Llama 3 and Qwen2 are recognised; any other pattern (or several Splits)
-//   falls back to the GPT-2 regex, which splits similarly but not identically.
-// - added_tokens: matched whole in the input before BPE (lstrip / rstrip /
-//   single_word are not applied); special ones decode to "".
-// - post_processor (BOS templates) is ignored: encode() never adds BOS/EOS.
+// Hugging Face tokenizer.json BPE: byte-level (GPT-2, Llama 3, Qwen2) and
+// SentencePiece-style (Llama 2, Mistral, TinyLlama, Gemma: characters with
+// <0xNN> byte fallback, spaces as U+2581). The pipeline objects (normalizer,
+// pre_tokenizer, decoder) are read by hf_pipeline.cpp; here the model, the
+// vocabulary, the merges, the added tokens and bos/eos.
+// - added_tokens: matched whole in the input before normalization (lstrip,
+//   rstrip, single_word and a normalized token the normalizer would change
+//   are refused); special ones decode to "".
+// - post_processor (BOS templates) is ignored on purpose: encode() never adds BOS/EOS.
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "hf_pipeline.hpp"
 #include "internal.hpp"
 #include "vkquant/json_strict.hpp"
 #include "vkquant/mapped_file.hpp"
@@ -21,12 +21,6 @@ namespace {
 
 using nlohmann::json;
 namespace fs = std::filesystem;
-
-constexpr std::string_view kGpt2Pattern = R"re('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)re";
-constexpr std::string_view kLlama3Pattern =
-    R"re((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)re";
-constexpr std::string_view kQwen2Pattern =
-    R"re((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)re";
 
 std::string show(std::string_view s) {
   std::string out = "'";
@@ -80,41 +74,6 @@ class Reader {
   fs::path path_;
 };
 
-// Which regex a pre_tokenizer object applies, and whether ByteLevel adds a space.
-void read_pre_tokenizer(const Reader& r, const json& root, tok::BpeSpec& s) {
-  const json* pt = Reader::member(root, "pre_tokenizer");
-  if (!pt || !pt->is_object()) r.fail("pre_tokenizer", "expected a ByteLevel pre-tokenizer");
-  const std::string type = r.string(pt->contains("type") ? pt->at("type") : json(), "pre_tokenizer.type");
-  if (type == "ByteLevel") {
-    s.add_prefix_space = r.boolean(*pt, "add_prefix_space", "pre_tokenizer.add_prefix_space", true);
-    s.split = r.boolean(*pt, "use_regex", "pre_tokenizer.use_regex", true) ? tok::Split::gpt2 : tok::Split::none;
-    return;
-  }
-  if (type != "Sequence") r.fail("pre_tokenizer.type", "unsupported pre-tokenizer \"" + type + "\" (expected ByteLevel)");
-  const json* list = Reader::member(*pt, "pretokenizers");
-  if (!list || !list->is_array() || list->empty()) r.fail("pre_tokenizer.pretokenizers", "not a non-empty array");
-  const std::string last_key = "pre_tokenizer.pretokenizers[" + std::to_string(list->size() - 1) + "]";
-  const json& last = list->back();
-  if (!last.is_object() || !last.contains("type") || last.at("type") != "ByteLevel")
-    r.fail(last_key, "expected the sequence to end with ByteLevel");
-  s.add_prefix_space = r.boolean(last, "add_prefix_space", last_key + ".add_prefix_space", true);
-  s.prefix_each_word = true;
-  s.split = tok::Split::gpt2;  // the fallback for anything below we do not recognise
-  if (list->size() != 2 || r.boolean(last, "use_regex", last_key + ".use_regex", true)) return;
-  const json& split = list->front();
-  if (!split.is_object() || !split.contains("type") || split.at("type") != "Split") return;
-  const json* pattern = Reader::member(split, "pattern");
-  const json* regex = pattern && pattern->is_object() ? Reader::member(*pattern, "Regex") : nullptr;
-  const json* behavior = Reader::member(split, "behavior");
-  if (!regex || !regex->is_string() || !behavior || *behavior != "Isolated" ||
-      r.boolean(split, "invert", "pre_tokenizer.pretokenizers[0].invert", false))
-    return;
-  const std::string p = regex->get<std::string>();
-  if (p == kLlama3Pattern) s.split = tok::Split::llama3;
-  if (p == kQwen2Pattern) s.split = tok::Split::qwen2;
-  if (p == kGpt2Pattern) s.split = tok::Split::gpt2;
-}
-
 // bos_token / eos_token of tokenizer_config.json: a string, an AddedToken
 // object with "content", or null.
 std::optional<std::string> config_token(const Reader& r, const json& cfg, const char* name, bool& present) {
@@ -137,23 +96,20 @@ std::unique_ptr<Tokenizer> load_tokenizer_json(const fs::path& path) {
   for (const char* name : {"continuing_subword_prefix", "end_of_word_suffix"}) {
     const json* m = Reader::member(model, name);
     if (m && (!m->is_string() || !m->get<std::string>().empty()))
-      r.fail(std::string("model.") + name, "not supported by byte-level BPE");
+      r.fail(std::string("model.") + name, "not supported");
   }
-  if (r.boolean(model, "byte_fallback", "model.byte_fallback", false))
-    r.fail("model.byte_fallback", "not supported (a ByteLevel vocabulary needs no byte fallback)");
-  if (const json* norm = Reader::member(root, "normalizer")) {
-    if (!norm->is_object() || !norm->contains("type") || norm->at("type") != "NFC")
-      r.fail("normalizer", "unsupported normalizer " + norm->dump().substr(0, 80) + " (null or NFC expected)");
-  }
-  const json* decoder = Reader::member(root, "decoder");
-  if (!decoder || !decoder->is_object() || !decoder->contains("type") || decoder->at("type") != "ByteLevel")
-    r.fail("decoder", "expected a ByteLevel decoder");
-
+  if (const json* dropout = Reader::member(model, "dropout"); dropout && !(dropout->is_number() && *dropout == 0))
+    r.fail("model.dropout", dropout->dump() + " is not supported (BPE dropout is random)");
+  const tok::HfFail fail = [&r](const std::string& key, const std::string& what) { r.fail(key, what); };
   tok::BpeSpec s;
   s.kind = "hf-bpe";
-  read_pre_tokenizer(r, root, s);
-  s.pre_name = tok::split_name(s.split);
-  s.norm_name = Reader::member(root, "normalizer") ? "NFC" : "none";
+  tok::read_hf_normalizer(Reader::member(root, "normalizer"), fail, s);
+  tok::read_hf_pre_tokenizer(Reader::member(root, "pre_tokenizer"), fail, s);
+  s.byte_fallback = r.boolean(model, "byte_fallback", "model.byte_fallback", false);
+  if (s.byte_fallback && s.byte_level)
+    r.fail("model.byte_fallback", "not supported with a ByteLevel pre-tokenizer (a byte-level vocabulary needs no byte fallback)");
+  s.fuse_unk = r.boolean(model, "fuse_unk", "model.fuse_unk", false);
+  tok::read_hf_decoder(Reader::member(root, "decoder"), fail, s.byte_fallback, s);
   s.ignore_merges = r.boolean(model, "ignore_merges", "model.ignore_merges", false);
 
   // Vocabulary and added tokens -> one id table.
@@ -184,6 +140,16 @@ std::unique_ptr<Tokenizer> load_tokenizer_json(const fs::path& path) {
       e.text = r.string(t.contains("content") ? t.at("content") : json(), key + ".content");
       if (e.text.empty()) r.fail(key + ".content", "empty");
       e.special = r.boolean(t, "special", key + ".special", false);
+      for (const char* flag : {"lstrip", "rstrip", "single_word"})
+        if (r.boolean(t, flag, key + "." + flag, false)) r.fail(key + "." + flag, "true is not supported");
+      // A normalized token is matched in normalized text: the same only when
+      // the normalizer leaves it alone and adds nothing around it.
+      const bool forms_only = std::all_of(s.normalizer.begin(), s.normalizer.end(), [](const tok::NormStep& n) {
+        return n.kind != tok::NormStep::Kind::prepend && n.kind != tok::NormStep::Kind::replace;
+      });
+      if (r.boolean(t, "normalized", key + ".normalized", !e.special) && !s.normalizer.empty() &&
+          (!forms_only || tok::apply_normalizer(s.normalizer, e.text) != e.text))
+        r.fail(key + ".normalized", "true is not supported with normalizer " + s.norm_name);
       max_id = std::max<std::int64_t>(max_id, e.id);
       added_entries.push_back(std::move(e));
     }
@@ -204,7 +170,11 @@ std::unique_ptr<Tokenizer> load_tokenizer_json(const fs::path& path) {
     if (used[i]) r.fail("model.vocab[" + show(text) + "]", "id " + std::to_string(id) + " is also " + show(s.texts[i]));
     used[i] = true;
     s.texts[i] = text;
-    s.pieces[i] = tok::Piece::byte_level;
+    s.pieces[i] = s.byte_level ? tok::Piece::byte_level : tok::Piece::spm;
+    if (const auto b = s.byte_fallback ? tok::parse_byte_token(text) : std::nullopt) {
+      s.pieces[i] = tok::Piece::byte;
+      s.byte_values[i] = *b;
+    }
     s.mergeable[i] = true;
   }
   for (std::size_t k = 0; k < added_entries.size(); ++k) {

@@ -32,6 +32,21 @@ void append_utf8(std::string& out, std::uint32_t cp);
 bool is_letter(std::uint32_t cp);  // \p{L}
 bool is_number(std::uint32_t cp);  // \p{N}
 bool is_space(std::uint32_t cp);   // \s (Unicode White_Space)
+std::size_t letter_count();        // code points in the \p{L} table
+std::size_t number_count();        // code points in the \p{N} table
+
+// Unicode normalization forms (UAX #15). Bytes that are not UTF-8 pass
+// through unchanged and block composition across them.
+enum class Form { nfc, nfd, nfkc, nfkd };
+std::string normalize(std::string_view text, Form form);
+
+// One step of a tokenizer.json normalizer.
+struct NormStep {
+  enum class Kind { nfc, nfd, nfkc, nfkd, prepend, replace } kind = Kind::nfc;
+  std::string a, b;  // prepend: a; replace: every a becomes b
+};
+// The steps in order (Prepend only prepends to non-empty text).
+std::string apply_normalizer(const std::vector<NormStep>& steps, std::string_view text);
 
 // ---- pre-tokenizers -----------------------------------------------------------
 
@@ -45,6 +60,9 @@ enum class Split {
 std::string split_name(Split split);
 // Splits `text` into consecutive words (views into text) covering it exactly.
 std::vector<std::string_view> pretokenize(std::string_view text, Split split);
+
+// "<0xNN>" (either case of hex digit) -> NN; nullopt for other texts.
+std::optional<std::uint8_t> parse_byte_token(std::string_view t);
 
 // ---- GPT-2 byte <-> unicode ---------------------------------------------------
 
@@ -148,8 +166,26 @@ class VocabTokenizer : public Tokenizer {
 
 // ---- byte-level BPE -------------------------------------------------------------
 
+// Hugging Face's Metaspace pre-tokenizer: spaces become `replacement`, which
+// is prepended as the scheme says and, with split, starts each word.
+struct Metaspace {
+  enum class Prepend { always, first, never };
+  std::string replacement = "\xE2\x96\x81";
+  Prepend prepend = Prepend::always;
+  bool split = true;
+};
+
 struct BpeSpec {
   std::string kind;                      // "gpt2" or "hf-bpe"
+  // Byte-level (GPT-2): words are bytes mapped to printable characters.
+  // Otherwise (SentencePiece-style BPE) words are UTF-8 characters as they
+  // are; a character no token spells becomes its <0xNN> byte tokens
+  // (byte_fallback) or the unknown token (consecutive ones fused with fuse_unk).
+  bool byte_level = true;
+  bool byte_fallback = false, fuse_unk = false;
+  bool strip_first_space = false;        // decode() drops the first token's leading space
+  std::vector<NormStep> normalizer;      // applied to the text between added tokens
+  std::optional<Metaspace> metaspace;    // character mode only
   std::vector<std::string> texts;        // id -> token text ("" for ids no token uses)
   std::vector<Piece> pieces;             // id -> how it decodes
   std::vector<std::uint8_t> byte_values; // id -> byte, for Piece::byte
