@@ -27,6 +27,7 @@ layout(std430, set = 0, binding = 3) readonly buffer Bits { uint bits[]; };     
 layout(std430, set = 0, binding = 4) readonly buffer Alpha { uint alpha[]; };   // (ctx, n_kv) halves
 layout(std430, set = 0, binding = 5) readonly buffer Coef { uint coef[]; };     // (ctx, n_kv, rank) halves
 layout(std430, set = 0, binding = 6) writeonly buffer Cache { uint cache[]; };  // (ctx, n_kv, HD) halves
+layout(std430, set = 0, binding = 7) readonly buffer F { float inv_freq[]; };   // (HD/2) RoPE table
 
 const uint W = HD / 32;
 const uint Q = HD / 4;
@@ -108,12 +109,7 @@ void main() {
   vec2 cs[G];
   if (p.rope != 0) {
     const vec2 posf = df_position(e / p.n_kv);
-    const vec2 r = vec2(p.r_hi, p.r_lo);
-    vec2 freq = df_pow(r, i0);
-    [[unroll]] for (uint o = 0; o < G; ++o) {
-      cs[o] = rope_cos_sin(posf, freq);
-      freq = df_mul(freq, r);
-    }
+    [[unroll]] for (uint o = 0; o < G; ++o) cs[o] = rope_cos_sin(posf, inv_freq[i0 + o], p.scale);
   }
   float x0[G], x1[G];
   [[unroll]] for (uint c = 0; c < 4; ++c) {

@@ -27,6 +27,7 @@ layout(std430, set = 0, binding = 3) readonly buffer Basis { float basis[]; };  
 layout(std430, set = 0, binding = 4) writeonly buffer Bits { uint bits[]; };  // (ctx, n_kv, HD/32)
 layout(std430, set = 0, binding = 5) buffer Alpha { uint alpha[]; };          // (ctx, n_kv) halves
 layout(std430, set = 0, binding = 6) buffer Coef { uint coef[]; };            // (ctx, n_kv, rank) halves
+layout(std430, set = 0, binding = 7) readonly buffer F { float inv_freq[]; };  // (HD/2) RoPE table (mean-RoPE)
 
 const uint Q = HD / 4;
 const uint W = HD / 32;
@@ -96,14 +97,11 @@ void main() {
 #if defined(MEAN_ROPE)
   {
     const vec2 posf = df_position(e / p.n_kv);
-    const vec2 r = vec2(p.r_hi, p.r_lo);
-    vec2 freq = vec2(1.0, 0.0);
     for (uint i = 0; i < HD / 2; ++i) {
-      const vec2 cs = rope_cos_sin(posf, freq);
+      const vec2 cs = rope_cos_sin(posf, inv_freq[i], p.scale);
       const float m0 = mu4[h * Q + i / 4][i % 4], m1 = mu4[h * Q + (i + HD / 2) / 4][i % 4];
       DV(i) = k4[t * Q + i / 4][i % 4] - (m0 * cs.x - m1 * cs.y);
       DV(i + HD / 2) = k4[t * Q + (i + HD / 2) / 4][i % 4] - (m0 * cs.y + m1 * cs.x);
-      freq = df_mul(freq, r);
     }
   }
 #endif

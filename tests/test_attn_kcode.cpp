@@ -87,14 +87,15 @@ std::string case_name(const ACase& c) {
 // One layer's codec, keys, codes, values and queries, host and device.
 struct Problem {
   std::uint32_t hd, n_kv, heads, n, pos0, kv_len, rank, front;
-  float theta;
+  bool mean_rope;
+  TestRope rope;
   std::vector<float> mu, rot, basis, k, v, q, front_keys;
   ref::KCodes codes;
   Buffer mu_b, rot_b, basis_b, bits_b, alpha_b, coef_b, front_b, v_b, q_b, table_b;
 
   Problem(Device& d, const ACase& c, std::uint32_t seed)
       : hd(c.hd), n_kv(c.n_kv), heads(c.n_kv * c.group), n(c.n), pos0(c.pos0), kv_len(c.pos0 + c.n), rank(c.rank),
-        front(std::min(c.front, c.pos0 + c.n)), theta(c.mean_rope ? kTheta : 0.f) {
+        front(std::min(c.front, c.pos0 + c.n)), mean_rope(c.mean_rope), rope(test_rope(d, c.hd, kTheta)) {
     mu = random_floats(std::size_t(n_kv) * hd, seed, -1.5f, 1.5f);
     rot = random_rotations(n_kv, hd, seed + 1);
     basis = random_floats(std::size_t(n_kv) * hd * rank, seed + 2, -0.2f, 0.2f);
@@ -122,16 +123,16 @@ struct Problem {
     table_b = Buffer::create(d, kernels::attn_kcode_rope_table_bytes(kv_len, hd));
   }
 
-  ref::KCodec host_codec() const { return {mu, rot, basis, n_kv, hd, rank, theta}; }
+  ref::KCodec host_codec() const { return {mu, rot, basis, n_kv, hd, rank, mean_rope ? &rope.host : nullptr}; }
   kernels::KcodeKeys keys() const {
     kernels::KcodeKeys kk;
-    kk.codec = {&mu_b, &rot_b, rank ? &basis_b : nullptr, n_kv, hd, rank, theta};
+    kk.codec = {&mu_b, &rot_b, rank ? &basis_b : nullptr, n_kv, hd, rank, mean_rope ? rope.freqs() : kernels::RopeFreqs{}};
     kk.bits = &bits_b;
     kk.alpha = &alpha_b;
     kk.coef = rank ? &coef_b : nullptr;
     kk.front = front;
     kk.front_keys = front ? &front_b : nullptr;
-    kk.rope_table = theta > 0 ? &table_b : nullptr;
+    kk.rope_table = mean_rope ? &table_b : nullptr;
     return kk;
   }
   ref::AttnKcodeInputs inputs(const ref::KscoreQuantized* qq) const {
@@ -170,7 +171,7 @@ TEST_P(AttnKcode, MatchesReference) {
   const std::size_t out_n = std::size_t(c.n) * pb.heads * c.hd;
   Buffer out = Buffer::create(dev(), out_n * 4);
   Stream s = Stream::create(dev());
-  if (c.mean_rope) kernels::attn_kcode_rope_table(s, kTheta, c.hd, const_cast<Buffer&>(pb.table_b), 0, pb.kv_len);
+  if (c.mean_rope) kernels::attn_kcode_rope_table(s, pb.rope.freqs(), const_cast<Buffer&>(pb.table_b), 0, pb.kv_len);
   kernels::attention_kcode(s, pb.q_b, pb.keys(), pb.v_b, out, c.n, c.pos0, pb.heads, scale, scratch, opt);
   s.submit_and_wait();
   const auto got = download<float>(out, out_n);
@@ -238,9 +239,9 @@ TEST_F(VulkanTest, AttnKcodeMatchesDecodedFp16Attention) {
                                             kernels::attention_scratch_bytes(dev(), c.n, pb.heads, kv_len, hd), 4));
     Stream s = Stream::create(dev());
     kernels::kcode_encode(s, keys.codec, kb, bits, alpha, &coef, kv_len, 0);
-    if (mean_rope) kernels::attn_kcode_rope_table(s, kTheta, hd, const_cast<Buffer&>(pb.table_b), 0, kv_len);
+    if (mean_rope) kernels::attn_kcode_rope_table(s, pb.rope.freqs(), const_cast<Buffer&>(pb.table_b), 0, kv_len);
     kernels::attention_kcode(s, pb.q_b, keys, pb.v_b, out, c.n, c.pos0, pb.heads, scale, scratch, opt);
-    kernels::kcode_decode(s, keys.codec, bits, alpha, &coef, kdec, 0, kv_len, 0.f);
+    kernels::kcode_decode(s, keys.codec, bits, alpha, &coef, kdec, 0, kv_len, nullptr);
     s.copy(pb.front_b, kdec, kernels::kv_cache_bytes(pb.front, n_kv, hd));
     kernels::attention(s, pb.q_b, kdec, pb.v_b, out16, c.n, c.pos0, pb.heads, n_kv, hd, scale, &a16s);
     s.submit_and_wait();
@@ -254,15 +255,16 @@ TEST_F(VulkanTest, AttnKcodeRopeTable) {
   Buffer table = Buffer::create(dev(), kernels::attn_kcode_rope_table_bytes(first + count, hd));
   table.fill(0x7fc00badu);
   Stream s = Stream::create(dev());
-  kernels::attn_kcode_rope_table(s, 500000.f, hd, table, first, count);
+  const TestRope rope = test_rope(dev(), hd, 500000.f);
+  kernels::attn_kcode_rope_table(s, rope.freqs(), table, first, count);
   s.submit_and_wait();
   const auto got = download<float>(table, std::size_t(first + count) * hd);
   std::vector<float> g, w;
   for (std::uint32_t p = first; p < first + count; ++p)
     for (std::uint32_t i = 0; i < hd / 2; ++i) {
-      const double ang = std::fmod(p * std::pow(500000.0, -2.0 * i / hd), 2 * std::numbers::pi);
-      w.push_back(float(std::cos(ang)));
-      w.push_back(float(std::sin(ang)));
+      const double ang = std::fmod(p * double(rope.host.inv_freq[i]), 2 * std::numbers::pi);
+      w.push_back(float(std::cos(ang) * rope.host.scale));
+      w.push_back(float(std::sin(ang) * rope.host.scale));
       g.push_back(got[(std::size_t(p) * hd / 2 + i) * 2]);
       g.push_back(got[(std::size_t(p) * hd / 2 + i) * 2 + 1]);
     }
@@ -292,7 +294,7 @@ TEST_F(VulkanTest, AttnKcodeRejectsBadArguments) {
   k.front = 2;  // no front keys
   EXPECT_THROW(run(k, pb.heads, opt, c.pos0), Error);
   k = pb.keys();
-  k.codec.mean_rope_theta = kTheta;  // no table
+  k.codec.mean_rope = pb.rope.freqs();  // no cos/sin table
   EXPECT_THROW(run(k, pb.heads, opt, c.pos0), Error);
   kernels::AttnKcodeScratch small = kernels::AttnKcodeScratch::create(dev(), {});
   EXPECT_THROW(kernels::attention_kcode(s, pb.q_b, pb.keys(), pb.v_b, out, c.n, c.pos0, pb.heads, 0.125f, small, opt),

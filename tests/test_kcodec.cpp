@@ -56,13 +56,14 @@ std::vector<float> random_rotations(std::uint32_t n_kv, std::uint32_t hd, std::u
 struct Codec {
   std::uint32_t n_kv, hd, rank;
   bool rotate;
-  float mean_rope_theta;
+  bool mean_rope;
+  TestRope rope;  // the mean-RoPE table (unused otherwise)
   std::vector<float> mu, rot, basis;
   Buffer mu_b, rot_b, basis_b;
 
   Codec(Device& d, std::uint32_t n_kv_, std::uint32_t hd_, std::uint32_t rank_, bool rotate_, bool identity_basis,
-        std::uint32_t seed, float mean_rope_theta_ = 0.f)
-      : n_kv(n_kv_), hd(hd_), rank(rank_), rotate(rotate_), mean_rope_theta(mean_rope_theta_) {
+        std::uint32_t seed, bool mean_rope_ = false)
+      : n_kv(n_kv_), hd(hd_), rank(rank_), rotate(rotate_), mean_rope(mean_rope_), rope(test_rope(d, hd_)) {
     mu = random_floats(std::size_t(n_kv) * hd, seed, -2.f, 2.f);
     if (rotate) rot = random_rotations(n_kv, hd, seed + 1);
     basis.assign(std::size_t(n_kv) * hd * rank, 0.f);
@@ -77,9 +78,10 @@ struct Codec {
     if (rank) basis_b = upload(d, basis);
   }
   kernels::KCodec dev() const {
-    return {&mu_b, rotate ? &rot_b : nullptr, rank ? &basis_b : nullptr, n_kv, hd, rank, mean_rope_theta};
+    return {&mu_b, rotate ? &rot_b : nullptr, rank ? &basis_b : nullptr, n_kv, hd, rank,
+            mean_rope ? rope.freqs() : kernels::RopeFreqs{}};
   }
-  ref::KCodec host() const { return {mu, rot, basis, n_kv, hd, rank, mean_rope_theta}; }
+  ref::KCodec host() const { return {mu, rot, basis, n_kv, hd, rank, mean_rope ? &rope.host : nullptr}; }
 };
 
 // Keys whose rotated centered coordinates v have |v_j| in [0.05, 1] · scale
@@ -122,7 +124,7 @@ half_bits get_half(const std::vector<std::uint32_t>& words, std::size_t g) {
 struct KCase {
   std::uint32_t hd, n_kv, rank, n, pos0;
   bool rotate, rope;
-  bool mean_rope = false;  // codec centered by RoPE_pos(mu_pre), theta 10000
+  bool mean_rope = false;  // codec centered by RoPE_pos(mu_pre) (test_rope's table)
 };
 
 std::string case_name(const KCase& c) {
@@ -135,7 +137,7 @@ class KCodec : public VulkanTest, public ::testing::WithParamInterface<KCase> {}
 
 TEST_P(KCodec, EncodeMatchesReference) {
   const KCase kc = GetParam();
-  const Codec c(dev(), kc.n_kv, kc.hd, kc.rank, kc.rotate, false, 11 + kc.hd + kc.n_kv, kc.mean_rope ? 1e4f : 0.f);
+  const Codec c(dev(), kc.n_kv, kc.hd, kc.rank, kc.rotate, false, 11 + kc.hd + kc.n_kv, kc.mean_rope);
   const std::vector<float> k = keys_away_from_zero(c, kc.n, 5 + kc.n, kc.pos0);
   const ref::KCodes want = ref::kcode_encode(c.host(), k, kc.n, kc.pos0);
 
@@ -193,12 +195,11 @@ TEST_P(KCodec, EncodeMatchesReference) {
 
 TEST_P(KCodec, DecodeMatchesReference) {
   const KCase kc = GetParam();
-  const Codec c(dev(), kc.n_kv, kc.hd, kc.rank, kc.rotate, false, 21 + kc.hd + kc.n_kv, kc.mean_rope ? 1e4f : 0.f);
+  const Codec c(dev(), kc.n_kv, kc.hd, kc.rank, kc.rotate, false, 21 + kc.hd + kc.n_kv, kc.mean_rope);
   const std::vector<float> k = keys_away_from_zero(c, kc.n, 7 + kc.n, kc.pos0);
   const ref::KCodes codes = ref::kcode_encode(c.host(), k, kc.n, kc.pos0);
-  const float theta = kc.rope ? 10000.f : 0.f;
   const std::vector<half_bits> want = ref::kcode_decode(c.host(), codes.bits, codes.alpha, codes.coef, kc.pos0,
-                                                        kc.n, theta);
+                                                        kc.n, kc.rope ? &c.rope.host : nullptr);
 
   // The reference's codes at positions pos0.., poison elsewhere.
   const std::uint32_t ctx = kc.pos0 + kc.n + 2, words = kc.hd / 32, n_kv = kc.n_kv, rank = kc.rank;
@@ -214,7 +215,8 @@ TEST_P(KCodec, DecodeMatchesReference) {
   Buffer kcache = Buffer::create(dev(), std::size_t(ctx) * row * 4);
   kcache.fill(kPoison);
   Stream s = Stream::create(dev());
-  kernels::kcode_decode(s, c.dev(), bb, ab, rank ? &cb : nullptr, kcache, kc.pos0, kc.n, theta);
+  const kernels::RopeFreqs freqs = c.rope.freqs();
+  kernels::kcode_decode(s, c.dev(), bb, ab, rank ? &cb : nullptr, kcache, kc.pos0, kc.n, kc.rope ? &freqs : nullptr);
   s.submit_and_wait();
 
   const auto got = download<std::uint32_t>(kcache, std::size_t(ctx) * row);
@@ -293,7 +295,7 @@ TEST_F(VulkanTest, KCodecRandomKeysBitsAgreeAwayFromZero) {
 TEST_F(VulkanTest, KCodecFullRankRoundTrip) {
   for (const std::uint32_t hd : {64u, 256u, 128u}) {
     const std::uint32_t n_kv = 3, n = 13, pos0 = hd == 128 ? 700 : 2, ctx = pos0 + n;
-    const Codec c(dev(), n_kv, hd, hd, true, true, 9, hd == 128 ? 5e5f : 0.f);  // hd 128: mean-RoPE
+    const Codec c(dev(), n_kv, hd, hd, true, true, 9, hd == 128);  // hd 128: mean-RoPE
     const std::vector<float> k = random_floats(std::size_t(n) * n_kv * hd, 10, -2.f, 2.f);
     Buffer kb = upload(dev(), k);
     Buffer bits = Buffer::create(dev(), kernels::kcode_bits_bytes(ctx, n_kv, hd));
@@ -302,7 +304,7 @@ TEST_F(VulkanTest, KCodecFullRankRoundTrip) {
     Buffer kcache = Buffer::create(dev(), std::size_t(ctx) * n_kv * hd * 2);
     Stream s = Stream::create(dev());
     kernels::kcode_encode(s, c.dev(), kb, bits, alpha, &coef, n, pos0);
-    kernels::kcode_decode(s, c.dev(), bits, alpha, &coef, kcache, pos0, n, 0.f);
+    kernels::kcode_decode(s, c.dev(), bits, alpha, &coef, kcache, pos0, n, nullptr);
     s.submit_and_wait();
     const auto words = download<std::uint32_t>(kcache, std::size_t(ctx) * n_kv * hd / 2);
     std::vector<float> got;
@@ -334,7 +336,9 @@ TEST_F(VulkanTest, KCodecDecodePastMaxWorkgroupCount) {
   Buffer bb = upload(dev(), bits), ab = upload(dev(), alpha_words);
   Buffer kcache = Buffer::create(dev(), cache_bytes);
   Stream s = Stream::create(dev());
-  kernels::kcode_decode(s, c.dev(), bb, ab, nullptr, kcache, 0, ctx, 500000.f);
+  const TestRope rope = test_rope(dev(), hd, 500000.f);
+  const kernels::RopeFreqs freqs = rope.freqs();
+  kernels::kcode_decode(s, c.dev(), bb, ab, nullptr, kcache, 0, ctx, &freqs);
   if (dev().info().max_workgroup_count[0] < 65536) {
     EXPECT_GE(s.recorded_dispatches(), 2u);
   }
@@ -343,7 +347,7 @@ TEST_F(VulkanTest, KCodecDecodePastMaxWorkgroupCount) {
   for (const std::uint32_t pos : {0u, 1u, 12345u, ctx - 2, ctx - 1}) {
     const std::size_t e = std::size_t(pos) * n_kv;
     const auto want = ref::kcode_decode(c.host(), std::span(bits).subspan(e, n_kv), std::span(alpha).subspan(e, n_kv),
-                                        {}, pos, 1, 500000.f);
+                                        {}, pos, 1, &rope.host);
     std::vector<std::uint32_t> got(row);
     kcache.download(got.data(), row * 4, pos * row * 4);
     std::vector<float> g(want.size()), r = from_half(want);
@@ -364,16 +368,22 @@ TEST_F(VulkanTest, KCodecRejectsBadShapes) {
   EXPECT_THROW(kernels::kcode_encode(s, codec(1, 32, 33), a, b, cb, nullptr, 1, 0), Error);  // rank > hd
   EXPECT_THROW(kernels::kcode_encode(s, codec(1, 32, 4), a, b, cb, nullptr, 1, 0), Error);   // coef missing
   EXPECT_THROW(kernels::kcode_encode(s, codec(1, 32, 0), a, b, cb, nullptr, 1, 1 << 20), Error);  // past the cache
-  EXPECT_THROW(kernels::kcode_decode(s, codec(1, 32, 0), b, cb, nullptr, o, 1 << 20, 1, 0.f), Error);
-  EXPECT_THROW(kernels::kcode_decode(s, codec(1, 32, 0), b, cb, nullptr, o, 0, 1, -1.f), Error);  // bad theta
+  EXPECT_THROW(kernels::kcode_decode(s, codec(1, 32, 0), b, cb, nullptr, o, 1 << 20, 1, nullptr), Error);
+  const TestRope r32 = test_rope(dev(), 32), r64 = test_rope(dev(), 64);
+  const kernels::RopeFreqs f32 = r32.freqs(), f64 = r64.freqs();
+  EXPECT_NO_THROW(kernels::kcode_decode(s, codec(1, 32, 0), b, cb, nullptr, o, 0, 1, &f32));
+  EXPECT_THROW(kernels::kcode_decode(s, codec(1, 32, 0), b, cb, nullptr, o, 0, 1, &f64), Error);  // table for hd 64
+  kernels::RopeFreqs bad_scale = f32;
+  bad_scale.scale = std::nanf("");
+  EXPECT_THROW(kernels::kcode_decode(s, codec(1, 32, 0), b, cb, nullptr, o, 0, 1, &bad_scale), Error);
   kernels::KCodec no_mu = codec(1, 32, 0);
   no_mu.mu = nullptr;
-  EXPECT_THROW(kernels::kcode_decode(s, no_mu, b, cb, nullptr, o, 0, 1, 0.f), Error);
+  EXPECT_THROW(kernels::kcode_decode(s, no_mu, b, cb, nullptr, o, 0, 1, nullptr), Error);
   kernels::KCodec mean_rope = codec(1, 32, 0);
-  mean_rope.mean_rope_theta = 1e4f;
-  EXPECT_THROW(kernels::kcode_decode(s, mean_rope, b, cb, nullptr, o, 0, 1, 1e4f), Error);  // RoPE twice
-  mean_rope.mean_rope_theta = 0.5f;
-  EXPECT_THROW(kernels::kcode_encode(s, mean_rope, a, b, cb, nullptr, 1, 0), Error);  // theta <= 1
+  mean_rope.mean_rope = f32;
+  EXPECT_THROW(kernels::kcode_decode(s, mean_rope, b, cb, nullptr, o, 0, 1, &f32), Error);  // RoPE twice
+  mean_rope.mean_rope = f64;
+  EXPECT_THROW(kernels::kcode_encode(s, mean_rope, a, b, cb, nullptr, 1, 0), Error);  // table for another hd
 }
 
 }  // namespace

@@ -196,6 +196,7 @@ TEST_F(VulkanTest, OpsRmsnormManyRows) {
 struct RopeCase {
   bool neox;
   std::uint32_t hd, pos0;
+  bool scaled = false;  // test_rope's YaRN table (attention factor != 1) instead of plain RoPE
 };
 
 class OpsRope : public VulkanTest, public ::testing::WithParamInterface<RopeCase> {};
@@ -204,15 +205,18 @@ class OpsRope : public VulkanTest, public ::testing::WithParamInterface<RopeCase
 // reference within 2e-6 absolute (|x| <= 1) even at position 1e6, where a
 // plain fp32 angle (HF's inv_freq * t) is off by up to ~0.03 rad.
 TEST_P(OpsRope, MatchesFp64Reference) {
-  const auto [neox, hd, pos0] = GetParam();
+  const auto [neox, hd, pos0, scaled_case] = GetParam();
   const std::uint32_t n = 13, heads = 3;
   std::vector<float> x = random_floats(std::uint64_t(n) * heads * hd, 31);
   Buffer xb = upload(dev(), x);
   Stream s = Stream::create(dev());
   const float theta = pos0 >= 1000000 ? 1000000.f : 10000.f;
-  kernels::rope(s, xb, n, heads, hd, pos0, theta, neox ? kernels::RopeStyle::neox : kernels::RopeStyle::adjacent);
+  const TestRope scaled = test_rope(dev(), hd, theta);
+  const RopeTable table = scaled_case ? scaled.host : rope_table_plain(theta, hd);
+  const kernels::DeviceRope rope = kernels::DeviceRope::create(dev(), table);
+  kernels::rope(s, xb, n, heads, pos0, rope.freqs(), neox ? kernels::RopeStyle::neox : kernels::RopeStyle::adjacent);
   s.submit_and_wait();
-  ref::rope(x, n, heads, hd, pos0, theta, neox);
+  ref::rope(x, n, heads, pos0, table, neox);
   EXPECT_TRUE(close(x, download<float>(xb, x.size()), 2e-6, 0));
 }
 
@@ -221,10 +225,13 @@ INSTANTIATE_TEST_SUITE_P(Styles, OpsRope,
                                            RopeCase{true, 80, 0}, RopeCase{true, 2, 100000},
                                            RopeCase{false, 64, 100000}, RopeCase{false, 128, 0},
                                            RopeCase{false, 80, 100000}, RopeCase{false, 2, 0},
-                                           RopeCase{true, 128, 1000000}, RopeCase{false, 64, 999990}),
+                                           RopeCase{true, 128, 1000000}, RopeCase{false, 64, 999990},
+                                           RopeCase{true, 96, 0, true}, RopeCase{true, 128, 100000, true},
+                                           RopeCase{false, 80, 999990, true}),
                          [](const auto& p) {
                            return std::string(p.param.neox ? "neox" : "adjacent") + "_hd" +
-                                  std::to_string(p.param.hd) + "_pos" + std::to_string(p.param.pos0);
+                                  std::to_string(p.param.hd) + "_pos" + std::to_string(p.param.pos0) +
+                                  (p.param.scaled ? "_yarn" : "");
                          });
 
 // The two styles pair different elements: neox on an interleaved copy equals adjacent.
@@ -238,8 +245,9 @@ TEST_F(VulkanTest, OpsRopeStylesArePermutations) {
     }
   Buffer ab = upload(dev(), a), bb = upload(dev(), b);
   Stream s = Stream::create(dev());
-  kernels::rope(s, ab, n, 1, hd, 7, 10000.f, kernels::RopeStyle::neox);
-  kernels::rope(s, bb, n, 1, hd, 7, 10000.f, kernels::RopeStyle::adjacent);
+  const TestRope rope = test_rope(dev(), hd);
+  kernels::rope(s, ab, n, 1, 7, rope.freqs(), kernels::RopeStyle::neox);
+  kernels::rope(s, bb, n, 1, 7, rope.freqs(), kernels::RopeStyle::adjacent);
   s.submit_and_wait();
   a = download<float>(ab, a.size());
   b = download<float>(bb, b.size());
@@ -255,7 +263,16 @@ TEST_F(VulkanTest, OpsRopeStylesArePermutations) {
 TEST_F(VulkanTest, OpsRopeRejectsOddHd) {
   Buffer xb = Buffer::create(dev(), 1024);
   Stream s = Stream::create(dev());
-  EXPECT_THROW(kernels::rope(s, xb, 1, 1, 5, 0, 10000.f, kernels::RopeStyle::neox), Error);
+  const TestRope rope = test_rope(dev(), 4);
+  kernels::RopeFreqs odd = rope.freqs();
+  odd.hd = 5;
+  EXPECT_THROW(kernels::rope(s, xb, 1, 1, 0, odd, kernels::RopeStyle::neox), Error);
+  kernels::RopeFreqs wide = rope.freqs();
+  wide.hd = 8;  // the table holds 2 frequencies, not 4
+  EXPECT_THROW(kernels::rope(s, xb, 1, 1, 0, wide, kernels::RopeStyle::neox), Error);
+  kernels::RopeFreqs none = rope.freqs();
+  none.inv_freq = nullptr;
+  EXPECT_THROW(kernels::rope(s, xb, 1, 1, 0, none, kernels::RopeStyle::neox), Error);
 }
 
 // ---- swiglu, add ---------------------------------------------------------------

@@ -18,6 +18,8 @@
 #include "vkquant/buffer.hpp"
 #include "vkquant/device.hpp"
 #include "vkquant/instance.hpp"
+#include "vkquant/kernels/rope_freqs.hpp"
+#include "vkquant/rope.hpp"
 #include "vkquant/stream.hpp"
 
 namespace vkq::test {
@@ -32,6 +34,25 @@ class VulkanTest : public ::testing::Test {
   void TearDown() override;  // fails the test on any validation error
   Device& dev() { return device(); }
 };
+
+// A RoPE frequency table for kernel tests: YaRN-scaled (frequencies that are
+// not a geometric series, attention factor != 1) so the table path is
+// exercised, not just plain theta^(-2i/hd); and its device copy.
+struct TestRope {
+  RopeTable host;
+  kernels::DeviceRope dev;
+  kernels::RopeFreqs freqs() const { return dev.freqs(); }
+};
+inline TestRope test_rope(Device& d, std::uint32_t hd, float theta = 10000.f) {
+  RopeScaling s;
+  s.type = RopeType::yarn;
+  s.factor = 4.0;
+  s.original_ctx = 256;
+  TestRope r;
+  r.host = rope_table(theta, hd, s, 0);
+  r.dev = kernels::DeviceRope::create(d, r.host);
+  return r;
+}
 
 // ---- tolerance policy ------------------------------------------------------
 // Bits, counts and integer results: exact.

@@ -34,9 +34,8 @@ struct AttnKcodeTableParams {
   uint positions;  // positions written
   uint half_hd;    // hd / 2
   uint pad0;
-  float r_hi;      // theta^(-2/hd) as a float-float hi + lo
-  float r_lo;
-  uint pad1, pad2;
+  float scale;     // RoPE attention factor (frequencies are a bound table)
+  uint pad1, pad2, pad3;
 };
 // attn_kcode_mrope.comp (x: key, y: query row of the block) and
 // attn_kcode_softmax.comp (one invocation per (row, head, key split)).

@@ -10,8 +10,8 @@ struct KCodeEncodeParams {
   uint rank;        // residual basis columns (0: none)
   uint has_rot;     // 0: identity rotation (the rot binding is a placeholder)
   uint mean_rope;   // 1: subtract RoPE_pos(mu) (mean-RoPE variant only)
-  float r_hi;       // theta^(-2/hd) as a float-float hi + lo (mean-RoPE)
-  float r_lo;
+  float scale;      // RoPE attention factor (mean-RoPE; frequencies are a bound table)
+  uint pad;
 };
 // Push constants of kcodec_decode.comp: one invocation per (position, head,
 // group of 8 coordinate pairs (i, i + hd/2)).
@@ -22,8 +22,8 @@ struct KCodeDecodeParams {
   uint rank;
   uint has_rot;
   uint rope;     // 1: apply RoPE at the cache position; 2: add RoPE_pos(mu) instead of mu
-  float r_hi;    // theta^(-2/hd) as a float-float hi + lo
-  float r_lo;
+  float scale;   // RoPE attention factor (frequencies are a bound table)
+  uint pad;
 };
 VKQ_GPU_END
 #endif

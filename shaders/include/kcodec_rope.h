@@ -1,8 +1,9 @@
-// GLSL only: RoPE angles in float-float arithmetic (as ops_rope.comp), shared
-// by the codec's decode / mean-RoPE encode and attn_kcode's rotation table.
-// freq_i = r^i with r = theta^(-2/hd) given as hi + lo; angle = pos · freq_i
-// is reduced modulo 2π in float-float, and only the reduced angle goes
-// through cos / sin.
+// GLSL only: RoPE angles in float-float arithmetic, shared by ops_rope.comp,
+// the codec's decode / mean-RoPE encode and attn_kcode's rotation table.
+// freq_i comes from the model's frequency table (vkquant/rope.hpp: fp32, as
+// the model was trained with); angle = pos · freq_i is formed exactly in
+// float-float, reduced modulo 2π, and only the reduced angle goes through
+// cos / sin. cos and sin are then scaled by the table's attention factor.
 #ifndef VKQ_KCODEC_ROPE_H
 #define VKQ_KCODEC_ROPE_H
 
@@ -38,24 +39,14 @@ vec2 df_sub(vec2 a, vec2 b) {
 // A position as an exact float-float.
 vec2 df_position(uint pos) { return two_sum(float(pos & 0xfffff000u), float(pos & 0xfffu)); }
 
-// r^i by binary powering.
-vec2 df_pow(vec2 r, uint i) {
-  vec2 freq = vec2(1.0, 0.0), base = r;
-  for (uint k = i; k != 0; k >>= 1) {
-    if ((k & 1u) != 0) freq = df_mul(freq, base);
-    if (k > 1) base = df_mul(base, base);
-  }
-  return freq;
-}
-
-// (cos, sin) of posf · freq.
-vec2 rope_cos_sin(vec2 posf, vec2 freq) {
+// scale · (cos, sin) of posf · freq.
+vec2 rope_cos_sin(vec2 posf, float freq, float scale) {
   const vec2 two_pi = vec2(6.28318548202514648, -1.7484556025237907e-07);
-  const vec2 angle = df_mul(posf, freq);
+  const vec2 angle = df_mul(posf, vec2(freq, 0.0));
   const float k = round(angle.x * 0.15915494309189535);
   const vec2 red = df_sub(angle, df_mul(vec2(k, 0.0), two_pi));
   const float ang = red.x + red.y;
-  return vec2(cos(ang), sin(ang));
+  return scale * vec2(cos(ang), sin(ang));
 }
 
 #endif

@@ -22,17 +22,17 @@ struct RmsnormParams {
   float eps;
   uint pad;
 };
-// Push constants of ops_rope.comp. The pair frequency theta^(-2i/hd) is
-// r^i with r = theta^(-2/hd) given as a float-float pair (r_hi + r_lo).
+// Push constants of ops_rope.comp; the pair frequencies are a bound table
+// (vkquant/rope.hpp).
 struct RopeParams {
   uint n;      // tokens in this dispatch
   uint heads;
   uint hd;
   uint pos0;   // position of this dispatch's first token
-  float r_hi;
-  float r_lo;
+  float scale; // attention factor multiplying cos and sin (1: none)
+  uint pad0;
   uint neox;   // 1: pairs (i, i + hd/2); 0: pairs (2i, 2i+1)
-  uint pad;
+  uint pad1;
 };
 // Push constants of ops_eltwise.comp (swiglu, add, add_bias).
 struct EltwiseParams {

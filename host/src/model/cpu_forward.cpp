@@ -32,14 +32,12 @@ void rmsnorm(float* x, const std::vector<float>& w, std::uint64_t d, float eps) 
   for (std::uint64_t i = 0; i < d; ++i) x[i] = float(double(x[i]) * r * w[i]);
 }
 
-void rope(float* v, std::uint32_t hd, std::uint32_t pos, float theta) { rope_rotate_half(v, hd, pos, theta); }
-
 double silu(double x) { return x / (1.0 + std::exp(-x)); }
 
 }  // namespace
 
 CpuForward::CpuForward(const HostWeights& w, std::uint32_t ctx, bool fp16_kv)
-    : w_(w), ctx_(ctx ? ctx : w.config.ctx), fp16_kv_(fp16_kv) {
+    : w_(w), ctx_(w.config.context_in_use(ctx)), fp16_kv_(fp16_kv), rope_(w.config.rope_table(ctx_)) {
   const auto& c = w.config;
   kcache_.assign(c.layers, std::vector<float>(std::size_t(ctx_) * c.kv_dim()));
   vcache_.assign(c.layers, std::vector<float>(std::size_t(ctx_) * c.kv_dim()));
@@ -65,7 +63,7 @@ void CpuForward::code_key(std::uint32_t l, std::vector<float>& k, float* sign_pa
   std::vector<float> mean(std::size_t(c.kv_heads) * hd, 0.0f);
   if (cal) mean = cal->mean;
   if (cal && kc_.rope == KRope::ropemean)
-    for (std::uint32_t h = 0; h < c.kv_heads; ++h) rope(mean.data() + std::size_t(h) * hd, hd, pos_, c.rope_theta);
+    for (std::uint32_t h = 0; h < c.kv_heads; ++h) rope_apply(rope_, mean.data() + std::size_t(h) * hd, pos_);
   Eigen::MatrixXd srht;
   if (kc_.rotation == KRotation::srht) srht = rot::srht_matrix(hd, kc_.srht_seed);
   for (std::uint32_t h = 0; h < c.kv_heads; ++h) {
@@ -140,14 +138,17 @@ void CpuForward::block(std::uint32_t l, std::vector<float>& x) {
     for (std::uint32_t i = 0; i < qd; ++i) q[i] += L.bq[i];
   if (c.qkv_bias)
     for (std::uint32_t i = 0; i < kvd; ++i) k[i] += L.bk[i], v[i] += L.bv[i];
-  if (c.qk_norm) {
+  if (c.qk_norm && c.qk_norm_per_head) {  // Qwen3: each head by itself, weights (hd)
+    for (std::uint32_t h = 0; h < c.heads; ++h) rmsnorm(q.data() + std::size_t(h) * hd, L.q_norm, hd, c.rms_eps);
+    for (std::uint32_t h = 0; h < c.kv_heads; ++h) rmsnorm(k.data() + std::size_t(h) * hd, L.k_norm, hd, c.rms_eps);
+  } else if (c.qk_norm) {  // OLMoE: the whole projection
     rmsnorm(q.data(), L.q_norm, qd, c.rms_eps);
     rmsnorm(k.data(), L.k_norm, kvd, c.rms_eps);
   }
   const bool coded = kc_.one_bit && pos_ >= kc_.protect_front;
   if (coded && kc_.rope == KRope::pre) code_key(l, k, nullptr, nullptr, nullptr);
-  for (std::uint32_t h = 0; h < c.heads; ++h) rope(q.data() + h * hd, hd, pos_, c.rope_theta);
-  for (std::uint32_t h = 0; h < c.kv_heads; ++h) rope(k.data() + h * hd, hd, pos_, c.rope_theta);
+  for (std::uint32_t h = 0; h < c.heads; ++h) rope_apply(rope_, q.data() + h * hd, pos_);
+  for (std::uint32_t h = 0; h < c.kv_heads; ++h) rope_apply(rope_, k.data() + h * hd, pos_);
   // Post-RoPE codes: keep the rotated-domain parts for the popcount scores.
   const std::size_t at = std::size_t(pos_) * kvd;
   if (coded && kc_.rope != KRope::pre)

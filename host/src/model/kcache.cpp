@@ -16,17 +16,6 @@ namespace vkq {
 
 const char* krope_name(KRope r) { return r == KRope::pre ? "pre" : r == KRope::ropemean ? "post-ropemean" : "post"; }
 
-void rope_rotate_half(float* v, std::uint32_t hd, std::uint32_t pos, float theta) {
-  for (std::uint32_t i = 0; i < hd / 2; ++i) {
-    const float inv = 1.0f / std::pow(theta, float(2 * i) / float(hd));
-    const double a = double(pos) * double(inv);
-    const double c = std::cos(a), s = std::sin(a);
-    const double x0 = v[i], x1 = v[i + hd / 2];
-    v[i] = float(x0 * c - x1 * s);
-    v[i + hd / 2] = float(x1 * c + x0 * s);
-  }
-}
-
 const std::vector<KLayerCalib>& KCalibration::mode(KRope r) const {
   const auto& m = r == KRope::pre ? pre : r == KRope::ropemean ? ropemean : post;
   if (m.size() != layers)
@@ -92,6 +81,7 @@ KCalibration calibrate_keys(const ModelConfig& c, const std::vector<std::vector<
   std::size_t done = 0;
   for (const ModeTag& mt : kModes) {
     auto& dst = mode_of(k, mt.rope);
+    const RopeTable rope = c.rope_table(c.context_in_use(0));
     const auto& src = mt.rope == KRope::post ? post : pre;
     dst.resize(c.layers);
     for (std::uint32_t l = 0; l < c.layers; ++l) {
@@ -109,7 +99,7 @@ KCalibration calibrate_keys(const ModelConfig& c, const std::vector<std::vector<
         rot::RowMat v = rot::centered(kh, mu);
         // post-ropemean: the post-RoPE key less RoPE_p(mu_pre) = RoPE_p(k_pre - mu_pre).
         if (mt.rope == KRope::ropemean)
-          for (std::uint64_t t = 0; t < k.tokens; ++t) rope_rotate_half(v.row(Eigen::Index(t)).data(), hd, positions[t], c.rope_theta);
+          for (std::uint64_t t = 0; t < k.tokens; ++t) rope_apply(rope, v.row(Eigen::Index(t)).data(), positions[t]);
         rot::LearnOptions lo;
         lo.solver = o.solver == "radam" ? rot::Solver::radam : rot::Solver::procrustes;
         lo.iters = o.iters;

@@ -12,6 +12,7 @@
 
 #include "vkquant/gguf.hpp"
 #include "vkquant/json_strict.hpp"
+#include "vkquant/model/arch.hpp"
 #include "vkquant/mapped_file.hpp"
 #include "vkquant/safetensors_index.hpp"
 
@@ -62,8 +63,10 @@ std::vector<std::uint64_t> role_shape(const ModelConfig& c, Role r) {
     case Role::wq: return {q, d};
     case Role::wk: case Role::wv: return {kv, d};
     case Role::wo: return {d, q};
-    case Role::bq: case Role::q_norm: return {q};
-    case Role::bk: case Role::bv: case Role::k_norm: return {kv};
+    case Role::bq: return {q};
+    case Role::bk: case Role::bv: return {kv};
+    case Role::q_norm: return {c.qk_norm_per_head ? c.head_dim : q};
+    case Role::k_norm: return {c.qk_norm_per_head ? c.head_dim : kv};
     case Role::w_gate: case Role::w_up: return {f, d};
     case Role::w_down: return {d, f};
     case Role::router: return {e, d};
@@ -82,64 +85,6 @@ std::string shape_str(const std::vector<std::uint64_t>& s) {
 }
 
 bool is_layer_role(Role r) { return r != Role::embed && r != Role::final_norm && r != Role::lm_head; }
-
-// Hugging Face tensor names; experts take the expert index in place of {e}.
-std::string hf_name(Role r, std::uint32_t layer, std::uint32_t expert = 0) {
-  const std::string l = "model.layers." + std::to_string(layer) + ".";
-  const std::string ex = l + "mlp.experts." + std::to_string(expert) + ".";
-  switch (r) {
-    case Role::embed: return "model.embed_tokens.weight";
-    case Role::attn_norm: return l + "input_layernorm.weight";
-    case Role::wq: return l + "self_attn.q_proj.weight";
-    case Role::wk: return l + "self_attn.k_proj.weight";
-    case Role::wv: return l + "self_attn.v_proj.weight";
-    case Role::wo: return l + "self_attn.o_proj.weight";
-    case Role::bq: return l + "self_attn.q_proj.bias";
-    case Role::bk: return l + "self_attn.k_proj.bias";
-    case Role::bv: return l + "self_attn.v_proj.bias";
-    case Role::q_norm: return l + "self_attn.q_norm.weight";
-    case Role::k_norm: return l + "self_attn.k_norm.weight";
-    case Role::ffn_norm: return l + "post_attention_layernorm.weight";
-    case Role::w_gate: return l + "mlp.gate_proj.weight";
-    case Role::w_up: return l + "mlp.up_proj.weight";
-    case Role::w_down: return l + "mlp.down_proj.weight";
-    case Role::router: return l + "mlp.gate.weight";
-    case Role::exp_gate: return ex + "gate_proj.weight";
-    case Role::exp_up: return ex + "up_proj.weight";
-    case Role::exp_down: return ex + "down_proj.weight";
-    case Role::final_norm: return "model.norm.weight";
-    case Role::lm_head: return "lm_head.weight";
-  }
-  return {};
-}
-
-std::string gguf_name(Role r, std::uint32_t layer) {
-  const std::string l = "blk." + std::to_string(layer) + ".";
-  switch (r) {
-    case Role::embed: return "token_embd.weight";
-    case Role::attn_norm: return l + "attn_norm.weight";
-    case Role::wq: return l + "attn_q.weight";
-    case Role::wk: return l + "attn_k.weight";
-    case Role::wv: return l + "attn_v.weight";
-    case Role::wo: return l + "attn_output.weight";
-    case Role::bq: return l + "attn_q.bias";
-    case Role::bk: return l + "attn_k.bias";
-    case Role::bv: return l + "attn_v.bias";
-    case Role::q_norm: return l + "attn_q_norm.weight";
-    case Role::k_norm: return l + "attn_k_norm.weight";
-    case Role::ffn_norm: return l + "ffn_norm.weight";
-    case Role::w_gate: return l + "ffn_gate.weight";
-    case Role::w_up: return l + "ffn_up.weight";
-    case Role::w_down: return l + "ffn_down.weight";
-    case Role::router: return l + "ffn_gate_inp.weight";
-    case Role::exp_gate: return l + "ffn_gate_exps.weight";
-    case Role::exp_up: return l + "ffn_up_exps.weight";
-    case Role::exp_down: return l + "ffn_down_exps.weight";
-    case Role::final_norm: return "output_norm.weight";
-    case Role::lm_head: return "output.weight";
-  }
-  return {};
-}
 
 // GGUF `llama` stores q/k rows permuted for adjacent-pair RoPE
 // (convert_hf_to_gguf.py): GGUF row h*hd + 2i + j holds HF row h*hd + (hd/2)*j + i.
@@ -191,11 +136,13 @@ struct ModelFile::Impl {
 
   const SafetensorsModel* st() const { return std::get_if<SafetensorsModel>(&file); }
   const GgufFile* gguf() const { return std::get_if<GgufFile>(&file); }
-  bool llama_permuted() const { return gguf() && config.architecture == "llama"; }
+  bool llama_permuted() const { return gguf() && config.spec->gguf_permuted_qk; }
+  Format format() const { return st() ? Format::safetensors : Format::gguf; }
 
-  std::string name(Role r, std::uint32_t layer) const {
-    return st() ? hf_name(r, layer) : gguf_name(r, layer);
+  TensorRef ref(Role r, std::uint32_t layer, std::uint32_t expert = 0) const {
+    return tensor_ref(config, format(), r, layer, expert);
   }
+  std::string name(Role r, std::uint32_t layer) const { return ref(r, layer).name; }
 
   // Shape of one named tensor, outermost first, and its dtype name; nullopt when absent.
   std::optional<std::pair<std::vector<std::uint64_t>, std::string>> lookup(const std::string& n) const {
@@ -214,9 +161,19 @@ struct ModelFile::Impl {
     if (const auto* s = st()) return s->to_float(n);
     return gguf()->to_float(*gguf()->find_tensor(n));
   }
+  // The role's weight: the whole tensor, or its rows of a fused one.
+  std::vector<float> read(const TensorRef& t) const {
+    std::vector<float> w = read(t.name);
+    if (t.rows == 0) return w;
+    const std::uint64_t cols = w.size() / t.full_rows;  // validate_tensors checked the shape
+    return std::vector<float>(w.begin() + std::ptrdiff_t(t.row0 * cols), w.begin() + std::ptrdiff_t((t.row0 + t.rows) * cols));
+  }
 
-  // Checks one tensor exists with `shape`; throws FormatError naming it.
-  void expect(const std::string& n, const std::vector<std::uint64_t>& shape, Role r) const {
+  // Checks one tensor exists with `shape` (fused: full_rows rows of the
+  // role's columns); throws FormatError naming it.
+  void expect(const TensorRef& t, std::vector<std::uint64_t> shape, Role r) const {
+    const std::string& n = t.name;
+    if (t.rows) shape[0] = t.full_rows;
     const auto found = lookup(n);
     if (!found) throw FormatError(path, "tensor '" + n + "' (" + role_name(r) + "): missing");
     if (found->first != shape)
@@ -230,10 +187,10 @@ struct ModelFile::Impl {
       auto shape = role_shape(c, r);
       if (st() && (r == Role::exp_gate || r == Role::exp_up || r == Role::exp_down)) {
         const std::vector<std::uint64_t> one(shape.begin() + 1, shape.end());
-        for (std::uint32_t e = 0; e < c.experts; ++e) expect(hf_name(r, layer, e), one, r);
+        for (std::uint32_t e = 0; e < c.experts; ++e) expect(ref(r, layer, e), one, r);
         return;
       }
-      expect(name(r, layer), shape, r);
+      expect(ref(r, layer), shape, r);
     };
     check(Role::embed, 0);
     for (std::uint32_t l = 0; l < c.layers; ++l)
@@ -292,17 +249,16 @@ std::vector<std::filesystem::path> ModelFile::files() const {
 
 std::string ModelFile::tensor_name(Role r, std::uint32_t layer) const {
   if (impl_->st() && (r == Role::exp_gate || r == Role::exp_up || r == Role::exp_down)) {
-    auto n = hf_name(r, layer, 0);
+    auto n = impl_->name(r, layer);
     return n.replace(n.find(".experts.0.") + 9, 1, "*");
   }
-  return impl_->name(r, layer);
+  const TensorRef t = impl_->ref(r, layer);
+  if (t.rows) return t.name + "[" + std::to_string(t.row0) + ":" + std::to_string(t.row0 + t.rows) + "]";
+  return t.name;
 }
 
 std::string ModelFile::dtype(Role r, std::uint32_t layer) const {
-  const std::string n = impl_->st() && (r == Role::exp_gate || r == Role::exp_up || r == Role::exp_down)
-                            ? hf_name(r, layer, 0)
-                            : impl_->name(r, layer);
-  const auto found = impl_->lookup(n);
+  const auto found = impl_->lookup(impl_->name(r, layer));
   return found ? found->second : "?";
 }
 
@@ -314,16 +270,16 @@ std::vector<float> ModelFile::load(Role r, std::uint32_t layer) const {
   std::vector<float> w;
   if (impl_->st() && (r == Role::exp_gate || r == Role::exp_up || r == Role::exp_down)) {
     for (std::uint32_t e = 0; e < c.experts; ++e) {
-      const std::string n = hf_name(r, layer, e);
+      const std::string n = impl_->ref(r, layer, e).name;
       auto one = impl_->read(n);
       impl_->check_finite(one, n);
       w.insert(w.end(), one.begin(), one.end());
     }
     return w;
   }
-  const std::string n = impl_->name(r, layer);
-  w = impl_->read(n);
-  impl_->check_finite(w, n);
+  const TensorRef t = impl_->ref(r, layer);
+  w = impl_->read(t);
+  impl_->check_finite(w, t.name);
   if (impl_->llama_permuted()) {
     if (r == Role::wq || r == Role::bq) w = unpermute_rows(w, c.heads, c.head_dim, r == Role::wq ? c.dim : 1);
     if (r == Role::wk || r == Role::bk) w = unpermute_rows(w, c.kv_heads, c.head_dim, r == Role::wk ? c.dim : 1);
@@ -332,6 +288,17 @@ std::vector<float> ModelFile::load(Role r, std::uint32_t layer) const {
 }
 
 std::unique_ptr<Tokenizer> ModelFile::tokenizer() const {
+  auto tok = make_tokenizer();
+  // Fewer tokens than embedding rows is padding (Qwen2.5: 151665 of 151936;
+  // samplers mask the rest); more would produce ids the model cannot embed.
+  const ModelConfig& c = impl_->config;
+  if (tok->vocab_size() > std::int32_t(std::min<std::uint32_t>(c.vocab, INT32_MAX)))
+    throw FormatError(impl_->path, "the tokenizer has " + std::to_string(tok->vocab_size()) +
+                                       " tokens but the model's embedding only " + std::to_string(c.vocab) + " rows");
+  return tok;
+}
+
+std::unique_ptr<Tokenizer> ModelFile::make_tokenizer() const {
   const ModelConfig& c = impl_->config;
   if (const auto* g = impl_->gguf()) {
     if (g->get_string("vkquant.tokenizer").value_or("") == "bytes")

@@ -61,6 +61,7 @@ struct VkForward::Impl {
   kernels::AttnKcodeScratch kscratch;
   std::uint64_t kscratch_bytes = 0;
   Buffer rope_table;
+  kernels::DeviceRope rope;  // the model's RoPE frequencies at ctx (vkquant/rope.hpp)
 
   // Activations for up to opt.max_batch tokens.
   Buffer ids, x, xb, q, k, v, att, g, u, ydown, rlogits, eids, ew, xlast, logits, scratch;
@@ -146,7 +147,7 @@ void VkForward::Impl::setup_codec(std::uint32_t l, DeviceLayer& L) {
   }
   L.codec_ = kernels::KCodec{&L.mu, r.empty() ? nullptr : &L.rot, kc.rank ? &L.basis : nullptr, kv, hd, kc.rank};
   // post-ropemean: mu is the pre-RoPE mean, rotated to each position.
-  if (kc.rope == KRope::ropemean) L.codec_.mean_rope_theta = c.rope_theta;
+  if (kc.rope == KRope::ropemean) L.codec_.mean_rope = rope.freqs();
   const std::uint64_t bb = kernels::kcode_bits_bytes(ctx, kv, hd), ab = kernels::kcode_alpha_bytes(ctx, kv);
   L.bits = make(bb);
   L.alpha = make(ab);
@@ -169,7 +170,9 @@ VkForward::VkForward(Device& device, const ModelFile& model, const VkForwardOpti
   Impl& m = *impl_;
   m.c = model.config();
   const ModelConfig& c = m.c;
-  m.ctx = options.ctx ? std::min(options.ctx, c.ctx) : c.ctx;
+  m.ctx = c.context_in_use(options.ctx);
+  m.rope = kernels::DeviceRope::create(device, c.rope_table(m.ctx));
+  m.bytes += m.rope.buffer.size();
   if (options.max_batch == 0) throw Error("VkForward: max_batch must be at least 1");
   m.opt.max_batch = std::min(options.max_batch, m.ctx);
   const WeightType wt = options.weights;
@@ -257,7 +260,7 @@ VkForward::VkForward(Device& device, const ModelFile& model, const VkForwardOpti
   if (options.kcache.one_bit && options.kcache.rope == KRope::ropemean) {
     m.rope_table = m.make(kernels::attn_kcode_rope_table_bytes(m.ctx, c.head_dim));
     Stream s = Stream::create(device);
-    kernels::attn_kcode_rope_table(s, c.rope_theta, c.head_dim, m.rope_table, 0, m.ctx);
+    kernels::attn_kcode_rope_table(s, m.rope.freqs(), m.rope_table, 0, m.ctx);
     s.submit_and_wait();
   }
 
@@ -305,7 +308,7 @@ void VkForward::Impl::step(Stream& s, std::span<const std::int32_t> tokens, bool
   std::vector<std::uint32_t> host_ids(tokens.begin(), tokens.end());
   ids.upload(std::span<const std::uint32_t>(host_ids));
   const float scale = float(1.0 / std::sqrt(double(c.head_dim)));
-  const auto rope = kernels::RopeStyle::neox;  // weights are in Hugging Face order (ModelFile undoes GGUF's permutation)
+  const auto style = kernels::RopeStyle::neox;  // weights are in Hugging Face order (ModelFile undoes GGUF's permutation)
 
   // The split-K plan (and its scratch) depends on the query count and the
   // keys in reach: grow the scratch to what this step needs.
@@ -341,7 +344,10 @@ void VkForward::Impl::step(Stream& s, std::span<const std::int32_t> tokens, bool
       kernels::add_bias(s, k, L.bk, n, c.kv_dim());
       kernels::add_bias(s, v, L.bv, n, c.kv_dim());
     }
-    if (c.qk_norm) {
+    if (c.qk_norm && c.qk_norm_per_head) {  // Qwen3: rows of one head, weights (hd)
+      kernels::rmsnorm(s, q, L.q_norm, q, n * c.heads, c.head_dim, c.rms_eps);
+      kernels::rmsnorm(s, k, L.k_norm, k, n * c.kv_heads, c.head_dim, c.rms_eps);
+    } else if (c.qk_norm) {  // OLMoE: the whole projection
       kernels::rmsnorm(s, q, L.q_norm, q, n, c.q_dim(), c.rms_eps);
       kernels::rmsnorm(s, k, L.k_norm, k, n, c.kv_dim(), c.rms_eps);
     }
@@ -350,8 +356,8 @@ void VkForward::Impl::step(Stream& s, std::span<const std::int32_t> tokens, bool
     const KCacheConfig& kc = opt.kcache;
     if (kc.one_bit && kc.rope == KRope::pre)
       kernels::kcode_encode(s, L.codec(), k, L.bits, L.alpha, kc.rank ? &L.coef : nullptr, n, pos0);
-    kernels::rope(s, q, n, c.heads, c.head_dim, pos0, c.rope_theta, rope);
-    kernels::rope(s, k, n, c.kv_heads, c.head_dim, pos0, c.rope_theta, rope);
+    kernels::rope(s, q, n, c.heads, pos0, this->rope.freqs(), style);
+    kernels::rope(s, k, n, c.kv_heads, pos0, this->rope.freqs(), style);
     if (opt.key_tap) s.copy(k, L.tap_post, kv_rows);
     kernels::kv_store(s, v, L.vcache, n, pos0, c.kv_heads, c.head_dim);
     const std::uint32_t front = std::min(kc.protect_front, ctx);
@@ -371,8 +377,8 @@ void VkForward::Impl::step(Stream& s, std::span<const std::int32_t> tokens, bool
       } else {
         // Pre-RoPE codes: decode every cached position (RoPE applied) into the
         // shared fp16 buffer; protected front positions are overwritten with exact keys.
-        kernels::kcode_decode(s, L.codec(), L.bits, L.alpha, kc.rank ? &L.coef : nullptr, kdecoded, 0, pos0 + n,
-                              c.rope_theta);
+        const kernels::RopeFreqs freqs = this->rope.freqs();
+        kernels::kcode_decode(s, L.codec(), L.bits, L.alpha, kc.rank ? &L.coef : nullptr, kdecoded, 0, pos0 + n, &freqs);
         if (front > 0)
           s.copy(L.front, kdecoded, kernels::kv_cache_bytes(std::min(front, pos0 + n), c.kv_heads, c.head_dim));
         kernels::attention(s, q, kdecoded, L.vcache, att, n, pos0, c.heads, c.kv_heads, c.head_dim, scale,

@@ -83,7 +83,7 @@ AttnKcodeScratchBytes attention_kcode_scratch_bytes(const Device& d, const KCode
   AttnKcodeScratchBytes b;
   if (n == 0) return b;
   const std::uint64_t rows = std::uint64_t(n) * n_heads, hd = c.hd;
-  const bool mean_rope = c.mean_rope_theta > 0.f;
+  const bool mean_rope = c.mean_rope.inv_freq != nullptr;
   b.q = rows * hd * 4;
   if (!mean_rope) b.qmu = rows * 4;
   if (mean_rope) b.mrope = rows * hd * 4;
@@ -104,27 +104,25 @@ std::uint64_t attn_kcode_rope_table_bytes(std::uint32_t positions, std::uint32_t
   return std::uint64_t(positions) * hd * 4;
 }
 
-void attn_kcode_rope_table(Stream& s, float theta, std::uint32_t hd, Buffer& table, std::uint32_t first,
-                           std::uint32_t count) {
+void attn_kcode_rope_table(Stream& s, const RopeFreqs& rope, Buffer& table, std::uint32_t first, std::uint32_t count) {
   constexpr const char* fn = "attn_kcode_rope_table";
   const Device& d = s.device();
-  if (!std::isfinite(theta) || theta <= 1.f) fail(fn, "theta must be finite and > 1");
+  const std::uint32_t hd = rope.hd;
   if (hd == 0 || hd % 2 || hd > 1024) fail(fn, "hd = " + std::to_string(hd) + " must be even and <= 1024");
+  const Binding fb = check::rope_freqs(fn, "rope", rope, hd);
   if ((std::uint64_t(first) + count) * hd >= k2pow32) fail(fn, "table of more than 2^32 floats");
   if (count == 0) return;
   const Binding tb = need(fn, d, "table", &table, attn_kcode_rope_table_bytes(first + count, hd));
-  const double r = std::pow(double(theta), -2.0 / hd);
   gpu::AttnKcodeTableParams p{};
   p.first = first;
   p.positions = count;
   p.half_hd = hd / 2;
-  p.r_hi = float(r);
-  p.r_lo = float(r - double(p.r_hi));
+  p.scale = rope.scale;
   const Kernel& k = s.device().kernel({.shader = "attn_kcode_rope_table",
-                                       .bindings = 1,
+                                       .bindings = 2,
                                        .push_bytes = sizeof(p),
                                        .local_size = {kLocal, 1, 1}});
-  s.dispatch(k, {tb}, p, Threads{std::uint64_t(count) * (hd / 2)});
+  s.dispatch(k, {tb, fb}, p, Threads{std::uint64_t(count) * (hd / 2)});
 }
 
 void attention_kcode(Stream& s, const Buffer& q, const KcodeKeys& keys, const Buffer& vcache, Buffer& out,
@@ -142,7 +140,7 @@ void attention_kcode(Stream& s, const Buffer& q, const KcodeKeys& keys, const Bu
   if (std::uint64_t(pos0) + n >= k2pow32) fail(fn, "pos0 + n exceeds 2^32");
   if (n == 0) return;
   const std::uint32_t kv_len = pos0 + n, hd = c.hd, group = n_heads / c.n_kv;
-  const bool mean_rope = c.mean_rope_theta > 0.f;
+  const bool mean_rope = c.mean_rope.inv_freq != nullptr;
   const std::uint64_t act_bytes = std::uint64_t(n) * n_heads * hd * 4;
 
   const Binding qb = need(fn, d, "q", &q, act_bytes);

@@ -30,6 +30,19 @@ inline Binding need(const char* fn, const Device& d, const char* name, const Buf
   return Binding(*b, 0, std::max<std::uint64_t>(bytes, std::min<std::uint64_t>(4, b->size())));
 }
 
+// A RoPE table for heads of hd coordinates: its hd/2 frequencies and a finite scale.
+inline Binding rope_freqs(const char* fn, const char* name, const RopeFreqs& f, std::uint32_t hd) {
+  if (!f.inv_freq || !*f.inv_freq) fail(fn, std::string(name) + ": RoPE frequency table missing");
+  if (f.hd != hd)
+    fail(fn, std::string(name) + ": RoPE table for hd = " + std::to_string(f.hd) + ", heads have hd = " + std::to_string(hd));
+  if (!std::isfinite(f.scale) || f.scale <= 0.f) fail(fn, std::string(name) + ": RoPE scale must be finite and > 0");
+  const std::uint64_t bytes = std::uint64_t(hd / 2) * 4;
+  if (f.inv_freq->size() < bytes)
+    fail(fn, std::string(name) + ": RoPE table holds " + std::to_string(f.inv_freq->size()) + " bytes, needs " +
+                 std::to_string(bytes));
+  return Binding(*f.inv_freq, 0, std::max<std::uint64_t>(bytes, 4));
+}
+
 // The code-cache geometry kcodec and attn_kcode support.
 inline void check_codec(const char* fn, const KCodec& c) {
   constexpr std::uint32_t kMaxNkv = 64;
@@ -39,9 +52,7 @@ inline void check_codec(const char* fn, const KCodec& c) {
   if (c.n_kv == 0 || c.n_kv > kMaxNkv)
     fail(fn, "n_kv = " + std::to_string(c.n_kv) + " must be in 1.." + std::to_string(kMaxNkv));
   if (c.rank > hd) fail(fn, "rank = " + std::to_string(c.rank) + " exceeds hd = " + std::to_string(hd));
-  if (!std::isfinite(c.mean_rope_theta) || c.mean_rope_theta < 0.f ||
-      (c.mean_rope_theta > 0.f && c.mean_rope_theta <= 1.f))
-    fail(fn, "mean_rope_theta must be 0 (plain mean) or a finite theta > 1");
+  if (c.mean_rope.inv_freq) rope_freqs(fn, "mean_rope", c.mean_rope, hd);
 }
 
 }  // namespace vkq::kernels::check

@@ -31,13 +31,6 @@ Binding need(const char* fn, const Device& d, const char* name, const Buffer* b,
 // group's share stays at 16 KiB (Vulkan's guaranteed minimum).
 std::uint32_t local_size(std::uint32_t hd) { return hd <= 64 ? 64 : hd <= 128 ? 32 : 16; }
 
-// theta^(-2/hd) as a float-float hi + lo (0 for theta = 0).
-std::pair<float, float> rope_ratio(float theta, std::uint32_t hd) {
-  const double r = theta > 0.f ? std::pow(double(theta), -2.0 / hd) : 0.0;
-  const float hi = float(r);
-  return {hi, float(r - double(hi))};
-}
-
 // The codec's parameter bindings: mu, rot (mu as a placeholder for the
 // identity), basis (mu as a placeholder when rank == 0).
 struct Params {
@@ -85,27 +78,25 @@ void kcode_encode(Stream& s, const KCodec& c, const Buffer& k, Buffer& bits, Buf
   if (&bits == &alpha || (c.rank > 0 && (coef == &bits || coef == &alpha)))
     fail(fn, "bits, alpha and coef must be distinct buffers");
 
-  const bool mr = c.mean_rope_theta > 0.f;
+  const bool mr = c.mean_rope.inv_freq != nullptr;
+  const Binding fb = mr ? check::rope_freqs(fn, "mean_rope", c.mean_rope, c.hd) : pr.mu;
   // The mean-RoPE encoder keeps a second hd floats per invocation in shared memory.
   const Kernel& kern = s.device().kernel({.shader = std::string(mr ? "kcodec_encode_mr_d" : "kcodec_encode_d") +
                                                     std::to_string(c.hd),
-                                          .bindings = 7,
+                                          .bindings = 8,
                                           .push_bytes = sizeof(gpu::KCodeEncodeParams),
                                           .local_size = {local_size(c.hd) / (mr ? 2 : 1), 1, 1}});
-  const auto [r_hi, r_lo] = rope_ratio(c.mean_rope_theta, c.hd);
-  const gpu::KCodeEncodeParams p{n, pos0, c.n_kv, c.rank, c.rot ? 1u : 0u, mr ? 1u : 0u, r_hi, r_lo};
-  s.dispatch(kern, {kb, pr.mu, pr.rot, pr.basis, bb, ab, cb}, p, Threads{std::uint64_t(n) * c.n_kv});
+  const gpu::KCodeEncodeParams p{n, pos0, c.n_kv, c.rank, c.rot ? 1u : 0u, mr ? 1u : 0u, mr ? c.mean_rope.scale : 1.f, 0};
+  s.dispatch(kern, {kb, pr.mu, pr.rot, pr.basis, bb, ab, cb, fb}, p, Threads{std::uint64_t(n) * c.n_kv});
 }
 
 void kcode_decode(Stream& s, const KCodec& c, const Buffer& bits, const Buffer& alpha, const Buffer* coef,
-                  Buffer& kcache, std::uint32_t first, std::uint32_t len, float rope_theta) {
+                  Buffer& kcache, std::uint32_t first, std::uint32_t len, const RopeFreqs* rope) {
   const char* fn = "kcode_decode";
   const Device& d = s.device();
   check_codec(fn, c);
-  if (!std::isfinite(rope_theta) || rope_theta < 0.f) fail(fn, "rope_theta must be finite and >= 0");
-  if (rope_theta > 0.f && rope_theta <= 1.f) fail(fn, "rope_theta must be > 1 (or 0: no RoPE)");
-  if (rope_theta > 0.f && c.mean_rope_theta > 0.f)
-    fail(fn, "mean-RoPE codes hold post-RoPE keys: decode them with rope_theta = 0");
+  const bool mr = c.mean_rope.inv_freq != nullptr;
+  if (rope && mr) fail(fn, "mean-RoPE codes hold post-RoPE keys: decode them without a RoPE table");
   const std::uint64_t end = std::uint64_t(first) + len;
   if (end * c.n_kv * std::max(c.rank, 1u) >= k2pow32) fail(fn, "first + len positions exceed 2^32 code elements");
   if (len == 0) return;
@@ -120,16 +111,16 @@ void kcode_decode(Stream& s, const KCodec& c, const Buffer& bits, const Buffer& 
       &kcache == c.basis)
     fail(fn, "kcache must not alias an input");
 
-  const bool mr = c.mean_rope_theta > 0.f;
-  const auto [r_hi, r_lo] = rope_ratio(mr ? c.mean_rope_theta : rope_theta, c.hd);
+  const RopeFreqs* table = mr ? &c.mean_rope : rope;
+  const Binding fb = table ? check::rope_freqs(fn, mr ? "mean_rope" : "rope", *table, c.hd) : pr.mu;
   const Kernel& kern = s.device().kernel({.shader = "kcodec_decode_d" + std::to_string(c.hd),
-                                          .bindings = 7,
+                                          .bindings = 8,
                                           .push_bytes = sizeof(gpu::KCodeDecodeParams),
                                           .local_size = {local_size(c.hd), 1, 1}});
-  const std::uint32_t rope = mr ? 2u : rope_theta > 0.f ? 1u : 0u;
-  const gpu::KCodeDecodeParams p{first, len, c.n_kv, c.rank, c.rot ? 1u : 0u, rope, r_hi, r_lo};
+  const std::uint32_t mode = mr ? 2u : rope ? 1u : 0u;
+  const gpu::KCodeDecodeParams p{first, len, c.n_kv, c.rank, c.rot ? 1u : 0u, mode, table ? table->scale : 1.f, 0};
   const std::uint64_t groups = c.hd / 2 / kPairsPerDecodeInvocation;
-  s.dispatch(kern, {pr.mu, pr.rot, pr.basis, bb, ab, cb, kc}, p, Threads{std::uint64_t(len) * c.n_kv * groups});
+  s.dispatch(kern, {pr.mu, pr.rot, pr.basis, bb, ab, cb, kc, fb}, p, Threads{std::uint64_t(len) * c.n_kv * groups});
 }
 
 }  // namespace vkq::kernels

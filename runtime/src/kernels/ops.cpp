@@ -131,24 +131,26 @@ void rmsnorm(Stream& s, const Buffer& x, const Buffer& weight, Buffer& y, std::u
   });
 }
 
-void rope(Stream& s, Buffer& x, std::uint32_t n, std::uint32_t heads, std::uint32_t hd, std::uint32_t pos0,
-          float theta, RopeStyle style) {
+void rope(Stream& s, Buffer& x, std::uint32_t n, std::uint32_t heads, std::uint32_t pos0,
+          const RopeFreqs& rope, RopeStyle style) {
   const char* fn = "rope";
+  const std::uint32_t hd = rope.hd;
   if (hd == 0 || hd % 2) fail(fn, "hd = " + std::to_string(hd) + " must be even and >= 2");
   if (heads == 0) fail(fn, "heads must be >= 1");
-  if (!(theta > 0.f) || !std::isfinite(theta)) fail(fn, "theta must be finite and > 0");
+  if (!rope.inv_freq || !*rope.inv_freq || rope.inv_freq->size() < std::uint64_t(hd / 2) * 4)
+    fail(fn, "RoPE frequency table missing or smaller than hd/2 floats");
+  if (!(rope.scale > 0.f) || !std::isfinite(rope.scale)) fail(fn, "RoPE scale must be finite and > 0");
   if (std::uint64_t(pos0) + n > (std::uint64_t(1) << 32)) fail(fn, "pos0 + n exceeds 2^32");
   const std::uint64_t row_bytes = std::uint64_t(heads) * hd * 4;
   if (row_bytes >= (std::uint64_t(1) << 32)) fail(fn, "heads * hd too large");
   need(fn, "x", x, n * row_bytes);
   if (n == 0) return;
-  const double r = std::pow(double(theta), -2.0 / double(hd));
-  const float r_hi = float(r), r_lo = float(r - double(r_hi));
-  const Kernel& k = kernel(s, "ops_rope", 1, sizeof(gpu::RopeParams), {32, 2, 1});
+  const Kernel& k = kernel(s, "ops_rope", 2, sizeof(gpu::RopeParams), {32, 2, 1});
+  const Binding fb(*rope.inv_freq, 0, std::uint64_t(hd / 2) * 4);
   for_each_chunk(n, chunk_rows(s.device(), row_bytes), [&](std::uint64_t t0, std::uint64_t tn) {
-    const gpu::RopeParams p{std::uint32_t(tn), heads, hd, std::uint32_t(pos0 + t0),
-                            r_hi,              r_lo,  style == RopeStyle::neox ? 1u : 0u, 0};
-    s.dispatch(k, {{x, t0 * row_bytes, tn * row_bytes}}, p, Threads{hd / 2, tn});
+    const gpu::RopeParams p{std::uint32_t(tn), heads,  hd, std::uint32_t(pos0 + t0), rope.scale,
+                            0,                 style == RopeStyle::neox ? 1u : 0u, 0};
+    s.dispatch(k, {{x, t0 * row_bytes, tn * row_bytes}, fb}, p, Threads{hd / 2, tn});
   });
 }
 

@@ -12,20 +12,10 @@ namespace {
 void check(const KCodec& c) {
   const std::uint64_t hd = c.hd;
   if (hd == 0 || hd % 32 || c.n_kv == 0 || c.rank > hd) throw Error("ref::kcode: bad codec sizes");
+  if (c.mean_rope && c.mean_rope->hd != hd) throw Error("ref::kcode: mean-RoPE table for another head size");
   if (c.mu.size() < c.n_kv * hd || (!c.rot.empty() && c.rot.size() < c.n_kv * hd * hd) ||
       c.basis.size() < c.n_kv * hd * c.rank)
     throw Error("ref::kcode: codec arrays too small");
-}
-
-// RoPE (rotate_half) of x (hd values) in place at position pos.
-void rope_in_place(std::vector<double>& x, std::uint32_t hd, double pos, double theta) {
-  const std::uint32_t half = hd / 2;
-  for (std::uint32_t i = 0; i < half; ++i) {
-    const double ang = std::fmod(pos * std::pow(theta, -2.0 * i / hd), 2 * std::numbers::pi);
-    const double cs = std::cos(ang), sn = std::sin(ang), x0 = x[i], x1 = x[i + half];
-    x[i] = x0 * cs - x1 * sn;
-    x[i + half] = x0 * sn + x1 * cs;
-  }
 }
 
 }  // namespace
@@ -33,7 +23,7 @@ void rope_in_place(std::vector<double>& x, std::uint32_t hd, double pos, double 
 std::vector<double> kcode_mean_at(const KCodec& c, std::uint32_t h, std::uint64_t pos) {
   const float* mu = c.mu.data() + std::uint64_t(h) * c.hd;  // (hd)
   std::vector<double> m(mu, mu + c.hd);
-  if (c.mean_rope_theta > 0) rope_in_place(m, c.hd, double(pos), c.mean_rope_theta);
+  if (c.mean_rope) rope_apply(*c.mean_rope, m.data(), double(pos));
   return m;
 }
 
@@ -90,7 +80,7 @@ KCodes kcode_encode(const KCodec& c, std::span<const float> k, std::uint32_t n, 
 
 std::vector<half_bits> kcode_decode(const KCodec& c, std::span<const std::uint32_t> bits,
                                     std::span<const half_bits> alpha, std::span<const half_bits> coef,
-                                    std::uint32_t first, std::uint32_t len, float rope_theta) {
+                                    std::uint32_t first, std::uint32_t len, const RopeTable* rope) {
   check(c);
   const std::uint32_t hd = c.hd, n_kv = c.n_kv, words = hd / 32, rank = c.rank;
   const std::uint64_t elems = std::uint64_t(len) * n_kv;
@@ -119,7 +109,7 @@ std::vector<half_bits> kcode_decode(const KCodec& c, std::span<const std::uint32
         }
         x[i] = s;
       }
-      if (rope_theta > 0) rope_in_place(x, hd, double(first) + double(t), rope_theta);
+      if (rope) rope_apply(*rope, x.data(), double(first) + double(t));
       for (std::uint32_t i = 0; i < hd; ++i) out[e * hd + i] = to_half(float(x[i]));
     }
   return out;

@@ -33,25 +33,13 @@ void rmsnorm(std::span<const float> x, std::span<const float> weight, std::span<
   }
 }
 
-void rope(std::span<float> x, std::uint32_t n, std::uint32_t heads, std::uint32_t hd, std::uint32_t pos0, float theta,
+void rope(std::span<float> x, std::uint32_t n, std::uint32_t heads, std::uint32_t pos0, const RopeTable& table,
           bool neox) {
+  const std::uint32_t hd = table.hd;
   if (hd % 2 || x.size() < std::uint64_t(n) * heads * hd) throw Error("ref::rope: bad sizes");
-  const std::uint32_t half = hd / 2;
-  for (std::uint64_t t = 0; t < n; ++t) {
-    const double pos = double(pos0) + double(t);
-    for (std::uint32_t i = 0; i < half; ++i) {
-      const double freq = std::pow(double(theta), -2.0 * i / hd);
-      const double a = std::fmod(pos * freq, 2 * std::numbers::pi);
-      const double cs = std::cos(a), sn = std::sin(a);
-      for (std::uint32_t h = 0; h < heads; ++h) {
-        float* v = x.data() + (t * heads + h) * hd;  // (hd)
-        const std::uint32_t j0 = neox ? i : 2 * i, j1 = neox ? i + half : 2 * i + 1;
-        const double x0 = v[j0], x1 = v[j1];
-        v[j0] = float(x0 * cs - x1 * sn);
-        v[j1] = float(x0 * sn + x1 * cs);
-      }
-    }
-  }
+  for (std::uint64_t t = 0; t < n; ++t)
+    for (std::uint32_t h = 0; h < heads; ++h)
+      rope_apply(table, x.data() + (t * heads + h) * hd, double(pos0) + double(t), neox);
 }
 
 void swiglu(std::span<const float> gate, std::span<const float> up, std::span<float> out) {

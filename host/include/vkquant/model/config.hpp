@@ -9,18 +9,24 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "vkquant/rope.hpp"
+
 namespace vkq {
 
 class GgufFile;
 
+// The forward pass's family; which checkpoints belong to it, their tensor
+// names and options, are the tables of vkquant/model/arch.hpp.
 enum class Arch {
-  llama,  // LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM (GGUF llama, qwen2)
+  llama,  // dense: Llama 1-3.x, Mistral, Qwen2/2.5, Qwen3, Phi-3/3.5, SmolLM2, TinyLlama
   olmoe,  // OlmoeForCausalLM (GGUF olmoe): router, top-k experts, QK-norm
 };
+struct ArchSpec;
 
 struct ModelConfig {
   Arch arch = Arch::llama;
   std::string architecture;  // as the file names it: "LlamaForCausalLM", "llama", ...
+  const ArchSpec* spec = nullptr;  // its row of the architecture table
   std::uint32_t vocab = 0;
   std::uint32_t dim = 0;       // hidden size
   std::uint32_t layers = 0;
@@ -31,9 +37,12 @@ struct ModelConfig {
   std::uint32_t ctx = 0;       // max_position_embeddings / context_length
   float rms_eps = 1e-6f;
   float rope_theta = 10000.0f;
+  RopeScaling rope_scaling;        // rope_scaling / GGUF rope.scaling.* (and rope_freqs.weight)
+  std::uint32_t sliding_window = 0;  // keys further back than this are not attended (0: none)
   bool tied_embeddings = false;  // no separate LM head: logits use the embedding table
   bool qkv_bias = false;         // Qwen2
-  bool qk_norm = false;          // OLMoE: RMSNorm over the whole q / k projections
+  bool qk_norm = false;          // RMSNorm of q and k before RoPE: OLMoE over the whole projection,
+  bool qk_norm_per_head = false;  // Qwen3 over each head (weights (hd))
   std::uint32_t experts = 0;       // 0: dense MLP
   std::uint32_t experts_used = 0;  // top-k
   bool norm_topk = false;          // renormalise the top-k router weights
@@ -42,6 +51,13 @@ struct ModelConfig {
   std::uint32_t q_dim() const { return heads * head_dim; }
   std::uint32_t kv_dim() const { return kv_heads * head_dim; }
   bool moe() const { return experts > 0; }
+  // The context a forward pass uses when asked for `requested` positions (0:
+  // the model's own, capped at the sliding window). Throws vkq::Error naming
+  // the config key when the request needs what is not implemented (a context
+  // past the sliding window).
+  std::uint32_t context_in_use(std::uint32_t requested) const;
+  // The RoPE frequency table at a context of `ctx` positions.
+  RopeTable rope_table(std::uint32_t ctx) const { return vkq::rope_table(rope_theta, head_dim, rope_scaling, ctx); }
   // Checks the numbers against each other and against sane bounds; throws
   // FormatError naming `file` and the offending key.
   void validate(const std::filesystem::path& file) const;

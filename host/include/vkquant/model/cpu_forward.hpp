@@ -14,7 +14,8 @@ namespace vkq {
 
 class CpuForward {
  public:
-  // `ctx`: KV-cache length (0: the model's context length). `fp16_kv`: round
+  // `ctx`: KV-cache length (0: the model's context length, capped at its
+  // sliding window; ModelConfig::context_in_use refuses more). `fp16_kv`: round
   // cached keys and values to fp16, as the Vulkan forward stores them.
   explicit CpuForward(const HostWeights& w, std::uint32_t ctx = 0, bool fp16_kv = false);
   // Keys through the 1-bit codec of DESIGN §2 (encode, then decode at use),
@@ -40,6 +41,7 @@ class CpuForward {
   const HostWeights& w_;
   std::uint32_t ctx_ = 0, pos_ = 0;
   bool fp16_kv_ = false;
+  RopeTable rope_;  // at ctx_
   KCacheConfig kc_;
   const KCalibration* cal_ = nullptr;
   std::vector<std::vector<float>> kcache_, vcache_;  // per layer (ctx, kv_dim)

@@ -37,9 +37,6 @@ struct KCacheConfig {
   std::uint32_t query_bits = 8;
 };
 const char* krope_name(KRope r);  // "post", "pre", "post-ropemean"
-// Hugging Face rotate_half RoPE on one head (hd): pairs (i, i + hd/2),
-// inv_freq_i = theta^(-2i/hd) in fp32, the angle pos · inv_freq_i in fp64.
-void rope_rotate_half(float* v, std::uint32_t hd, std::uint32_t pos, float theta);
 const char* krotation_name(KRotation r);
 
 // One rope mode's calibration of one layer: every KV head's mean, learned

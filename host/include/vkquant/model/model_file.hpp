@@ -87,9 +87,12 @@ class ModelFile {
   std::string dtype(Role r, std::uint32_t layer = 0) const;
   // The tokenizer the file carries or sits next to (tokenizer.json, GGUF
   // vocabulary), or the byte tokenizer for byte-level models.
+  // Throws FormatError when the tokenizer has more tokens than the
+  // embedding has rows (fewer is vocabulary padding: see Tokenizer::vocab_size).
   std::unique_ptr<Tokenizer> tokenizer() const;
 
  private:
+  std::unique_ptr<Tokenizer> make_tokenizer() const;
   struct Impl;
   explicit ModelFile(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;

@@ -25,7 +25,7 @@ struct MlpConfig {
 
 struct VkForwardOptions {
   kernels::WeightType weights = kernels::WeightType::f16;  // matrices; norms and router stay fp32
-  std::uint32_t ctx = 0;          // KV-cache length (0: the model's context length)
+  std::uint32_t ctx = 0;          // KV-cache length (0: the model's context length; ModelConfig::context_in_use)
   std::uint32_t max_batch = 256;  // tokens per prefill step
   KCacheConfig kcache;            // fp16 keys (default) or the 1-bit code
   MlpConfig mlp;                  // 1-bit MLP matrices (dense models; MoE experts stay fp16)

@@ -2,7 +2,7 @@
 // V cache: the post-RoPE key at position p is scored from its code as
 //   q·k̂_p = q·m_p + alpha_p·(q'·s_p) + (U_rᵀ q')·c_p,   q' = R_{h/group} q,
 // m_p = mu (plain mean) or RoPE_p(mu_pre) (mean-RoPE variant, KCodec::
-// mean_rope_theta > 0), with q'·s_p in fp32 (float path) or from popcounts of
+// a mean-RoPE table), with q'·s_p in fp32 (float path) or from popcounts of
 // a b-bit quantized q' (popcount path); positions p < front use the exact
 // fp16 keys. The scores come from the kscore kernels (vkquant/kernels/
 // kscore.hpp) over the position-major code cache, then softmax(scale·score)
@@ -36,14 +36,14 @@ enum class KcodePath {
 
 // One layer's 1-bit key cache as kcode_encode writes it, and its exact front.
 struct KcodeKeys {
-  KCodec codec;                        // mu (pre-RoPE mu with mean_rope_theta > 0), rot, basis, n_kv, hd, rank
+  KCodec codec;                        // mu (pre-RoPE mu with a mean-RoPE table), rot, basis, n_kv, hd, rank
   const Buffer* bits = nullptr;        // (ctx, n_kv, hd/32) uint32
   const Buffer* alpha = nullptr;       // (ctx, n_kv) fp16
   const Buffer* coef = nullptr;        // (ctx, n_kv, rank) fp16; required iff rank > 0
   std::uint32_t front = 0;             // positions < front are scored with exact keys
   const Buffer* front_keys = nullptr;  // (>= min(front, kv_len), n_kv, hd) fp16; required iff front > 0
-  const Buffer* rope_table = nullptr;  // (>= kv_len, hd/2, 2) f32 from attn_kcode_rope_table(mean_rope_theta)
-                                       // at positions 0..; required iff mean_rope_theta > 0
+  const Buffer* rope_table = nullptr;  // (>= kv_len, hd/2, 2) f32 from attn_kcode_rope_table(codec.mean_rope)
+                                       // at positions 0..; required iff a mean-RoPE table
 };
 
 struct AttnKcodeOptions {
@@ -85,10 +85,9 @@ AttnKcodeScratchBytes attention_kcode_scratch_bytes(const Device& d, const KCode
 std::uint64_t attn_kcode_rope_table_bytes(std::uint32_t positions, std::uint32_t hd);
 
 // Writes rows first .. first+count-1 of the mean-RoPE table:
-// table[p][i] = (cos, sin)(p · theta^(-2i/hd)) (angles reduced in float-float).
-// Depends on theta and hd only: build it once per model for the context.
-void attn_kcode_rope_table(Stream& s, float theta, std::uint32_t hd, Buffer& table, std::uint32_t first,
-                           std::uint32_t count);
+// table[p][i] = scale · (cos, sin)(p · inv_freq_i) (angles reduced in
+// float-float). Depends on the RoPE table only: build it once per model for the context.
+void attn_kcode_rope_table(Stream& s, const RopeFreqs& rope, Buffer& table, std::uint32_t first, std::uint32_t count);
 
 // Causal GQA attention of query rows t < n (position pos0 + t, q (n, n_heads,
 // hd) post-RoPE, unrotated) over code positions 0..pos0+t and the fp16 V cache

@@ -16,6 +16,7 @@
 #include <cstdint>
 
 #include "vkquant/buffer.hpp"
+#include "vkquant/kernels/rope_freqs.hpp"
 #include "vkquant/stream.hpp"
 
 namespace vkq::kernels {
@@ -26,10 +27,11 @@ struct KCodec {
   const Buffer* rot = nullptr;    // (n_kv, hd, hd) row-major R_h: v = R_h (k - mu_h); nullptr: identity (no rotation)
   const Buffer* basis = nullptr;  // (n_kv, hd, rank) U_r row-major; only when rank > 0
   std::uint32_t n_kv = 0, hd = 0, rank = 0;
-  // Mean-RoPE variant (> 0): mu is a pre-RoPE mean and the key at cache
-  // position p is centered by RoPE_p(mu) instead of mu (rotate_half pairs
-  // (i, i + hd/2), angle = p · theta^(-2i/hd), this theta). 0: plain mean.
-  float mean_rope_theta = 0.f;
+  // Mean-RoPE variant (a table set): mu is a pre-RoPE mean and the key at
+  // cache position p is centered by RoPE_p(mu) instead of mu (rotate_half
+  // pairs (i, i + hd/2), angle = p · inv_freq_i, cos/sin times its scale).
+  // No table: plain mean.
+  RopeFreqs mean_rope{};
 };
 
 // Bytes of the code cache for ctx positions (see the layouts above).
@@ -49,11 +51,11 @@ void kcode_encode(Stream& s, const KCodec& c, const Buffer& k, Buffer& bits, Buf
 // Decodes positions first .. first+len-1 into kcache ((ctx, n_kv, hd) fp16,
 // two per uint32, low half = even coordinate, as kv_store writes it):
 // k̂_h = m_h + R_hᵀ (alpha · s + U_r c) (m_h as in kcode_encode at the cache
-// position), then, if rope_theta > 0 (not with the mean-RoPE variant), RoPE
-// (rotate_half pairs (i, i + hd/2), inv_freq_i = theta^(-2i/hd), angle =
-// cache position · inv_freq); fp16 round to nearest even. Other positions of
-// kcache are untouched. coef may be nullptr when rank == 0.
+// position), then, if `rope` is given (not with the mean-RoPE variant), RoPE
+// (rotate_half pairs (i, i + hd/2), angle = cache position · inv_freq_i,
+// cos/sin times the table's scale); fp16 round to nearest even. Other
+// positions of kcache are untouched. coef may be nullptr when rank == 0.
 void kcode_decode(Stream& s, const KCodec& c, const Buffer& bits, const Buffer& alpha, const Buffer* coef,
-                  Buffer& kcache, std::uint32_t first, std::uint32_t len, float rope_theta);
+                  Buffer& kcache, std::uint32_t first, std::uint32_t len, const RopeFreqs* rope);
 
 }  // namespace vkq::kernels

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "vkquant/buffer.hpp"
+#include "vkquant/kernels/rope_freqs.hpp"
 #include "vkquant/stream.hpp"
 
 namespace vkq::kernels {
@@ -26,12 +27,13 @@ void rmsnorm(Stream& s, const Buffer& x, const Buffer& weight, Buffer& y, std::u
 // neox: HF rotate_half, pairs (i, i + hd/2); adjacent: GGML "normal", pairs (2i, 2i+1).
 enum class RopeStyle { neox, adjacent };
 
-// In place on x (n, heads, hd), hd even: row t is at position pos0 + t; pair
-// i turns by (pos0 + t) · theta^(-2i/hd). The angle is computed in
-// float-float arithmetic and reduced mod 2π before fp32 cos/sin: absolute
-// angle error below 1e-6 rad for positions up to 2^24.
-void rope(Stream& s, Buffer& x, std::uint32_t n, std::uint32_t heads, std::uint32_t hd, std::uint32_t pos0,
-          float theta, RopeStyle style);
+// In place on x (n, heads, hd), hd = the table's hd: row t is at position
+// pos0 + t; pair i turns by (pos0 + t) · inv_freq_i, cos/sin times the
+// table's scale. The angle is computed in float-float arithmetic and reduced
+// mod 2π before fp32 cos/sin: absolute angle error below 1e-6 rad for
+// positions up to 2^24.
+void rope(Stream& s, Buffer& x, std::uint32_t n, std::uint32_t heads, std::uint32_t pos0, const RopeFreqs& rope,
+          RopeStyle style);
 
 // out (count) = silu(gate) * up; out may be gate (in place).
 void swiglu(Stream& s, const Buffer& gate, const Buffer& up, Buffer& out, std::uint64_t count);

@@ -14,7 +14,7 @@ namespace vkq::ref {
 
 struct AttnKcodeInputs {
   std::span<const float> q;              // (n, n_heads, hd) post-RoPE, unrotated
-  KCodec codec;                          // mu (pre-RoPE with mean_rope_theta > 0), rot, basis
+  KCodec codec;                          // mu (pre-RoPE with a mean_rope table), rot, basis
   std::span<const std::uint32_t> bits;   // (kv_len, n_kv, hd/32)
   std::span<const half_bits> alpha;      // (kv_len, n_kv)
   std::span<const half_bits> coef;       // (kv_len, n_kv, rank)

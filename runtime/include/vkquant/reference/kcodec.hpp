@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "vkquant/half.hpp"
+#include "vkquant/rope.hpp"
 
 namespace vkq::ref {
 
@@ -17,7 +18,7 @@ struct KCodec {
   std::span<const float> rot;    // (n_kv, hd, hd) row-major R_h; empty: identity
   std::span<const float> basis;  // (n_kv, hd, rank) U_r row-major
   std::uint32_t n_kv = 0, hd = 0, rank = 0;
-  float mean_rope_theta = 0;     // > 0: mu is pre-RoPE, position p centers by RoPE_p(mu)
+  const RopeTable* mean_rope = nullptr;  // set: mu is pre-RoPE, position p centers by RoPE_p(mu)
 };
 
 struct KCodes {
@@ -28,7 +29,7 @@ struct KCodes {
 };
 
 // The centering vector of head h at cache position pos (hd values): mu_h, or
-// RoPE_pos(mu_h) (rotate_half pairs, angle = pos · theta^(-2i/hd)) in the
+// RoPE_pos(mu_h) (rotate_half pairs, rope_apply of the table) in the
 // mean-RoPE variant.
 std::vector<double> kcode_mean_at(const KCodec& c, std::uint32_t h, std::uint64_t pos);
 
@@ -43,11 +44,10 @@ std::vector<double> kcode_coefs(const KCodec& c, std::uint32_t h, std::span<cons
 // Decodes codes of len positions (bits (len, n_kv, hd/32), alpha (len, n_kv),
 // coef (len, n_kv, rank)) standing at cache positions first..first+len-1:
 // k̂_h = m_h + R_hᵀ (alpha · s + U_r c) (m_h = kcode_mean_at), then RoPE
-// (rotate_half pairs (i, i + hd/2), angle = position · theta^(-2i/hd)) if
-// rope_theta > 0.
+// (rope_apply of the table, rotate_half pairs) if `rope` is given.
 // Returns (len, n_kv, hd) fp16 bits (fp64 -> fp32 -> fp16, nearest even).
 std::vector<half_bits> kcode_decode(const KCodec& c, std::span<const std::uint32_t> bits,
                                     std::span<const half_bits> alpha, std::span<const half_bits> coef,
-                                    std::uint32_t first, std::uint32_t len, float rope_theta);
+                                    std::uint32_t first, std::uint32_t len, const RopeTable* rope);
 
 }  // namespace vkq::ref

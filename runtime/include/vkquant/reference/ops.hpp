@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <span>
 
+#include "vkquant/rope.hpp"
+
 namespace vkq::ref {
 
 // table (vocab, dim) as floats (an fp16 table already widened), ids (n) ->
@@ -16,9 +18,9 @@ void embed(std::span<const float> table, std::uint32_t vocab, std::uint32_t dim,
 void rmsnorm(std::span<const float> x, std::span<const float> weight, std::span<float> y, std::uint32_t rows,
              std::uint32_t d, float eps);
 
-// In place on x (n, heads, hd); angles (pos0 + t) · theta^(-2i/hd) and their
-// cos/sin in fp64. neox: pairs (i, i + hd/2); else pairs (2i, 2i+1).
-void rope(std::span<float> x, std::uint32_t n, std::uint32_t heads, std::uint32_t hd, std::uint32_t pos0, float theta,
+// In place on x (n, heads, table.hd): rope_apply at position pos0 + t (fp64
+// angles and cos/sin). neox: pairs (i, i + hd/2); else pairs (2i, 2i+1).
+void rope(std::span<float> x, std::uint32_t n, std::uint32_t heads, std::uint32_t pos0, const RopeTable& table,
           bool neox);
 
 // out (count) = silu(gate) * up.
