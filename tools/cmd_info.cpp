@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "commands.hpp"
+#include "vkquant/chat.hpp"
 #include "vkquant/gguf.hpp"
 #include "vkquant/json_strict.hpp"
 #include "vkquant/mapped_file.hpp"
@@ -90,11 +91,60 @@ nlohmann::ordered_json config_json(const ModelConfig& c) {
   return j;
 }
 
+// The tokenizer of a runnable model: kind, sizes, BOS/EOS, pre-tokenizer,
+// normalizer and chat template. A tokenizer or template that fails to load is
+// reported in the object ("error"), not fatal: info still describes the file.
+nlohmann::ordered_json tokenizer_json(const ModelFile& model) {
+  nlohmann::ordered_json j;
+  try {
+    const auto tok = model.tokenizer();
+    auto special = [&](std::optional<std::int32_t> id) {
+      return id ? nlohmann::ordered_json{{"id", *id}, {"piece", tok->token_piece(*id)}} : nlohmann::ordered_json(nullptr);
+    };
+    j = {{"kind", tok->kind()},
+         {"vocab_size", tok->vocab_size()},
+         {"padded_rows", std::max<std::int64_t>(0, std::int64_t(model.config().vocab) - tok->vocab_size())},
+         {"bos", special(tok->bos())},
+         {"eos", special(tok->eos())},
+         {"pre_tokenizer", tok->pre_tokenizer()},
+         {"normalizer", tok->normalizer()}};
+  } catch (const Error& e) {
+    return {{"error", e.what()}};
+  }
+  try {
+    const auto t = load_chat_template(model);
+    j["chat_template"] = t ? nlohmann::ordered_json{{"family", t->family()}, {"source", t->source().string()}, {"key", t->key()}}
+                           : nlohmann::ordered_json(nullptr);
+  } catch (const Error& e) {
+    j["chat_template"] = {{"error", e.what()}};
+  }
+  return j;
+}
+
+void print_tokenizer(const nlohmann::ordered_json& t) {
+  if (t.contains("error")) {
+    fmt::print("tokenizer: cannot load: {}\n", t["error"].get<std::string>());
+    return;
+  }
+  auto special = [](const nlohmann::ordered_json& s) {
+    return s.is_null() ? std::string("none") : fmt::format("{} '{}'", s["id"].get<std::int64_t>(), escape_bytes(s["piece"].get<std::string>()));
+  };
+  fmt::print("tokenizer: {}, vocab {}", t["kind"].get<std::string>(), t["vocab_size"].get<std::int64_t>());
+  if (const auto pad = t["padded_rows"].get<std::int64_t>(); pad > 0) fmt::print(" (+{} padded embedding rows, never sampled)", pad);
+  fmt::print(", bos {}, eos {}, pre-tokenizer {}, normalizer {}\n", special(t["bos"]), special(t["eos"]),
+             t["pre_tokenizer"].get<std::string>(), t["normalizer"].get<std::string>());
+  const auto& ct = t["chat_template"];
+  if (ct.is_null()) fmt::print("chat template: none\n");
+  else if (ct.contains("error")) fmt::print("chat template: cannot use: {}\n", ct["error"].get<std::string>());
+  else fmt::print("chat template: {} ({}: {})\n", ct["family"].get<std::string>(), ct["source"].get<std::string>(), ct["key"].get<std::string>());
+}
+
 void info(const InfoFlags& f) {
   const Listing l = list(f.file);
   // A file that lists fine but is not a model (an artifact, a key set) is
   // still described; why it does not run is said.
   std::optional<ModelConfig> config;
+  nlohmann::ordered_json tokenizer;
   std::string not_model;
   std::uint64_t params = 0;
   const bool artifact = std::any_of(l.metadata.begin(), l.metadata.end(), [](const auto& kv) {
@@ -104,7 +154,9 @@ void info(const InfoFlags& f) {
     not_model = "a vkquant K-cache calibration artifact (vkquant calibrate); use it with --rotations";
   } else {
     try {
-      config = ModelFile::open(f.file).config();
+      const auto model = ModelFile::open(f.file);
+      config = model.config();
+      tokenizer = tokenizer_json(model);
     } catch (const FormatError& e) {
       not_model = e.what();
     }
@@ -120,6 +172,7 @@ void info(const InfoFlags& f) {
     nlohmann::ordered_json j{{"file", f.file}, {"format", l.format}};
     j["model"] = config ? config_json(*config) : nlohmann::ordered_json(nullptr);
     if (!config) j["not_a_model"] = not_model;
+    if (config) j["tokenizer"] = tokenizer;
     j["parameters"] = params;
     auto& tensors = j["tensors"] = nlohmann::ordered_json::array();
     for (const auto& [name, dtype, shape] : l.tensors) tensors.push_back({{"name", name}, {"dtype", dtype}, {"shape", shape}});
@@ -137,6 +190,7 @@ void info(const InfoFlags& f) {
                c.tied_embeddings, c.qkv_bias, c.qk_norm);
     if (c.moe()) fmt::print(", {} experts, top-{}{}", c.experts, c.experts_used, c.norm_topk ? " (renormalised)" : "");
     fmt::print("\n");
+    print_tokenizer(tokenizer);
   } else {
     fmt::print("not a runnable model: {}\n", not_model);
   }

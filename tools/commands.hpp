@@ -25,6 +25,7 @@ void add_bench(CLI::App& app);
 void add_gauge(CLI::App& app);
 void add_info(CLI::App& app);
 void add_run(CLI::App& app);
+void add_tokenize(CLI::App& app);
 void add_ppl(CLI::App& app);
 void add_calibrate(CLI::App& app);
 

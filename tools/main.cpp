@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   add_gauge(app);
   add_info(app);
   add_run(app);
+  add_tokenize(app);
   add_ppl(app);
   add_calibrate(app);
   try {
