@@ -125,6 +125,14 @@ void ppl(const PplFlags& f) {
     plan.tokens = kept;
   }
   if (plan.tokens == 0) throw Error(f.text + ": no text to score");
+  // Scored ids lie in the tokenizer's vocabulary, never in padded embedding
+  // rows past it (Qwen2.5: 151936 rows, 151665 tokens), nor past the rows.
+  const std::int64_t limit = std::min<std::int64_t>(tok->vocab_size(), c.vocab);
+  for (const PplChunk& ch : plan.chunks)
+    for (const auto t : ch.targets)
+      if (t < 0 || t >= limit)
+        throw Error(f.text + ": token id " + std::to_string(t) + " is outside the vocabulary of " + std::to_string(limit) +
+                    " (tokenizer " + std::to_string(tok->vocab_size()) + ", model " + std::to_string(c.vocab) + " rows)");
 
   Instance instance = Instance::create(InstanceOptions::from_env());
   Device device = Device::create(instance, f.device.device);

@@ -1,15 +1,23 @@
 // `vkquant run [MODEL]`: generate text from a prompt on a Vulkan device,
 // streamed to stdout; prefill and decode speeds on stderr at the end.
+// `--chat` renders the model's own chat template around the prompt (one
+// turn), or around user turns read line by line from stdin (a conversation
+// that keeps its KV cache), and stops at the template's end-of-turn tokens.
 #include <fmt/core.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <iostream>
 #include <memory>
 #include <optional>
+#include <set>
 
 #include "commands.hpp"
 #include "model_flags.hpp"
 #include "progress.hpp"
+#include "vkquant/chat.hpp"
 #include "vkquant/device.hpp"
 #include "vkquant/instance.hpp"
 #include "vkquant/model/sampling.hpp"
@@ -22,7 +30,12 @@ namespace {
 struct RunFlags {
   std::string model;
   std::string prompt;
+  const CLI::Option* prompt_given = nullptr;
   int n = 200;
+  bool chat = false;
+  std::string system;
+  const CLI::Option* system_given = nullptr;
+  bool show_prompt = false;
   SamplerOptions sampling;
   WeightFlag weights;
   QuantFlags quant;
@@ -33,69 +46,176 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-void run(const RunFlags& f) {
-  Sampler sampler(f.sampling);  // validates the sampling and quantization flags before any heavy work
-  const KCacheConfig kcache = f.quant.config();
-  const auto path = f.model.empty() ? default_model_path() : std::filesystem::path(f.model);
-  const auto model = ModelFile::open(path);
-  const auto tok = model.tokenizer();
-  const ModelConfig& c = model.config();
+// Ids the sampler may return: a vocabulary padded past the tokenizer (Qwen2.5:
+// 151936 embedding rows, 151665 tokens) has rows no text maps to.
+std::uint32_t vocab_limit(const Tokenizer& tok, const ModelConfig& c, const std::filesystem::path& path) {
+  if (std::uint32_t(tok.vocab_size()) > c.vocab)
+    throw Error(path.string() + ": the tokenizer has " + std::to_string(tok.vocab_size()) + " tokens, more than the model's " +
+                std::to_string(c.vocab) + " embedding rows");
+  return std::uint32_t(tok.vocab_size());
+}
 
-  std::vector<std::int32_t> prompt;
-  if (const auto bos = tok->bos()) prompt.push_back(*bos);
-  const auto text = tok->encode(f.prompt);
-  prompt.insert(prompt.end(), text.begin(), text.end());
-  if (prompt.empty()) throw Error("--prompt: empty, and the model has no BOS token to start from");
-  if (prompt.size() >= c.ctx)
-    throw Error("--prompt: " + std::to_string(prompt.size()) + " tokens fill the model's context of " +
-                std::to_string(c.ctx));
+// The loaded model on its device, and the timing of the last generation.
+struct Session {
+  std::filesystem::path path;
+  std::optional<ModelFile> model;
+  std::unique_ptr<Tokenizer> tok;
+  std::optional<Instance> instance;
+  std::optional<Device> device;
+  std::optional<VkForward> fwd;
+  std::vector<std::int32_t> fed;  // tokens in the KV cache, in order
+  std::uint64_t prefilled = 0, decoded = 0;
+  double prefill_s = 0, decode_s = 0;
+  bool hit_context = false;
+};
 
-  Instance instance = Instance::create(InstanceOptions::from_env());
-  Device device = Device::create(instance, f.device.device);
-  const auto calibration = f.quant.calibration(model);
+void load(Session& s, const RunFlags& f, const std::optional<KCalibration>& calibration, const KCacheConfig& kcache) {
+  s.instance.emplace(Instance::create(InstanceOptions::from_env()));
+  s.device.emplace(Device::create(*s.instance, f.device.device));
   VkForwardOptions o;
   o.weights = f.weights.type();
   o.kcache = kcache;
   o.mlp = f.quant.mlp_config();
   o.calibration = calibration ? &*calibration : nullptr;
-  std::optional<VkForward> fwd;
-  {
-    Progress bar;
-    fwd.emplace(device, model, o, [&](std::size_t done, std::size_t total) {
-      bar.update("loading " + path.filename().string(), double(done) / double(total));
-    });
+  Progress bar;
+  s.fwd.emplace(*s.device, *s.model, o, [&](std::size_t done, std::size_t total) {
+    bar.update("loading " + s.path.filename().string(), double(done) / double(total));
+  });
+}
+
+// Feeds `prompt` (only what follows the cached tokens when they are its
+// prefix, else from position 0), then samples up to `n` tokens, streaming
+// them, until one of `stop`. Returns the generated ids (the stop token not included).
+std::vector<std::int32_t> generate(Session& s, Sampler& sampler, const std::vector<std::int32_t>& prompt, std::uint32_t n,
+                                   const std::set<std::int32_t>& stop) {
+  const bool reuse = s.fed.size() <= prompt.size() && std::equal(s.fed.begin(), s.fed.end(), prompt.begin());
+  if (!reuse) {
+    s.fwd->reset();
+    s.fed.clear();
   }
-
-  std::fwrite(f.prompt.data(), 1, f.prompt.size(), stdout);
-  std::fflush(stdout);
+  const std::span<const std::int32_t> todo = std::span(prompt).subspan(s.fed.size());
+  if (todo.empty()) throw Error("run: nothing new to feed the model");
   const auto t0 = std::chrono::steady_clock::now();
-  auto logits = fwd->forward(prompt);
-  const double prefill_s = seconds_since(t0);
+  auto logits = s.fwd->forward(todo);
+  s.prefill_s += seconds_since(t0);
+  s.prefilled += todo.size();
+  s.fed = prompt;
 
-  const std::uint32_t room = fwd->ctx() - std::uint32_t(prompt.size());
-  const std::uint32_t n = std::min<std::uint32_t>(std::uint32_t(f.n), room);
-  std::uint32_t generated = 0;
+  const std::uint32_t room = s.fwd->ctx() - std::uint32_t(s.fed.size());
+  s.hit_context = n > room;
+  n = std::min(n, room);
+  std::vector<std::int32_t> out;
   const auto t1 = std::chrono::steady_clock::now();
-  for (; generated < n; ++generated) {
+  for (std::uint32_t i = 0; i < n; ++i) {
     const std::int32_t next = sampler.sample(logits);
-    if (tok->eos() && next == *tok->eos()) break;
-    const std::string piece = tok->token_bytes(next);
+    if (stop.count(next)) break;
+    out.push_back(next);
+    const std::string piece = s.tok->token_bytes(next);
     std::fwrite(piece.data(), 1, piece.size(), stdout);
     std::fflush(stdout);
-    if (generated + 1 < n) logits = fwd->forward(std::span<const std::int32_t>(&next, 1));
+    if (i + 1 < n) {
+      logits = s.fwd->forward(std::span<const std::int32_t>(&next, 1));
+      s.fed.push_back(next);
+      ++s.decoded;  // the first sampled token came from the prefill's logits: decode times the rest
+    }
   }
-  const double decode_s = seconds_since(t1);
+  s.decode_s += seconds_since(t1);
   std::fputs("\n", stdout);
   std::fflush(stdout);
-  if (std::uint32_t(f.n) > room)
-    fmt::print(stderr, "note: stopped at the model's context of {} tokens\n", fwd->ctx());
-  fmt::print(stderr, "prefill: {} tokens in {:.3f} s ({:.1f} tokens/s)\n", prompt.size(), prefill_s,
-             double(prompt.size()) / prefill_s);
-  // The first sampled token came from the prefill's logits: decode timed the rest.
-  const std::uint32_t decoded = generated > 0 ? generated - (generated == n ? 1 : 0) : 0;
+  if (s.hit_context) fmt::print(stderr, "note: stopped at the model's context of {} tokens\n", s.fwd->ctx());
+  return out;
+}
+
+void report(const Session& s, const RunFlags& f) {
+  fmt::print(stderr, "prefill: {} tokens in {:.3f} s ({:.1f} tokens/s)\n", s.prefilled, s.prefill_s,
+             double(s.prefilled) / s.prefill_s);
   fmt::print(stderr, "decode: {} tokens in {:.3f} s ({:.1f} tokens/s)  [{}, {} weights, keys {} ({:.3f} bits/coordinate), {}]\n",
-             decoded, decode_s, decoded > 0 ? double(decoded) / decode_s : 0.0, path.filename().string(), f.weights.value,
-             f.quant.label(), fwd->key_bits_per_coordinate(), device.info().name);
+             s.decoded, s.decode_s, s.decoded > 0 ? double(s.decoded) / s.decode_s : 0.0, s.path.filename().string(),
+             f.weights.value, f.quant.label(), s.fwd->key_bits_per_coordinate(), s.device->info().name);
+}
+
+// The rendered conversation as ids: BOS first unless the template writes it.
+std::vector<std::int32_t> chat_ids(const Session& s, const ChatTemplate& t, const std::vector<ChatMessage>& msgs, bool show) {
+  const std::string text = t.render(msgs);
+  if (show) fmt::print(stderr, "{}\n", text);
+  std::vector<std::int32_t> ids;
+  if (const auto bos = s.tok->bos(); bos && !t.writes_bos()) ids.push_back(*bos);
+  const auto body = s.tok->encode_special(text);
+  ids.insert(ids.end(), body.begin(), body.end());
+  if (ids.size() >= s.fwd->ctx())
+    throw Error("--chat: the conversation is " + std::to_string(ids.size()) + " tokens, the model's context is " +
+                std::to_string(s.fwd->ctx()));
+  return ids;
+}
+
+void chat(Session& s, const RunFlags& f, Sampler& sampler, const ChatTemplate& t) {
+  std::set<std::int32_t> stop;
+  if (const auto eos = s.tok->eos()) stop.insert(*eos);
+  for (const auto& piece : t.end_of_turn_pieces())
+    if (const auto id = s.tok->find_token(piece)) stop.insert(*id);
+  std::vector<ChatMessage> msgs;
+  if (f.system_given->count() > 0) msgs.push_back({"system", f.system});
+  auto turn = [&](const std::string& user) {
+    msgs.push_back({"user", user});
+    const auto ids = chat_ids(s, t, msgs, f.show_prompt);
+    const auto answer = generate(s, sampler, ids, std::uint32_t(f.n), stop);
+    msgs.push_back({"assistant", s.tok->decode(answer)});
+  };
+  if (f.prompt_given->count() > 0) {
+    turn(f.prompt);
+    return;
+  }
+  // User turns, one a line, until EOF; a prompt marker only on a terminal.
+  const bool tty = ::isatty(STDIN_FILENO) != 0;
+  std::string line;
+  for (;;) {
+    if (tty) {
+      std::fputs("> ", stderr);
+      std::fflush(stderr);
+    }
+    if (!std::getline(std::cin, line)) break;
+    if (line.empty()) continue;
+    turn(line);
+  }
+}
+
+void run(RunFlags f) {
+  const KCacheConfig kcache = f.quant.config();  // validates the quantization flags before any heavy work
+  Sampler(f.sampling);                           // and the sampling flags
+  if (!f.chat && f.system_given->count() > 0) throw UsageError("--system applies to --chat");
+  if (!f.chat && f.show_prompt) throw UsageError("--show-prompt applies to --chat");
+  Session s;
+  s.path = f.model.empty() ? default_model_path() : std::filesystem::path(f.model);
+  s.model.emplace(ModelFile::open(s.path));
+  s.tok = s.model->tokenizer();
+  const ModelConfig& c = s.model->config();
+  f.sampling.vocab_limit = vocab_limit(*s.tok, c, s.path);
+  Sampler sampler(f.sampling);
+  const auto calibration = f.quant.calibration(*s.model);
+
+  if (f.chat) {
+    const auto t = load_chat_template(*s.model);
+    if (!t) throw Error(chat_template_location(*s.model) + ": missing, and --chat needs the model's chat template");
+    load(s, f, calibration, kcache);
+    chat(s, f, sampler, *t);
+    report(s, f);
+    return;
+  }
+
+  std::vector<std::int32_t> prompt;
+  if (const auto bos = s.tok->bos()) prompt.push_back(*bos);
+  const auto text = s.tok->encode(f.prompt);
+  prompt.insert(prompt.end(), text.begin(), text.end());
+  if (prompt.empty()) throw Error("--prompt: empty, and the model has no BOS token to start from");
+  if (prompt.size() >= c.ctx)
+    throw Error("--prompt: " + std::to_string(prompt.size()) + " tokens fill the model's context of " + std::to_string(c.ctx));
+  load(s, f, calibration, kcache);
+  std::fwrite(f.prompt.data(), 1, f.prompt.size(), stdout);
+  std::fflush(stdout);
+  std::set<std::int32_t> stop;
+  if (const auto eos = s.tok->eos()) stop.insert(*eos);
+  generate(s, sampler, prompt, std::uint32_t(f.n), stop);
+  report(s, f);
 }
 
 }  // namespace
@@ -104,8 +224,13 @@ void add_run(CLI::App& app) {
   auto f = std::make_shared<RunFlags>();
   auto* cmd = app.add_subcommand("run", "Generate text from a prompt (no MODEL: the bundled KJV model)");
   cmd->add_option("model", f->model, "model: .gguf, .safetensors, index .json or a Hugging Face directory");
-  cmd->add_option("--prompt,-p", f->prompt, "text to continue");
-  cmd->add_option("-n", f->n, "tokens to generate")->check(CLI::Range(0, 1 << 24));
+  f->prompt_given = cmd->add_option("--prompt,-p", f->prompt, "text to continue (--chat: the user's message)");
+  cmd->add_option("-n", f->n, "tokens to generate (--chat: at most, per answer)")->check(CLI::Range(0, 1 << 24));
+  cmd->add_flag("--chat", f->chat,
+                "chat with the model's own template (tokenizer_config.json chat_template or GGUF tokenizer.chat_template): "
+                "one answer to --prompt, else user turns read line by line from stdin until EOF");
+  f->system_given = cmd->add_option("--system", f->system, "--chat: the system message");
+  cmd->add_flag("--show-prompt", f->show_prompt, "--chat: print each rendered prompt to stderr");
   cmd->add_option("--temp", f->sampling.temperature, "sampling temperature (0: greedy)")->check(number_in(0.0, 100.0));
   cmd->add_option("--top-k", f->sampling.top_k, "sample among the K most likely tokens (0: all)");
   cmd->add_option("--top-p", f->sampling.top_p, "nucleus: the smallest set of tokens holding mass P")
