@@ -151,7 +151,14 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"negative_size", [](Json& j, Tensors&) { j["hidden_size"] = -48; }, "hidden_size: expected a non-negative integer"},
         BadConfig{"missing_key", [](Json& j, Tensors&) { j.erase("intermediate_size"); }, "intermediate_size: missing"},
         BadConfig{"unknown_arch", [](Json& j, Tensors&) { j["architectures"] = {"GPT2LMHeadModel"}; }, "'GPT2LMHeadModel' is not supported"},
-        BadConfig{"rope_scaling", [](Json& j, Tensors&) { j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}}; }, "rope_scaling: 'llama3' is not supported"},
+        BadConfig{"rope_scaling_dynamic", [](Json& j, Tensors&) { j["rope_scaling"] = {{"rope_type", "dynamic"}, {"factor", 2.0}}; }, "rope_scaling.rope_type: 'dynamic' is not supported"},
+        BadConfig{"rope_scaling_llama3_incomplete", [](Json& j, Tensors&) { j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}}; }, "rope_scaling.low_freq_factor: missing (rope_type 'llama3' needs it)"},
+        BadConfig{"rope_scaling_unknown_key", [](Json& j, Tensors&) { j["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}, {"beta", 3}}; }, "rope_scaling.beta: 3 is not understood for rope_type 'linear'"},
+        BadConfig{"rope_scaling_bad_factor", [](Json& j, Tensors&) { j["rope_scaling"] = {{"type", "linear"}, {"factor", -2.0}}; }, "rope_scaling.factor: -2.0 is not a positive number"},
+        BadConfig{"longrope_wrong_count", [](Json& j, Tensors&) { j["rope_scaling"] = {{"type", "longrope"}, {"long_factor", {1.0, 2.0}}, {"short_factor", {1.0, 1.0}}}; j["original_max_position_embeddings"] = 16; }, "rope_scaling: longrope needs 6 factors, got 2"},
+        BadConfig{"attention_bias", [](Json& j, Tensors&) { j["attention_bias"] = true; }, "attention_bias: true is not supported"},
+        BadConfig{"partial_rotary", [](Json& j, Tensors&) { j["partial_rotary_factor"] = 0.5; }, "partial_rotary_factor: 0.5 is not supported"},
+        BadConfig{"sliding_window_zero", [](Json& j, Tensors&) { j["sliding_window"] = 0; }, "sliding_window: 0 is not a window"},
         BadConfig{"not_object", [](Json& j, Tensors&) { j = Json::array({1, 2}); }, "config.json is not a JSON object"},
         BadConfig{"bos_out_of_range", [](Json& j, Tensors&) { j["bos_token_id"] = 300; }, "bos_token_id: 300 is not a token id"},
         BadConfig{"missing_tensor", [](Json&, Tensors& ts) { ts.erase("model.layers.1.self_attn.v_proj.weight"); },
@@ -312,6 +319,51 @@ TEST(ModelFileConfig, GgufBadVocabularyNamesTheFile) {
     EXPECT_NE(what.find(p.string()), std::string::npos) << what;
     EXPECT_NE(what.find("tokenizer.ggml.model: unsupported tokenizer"), std::string::npos) << what;
   }
+}
+
+// The bundled GGUF with extra RoPE metadata / tensors: what changes the math
+// and is not implemented is refused, naming the key or tensor.
+std::filesystem::path gguf_with_rope(const std::string& name, std::vector<std::pair<std::string, GgufValue>> extra,
+                                     const std::vector<std::pair<std::string, std::vector<float>>>& tensors = {}) {
+  const auto src = GgufFile::open(source_path("models/kjv-llama.gguf"));
+  std::vector<std::pair<std::string, GgufValue>> md(src.metadata().begin(), src.metadata().end());
+  md.insert(md.end(), extra.begin(), extra.end());
+  std::vector<GgufTensorWrite> ts;
+  for (const auto& t : src.tensors()) ts.push_back({t.name, t.type, t.ne, src.data(t)});
+  for (const auto& [n, v] : tensors)
+    ts.push_back({n, 0 /*F32*/, {v.size()}, std::as_bytes(std::span<const float>(v))});
+  const auto p = temp_dir(name) / "m.gguf";
+  write_gguf(p, md, ts, std::uint32_t(src.alignment()));
+  return p;
+}
+
+TEST(ModelFileConfig, GgufRopeRefusals) {
+  const std::uint32_t half = ModelFile::open(source_path("models/kjv-llama.gguf")).config().head_dim / 2;
+  const std::vector<float> ones(half, 1.0f), two(2, 1.0f);
+  std::vector<float> negative(half, 1.0f);
+  negative[1] = -1.0f;
+  struct Case {
+    const char* name;
+    std::filesystem::path file;
+    const char* message;
+  } cases[] = {
+      {"type", gguf_with_rope("gguf_rope_type", {{"llama.rope.scaling.type", gguf_string("ntk")}}),
+       "llama.rope.scaling.type: 'ntk' is not supported (none, linear, yarn, longrope)"},
+      {"log_multiplier", gguf_with_rope("gguf_rope_log", {{"llama.rope.scaling.type", gguf_string("yarn")}, {"llama.rope.scaling.factor", gguf_float(4)}, {"llama.rope.scaling.yarn_log_multiplier", gguf_float(0.1f)}}),
+       "llama.rope.scaling.yarn_log_multiplier: is not supported"},
+      {"factor_without_type", gguf_with_rope("gguf_rope_factor", {{"llama.rope.scaling.factor", gguf_float(4)}}),
+       "llama.rope.scaling.factor: 4.000000 without a scaling type"},
+      {"freqs_count", gguf_with_rope("gguf_rope_count", {}, {{"rope_freqs.weight", two}}),
+       "tensor 'rope_freqs.weight': 2 factors, heads of"},
+      {"freqs_negative", gguf_with_rope("gguf_rope_neg", {}, {{"rope_freqs.weight", negative}}),
+       "tensor 'rope_freqs.weight': holds -1.000000, not a positive factor"},
+      {"longrope_half", gguf_with_rope("gguf_rope_half", {{"llama.rope.scaling.original_context_length", gguf_uint(64)}}, {{"rope_factors_long.weight", ones}}),
+       "rope_factors_long.weight / rope_factors_short.weight: LongRoPE needs both"},
+  };
+  for (const auto& c : cases) expect_model_refused(c.file, c.file, c.message, "");
+  // And a valid rope_freqs.weight is taken: factors of 1 leave the table plain.
+  const auto ok = ModelFile::open(gguf_with_rope("gguf_rope_ok", {}, {{"rope_freqs.weight", ones}}));
+  EXPECT_EQ(ok.config().rope_scaling.freq_factors.size(), half);
 }
 
 // What writers refuse to overwrite (vkquant calibrate -o, gauge --html).

@@ -253,7 +253,10 @@ namespace {
 
 // A GGUF tensor of per-frequency factors (rope_freqs.weight,
 // rope_factors_{long,short}.weight): F32/F16, hd/2 positive values.
-std::vector<double> gguf_factors(const GgufFile& f, const GgufTensorInfo& t) {
+std::vector<double> gguf_factors(const GgufFile& f, const GgufTensorInfo& t, std::uint32_t head_dim) {
+  if (t.elements() != head_dim / 2)
+    throw FormatError(f.path(), "tensor '" + t.name + "': " + std::to_string(t.elements()) + " factors, heads of " +
+                                    std::to_string(head_dim) + " need " + std::to_string(head_dim / 2));
   std::vector<double> out;
   for (float v : f.to_float(t)) {
     if (!(std::isfinite(v) && v > 0.0f))
@@ -299,7 +302,7 @@ void gguf_rope_scaling(const GgufFile& f, const std::string& p, ModelConfig& c) 
     throw FormatError(f.path(), p + "rope.scaling.type: '" + type + "' is not supported (none, linear, yarn, longrope)");
   }
   // Llama 3.1 in GGUF: the frequency divisors as a tensor.
-  if (const auto* t = f.find_tensor("rope_freqs.weight")) s.freq_factors = gguf_factors(f, *t);
+  if (const auto* t = f.find_tensor("rope_freqs.weight")) s.freq_factors = gguf_factors(f, *t, c.head_dim);
   // Phi-3 LongRoPE: both factor lists as tensors.
   const auto* lf = f.find_tensor("rope_factors_long.weight");
   const auto* sf = f.find_tensor("rope_factors_short.weight");
@@ -308,8 +311,8 @@ void gguf_rope_scaling(const GgufFile& f, const std::string& p, ModelConfig& c) 
     if (!original) throw FormatError(f.path(), p + "rope.scaling.original_context_length: missing (LongRoPE needs it)");
     s.type = RopeType::longrope;
     s.original_ctx = std::uint32_t(std::min<std::uint64_t>(*original, std::numeric_limits<std::uint32_t>::max()));
-    s.long_factors = gguf_factors(f, *lf);
-    s.short_factors = gguf_factors(f, *sf);
+    s.long_factors = gguf_factors(f, *lf, c.head_dim);
+    s.short_factors = gguf_factors(f, *sf, c.head_dim);
     s.factor = s.original_ctx ? double(c.ctx) / double(s.original_ctx) : 1.0;
     if (f.find(p + "rope.scaling.attn_factor")) s.attention_factor = positive(p + "rope.scaling.attn_factor", 1.0);
   }
