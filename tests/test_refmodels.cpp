@@ -6,6 +6,7 @@
 // the sliding window.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <string>
@@ -102,7 +103,9 @@ double nmse_value(std::span<const float> ref, std::span<const float> got) {
 
 // Checks the logits and records the measured NMSE (gtest XML/JSON output).
 void expect_logits(const Reference& ref, const std::vector<float>& got, double max_nmse) {
-  ::testing::Test::RecordProperty("nmse", std::to_string(nmse_value(ref.logits, got)));
+  char measured[32];
+  std::snprintf(measured, sizeof measured, "%.3g", nmse_value(ref.logits, got));
+  ::testing::Test::RecordProperty("nmse", measured);
   EXPECT_TRUE(nmse(ref.logits, got, max_nmse));
 }
 
@@ -125,7 +128,7 @@ TEST_P(RefModelCpu, MatchesPyTorch) {
 }
 
 INSTANTIATE_TEST_SUITE_P(RefModels, RefModelCpu, ::testing::ValuesIn(kCases),
-                         [](const auto& info) { return case_id(info.param); });
+                         [](const auto& param_info) { return case_id(param_info.param); });
 
 class RefModelVk : public VulkanTest, public ::testing::WithParamInterface<std::tuple<RefCase, WeightType>> {};
 
@@ -140,9 +143,9 @@ TEST_P(RefModelVk, MatchesPyTorch) {
 INSTANTIATE_TEST_SUITE_P(RefModels, RefModelVk,
                          ::testing::Combine(::testing::ValuesIn(kCases),
                                             ::testing::Values(WeightType::f32, WeightType::f16)),
-                         [](const auto& info) {
-                           return case_id(std::get<0>(info.param)) +
-                                  (std::get<1>(info.param) == WeightType::f32 ? "_vk_f32" : "_vk_f16");
+                         [](const auto& param_info) {
+                           return case_id(std::get<0>(param_info.param)) +
+                                  (std::get<1>(param_info.param) == WeightType::f32 ? "_vk_f32" : "_vk_f16");
                          });
 
 // ---- refused by name --------------------------------------------------------------
@@ -181,10 +184,10 @@ TEST_P(RefModelRefusal, OpenNamesKeyAndValue) {
 }
 
 INSTANTIATE_TEST_SUITE_P(RefModels, RefModelRefusal,
-                         ::testing::Values(Refusal{"refuse-rope-dynamic", "rope_scaling", "'dynamic'"},
-                                           Refusal{"refuse-rope-unknown", "rope_scaling", "'nonesuch'"}),
-                         [](const auto& info) {
-                           std::string n = info.param.dir;
+                         ::testing::Values(Refusal{"refuse-rope-dynamic", "rope_scaling.rope_type", "'dynamic'"},
+                                           Refusal{"refuse-rope-unknown", "rope_scaling.rope_type", "'nonesuch'"}),
+                         [](const auto& param_info) {
+                           std::string n = param_info.param.dir;
                            for (char& ch : n)
                              if (ch == '-') ch = '_';
                            return n;
@@ -210,6 +213,37 @@ TEST(RefModels, SlidingWindowCpu) {
   expect_error([&] { CpuForward(w, 17).forward(f.ids17); }, {"sliding_window", "16"});
   expect_error([&] { CpuForward(w).forward(f.ids17); }, {});  // the model's own context stops at the window
 }
+
+// The data cases' windows: Mistral's and Phi-3's (config.json and GGUF
+// phi3.attention.sliding_window, 64) refuse a context of 65; Qwen2's window
+// (32) is off (use_sliding_window false), so a context of 128 runs, as in HF.
+struct WindowCase {
+  RefCase c;
+  std::uint32_t ctx;
+  bool refused;
+};
+
+class RefModelWindow : public ::testing::TestWithParam<WindowCase> {};
+
+TEST_P(RefModelWindow, Cpu) {
+  const auto& p = GetParam();
+  const auto ref = load_reference(p.c.dir);
+  const auto w = load_host_weights(ModelFile::open(model_path(p.c)));
+  if (p.refused) {
+    expect_error([&] { CpuForward(w, p.ctx).forward(ref.ids); }, {"sliding_window", "64"});
+  } else {
+    CpuForward fwd(w, p.ctx);
+    EXPECT_TRUE(nmse(ref.logits, fwd.forward(ref.ids), kMaxNmseF32));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(RefModels, RefModelWindow,
+                         ::testing::Values(WindowCase{{"mistral"}, 65, true}, WindowCase{{"phi3"}, 65, true},
+                                           WindowCase{{"phi3", "phi3.gguf"}, 65, true},
+                                           WindowCase{{"qwen2"}, 128, false}),
+                         [](const auto& param_info) {
+                           return case_id(param_info.param.c) + "_ctx" + std::to_string(param_info.param.ctx);
+                         });
 
 class RefModelsVk : public VulkanTest {};
 
