@@ -46,7 +46,7 @@ std::string json_piece(std::string_view s) {
   for (std::size_t i = 0; i < s.size();) {
     const std::size_t n = utf8_len(s, i);
     if (n == 0) {
-      out += fmt::format("\\x{:02X}", static_cast<unsigned char>(s[i]));
+      out += fmt::format("\\x{:02x}", static_cast<unsigned char>(s[i]));
       ++i;
     } else {
       out.append(s.substr(i, n));
