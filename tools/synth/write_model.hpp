@@ -25,6 +25,10 @@ using Progress = std::function<void(std::uint64_t, std::uint64_t)>;
 // `max_shard_size`. Indices into plan.tensors (Hugging Face tensors only).
 std::vector<std::vector<std::size_t>> plan_shards(const ModelPlan& plan, std::optional<std::uint64_t> max_shard_size);
 
+// The files write_safetensors_model writes, with their sizes in bytes
+// (headers included), without writing anything.
+std::vector<std::pair<std::string, std::uint64_t>> safetensors_layout(const ModelPlan& plan, std::optional<std::uint64_t> max_shard_size);
+
 // Writes model.safetensors, or model-0000i-of-0000n.safetensors and
 // model.safetensors.index.json when there is more than one shard; BF16 as
 // the real checkpoints. Returns the files written and their sizes.
