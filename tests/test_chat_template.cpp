@@ -112,6 +112,11 @@ TEST(ChatTemplateRefused, unknown_filter_macro_block_set_named) {
   EXPECT_NE(refused("{{ 'abc }}").find("unterminated string"), std::string::npos);
   EXPECT_NE(refused("{{ x is frob }}").find("unknown test 'frob'"), std::string::npos);
   EXPECT_NE(refused("{{ frob(1) }}").find("unknown function 'frob'"), std::string::npos);
+  EXPECT_NE(refused("{{ " + std::string(300, '(') + "1" + std::string(300, ')') + " }}").find("nesting deeper than 256"),
+            std::string::npos);
+  std::string nested_ifs;
+  for (int i = 0; i < 300; ++i) nested_ifs += "{% if true %}";
+  EXPECT_NE(refused(nested_ifs).find("nesting deeper than 256"), std::string::npos);
   EXPECT_EQ(refused("{{ x | trim }}"), "accepted");
 }
 
@@ -141,6 +146,12 @@ TEST(ChatTemplateSubset, scoping_slices_whitespace_and_operators) {
   EXPECT_EQ(render("{{ '  x \n'.strip() }}|{{ 'xxaxx'.lstrip('x') }}|{{ ['a','b'] | join(', ') }}|{{ {'k': 'v'} | tojson }}"),
             "x|axx|a, b|{\"k\": \"v\"}");
   EXPECT_EQ(render("{{ strftime_now('%Y-%m-%d') }}"), "1970-01-01");
+}
+
+TEST(ChatTemplateSubset, loops_and_output_bounded) {
+  EXPECT_THROW(render("{% for i in range(1000000) %}{% for j in range(1000000) %}{% endfor %}{% endfor %}"), FormatError);
+  EXPECT_THROW(render("{% for i in range(1000000) %}{{ 'x' * 100 }}{% endfor %}"), FormatError);
+  EXPECT_EQ(render("{% for i in range(500) %}{% for j in range(1000) %}{% endfor %}{% endfor %}ok"), "ok");
 }
 
 TEST(ChatTemplateSubset, raise_exception_names_source_and_key) {

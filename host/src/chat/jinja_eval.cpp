@@ -111,6 +111,10 @@ std::vector<std::string> split(const std::string& s, const Value* sep, std::int6
 
 enum class Flow { normal, break_, continue_ };
 
+// Work bounds: a template from a file cannot loop or print without end.
+constexpr std::uint64_t kMaxIterations = 1'000'000;
+constexpr std::size_t kMaxOutput = std::size_t(64) << 20;
+
 class Renderer {
  public:
   Renderer(const Dict& context, std::int64_t now) : now_(now) {
@@ -131,8 +135,8 @@ class Renderer {
  private:
   Flow exec(const Node& n) {
     switch (n.kind) {
-      case Node::Kind::text: out += n.text; return Flow::normal;
-      case Node::Kind::output: out += eval(*n.expr).str(); return Flow::normal;
+      case Node::Kind::text: append(n.text); return Flow::normal;
+      case Node::Kind::output: append(eval(*n.expr).str()); return Flow::normal;
       case Node::Kind::if_:
         for (const auto& [cond, body] : n.branches)
           if (eval(*cond).truthy()) return exec(body);
@@ -153,6 +157,11 @@ class Renderer {
       case Node::Kind::continue_: return Flow::continue_;
     }
     return Flow::normal;
+  }
+
+  void append(const std::string& s) {
+    if (out.size() + s.size() > kMaxOutput) throw JinjaError("output over " + std::to_string(kMaxOutput) + " bytes");
+    out += s;
   }
 
   void bind(const std::vector<std::string>& targets, const Value& item) {
@@ -182,6 +191,7 @@ class Renderer {
     if (items.empty()) return exec(n.else_body);
     const std::size_t len = items.size();
     for (std::size_t k = 0; k < len; ++k) {
+      if (++iterations_ > kMaxIterations) throw JinjaError("over " + std::to_string(kMaxIterations) + " loop iterations");
       scopes_.emplace_back();
       Dict loop{{"index0", Value::integer(std::int64_t(k))},
                 {"index", Value::integer(std::int64_t(k + 1))},
@@ -600,6 +610,7 @@ class Renderer {
 
   std::vector<Dict> scopes_;
   std::int64_t now_;
+  std::uint64_t iterations_ = 0;
 };
 
 }  // namespace

@@ -160,11 +160,25 @@ std::vector<Item> lex(std::string_view src) {
 
 // ---------------------------------------------------------------- expressions
 
+// Nesting bound (expressions and blocks): a hostile template cannot recurse
+// the parser (or the renderer, which walks the same tree) off the stack.
+constexpr int kMaxDepth = 256;
+struct Depth {
+  explicit Depth(int& d) : d_(d) {
+    if (++d_ > kMaxDepth) throw JinjaError("nesting deeper than " + std::to_string(kMaxDepth));
+  }
+  ~Depth() { --d_; }
+  Depth(const Depth&) = delete;
+  Depth& operator=(const Depth&) = delete;
+  int& d_;
+};
+
 class ExprParser {
  public:
   explicit ExprParser(const std::vector<Token>& t, std::size_t from = 0) : t_(t), i_(from) {}
 
   ExprPtr expression() {
+    const Depth guard(depth_);
     ExprPtr e = or_expr();
     if (is_name("if")) {
       ++i_;
@@ -222,6 +236,7 @@ class ExprParser {
     return e;
   }
   ExprPtr not_expr() {
+    const Depth guard(depth_);
     if (is_name("not")) {
       ++i_;
       return make(Expr::Kind::unary, not_expr(), nullptr, "not");
@@ -270,6 +285,7 @@ class ExprParser {
     return e;
   }
   ExprPtr unary() {
+    const Depth guard(depth_);
     if (is_op("-") || is_op("+")) {
       const std::string op = t_[i_++].text;
       return make(Expr::Kind::unary, unary(), nullptr, op);
@@ -429,6 +445,7 @@ class ExprParser {
 
   const std::vector<Token>& t_;
   std::size_t i_;
+  int depth_ = 0;
 };
 
 // ---------------------------------------------------------------- statements
@@ -440,6 +457,7 @@ class Parser {
   // Nodes until a statement whose keyword is in `stops` (returned in `stop`)
   // or the end (stop empty; an error when `stops` is not empty).
   Body block(std::initializer_list<std::string_view> stops, std::string& stop) {
+    const Depth guard(depth_);
     Body out;
     stop.clear();
     while (i_ < items_.size()) {
@@ -552,6 +570,7 @@ class Parser {
 
   std::vector<Item> items_;
   std::size_t i_ = 0;
+  int depth_ = 0;
 };
 
 }  // namespace
