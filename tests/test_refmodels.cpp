@@ -257,3 +257,21 @@ TEST_F(RefModelsVk, SlidingWindow) {
 
 }  // namespace
 }  // namespace vkq::test
+
+namespace vkq::test {
+namespace {
+
+// LongRoPE at the model's default context: the context in use stops at the
+// original context (64 here, of 256), so the short factors apply, as in
+// Hugging Face for every sequence that fits it.
+TEST(RefModels, LongRopeDefaultContextUsesShortFactors) {
+  const auto ref = load_reference("longrope-phi3");
+  const auto file = ModelFile::open(data_dir("longrope-phi3"));
+  EXPECT_EQ(file.config().context_in_use(0), 64u);
+  const auto w = load_host_weights(file);
+  CpuForward fwd(w);
+  expect_logits(ref, fwd.forward(ref.ids), kMaxNmseF32);
+}
+
+}  // namespace
+}  // namespace vkq::test

@@ -99,6 +99,33 @@ void gguf(const fs::path& dir) {
                    {"tokenizer.ggml.eos_token_id", vkq::gguf_uint(2)}},
                   {{"token_embd.weight", std::uint32_t(GgmlType::F32), {8, 10}, bytes_of(emb)},
                    {"blk.0.attn_q.weight", std::uint32_t(GgmlType::F16), {8, 8}, vkq::to_f16_bytes(qw)}});
+  // RoPE scaling as llama.cpp's converters write it: Llama 3.1's rope_freqs
+  // tensor with YaRN keys beside, and Phi-3's LongRoPE factor pair.
+  const auto freqs = ramp(2);
+  const std::vector<std::pair<std::string, vkq::GgufValue>> base = {
+      {"llama.embedding_length", vkq::gguf_uint(8)},       {"llama.block_count", vkq::gguf_uint(1)},
+      {"llama.attention.head_count", vkq::gguf_uint(2)},   {"llama.attention.head_count_kv", vkq::gguf_uint(1)},
+      {"llama.feed_forward_length", vkq::gguf_uint(16)},   {"llama.context_length", vkq::gguf_uint(64)},
+      {"llama.rope.freq_base", vkq::gguf_float(10000.0)}};
+  auto with = [&](std::vector<std::pair<std::string, vkq::GgufValue>> extra) {
+    auto md = base;
+    md.insert(md.begin(), {"general.architecture", vkq::gguf_string("llama")});
+    md.insert(md.end(), extra.begin(), extra.end());
+    return md;
+  };
+  vkq::write_gguf(dir / "rope-yarn.gguf",
+                  with({{"llama.rope.scaling.type", vkq::gguf_string("yarn")},
+                        {"llama.rope.scaling.factor", vkq::gguf_float(4.0)},
+                        {"llama.rope.scaling.original_context_length", vkq::gguf_uint(16)},
+                        {"llama.rope.scaling.attn_factor", vkq::gguf_float(1.0)},
+                        {"llama.rope.scaling.yarn_beta_fast", vkq::gguf_float(32.0)},
+                        {"llama.attention.sliding_window", vkq::gguf_uint(32)}}),
+                  {{"rope_freqs.weight", std::uint32_t(GgmlType::F32), {2}, bytes_of(freqs)}});
+  vkq::write_gguf(dir / "rope-longrope.gguf",
+                  with({{"llama.rope.scaling.type", vkq::gguf_string("longrope")},
+                        {"llama.rope.scaling.original_context_length", vkq::gguf_uint(16)}}),
+                  {{"rope_factors_long.weight", std::uint32_t(GgmlType::F32), {2}, bytes_of(freqs)},
+                   {"rope_factors_short.weight", std::uint32_t(GgmlType::F32), {2}, bytes_of(freqs)}});
 }
 
 void config(const fs::path& dir) {

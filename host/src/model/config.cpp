@@ -49,7 +49,12 @@ void ModelConfig::validate(const std::filesystem::path& file) const {
 }
 
 std::uint32_t ModelConfig::context_in_use(std::uint32_t requested) const {
-  const std::uint32_t want = requested ? std::min(requested, ctx) : (sliding_window ? std::min(ctx, sliding_window) : ctx);
+  std::uint32_t fallback = sliding_window ? std::min(ctx, sliding_window) : ctx;
+  // LongRoPE picks its factors by the context in use: Hugging Face uses the
+  // short ones while a sequence fits the original context, so the default does too.
+  if (rope_scaling.type == RopeType::longrope && rope_scaling.original_ctx)
+    fallback = std::min(fallback, rope_scaling.original_ctx);
+  const std::uint32_t want = requested ? std::min(requested, ctx) : fallback;
   // Keys past the window are masked by the model; vkquant's attention reads
   // every cached key, which agrees exactly while the context fits the window.
   if (sliding_window && want > sliding_window)

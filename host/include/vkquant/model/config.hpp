@@ -52,7 +52,8 @@ struct ModelConfig {
   std::uint32_t kv_dim() const { return kv_heads * head_dim; }
   bool moe() const { return experts > 0; }
   // The context a forward pass uses when asked for `requested` positions (0:
-  // the model's own, capped at the sliding window). Throws vkq::Error naming
+  // the model's own, capped at the sliding window and, for LongRoPE, at the
+  // original context, where Hugging Face uses the short factors). Throws vkq::Error naming
   // the config key when the request needs what is not implemented (a context
   // past the sliding window).
   std::uint32_t context_in_use(std::uint32_t requested) const;
