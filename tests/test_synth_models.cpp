@@ -86,6 +86,27 @@ TEST(SynthModels, SmolLM2_layers2_WeightStatistics_std0p0417_norms1) {
 #endif
 }
 
+// Qwen2: no q/k permutation in GGUF, biases F32 there (BF16 in safetensors).
+TEST(SynthModels, Qwen25_layers1_SafetensorsEqualsGgufBf16_BiasesWithinBf16Rounding) {
+#ifndef VKQ_SYNTH_EXE
+  GTEST_SKIP() << "vkq-synth not built";
+#else
+  const fs::path dir = synth("qwen25_l1", "Qwen2.5-0.5B --layers 1 --format both --gguf-type bf16 --seed 5");
+  const auto st = vkq::ModelFile::open(dir);
+  const auto gg = vkq::ModelFile::open(dir / "Qwen2.5-0.5B-BF16.gguf");
+  ASSERT_TRUE(st.config().qkv_bias);
+  ASSERT_TRUE(gg.config().qkv_bias);
+  for (vkq::Role r : vkq::layer_roles(st.config())) {
+    const auto a = st.load(r, 0), b = gg.load(r, 0);
+    ASSERT_EQ(a.size(), b.size()) << vkq::role_name(r);
+    const bool bias = r == vkq::Role::bq || r == vkq::Role::bk || r == vkq::Role::bv;
+    for (std::size_t i = 0; i < a.size(); ++i)
+      ASSERT_NEAR(a[i], b[i], bias ? std::abs(b[i]) / 128 : 0.0f) << vkq::role_name(r) << " element " << i;
+  }
+  fs::remove_all(dir);
+#endif
+}
+
 TEST(SynthModels, SmolLM2Instruct_layers2_shard5MB_StateDictOrderWithinSize) {
 #ifndef VKQ_SYNTH_EXE
   GTEST_SKIP() << "vkq-synth not built";
