@@ -14,6 +14,7 @@
 #include "vkquant/gguf.hpp"
 #include "vkquant/json_strict.hpp"
 #include "vkquant/mapped_file.hpp"
+#include "vkquant/model/arch.hpp"
 #include "vkquant/model/model_file.hpp"
 #include "vkquant/safetensors_index.hpp"
 
@@ -65,8 +66,35 @@ std::string shape_str(const std::vector<std::uint64_t>& s) {
   return r + "]";
 }
 
+// RoPE scaling as one line: "llama3 (factor 32, original context 8192, ...)".
+std::string rope_summary(const ModelConfig& c) {
+  const RopeScaling& s = c.rope_scaling;
+  std::string out = rope_type_name(s.type);
+  switch (s.type) {
+    case RopeType::plain: break;
+    case RopeType::linear: out += fmt::format(" (factor {:g})", s.factor); break;
+    case RopeType::llama3:
+      out += fmt::format(" (factor {:g}, original context {}, low/high frequency factors {:g}/{:g})", s.factor, s.original_ctx,
+                         s.low_freq_factor, s.high_freq_factor);
+      break;
+    case RopeType::yarn:
+      out += fmt::format(" (factor {:g}, original context {}, beta fast/slow {:g}/{:g})", s.factor, s.original_ctx,
+                         s.beta_fast, s.beta_slow);
+      break;
+    case RopeType::longrope:
+      out += fmt::format(" ({} short / {} long factors, original context {})", s.short_factors.size(), s.long_factors.size(),
+                         s.original_ctx);
+      break;
+  }
+  if (!s.freq_factors.empty()) out += fmt::format(", {} frequency factors", s.freq_factors.size());
+  const RopeTable t = c.rope_table(c.context_in_use(0));
+  if (t.scale != 1.0f) out += fmt::format(", attention factor {:.6g}", t.scale);
+  return out;
+}
+
 nlohmann::ordered_json config_json(const ModelConfig& c) {
   nlohmann::ordered_json j{{"architecture", c.architecture},
+                           {"arch", c.spec ? c.spec->name : "?"},
                            {"family", arch_name(c.arch)},
                            {"vocab_size", c.vocab},
                            {"hidden_size", c.dim},
@@ -80,7 +108,10 @@ nlohmann::ordered_json config_json(const ModelConfig& c) {
                            {"rope_theta", c.rope_theta},
                            {"tied_embeddings", c.tied_embeddings},
                            {"qkv_bias", c.qkv_bias},
-                           {"qk_norm", c.qk_norm}};
+                           {"qk_norm", c.qk_norm ? (c.qk_norm_per_head ? "per_head" : "whole") : "none"},
+                           {"rope_scaling", rope_summary(c)},
+                           {"sliding_window", c.sliding_window ? nlohmann::ordered_json(c.sliding_window) : nlohmann::ordered_json(nullptr)},
+                           {"default_context", c.context_in_use(0)}};
   if (c.moe()) {
     j["experts"] = c.experts;
     j["experts_used"] = c.experts_used;
@@ -185,10 +216,13 @@ void info(const InfoFlags& f) {
   if (config) {
     const ModelConfig& c = *config;
     fmt::print("model: {} ({}), vocab {}, hidden {}, {} layers, {} heads / {} KV heads x {}, ffn {}, context {}\n",
-               c.architecture, arch_name(c.arch), c.vocab, c.dim, c.layers, c.heads, c.kv_heads, c.head_dim, c.ffn, c.ctx);
+               c.architecture, c.spec ? c.spec->name : arch_name(c.arch), c.vocab, c.dim, c.layers, c.heads, c.kv_heads, c.head_dim, c.ffn, c.ctx);
     fmt::print("       rms_eps {:g}, rope_theta {:g}, tied {}, qkv bias {}, qk norm {}", c.rms_eps, c.rope_theta,
-               c.tied_embeddings, c.qkv_bias, c.qk_norm);
+               c.tied_embeddings, c.qkv_bias, c.qk_norm ? (c.qk_norm_per_head ? "per head" : "whole projection") : "none");
     if (c.moe()) fmt::print(", {} experts, top-{}{}", c.experts, c.experts_used, c.norm_topk ? " (renormalised)" : "");
+    fmt::print("\n       rope {}", rope_summary(c));
+    if (c.sliding_window) fmt::print(", sliding window {}", c.sliding_window);
+    if (c.context_in_use(0) != c.ctx) fmt::print(", default context {}", c.context_in_use(0));
     fmt::print("\n");
     print_tokenizer(tokenizer);
   } else {
