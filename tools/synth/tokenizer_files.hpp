@@ -21,6 +21,7 @@ struct TokenizerFiles {
   std::string tokenizer_config;  // text to write
   nlohmann::json tokenizer;      // parsed tokenizer_json
   nlohmann::json config;         // parsed tokenizer_config
+  bool real_config = false;      // tokenizer_config is the checkpoint's committed one
   int appended = 0;              // added tokens appended from the real tokenizer_config.json
   int padded = 0;                // "[PAD<i>]" tokens appended to a stand-in to reach vocab_size
 };
