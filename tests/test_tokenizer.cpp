@@ -253,6 +253,20 @@ TEST(TokenizerGguf, Gpt2SpecialTokenApi) {
   EXPECT_EQ(vkq::make_gguf_tokenizer(gpt2_vocab("qwen2"))->pre_tokenizer(), "qwen2");
 }
 
+// tokenizer.ggml.add_bos_token false (Qwen's GGUF files): no BOS before a
+// text, as llama.cpp; the id stays a control token. add_eos_token true is refused.
+TEST(TokenizerGguf, AddBosAndEosTokenKeys) {
+  vkq::GgufVocab v = gpt2_vocab("qwen2");
+  EXPECT_EQ(vkq::make_gguf_tokenizer(v)->bos(), kEot);
+  v.add_bos = false;
+  const auto t = vkq::make_gguf_tokenizer(v);
+  EXPECT_EQ(t->bos(), std::nullopt);
+  EXPECT_EQ(t->eos(), kEot);
+  EXPECT_TRUE(t->is_special(kEot));
+  v.add_eos = true;
+  expect_error([&] { (void)vkq::make_gguf_tokenizer(v); }, "tokenizer.ggml.add_eos_token: true is not supported");
+}
+
 TEST(TokenizerGguf, UnknownPreTokenizerRefusedByName) {
   expect_error([] { (void)vkq::make_gguf_tokenizer(gpt2_vocab("xyz")); },
                "tokenizer.ggml.pre: 'xyz' is not supported (known: llama3, ");
@@ -624,6 +638,13 @@ TEST(TokenizerHfJson, Llama3StyleWithConfig) {
   expect_error([&] { (void)vkq::load_tokenizer_json(p); }, "eos_token: '<missing>' is not a token");
   write_text(p.parent_path() / "tokenizer_config.json", R"({"bos_token": null})");
   EXPECT_EQ(vkq::load_tokenizer_json(p)->bos(), std::nullopt);  // null in the config means none
+  // add_bos_token false: the token exists but is not put before a text.
+  write_text(p.parent_path() / "tokenizer_config.json", R"({"bos_token": "<tool>", "add_bos_token": false})");
+  EXPECT_EQ(vkq::load_tokenizer_json(p)->bos(), std::nullopt);
+  write_text(p.parent_path() / "tokenizer_config.json", R"({"bos_token": "<tool>", "add_bos_token": true})");
+  EXPECT_EQ(vkq::load_tokenizer_json(p)->bos(), kTool);
+  write_text(p.parent_path() / "tokenizer_config.json", R"({"add_eos_token": true})");
+  expect_error([&] { (void)vkq::load_tokenizer_json(p); }, "add_eos_token: true is not supported");
 }
 
 TEST(TokenizerHfJson, RefusesMalformedFiles) {

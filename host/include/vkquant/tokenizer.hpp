@@ -71,6 +71,10 @@ struct GgufVocab {
   std::vector<std::string> merges;  // tokenizer.ggml.merges ("a b"; gpt2 only)
   std::optional<std::int32_t> bos, eos, unk;
   bool add_space_prefix = true;  // tokenizer.ggml.add_space_prefix (SPM)
+  // tokenizer.ggml.add_bos_token: false keeps the BOS id out of bos() (what
+  // run/ppl put before a text), as llama.cpp does (Qwen's GGUF files);
+  // tokenizer.ggml.add_eos_token true (EOS after every text) is refused.
+  bool add_bos = true, add_eos = false;
 };
 
 // Validates the vocabulary (ids in range, merges naming known tokens, array

@@ -314,6 +314,8 @@ std::unique_ptr<Tokenizer> ModelFile::make_tokenizer() const {
     v.merges = g->get_strings("tokenizer.ggml.merges").value_or(std::vector<std::string>{});
     v.bos = c.bos;
     v.eos = c.eos;
+    v.add_bos = g->get_bool("tokenizer.ggml.add_bos_token").value_or(true);
+    v.add_eos = g->get_bool("tokenizer.ggml.add_eos_token").value_or(false);
     if (const auto u = g->get_uint("tokenizer.ggml.unknown_token_id"); u && *u < v.tokens.size())
       v.unk = std::int32_t(*u);
     v.add_space_prefix = g->get_bool("tokenizer.ggml.add_space_prefix").value_or(true);

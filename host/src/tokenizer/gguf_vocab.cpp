@@ -35,7 +35,7 @@ class SpmTokenizer final : public tok::VocabTokenizer {
   SpmTokenizer(std::vector<std::string> texts, const std::vector<Piece>& pieces,
                const std::vector<std::uint8_t>& byte_values, const GgufVocab& v, const std::vector<std::int32_t>& types,
                std::optional<std::int32_t> unk)
-      : VocabTokenizer("llama", std::move(texts), pieces, byte_values, v.bos, v.eos, v.add_space_prefix),
+      : VocabTokenizer("llama", std::move(texts), pieces, byte_values, v.add_bos ? v.bos : std::nullopt, v.eos, v.add_space_prefix),
         add_space_prefix_(v.add_space_prefix),
         unk_(unk) {
     byte_ids_.fill(-1);
@@ -226,6 +226,7 @@ std::unique_ptr<Tokenizer> make_gguf_tokenizer(const GgufVocab& v) {
          std::to_string(v.types.size()) + " entries for " + std::to_string(n) + " tokens");
   for (std::size_t i = 0; i < v.scores.size(); ++i)
     if (std::isnan(v.scores[i])) fail("tokenizer.ggml.scores[" + std::to_string(i) + "]", "not a number");
+  if (v.add_eos) fail("tokenizer.ggml.add_eos_token", "true is not supported (EOS after every text)");
   check_id("tokenizer.ggml.bos_token_id", v.bos, n);
   check_id("tokenizer.ggml.eos_token_id", v.eos, n);
   check_id("tokenizer.ggml.unknown_token_id", v.unk, n);
@@ -306,7 +307,7 @@ std::unique_ptr<Tokenizer> make_gguf_tokenizer(const GgufVocab& v) {
     if (types[i] == kControl || types[i] == kUnknown) s.controls.push_back(std::int32_t(i));
   }
   s.unk = unk;
-  s.bos = v.bos;
+  s.bos = v.add_bos ? v.bos : std::nullopt;
   s.eos = v.eos;
   return tok::make_bpe_tokenizer(std::move(s));
 }

@@ -257,6 +257,10 @@ std::unique_ptr<Tokenizer> load_tokenizer_json(const fs::path& path) {
       *slot = token_id(*t);
       if (!*slot) cr.fail(name, show(*t) + " is not a token of " + path.string());
     }
+    // add_bos_token false: the BOS token exists but is not put before a text
+    // (what bos() means to run/ppl); appending EOS to every text is not implemented.
+    if (!cr.boolean(cfg, "add_bos_token", "add_bos_token", true)) s.bos = std::nullopt;
+    if (cr.boolean(cfg, "add_eos_token", "add_eos_token", false)) cr.fail("add_eos_token", "true is not supported");
   }
   return tok::make_bpe_tokenizer(std::move(s));
 }
