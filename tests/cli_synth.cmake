@@ -1,8 +1,4 @@
 # vkq-synth (tools/synth): generated real-shaped models pass `vkquant info`.
-# tools/CMakeLists.txt does not add tools/synth yet; build it from here until it does.
-if(NOT TARGET vkq-synth)
-  add_subdirectory(${PROJECT_SOURCE_DIR}/tools/synth ${PROJECT_BINARY_DIR}/tools/synth)
-endif()
 target_compile_definitions(vkquant_tests PRIVATE VKQ_SYNTH_EXE="$<TARGET_FILE:vkq-synth>" VKQ_SYNTH_OUT="${CMAKE_CURRENT_BINARY_DIR}/synth")
 add_dependencies(vkquant_tests vkq-synth)
 
