@@ -1,7 +1,6 @@
 // Streaming GGUF writer: metadata and tensor infos first, then each tensor's
-// bytes appended in order with the alignment padding between them. Checks
-// what write_gguf checks (the serialisation of values is the same layout as
-// gguf_write.cpp's; the two could share it).
+// bytes appended in order with the alignment padding between them. Refuses
+// anything the reader would refuse; write_gguf (gguf_write.cpp) is built on it.
 #include <bit>
 #include <cstring>
 #include <set>
