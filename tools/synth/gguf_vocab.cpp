@@ -131,8 +131,9 @@ std::vector<std::pair<std::string, GgufValue>> gguf_vocab_keys(const json& tok, 
   if (!add_bos && tok.contains("post_processor") && tok.at("post_processor").is_object()) {
     const json& pp = tok.at("post_processor");
     const json* tp = pp.value("type", "") == "TemplateProcessing" ? &pp : nullptr;
-    if (!tp && pp.value("type", "") == "Sequence")
-      for (const auto& p : pp.value("processors", json::array()))
+    // tp points into tok: iterate the member itself (value() would return a temporary copy).
+    if (!tp && pp.value("type", "") == "Sequence" && pp.contains("processors") && pp.at("processors").is_array())
+      for (const auto& p : pp.at("processors"))
         if (p.value("type", "") == "TemplateProcessing") tp = &p;
     if (tp && tp->contains("single") && tp->at("single").is_array() && !tp->at("single").empty()) {
       const json& single = tp->at("single");
