@@ -219,15 +219,7 @@ class BpeTokenizer final : public VocabTokenizer {
   }
 
   void push_byte_or_unk(unsigned char byte, std::vector<std::int32_t>& out) const {
-    if (byte_ids_[byte] >= 0) {
-      out.push_back(byte_ids_[byte]);
-    } else if (unk_) {
-      out.push_back(*unk_);
-    } else {
-      static const char* hex = "0123456789ABCDEF";
-      throw Error(kind() + " tokenizer: byte 0x" + hex[byte >> 4] + hex[byte & 15] +
-                  " has no token and the vocabulary has no unknown token");
-    }
+    out.push_back(byte_or_unknown(byte_ids_, unk_, byte, kind()));
   }
 
   static std::string show_bytes(std::string_view bytes) {

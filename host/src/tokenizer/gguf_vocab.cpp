@@ -151,16 +151,7 @@ class SpmTokenizer final : public tok::VocabTokenizer {
         continue;
       }
       for (std::size_t k = start[i]; k < start[i] + len[i]; ++k) {  // byte fallback
-        const auto byte = static_cast<unsigned char>(s[k]);
-        if (byte_ids_[byte] >= 0) {
-          out.push_back(byte_ids_[byte]);
-        } else if (unk_) {
-          out.push_back(*unk_);
-        } else {
-          static const char* hex = "0123456789ABCDEF";
-          throw Error(std::string("llama tokenizer: byte 0x") + hex[byte >> 4] + hex[byte & 15] +
-                      " has no token (no <0xNN> byte token, no unknown token)");
-        }
+        out.push_back(tok::byte_or_unknown(byte_ids_, unk_, static_cast<unsigned char>(s[k]), "llama"));
       }
     }
   }

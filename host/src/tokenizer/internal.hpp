@@ -17,6 +17,12 @@
 
 namespace vkq::tok {
 
+// Byte fallback: byte b's own token (byte_ids[b] >= 0), else the unknown
+// token; throws vkq::Error naming the tokenizer `kind` when there is neither.
+std::int32_t byte_or_unknown(const std::array<std::int32_t, 256>& byte_ids, std::optional<std::int32_t> unk, unsigned char b,
+                             std::string_view kind);
+
+
 // ---- Unicode ----------------------------------------------------------------
 
 // One character of a byte string: a stray or malformed byte is a character of

@@ -128,6 +128,15 @@ std::string VocabTokenizer::decode(std::span<const std::int32_t> ids) const {
   return out;
 }
 
+std::int32_t byte_or_unknown(const std::array<std::int32_t, 256>& byte_ids, std::optional<std::int32_t> unk, unsigned char b,
+                             std::string_view kind) {
+  if (byte_ids[b] >= 0) return byte_ids[b];
+  if (unk) return *unk;
+  static const char* hex = "0123456789ABCDEF";
+  throw Error(std::string(kind) + " tokenizer: byte 0x" + hex[b >> 4] + hex[b & 15] +
+              " has no token (no byte token, no unknown token)");
+}
+
 }  // namespace tok
 
 // ---- byte tokenizer ------------------------------------------------------------------
