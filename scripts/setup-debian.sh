@@ -31,3 +31,5 @@ if ! command -v npm >/dev/null 2>&1; then
   $SUDO apt-get install -y -qq --no-install-recommends npm
 fi
 "$(dirname "$0")/fetch-tokenizers.sh"
+# The llama.cpp peer (prebuilt libraries and matching source): tools/peer, scripts/bench-peer.sh.
+"$(dirname "$0")/fetch-peer.sh"
