@@ -1,0 +1,259 @@
+// vkq-peer: llama.cpp on the same GGUF files as vkquant, through llama.cpp's
+// own prebuilt libraries opened at run time (--lib DIR). `bench` times
+// prefill and greedy decode per round; `logits` prints the last position's
+// logits for given token ids. Output is JSON on stdout, one object a line;
+// an error is one line on stderr and a non-zero exit. docs/bench-peer.md.
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <numeric>
+#include <thread>
+#include <vector>
+
+#include "llama_lib.hpp"
+#include "peer_model.hpp"
+
+namespace {
+
+using namespace vkq::peer;
+namespace fs = std::filesystem;
+using nlohmann::ordered_json;
+
+struct CommonFlags {
+  fs::path model;
+  fs::path lib;
+  std::string backend;  // "" : vulkan when the library folder has ggml's Vulkan backend
+  int threads = int(std::max(1u, std::thread::hardware_concurrency()));
+  bool verbose = false;
+};
+
+struct BenchFlags {
+  std::uint32_t prompt_tokens = 64;
+  std::uint32_t gen = 32;
+  std::uint32_t rounds = 5;
+  std::uint32_t warmup = 1;
+  std::string tokens;  // optional: the prompt's ids (else a fixed pattern)
+};
+
+struct LogitsFlags {
+  std::string tokens;
+  bool all = false;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+Backend backend_of(const CommonFlags& f) {
+  if (f.backend == "vulkan") return Backend::vulkan;
+  if (f.backend == "cpu") return Backend::cpu;
+  std::error_code ec;
+  return fs::exists(f.lib / "libggml-vulkan.so", ec) ? Backend::vulkan : Backend::cpu;
+}
+
+const char* name_of(Backend b) { return b == Backend::vulkan ? "vulkan" : "cpu"; }
+
+// "1,2,3" -> ids; each must be a token of the model.
+std::vector<llama_token> parse_tokens(const std::string& text, std::int32_t n_vocab) {
+  std::vector<llama_token> ids;
+  std::size_t at = 0;
+  while (at <= text.size()) {
+    const std::size_t comma = std::min(text.find(',', at), text.size());
+    const std::string item = text.substr(at, comma - at);
+    std::size_t used = 0;
+    long long v = -1;
+    try {
+      v = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (item.empty() || used != item.size()) throw PeerError("--tokens: '" + item + "' is not a token id");
+    if (v < 0 || v >= n_vocab)
+      throw PeerError("--tokens: " + item + " is not below the vocabulary size " + std::to_string(n_vocab));
+    ids.push_back(llama_token(v));
+    at = comma + 1;
+  }
+  return ids;
+}
+
+ordered_json setup_json(const CommonFlags& f, const LlamaLib& lib, const PeerModel& m, Backend b) {
+  ordered_json j;
+  j["engine"] = "llama.cpp";
+  j["lib"] = lib.path().string();
+  j["backend"] = name_of(b);
+  j["device"] = m.gpu() ? m.gpu()->description : "CPU";
+  j["model"] = f.model.string();
+  j["desc"] = m.desc();
+  j["size_bytes"] = m.size_bytes();
+  j["n_params"] = m.n_params();
+  j["n_vocab"] = m.n_vocab();
+  j["n_ctx"] = m.n_ctx();
+  j["threads"] = f.threads;
+  return j;
+}
+
+void print_line(const ordered_json& j) {
+  std::fputs((j.dump() + "\n").c_str(), stdout);
+  std::fflush(stdout);
+}
+
+struct Round {
+  double prefill_s = 0, decode_s = 0;
+  std::vector<llama_token> generated;
+};
+
+// Prefill of `prompt` from an empty cache, then `gen` single-token decodes,
+// each fed the argmax of the previous logits (the first from the prefill's).
+Round one_round(PeerModel& m, const std::vector<llama_token>& prompt, std::uint32_t gen) {
+  Round r;
+  m.clear();
+  const auto t0 = std::chrono::steady_clock::now();
+  auto logits = m.decode(prompt, 0);
+  r.prefill_s = seconds_since(t0);
+  const auto t1 = std::chrono::steady_clock::now();
+  for (std::uint32_t i = 0; i < gen; ++i) {
+    const llama_token next = argmax(logits);
+    r.generated.push_back(next);
+    logits = m.decode(std::span(&next, 1), llama_pos(prompt.size() + i));
+  }
+  r.decode_s = seconds_since(t1);
+  return r;
+}
+
+void bench(const CommonFlags& f, const BenchFlags& b) {
+  const Backend backend = backend_of(f);
+  auto lib = LlamaLib::open(f.lib, f.verbose);
+  LoadOptions o;
+  o.backend = backend;
+  o.n_ctx = b.prompt_tokens + b.gen;
+  o.n_batch = b.prompt_tokens;
+  o.threads = f.threads;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto m = PeerModel::load(*lib, f.model, o);
+  const double load_s = seconds_since(t0);
+
+  std::vector<llama_token> prompt;
+  if (!b.tokens.empty()) {
+    prompt = parse_tokens(b.tokens, m->n_vocab());
+    if (prompt.size() != b.prompt_tokens)
+      throw PeerError("--tokens: " + std::to_string(prompt.size()) + " ids, --prompt-tokens is " + std::to_string(b.prompt_tokens));
+  } else {
+    for (std::uint32_t i = 0; i < b.prompt_tokens; ++i)  // a fixed pattern, spread over the vocabulary
+      prompt.push_back(llama_token((std::int64_t(m->n_vocab()) / 3 + 7919 * std::int64_t(i)) % m->n_vocab()));
+  }
+
+  ordered_json setup{{"event", "load"}};
+  setup.update(setup_json(f, *lib, *m, backend));
+  setup["load_s"] = load_s;
+  setup["warmup_rounds"] = b.warmup;
+  print_line(setup);
+  // Warm-up rounds (untimed): ggml-vulkan builds its pipelines on first use.
+  for (std::uint32_t i = 0; i < b.warmup; ++i) one_round(*m, prompt, b.gen);
+  for (std::uint32_t i = 0; i < b.rounds; ++i) {
+    const Round r = one_round(*m, prompt, b.gen);
+    ordered_json j;
+    j["event"] = "round";
+    j["engine"] = "llama.cpp";
+    j["backend"] = name_of(backend);
+    j["round"] = i + 1;
+    j["prompt_tokens"] = b.prompt_tokens;
+    j["prefill_s"] = r.prefill_s;
+    j["prefill_tokens_per_s"] = b.prompt_tokens / r.prefill_s;
+    j["gen_tokens"] = b.gen;
+    j["decode_s"] = r.decode_s;
+    j["decode_tokens_per_s"] = b.gen > 0 ? b.gen / r.decode_s : 0.0;
+    j["generated"] = r.generated;
+    print_line(j);
+  }
+}
+
+void logits(const CommonFlags& f, const LogitsFlags& l) {
+  const Backend backend = backend_of(f);
+  auto lib = LlamaLib::open(f.lib, f.verbose);
+  // The ids are checked against the vocabulary once it is known; the batch
+  // size needs their count first.
+  const auto count = std::count(l.tokens.begin(), l.tokens.end(), ',') + 1;
+  LoadOptions o;
+  o.backend = backend;
+  o.n_ctx = std::uint32_t(count);
+  o.n_batch = std::uint32_t(count);
+  o.threads = f.threads;
+  auto m = PeerModel::load(*lib, f.model, o);
+  const auto ids = parse_tokens(l.tokens, m->n_vocab());
+  const auto x = m->decode(ids, 0);
+
+  std::vector<llama_token> order(x.size());
+  std::iota(order.begin(), order.end(), 0);
+  const std::size_t k = std::min<std::size_t>(10, order.size());
+  std::partial_sort(order.begin(), order.begin() + std::ptrdiff_t(k), order.end(),
+                    [&](llama_token a, llama_token b) { return x[a] > x[b] || (x[a] == x[b] && a < b); });
+  double sum = 0, sum_abs = 0, sum_sq = 0;
+  for (const float v : x) {
+    sum += v;
+    sum_abs += std::fabs(v);
+    sum_sq += double(v) * v;
+  }
+  ordered_json j = setup_json(f, *lib, *m, backend);
+  j["tokens"] = ids;
+  j["argmax"] = order[0];
+  j["top"] = ordered_json::array();
+  for (std::size_t i = 0; i < k; ++i) j["top"].push_back({{"id", order[i]}, {"logit", x[order[i]]}});
+  j["checksum"] = {{"sum", sum}, {"sum_abs", sum_abs}, {"l2", std::sqrt(sum_sq)}};
+  if (l.all) j["logits"] = std::vector<float>(x.begin(), x.end());
+  print_line(j);
+}
+
+void add_common(CLI::App* cmd, CommonFlags& f) {
+  cmd->add_option("model", f.model, "GGUF model file")->required();
+  cmd->add_option("--lib", f.lib, "folder of llama.cpp's libraries (third_party/llamacpp/lib/vulkan or .../cpu)")->required();
+  cmd->add_option("--backend", f.backend,
+                  "vulkan (every layer offloaded) or cpu (n_gpu_layers 0); default: vulkan when --lib has libggml-vulkan.so")
+      ->check(CLI::IsMember({"vulkan", "cpu"}));
+  cmd->add_option("--threads", f.threads, "CPU threads")->check(CLI::Range(1, 1024));
+  cmd->add_flag("-v,--verbose", f.verbose, "print llama.cpp's log on stderr");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"vkq-peer: llama.cpp's prebuilt libraries on a GGUF file (docs/bench-peer.md)"};
+  app.require_subcommand(1);
+  CommonFlags common;
+  BenchFlags b;
+  LogitsFlags l;
+
+  auto* bench_cmd = app.add_subcommand("bench", "time prefill and greedy decode, one JSON line per round");
+  add_common(bench_cmd, common);
+  bench_cmd->add_option("--prompt-tokens", b.prompt_tokens, "prompt length (one batch)")->check(CLI::Range(1, 1 << 16));
+  bench_cmd->add_option("--gen", b.gen, "single-token decodes after the prefill")->check(CLI::Range(0, 1 << 16));
+  bench_cmd->add_option("--rounds", b.rounds, "timed rounds")->check(CLI::Range(1, 10000));
+  bench_cmd->add_option("--warmup", b.warmup, "untimed rounds first")->check(CLI::Range(0, 100));
+  bench_cmd->add_option("--tokens", b.tokens, "the prompt's token ids, comma-separated (default: a fixed pattern)");
+
+  auto* logits_cmd = app.add_subcommand("logits", "the last position's logits after decoding --tokens, as JSON");
+  add_common(logits_cmd, common);
+  logits_cmd->add_option("--tokens", l.tokens, "token ids, comma-separated")->required();
+  logits_cmd->add_flag("--all", l.all, "every logit, not only the top 10 and checksums");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "vkq-peer: %s\n", e.what());
+    return 2;
+  }
+  try {
+    if (bench_cmd->parsed()) bench(common, b);
+    if (logits_cmd->parsed()) logits(common, l);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "vkq-peer: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
