@@ -1,8 +1,10 @@
 // vkq-peer: llama.cpp on the same GGUF files as vkquant, through llama.cpp's
 // own prebuilt libraries opened at run time (--lib DIR). `bench` times
 // prefill and greedy decode per round; `logits` prints the last position's
-// logits for given token ids. Output is JSON on stdout, one object a line;
-// an error is one line on stderr and a non-zero exit. docs/bench-peer.md.
+// logits for given token ids; `quantize` writes a GGUF file quantized by
+// llama.cpp (files in ggml's own block formats, to check vkquant's loaders).
+// Output is JSON on stdout, one object a line; an error is one line on
+// stderr and a non-zero exit. docs/bench-peer.md.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -10,7 +12,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <iostream>
+#include <map>
 #include <numeric>
 #include <thread>
 #include <vector>
@@ -43,6 +45,20 @@ struct BenchFlags {
 struct LogitsFlags {
   std::string tokens;
   bool all = false;
+};
+
+struct QuantizeFlags {
+  fs::path out;
+  std::string type = "Q4_K_M";
+};
+
+// llama-quantize's names for the file types used here.
+const std::map<std::string, llama_ftype> kFileTypes = {
+    {"F16", LLAMA_FTYPE_MOSTLY_F16},       {"BF16", LLAMA_FTYPE_MOSTLY_BF16},     {"Q8_0", LLAMA_FTYPE_MOSTLY_Q8_0},
+    {"Q4_0", LLAMA_FTYPE_MOSTLY_Q4_0},     {"Q4_1", LLAMA_FTYPE_MOSTLY_Q4_1},     {"Q5_0", LLAMA_FTYPE_MOSTLY_Q5_0},
+    {"Q5_1", LLAMA_FTYPE_MOSTLY_Q5_1},     {"Q2_K", LLAMA_FTYPE_MOSTLY_Q2_K},     {"Q3_K_M", LLAMA_FTYPE_MOSTLY_Q3_K_M},
+    {"Q4_K_S", LLAMA_FTYPE_MOSTLY_Q4_K_S}, {"Q4_K_M", LLAMA_FTYPE_MOSTLY_Q4_K_M}, {"Q5_K_S", LLAMA_FTYPE_MOSTLY_Q5_K_S},
+    {"Q5_K_M", LLAMA_FTYPE_MOSTLY_Q5_K_M}, {"Q6_K", LLAMA_FTYPE_MOSTLY_Q6_K},
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -208,6 +224,18 @@ void logits(const CommonFlags& f, const LogitsFlags& l) {
   print_line(j);
 }
 
+// llama.cpp's own quantizer (its choices per tensor, as llama-quantize makes them).
+void quantize(const CommonFlags& f, const QuantizeFlags& q) {
+  auto lib = LlamaLib::open(f.lib, f.verbose);
+  llama_model_quantize_params p = lib->llama_model_quantize_default_params();
+  p.nthread = f.threads;
+  p.ftype = kFileTypes.at(q.type);
+  lib->take_problems();
+  if (lib->llama_model_quantize(f.model.c_str(), q.out.c_str(), &p) != 0)
+    throw PeerError(f.model.string() + ": llama_model_quantize failed: " + lib->take_problems());
+  print_line({{"engine", "llama.cpp"}, {"quantized", f.model.string()}, {"out", q.out.string()}, {"type", q.type}});
+}
+
 void add_common(CLI::App* cmd, CommonFlags& f) {
   cmd->add_option("model", f.model, "GGUF model file")->required();
   cmd->add_option("--lib", f.lib, "folder of llama.cpp's libraries (third_party/llamacpp/lib/vulkan or .../cpu)")->required();
@@ -240,6 +268,14 @@ int main(int argc, char** argv) {
   logits_cmd->add_option("--tokens", l.tokens, "token ids, comma-separated")->required();
   logits_cmd->add_flag("--all", l.all, "every logit, not only the top 10 and checksums");
 
+  QuantizeFlags q;
+  auto* quantize_cmd = app.add_subcommand("quantize", "write MODEL quantized by llama.cpp (as llama-quantize does) to --out");
+  add_common(quantize_cmd, common);
+  quantize_cmd->add_option("--out,-o", q.out, "the GGUF file to write")->required();
+  std::vector<std::string> type_names;
+  for (const auto& [name, ftype] : kFileTypes) type_names.push_back(name);
+  quantize_cmd->add_option("--type", q.type, "file type")->check(CLI::IsMember(type_names));
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -251,6 +287,7 @@ int main(int argc, char** argv) {
   try {
     if (bench_cmd->parsed()) bench(common, b);
     if (logits_cmd->parsed()) logits(common, l);
+    if (quantize_cmd->parsed()) quantize(common, q);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "vkq-peer: %s\n", e.what());
     return 1;
