@@ -15,6 +15,7 @@
 
 #include "vkquant/gguf.hpp"
 #include "vkquant/half.hpp"
+#include "vkquant/quant.hpp"
 
 namespace {
 
@@ -294,6 +295,41 @@ TEST(GgufQuant, Q4_0MatchesHandComputedBlock) {
   EXPECT_EQ(y, expect);
 }
 
+// K-quant tensors written with quant::quantize read back through to_float
+// exactly as quant::dequantize decodes them, and close to the source.
+TEST(GgufQuant, KQuantTensorsRoundTrip) {
+  const auto x = random_floats(512 * 3, 9);
+  auto quantized = [&](vkq::quant::Type t) {
+    std::vector<std::byte> b(vkq::quant::row_bytes(t, x.size()));
+    vkq::quant::quantize(t, x, b);
+    return b;
+  };
+  const auto q4k = quantized(vkq::quant::Type::q4_k), q6k = quantized(vkq::quant::Type::q6_k);
+  const fs::path p = temp_path("kquants.gguf");
+  vkq::write_gguf(p, {{"general.architecture", vkq::gguf_string("test")}},
+                  {{"blk.0.ffn_down.weight", std::uint32_t(GgmlType::Q4_K), {512, 3}, q4k},
+                   {"blk.0.attn_v.weight", std::uint32_t(GgmlType::Q6_K), {512, 3}, q6k}});
+  const auto f = vkq::GgufFile::open(p);
+  const auto& t4 = *f.find_tensor("blk.0.ffn_down.weight");
+  const auto& t6 = *f.find_tensor("blk.0.attn_v.weight");
+  EXPECT_EQ(t4.bytes, 6u * 144);
+  EXPECT_EQ(t6.bytes, 6u * 210);
+  EXPECT_STREQ(vkq::ggml_type_name(t4.type), "Q4_K");
+  for (const auto* t : {&t4, &t6}) {
+    const auto type = vkq::quant::find(t->type)->type;
+    const auto y = f.to_float(*t);
+    std::vector<float> want(x.size());
+    vkq::quant::dequantize(type, f.data(*t), want);
+    EXPECT_EQ(y, want) << t->name;
+    double err = 0.0, ref = 0.0;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      err += double(y[i] - x[i]) * double(y[i] - x[i]);
+      ref += double(x[i]) * x[i];
+    }
+    EXPECT_LE(std::sqrt(err / ref), type == vkq::quant::Type::q4_k ? 0.1 : 0.025) << t->name;
+  }
+}
+
 TEST(GgufWrite, RefusesWhatAReaderWouldRefuse) {
   const std::vector<float> v(32, 1.0f);
   const auto bytes = std::as_bytes(std::span(v));
@@ -462,18 +498,31 @@ TEST(GgufHostile, UnknownGgmlType) {
 }
 
 TEST(GgufHostile, KnownButUnsupportedTypeToFloat) {
-  // Q4_K (id 12): 256 elements per 144-byte block; listed, not converted.
-  const fs::path p = Raw{}.head(3, 1, 0).tensor("blk.0.q4k", {256, 2}, 12, 0).pad().zeros(288).write("q4k.gguf");
+  // IQ2_XXS (id 16): 256 elements per 66-byte block; listed and sized, not converted.
+  const fs::path p =
+      Raw{}.head(3, 2, 0).tensor("blk.0.ffn_up.weight", {256, 2}, 16, 0).tensor("x", {32}, 0, 160).pad().zeros(288).write("iq2.gguf");
   const auto f = vkq::GgufFile::open(p);
-  ASSERT_EQ(f.tensors().size(), 1u);
-  EXPECT_EQ(f.tensors()[0].bytes, 288u);
-  EXPECT_STREQ(vkq::ggml_type_name(f.tensors()[0].type), "Q4_K");
+  ASSERT_EQ(f.tensors().size(), 2u);
+  EXPECT_EQ(f.tensors()[0].bytes, 132u);
+  EXPECT_STREQ(vkq::ggml_type_name(f.tensors()[0].type), "IQ2_XXS");
+  EXPECT_EQ(f.to_float(f.tensors()[1]), std::vector<float>(32, 0.0f));  // the file's other tensors still read
   try {
     (void)f.to_float(f.tensors()[0]);
-    ADD_FAILURE() << "Q4_K converted";
+    ADD_FAILURE() << "IQ2_XXS converted";
   } catch (const vkq::FormatError& e) {
-    EXPECT_NE(std::string(e.what()).find("tensor 'blk.0.q4k': ggml type Q4_K (12) cannot be converted"), std::string::npos) << e.what();
+    const std::string what = e.what();
+    EXPECT_NE(what.find(p.string()), std::string::npos) << what;
+    EXPECT_NE(what.find("tensor 'blk.0.ffn_up.weight': type IQ2_XXS is not supported (vkquant reads F32, F16, Q4_0, "),
+              std::string::npos)
+        << what;
+    EXPECT_NE(what.find("Q4_K"), std::string::npos) << what;
   }
+}
+
+TEST(GgufHostile, KQuantWithPartialSuperBlock) {
+  // Q6_K rows hold whole 256-element super-blocks; the size check names the tensor.
+  expect_refused(Raw{}.head(3, 1, 0).tensor("blk.3.attn_v.weight", {128, 4}, 14, 0).pad().zeros(512).write("q6k_partial.gguf"),
+                 "tensor 'blk.3.attn_v.weight': Q6_K needs ne[0] a multiple of 256, got 128");
 }
 
 TEST(GgufHostile, NamesWithNul) {

@@ -37,13 +37,18 @@ enum class GgufType : std::uint32_t {
   u8 = 0, i8 = 1, u16 = 2, i16 = 3, u32 = 4, i32 = 5, f32 = 6, boolean = 7, string = 8, array = 9, u64 = 10, i64 = 11, f64 = 12
 };
 
-// The ggml types to_float() decodes; open() accepts every ggml type id whose
-// block layout is known (K-quants, IQ*, ...) so tools can list such files.
-enum class GgmlType : std::uint32_t { F32 = 0, F16 = 1, Q4_0 = 2, Q8_0 = 8, BF16 = 30 };
+// A few ggml type ids by name, for writers and tests. The full list, and
+// which of them to_float() decodes, is vkq::quant (quant::Type, quant::find):
+// F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K, IQ4_NL, IQ4_XS.
+// open() accepts every type ggml defines (IQ2_XXS, TQ1_0, ...) so tools can
+// list such files; to_float() refuses the ones vkquant does not read.
+enum class GgmlType : std::uint32_t { F32 = 0, F16 = 1, Q4_0 = 2, Q8_0 = 8, Q4_K = 12, Q6_K = 14, BF16 = 30 };
 
-// "F32", "Q4_K", ...; "unknown" for an id ggml does not define.
+// "F32", "Q4_K", "IQ2_XXS", ...; "type 77" for an id ggml does not define
+// (quant::ggml_type_name).
 const char* ggml_type_name(std::uint32_t type);
-// Elements per block and bytes per block of a ggml type; nullopt when unknown.
+// Elements per block and bytes per block of a ggml type; nullopt when unknown
+// (quant::ggml_block_layout).
 std::optional<std::pair<std::uint32_t, std::uint32_t>> ggml_block_layout(std::uint32_t type);
 // "u8", "string", "array", ...; "unknown" for an undefined id.
 const char* gguf_type_name(GgufType type);
@@ -118,8 +123,9 @@ class GgufFile {
   const GgufTensorInfo* find_tensor(std::string_view name) const;
   // The tensor's bytes inside the mapping.
   std::span<const std::byte> data(const GgufTensorInfo& t) const;
-  // Dequantized to fp32 in storage order (F32, F16, BF16, Q8_0, Q4_0;
-  // FormatError naming the tensor for other types).
+  // Dequantized to fp32 in storage order, bit-identical with ggml's
+  // to_float (quant::dequantize); FormatError naming the tensor and its type
+  // for a type vkquant does not read (quant::find returns nullptr).
   std::vector<float> to_float(const GgufTensorInfo& t) const;
 
  private:
@@ -151,13 +157,12 @@ struct GgufTensorWrite {
 void write_gguf(const std::filesystem::path& path, const std::vector<std::pair<std::string, GgufValue>>& metadata,
                 const std::vector<GgufTensorWrite>& tensors, std::uint32_t alignment = 32, std::uint32_t version = 3);
 
-// ggml's reference quantizers (quantize_row_q8_0_ref / quantize_row_q4_0_ref
-// rounding); x.size() must be a multiple of 32. Q8_0 block (34 bytes): fp16
-// d, 32 int8 q, x = d·q. Q4_0 block (18 bytes): fp16 d, 16 bytes whose low
-// nibble is element j and high nibble element j+16, x = d·(q − 8).
+// quant::quantize into a new buffer, for writers and tests: Q8_0 and Q4_0
+// blocks as ggml's reference quantizers write them (x.size() a multiple of
+// 32, every value finite; vkq::Error otherwise).
 std::vector<std::byte> quantize_q8_0(std::span<const float> x);
 std::vector<std::byte> quantize_q4_0(std::span<const float> x);
-// fp32 → IEEE fp16 / bfloat16 bytes (round to nearest even).
+// fp32 → IEEE fp16 / bfloat16 bytes (round to nearest even, as ggml).
 std::vector<std::byte> to_f16_bytes(std::span<const float> x);
 std::vector<std::byte> to_bf16_bytes(std::span<const float> x);
 

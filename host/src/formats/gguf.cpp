@@ -1,49 +1,16 @@
-// GGUF types, values, block layouts, quantizers and dequantization.
+// GGUF value types and values, tensor sizes, and tensor data as floats (the
+// block formats themselves live in runtime/src/quant.cpp).
 #include <algorithm>
 #include <array>
-#include <bit>
 #include <charconv>
-#include <cmath>
-#include <cstring>
-#include <limits>
 
 #include "gguf_internal.hpp"
-#include "vkquant/half.hpp"
+#include "vkquant/quant.hpp"
 #include "vkquant/safetensors.hpp"
 
 namespace vkq {
 
 namespace {
-
-void require_finite(std::span<const float> x, const char* who) {
-  for (std::size_t i = 0; i < x.size(); ++i)
-    if (!std::isfinite(x[i])) throw Error(std::string(who) + ": value " + std::to_string(i) + " is not finite");
-}
-
-struct GgmlRow {
-  std::uint32_t id;
-  const char* name;
-  std::uint32_t block;  // elements per block
-  std::uint32_t size;   // bytes per block
-};
-// ggml.h / ggml-common.h block layouts; ids 4, 5 and 31..33, 36..38 were removed from ggml.
-constexpr std::array<GgmlRow, 33> kGgml{{
-    {0, "F32", 1, 4},         {1, "F16", 1, 2},        {2, "Q4_0", 32, 18},     {3, "Q4_1", 32, 20},
-    {6, "Q5_0", 32, 22},      {7, "Q5_1", 32, 24},     {8, "Q8_0", 32, 34},     {9, "Q8_1", 32, 36},
-    {10, "Q2_K", 256, 84},    {11, "Q3_K", 256, 110},  {12, "Q4_K", 256, 144},  {13, "Q5_K", 256, 176},
-    {14, "Q6_K", 256, 210},   {15, "Q8_K", 256, 292},  {16, "IQ2_XXS", 256, 66}, {17, "IQ2_XS", 256, 74},
-    {18, "IQ3_XXS", 256, 98}, {19, "IQ1_S", 256, 50},  {20, "IQ4_NL", 32, 18},  {21, "IQ3_S", 256, 110},
-    {22, "IQ2_S", 256, 82},   {23, "IQ4_XS", 256, 136}, {24, "I8", 1, 1},        {25, "I16", 1, 2},
-    {26, "I32", 1, 4},        {27, "I64", 1, 8},       {28, "F64", 1, 8},       {29, "IQ1_M", 256, 56},
-    {30, "BF16", 1, 2},       {34, "TQ1_0", 256, 54},  {35, "TQ2_0", 256, 66},  {39, "MXFP4", 32, 17},
-    {~0u, "unknown", 0, 0},
-}};
-
-const GgmlRow* ggml_row(std::uint32_t type) {
-  for (const auto& r : kGgml)
-    if (r.id == type && r.block != 0) return &r;
-  return nullptr;
-}
 
 constexpr std::array<const char*, 13> kTypeNames{"u8", "i8", "u16", "i16", "u32", "i32", "f32", "bool", "string", "array", "u64", "i64", "f64"};
 
@@ -75,25 +42,14 @@ std::string escaped(std::string_view s, std::size_t limit) {
   return out;
 }
 
-float bf16_to_float(std::uint16_t h) { return std::bit_cast<float>(std::uint32_t(h) << 16); }
-
-std::uint16_t load_u16(const std::byte* p) {
-  std::uint16_t v;
-  std::memcpy(&v, p, 2);
-  return v;
-}
-
 }  // namespace
 
-const char* ggml_type_name(std::uint32_t type) {
-  const auto* r = ggml_row(type);
-  return r ? r->name : "unknown";
-}
+const char* ggml_type_name(std::uint32_t type) { return quant::ggml_type_name(type); }
 
 std::optional<std::pair<std::uint32_t, std::uint32_t>> ggml_block_layout(std::uint32_t type) {
-  const auto* r = ggml_row(type);
+  const auto r = quant::ggml_block_layout(type);
   if (!r) return std::nullopt;
-  return std::pair{r->block, r->size};
+  return std::pair{r->block, r->bytes};
 }
 
 const char* gguf_type_name(GgufType type) {
@@ -152,11 +108,12 @@ namespace gguf_detail {
 std::string quote_name(std::string_view s, std::size_t limit) { return "'" + escaped(s, limit) + "'"; }
 
 bool tensor_bytes(std::uint32_t type, const std::vector<std::uint64_t>& ne, std::uint64_t& bytes, std::string& why) {
-  const auto* r = ggml_row(type);
+  const auto r = quant::ggml_block_layout(type);
   if (!r) {
     why = "unknown ggml type " + std::to_string(type);
     return false;
   }
+  const std::string name = quant::ggml_type_name(type);
   std::string dims;
   for (std::size_t i = 0; i < ne.size(); ++i) dims += (i ? ", " : "") + std::to_string(ne[i]);
   dims = "[" + dims + "]";
@@ -173,12 +130,12 @@ bool tensor_bytes(std::uint32_t type, const std::vector<std::uint64_t>& ne, std:
   }
   const std::uint64_t ne0 = ne.empty() ? 1 : ne[0];
   if (ne0 % r->block != 0) {
-    why = std::string(r->name) + " needs ne[0] a multiple of " + std::to_string(r->block) + ", got " + std::to_string(ne0);
+    why = name + " needs ne[0] a multiple of " + std::to_string(r->block) + ", got " + std::to_string(ne0);
     return false;
   }
   std::uint64_t elements = 0, row_bytes = 0;
-  if (!checked_mul(ne0, rows, elements) || !checked_mul(ne0 / r->block, r->size, row_bytes) || !checked_mul(row_bytes, rows, bytes)) {
-    why = "ne " + dims + " overflows 64 bits in " + std::string(r->name) + " bytes";
+  if (!checked_mul(ne0, rows, elements) || !checked_mul(ne0 / r->block, r->bytes, row_bytes) || !checked_mul(row_bytes, rows, bytes)) {
+    why = "ne " + dims + " overflows 64 bits in " + name + " bytes";
     return false;
   }
   return true;
@@ -237,115 +194,31 @@ std::string check_value(const GgufValue& v) {
 std::span<const std::byte> GgufFile::data(const GgufTensorInfo& t) const { return file_.bytes().subspan(t.offset, t.bytes); }
 
 std::vector<float> GgufFile::to_float(const GgufTensorInfo& t) const {
-  const auto src = data(t);
-  const std::uint64_t n = t.elements();
-  const std::byte* p = src.data();
-  std::vector<float> out;
-  switch (GgmlType(t.type)) {
-    case GgmlType::F32:
-      out.resize(n);
-      std::memcpy(out.data(), p, n * 4);
-      break;
-    case GgmlType::F16:
-      out.resize(n);
-      for (std::uint64_t i = 0; i < n; ++i) out[i] = from_half(load_u16(p + 2 * i));
-      break;
-    case GgmlType::BF16:
-      out.resize(n);
-      for (std::uint64_t i = 0; i < n; ++i) out[i] = bf16_to_float(load_u16(p + 2 * i));
-      break;
-    case GgmlType::Q8_0:
-      out.resize(n);
-      for (std::uint64_t b = 0; b < n / 32; ++b) {
-        const std::byte* blk = p + 34 * b;  // fp16 d, int8 q[32]
-        const float d = from_half(load_u16(blk));
-        for (int j = 0; j < 32; ++j) out[32 * b + std::uint64_t(j)] = d * float(std::int8_t(blk[2 + j]));
-      }
-      break;
-    case GgmlType::Q4_0:
-      out.resize(n);
-      for (std::uint64_t b = 0; b < n / 32; ++b) {
-        const std::byte* blk = p + 18 * b;  // fp16 d, nibbles: element j low, element j+16 high
-        const float d = from_half(load_u16(blk));
-        for (int j = 0; j < 16; ++j) {
-          const auto q = std::uint8_t(blk[2 + j]);
-          out[32 * b + std::uint64_t(j)] = d * float(int(q & 0x0f) - 8);
-          out[32 * b + std::uint64_t(j) + 16] = d * float(int(q >> 4) - 8);
-        }
-      }
-      break;
-    default:
-      throw FormatError(path(), "tensor " + gguf_detail::quote_name(t.name) + ": ggml type " + ggml_type_name(t.type) + " (" +
-                                    std::to_string(t.type) + ") cannot be converted to floats (F32, F16, BF16, Q8_0 and Q4_0 can)",
-                        t.offset);
-  }
+  const quant::TypeInfo* ti = quant::find(t.type);
+  if (!ti)
+    throw FormatError(path(), "tensor " + gguf_detail::quote_name(t.name) + ": type " + quant::ggml_type_name(t.type) +
+                                  " is not supported (vkquant reads " + quant::supported_names() + ")",
+                      t.offset);
+  std::vector<float> out(t.elements());
+  quant::dequantize(ti->type, data(t), out);  // sizes were checked at open()
   return out;
 }
 
-// --- quantizers --------------------------------------------------------------
+// --- writers' helpers: the block formats of quant::quantize -------------------------
 
-std::vector<std::byte> quantize_q8_0(std::span<const float> x) {
-  if (x.size() % 32 != 0) throw Error("quantize_q8_0: " + std::to_string(x.size()) + " values is not a multiple of 32");
-  require_finite(x, "quantize_q8_0");
-  std::vector<std::byte> out(x.size() / 32 * 34);
-  for (std::size_t b = 0; b < x.size() / 32; ++b) {
-    const float* v = x.data() + 32 * b;
-    float amax = 0.0f;
-    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(v[j]));
-    const float d = amax / 127.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    std::byte* blk = out.data() + 34 * b;
-    const half_bits h = to_half(d);
-    std::memcpy(blk, &h, 2);
-    for (int j = 0; j < 32; ++j) blk[2 + j] = std::byte(std::uint8_t(std::int8_t(std::lround(v[j] * id))));
-  }
+namespace {
+
+std::vector<std::byte> quantized(quant::Type type, std::span<const float> x) {
+  std::vector<std::byte> out(quant::row_bytes(type, x.size()));
+  quant::quantize(type, x, out);
   return out;
 }
 
-std::vector<std::byte> quantize_q4_0(std::span<const float> x) {
-  if (x.size() % 32 != 0) throw Error("quantize_q4_0: " + std::to_string(x.size()) + " values is not a multiple of 32");
-  require_finite(x, "quantize_q4_0");
-  std::vector<std::byte> out(x.size() / 32 * 18);
-  for (std::size_t b = 0; b < x.size() / 32; ++b) {
-    const float* v = x.data() + 32 * b;
-    float amax = 0.0f, max = 0.0f;  // the signed value of largest magnitude maps to -8
-    for (int j = 0; j < 32; ++j)
-      if (amax < std::fabs(v[j])) {
-        amax = std::fabs(v[j]);
-        max = v[j];
-      }
-    const float d = max / -8.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    std::byte* blk = out.data() + 18 * b;
-    const half_bits h = to_half(d);
-    std::memcpy(blk, &h, 2);
-    for (int j = 0; j < 16; ++j) {
-      const auto q0 = std::uint8_t(std::min(15, int(std::int8_t(v[j] * id + 8.5f))));
-      const auto q1 = std::uint8_t(std::min(15, int(std::int8_t(v[j + 16] * id + 8.5f))));
-      blk[2 + j] = std::byte(std::uint8_t(q0 | (q1 << 4)));
-    }
-  }
-  return out;
-}
+}  // namespace
 
-std::vector<std::byte> to_f16_bytes(std::span<const float> x) {
-  std::vector<std::byte> out(2 * x.size());
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    const half_bits h = to_half(x[i]);
-    std::memcpy(out.data() + 2 * i, &h, 2);
-  }
-  return out;
-}
-
-std::vector<std::byte> to_bf16_bytes(std::span<const float> x) {
-  std::vector<std::byte> out(2 * x.size());
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    const std::uint32_t u = std::bit_cast<std::uint32_t>(x[i]);
-    const std::uint16_t h = std::isnan(x[i]) ? std::uint16_t((u >> 16) | 0x40u)  // keep NaNs quiet
-                                             : std::uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-    std::memcpy(out.data() + 2 * i, &h, 2);
-  }
-  return out;
-}
+std::vector<std::byte> quantize_q8_0(std::span<const float> x) { return quantized(quant::Type::q8_0, x); }
+std::vector<std::byte> quantize_q4_0(std::span<const float> x) { return quantized(quant::Type::q4_0, x); }
+std::vector<std::byte> to_f16_bytes(std::span<const float> x) { return quantized(quant::Type::f16, x); }
+std::vector<std::byte> to_bf16_bytes(std::span<const float> x) { return quantized(quant::Type::bf16, x); }
 
 }  // namespace vkq
