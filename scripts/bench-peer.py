@@ -260,6 +260,8 @@ def summarize(a, models, results, roof_gbps):
                         s["of_read_roofline"] = gbps / roof_gbps
                 if "greedy_match" in res[e]:
                     s["greedy_match"] = res[e]["greedy_match"]
+                if "device_weight_bytes" in rounds[0]:  # vkquant's own count (its `load:` line)
+                    s["device_weight_bytes"] = rounds[0]["device_weight_bytes"]
             row["engines"][e] = s
         # vkquant / peer, paired by round (both ran in the same stretch of time).
         row["ratios"] = {}
@@ -313,6 +315,11 @@ def markdown(a, setup, summary):
             frac = s.get("of_read_roofline")
             L.append(f"| {first} | {e} | {fmt(s['prefill_tokens_per_s'])} | {fmt(s['decode_tokens_per_s'])} | "
                      f"{fmt(s.get('decode_weight_gb_per_s'), 2)} | {fmt(frac, 2)} | {s.get('greedy_match', '')} |")
+    for row in summary:
+        dev = row["engines"]["vkquant"].get("device_weight_bytes")
+        if dev and row.get("file_weight_bytes") and abs(dev / row["file_weight_bytes"] - 1) > 0.01:
+            L.append(f"\n{os.path.basename(row['model'])}: vkquant holds {dev / 1e6:.1f} MB of weights on the device, "
+                     f"not the file's {row['file_weight_bytes'] / 1e6:.1f} MB (its GB/s above count the file's).")
     L.append("")
     L.append("| model | prefill vkquant / llama.cpp-vulkan | decode vkquant / llama.cpp-vulkan |"
              " prefill vkquant / llama.cpp-cpu | decode vkquant / llama.cpp-cpu |")

@@ -63,7 +63,9 @@ std::unique_ptr<LlamaLib> LlamaLib::open(const fs::path& dir, bool verbose) {
 // threads that outlive a dlclose, and the process ends soon after anyway.
 LlamaLib::~LlamaLib() {
   if (initialized_) llama_backend_free();
-  if (llama_log_set) llama_log_set(nullptr, nullptr);
+  // Whatever ggml logs after this object is gone (backend teardown at exit)
+  // goes to stderr only with --verbose, and never to a dangling pointer.
+  if (llama_log_set) llama_log_set(verbose_ ? nullptr : +[](ggml_log_level, const char*, void*) {}, nullptr);
 }
 
 std::vector<BackendDevice> LlamaLib::devices() const {
