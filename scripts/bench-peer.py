@@ -234,12 +234,13 @@ def median(xs):
     return statistics.median(xs) if xs else None
 
 
-def summarize(a, models, results, roof_gbps):
+def summarize(setup, models, results):
+    roof_gbps = setup.get("read_roofline_gb_per_s")
     out = []
     for m in models:
         res = results[m["path"]]
         row = {"model": m["path"], "file_weight_bytes": m.get("weight_bytes"), "types": m.get("types"),
-               "prompt_tokens": a.prompt_tokens, "gen": a.gen, "engines": {},
+               "prompt_tokens": setup["prompt_tokens"], "gen": setup["gen"], "engines": {},
                "rounds_flat": [r for e in ENGINES for r in res[e]["rounds"]]}
         if "error" in m:
             row["error"] = m["error"]
@@ -251,8 +252,9 @@ def summarize(a, models, results, roof_gbps):
             if rounds:
                 s["prefill_tokens_per_s"] = median([r["prefill_tokens_per_s"] for r in rounds])
                 s["decode_tokens_per_s"] = median([r["decode_tokens_per_s"] for r in rounds])
-                s["decode_tokens_per_s_range"] = [min(r["decode_tokens_per_s"] for r in rounds),
-                                                  max(r["decode_tokens_per_s"] for r in rounds)]
+                for k in ("prefill", "decode"):
+                    v = [r[k + "_tokens_per_s"] for r in rounds]
+                    s[k + "_tokens_per_s_range"] = [min(v), max(v)]
                 if m.get("weight_bytes"):
                     gbps = m["weight_bytes"] * s["decode_tokens_per_s"] / 1e9
                     s["decode_weight_gb_per_s"] = gbps
@@ -285,19 +287,19 @@ def fmt(x, digits=1):
     return "-" if x is None else f"{x:,.{digits}f}"
 
 
-def markdown(a, setup, summary):
+def markdown(setup, summary):
     L = []
     roof = setup.get("read_roofline_gb_per_s")
-    L.append(f"Prompt {a.prompt_tokens} tokens, {a.gen} greedy decodes, {a.rounds} interleaved rounds, "
-             f"{a.threads} CPU threads for llama.cpp; medians over rounds.")
-    L.append(f"Devices: vkquant on {setup.get('vkquant_device', '?')}; llama.cpp Vulkan on "
-             f"{setup.get('llama_vulkan_device', '?')}. Read roofline (vkquant bench, roofline/read): "
+    L.append(f"Prompt {setup['prompt_tokens']} tokens, {setup['gen']} greedy decodes, {setup['rounds']} interleaved "
+             f"rounds, {setup['threads']} CPU threads for llama.cpp; medians over rounds (min to max in brackets).")
+    L.append(f"Devices: vkquant on {setup.get('vkquant_device', '(not run)')}; llama.cpp Vulkan on "
+             f"{setup.get('llama_vulkan_device', '(not run)')}. Read roofline (vkquant bench, roofline/read): "
              + (f"{roof:.2f} GB/s (before {setup['roofline_before']:.2f}, after {setup['roofline_after']:.2f})."
                 if roof else "not measured."))
     loads = [r["loadavg_1min"] for row in summary for r in row["rounds_flat"]]
     if loads:
         L.append(f"1-minute load average after each run: {min(loads):.2f} to {max(loads):.2f} "
-                 f"on {os.cpu_count()} CPUs (other work on the machine).")
+                 f"on {setup.get('cpus', '?')} CPUs (other work on the machine).")
     L.append("")
     L.append("| model | weights in file | engine | prefill tok/s | decode tok/s | decode GB/s | × read roofline |"
              " greedy tokens = vkquant's |")
@@ -313,8 +315,10 @@ def markdown(a, setup, summary):
                 L.append(f"| {first} | {e} | {s.get('error', row.get('error', 'not run'))} | | | | |")
                 continue
             frac = s.get("of_read_roofline")
-            L.append(f"| {first} | {e} | {fmt(s['prefill_tokens_per_s'])} | {fmt(s['decode_tokens_per_s'])} | "
-                     f"{fmt(s.get('decode_weight_gb_per_s'), 2)} | {fmt(frac, 2)} | {s.get('greedy_match', '')} |")
+            spread = lambda k: (f"{fmt(s[k + '_tokens_per_s'])} "
+                                f"({fmt(s[k + '_tokens_per_s_range'][0], 0)} to {fmt(s[k + '_tokens_per_s_range'][1], 0)})")
+            L.append(f"| {first} | {e} | {spread('prefill')} | {spread('decode')} | "
+                     f"{fmt(s.get('decode_weight_gb_per_s'), 2)} | {fmt(frac, 2)} | {s.get('greedy_match', '(reference)' if e == 'vkquant' else '-')} |")
     for row in summary:
         dev = row["engines"]["vkquant"].get("device_weight_bytes")
         if dev and row.get("file_weight_bytes") and abs(dev / row["file_weight_bytes"] - 1) > 0.01:
@@ -351,7 +355,14 @@ def main():
     ap.add_argument("--timeout", type=int, default=3600, help="seconds per process")
     ap.add_argument("--json", help="write every round and the summary here")
     ap.add_argument("--markdown", help="write the tables here (they are printed anyway)")
+    ap.add_argument("--from-json", help="print the tables of an earlier run's --json file; run nothing")
     a = ap.parse_args()
+    if a.from_json:
+        with open(a.from_json) as f:
+            saved = json.load(f)
+        a.json = None
+        report(a, saved["setup"], saved["models"], saved["rounds"])
+        return
     a.models = a.models or [os.path.join(ROOT, "models/kjv-llama.gguf"), os.path.join(ROOT, "models/kjv-llama-f16.gguf")]
     a.vkquant = os.path.join(a.build, "tools/vkquant")
     a.peer = os.path.join(a.build, "tools/peer/vkq-peer")
@@ -369,7 +380,8 @@ def main():
     t_start = time.time()
 
     setup = {"machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs", "argv": sys.argv[1:],
-             "rounds": a.rounds, "prompt_tokens": a.prompt_tokens, "gen": a.gen, "threads": a.threads}
+             "cpus": os.cpu_count(), "rounds": a.rounds, "prompt_tokens": a.prompt_tokens, "gen": a.gen,
+             "threads": a.threads}
     roof = []
     if not a.no_roofline:
         try:
@@ -450,8 +462,12 @@ def main():
         setup["read_roofline_gb_per_s"] = statistics.mean(roof)
     setup["seconds"] = round(time.time() - t_start, 1)
 
-    summary = summarize(a, models, results, setup.get("read_roofline_gb_per_s"))
-    table = markdown(a, setup, summary)
+    report(a, setup, models, results)
+
+
+def report(a, setup, models, results):
+    summary = summarize(setup, models, results)
+    table = markdown(setup, summary)
     print(table)
     if a.markdown:
         with open(a.markdown, "w") as f:
