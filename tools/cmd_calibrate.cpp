@@ -96,8 +96,7 @@ void calibrate(const CalibrateFlags& f) {
       bar.update(fmt::format("learning MLP rotations ({} / {})", done, total), double(done) / double(total));
     });
   }
-  bar.update("hashing the model", 1.0);
-  k.model_sha256 = model_sha256(model);
+  k.model_sha256 = fwd.model_sha256();  // taken while the weights were uploaded
   bar.clear();
   write_kcache_artifact(out, k, std::string("vkquant ") + VKQ_VERSION);
 

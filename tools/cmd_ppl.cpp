@@ -14,6 +14,7 @@
 
 #include "commands.hpp"
 #include "model_flags.hpp"
+#include "process_memory.hpp"
 #include "progress.hpp"
 #include "vkquant/device.hpp"
 #include "vkquant/instance.hpp"
@@ -193,7 +194,11 @@ void ppl(const PplFlags& f) {
                              {"bits_per_byte", r.bits / double(plan.bytes)},
                              {"bits_per_token", bpt},
                              {"key_bits_per_coordinate", r.fwd->key_bits_per_coordinate()},
-                             {"mlp_bits_per_weight", r.fwd->mlp_bits_per_weight()}};
+                             {"mlp_bits_per_weight", r.fwd->mlp_bits_per_weight()},
+                             {"load_seconds", r.fwd->load_seconds()}};
+    const auto mem = r.fwd->memory();
+    j["device_bytes"] = {{"weights", mem.weights}, {"weights_in_file", mem.file_weights}, {"keys", mem.keys},
+                         {"values", mem.values}, {"activations", mem.other}};
     if (f.compare) {
       j["kl_to_fp16"] = i == 0 ? 0.0 : r.kl / double(plan.tokens);
       j["top1_agreement"] = i == 0 ? 1.0 : double(r.agree) / double(plan.tokens);
@@ -205,7 +210,7 @@ void ppl(const PplFlags& f) {
                              {"weights", f.weights.value}, {"chunks", plan.chunks.size()}, {"tokens", plan.tokens},
                              {"bytes", plan.bytes}, {"seconds", secs},
                              {"tokens_per_second", double(plan.tokens) * double(runs.size()) / secs},
-                             {"device", device.info().name}};
+                             {"device", device.info().name}, {"peak_rss_bytes", process_memory().peak_rss}};
     if (f.compare) {
       j["configs"] = rows;
     } else {

@@ -16,6 +16,7 @@
 
 #include "commands.hpp"
 #include "model_flags.hpp"
+#include "process_memory.hpp"
 #include "progress.hpp"
 #include "vkquant/chat.hpp"
 #include "vkquant/device.hpp"
@@ -127,6 +128,13 @@ std::vector<std::int32_t> generate(Session& s, Sampler& sampler, const std::vect
 }
 
 void report(const Session& s, const RunFlags& f) {
+  const auto mem = s.fwd->memory();
+  const auto pm = process_memory();
+  fmt::print(stderr,
+             "load: {:.2f} s; device bytes: weights {} (stored in the file: {}), keys {}, values {}, activations {}; "
+             "peak RSS {} (now: anonymous {}, mapped files {})\n",
+             s.fwd->load_seconds(), mem.weights, mem.file_weights, mem.keys, mem.values, mem.other, pm.peak_rss,
+             pm.rss_anon, pm.rss_file);
   fmt::print(stderr, "prefill: {} tokens in {:.3f} s ({:.1f} tokens/s)\n", s.prefilled, s.prefill_s,
              double(s.prefilled) / s.prefill_s);
   fmt::print(stderr, "decode: {} tokens in {:.3f} s ({:.1f} tokens/s)  [{}, {} weights, keys {} ({:.3f} bits/coordinate), {}]\n",

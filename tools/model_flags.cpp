@@ -73,8 +73,10 @@ void refuse_overwriting_inputs(const std::filesystem::path& out, const std::stri
 }
 
 void WeightFlag::add(CLI::App* cmd) {
-  cmd->add_option("--weights", value, "matrix storage on the device: f16 (default) or f32")
-      ->check(CLI::IsMember({"f16", "f32"}));
+  cmd->add_option("--weights", value,
+                  "matrix storage on the device: stored (default: as the file stores each, F32/F16/BF16 or a ggml "
+                  "block type, dequantized in registers), or every matrix converted to f16 or f32 on load")
+      ->check(CLI::IsMember({"stored", "f16", "f32"}));
 }
 
 void QuantFlags::add(CLI::App* cmd) {
@@ -129,7 +131,7 @@ MlpConfig QuantFlags::mlp_config() const {
 
 std::optional<KCalibration> QuantFlags::calibration(const ModelFile& model) const {
   if (rotations.empty()) return std::nullopt;
-  return read_kcache_artifact(rotations, model);
+  return read_kcache_artifact(rotations, model, /*deferred_binding=*/true);  // VkForward checks the hash it takes while loading
 }
 
 std::string QuantFlags::label() const {

@@ -3,13 +3,12 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <CLI/CLI.hpp>
-
-#include <optional>
 
 #include "vkquant/kernels/linear.hpp"
 #include "vkquant/model/kcache.hpp"
@@ -39,9 +38,13 @@ CLI::Validator unsigned64();
 
 // --weights f16|f32: how matrices are stored on the device.
 struct WeightFlag {
-  std::string value = "f16";
+  std::string value = "stored";
   void add(CLI::App* cmd);
-  kernels::WeightType type() const { return value == "f32" ? kernels::WeightType::f32 : kernels::WeightType::f16; }
+  // nullopt: every matrix as the file stores it.
+  std::optional<kernels::WeightType> type() const {
+    if (value == "stored") return std::nullopt;
+    return value == "f32" ? kernels::WeightType::f32 : kernels::WeightType::f16;
+  }
 };
 
 // The K-cache flags of `run` and `ppl` (DESIGN §6).

@@ -27,19 +27,23 @@ const char* krotation_name(KRotation r) {
   return r == KRotation::none ? "none" : r == KRotation::srht ? "srht" : "learned";
 }
 
+void model_sha256_update(Sha256& h, const StoredWeight& w) {
+  const std::uint32_t id = std::uint32_t(w.type);
+  const std::byte tag[4] = {std::byte(id & 0xff), std::byte(id >> 8 & 0xff), std::byte(id >> 16 & 0xff), std::byte(id >> 24)};
+  h.update(tag);
+  h.update(w.bytes);
+}
+
 std::string model_sha256(const ModelFile& f) {
   Sha256 h;
-  auto add = [&](Role r, std::uint32_t l) {
-    const auto w = f.load(r, l);
-    h.update(std::as_bytes(std::span<const float>(w)));
-  };
-  const ModelConfig& c = f.config();
-  add(Role::embed, 0);
-  for (std::uint32_t l = 0; l < c.layers; ++l)
-    for (Role r : layer_roles(c)) add(r, l);
-  add(Role::final_norm, 0);
-  if (!c.tied_embeddings) add(Role::lm_head, 0);
+  f.for_each_stored([&](Role, std::uint32_t, const StoredWeight& w) { model_sha256_update(h, w); });
   return h.hex();
+}
+
+void check_model_binding(const KCalibration& k, const std::string& sha) {
+  if (k.model_sha256 != sha)
+    throw FormatError(k.source, "was calibrated on another model (model_sha256 " + k.model_sha256.substr(0, 16) +
+                                    "..., this model " + sha.substr(0, 16) + "...)");
 }
 
 namespace {
@@ -171,7 +175,7 @@ void write_kcache_artifact(const std::filesystem::path& path, const KCalibration
   write_safetensors(path, t, meta);
 }
 
-KCalibration read_kcache_artifact(const std::filesystem::path& path, const ModelFile& model) {
+KCalibration read_kcache_artifact(const std::filesystem::path& path, const ModelFile& model, bool deferred_binding) {
   const auto f = SafetensorsFile::open(path);
   const auto& m = f.metadata();
   auto meta = [&](const char* key) -> const std::string& {
@@ -214,10 +218,8 @@ KCalibration read_kcache_artifact(const std::filesystem::path& path, const Model
                                 " KV heads x " + std::to_string(k.head_dim) + ", not this model's " + std::to_string(c.layers) +
                                 " x " + std::to_string(c.kv_heads) + " x " + std::to_string(c.head_dim));
   if (k.rank > k.head_dim) throw FormatError(path, "__metadata__.rank: exceeds head_dim");
-  const std::string sha = model_sha256(model);
-  if (k.model_sha256 != sha)
-    throw FormatError(path, "was calibrated on another model (model_sha256 " + k.model_sha256.substr(0, 16) +
-                                "..., this model " + sha.substr(0, 16) + "...)");
+  k.source = path;
+  if (!deferred_binding) check_model_binding(k, model_sha256(model));
   const std::uint64_t kv = k.kv_heads, hd = k.head_dim;
   auto tensor = [&](const std::string& name, std::vector<std::uint64_t> shape) {
     const TensorInfo& t = f.at(name);

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <optional>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -122,6 +124,10 @@ struct ModelFile::Impl {
     if (!options.allow_nonfinite) throw FormatError(path, what);
     for (float& v : w)
       if (!std::isfinite(v)) v = 0.0f;
+    warn_replaced(name, what);
+  }
+  // Tells options.warn (or stderr) once per tensor that `what` was replaced by 0.
+  void warn_replaced(const std::string& name, const std::string& what) const {
     {
       const std::lock_guard<std::mutex> lock(warned_mutex);
       if (!warned.insert(name).second) return;
@@ -285,6 +291,190 @@ std::vector<float> ModelFile::load(Role r, std::uint32_t layer) const {
     if (r == Role::wk || r == Role::bk) w = unpermute_rows(w, c.kv_heads, c.head_dim, r == Role::wk ? c.dim : 1);
   }
   return w;
+}
+
+namespace {
+
+// Non-finite values of stored data. F32/F16/BF16: the elements whose exponent
+// bits are all ones. Block types: every decoded value is a product of the
+// block's fp16 scale (and minus its fp16 minimum) with small integers, so
+// the block decodes to finite values exactly when those fields are finite;
+// counted as the elements of blocks with a non-finite field.
+std::uint64_t count_nonfinite(quant::Type t, std::span<const std::byte> b) {
+  auto u16 = [&](std::size_t i) { return std::uint16_t(std::uint16_t(b[i]) | std::uint16_t(b[i + 1]) << 8); };
+  auto bad16 = [](std::uint16_t h) { return (h & 0x7c00u) == 0x7c00u; };
+  std::uint64_t n = 0;
+  switch (t) {
+    case quant::Type::f32:
+      for (std::size_t i = 0; i + 4 <= b.size(); i += 4) {
+        std::uint32_t v;
+        std::memcpy(&v, &b[i], 4);
+        n += (v & 0x7f800000u) == 0x7f800000u;
+      }
+      return n;
+    case quant::Type::f16:
+      for (std::size_t i = 0; i + 2 <= b.size(); i += 2) n += bad16(u16(i));
+      return n;
+    case quant::Type::bf16:
+      for (std::size_t i = 0; i + 2 <= b.size(); i += 2) n += (u16(i) & 0x7f80u) == 0x7f80u;
+      return n;
+    default: break;
+  }
+  // Byte offsets of each block's fp16 fields (ggml-common.h block structs).
+  std::vector<std::uint32_t> fields;
+  switch (t) {
+    case quant::Type::q4_0: case quant::Type::q5_0: case quant::Type::q8_0:
+    case quant::Type::iq4_nl: case quant::Type::iq4_xs: fields = {0}; break;
+    case quant::Type::q4_1: case quant::Type::q5_1: case quant::Type::q4_k: case quant::Type::q5_k: fields = {0, 2}; break;
+    case quant::Type::q2_k: fields = {80, 82}; break;   // scales[16], qs[64], d, dmin
+    case quant::Type::q3_k: fields = {108}; break;      // hmask[32], qs[64], scales[12], d
+    case quant::Type::q6_k: fields = {208}; break;      // ql[128], qh[64], scales[16], d
+    default: throw Error(std::string("count_nonfinite: no field table for ") + quant::info(t).name);
+  }
+  const quant::TypeInfo& ti = quant::info(t);
+  for (std::size_t blk = 0; blk + ti.bytes <= b.size(); blk += ti.bytes)
+    for (std::uint32_t f : fields)
+      if (bad16(u16(blk + f))) {
+        n += ti.block;
+        break;
+      }
+  return n;
+}
+
+// Zeroes the non-finite elements of F32/F16/BF16 data in place.
+void zero_nonfinite(quant::Type t, std::span<std::byte> b) {
+  const std::size_t w = t == quant::Type::f32 ? 4 : 2;
+  for (std::size_t i = 0; i + w <= b.size(); i += w) {
+    if (count_nonfinite(t, std::span<const std::byte>(&b[i], w)) != 0) std::memset(&b[i], 0, w);
+  }
+}
+
+// Row h*hd + 2i + j of GGUF llama's permuted q/k (rows of `row_bytes`) moves
+// to h*hd + (hd/2)*j + i, as unpermute_rows does for fp32.
+std::vector<std::byte> unpermute_byte_rows(std::span<const std::byte> w, std::uint32_t heads, std::uint32_t hd, std::uint64_t row_bytes) {
+  std::vector<std::byte> out(w.size());
+  for (std::uint32_t h = 0; h < heads; ++h)
+    for (std::uint32_t i = 0; i < hd / 2; ++i)
+      for (std::uint32_t j = 0; j < 2; ++j) {
+        const std::uint64_t src = std::uint64_t(h) * hd + 2 * i + j, dst = std::uint64_t(h) * hd + (hd / 2) * j + i;
+        std::memcpy(&out[dst * row_bytes], &w[src * row_bytes], row_bytes);
+      }
+  return out;
+}
+
+std::optional<quant::Type> stored_type(DType d) {
+  switch (d) {
+    case DType::F32: return quant::Type::f32;
+    case DType::F16: return quant::Type::f16;
+    case DType::BF16: return quant::Type::bf16;
+    default: return std::nullopt;
+  }
+}
+
+}  // namespace
+
+StoredWeight ModelFile::load_stored(Role r, std::uint32_t layer) const {
+  const ModelConfig& c = impl_->config;
+  if (r == Role::lm_head && c.tied_embeddings) return load_stored(Role::embed);
+  if (is_layer_role(r) && layer >= c.layers)
+    throw Error("ModelFile::load_stored: layer " + std::to_string(layer) + " out of range");
+  StoredWeight w;
+  w.shape = role_shape(c, r);
+  std::string name;  // for messages
+  if (const auto* s = impl_->st()) {
+    // Safetensors: F32/F16/BF16 as stored; an expert bank gathered from its
+    // per-expert tensors; other dtypes converted to F32.
+    const bool bank = r == Role::exp_gate || r == Role::exp_up || r == Role::exp_down;
+    const std::uint32_t parts = bank ? c.experts : 1;
+    std::vector<const TensorInfo*> infos;
+    std::vector<const SafetensorsFile*> shards;
+    std::optional<quant::Type> common;
+    bool same = true;
+    for (std::uint32_t e = 0; e < parts; ++e) {
+      const TensorRef t = impl_->ref(r, layer, e);
+      const SafetensorsFile* shard = nullptr;
+      infos.push_back(s->find(t.name, &shard));
+      shards.push_back(shard);
+      const auto st = stored_type(infos.back()->dtype);
+      if (e == 0) common = st;
+      same = same && st && st == common;
+      name = t.name;
+    }
+    const TensorRef t0 = impl_->ref(r, layer, 0);
+    if (parts == 1 && same) {
+      w.type = *common;
+      auto bytes = shards[0]->data(*infos[0]);
+      if (t0.rows) {
+        const std::uint64_t rb = quant::row_bytes(w.type, w.shape.back());
+        bytes = bytes.subspan(t0.row0 * rb, t0.rows * rb);
+      }
+      w.bytes = bytes;
+    } else if (same) {
+      w.type = *common;
+      for (std::uint32_t e = 0; e < parts; ++e) {
+        const auto b = shards[e]->data(*infos[e]);
+        w.owned.insert(w.owned.end(), b.begin(), b.end());
+      }
+      w.bytes = w.owned;
+    } else {
+      // Any other dtype (or a bank of mixed dtypes): fp32, as load() reads it.
+      auto f = load(r, layer);
+      w.type = quant::Type::f32;
+      w.owned.resize(f.size() * sizeof(float));
+      std::memcpy(w.owned.data(), f.data(), w.owned.size());
+      w.bytes = w.owned;
+      return w;  // load() checked finiteness
+    }
+  } else {
+    const GgufFile& g = *impl_->gguf();
+    const TensorRef t = impl_->ref(r, layer);
+    name = t.name;
+    const GgufTensorInfo& info = *g.find_tensor(t.name);
+    const quant::TypeInfo* ti = quant::find(info.type);
+    if (!ti)
+      throw FormatError(impl_->path, "tensor '" + t.name + "': type " + quant::ggml_type_name(info.type) +
+                                         " is not supported (vkquant reads F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, "
+                                         "Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL and IQ4_XS)");
+    w.type = ti->type;
+    if (w.shape.back() % ti->block != 0)
+      throw FormatError(impl_->path, "tensor '" + t.name + "': rows of " + std::to_string(w.shape.back()) +
+                                         " elements are not whole " + ti->ggml_name + " blocks of " + std::to_string(ti->block));
+    auto bytes = g.data(info);
+    const std::uint64_t rb = quant::row_bytes(w.type, w.shape.back());
+    if (t.rows) bytes = bytes.subspan(t.row0 * rb, t.rows * rb);
+    w.bytes = bytes;
+    if (impl_->llama_permuted() && (r == Role::wq || r == Role::wk || r == Role::bq || r == Role::bk)) {
+      const std::uint32_t heads = (r == Role::wq || r == Role::bq) ? c.heads : c.kv_heads;
+      const bool vec = r == Role::bq || r == Role::bk;
+      w.owned = unpermute_byte_rows(bytes, heads, c.head_dim, vec ? quant::row_bytes(w.type, 1) : rb);
+      w.bytes = w.owned;
+    }
+  }
+  const std::uint64_t bad = count_nonfinite(w.type, w.bytes);
+  if (bad != 0) {
+    std::uint64_t total = 1;
+    for (auto d : w.shape) total *= d;
+    const std::string what = "tensor '" + name + "': " + std::to_string(bad) + " of " + std::to_string(total) +
+                             " values are NaN or Inf";
+    if (!impl_->options.allow_nonfinite || quant::is_block_quant(w.type))
+      throw FormatError(impl_->path, quant::is_block_quant(w.type) && impl_->options.allow_nonfinite
+                                         ? what + " (a non-finite " + quant::info(w.type).ggml_name + " scale cannot be replaced)"
+                                         : what);
+    if (w.owned.empty()) w.owned.assign(w.bytes.begin(), w.bytes.end());
+    zero_nonfinite(w.type, w.owned);
+    w.bytes = w.owned;
+    impl_->warn_replaced(name, what);
+  }
+  return w;
+}
+
+void ModelFile::for_each_stored(const std::function<void(Role, std::uint32_t, const StoredWeight&)>& visit) const {
+  const ModelConfig& c = impl_->config;
+  visit(Role::embed, 0, load_stored(Role::embed));
+  for (std::uint32_t l = 0; l < c.layers; ++l)
+    for (Role r : layer_roles(c)) visit(r, l, load_stored(r, l));
+  visit(Role::final_norm, 0, load_stored(Role::final_norm));
+  if (!c.tied_embeddings) visit(Role::lm_head, 0, load_stored(Role::lm_head));
 }
 
 std::unique_ptr<Tokenizer> ModelFile::tokenizer() const {

@@ -1,6 +1,8 @@
 #include "vkquant/model/vk_forward.hpp"
 
+#include <chrono>
 #include <cmath>
+#include <cstring>
 
 #include "vkquant/buffer.hpp"
 #include "vkquant/error.hpp"
@@ -10,6 +12,7 @@
 #include "vkquant/rotation/learn.hpp"
 #include "vkquant/kernels/ops.hpp"
 #include "vkquant/stream.hpp"
+#include "vkquant/sha256.hpp"
 
 namespace vkq {
 
@@ -47,7 +50,9 @@ struct VkForward::Impl {
   ModelConfig c;
   VkForwardOptions opt;
   std::uint32_t ctx = 0, pos = 0;
-  std::uint64_t bytes = 0;
+  std::uint64_t bytes = 0, weight_bytes = 0, value_bytes = 0, file_weight_bytes = 0;
+  std::string model_sha256;
+  double load_seconds = 0;
 
   DeviceMatrix embed, lm_head;  // lm_head.buffer empty when tied (embed used)
   Buffer final_norm;
@@ -76,27 +81,62 @@ struct VkForward::Impl {
   Buffer vector(const std::vector<float>& v) {
     Buffer b = make(v.size() * sizeof(float));
     b.upload(std::span<const float>(v));
+    weight_bytes += b.size();
     return b;
   }
-  DeviceMatrix matrix(const std::vector<float>& w, std::uint32_t out, std::uint32_t in, std::uint32_t experts,
-                      WeightType type) {
-    const auto packed = kernels::linear_pack(w, out * experts, in, type);
+  Buffer vector(const StoredWeight& w) { return vector(to_f32(w)); }
+  // The matrix as stored (or converted to `convert`): rows of
+  // linear_row_bytes(in, type). Stored rows of that size upload as they are,
+  // from the file's mapping; others are padded one row at a time.
+  DeviceMatrix matrix(const StoredWeight& w, std::uint32_t out, std::uint32_t in, std::uint32_t experts,
+                      std::optional<WeightType> convert) {
     DeviceMatrix m;
-    m.buffer = make(packed.size() * sizeof(std::uint32_t));
-    m.buffer.upload(std::span<const std::uint32_t>(packed));
-    m.type = type;
     m.out = out;
     m.in = in;
     m.experts = experts;
+    const std::uint64_t rows = std::uint64_t(out) * experts;
+    if (convert && *convert != w.type) {
+      const auto packed = kernels::linear_pack(to_f32(w), std::uint32_t(rows), in, *convert);
+      m.type = *convert;
+      m.buffer = make(packed.size() * sizeof(std::uint32_t));
+      m.buffer.upload(std::span<const std::uint32_t>(packed));
+    } else {
+      m.type = w.type;
+      const std::uint64_t stored = quant::row_bytes(w.type, in), padded = kernels::linear_row_bytes(in, w.type);
+      m.buffer = make(rows * padded);
+      if (stored == padded) {
+        m.buffer.upload(w.bytes.data(), w.bytes.size());
+      } else {
+        // Padded rows, a bounded batch of them per upload.
+        const std::uint64_t per = std::max<std::uint64_t>(1, (std::uint64_t(16) << 20) / padded);
+        std::vector<std::byte> rowbuf;
+        for (std::uint64_t r0 = 0; r0 < rows; r0 += per) {
+          const std::uint64_t n = std::min(per, rows - r0);
+          rowbuf.assign(n * padded, std::byte{0});
+          for (std::uint64_t r = 0; r < n; ++r) std::memcpy(&rowbuf[r * padded], &w.bytes[(r0 + r) * stored], stored);
+          m.buffer.upload(rowbuf.data(), rowbuf.size(), r0 * padded);
+        }
+      }
+    }
+    weight_bytes += m.buffer.size();
     return m;
+  }
+  // fp32 values of a stored weight (norms, biases, the router, 1-bit MLP input).
+  static std::vector<float> to_f32(const StoredWeight& w) {
+    std::uint64_t n = 1;
+    for (auto d : w.shape) n *= d;
+    std::vector<float> f(n);
+    quant::dequantize(w.type, w.bytes, f);
+    return f;
   }
   const DeviceMatrix& head() const { return c.tied_embeddings ? embed : lm_head; }
   // One 1-bit MLP matrix of layer l (calibration entry used for dense/structured).
-  std::unique_ptr<OneBitMatrix> one_bit(const std::vector<float>& w, std::uint32_t out, std::uint32_t in,
+  std::unique_ptr<OneBitMatrix> one_bit(const StoredWeight& w, std::uint32_t out, std::uint32_t in,
                                         const MlpCalibration* cal, std::uint32_t l, MlpMatrix which) {
     const MlpMatrixCalib* mc = cal->layers.empty() ? nullptr : &cal->layers.at(l)[which];
-    auto m = std::make_unique<OneBitMatrix>(dev, w, out, in, mc, opt.mlp.rotation, opt.max_batch);
+    auto m = std::make_unique<OneBitMatrix>(dev, to_f32(w), out, in, mc, opt.mlp.rotation, opt.max_batch);
     bytes += m->bytes();
+    weight_bytes += m->bytes();
     mlp_bytes += m->bytes();
     mlp_weights += std::uint64_t(out) * in;
     return m;
@@ -175,7 +215,7 @@ VkForward::VkForward(Device& device, const ModelFile& model, const VkForwardOpti
   m.bytes += m.rope.buffer.size();
   if (options.max_batch == 0) throw Error("VkForward: max_batch must be at least 1");
   m.opt.max_batch = std::min(options.max_batch, m.ctx);
-  const WeightType wt = options.weights;
+  const std::optional<WeightType> wt = options.weights;
   // --mlp 1bit: dense models only; learned rotations come from the artifact.
   const MlpCalibration* mlp_calib = nullptr;
   static const MlpCalibration no_calibration;  // none / srht need no learned rotation
@@ -192,58 +232,69 @@ VkForward::VkForward(Device& device, const ModelFile& model, const VkForwardOpti
     }
   }
   const auto roles = layer_roles(c);
-  const std::size_t total = 3 + std::size_t(c.layers) * roles.size();
+  const std::size_t total = 2 + std::size_t(!c.tied_embeddings) + std::size_t(c.layers) * roles.size();
   std::size_t done = 0;
   auto tick = [&] {
     if (progress) progress(++done, total);
   };
 
-  m.embed = m.matrix(model.load(Role::embed), c.vocab, c.dim, 1, wt);
-  tick();
-  if (!c.tied_embeddings) m.lm_head = m.matrix(model.load(Role::lm_head), c.vocab, c.dim, 1, wt);
-  tick();
-  m.final_norm = m.vector(model.load(Role::final_norm));
-  tick();
+  // One pass over the file: each weight is read as stored, hashed (the
+  // artifact binding) and uploaded before the next is touched.
+  const auto t0 = std::chrono::steady_clock::now();
+  Sha256 hash;
   m.layers.resize(c.layers);
+  model.for_each_stored([&](Role r, std::uint32_t l, const StoredWeight& w) {
+    model_sha256_update(hash, w);
+    m.file_weight_bytes += w.bytes.size();
+    DeviceLayer& L = m.layers[l];  // l is 0 for embed, final_norm and lm_head
+    // Stored bits of the MLP matrices (mlp_bits_per_weight).
+    auto mlp = [&](const DeviceMatrix& d) {
+      m.mlp_bytes += d.buffer.size();
+      m.mlp_weights += std::uint64_t(d.out) * d.in * d.experts;
+    };
+    switch (r) {
+      case Role::embed: m.embed = m.matrix(w, c.vocab, c.dim, 1, wt); break;
+      case Role::lm_head: m.lm_head = m.matrix(w, c.vocab, c.dim, 1, wt); break;
+      case Role::final_norm: m.final_norm = m.vector(w); break;
+      case Role::attn_norm: L.attn_norm = m.vector(w); break;
+      case Role::bq: L.bq = m.vector(w); break;
+      case Role::bk: L.bk = m.vector(w); break;
+      case Role::bv: L.bv = m.vector(w); break;
+      case Role::q_norm: L.q_norm = m.vector(w); break;
+      case Role::k_norm: L.k_norm = m.vector(w); break;
+      case Role::ffn_norm: L.ffn_norm = m.vector(w); break;
+      case Role::wq: L.wq = m.matrix(w, c.q_dim(), c.dim, 1, wt); break;
+      case Role::wk: L.wk = m.matrix(w, c.kv_dim(), c.dim, 1, wt); break;
+      case Role::wv: L.wv = m.matrix(w, c.kv_dim(), c.dim, 1, wt); break;
+      case Role::wo: L.wo = m.matrix(w, c.dim, c.q_dim(), 1, wt); break;
+      case Role::w_gate:
+        if (mlp_calib) L.q_gate = m.one_bit(w, c.ffn, c.dim, mlp_calib, l, MlpMatrix::gate);
+        else mlp(L.w_gate = m.matrix(w, c.ffn, c.dim, 1, wt));
+        break;
+      case Role::w_up:
+        if (mlp_calib) L.q_up = m.one_bit(w, c.ffn, c.dim, mlp_calib, l, MlpMatrix::up);
+        else mlp(L.w_up = m.matrix(w, c.ffn, c.dim, 1, wt));
+        break;
+      case Role::w_down:
+        if (mlp_calib) L.q_down = m.one_bit(w, c.dim, c.ffn, mlp_calib, l, MlpMatrix::down);
+        else mlp(L.w_down = m.matrix(w, c.dim, c.ffn, 1, wt));
+        break;
+      // The router stays fp32: top-k choices flip on small perturbations.
+      case Role::router: L.router = m.matrix(w, c.experts, c.dim, 1, WeightType::f32); break;
+      case Role::exp_gate: mlp(L.exp_gate = m.matrix(w, c.ffn, c.dim, c.experts, wt)); break;
+      case Role::exp_up: mlp(L.exp_up = m.matrix(w, c.ffn, c.dim, c.experts, wt)); break;
+      case Role::exp_down: mlp(L.exp_down = m.matrix(w, c.dim, c.ffn, c.experts, wt)); break;
+    }
+    tick();
+  });
+  m.model_sha256 = hash.hex();
+  m.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (options.calibration) check_model_binding(*options.calibration, m.model_sha256);
   for (std::uint32_t l = 0; l < c.layers; ++l) {
     DeviceLayer& L = m.layers[l];
-    for (Role r : roles) {
-      const auto w = model.load(r, l);
-      switch (r) {
-        case Role::attn_norm: L.attn_norm = m.vector(w); break;
-        case Role::bq: L.bq = m.vector(w); break;
-        case Role::bk: L.bk = m.vector(w); break;
-        case Role::bv: L.bv = m.vector(w); break;
-        case Role::q_norm: L.q_norm = m.vector(w); break;
-        case Role::k_norm: L.k_norm = m.vector(w); break;
-        case Role::ffn_norm: L.ffn_norm = m.vector(w); break;
-        case Role::wq: L.wq = m.matrix(w, c.q_dim(), c.dim, 1, wt); break;
-        case Role::wk: L.wk = m.matrix(w, c.kv_dim(), c.dim, 1, wt); break;
-        case Role::wv: L.wv = m.matrix(w, c.kv_dim(), c.dim, 1, wt); break;
-        case Role::wo: L.wo = m.matrix(w, c.dim, c.q_dim(), 1, wt); break;
-        case Role::w_gate:
-          if (mlp_calib) L.q_gate = m.one_bit(w, c.ffn, c.dim, mlp_calib, l, MlpMatrix::gate);
-          else L.w_gate = m.matrix(w, c.ffn, c.dim, 1, wt);
-          break;
-        case Role::w_up:
-          if (mlp_calib) L.q_up = m.one_bit(w, c.ffn, c.dim, mlp_calib, l, MlpMatrix::up);
-          else L.w_up = m.matrix(w, c.ffn, c.dim, 1, wt);
-          break;
-        case Role::w_down:
-          if (mlp_calib) L.q_down = m.one_bit(w, c.dim, c.ffn, mlp_calib, l, MlpMatrix::down);
-          else L.w_down = m.matrix(w, c.dim, c.ffn, 1, wt);
-          break;
-        // The router stays fp32: top-k choices flip on small perturbations.
-        case Role::router: L.router = m.matrix(w, c.experts, c.dim, 1, WeightType::f32); break;
-        case Role::exp_gate: L.exp_gate = m.matrix(w, c.ffn, c.dim, c.experts, wt); break;
-        case Role::exp_up: L.exp_up = m.matrix(w, c.ffn, c.dim, c.experts, wt); break;
-        case Role::exp_down: L.exp_down = m.matrix(w, c.dim, c.ffn, c.experts, wt); break;
-        default: break;
-      }
-      tick();
-    }
     const std::uint64_t kv = kernels::kv_cache_bytes(m.ctx, c.kv_heads, c.head_dim);
     L.vcache = m.make(kv);
+    m.value_bytes += kv;
     if (!options.kcache.one_bit) {
       L.kcache = m.make(kv);
       m.key_bytes += kv;
@@ -292,10 +343,22 @@ std::uint32_t VkForward::ctx() const { return impl_->ctx; }
 void VkForward::reset() { impl_->pos = 0; }
 std::uint32_t VkForward::position() const { return impl_->pos; }
 std::uint64_t VkForward::device_bytes() const { return impl_->bytes; }
+VkForward::Memory VkForward::memory() const {
+  const Impl& m = *impl_;
+  Memory r;
+  r.weights = m.weight_bytes;
+  r.file_weights = m.file_weight_bytes;
+  r.keys = m.key_bytes;
+  r.values = m.value_bytes;
+  r.other = m.bytes - r.weights - r.keys - r.values;
+  return r;
+}
+const std::string& VkForward::model_sha256() const { return impl_->model_sha256; }
+double VkForward::load_seconds() const { return impl_->load_seconds; }
 std::uint64_t VkForward::key_bytes() const { return impl_->key_bytes; }
 double VkForward::mlp_bits_per_weight() const {
   const Impl& m = *impl_;
-  if (!m.opt.mlp.one_bit) return m.opt.weights == WeightType::f16 ? 16.0 : 32.0;
+  if (!m.opt.mlp.one_bit) return double(m.mlp_bytes) * 8.0 / double(m.mlp_weights);
   return double(m.mlp_bytes) * 8.0 / double(m.mlp_weights);
 }
 double VkForward::key_bits_per_coordinate() const {
@@ -330,7 +393,7 @@ void VkForward::Impl::step(Stream& s, std::span<const std::int32_t> tokens, bool
     }
   }
 
-  kernels::embed(s, embed.buffer, embed.type == WeightType::f16, c.vocab, c.dim,
+  kernels::embed(s, embed.buffer, embed.type, c.vocab, c.dim,
                  kernels::linear_row_bytes(c.dim, embed.type), ids, x, n);
   for (std::uint32_t l = 0; l < c.layers; ++l) {
     DeviceLayer& L = layers[l];

@@ -13,6 +13,7 @@
 
 #include "vkquant/model/mlp1bit.hpp"
 #include "vkquant/model/model_file.hpp"
+#include "vkquant/sha256.hpp"
 
 namespace vkq {
 
@@ -54,6 +55,7 @@ struct KCalibration {
   std::uint32_t layers = 0, kv_heads = 0, head_dim = 0, rank = 0;
   std::uint64_t tokens = 0;
   std::string solver, model_sha256;
+  std::filesystem::path source;  // the artifact file (read_kcache_artifact)
   std::uint32_t seed = 0;
   // Per layer. ropemean: mean = the pre-RoPE mean, rotation and basis learned
   // on RoPE_p(k_pre - mu_pre); empty in artifacts of format version 1.
@@ -65,9 +67,19 @@ struct KCalibration {
   std::optional<MlpCalibration> mlp;
 };
 
-// SHA-256 over the model's canonical fp32 tensors (role order): the same
-// for one model in safetensors and in F32 GGUF; an F16 copy differs.
+// SHA-256 over the model's weights as stored (ModelFile::for_each_stored
+// order; each weight's ggml type id as 4 little-endian bytes, then its bytes
+// in canonical row order). Reads the file's bytes, converts nothing; VkForward
+// takes the same hash while uploading (VkForward::model_sha256), so loading
+// a model with an artifact reads the weights once. A copy of the model in
+// another storage type (F16 of a BF16 checkpoint, GGUF of safetensors)
+// hashes differently.
 std::string model_sha256(const ModelFile& f);
+// Updates `h` with one stored weight as model_sha256 does.
+void model_sha256_update(Sha256& h, const StoredWeight& w);
+// Throws FormatError naming k.source unless the artifact was calibrated on
+// the model whose model_sha256 is `sha`.
+void check_model_binding(const KCalibration& k, const std::string& sha);
 
 struct CalibrateOptions {
   std::uint32_t rank = 8;
@@ -88,8 +100,10 @@ KCalibration calibrate_keys(const ModelConfig& c, const std::vector<std::vector<
 // k_rot, k_resid_basis, the k_pre_* twins and k_rm_rot, k_rm_resid_basis; __metadata__ with the format
 // version, producer, method, per-head cos1b and the model's SHA-256).
 void write_kcache_artifact(const std::filesystem::path& path, const KCalibration& k, const std::string& producer);
-// Reads and checks an artifact against `model` (format, version, shapes,
-// SHA-256); throws FormatError naming the file and the problem.
-KCalibration read_kcache_artifact(const std::filesystem::path& path, const ModelFile& model);
+// Reads and checks an artifact against `model` (format, version, shapes;
+// SHA-256 unless `deferred_binding`: then VkForward checks it against the
+// hash it takes while uploading the weights, so the file is read once);
+// throws FormatError naming the file and the problem.
+KCalibration read_kcache_artifact(const std::filesystem::path& path, const ModelFile& model, bool deferred_binding = false);
 
 }  // namespace vkq

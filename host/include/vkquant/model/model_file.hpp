@@ -9,10 +9,12 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "vkquant/model/config.hpp"
+#include "vkquant/quant.hpp"
 #include "vkquant/tokenizer.hpp"
 
 namespace vkq {
@@ -47,6 +49,27 @@ std::vector<Role> layer_roles(const ModelConfig& c);
 std::vector<std::uint64_t> role_shape(const ModelConfig& c, Role r);
 
 enum class Format { safetensors, gguf };
+
+// A role's weight as the file stores it: its type (F32/F16/BF16 or a ggml
+// block format), canonical shape and bytes in canonical row order. `bytes`
+// points into the file's mapping when the stored rows are already canonical
+// (the common case: no copy), else into `owned` (GGUF llama q/k rows
+// un-permuted, a safetensors expert bank gathered, a safetensors dtype that
+// is not F32/F16/BF16 converted to F32, non-finite values replaced). Rows of
+// a fused tensor are a sub-span.
+struct StoredWeight {
+  quant::Type type = quant::Type::f32;
+  std::vector<std::uint64_t> shape;
+  std::span<const std::byte> bytes;
+  std::vector<std::byte> owned;
+  StoredWeight() = default;
+  StoredWeight(StoredWeight&&) noexcept = default;             // `bytes` may point into `owned`:
+  StoredWeight& operator=(StoredWeight&&) noexcept = default;  // a vector's move keeps its heap block
+  StoredWeight(const StoredWeight&) = delete;
+  StoredWeight& operator=(const StoredWeight&) = delete;
+  std::uint64_t rows() const { return shape.size() < 2 ? 1 : bytes.size() / quant::row_bytes(type, shape.back()); }
+  std::uint64_t cols() const { return shape.back(); }
+};
 
 // How ModelFile treats the weights it loads.
 struct ModelOpenOptions {
@@ -83,6 +106,16 @@ class ModelFile {
   // FormatError naming the tensor when it holds NaN or Inf (with the count),
   // unless opened with allow_nonfinite (then they read as 0).
   std::vector<float> load(Role r, std::uint32_t layer = 0) const;
+  // The weight as stored (no conversion for F32/F16/BF16 and the ggml block
+  // types of vkquant/quant.hpp). Non-finite values are refused (or, with
+  // allow_nonfinite, replaced by 0 in F32/F16/BF16; a block type's NaN scale
+  // is refused either way, naming the tensor). A GGUF tensor of a ggml type
+  // vkquant does not read is refused naming the tensor and the type.
+  StoredWeight load_stored(Role r, std::uint32_t layer = 0) const;
+  // Calls `visit` with every weight as stored, in the canonical order the
+  // model hash uses: embed, each layer's layer_roles(), final_norm, lm_head
+  // (untied only). One tensor is held at a time.
+  void for_each_stored(const std::function<void(Role, std::uint32_t layer, const StoredWeight&)>& visit) const;
   // The file's storage type of the tensor behind a role ("F32", "F16", "Q8_0", ...).
   std::string dtype(Role r, std::uint32_t layer = 0) const;
   // The tokenizer the file carries or sits next to (tokenizer.json, GGUF

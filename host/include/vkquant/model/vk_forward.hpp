@@ -1,11 +1,13 @@
-// The transformer forward pass on a Vulkan device: weights uploaded once
-// (fp16 or fp32 matrices, fp32 norms), an fp16 KV cache, batched prefill and
+// The transformer forward pass on a Vulkan device: weights uploaded once,
+// one tensor at a time, as the file stores them (fp32 norms), an fp16 KV cache, batched prefill and
 // token-by-token decode through the kernels of runtime/kernels/{linear,ops,attn}.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <string>
 #include <span>
 #include <vector>
 
@@ -24,7 +26,11 @@ struct MlpConfig {
 };
 
 struct VkForwardOptions {
-  kernels::WeightType weights = kernels::WeightType::f16;  // matrices; norms and router stay fp32
+  // Matrices' storage on the device: unset keeps each as the file stores it
+  // (F32, F16, BF16 or a ggml block type, dequantized in registers by the
+  // kernels); set, every matrix is converted to it (f32 or f16) on load.
+  // Norms, biases and the MoE router are fp32 either way.
+  std::optional<kernels::WeightType> weights;
   std::uint32_t ctx = 0;          // KV-cache length (0: the model's context length; ModelConfig::context_in_use)
   std::uint32_t max_batch = 256;  // tokens per prefill step
   KCacheConfig kcache;            // fp16 keys (default) or the 1-bit code
@@ -57,6 +63,20 @@ class VkForward {
   std::vector<float> forward(std::span<const std::int32_t> tokens, bool all_logits = false);
   // Bytes of device memory held (weights, KV cache, activations).
   std::uint64_t device_bytes() const;
+  // Where the device bytes go.
+  struct Memory {
+    std::uint64_t weights = 0;       // matrices, norms, biases; 1-bit MLP codes and rotations
+    std::uint64_t file_weights = 0;  // the stored bytes those were loaded from (tied embeddings once)
+    std::uint64_t keys = 0;          // key_bytes()
+    std::uint64_t values = 0;        // the value cache, every layer, the whole context
+    std::uint64_t other = 0;         // activations, scratch, RoPE tables, key taps
+  };
+  Memory memory() const;
+  // SHA-256 (hex) of the stored weights, taken while uploading them
+  // (model_sha256() of the same file); a calibration artifact must carry it.
+  const std::string& model_sha256() const;
+  // Seconds the constructor spent reading and uploading the weights.
+  double load_seconds() const;
   // Bytes that store keys for the whole context in every layer (fp16 cache,
   // or 1-bit codes + alpha + residual coefficients + protected front tokens),
   // and the same as bits per key coordinate.
