@@ -9,11 +9,11 @@
 #include <regex>
 
 #include "catalog.hpp"
-#include "gguf_vocab.hpp"
 #include "plan.hpp"
 #include "tokenizer_files.hpp"
 #include "vkquant/atomic_file.hpp"
 #include "vkquant/error.hpp"
+#include "vkquant/gguf_convert.hpp"
 #include "vkquant/mapped_file.hpp"
 #include "write_model.hpp"
 
@@ -130,7 +130,7 @@ int run(const Flags& f) {
     const auto t0 = clock::now();
     auto kv = gguf_model_keys(plan, files.config, c->name, gtype);
     if (tok) {
-      auto vocab = gguf_vocab_keys(tok->tokenizer, tok->config, files.config, plan.vocab, c->gguf_pre, tok->source);
+      auto vocab = vkq::gguf_vocab_keys(tok->tokenizer, tok->config, files.config, plan.vocab, c->gguf_pre, tok->source);
       kv.insert(kv.end(), vocab.begin(), vocab.end());
     }
     const fs::path path = f.out / (c->name + (gtype == Storage::bf16 ? "-BF16.gguf" : "-F16.gguf"));

@@ -1,9 +1,7 @@
 #include "plan.hpp"
 
-#include <cmath>
-#include <numbers>
-
 #include "vkquant/error.hpp"
+#include "vkquant/gguf_convert.hpp"
 #include "vkquant/mapped_file.hpp"
 
 namespace vkq::synth {
@@ -61,22 +59,8 @@ std::vector<float> llama3_rope_factors(const Reader& r, const json& rs, std::uin
     if (!rs.at(k).is_number()) r.fail(std::string("rope_scaling.") + k, "expected a number");
     return rs.at(k).get<double>();
   };
-  const double base = r.number("rope_theta", 10000.0), factor = num("factor", 8.0), lo = num("low_freq_factor", 1.0),
-               hi = num("high_freq_factor", 4.0), old_ctx = num("original_max_position_embeddings", 8192);
-  const double lo_wavelen = old_ctx / lo, hi_wavelen = old_ctx / hi;
-  std::vector<float> out;
-  for (std::uint32_t i = 0; i < head_dim; i += 2) {
-    // torch computes the frequencies in float32
-    const float freq = 1.0f / std::pow(float(base), float(i) / float(head_dim));
-    const double wavelen = 2 * std::numbers::pi / double(freq);
-    if (wavelen < hi_wavelen) out.push_back(1.0f);
-    else if (wavelen > lo_wavelen) out.push_back(float(factor));
-    else {
-      const double smooth = (old_ctx / wavelen - lo) / (hi - lo);
-      out.push_back(float(1.0 / ((1 - smooth) / factor + smooth)));
-    }
-  }
-  return out;
+  return llama3_rope_freqs(r.number("rope_theta", 10000.0), head_dim, num("factor", 8.0), num("low_freq_factor", 1.0),
+                           num("high_freq_factor", 4.0), num("original_max_position_embeddings", 8192));
 }
 
 std::vector<float> float_list(const Reader& r, const json& rs, const char* key, std::uint32_t n) {

@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include "vkquant/gguf_convert.hpp"
+
 namespace vkq::synth {
 
 namespace {
@@ -81,9 +83,7 @@ std::pair<std::uint64_t, std::uint64_t> rows_cols(const PlannedTensor& t) {
 }
 
 std::uint64_t source_row(const PlannedTensor& t, std::uint64_t row, std::uint64_t rows, bool permuted) {
-  if (!permuted || t.permute_heads == 0) return row;
-  const std::uint64_t hd = rows / t.permute_heads, h = row / hd, within = row % hd, i = within / 2, j = within % 2;
-  return h * hd + (hd / 2) * j + i;
+  return permuted ? gguf_permuted_source_row(row, rows, t.permute_heads) : row;
 }
 
 }  // namespace

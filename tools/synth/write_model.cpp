@@ -1,12 +1,12 @@
 #include "write_model.hpp"
 
 #include <algorithm>
-#include <cmath>
 #include <cstdio>
 #include <map>
 
 #include "vkquant/atomic_file.hpp"
 #include "vkquant/error.hpp"
+#include "vkquant/gguf_convert.hpp"
 #include "vkquant/tensor_stream.hpp"
 
 namespace vkq::synth {
@@ -97,38 +97,16 @@ std::vector<std::pair<std::string, std::uint64_t>> write_safetensors_model(const
 
 std::vector<std::pair<std::string, GgufValue>> gguf_model_keys(const ModelPlan& p, const nlohmann::json& c, const std::string& name,
                                                               Storage matrices) {
-  const std::string a = p.gguf_architecture + ".";
-  auto num = [&](const char* key, double fallback) { return c.contains(key) && c.at(key).is_number() ? c.at(key).get<double>() : fallback; };
-  std::vector<std::pair<std::string, GgufValue>> kv;
-  kv.emplace_back("general.architecture", gguf_string(p.gguf_architecture));
-  kv.emplace_back("general.type", gguf_string("model"));
-  kv.emplace_back("general.name", gguf_string(name));
-  if (p.gguf_architecture == "llama") kv.emplace_back(a + "vocab_size", gguf_uint(p.vocab));
-  const std::uint64_t ctx = std::uint64_t(num("max_position_embeddings", 2048));
-  kv.emplace_back(a + "context_length", gguf_uint(ctx));
-  kv.emplace_back(a + "embedding_length", gguf_uint(p.dim));
-  kv.emplace_back(a + "feed_forward_length", gguf_uint(p.ffn));
-  kv.emplace_back(a + "block_count", gguf_uint(p.layers));
-  kv.emplace_back(a + "attention.head_count", gguf_uint(p.heads));
-  kv.emplace_back(a + "attention.head_count_kv", gguf_uint(p.kv_heads));
-  kv.emplace_back(a + "rope.freq_base", gguf_float(num("rope_theta", 10000.0)));
-  kv.emplace_back(a + "attention.layer_norm_rms_epsilon", gguf_float(num("rms_norm_eps", 1e-5)));
-  if (c.contains("head_dim") && c.at("head_dim").is_number_unsigned()) {
-    kv.emplace_back(a + "attention.key_length", gguf_uint(p.head_dim));
-    kv.emplace_back(a + "attention.value_length", gguf_uint(p.head_dim));
-  }
-  if (p.gguf_architecture == "llama" || p.gguf_architecture == "phi3") kv.emplace_back(a + "rope.dimension_count", gguf_uint(p.head_dim));
-  if (p.gguf_architecture == "phi3") {
-    // Phi3MiniModel: original context, LongRoPE attention factor, sliding window (0 when none).
-    const double orig = num("original_max_position_embeddings", double(ctx)), scale = double(ctx) / orig;
-    kv.emplace_back(a + "rope.scaling.original_context_length", gguf_uint(std::uint64_t(orig)));
-    if (c.contains("rope_scaling") && c.at("rope_scaling").is_object())
-      kv.emplace_back(a + "rope.scaling.attn_factor",
-                      gguf_float(scale <= 1.0 ? 1.0 : std::sqrt(1 + std::log(scale) / std::log(orig))));
-    kv.emplace_back(a + "attention.sliding_window", gguf_uint(std::uint64_t(num("sliding_window", 0))));
-  }
-  kv.emplace_back("general.file_type", gguf_uint(matrices == Storage::bf16 ? 32 : 1));  // MOSTLY_BF16 / MOSTLY_F16
-  return kv;
+  GgufHparams h;
+  h.arch = p.gguf_architecture;
+  h.vocab = p.vocab;
+  h.dim = p.dim;
+  h.ffn = p.ffn;
+  h.layers = p.layers;
+  h.heads = p.heads;
+  h.kv_heads = p.kv_heads;
+  h.head_dim = p.head_dim;
+  return vkq::gguf_model_keys(h, c, name, matrices == Storage::bf16 ? gguf_ftype::bf16 : gguf_ftype::f16);
 }
 
 std::uint64_t write_gguf_model(const ModelPlan& plan, const std::vector<std::pair<std::string, GgufValue>>& metadata,
@@ -147,7 +125,7 @@ std::uint64_t write_gguf_model(const ModelPlan& plan, const std::vector<std::pai
     total += t.elements() * storage_bytes(s);
   }
   auto kv = metadata;
-  kv.emplace_back("general.quantization_version", gguf_uint(2));
+  kv.emplace_back("general.quantization_version", gguf_uint(kGgufQuantizationVersion));
   auto w = GgufStreamWriter::open(path, kv, std::move(specs));
   for (auto i : order) {
     const auto& t = plan.tensors[i];

@@ -36,7 +36,8 @@ std::vector<std::pair<std::string, std::uint64_t>> write_safetensors_model(const
                                                                           std::optional<std::uint64_t> max_shard_size,
                                                                           std::uint64_t seed, const Progress& progress);
 
-// The {arch}.* and general.* keys convert_hf_to_gguf.py writes for `config`.
+// The {arch}.* and general.* keys convert_hf_to_gguf.py writes for `config`
+// (vkq::gguf_model_keys with the plan's numbers; general.file_type from `matrices`).
 std::vector<std::pair<std::string, GgufValue>> gguf_model_keys(const ModelPlan& plan, const nlohmann::json& config,
                                                               const std::string& name, Storage matrices);
 

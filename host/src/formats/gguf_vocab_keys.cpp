@@ -1,12 +1,15 @@
-#include "gguf_vocab.hpp"
+// tokenizer.json -> tokenizer.ggml.* (vkquant/gguf_convert.hpp), and the byte
+// vocabulary of the bundled byte-level models.
+#include "vkquant/gguf_convert.hpp"
 
+#include <cstdio>
 #include <map>
 #include <optional>
 
 #include "vkquant/error.hpp"
 #include "vkquant/mapped_file.hpp"
 
-namespace vkq::synth {
+namespace vkq {
 
 namespace {
 
@@ -37,9 +40,8 @@ std::optional<std::string> config_token(const json& cfg, const char* key) {
 
 }  // namespace
 
-std::vector<std::pair<std::string, GgufValue>> gguf_vocab_keys(const json& tok, const json& tcfg, const json& config,
-                                                              std::uint32_t n, const std::string& pre,
-                                                              const std::filesystem::path& path) {
+GgufKeys gguf_vocab_keys(const json& tok, const json& tcfg, const json& config, std::uint32_t n, const std::string& pre,
+                         const std::filesystem::path& path) {
   auto fail = [&](const std::string& key, const std::string& what) { throw FormatError(path, key + ": " + what); };
   if (!tok.contains("model") || !tok.at("model").is_object()) fail("model", "missing");
   const json& model = tok.at("model");
@@ -86,7 +88,7 @@ std::vector<std::pair<std::string, GgufValue>> gguf_vocab_keys(const json& tok, 
     }
   }
 
-  std::vector<std::pair<std::string, GgufValue>> kv;
+  GgufKeys kv;
   if (spm) {
     // SentencePiece BPE orders pieces by score; tokenizer.json keeps the order, not the scores.
     for (std::uint32_t i = 0; i < n; ++i)
@@ -155,4 +157,39 @@ std::vector<std::pair<std::string, GgufValue>> gguf_vocab_keys(const json& tok, 
   return kv;
 }
 
-}  // namespace vkq::synth
+GgufKeys gguf_byte_vocab_keys(std::uint32_t n, std::optional<std::int32_t> bos, std::optional<std::int32_t> eos) {
+  std::vector<std::string> tokens;
+  std::vector<std::int64_t> types;
+  for (std::uint32_t i = 0; i < n; ++i) {
+    char hex[16];
+    std::snprintf(hex, sizeof hex, "<0x%02X>", unsigned(i));
+    if (i == 0x20) tokens.emplace_back("\xE2\x96\x81");  // llama.cpp's SPM tokenizer sees the space as U+2581
+    else if (i < 256) tokens.emplace_back(hex);
+    else if (bos && std::int64_t(i) == *bos) tokens.emplace_back("<s>");
+    else if (eos && std::int64_t(i) == *eos) tokens.emplace_back("</s>");
+    else tokens.push_back("<special" + std::to_string(i) + ">");
+    types.push_back(i == 0x20 ? kNormal : i < 256 ? kByte : kControl);
+  }
+  GgufKeys kv;
+  kv.emplace_back("tokenizer.ggml.model", gguf_string("llama"));
+  kv.emplace_back("tokenizer.ggml.tokens", gguf_string_array(std::move(tokens)));
+  kv.emplace_back("tokenizer.ggml.scores", gguf_float_array(std::vector<double>(n, 0.0)));
+  kv.emplace_back("tokenizer.ggml.token_type", gguf_int_array(std::move(types)));
+  if (bos) kv.emplace_back("tokenizer.ggml.bos_token_id", gguf_uint(std::uint64_t(*bos)));
+  if (eos) kv.emplace_back("tokenizer.ggml.eos_token_id", gguf_uint(std::uint64_t(*eos)));
+  kv.emplace_back("tokenizer.ggml.add_bos_token", gguf_bool(bos.has_value()));
+  kv.emplace_back("tokenizer.ggml.add_eos_token", gguf_bool(false));
+  kv.emplace_back("tokenizer.ggml.add_space_prefix", gguf_bool(false));
+  kv.emplace_back("vkquant.tokenizer", gguf_string("bytes"));
+  return kv;
+}
+
+std::optional<std::string> gguf_pre_for_split(const std::string& split) {
+  // llama.cpp's names for the three regexes vkquant reads (llama-vocab.cpp).
+  if (split == "llama3") return "llama-bpe";
+  if (split == "qwen2") return "qwen2";
+  if (split == "gpt2") return "gpt-2";
+  return std::nullopt;
+}
+
+}  // namespace vkq
