@@ -4,14 +4,17 @@
 // same weights decoded to fp32 (ModelFile::load), for every weight type.
 #include <gtest/gtest.h>
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
 
 #include "model_data.hpp"
 #include "vk_test.hpp"
 #include "vkquant/gguf.hpp"
 #include "vkquant/kernels/linear.hpp"
+#include "vkquant/mapped_file.hpp"
 #include "vkquant/model/cpu_forward.hpp"
 #include "vkquant/model/kcache.hpp"
 #include "vkquant/model/vk_forward.hpp"
@@ -172,6 +175,51 @@ TEST(ModelStoredFile, RefusesAnUnreadableTypeNamingTensorAndType) {
     EXPECT_NE(std::string(e.what()).find("blk.0.ffn_up.weight"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("IQ2_XXS"), std::string::npos) << e.what();
   }
+}
+
+}  // namespace
+}  // namespace vkq::test
+
+namespace vkq::test {
+namespace {
+
+// Resident bytes of the mapping that holds `p` (/proc/self/smaps "Rss:").
+std::uint64_t mapping_rss(const void* p) {
+  std::ifstream in("/proc/self/smaps");
+  std::string line;
+  bool inside = false;
+  const auto a = std::uintptr_t(p);
+  while (std::getline(in, line)) {
+    unsigned long lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2 && line.find(':') > line.find(' ')) {
+      inside = a >= lo && a < hi;
+      continue;
+    }
+    unsigned long kb = 0;
+    if (inside && std::sscanf(line.c_str(), "Rss: %lu kB", &kb) == 1) return std::uint64_t(kb) << 10;
+  }
+  return ~std::uint64_t(0);
+}
+
+TEST(MappedFilePages, DropReleasesResidentPagesAndRereadsTheSameBytes) {
+  const auto path = temp_dir("pages") / "eight.bin";
+  std::vector<std::byte> data(8u << 20);
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = std::byte(i * 131 % 251);
+  {
+    std::ofstream out(path, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(data.data()), std::streamsize(data.size()));
+  }
+  const auto f = MappedFile::open(path);
+  const auto b = f.bytes();
+  ASSERT_TRUE(std::equal(b.begin(), b.end(), data.begin()));  // every page touched
+  EXPECT_GE(mapping_rss(b.data()), std::uint64_t(8u << 20));
+  f.drop_pages(b.subspan(4096, b.size() - 8192));  // all but the first and last page
+  EXPECT_LE(mapping_rss(b.data()), std::uint64_t(64u << 10));
+  EXPECT_TRUE(std::equal(b.begin(), b.end(), data.begin()));  // faulted back in from the file
+  // Bytes outside the mapping (a heap copy) are never touched.
+  const std::vector<std::byte> copy = data;
+  f.drop_pages(copy);
+  EXPECT_EQ(copy, data);
 }
 
 }  // namespace

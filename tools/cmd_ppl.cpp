@@ -111,7 +111,7 @@ void ppl(const PplFlags& f) {
   const ModelConfig& c = model.config();
   if (f.ctx > c.ctx)
     throw Error("--ctx: " + std::to_string(f.ctx) + " is longer than the model's context of " + std::to_string(c.ctx));
-  const std::uint32_t ctx = f.ctx ? f.ctx : c.ctx;
+  const std::uint32_t ctx = context_for(c, f.ctx);
   const KCacheConfig own = f.quant.config();
   const auto calibration = f.quant.calibration(model);
   const auto text_file = MappedFile::open(f.text);
@@ -244,7 +244,7 @@ void add_ppl(CLI::App& app) {
   auto* cmd = app.add_subcommand("ppl", "Perplexity and bits per byte of a model on a text");
   cmd->add_option("model", f->model, "model: .gguf, .safetensors, index .json or a Hugging Face directory")->required();
   cmd->add_option("--text", f->text, "text file to score")->required();
-  cmd->add_option("--ctx", f->ctx, "tokens per independent chunk (default: the model's context)")
+  cmd->add_option("--ctx", f->ctx, "tokens per independent chunk (default: the model's context up to 4096, as llama.cpp)")
       ->check(CLI::Range(2u, 1u << 22));
   cmd->add_option("--chunks", f->chunks, "score only the first N chunks (0: all)");
   cmd->add_flag("--compare", f->compare,

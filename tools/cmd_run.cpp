@@ -33,6 +33,7 @@ struct RunFlags {
   std::string prompt;
   const CLI::Option* prompt_given = nullptr;
   int n = 200;
+  std::uint32_t ctx = 0;  // 0: context_for's default
   bool chat = false;
   std::string system;
   const CLI::Option* system_given = nullptr;
@@ -75,6 +76,7 @@ void load(Session& s, const RunFlags& f, const std::optional<KCalibration>& cali
   s.device.emplace(Device::create(*s.instance, f.device.device));
   VkForwardOptions o;
   o.weights = f.weights.type();
+  o.ctx = context_for(s.model->config(), f.ctx);
   o.kcache = kcache;
   o.mlp = f.quant.mlp_config();
   o.calibration = calibration ? &*calibration : nullptr;
@@ -123,7 +125,7 @@ std::vector<std::int32_t> generate(Session& s, Sampler& sampler, const std::vect
   s.decode_s += seconds_since(t1);
   std::fputs("\n", stdout);
   std::fflush(stdout);
-  if (s.hit_context) fmt::print(stderr, "note: stopped at the model's context of {} tokens\n", s.fwd->ctx());
+  if (s.hit_context) fmt::print(stderr, "note: stopped at the end of the context, {} tokens (--ctx)\n", s.fwd->ctx());
   return out;
 }
 
@@ -151,8 +153,8 @@ std::vector<std::int32_t> chat_ids(const Session& s, const ChatTemplate& t, cons
   const auto body = s.tok->encode_special(text);
   ids.insert(ids.end(), body.begin(), body.end());
   if (ids.size() >= s.fwd->ctx())
-    throw Error("--chat: the conversation is " + std::to_string(ids.size()) + " tokens, the model's context is " +
-                std::to_string(s.fwd->ctx()));
+    throw Error("--chat: the conversation is " + std::to_string(ids.size()) + " tokens, the context is " +
+                std::to_string(s.fwd->ctx()) + " (--ctx)");
   return ids;
 }
 
@@ -215,8 +217,10 @@ void run(RunFlags f) {
   const auto text = s.tok->encode(f.prompt);
   prompt.insert(prompt.end(), text.begin(), text.end());
   if (prompt.empty()) throw Error("--prompt: empty, and the model has no BOS token to start from");
-  if (prompt.size() >= c.ctx)
-    throw Error("--prompt: " + std::to_string(prompt.size()) + " tokens fill the model's context of " + std::to_string(c.ctx));
+  const std::uint32_t ctx = context_for(c, f.ctx);
+  if (prompt.size() >= ctx)
+    throw Error("--prompt: " + std::to_string(prompt.size()) + " tokens fill the context of " + std::to_string(ctx) +
+                " (--ctx; the model's is " + std::to_string(c.ctx) + ")");
   load(s, f, calibration, kcache);
   std::fwrite(f.prompt.data(), 1, f.prompt.size(), stdout);
   std::fflush(stdout);
@@ -233,6 +237,10 @@ void add_run(CLI::App& app) {
   auto* cmd = app.add_subcommand("run", "Generate text from a prompt (no MODEL: the bundled KJV model)");
   cmd->add_option("model", f->model, "model: .gguf, .safetensors, index .json or a Hugging Face directory");
   f->prompt_given = cmd->add_option("--prompt,-p", f->prompt, "text to continue (--chat: the user's message)");
+  cmd->add_option("--ctx,-c", f->ctx,
+                  "context (KV-cache) length in tokens (default: the model's context up to 4096, as llama.cpp); "
+                  "generation stops at its end")
+      ->check(CLI::Range(1u, 1u << 24));
   cmd->add_option("-n", f->n, "tokens to generate (--chat: at most, per answer)")->check(CLI::Range(0, 1 << 24));
   cmd->add_flag("--chat", f->chat,
                 "chat with the model's own template (tokenizer_config.json chat_template or GGUF tokenizer.chat_template): "

@@ -1,5 +1,7 @@
 #include "model_flags.hpp"
 
+#include <algorithm>
+
 #include <unistd.h>
 
 #include <charconv>
@@ -70,6 +72,11 @@ void refuse_overwriting_inputs(const std::filesystem::path& out, const std::stri
   for (const auto& [input_flag, file] : inputs)
     if (!file.empty() && same_file(out, file))
       throw Error(flag + " " + out.string() + ": refusing to overwrite the " + input_flag + " input");
+}
+
+std::uint32_t context_for(const ModelConfig& c, std::uint32_t requested) {
+  if (requested) return c.context_in_use(requested);
+  return std::min(c.context_in_use(0), kDefaultContext);
 }
 
 void WeightFlag::add(CLI::App* cmd) {

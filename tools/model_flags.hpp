@@ -47,6 +47,12 @@ struct WeightFlag {
   }
 };
 
+// The context in use for --ctx `requested`: that many positions (refused past
+// the model's context or sliding window, ModelConfig::context_in_use), or by
+// default min(the model's context, 4096), as llama.cpp's default context.
+std::uint32_t context_for(const ModelConfig& c, std::uint32_t requested);
+constexpr std::uint32_t kDefaultContext = 4096;
+
 // The K-cache flags of `run` and `ppl` (DESIGN §6).
 struct QuantFlags {
   std::string kcache = "fp16";

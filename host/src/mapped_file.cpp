@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -90,6 +91,18 @@ void MappedFile::release() noexcept {
   if (data_) ::munmap(const_cast<std::byte*>(data_), size_);
   data_ = nullptr;
   size_ = 0;
+}
+
+void MappedFile::drop_pages(std::span<const std::byte> range) const {
+  if (range.empty() || !data_) return;
+  const auto* begin = range.data();
+  const auto* end = begin + range.size();
+  if (begin < data_ || end > data_ + size_) return;
+  const auto page = std::uintptr_t(::sysconf(_SC_PAGESIZE));
+  const auto lo = std::max(std::uintptr_t(begin) & ~(page - 1), std::uintptr_t(data_));
+  const auto hi = std::uintptr_t(end);
+  // The mapping starts on a page; its last page may extend past size_.
+  (void)::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
 }
 
 }  // namespace vkq

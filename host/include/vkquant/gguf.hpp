@@ -103,6 +103,7 @@ class GgufFile {
   static GgufFile open(const std::filesystem::path& path);
 
   const std::filesystem::path& path() const { return file_.path(); }
+  const MappedFile& mapping() const { return file_; }
   std::uint32_t version() const { return version_; }
   std::uint64_t alignment() const { return alignment_; }
   const std::vector<std::pair<std::string, GgufValue>>& metadata() const { return metadata_; }  // file order

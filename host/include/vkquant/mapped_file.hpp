@@ -45,6 +45,13 @@ class MappedFile {
   bool starts_with(std::string_view magic) const;
   std::uint64_t size() const { return size_; }
   const std::filesystem::path& path() const { return path_; }
+  // Drops the resident pages under `range` from this process (madvise
+  // MADV_DONTNEED on the whole pages it touches): reading them again faults
+  // them back in from the file, which the kernel's page cache usually still
+  // holds. Loaders call it once a tensor is on the device, so the mapped
+  // model does not stay resident beside its device copy. Bytes outside this
+  // mapping are ignored (never anything but these read-only file pages).
+  void drop_pages(std::span<const std::byte> range) const;
 
  private:
   void release() noexcept;

@@ -46,6 +46,7 @@ class SafetensorsFile {
   const TensorInfo& at(std::string_view name) const;  // throws FormatError when absent
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   std::span<const std::byte> data(const TensorInfo& t) const { return file_.bytes().subspan(t.offset, t.bytes); }
+  const MappedFile& mapping() const { return file_; }
   // The tensor converted to fp32 (F64, F32, F16 and BF16 only).
   std::vector<float> to_float(const TensorInfo& t) const;
   std::uint64_t header_bytes() const { return header_bytes_; }

@@ -140,6 +140,12 @@ struct ModelFile::Impl {
     }
   }
 
+  // Drops the resident pages of file bytes `b` (whichever mapping holds them).
+  void drop_pages(std::span<const std::byte> b) const {
+    if (const auto* g = gguf()) return g->mapping().drop_pages(b);
+    for (const auto& shard : st()->shards()) shard.mapping().drop_pages(b);
+  }
+
   const SafetensorsModel* st() const { return std::get_if<SafetensorsModel>(&file); }
   const GgufFile* gguf() const { return std::get_if<GgufFile>(&file); }
   bool llama_permuted() const { return gguf() && config.spec->gguf_permuted_qk; }
@@ -395,6 +401,7 @@ StoredWeight ModelFile::load_stored(Role r, std::uint32_t layer) const {
       const SafetensorsFile* shard = nullptr;
       infos.push_back(s->find(t.name, &shard));
       shards.push_back(shard);
+      w.sources.push_back(shard->data(*infos.back()));
       const auto st = stored_type(infos.back()->dtype);
       if (e == 0) common = st;
       same = same && st && st == common;
@@ -440,6 +447,7 @@ StoredWeight ModelFile::load_stored(Role r, std::uint32_t layer) const {
       throw FormatError(impl_->path, "tensor '" + t.name + "': rows of " + std::to_string(w.shape.back()) +
                                          " elements are not whole " + ti->ggml_name + " blocks of " + std::to_string(ti->block));
     auto bytes = g.data(info);
+    w.sources.push_back(bytes);
     const std::uint64_t rb = quant::row_bytes(w.type, w.shape.back());
     if (t.rows) bytes = bytes.subspan(t.row0 * rb, t.rows * rb);
     w.bytes = bytes;
@@ -470,11 +478,16 @@ StoredWeight ModelFile::load_stored(Role r, std::uint32_t layer) const {
 
 void ModelFile::for_each_stored(const std::function<void(Role, std::uint32_t, const StoredWeight&)>& visit) const {
   const ModelConfig& c = impl_->config;
-  visit(Role::embed, 0, load_stored(Role::embed));
+  auto one = [&](Role r, std::uint32_t l) {
+    const StoredWeight w = load_stored(r, l);
+    visit(r, l, w);
+    for (const auto& src : w.sources) impl_->drop_pages(src);
+  };
+  one(Role::embed, 0);
   for (std::uint32_t l = 0; l < c.layers; ++l)
-    for (Role r : layer_roles(c)) visit(r, l, load_stored(r, l));
-  visit(Role::final_norm, 0, load_stored(Role::final_norm));
-  if (!c.tied_embeddings) visit(Role::lm_head, 0, load_stored(Role::lm_head));
+    for (Role r : layer_roles(c)) one(r, l);
+  one(Role::final_norm, 0);
+  if (!c.tied_embeddings) one(Role::lm_head, 0);
 }
 
 std::unique_ptr<Tokenizer> ModelFile::tokenizer() const {

@@ -62,6 +62,7 @@ struct StoredWeight {
   std::vector<std::uint64_t> shape;
   std::span<const std::byte> bytes;
   std::vector<std::byte> owned;
+  std::vector<std::span<const std::byte>> sources;  // the mapped file bytes it was read from
   StoredWeight() = default;
   StoredWeight(StoredWeight&&) noexcept = default;             // `bytes` may point into `owned`:
   StoredWeight& operator=(StoredWeight&&) noexcept = default;  // a vector's move keeps its heap block
@@ -114,7 +115,8 @@ class ModelFile {
   StoredWeight load_stored(Role r, std::uint32_t layer = 0) const;
   // Calls `visit` with every weight as stored, in the canonical order the
   // model hash uses: embed, each layer's layer_roles(), final_norm, lm_head
-  // (untied only). One tensor is held at a time.
+  // (untied only). One tensor is held at a time, and its file pages are
+  // dropped from the process once `visit` returns (MappedFile::drop_pages).
   void for_each_stored(const std::function<void(Role, std::uint32_t layer, const StoredWeight&)>& visit) const;
   // The file's storage type of the tensor behind a role ("F32", "F16", "Q8_0", ...).
   std::string dtype(Role r, std::uint32_t layer = 0) const;
