@@ -30,19 +30,20 @@ namespace fs = std::filesystem;
 // become Q8_0, as llama.cpp's fallback does for 256-blocks it cannot use).
 // Quantized from the F32 values where quant::quantize writes `t`; random
 // valid blocks otherwise.
-fs::path requantized(quant::Type t) {
-  const auto src = GgufFile::open(source_path("models/kjv-llama.gguf"));
-  const fs::path out = temp_dir("stored") / (std::string("kjv-llama-") + quant::info(t).name + ".gguf");
+fs::path requantized(quant::Type t, const std::string& model = "kjv-llama") {
+  const auto src = GgufFile::open(source_path("models/" + model + ".gguf"));
+  const fs::path out = temp_dir("stored") / (model + "-" + quant::info(t).name + ".gguf");
   std::vector<std::vector<std::byte>> data;
   std::vector<GgufTensorWrite> tensors;
   std::uint64_t seed = 1;
   for (const auto& info : src.tensors()) {
     GgufTensorWrite w{info.name, info.type, info.ne, src.data(info)};
-    if (info.ne.size() == 2) {
+    // Matrices and expert banks; the MoE router stays F32 as llama.cpp keeps it.
+    if (info.ne.size() >= 2 && info.name.find("ffn_gate_inp") == std::string::npos) {
       quant::Type to = t;
       if (info.ne[0] % quant::info(to).block != 0) to = quant::Type::q8_0;
       const auto values = src.to_float(info);
-      auto& bytes = data.emplace_back(quant::row_bytes(to, info.ne[0]) * info.ne[1]);
+      auto& bytes = data.emplace_back(quant::row_bytes(to, info.ne[0]) * (info.elements() / info.ne[0]));
       if (quant::can_quantize(to)) {
         quant::quantize(to, values, bytes);
       } else {
@@ -96,6 +97,30 @@ INSTANTIATE_TEST_SUITE_P(Types, ModelStored,
                                            quant::Type::q4_1, quant::Type::q5_0, quant::Type::q5_1, quant::Type::q2_k,
                                            quant::Type::q3_k, quant::Type::q4_k, quant::Type::q5_k, quant::Type::q6_k,
                                            quant::Type::iq4_nl, quant::Type::iq4_xs),
+                         [](const auto& param_info) { return std::string(quant::info(param_info.param).name); });
+
+// The MoE expert banks go through the same kernels (linear_id) as stored:
+// OLMoE's gate/up banks in the type, its 128-wide down bank Q8_0 under the
+// k-quants, the router F32.
+class ModelStoredMoe : public VulkanTest, public ::testing::WithParamInterface<quant::Type> {};
+
+TEST_P(ModelStoredMoe, VulkanMatchesCpuOnTheSameWeights) {
+  const auto file = ModelFile::open(requantized(GetParam(), "kjv-olmoe"));
+  EXPECT_EQ(file.dtype(Role::exp_gate, 0), quant::info(GetParam()).ggml_name);
+  const auto host = load_host_weights(file);
+  CpuForward cpu(host, 0, /*fp16_kv=*/true);
+  VkForward gpu(dev(), file, VkForwardOptions{.ctx = 64, .max_batch = 9});
+  std::vector<std::int32_t> ids;
+  for (int i = 0; i < 24; ++i) ids.push_back((i * 53 + 3) % 256);
+  const std::span<const std::int32_t> prompt(ids.data(), 18), rest(ids.data() + 18, ids.size() - 18);
+  EXPECT_TRUE(nmse(cpu.forward(prompt), gpu.forward(prompt, true), 1e-7));
+  for (std::int32_t id : rest) {
+    const std::span<const std::int32_t> one(&id, 1);
+    ASSERT_TRUE(nmse(cpu.forward(one), gpu.forward(one), 1e-7)) << "position " << gpu.position();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, ModelStoredMoe, ::testing::Values(quant::Type::q8_0, quant::Type::q4_k, quant::Type::bf16),
                          [](const auto& param_info) { return std::string(quant::info(param_info.param).name); });
 
 TEST(ModelStoredFile, BytesComeFromTheMappingAndDecodeToLoad) {
