@@ -28,5 +28,6 @@ void add_run(CLI::App& app);
 void add_tokenize(CLI::App& app);
 void add_ppl(CLI::App& app);
 void add_calibrate(CLI::App& app);
+void add_quantize(CLI::App& app);
 
 }  // namespace vkq::cli

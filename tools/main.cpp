@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   add_tokenize(app);
   add_ppl(app);
   add_calibrate(app);
+  add_quantize(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -157,7 +157,8 @@ std::vector<float> gguf_tensor_values(const ModelFile& model, const GgufTensorPl
   std::vector<float> v;
   for (const auto& [role, layer] : t.parts) {
     std::vector<float> part = model.load(role, layer);
-    v.insert(v.end(), part.begin(), part.end());
+    if (v.empty()) v = std::move(part);
+    else v.insert(v.end(), part.begin(), part.end());
   }
   if (t.permute_heads == 0) return v;
   const std::uint64_t cols = t.ne.size() < 2 ? 1 : t.ne[0], rows = v.size() / cols;
@@ -200,7 +201,8 @@ GgufKeys gguf_metadata_from_hf(const ModelFile& model, std::uint32_t file_type) 
 
   GgufKeys vocab;
   if (tokenizer_path.empty()) {
-    vocab = gguf_byte_vocab_keys(c.vocab, c.bos, c.eos);  // ModelFile reads such a model as bytes (or refuses it)
+    (void)model.tokenizer();  // a model without tokenizer.json must be byte-level: refused naming the file otherwise
+    vocab = gguf_byte_vocab_keys(c.vocab, c.bos, c.eos);
   } else {
     const nlohmann::json tok = read_json_file(tokenizer_path, "tokenizer.json");
     const nlohmann::json tcfg =
