@@ -519,4 +519,15 @@ std::vector<float> VkForward::forward(std::span<const std::int32_t> tokens, bool
   return out;
 }
 
+void VkForward::forward(std::span<const std::int32_t> tokens,
+                        const std::function<void(std::size_t first, std::span<const float> logits)>& each_batch) {
+  Impl& m = *impl_;
+  std::vector<float> part;
+  for (std::size_t i = 0; i < tokens.size(); i += m.opt.max_batch) {
+    const auto batch = tokens.subspan(i, std::min<std::size_t>(m.opt.max_batch, tokens.size() - i));
+    part = forward(batch, /*all_logits=*/true);
+    each_batch(i, part);
+  }
+}
+
 }  // namespace vkq

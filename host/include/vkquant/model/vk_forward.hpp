@@ -61,6 +61,12 @@ class VkForward {
   // `all_logits`, else of the last one (vocab). Throws vkq::Error past the
   // context or on an out-of-range id.
   std::vector<float> forward(std::span<const std::int32_t> tokens, bool all_logits = false);
+  // The same with every token's logits, handed to `each_batch` one prefill
+  // batch at a time ((rows <= max_batch, vocab) from token `first`), so a long
+  // sequence never holds more than max_batch rows of logits (ppl at 32k
+  // positions and a 152k vocabulary: 156 MB, not 20 GB).
+  void forward(std::span<const std::int32_t> tokens,
+               const std::function<void(std::size_t first, std::span<const float> logits)>& each_batch);
   // Bytes of device memory held (weights, KV cache, activations).
   std::uint64_t device_bytes() const;
   // Where the device bytes go.
