@@ -1,14 +1,17 @@
 // Query heads against N keys, one GQA group at a time (layouts in kscore.h).
 //
-// One invocation owns one key of one KV head: it reads the key's words once
+// One invocation owns K keys of one KV head: it reads each key's words once
 // and scores them against the G query heads that share the KV head (the GQA
-// bandwidth win), with every accumulator in registers and nothing shared.
+// bandwidth win) in each of Y query rows, with every accumulator in registers
+// and nothing shared; each query word it loads serves its K keys.
 // The query address is uniform across invocations (a cached load on GPUs).
-// Every loop is unrolled (d, G, b and r are specialization constants), no
-// invocation returns early and query addresses derive from push constants
-// only: lavapipe turns a load into one scalar load only when its address is
-// provably uniform and it sits outside all control flow, else into a loop
-// over the lanes.
+// Every loop is unrolled (d, G, b, r, Y and K are specialization constants),
+// no invocation returns early and query addresses derive from push constants
+// and constants only, never from gl_WorkGroupID: lavapipe turns a load into
+// one scalar load only when its address is provably uniform and it sits
+// outside all control flow, else into a loop over the lanes. A uniform load
+// still costs a bounds check and a broadcast there, which is why K keys
+// share each one.
 //
 // MODE_FLOAT     q'·s in fp32 by sign-flip accumulation (xor of the sign bit)
 // MODE_POPCOUNT  q'·s from popcounts over the b bit-planes of the quantized
@@ -24,17 +27,24 @@ layout(constant_id = 3) const uint D = 128;  // head dimension
 layout(constant_id = 4) const uint G = 1;    // query heads scored per key (members of one group)
 layout(constant_id = 5) const uint B = 8;    // popcount: query bit-planes (1, 4 or 8)
 layout(constant_id = 6) const uint R = 0;    // residual rank r (0: none)
+layout(constant_id = 7) const uint Y = 1;    // query rows scored per key (row slots; see call_row)
+layout(constant_id = 8) const uint K = 1;    // keys per invocation
 const uint W = (D + 31u) / 32u;              // words per key
 const uint TAIL = D - 32u * (W - 1u);        // valid bits in the last word (1..32)
 const uint LAST_MASK = 0xffffffffu >> (32u - TAIL);
 // Bit slices of a per-lane sum of W values below 2^B (popcount path).
 const uint SLICES = B + (W <= 1u ? 0u : W <= 2u ? 1u : W <= 4u ? 2u : W <= 8u ? 3u : W <= 16u ? 4u : 5u);
-const uint ACCS = 2u;                        // float accumulators per head (breaks the add chain)
+// Arrays are sized by these names only: glslang gives two spellings of one
+// size two array types.
+const uint KY = K * Y;     // (key, row slot) pairs
+const uint YG = Y * G;     // (row slot, head) pairs
+const uint KYG = K * YG;   // (key, row slot, head) triples: index (k·Y + i)·G + g
+const uint ACCS = K == 1u ? 2u : 1u;  // float accumulators per triple (K > 1 breaks the add chains already)
+const uint NACC = KYG * ACCS;
 
 layout(push_constant) uniform PC { KscoreParams p; };
 
 #if defined(MODE_FLOAT)
-layout(std430, binding = 0) readonly buffer Bits { uint bits[]; };
 layout(std430, binding = 1) readonly buffer Alpha { uint alpha_w[]; };
 layout(std430, binding = 2) readonly buffer Coef { uint c_w[]; };
 layout(std430, binding = 3) readonly buffer Query { float q[]; };
@@ -42,7 +52,6 @@ layout(std430, binding = 4) readonly buffer Uq { float uq[]; };
 layout(std430, binding = 5) readonly buffer Qmu { float qmu[]; };
 layout(std430, binding = 6) writeonly buffer Scores { float scores[]; };
 #elif defined(MODE_POPCOUNT)
-layout(std430, binding = 0) readonly buffer Bits { uint bits[]; };
 layout(std430, binding = 1) readonly buffer Planes { uint planes[]; };
 layout(std430, binding = 2) readonly buffer Qconst { KscoreQueryConst qconst[]; };
 #if defined(SUMS)
@@ -55,12 +64,42 @@ layout(std430, binding = 6) readonly buffer Qmu { float qmu[]; };
 layout(std430, binding = 7) writeonly buffer Scores { float scores[]; };
 #endif
 #elif defined(MODE_F16)
-layout(std430, binding = 0) readonly buffer Keys { uint kh[]; };
 layout(std430, binding = 1) readonly buffer Query { float q[]; };
 layout(std430, binding = 2) writeonly buffer Scores { float scores[]; };
 #else
 #error "define MODE_FLOAT, MODE_POPCOUNT or MODE_F16"
 #endif
+
+#if defined(MODE_F16)
+const uint KW = (D + 1u) / 2u;  // words per key row: fp16 pairs
+#else
+const uint KW = W;              // words per key row: sign bits
+#endif
+// The key rows (bits, or fp16 K) seen three ways, for the widest load a row's
+// alignment allows: lavapipe pays one loop over the lanes per load whatever
+// its width. Windows start at 16-byte multiples, so word row·KW - bits_base
+// keeps the alignment of row·KW.
+layout(std430, binding = 0) readonly buffer Keys1 { uint keys1[]; };
+layout(std430, binding = 0) readonly buffer Keys2 { uvec2 keys2[]; };
+layout(std430, binding = 0) readonly buffer Keys4 { uvec4 keys4[]; };
+const uint KV = KW % 4u == 0u ? 4u : KW % 2u == 0u ? 2u : 1u;  // words per load
+
+// Words [KV·v, KV·v + KV) of the key row that starts at word k0.
+uvec4 key_load(uint k0, uint v) {
+  if (KV == 4u) return keys4[k0 / 4u + v];
+  if (KV == 2u) return uvec4(keys2[k0 / 2u + v], 0u, 0u);
+  return uvec4(keys1[k0 + v], 0u, 0u, 0u);
+}
+
+// Row slot i < Y of a dispatch scores query row row0 + i of the call; slots
+// past the dispatch's rows repeat its last row and store nothing. Heads come
+// from push constants and unrolled constants only, so that query-side loads
+// stay scalar on lavapipe (a row taken from gl_WorkGroupID would not:
+// lavapipe proves uniform only what derives from push constants and
+// constants).
+uint call_row(uint i) { return p.row0 + min(i, p.rows - 1u); }
+uint query_head(uint i) { return (p.query0 + call_row(i)) * p.q_heads + p.kv * p.group + p.gsub0; }  // in q, qconst, ...
+uint score_head(uint i) { return call_row(i) * p.q_heads + p.kv * p.group + p.gsub0; }              // in scores
 
 #if !defined(MODE_F16) && !defined(SUMS)
 // Half e % 2 of packed fp16 word w (windows start at even halves, so a
@@ -70,146 +109,202 @@ float half_at(uint w, uint e) {
   return (e & 1u) != 0u ? v.y : v.x;
 }
 
-// qmu + alpha·dot + (Uᵀq')·c for the G heads of key `row`, written to scores
-// (qh0: first query-side head, sh0: first score row).
-void finish(const float dot[G], uint qh0, uint sh0, uint row, uint t, bool live) {
-  const uint ea = row - p.alpha_base;
-  const float a = half_at(alpha_w[ea >> 1], ea);
-  float res[G];
+// qmu + alpha·dot + (Uᵀq')·c for every (key, slot, head) triple, written to
+// scores where live[k·Y + i].
+void finish(const float dot[KYG], const uint row[K], const uint t[K], const bool live[KY]) {
+  float res[KYG];
   // A stand-in buffer is bound when there is no qmu: select, never multiply
   // (its words may be NaN patterns); the load stays outside control flow.
-  [[unroll]] for (uint g = 0; g < G; ++g) {
-    const float v = qmu[qh0 + g];
-    res[g] = p.has_qmu != 0u ? v : 0.0;
+  [[unroll]] for (uint i = 0; i < Y; ++i)
+    [[unroll]] for (uint g = 0; g < G; ++g) {
+      const float v = qmu[query_head(i) + g];
+      [[unroll]] for (uint k = 0; k < K; ++k) res[(k * Y + i) * G + g] = p.has_qmu != 0u ? v : 0.0;
+    }
+  [[unroll]] for (uint r = 0; r < R; ++r) {
+    float cv[K];
+    [[unroll]] for (uint k = 0; k < K; ++k) {
+      const uint e = row[k] * R + r - p.c_base;
+      cv[k] = half_at(c_w[e >> 1], e);
+    }
+    [[unroll]] for (uint i = 0; i < Y; ++i)
+      [[unroll]] for (uint g = 0; g < G; ++g) {
+        const float u = uq[(query_head(i) + g) * R + r];
+        [[unroll]] for (uint k = 0; k < K; ++k) res[(k * Y + i) * G + g] += u * cv[k];
+      }
   }
-  const uint cb = row * R - p.c_base;
-  [[unroll]] for (uint i = 0; i < R; ++i) {
-    const float cv = half_at(c_w[(cb + i) >> 1], cb + i);
-    [[unroll]] for (uint g = 0; g < G; ++g) res[g] += uq[(qh0 + g) * R + i] * cv;
+  [[unroll]] for (uint k = 0; k < K; ++k) {
+    const uint ea = row[k] - p.alpha_base;
+    const float a = half_at(alpha_w[ea >> 1], ea);
+    [[unroll]] for (uint i = 0; i < Y; ++i)
+      if (live[k * Y + i])
+        [[unroll]] for (uint g = 0; g < G; ++g) {
+          const uint x = (k * Y + i) * G + g;
+          scores[(score_head(i) + g) * p.n + t[k] - p.scores_base] = a * dot[x] + res[x];
+        }
   }
-  if (live) [[unroll]] for (uint g = 0; g < G; ++g) scores[(sh0 + g) * p.n + t - p.scores_base] = a * dot[g] + res[g];
 }
 #endif
 
 void main() {
-  // Invocations past the last key score the last key again and store nothing:
-  // with every invocation active, lavapipe keeps uniform loads scalar.
-  const uint y = gl_WorkGroupID.y;  // query row of the call (workgroups are 1 high)
-  const uint t = p.key0 + min(gl_GlobalInvocationID.x, p.keys - 1u);
-  const bool live = gl_GlobalInvocationID.x < p.keys && (p.causal0 == 0xffffffffu || t < p.causal0 + y);
-  const uint kv = p.kv;
-  const uint row = kv * p.head_stride + t * p.key_stride;  // global key row
-  const uint h0 = kv * p.group + p.gsub0;                  // first query head (in its row) of this dispatch
-  const uint qh0 = (p.query0 + y) * p.q_heads + h0;        // ... in the query-side buffers
-  const uint sh0 = y * p.q_heads + h0;                     // ... in scores
+  // Invocation x scores keys key0 + K·x + k, k < K. Keys past the last one
+  // score the last key again and store nothing: with every invocation active,
+  // lavapipe keeps uniform loads scalar.
+  uint t[K], row[K];  // key index and global key row
+  bool live[KY];      // (key, slot) stores: a real key, a real row, inside its causal reach
+  [[unroll]] for (uint k = 0; k < K; ++k) {
+    const uint j = gl_GlobalInvocationID.x * K + k;
+    t[k] = p.key0 + min(j, p.keys - 1u);
+    row[k] = p.kv * p.head_stride + t[k] * p.key_stride;
+    [[unroll]] for (uint i = 0; i < Y; ++i)
+      live[k * Y + i] =
+          j < p.keys && i < p.rows && (p.causal0 == 0xffffffffu || t[k] < p.causal0 + call_row(i));
+  }
+
+#if !defined(MODE_F16)
+  uint kw[K * W];  // the keys' words, read once for every slot and head
+  [[unroll]] for (uint k = 0; k < K; ++k) {
+    const uint kb0 = row[k] * W - p.bits_base;
+    [[unroll]] for (uint v = 0; v < W / KV; ++v) {
+      const uvec4 x = key_load(kb0, v);
+      [[unroll]] for (uint e = 0; e < KV; ++e) kw[k * W + KV * v + e] = x[e];
+    }
+  }
+#endif
 
 #if defined(MODE_FLOAT)
-  const uint kb0 = row * W - p.bits_base;
-  float acc[G * ACCS];
-  [[unroll]] for (uint k = 0; k < G * ACCS; ++k) acc[k] = 0.0;
+  float acc[NACC];  // (key, slot, head, accumulator)
+  [[unroll]] for (uint x = 0; x < NACC; ++x) acc[x] = 0.0;
   [[unroll]] for (uint w = 0; w < W; ++w) {
-    const uint nb = ~bits[kb0 + w];  // 1 where s = -1
+    uint nb[K];  // 1 where s = -1
+    [[unroll]] for (uint k = 0; k < K; ++k) nb[k] = ~kw[k * W + w];
     const uint n = w + 1u < W ? 32u : TAIL;
     if (n == 32u) {
-      [[unroll]] for (uint j = 0; j < 32u; ++j) {
-        const uint m = (nb << (31u - j)) & 0x80000000u;
-        [[unroll]] for (uint g = 0; g < G; ++g)
-          acc[g * ACCS + (j % ACCS)] += uintBitsToFloat(floatBitsToUint(q[(qh0 + g) * D + 32u * w + j]) ^ m);
-      }
+      [[unroll]] for (uint j = 0; j < 32u; ++j)
+        [[unroll]] for (uint i = 0; i < Y; ++i)
+          [[unroll]] for (uint g = 0; g < G; ++g) {
+            const uint qv = floatBitsToUint(q[(query_head(i) + g) * D + 32u * w + j]);  // serves K keys
+            [[unroll]] for (uint k = 0; k < K; ++k)
+              acc[((k * Y + i) * G + g) * ACCS + (j % ACCS)] +=
+                  uintBitsToFloat(qv ^ ((nb[k] << (31u - j)) & 0x80000000u));
+          }
     } else {
-      [[unroll]] for (uint j = 0; j < n; ++j) {
-        const uint m = (nb << (31u - j)) & 0x80000000u;
-        [[unroll]] for (uint g = 0; g < G; ++g)
-          acc[g * ACCS] += uintBitsToFloat(floatBitsToUint(q[(qh0 + g) * D + 32u * w + j]) ^ m);
-      }
+      [[unroll]] for (uint j = 0; j < n; ++j)
+        [[unroll]] for (uint i = 0; i < Y; ++i)
+          [[unroll]] for (uint g = 0; g < G; ++g) {
+            const uint qv = floatBitsToUint(q[(query_head(i) + g) * D + 32u * w + j]);
+            [[unroll]] for (uint k = 0; k < K; ++k)
+              acc[((k * Y + i) * G + g) * ACCS] += uintBitsToFloat(qv ^ ((nb[k] << (31u - j)) & 0x80000000u));
+          }
     }
   }
-  float dot[G];
-  [[unroll]] for (uint g = 0; g < G; ++g) {
-    dot[g] = 0.0;
-    [[unroll]] for (uint k = 0; k < ACCS; ++k) dot[g] += acc[g * ACCS + k];
+  float dot[KYG];
+  [[unroll]] for (uint x = 0; x < KYG; ++x) {
+    dot[x] = 0.0;
+    [[unroll]] for (uint a = 0; a < ACCS; ++a) dot[x] += acc[x * ACCS + a];
   }
-  finish(dot, qh0, sh0, row, t, live);
+  finish(dot, row, t, live);
 
 #elif defined(MODE_POPCOUNT)
-  const uint kb0 = row * W - p.bits_base;
-  uint kw[W];  // the key's words, read once for all G heads
-  uint ones = 0u;
-  [[unroll]] for (uint w = 0; w < W; ++w) {
-    kw[w] = bits[kb0 + w];
-    if (w + 1u == W) kw[w] &= LAST_MASK;  // the query planes' padding bits are 0 already
-    ones += bitCount(kw[w]);
+  int sigma[K];  // Σ s_i per key
+  [[unroll]] for (uint k = 0; k < K; ++k) {
+    kw[k * W + W - 1u] &= LAST_MASK;  // the query planes' padding bits are 0 already
+    uint ones = 0u;
+    [[unroll]] for (uint w = 0; w < W; ++w) ones += bitCount(kw[k * W + w]);
+    sigma[k] = 2 * int(ones) - int(D);
   }
-  // Per head: Σ_p 2^p popcount(Q_p & bits), or popcount(sign(q) ^ bits) for b = 1.
-  uint acc[G];
-  [[unroll]] for (uint g = 0; g < G; ++g) {
-    acc[g] = 0u;
-    if (B == 1u) {
-      [[unroll]] for (uint w = 0; w < W; ++w) acc[g] += bitCount(planes[(qh0 + g) * W + w] ^ kw[w]);
-    } else {
-      // Bit-sliced: lane j of slice S[l] is bit l of Σ_w k_{32w+j} Q_{32w+j};
-      // each word's masked planes are ripple-added into the slices (no popcount),
-      // so a head costs SLICES popcounts instead of B·W.
-      uint sl[SLICES];
-      [[unroll]] for (uint l = 0; l < SLICES; ++l) sl[l] = 0u;
-      [[unroll]] for (uint w = 0; w < W; ++w) {
-        uint carry = 0u;
-        [[unroll]] for (uint l = 0; l < SLICES; ++l) {
-          if (l < B) {
-            const uint m = planes[((qh0 + g) * B + l) * W + w] & kw[w];
-            const uint x = sl[l] ^ m;
-            const uint c = (sl[l] & m) | (carry & x);
-            sl[l] = x ^ carry;
-            carry = c;
-          } else {
-            const uint c = sl[l] & carry;
-            sl[l] ^= carry;
-            carry = c;
+  int sq[KYG];  // Σ s_i Q_i per (key, slot, head)
+  [[unroll]] for (uint i = 0; i < Y; ++i)
+    [[unroll]] for (uint g = 0; g < G; ++g) {
+      const uint qh = query_head(i) + g;
+      uint pl[B * W];  // the head's planes, loaded once for K keys
+      [[unroll]] for (uint v = 0; v < B * W; ++v) pl[v] = planes[qh * B * W + v];
+      const int sum_q = int(qconst[qh].sum_q);
+      [[unroll]] for (uint k = 0; k < K; ++k) {
+        const uint x = (k * Y + i) * G + g;
+        if (B == 1u) {
+          // Σ sign(q)_i s_i = d - 2 popcount(sign(q) ^ bits)
+          uint acc = 0u;
+          [[unroll]] for (uint w = 0; w < W; ++w) acc += bitCount(pl[w] ^ kw[k * W + w]);
+          sq[x] = (int(D) - 2 * int(acc) + sigma[k]) / 2;
+        } else {
+          // Σ_p 2^p popcount(Q_p & bits), bit-sliced: lane j of slice S[l] is
+          // bit l of Σ_w k_{32w+j} Q_{32w+j}; each word's masked planes are
+          // ripple-added into the slices (no popcount), so a head costs
+          // SLICES popcounts instead of B·W.
+          uint sl[SLICES];
+          [[unroll]] for (uint l = 0; l < SLICES; ++l) sl[l] = 0u;
+          [[unroll]] for (uint w = 0; w < W; ++w) {
+            uint carry = 0u;
+            [[unroll]] for (uint l = 0; l < SLICES; ++l) {
+              if (l < B) {
+                const uint m = pl[l * W + w] & kw[k * W + w];
+                const uint s = sl[l] ^ m;
+                const uint c = (sl[l] & m) | (carry & s);
+                sl[l] = s ^ carry;
+                carry = c;
+              } else {
+                const uint c = sl[l] & carry;
+                sl[l] ^= carry;
+                carry = c;
+              }
+            }
           }
+          uint acc = 0u;
+          [[unroll]] for (uint l = 0; l < SLICES; ++l) acc += bitCount(sl[l]) << l;
+          sq[x] = 2 * int(acc) - sum_q;
         }
       }
-      [[unroll]] for (uint l = 0; l < SLICES; ++l) acc[g] += bitCount(sl[l]) << l;
     }
-  }
-  const int sigma = 2 * int(ones) - int(D);  // Σ s_i
-  int sq[G];                                  // Σ s_i Q_i
-  [[unroll]] for (uint g = 0; g < G; ++g) {
-    if (B == 1u) {
-      sq[g] = (int(D) - 2 * int(acc[g]) + sigma) / 2;  // Σ sign(q)_i s_i = d - 2 popcount(q ^ bits)
-    } else {
-      sq[g] = 2 * int(acc[g]) - int(qconst[qh0 + g].sum_q);
-    }
-  }
 #if defined(SUMS)
-  if (live) [[unroll]] for (uint g = 0; g < G; ++g) sums[(sh0 + g) * p.n + t - p.scores_base] = sq[g];
+  [[unroll]] for (uint k = 0; k < K; ++k)
+    [[unroll]] for (uint i = 0; i < Y; ++i)
+      if (live[k * Y + i])
+        [[unroll]] for (uint g = 0; g < G; ++g)
+          sums[(score_head(i) + g) * p.n + t[k] - p.scores_base] = sq[(k * Y + i) * G + g];
 #else
-  float dot[G];
-  [[unroll]] for (uint g = 0; g < G; ++g) {
-    const KscoreQueryConst c = qconst[qh0 + g];
-    dot[g] = c.delta * (float(sq[g]) - c.zero * float(sigma));
-  }
-  finish(dot, qh0, sh0, row, t, live);
+  float dot[KYG];
+  [[unroll]] for (uint i = 0; i < Y; ++i)
+    [[unroll]] for (uint g = 0; g < G; ++g) {
+      const KscoreQueryConst c = qconst[query_head(i) + g];
+      [[unroll]] for (uint k = 0; k < K; ++k) {
+        const uint x = (k * Y + i) * G + g;
+        dot[x] = c.delta * (float(sq[x]) - c.zero * float(sigma[k]));
+      }
+    }
+  finish(dot, row, t, live);
 #endif
 
 #else  // MODE_F16
-  const uint DH = (D + 1u) / 2u;  // words per key
-  const uint k0 = row * DH - p.bits_base;
-  float ax[G], ay[G];
-  [[unroll]] for (uint g = 0; g < G; ++g) {
-    ax[g] = 0.0;
-    ay[g] = 0.0;
+  float ax[KYG], ay[KYG];
+  [[unroll]] for (uint x = 0; x < KYG; ++x) {
+    ax[x] = 0.0;
+    ay[x] = 0.0;
   }
-  [[unroll]] for (uint w = 0; w < D / 2u; ++w) {
-    const vec2 k = unpackHalf2x16(kh[k0 + w]);
-    [[unroll]] for (uint g = 0; g < G; ++g) {
-      ax[g] += k.x * q[(qh0 + g) * D + 2u * w];
-      ay[g] += k.y * q[(qh0 + g) * D + 2u * w + 1u];
+  [[unroll]] for (uint v = 0; v < KW / KV; ++v) {
+    uvec4 kx[K];  // words KV·v .. of every key, read once for every slot and head
+    [[unroll]] for (uint k = 0; k < K; ++k) kx[k] = key_load(row[k] * KW - p.bits_base, v);
+    [[unroll]] for (uint e = 0; e < KV; ++e) {
+      const uint w = KV * v + e;  // halves 2w and 2w + 1 (2w + 1 = d: an odd d's padding)
+      vec2 kh[K];
+      [[unroll]] for (uint k = 0; k < K; ++k) kh[k] = unpackHalf2x16(kx[k][e]);
+      [[unroll]] for (uint i = 0; i < Y; ++i)
+        [[unroll]] for (uint g = 0; g < G; ++g) {
+          const uint qb = (query_head(i) + g) * D + 2u * w;
+          const float qx = q[qb];  // each query element serves K keys
+          [[unroll]] for (uint k = 0; k < K; ++k) ax[(k * Y + i) * G + g] += kh[k].x * qx;
+          if (2u * w + 1u < D) {
+            const float qy = q[qb + 1u];
+            [[unroll]] for (uint k = 0; k < K; ++k) ay[(k * Y + i) * G + g] += kh[k].y * qy;
+          }
+        }
     }
   }
-  if ((D & 1u) != 0u) {
-    const float k = unpackHalf2x16(kh[k0 + DH - 1u]).x;
-    [[unroll]] for (uint g = 0; g < G; ++g) ax[g] += k * q[(qh0 + g) * D + D - 1u];
-  }
-  if (live) [[unroll]] for (uint g = 0; g < G; ++g) scores[(sh0 + g) * p.n + t - p.scores_base] = ax[g] + ay[g];
+  [[unroll]] for (uint k = 0; k < K; ++k)
+    [[unroll]] for (uint i = 0; i < Y; ++i)
+      if (live[k * Y + i])
+        [[unroll]] for (uint g = 0; g < G; ++g) {
+          const uint x = (k * Y + i) * G + g;
+          scores[(score_head(i) + g) * p.n + t[k] - p.scores_base] = ax[x] + ay[x];
+        }
 #endif
 }

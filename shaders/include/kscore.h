@@ -37,8 +37,10 @@
 // kcodec cache (N, kv_heads, ...): head_stride = 1, key_stride = kv_heads).
 // Several query rows per call: q, qmu, uq, planes and qconst hold rows
 // (query row, q_heads), scores (query rows of the call, q_heads, N); query row
-// y of a dispatch reads query-side row query0 + y. Causal: query row y
-// writes only keys t < causal0 + y (the others keep their contents).
+// y of the call reads query-side row query0 + y. A dispatch scores rows
+// [row0, row0 + rows) (taken from push constants, never from gl_WorkGroupID,
+// so that query addresses stay provably uniform). Causal: query row y writes
+// only keys t < causal0 + y (the others keep their contents).
 //
 // Every scoring dispatch covers one KV head, keys [key0, key0 + keys) and
 // query-head members [gsub0, gsub0 + G) of its group (the head comes from
@@ -69,7 +71,9 @@ struct KscoreParams {
   uint q_heads;      // query heads per query row
   uint query0;       // query-side row of the dispatch's query row 0
   uint causal0;      // query row y scores keys < causal0 + y (0xffffffff: all)
-  uint pad0, pad1, pad2;
+  uint row0;         // first query row of the call this dispatch scores
+  uint rows;         // query rows it scores, 1..Y (the kernel's row slots)
+  uint pad0;
 };
 // Push constants of kscore_quantize.comp and kscore_uq.comp.
 struct KscoreQueryParams {

@@ -63,6 +63,8 @@ void check_tuning(const char* fn, const Device& d, const KscoreTuning& t) {
   if (t.local == 0 || t.local > d.info().max_workgroup_invocations || t.local > d.info().max_workgroup_size[0])
     fail(fn, "tuning.local = " + std::to_string(t.local) + " is not a valid workgroup size here");
   if (t.max_heads_per_pass == 0) fail(fn, "tuning.max_heads_per_pass must be >= 1");
+  if (t.max_rows_per_pass == 0) fail(fn, "tuning.max_rows_per_pass must be >= 1");
+  if (t.keys_per_invocation > 8) fail(fn, "tuning.keys_per_invocation must be 0 (auto) or 1..8");
 }
 
 void check_distinct(const char* fn, const Buffer& out, std::initializer_list<const Buffer*> ins) {
@@ -70,17 +72,26 @@ void check_distinct(const char* fn, const Buffer& out, std::initializer_list<con
     if (b == &out) fail(fn, "the output buffer is also an input");
 }
 
+// Window offsets: the device's alignment, and at least 16 bytes so that the
+// kernels' uvec4 key loads stay aligned (kscore.comp, key_load).
 std::uint64_t align_of(const Device& d) {
-  return std::max<std::uint64_t>(d.info().min_storage_buffer_offset_alignment, 4);
+  return std::max<std::uint64_t>(d.info().min_storage_buffer_offset_alignment, 16);
 }
 
 // ---- key chunking ------------------------------------------------------------
 
-// One dispatch: KV head kv, group members [gsub0, gsub0 + g), keys
-// [t0, t0 + count), every query row of the call.
+// One dispatch: KV head kv, group members [gsub0, gsub0 + g), query rows
+// [y0, y0 + rows) of the call, keys [t0, t0 + count).
 struct Pass {
-  std::uint32_t kv, gsub0, g;
+  std::uint32_t kv, gsub0, g, y0, rows;
   std::uint64_t t0, count;
+};
+
+// A call's passes, and the row slots (Y) and keys per invocation (K) of the
+// one kernel that runs them all.
+struct Plan {
+  std::vector<Pass> passes;
+  std::uint32_t slots, keys_per_invocation;
 };
 
 // The window of a key-major array (rows kv*N + t, `row_bytes` each) that a
@@ -110,14 +121,15 @@ Window key_window(const KscoreShape& sh, const Pass& p, std::uint64_t row_bytes,
 
 // Score rows: (query row y, query head h) -> y * q_heads + h.
 Window score_window(const KscoreShape& sh, const Pass& p, std::uint64_t align) {
-  const std::uint64_t h_first = std::uint64_t(p.kv) * sh.group + p.gsub0;
-  const std::uint64_t h_last = std::uint64_t(sh.queries - 1) * sh.q_heads() + h_first + p.g - 1;
-  return window((h_first * sh.keys + p.t0) * 4, (h_last * sh.keys + p.t0 + p.count) * 4, 4, align);
+  const std::uint64_t h = std::uint64_t(p.kv) * sh.group + p.gsub0;
+  const std::uint64_t first = std::uint64_t(p.y0) * sh.q_heads() + h;
+  const std::uint64_t last = std::uint64_t(p.y0 + p.rows - 1) * sh.q_heads() + h + p.g - 1;
+  return window((first * sh.keys + p.t0) * 4, (last * sh.keys + p.t0 + p.count) * 4, 4, align);
 }
 
-// Keys any query row of the call scores.
-std::uint64_t keys_in_reach(const KscoreShape& sh) {
-  return sh.causal ? std::min(sh.keys, sh.causal_keys + sh.queries - 1) : sh.keys;
+// Keys that query rows up to `last_row` of the call score.
+std::uint64_t keys_in_reach(const KscoreShape& sh, std::uint64_t last_row) {
+  return sh.causal ? std::min(sh.keys, sh.causal_keys + last_row) : sh.keys;
 }
 
 // Largest divisor of `group` not above `cap`.
@@ -127,35 +139,44 @@ std::uint32_t divisor_at_most(std::uint32_t group, std::uint32_t cap) {
   return 1;
 }
 
-// Splits a call into passes, one KV head each (the head index then comes from
-// push constants only, which lavapipe recognises as uniform), whose every
-// key-side window (rows of `row_bytes`, plus the scores) fits in one binding:
-// all keys at once when they fit, else key chunks (and fewer group members
-// per pass only when the score rows of a group cannot share a binding).
-std::vector<Pass> plan(const char* fn, const Device& d, const KscoreShape& sh,
-                       const std::vector<std::uint64_t>& row_bytes, const KscoreTuning& t) {
+// Splits a call into passes, one KV head and a block of at most Y query rows
+// each (head and rows then come from push constants only, which lavapipe
+// recognises as uniform: a row from gl_WorkGroupID.y turned every query load
+// into a loop over the lanes), whose every key-side window (rows of
+// `row_bytes`, plus the scores) fits in one binding: all keys at once when
+// they fit, else key chunks (and fewer rows, then group members, per pass
+// only when their score rows cannot share a binding). A causal row block
+// stops at the last key its last row scores.
+Plan plan(const char* fn, const Device& d, const KscoreShape& sh, const std::vector<std::uint64_t>& row_bytes,
+          const KscoreTuning& t) {
   std::uint64_t limit = d.binding_chunk_bytes();
   if (t.max_binding_bytes) limit = std::min(limit, t.max_binding_bytes);
   const std::uint64_t slack = align_of(d) + 4;
   if (limit <= slack) fail(fn, "binding limit of " + std::to_string(limit) + " bytes is too small");
   const std::uint64_t room = limit - slack;  // bytes a window may span
-  const std::uint64_t n = sh.keys, reach = keys_in_reach(sh);
+  const std::uint64_t n = sh.keys;
   // Score rows a window spans besides the first: the other query rows' and group members'.
-  const auto spare = [&](std::uint32_t g) { return (std::uint64_t(sh.queries) - 1) * sh.q_heads() + g - 1; };
+  const auto spare = [&](std::uint32_t y, std::uint32_t g) { return (std::uint64_t(y) - 1) * sh.q_heads() + g - 1; };
+  std::uint32_t y = std::min(sh.queries, t.max_rows_per_pass);
+  while (y > 1 && (spare(y, 1) * n + 1) * 4 > room) --y;
   std::uint32_t g = divisor_at_most(sh.group, t.max_heads_per_pass);
-  while (g > 1 && (spare(g) * n + 1) * 4 > room) g = divisor_at_most(sh.group, g - 1);
-  std::uint64_t chunk = reach;
+  while (g > 1 && (spare(y, g) * n + 1) * 4 > room) g = divisor_at_most(sh.group, g - 1);
+  std::uint64_t chunk = n;
   for (std::uint64_t rb : row_bytes) chunk = std::min(chunk, room / rb ? (room / rb - 1) / key_stride(sh) + 1 : 0);
-  chunk = std::min(chunk, room / 4 - std::min(room / 4, spare(g) * n));
-  if (chunk == 0 && reach > 0)
-    fail(fn, "one key row (and the score rows of " + std::to_string(sh.queries) +
-                 " query rows) does not fit in a binding of " + std::to_string(limit) + " bytes");
-  std::vector<Pass> passes;
+  chunk = std::min(chunk, room / 4 - std::min(room / 4, spare(y, g) * n));
+  if (chunk == 0 && keys_in_reach(sh, sh.queries - 1) > 0)
+    fail(fn, "one key row (and its scores) does not fit in a binding of " + std::to_string(limit) + " bytes");
+  const std::uint32_t k = t.keys_per_invocation ? t.keys_per_invocation : std::max(1u, 4 / y);
+  Plan out{{}, y, k};
   for (std::uint32_t kv = 0; kv < sh.kv_heads; ++kv)
     for (std::uint32_t gs = 0; gs < sh.group; gs += g)
-      for (std::uint64_t t0 = 0; t0 < reach; t0 += chunk)
-        passes.push_back({kv, gs, g, t0, std::min(chunk, reach - t0)});
-  return passes;
+      for (std::uint32_t y0 = 0; y0 < sh.queries; y0 += y) {
+        const std::uint32_t rows = std::min(y, sh.queries - y0);
+        const std::uint64_t reach = keys_in_reach(sh, y0 + rows - 1);
+        for (std::uint64_t t0 = 0; t0 < reach; t0 += chunk)
+          out.passes.push_back({kv, gs, g, y0, rows, t0, std::min(chunk, reach - t0)});
+      }
+  return out;
 }
 
 gpu::KscoreParams params(const KscoreShape& sh, const Pass& p) {
@@ -172,16 +193,24 @@ gpu::KscoreParams params(const KscoreShape& sh, const Pass& p) {
   pc.q_heads = sh.q_heads();
   pc.query0 = sh.query0;
   pc.causal0 = sh.causal && sh.causal_keys < sh.keys ? std::uint32_t(sh.causal_keys) : 0xffffffffu;
+  pc.row0 = p.y0;
+  pc.rows = p.rows;
   return pc;
 }
 
+// The kernel of one pass (g heads, the plan's Y rows and K keys per invocation)
+// and its thread count.
 const Kernel& score_kernel(Stream& s, const char* shader, std::uint32_t bindings, const KscoreShape& sh,
-                           std::uint32_t g, std::uint32_t b, std::uint32_t rank, const KscoreTuning& t) {
+                           const Plan& pl, const Pass& p, std::uint32_t b, std::uint32_t rank,
+                           const KscoreTuning& t) {
   return s.device().kernel({.shader = shader,
                             .bindings = bindings,
                             .push_bytes = sizeof(gpu::KscoreParams),
                             .local_size = {t.local, 1, 1},
-                            .constants = {sh.d, g, b, rank}});
+                            .constants = {sh.d, p.g, b, rank, pl.slots, pl.keys_per_invocation}});
+}
+Threads score_threads(const Plan& pl, const Pass& p) {
+  return Threads{(p.count + pl.keys_per_invocation - 1) / pl.keys_per_invocation};
 }
 
 // The common checks of the two 1-bit scoring paths.
@@ -276,16 +305,16 @@ void kscore_float(Stream& s, const KscoreShape& sh, const KscoreKeys& keys, cons
   if (sh.keys == 0) return;
   const std::uint64_t align = align_of(d), qh = sh.query_rows() * sh.q_heads();
   const std::uint64_t wb = std::uint64_t(sh.words()) * 4, cb = std::uint64_t(sh.rank) * 2;
-  const std::vector<Pass> passes = plan(fn, d, sh, key_rows(wb, cb), t);  // may throw: before recording anything
+  const Plan pl = plan(fn, d, sh, key_rows(wb, cb), t);  // may throw: before recording anything
   if (sh.rank) residual_query(s, sh, query);
-  for (const Pass& p : passes) {
+  for (const Pass& p : pl.passes) {
     const PassBindings b = pass_bindings(sh, p, keys, query, wb, cb, align, *query.q);
-    const Kernel& k = score_kernel(s, "kscore_float", 7, sh, p.g, 1, sh.rank, t);
+    const Kernel& k = score_kernel(s, "kscore_float", 7, sh, pl, p, 1, sh.rank, t);
     s.dispatch(k,
                {{*keys.bits, b.bits.offset, b.bits.range}, {*keys.alpha, b.alpha.offset, b.alpha.range}, b.c,
                 {*query.q, 0, qh * sh.d * 4}, query_binding(query.uq, qh * sh.rank * 4, *query.q),
                 query_binding(query.qmu, qh * 4, *query.q), {scores, b.scores.offset, b.scores.range}},
-               b.pc, Threads{p.count, sh.queries});
+               b.pc, score_threads(pl, p));
   }
 }
 
@@ -334,17 +363,17 @@ void kscore_popcount(Stream& s, const KscoreShape& sh, const KscoreKeys& keys, c
   if (sh.keys == 0) return;
   const std::uint64_t align = align_of(d), qh = sh.query_rows() * sh.q_heads();
   const std::uint64_t wb = std::uint64_t(sh.words()) * 4, cb = std::uint64_t(sh.rank) * 2;
-  const std::vector<Pass> passes = plan(fn, d, sh, key_rows(wb, cb), t);  // may throw: before recording anything
+  const Plan pl = plan(fn, d, sh, key_rows(wb, cb), t);  // may throw: before recording anything
   if (sh.rank) residual_query(s, sh, query);
-  for (const Pass& p : passes) {
+  for (const Pass& p : pl.passes) {
     const PassBindings b = pass_bindings(sh, p, keys, query, wb, cb, align, *qq.planes);
-    const Kernel& k = score_kernel(s, "kscore_popcount", 8, sh, p.g, qq.bits, sh.rank, t);
+    const Kernel& k = score_kernel(s, "kscore_popcount", 8, sh, pl, p, qq.bits, sh.rank, t);
     s.dispatch(k,
                {{*keys.bits, b.bits.offset, b.bits.range}, {*qq.planes, 0, kscore_planes_bytes(sh, qq.bits)},
                 {*qq.qconst, 0, kscore_qconst_bytes(sh)}, {*keys.alpha, b.alpha.offset, b.alpha.range}, b.c,
                 query_binding(query.uq, qh * sh.rank * 4, *qq.planes),
                 query_binding(query.qmu, qh * 4, *qq.planes), {scores, b.scores.offset, b.scores.range}},
-               b.pc, Threads{p.count, sh.queries});
+               b.pc, score_threads(pl, p));
   }
 }
 
@@ -360,16 +389,17 @@ void kscore_popcount_sums(Stream& s, const KscoreShape& sh, const Buffer& bits, 
   check_distinct(fn, sums, {&bits, qq.planes, qq.qconst});
   if (sh.keys == 0) return;
   const std::uint64_t align = align_of(d), wb = std::uint64_t(sh.words()) * 4;
-  for (const Pass& p : plan(fn, d, sh, {wb}, t)) {
+  const Plan pl = plan(fn, d, sh, {wb}, t);
+  for (const Pass& p : pl.passes) {
     const Window bw = key_window(sh, p, wb, 4, align), sw = score_window(sh, p, align);
     gpu::KscoreParams pc = params(sh, p);
     pc.bits_base = std::uint32_t(bw.base);
     pc.scores_base = std::uint32_t(sw.base);
-    const Kernel& k = score_kernel(s, "kscore_popcount_sums", 4, sh, p.g, qq.bits, 0, t);
+    const Kernel& k = score_kernel(s, "kscore_popcount_sums", 4, sh, pl, p, qq.bits, 0, t);
     s.dispatch(k,
                {{bits, bw.offset, bw.range}, {*qq.planes, 0, kscore_planes_bytes(sh, qq.bits)},
                 {*qq.qconst, 0, kscore_qconst_bytes(sh)}, {sums, sw.offset, sw.range}},
-               pc, Threads{p.count, sh.queries});
+               pc, score_threads(pl, p));
   }
 }
 
@@ -386,15 +416,16 @@ void kscore_f16(Stream& s, const KscoreShape& sh, const Buffer& k, const Buffer&
   check_distinct(fn, scores, {&k, &q});
   if (sh.keys == 0) return;
   const std::uint64_t align = align_of(d);
-  for (const Pass& p : plan(fn, d, sh, {rb}, t)) {
+  const Plan pl = plan(fn, d, sh, {rb}, t);
+  for (const Pass& p : pl.passes) {
     const Window kw = key_window(sh, p, rb, 4, align), sw = score_window(sh, p, align);
     gpu::KscoreParams pc = params(sh, p);
     pc.rank = 0;
     pc.bits_base = std::uint32_t(kw.base);
     pc.scores_base = std::uint32_t(sw.base);
-    const Kernel& kern = score_kernel(s, "kscore_f16", 3, sh, p.g, 1, 0, t);
+    const Kernel& kern = score_kernel(s, "kscore_f16", 3, sh, pl, p, 1, 0, t);
     s.dispatch(kern, {{k, kw.offset, kw.range}, {q, 0, qh * sh.d * 4}, {scores, sw.offset, sw.range}}, pc,
-               Threads{p.count, sh.queries});
+               score_threads(pl, p));
   }
 }
 
