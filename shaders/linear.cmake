@@ -1,10 +1,11 @@
-# linear / linear_id: fp32 and fp16-weight matmuls of the transformer forward
-# pass. Variants: rows (any device, no subgroup ops), subgroup (GPUs), tiled
-# (shared-memory GEMM for large batches on GPUs); _id: the MoE form.
-foreach(wt f32 f16)
-  if(wt STREQUAL "f16")
-    set(wdef WF16)
-  else()
+# linear / linear_id: the transformer's matmuls. Variants: rows (any device,
+# no subgroup ops), subgroup (GPUs), tiled (shared-memory GEMM for large
+# batches on GPUs; f32/f16/bf16 only); _id: the MoE form. One pipeline per
+# weight type: f32, f16, bf16, and every ggml block type of quant.h (WQUANT
+# with Q_<TYPE>, dequantized in registers).
+foreach(wt f32 f16 bf16)
+  string(TOUPPER "W${wt}" wdef)
+  if(wt STREQUAL "f32")
     set(wdef W32)
   endif()
   vkq_shader(linear_rows_${wt} linear.comp DEFINES VARIANT_ROWS ${wdef})
@@ -12,4 +13,11 @@ foreach(wt f32 f16)
   vkq_shader(linear_tiled_${wt} linear_tiled.comp DEFINES ${wdef})
   vkq_shader(linear_id_rows_${wt} linear.comp DEFINES VARIANT_ROWS ID ${wdef})
   vkq_shader(linear_id_subgroup_${wt} linear.comp DEFINES VARIANT_SUBGROUP ID ${wdef})
+endforeach()
+foreach(qt IN LISTS VKQ_QUANT_TYPES)
+  string(TOUPPER "Q_${qt}" qdef)
+  vkq_shader(linear_rows_${qt} linear.comp DEFINES VARIANT_ROWS WQUANT ${qdef})
+  vkq_shader(linear_subgroup_${qt} linear.comp DEFINES VARIANT_SUBGROUP WQUANT ${qdef})
+  vkq_shader(linear_id_rows_${qt} linear.comp DEFINES VARIANT_ROWS ID WQUANT ${qdef})
+  vkq_shader(linear_id_subgroup_${qt} linear.comp DEFINES VARIANT_SUBGROUP ID WQUANT ${qdef})
 endforeach()

@@ -1,11 +1,13 @@
 // y = x Wᵀ over one binding window of weight rows (layouts in linear.h),
-// fp32 x/y, f32 or fp16 (WF16) weights, fp32 accumulation. An invocation
-// (rows) or a subgroup (subgroup) owns ROWS weight rows and applies them to BT
-// batch rows at a time, so the weights are read once per BT batch rows.
+// fp32 x/y, fp32 accumulation; weights f32, fp16 (WF16), bf16 (WBF16) or
+// ggml blocks (WQUANT with a Q_<TYPE> of quant.h, decoded in registers). An
+// invocation (rows) or a subgroup (subgroup) owns ROWS weight rows and
+// applies them to BT batch rows at a time, so the weights are read (and
+// decoded) once per BT batch rows.
 // VARIANT_ROWS (any device, no subgroup ops): one invocation walks ROWS whole
-//   rows, one uvec4 block (4 floats or 8 halves) per row per step.
+//   rows, one uvec4 (4 floats or 8 halves) or one quant group per row per step.
 // VARIANT_SUBGROUP (GPUs): a subgroup owns ROWS rows at a time, lanes stride
-//   over the blocks (coalesced 16-byte loads), subgroupAdd reduces.
+//   over the uvec4s or groups, subgroupAdd reduces.
 // ID (linear_id): workgroup row y is an expert of the window (or, at index
 //   ne, the invalid ids); each invocation scans the slots' ids and applies its
 //   rows to the matching slots, BT at a time, so an expert's rows are read
@@ -26,7 +28,10 @@ layout(constant_id = 5) const uint XVEC = 0;  // 1 when every x row of the windo
 layout(constant_id = 6) const uint RW = 8;    // subgroup: rows per workgroup (a multiple of ROWS)
 layout(push_constant) uniform PC { LinearParams p; };
 
-#if defined(WF16)
+#if defined(WQUANT)
+#include "quant.h"
+layout(std430, binding = 0) readonly buffer W { uvec4 w[]; };
+#elif defined(WF16) || defined(WBF16)
 layout(std430, binding = 0) readonly buffer W { uvec4 w[]; };
 #define WBLOCK uvec4
 const uint CB = 8;  // columns per block
@@ -47,6 +52,8 @@ uint xbase[BT];      // float index of each batch column's x row
 uint slot[BT];       // batch row (linear) or slot (linear_id) of each column
 uint cnt;            // columns in use
 
+// ---- f32 / fp16 / bf16 rows ------------------------------------------------------------
+#if !defined(WQUANT)
 // x[i .. i + 3] (columns col .. col + 3), zero past `in` in the partial last block.
 vec4 load_x(uint i, uint col, bool part) {
   if (!part) return XVEC != 0 ? x4[i / 4] : vec4(x[i], x[i + 1], x[i + 2], x[i + 3]);
@@ -56,12 +63,19 @@ vec4 load_x(uint i, uint col, bool part) {
   return v;
 }
 
+#if defined(WBF16)
+// Columns 2j, 2j + 1 of a word of two bf16 (the low half is the even column).
+vec2 unpack2(uint u) { return vec2(uintBitsToFloat(u << 16), uintBitsToFloat(u & 0xffff0000u)); }
+#else
+vec2 unpack2(uint u) { return unpackHalf2x16(u); }
+#endif
+
 // Columns col .. col + CB - 1 of every row's block against each column's x.
 // In the partial last block, x past `in` is zero and so are the weights
 // (padding may hold anything, NaN included).
 void block(WBLOCK q[ROWS], uint col, bool part) {
   if (part) {
-#if defined(WF16)
+#if defined(WF16) || defined(WBF16)
     uvec4 m;
     [[unroll]] for (uint j = 0; j < 4; ++j)
       m[j] = (col + 2 * j < p.cols ? 0xffffu : 0u) | (col + 2 * j + 1 < p.cols ? 0xffff0000u : 0u);
@@ -74,11 +88,10 @@ void block(WBLOCK q[ROWS], uint col, bool part) {
   [[unroll]] for (uint b = 0; b < BT; ++b) {
     const uint i = xbase[b] + col;
     const vec4 xa = load_x(i, col, part);
-#if defined(WF16)
+#if defined(WF16) || defined(WBF16)
     const vec4 xb = load_x(i + 4, col + 4, part);
     [[unroll]] for (uint r = 0; r < ROWS; ++r) {
-      acc[r][b] += dot(vec4(unpackHalf2x16(q[r].x), unpackHalf2x16(q[r].y)), xa) +
-                   dot(vec4(unpackHalf2x16(q[r].z), unpackHalf2x16(q[r].w)), xb);
+      acc[r][b] += dot(vec4(unpack2(q[r].x), unpack2(q[r].y)), xa) + dot(vec4(unpack2(q[r].z), unpack2(q[r].w)), xb);
     }
 #else
     [[unroll]] for (uint r = 0; r < ROWS; ++r) acc[r][b] += dot(q[r], xa);
@@ -98,6 +111,78 @@ void dot_rows(const uint rbase[ROWS], uint first, uint stride) {
     block(q, CB * kb, kb >= full);
   }
 }
+
+// ---- ggml blocks -------------------------------------------------------------------------
+#else
+// The words of group g of the row at uvec4 index `row`: QNQ aligned uvec4
+// loads (clamped to the window's end: a last partial group of small blocks
+// may reach past it; those blocks are skipped), realigned when Q_PHASE.
+void load_group(uint row, uint g, out uint wd[QWR]) {
+  const uint o = g * QGB;  // byte offset in the row (rows start on 16 bytes)
+  const uint q0 = row + o / 16;
+  uvec4 c[QNQ];
+  [[unroll]] for (uint k = 0; k < QNQ; ++k) c[k] = w[min(q0 + k, p.w_end - 1)];
+  q_words(c, o % 16, wd);
+}
+
+// acc = the dot products of rows rbase[] (uvec4 indices) over groups first,
+// first + stride, ... (partial sums when stride > 1). `in` is a multiple of QK;
+// blocks past it in the last group are skipped (x is not read there either).
+//
+// Per group, x is loaded once for every row of the invocation, then a loop
+// that is not unrolled decodes one row at a time against it: loads whose
+// address is not provably uniform are loops over the lanes on lavapipe (x's
+// included), so x costs 1 / ROWS of such loads per row, and the code holds
+// one row's decode whatever ROWS is. The kept x spills to the stack at worst.
+void dot_rows(const uint rbase[ROWS], uint first, uint stride) {
+  const uint nb = p.cols / QK, groups = (nb + QG - 1) / QG;
+  [[unroll]] for (uint r = 0; r < ROWS; ++r)
+    [[unroll]] for (uint b = 0; b < BT; ++b) acc[r][b] = 0.0;
+  for (uint g = first; g < groups; g += stride) {
+    // Slices of this group inside the row (QSL but in the last group of small blocks).
+    const uint slices = min(QSL, (nb - g * QG) * (QK / 32));
+    vec4 xs[BT][QSL][8];
+#if !defined(Q_NOMIN)
+    vec2 sx[BT][QSL];  // Σ x over each half slice, for the minimums
+#endif
+    [[unroll]] for (uint s = 0; s < QSL; ++s) {
+      if (s >= slices) break;
+      const uint col = g * QGE + 32 * s;
+      [[unroll]] for (uint b = 0; b < BT; ++b) {
+        [[unroll]] for (uint i = 0; i < 8; ++i) xs[b][s][i] = x4[(xbase[b] + col) / 4 + i];
+#if !defined(Q_NOMIN)
+        const vec4 h0 = (xs[b][s][0] + xs[b][s][1]) + (xs[b][s][2] + xs[b][s][3]);
+        const vec4 h1 = (xs[b][s][4] + xs[b][s][5]) + (xs[b][s][6] + xs[b][s][7]);
+        sx[b][s] = vec2(dot(h0, vec4(1.0)), dot(h1, vec4(1.0)));
+#endif
+      }
+    }
+    [[dont_unroll]] for (uint r = 0; r < ROWS; ++r) {
+      uint wd[QWR];
+      load_group(rbase[r], g, wd);
+      float a[BT];
+      [[unroll]] for (uint b = 0; b < BT; ++b) a[b] = 0.0;
+      [[unroll]] for (uint s = 0; s < QSL; ++s) {
+        if (s >= slices) break;
+        vec4 q[8];
+        vec2 dl, ml;
+        q_slice(wd, s, q, dl, ml);
+        [[unroll]] for (uint b = 0; b < BT; ++b) {
+          float h[2] = {0.0, 0.0};  // Σ q·x per half (fused multiply-adds)
+          [[unroll]] for (uint i = 0; i < 8; ++i)
+            [[unroll]] for (uint c = 0; c < 4; ++c) h[i / 4] = fma(q[i][c], xs[b][s][i][c], h[i / 4]);
+#if defined(Q_NOMIN)
+          a[b] = fma(dl.x, h[0], fma(dl.y, h[1], a[b]));
+#else
+          a[b] = fma(dl.x, h[0], fma(dl.y, h[1], fma(-ml.x, sx[b][s].x, fma(-ml.y, sx[b][s].y, a[b]))));
+#endif
+        }
+      }
+      [[unroll]] for (uint b = 0; b < BT; ++b) acc[r][b] += a[b];
+    }
+  }
+}
+#endif
 
 // Writes (or adds) the finished sums of rows row_start .. of the window.
 void store(uint row_start) {
@@ -178,6 +263,7 @@ void main() {
 #if defined(VARIANT_ROWS)
   const uint row_start = gl_GlobalInvocationID.x * ROWS;
   if (row_start < p.rows) process(row_start, 0, 1, true);
+
 #elif defined(VARIANT_SUBGROUP)
   // Lane rank and count among the active lanes: correct for any subgroup size.
   const uint lanes = subgroupAdd(1u), lane = subgroupExclusiveAdd(1u);

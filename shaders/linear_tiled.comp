@@ -1,5 +1,5 @@
 // y = x Wᵀ as a shared-memory tiled GEMM for large batches on GPUs (plain
-// linear only; layouts in linear.h), f32 or fp16 (WF16) weights.
+// linear only; layouts in linear.h), f32, fp16 (WF16) or bf16 (WBF16) weights.
 //
 // A workgroup of (WX, WY) invocations owns BM = WY*TM batch rows by BN = WX*TN
 // output features and walks `in` in steps of BK: it stages x[rows][k-step] and
@@ -19,7 +19,7 @@ layout(constant_id = 4) const uint TN = 4;    // output features per invocation
 layout(constant_id = 5) const uint XVEC = 0;  // 1 when every x row of the window starts on 16 bytes
 layout(push_constant) uniform PC { LinearParams p; };
 
-#if defined(WF16)
+#if defined(WF16) || defined(WBF16)
 layout(std430, binding = 0) readonly buffer W { uvec2 w2[]; };  // 4 halves
 #else
 layout(std430, binding = 0) readonly buffer W { vec4 w4[]; };
@@ -42,6 +42,9 @@ vec4 w_vec4(uint o, uint k) {
 #if defined(WF16)
   const uvec2 q = w2[(p.w_off + o * p.wq) * 2 + k / 4];
   return vec4(unpackHalf2x16(q.x), unpackHalf2x16(q.y));
+#elif defined(WBF16)
+  const uvec2 q = w2[(p.w_off + o * p.wq) * 2 + k / 4];  // the low half of a word is the even column
+  return uintBitsToFloat(uvec4(q.x << 16, q.x & 0xffff0000u, q.y << 16, q.y & 0xffff0000u));
 #else
   return w4[p.w_off + o * p.wq + k / 4];
 #endif

@@ -2,6 +2,11 @@
 # SwiGLU, residual add, bias, MoE routing and combine).
 vkq_shader(ops_embed_f32 ops_embed.comp)
 vkq_shader(ops_embed_f16 ops_embed.comp DEFINES TABLE_F16)
+vkq_shader(ops_embed_bf16 ops_embed.comp DEFINES TABLE_BF16)
+foreach(qt IN LISTS VKQ_QUANT_TYPES)
+  string(TOUPPER "Q_${qt}" qdef)
+  vkq_shader(ops_embed_${qt} ops_embed.comp DEFINES TABLE_QUANT ${qdef})
+endforeach()
 vkq_shader(ops_rmsnorm ops_rmsnorm.comp)
 vkq_shader(ops_rope ops_rope.comp)
 vkq_shader(ops_swiglu ops_eltwise.comp DEFINES MODE_SWIGLU)

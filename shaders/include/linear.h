@@ -1,16 +1,19 @@
-// fp32 / fp16-weight linear layers (the transformer's reference matmuls) and
-// their mixture-of-experts form (ggml's mul_mat_id).
+// Linear layers y = x Wᵀ with f32, fp16, bf16 or ggml block-quantized weights
+// (the transformer's matmuls) and their mixture-of-experts form (ggml's
+// mul_mat_id).
 //
 // Memory layouts (little-endian, row-major):
 //   x    (batch, in)        fp32    tightly packed rows (linear_id: (n, in), or
 //                                   (n, k, in) when x is per slot)
 //   y    (batch, out)       fp32    tightly packed rows (linear_id: (n, k, out))
 //   W    (experts, out, rw) uint32  rw = row words: f32: `in` floats rounded up
-//                                   to a multiple of 4; f16: `in` halves rounded
-//                                   up to a multiple of 8, two per word, the
-//                                   lower half is the even column. Rows are
-//                                   16-byte aligned for uvec4 loads; padding
-//                                   must be finite (it meets x = 0 or is masked).
+//                                   to a multiple of 4; f16 / bf16: `in` halves
+//                                   rounded up to a multiple of 8, two per word,
+//                                   the lower half is the even column; block
+//                                   types: the row's ggml blocks as GGUF stores
+//                                   them (quant.h), zero-padded to 16 bytes.
+//                                   Rows are 16-byte aligned for uvec4 loads;
+//                                   padding is never used (masked or skipped).
 //   ids  (n, k)             uint32  expert of slot (t, j); ids >= experts give zeros
 // y[b][i] = sum_j W[i][j] x[b][j] (+ y[b][i] when accumulating).
 #ifndef VKQ_LINEAR_H
@@ -37,7 +40,7 @@ struct LinearParams {
   uint ne;          // linear_id: experts in the W window
   uint experts;     // linear_id: experts in the bank (ids >= experts are invalid)
   uint k;           // linear_id: slots per token
-  uint pad;
+  uint w_end;       // uvec4 index one past the window's last weight row in the W binding
 };
 VKQ_GPU_END
 #define LINEAR_ACCUMULATE 1u    // y += x Wᵀ

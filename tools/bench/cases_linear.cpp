@@ -1,16 +1,20 @@
-// linear cases: the transformer's fp16/fp32 matmuls on Llama-8B-like shapes
-// (4096×4096 attention projection; 14336×4096 MLP up) at decode (batch 1) and
-// prefill (batch 64, weights read once per batch tile), and linear_id on an
-// OLMoE-like expert bank (64 experts of 1024×2048, top-8) for decode and a
-// 64-token prefill. Each verifies rows at both ends of y against the CPU.
+// linear cases: the transformer's matmuls on Llama-8B-like shapes (4096×4096
+// attention projection; 14336×4096 MLP up) at decode (batch 1) and prefill
+// (batch 64, weights read once per batch tile) in f16 and f32; every stored
+// weight type the model reads (f16, q8_0, q4_0, q4_k, q6_k) on a 2048×8192 MLP
+// down projection (2048×2048 under --quick), decode and prefill, dequantized
+// in registers; and linear_id on an OLMoE-like expert bank (64 experts of
+// 1024×2048, top-8) for decode and a 64-token prefill. Each verifies rows at
+// both ends of y against the CPU reference on the same weight bytes; the
+// runner reports bytes/s against the read roofline measured in the same run.
 #include <algorithm>
 #include <memory>
 #include <random>
 #include <string>
 
 #include "bench.hpp"
-#include "vkquant/half.hpp"
 #include "vkquant/kernels/linear.hpp"
+#include "vkquant/quant.hpp"
 #include "vkquant/reference/linear.hpp"
 
 namespace vkq::bench {
@@ -36,22 +40,33 @@ std::string nmse_message(double num, double den) {
 struct Problem {
   std::uint32_t out, in, batch, experts = 1, k = 1;
   WeightType type;
-  std::vector<float> w;   // (experts, out, in) as the kernel sees it
-  std::vector<float> x;   // (batch, in)
-  std::vector<std::uint32_t> ids;  // (batch, k)
+  std::vector<std::uint32_t> packed;  // (experts, out) rows of linear_row_bytes(in, type)
+  std::vector<float> x;               // (batch, in)
+  std::vector<std::uint32_t> ids;     // (batch, k)
   Buffer wb, xb, yb, ib;
+
+  ref::TypedRows rows() const {
+    return {std::as_bytes(std::span(packed)), type, kernels::linear_row_bytes(in, type)};
+  }
 };
 
+// Weights: f32/f16 from uniform floats, other types random blocks (every
+// code and moderate scales; the timing does not depend on the values).
 std::shared_ptr<Problem> make(Device& d, std::uint32_t out, std::uint32_t in, std::uint32_t batch, WeightType t,
                               std::uint32_t experts = 1, std::uint32_t k = 1) {
   auto p = std::make_shared<Problem>();
   p->out = out, p->in = in, p->batch = batch, p->type = t, p->experts = experts, p->k = k;
-  p->w = uniform(std::size_t(experts) * out * in, 1);
-  const auto packed = kernels::linear_pack(p->w, experts * out, in, t);
-  if (t == WeightType::f16) p->w = round_to_half(p->w);
+  const std::uint32_t rows = experts * out;
+  if (t == WeightType::f32 || t == WeightType::f16) {
+    p->packed = kernels::linear_pack(uniform(std::size_t(rows) * in, 1), rows, in, t);
+  } else {
+    std::vector<std::byte> raw(rows * quant::row_bytes(t, in));
+    quant::fill_random_blocks(t, raw, 1);
+    p->packed = kernels::linear_pack_raw(raw, rows, in, t);
+  }
   p->x = uniform(std::size_t(batch) * in, 2);
-  p->wb = Buffer::create(d, packed.size() * 4);
-  p->wb.upload(packed.data(), packed.size() * 4);
+  p->wb = Buffer::create(d, p->packed.size() * 4);
+  p->wb.upload(p->packed.data(), p->packed.size() * 4);
   p->xb = Buffer::create(d, p->x.size() * 4);
   p->xb.upload(p->x.data(), p->x.size() * 4);
   p->yb = Buffer::create(d, std::uint64_t(batch) * k * out * 4);
@@ -81,9 +96,9 @@ std::string verify_rows(const Problem& p) {
     const std::uint32_t e = p.experts > 1 ? p.ids[s] : 0;
     const std::size_t xrow = p.experts > 1 ? s / p.k : s;
     for (std::uint32_t first : {0u, p.out - c}) {
+      const auto w = ref::dequantize_rows(p.rows(), e * p.out + first, c, p.in);
       std::vector<float> ref(c);
-      ref::linear(std::span(p.w).subspan((std::size_t(e) * p.out + first) * p.in, std::size_t(c) * p.in),
-                  std::span(p.x).subspan(xrow * p.in, p.in), ref, c, p.in, 1);
+      ref::linear(w, std::span(p.x).subspan(xrow * p.in, p.in), ref, c, p.in, 1);
       for (std::uint32_t i = 0; i < c; ++i) {
         const double dlt = double(got[s * p.out + first + i]) - ref[i];
         num += dlt * dlt;
@@ -102,12 +117,12 @@ void add_linear(std::vector<Case>& cases, Device& d, std::uint32_t out, std::uin
                 WeightType t) {
   auto p = make(d, out, in, batch, t);
   const double wbytes = double(out) * kernels::linear_row_bytes(in, t);
+  auto rec = [p](Stream& s) { kernels::linear(s, {&p->wb, p->type, p->out, p->in, 1}, p->xb, p->yb, p->batch); };
   cases.push_back({std::string("linear/") + kernels::weight_type_name(t) + "/" + dims(*p), "linear", Roof::read,
-                   wbytes + double(batch) * in * 4, double(batch) * out * 4, 2.0 * out * in * batch, "",
-                   [p](Stream& s) { kernels::linear(s, {&p->wb, p->type, p->out, p->in, 1}, p->xb, p->yb, p->batch); },
-                   [p, &d]() {
+                   wbytes + double(batch) * in * 4, double(batch) * out * 4, 2.0 * out * in * batch, "", rec,
+                   [p, &d, rec]() {
                      Stream s = Stream::create(d);
-                     kernels::linear(s, {&p->wb, p->type, p->out, p->in, 1}, p->xb, p->yb, p->batch);
+                     rec(s);
                      s.submit_and_wait();
                      return verify_rows(*p);
                    }});
@@ -145,6 +160,10 @@ std::vector<Case> linear_cases(Device& d, const Options& o) {
     add_linear(cases, d, 4096, 4096, 256, WeightType::f16);
     add_linear(cases, d, 4096, 4096, 64, WeightType::f32);
   }
+  // Stored weight types, dequantized in registers: decode and prefill.
+  const std::uint32_t qin = o.quick ? 2048 : 8192;
+  for (const WeightType t : {WeightType::f16, WeightType::q8_0, WeightType::q4_0, WeightType::q4_k, WeightType::q6_k})
+    for (const std::uint32_t batch : {1u, 64u}) add_linear(cases, d, 2048, qin, batch, t);
   add_linear_id(cases, d, 64, 1024, 2048, 1, 8, WeightType::f16);
   add_linear_id(cases, d, 64, 1024, 2048, 64, 8, WeightType::f16);
   return cases;

@@ -8,6 +8,7 @@
 #include "vkquant/error.hpp"
 #include "vkquant/half.hpp"
 #include "vkquant/kernel.hpp"
+#include "vkquant/quant.hpp"
 
 namespace vkq::kernels {
 
@@ -15,26 +16,64 @@ static_assert(sizeof(gpu::LinearParams) == 64);
 
 // ---- host-side packing -----------------------------------------------------------
 
-const char* weight_type_name(WeightType t) { return t == WeightType::f32 ? "f32" : "f16"; }
+const char* weight_type_name(WeightType t) { return quant::info(t).name; }
+
+namespace {
+
+bool known(WeightType t) {
+  for (const quant::TypeInfo& i : quant::types())
+    if (i.type == t) return true;
+  return false;
+}
+
+// quant::row_bytes(t, in), with the caller's name on a bad `in`.
+std::uint64_t stored_row_bytes(std::uint32_t in, WeightType t, const char* what) {
+  if (!known(t)) throw Error(std::string(what) + ": unknown weight type " + std::to_string(std::uint32_t(t)));
+  const quant::TypeInfo& i = quant::info(t);
+  if (in == 0 || in % i.block)
+    throw Error(std::string(what) + ": in = " + std::to_string(in) + " is not a positive multiple of " + i.name +
+                "'s block of " + std::to_string(i.block) + " elements");
+  return quant::row_bytes(t, in);
+}
+
+std::uint64_t pad16(std::uint64_t bytes) { return (bytes + 15) / 16 * 16; }
+
+}  // namespace
 
 std::uint64_t linear_row_bytes(std::uint32_t in, WeightType t) {
-  return t == WeightType::f32 ? (std::uint64_t(in) + 3) / 4 * 16 : (std::uint64_t(in) + 7) / 8 * 16;
+  return pad16(stored_row_bytes(in, t, "linear_row_bytes"));
 }
 
 std::vector<std::uint32_t> linear_pack(std::span<const float> w, std::uint32_t out, std::uint32_t in, WeightType t) {
   if (out == 0 || in == 0) throw Error("linear_pack: empty matrix");
   if (w.size() != std::size_t(out) * in) throw Error("linear_pack: weights are not out × in");
-  const std::size_t words = linear_row_bytes(in, t) / 4;
+  const std::uint64_t stored = stored_row_bytes(in, t, "linear_pack");
+  const std::size_t words = pad16(stored) / 4;
   std::vector<std::uint32_t> packed(out * words, 0u);
   for (std::size_t i = 0; i < out; ++i) {
     const float* row = &w[i * in];
     std::uint32_t* dst = &packed[i * words];
     if (t == WeightType::f32) {
       std::memcpy(dst, row, std::size_t(in) * 4);
-    } else {
+    } else if (t == WeightType::f16) {
       for (std::uint32_t j = 0; j < in; ++j) dst[j / 2] |= std::uint32_t(to_half(row[j])) << (16 * (j % 2));
+    } else {
+      quant::quantize(t, std::span(row, in), std::as_writable_bytes(std::span(dst, words)).first(stored));
     }
   }
+  return packed;
+}
+
+std::vector<std::uint32_t> linear_pack_raw(std::span<const std::byte> rows, std::uint32_t out, std::uint32_t in,
+                                           WeightType t) {
+  if (out == 0) throw Error("linear_pack_raw: empty matrix");
+  const std::uint64_t stored = stored_row_bytes(in, t, "linear_pack_raw");
+  if (rows.size() != out * stored)
+    throw Error("linear_pack_raw: " + std::to_string(rows.size()) + " bytes are not " + std::to_string(out) +
+                " rows of " + std::to_string(stored) + " bytes (" + weight_type_name(t) + ")");
+  const std::size_t words = pad16(stored) / 4;
+  std::vector<std::uint32_t> packed(out * words, 0u);
+  for (std::size_t i = 0; i < out; ++i) std::memcpy(&packed[i * words], &rows[i * stored], stored);
   return packed;
 }
 
@@ -66,9 +105,12 @@ constexpr std::uint32_t kTiledBm = kTiledLocal * kTiledTm, kTiledBn = kTiledLoca
 
 }  // namespace
 
-LinearVariant linear_default_variant(const Device& device, std::uint32_t batch, bool id) {
+// The tiled GEMM stages whole fp32 / fp16 / bf16 columns; block types have no tiled form.
+bool has_tiled(WeightType t) { return !quant::is_block_quant(t); }
+
+LinearVariant linear_default_variant(const Device& device, std::uint32_t batch, bool id, WeightType t) {
   if (device.info().type == VK_PHYSICAL_DEVICE_TYPE_CPU) return LinearVariant::rows;
-  if (!id && batch >= kTiledMinBatch) return LinearVariant::tiled;
+  if (!id && batch >= kTiledMinBatch && has_tiled(t)) return LinearVariant::tiled;
   return linear_variant_supported(device, LinearVariant::subgroup) ? LinearVariant::subgroup : LinearVariant::rows;
 }
 
@@ -88,6 +130,24 @@ std::uint32_t batch_tile(std::uint64_t batch, std::uint32_t cap) {
   return bt;
 }
 
+// Block types (linear.comp, WQUANT): per 256-element group an invocation
+// (rows) or lane (subgroup) loads BT batch rows of x once, then decodes its
+// ROWS rows one after another against it in a loop that is not unrolled.
+// On lavapipe every load whose address is not provably uniform is a loop
+// over the lanes, x's too, so x is the cost ROWS amortises: decode at
+// ROWS = 16 ran at ~0.7x the read roofline against ~0.45x at 4 (2048×4096
+// q4_k). The code grows with BT × 256 unrolled multiply-adds and the x kept
+// for them: lavapipe spent ~1.6 s compiling BT = 1, ~4 s BT = 2, ~14 s BT =
+// 4 and ~60 s BT = 8 (ROWS = 16), so CPU devices stop at BT = 2 (prefill at
+// about the fp16 kernel's multiply-adds per second). Small workgroups keep
+// enough of them for every core.
+Tuning quant_tuning(const Device& d, LinearVariant v, std::uint64_t batch) {
+  const bool cpu = d.info().type == VK_PHYSICAL_DEVICE_TYPE_CPU;
+  const std::uint32_t bt = batch_tile(batch, cpu ? 2 : 4);
+  if (v == LinearVariant::subgroup) return {128, cpu ? 4u : 2u, bt, 16};
+  return {16, cpu ? 16u : 4u, bt, 0};
+}
+
 // rows on CPU devices: lavapipe loads storage buffers lane by lane, so the
 // cost is the number of loads, ROWS weight blocks and BT (f16: 2 BT) x blocks
 // per step for ROWS × BT × (4 or 8) FMAs: 8 × 8 tiles measured 2x faster than
@@ -96,7 +156,8 @@ std::uint32_t batch_tile(std::uint64_t batch, std::uint32_t cap) {
 // workgroups keep enough of them for every core. Decode stays at 4 rows
 // (bound by streaming the weights). rows elsewhere (GPUs without subgroup
 // arithmetic) keeps ROWS × BT register-resident. subgroup: sized for 32/64-wide GPUs.
-Tuning tuning(const Device& d, LinearVariant v, std::uint64_t batch) {
+Tuning tuning(const Device& d, LinearVariant v, std::uint64_t batch, WeightType type) {
+  if (quant::is_block_quant(type)) return quant_tuning(d, v, batch);
   if (v == LinearVariant::subgroup) {
     const std::uint32_t bt = batch_tile(batch, 8);
     return {128, bt <= 2 ? 2u : 1u, bt, 16};
@@ -110,9 +171,12 @@ Tuning tuning(const Device& d, LinearVariant v, std::uint64_t batch) {
   return {64, bt == 1 ? 4u : bt <= 4 ? 4u : 2u, bt, 0};
 }
 
-LinearVariant resolve(const Device& d, LinearVariant v, std::uint64_t batch, bool id, const char* what) {
-  if (v == LinearVariant::automatic) v = linear_default_variant(d, std::uint32_t(std::min<std::uint64_t>(batch, ~0u)), id);
+LinearVariant resolve(const Device& d, LinearVariant v, std::uint64_t batch, bool id, WeightType t, const char* what) {
+  if (v == LinearVariant::automatic)
+    v = linear_default_variant(d, std::uint32_t(std::min<std::uint64_t>(batch, ~0u)), id, t);
   if (id && v == LinearVariant::tiled) throw Error(std::string(what) + ": the tiled variant has no linear_id form");
+  if (v == LinearVariant::tiled && !has_tiled(t))
+    throw Error(std::string(what) + ": the tiled variant reads f32, f16 or bf16 weights, not " + weight_type_name(t));
   if (!linear_variant_supported(d, v))
     throw Error(std::string(what) + ": variant " + linear_variant_name(v) +
                 " needs subgroup arithmetic in compute shaders that " + d.info().name + " lacks");
@@ -178,11 +242,18 @@ void check_weight(const LinearWeight& w, const char* what) {
   const std::string s(what);
   if (!w.w) throw Error(s + ": no weight buffer");
   if (w.out == 0 || w.in == 0 || w.experts == 0) throw Error(s + ": out, in and experts must be >= 1");
-  if (w.type != WeightType::f32 && w.type != WeightType::f16) throw Error(s + ": unknown weight type");
-  const std::uint64_t need = std::uint64_t(w.experts) * w.out * linear_row_bytes(w.in, w.type);
+  const std::uint64_t need = std::uint64_t(w.experts) * w.out * pad16(stored_row_bytes(w.in, w.type, what));
   if (w.w->size() < need)
     throw Error(s + ": weight buffer holds " + std::to_string(w.w->size()) + " bytes, experts × out × row bytes need " +
                 std::to_string(need));
+}
+
+// The block-type kernels read x as vec4s: `in` is a multiple of 32 and every
+// window starts at a multiple of 128 bytes, so x rows always start on 16.
+void need_xvec(const LinearWeight& w, bool xvec, const char* what) {
+  if (quant::is_block_quant(w.type) && !xvec)
+    throw Error(std::string(what) + ": internal: an x window of " + weight_type_name(w.type) +
+                " weights does not start on 16 bytes");
 }
 
 }  // namespace
@@ -197,8 +268,8 @@ void linear(Stream& s, const LinearWeight& w, const Buffer& x, Buffer& y, std::u
   if (batch == 0) throw Error("linear: batch must be >= 1");
   if (x.size() < std::uint64_t(batch) * w.in * 4) throw Error("linear: x buffer smaller than batch × in floats");
   if (y.size() < std::uint64_t(batch) * w.out * 4) throw Error("linear: y buffer smaller than batch × out floats");
-  const LinearVariant v = resolve(d, o.variant, batch, false, "linear");
-  const Tuning t = tuning(d, v, batch);
+  const LinearVariant v = resolve(d, o.variant, batch, false, w.type, "linear");
+  const Tuning t = tuning(d, v, batch, w.type);
   const std::string name = std::string("linear_") + linear_variant_name(v) + "_" + weight_type_name(w.type);
 
   const Binder bind(d, o, "linear");
@@ -214,6 +285,7 @@ void linear(Stream& s, const LinearWeight& w, const Buffer& x, Buffer& y, std::u
     const Window xw = bind.window(b0 * w.in * 4, nb * w.in * 4, 4);
     const Window yw = bind.window(b0 * w.out * 4, nb * w.out * 4, 4);
     const bool xvec = w.in % 4 == 0 && xw.off % 4 == 0;
+    need_xvec(w, xvec, "linear");
     const Kernel& k = get_kernel(d, name, v, t, xvec, 3);
     const std::uint64_t groups_y =
         v == LinearVariant::tiled ? div_up(nb, kTiledBm) * kTiledLocal : div_up(nb, t.bt);
@@ -231,6 +303,7 @@ void linear(Stream& s, const LinearWeight& w, const Buffer& x, Buffer& y, std::u
       pc.x_off = xw.off;
       pc.y_off = yw.off;
       pc.flags = accumulate ? LINEAR_ACCUMULATE : 0u;
+      pc.w_end = std::uint32_t(ww.off + nr * pc.wq);
       pc.ne = 1;
       pc.experts = 1;
       pc.k = 1;
@@ -256,8 +329,8 @@ void linear_id(Stream& s, const LinearWeight& w, const Buffer& ids, const Buffer
   if (y.size() < slots * w.out * 4) throw Error("linear_id: y buffer smaller than n × k × out floats");
   // Slots per expert on average decide the batch tile.
   const std::uint64_t per_expert = div_up(slots, w.experts);
-  const LinearVariant v = resolve(d, o.variant, per_expert, true, "linear_id");
-  const Tuning t = tuning(d, v, per_expert);
+  const LinearVariant v = resolve(d, o.variant, per_expert, true, w.type, "linear_id");
+  const Tuning t = tuning(d, v, per_expert, w.type);
   const std::string name = std::string("linear_id_") + linear_variant_name(v) + "_" + weight_type_name(w.type);
 
   const Binder bind(d, o, "linear_id");
@@ -288,6 +361,7 @@ void linear_id(Stream& s, const LinearWeight& w, const Buffer& ids, const Buffer
     const Window xw = bind.window(t0 * xr * w.in * 4, nt * xr * w.in * 4, 4);
     const Window yw = bind.window(t0 * k * w.out * 4, nt * k * w.out * 4, 4);
     const bool xvec = w.in % 4 == 0 && xw.off % 4 == 0;
+    need_xvec(w, xvec, "linear_id");
     const Kernel& kern = get_kernel(d, name, v, t, xvec, 4);
     for (const WWin& ww : wins) {
       // The windows of expert 0 (together all rows) also zero the slots with invalid ids.
@@ -306,6 +380,7 @@ void linear_id(Stream& s, const LinearWeight& w, const Buffer& ids, const Buffer
       pc.y_off = yw.off;
       pc.ids_off = iw.off;
       pc.flags = (zero_invalid ? LINEAR_ZERO_INVALID : 0u) | (x_per_slot ? LINEAR_X_PER_SLOT : 0u);
+      pc.w_end = std::uint32_t(wb.off + ((ww.ne - 1) * w.out + ww.nr) * pc.wq);
       pc.e0 = std::uint32_t(ww.e0);
       pc.ne = std::uint32_t(ww.ne);
       pc.experts = w.experts;

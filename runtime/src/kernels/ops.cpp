@@ -80,16 +80,20 @@ void eltwise(Stream& s, const char* fn, const char* shader, const Buffer& a, con
 
 }  // namespace
 
-void embed(Stream& s, const Buffer& table, bool is_f16, std::uint32_t vocab, std::uint32_t dim,
+void embed(Stream& s, const Buffer& table, quant::Type type, std::uint32_t vocab, std::uint32_t dim,
            std::uint64_t row_bytes, const Buffer& ids, Buffer& out, std::uint32_t n) {
   const char* fn = "embed";
   const Device& d = s.device();
   if (vocab == 0 || dim == 0) fail(fn, "vocab and dim must be >= 1");
+  const quant::TypeInfo& ti = quant::info(type);
+  if (dim % ti.block)
+    fail(fn, "dim = " + std::to_string(dim) + " is not a multiple of " + ti.name + "'s block of " +
+                 std::to_string(ti.block) + " elements");
   if (row_bytes % 16) fail(fn, "row_bytes = " + std::to_string(row_bytes) + " is not a multiple of 16");
-  const std::uint64_t data_bytes = is_f16 ? (std::uint64_t(dim) + 1) / 2 * 4 : std::uint64_t(dim) * 4;
+  const std::uint64_t data_bytes = (quant::row_bytes(type, dim) + 3) / 4 * 4;
   if (row_bytes < data_bytes)
-    fail(fn, "row_bytes = " + std::to_string(row_bytes) + " is less than one row of " + std::to_string(dim) +
-                 (is_f16 ? " halves" : " floats"));
+    fail(fn, "row_bytes = " + std::to_string(row_bytes) + " is less than one row of " + std::to_string(dim) + " " +
+                 ti.name + " elements (" + std::to_string(data_bytes) + " bytes)");
   need(fn, "table", table, std::uint64_t(vocab) * row_bytes);
   if (std::uint64_t(dim) * n >= (std::uint64_t(1) << 32)) fail(fn, "n * dim exceeds 2^32");
   if (n == 0) return;
@@ -97,7 +101,15 @@ void embed(Stream& s, const Buffer& table, bool is_f16, std::uint32_t vocab, std
   need(fn, "out", out, std::uint64_t(n) * dim * 4);
   if (&out == &table || &out == &ids) fail(fn, "out must not alias an input");
 
-  const Kernel& k = kernel(s, is_f16 ? "ops_embed_f16" : "ops_embed_f32", 3, sizeof(gpu::EmbedParams), {64, 1, 1});
+  // An invocation writes two floats, or (block types) one group of quant.h:
+  // as many blocks as fill a multiple of 16 bytes, 256 elements at most.
+  const bool blocks = quant::is_block_quant(type);
+  std::uint32_t per = 2;
+  if (blocks) {
+    per = ti.block;
+    while (per < 256 && per / ti.block * ti.bytes % 16) per *= 2;
+  }
+  const Kernel& k = kernel(s, (std::string("ops_embed_") + ti.name).c_str(), 3, sizeof(gpu::EmbedParams), {64, 1, 1});
   const std::uint64_t table_chunk = chunk_rows(d, row_bytes);
   for_each_chunk(n, chunk_rows(d, std::uint64_t(dim) * 4), [&](std::uint64_t t0, std::uint64_t tn) {
     for_each_chunk(vocab, table_chunk, [&](std::uint64_t r0, std::uint64_t rn) {
@@ -105,9 +117,14 @@ void embed(Stream& s, const Buffer& table, bool is_f16, std::uint32_t vocab, std
                                std::uint32_t(r0), std::uint32_t(rn),  vocab, r0 == 0 ? 1u : 0u};
       s.dispatch(k, {{table, r0 * row_bytes, rn * row_bytes}, {ids, 0, std::uint64_t(n) * 4},
                      {out, t0 * dim * 4, tn * dim * 4}},
-                 p, Threads{div_up(dim, 2), tn});
+                 p, Threads{div_up(dim, per), tn});
     });
   });
+}
+
+void embed(Stream& s, const Buffer& table, bool is_f16, std::uint32_t vocab, std::uint32_t dim,
+           std::uint64_t row_bytes, const Buffer& ids, Buffer& out, std::uint32_t n) {
+  embed(s, table, is_f16 ? quant::Type::f16 : quant::Type::f32, vocab, dim, row_bytes, ids, out, n);
 }
 
 void rmsnorm(Stream& s, const Buffer& x, const Buffer& weight, Buffer& y, std::uint32_t rows, std::uint32_t d,

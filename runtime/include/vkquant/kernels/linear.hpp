@@ -1,10 +1,12 @@
-// linear / linear_id: the fp32 and fp16-weight matmuls of the transformer
-// forward pass (DESIGN §4 "reference ops"), y = x · Wᵀ for any batch (decode of
-// one token, prefill of hundreds), and the mixture-of-experts form that picks
-// each slot's matrix from a stacked bank by GPU-written ids (ggml's
-// mul_mat_id). Layouts are in shaders/include/linear.h; linear_pack writes
-// them. Weights larger than maxStorageBufferRange are bound in windows of
-// whole rows (whole experts where they fit).
+// linear / linear_id: the matmuls of the transformer forward pass (DESIGN §4
+// "reference ops"), y = x · Wᵀ for any batch (decode of one token, prefill of
+// hundreds), and the mixture-of-experts form that picks each slot's matrix
+// from a stacked bank by GPU-written ids (ggml's mul_mat_id). Weights are
+// f32, f16, bf16 or any ggml block type of quant.hpp, read as stored and
+// dequantized in registers (shaders/include/quant.h), fp32 accumulation.
+// Layouts are in shaders/include/linear.h; linear_pack / linear_pack_raw
+// write them. Weights larger than maxStorageBufferRange are bound in windows
+// of whole rows (whole experts where they fit).
 #pragma once
 
 #include <cstdint>
@@ -13,21 +15,33 @@
 
 #include "vkquant/buffer.hpp"
 #include "vkquant/device.hpp"
+#include "vkquant/quant.hpp"
 #include "vkquant/stream.hpp"
 
 namespace vkq::kernels {
 
-enum class WeightType { f32, f16 };
+using WeightType = quant::Type;
+// "f16", "q4_k", ... (quant::info(t).name).
 const char* weight_type_name(WeightType t);
 
-// Bytes per packed weight row: f32: `in` floats rounded up to a multiple of 4
-// floats; f16: `in` halves rounded up to a multiple of 8 halves (16 bytes).
+// Bytes per packed weight row: the row as stored (quant::row_bytes(t, in):
+// `in` floats, halves or bf16s, or in / block ggml blocks) rounded up to a
+// multiple of 16 bytes, so a GGUF tensor whose rows are already multiples of
+// 16 bytes (every K-quant row; q4_0, q8_0 ... rows of a multiple of 256
+// elements) uploads byte for byte. Throws Error naming the type when `in` is
+// 0 or not a multiple of the type's block.
 std::uint64_t linear_row_bytes(std::uint32_t in, WeightType t);
 
 // Packs a float W (out, in) row-major into rows of linear_row_bytes(in, t)
-// bytes (f16: round-to-nearest-even halves, two per uint32, low half first;
-// padding 0), returned as uint32 words. Stack several for an expert bank.
+// bytes (f16 / bf16: round-to-nearest-even halves, two per uint32, low half
+// first; block types: quant::quantize; padding 0), returned as uint32 words.
+// Stack several for an expert bank.
 std::vector<std::uint32_t> linear_pack(std::span<const float> w, std::uint32_t out, std::uint32_t in, WeightType t);
+
+// Packs `out` rows stored back to back as quant::row_bytes(t, in) bytes each
+// (a GGUF tensor's data) into rows of linear_row_bytes(in, t) bytes, padding 0.
+std::vector<std::uint32_t> linear_pack_raw(std::span<const std::byte> rows, std::uint32_t out, std::uint32_t in,
+                                           WeightType t);
 
 // A weight in a device buffer: `experts` matrices (out, in) stacked, each
 // `out` rows of linear_row_bytes(in, type) bytes (experts = 1 for a plain
@@ -39,16 +53,19 @@ struct LinearWeight {
 };
 
 enum class LinearVariant {
-  automatic,  // CPU devices: rows; GPUs: tiled for large batches, else subgroup; rows without subgroup ops
+  automatic,  // CPU devices: rows; GPUs: tiled for large batches (f32/f16/bf16), else subgroup;
+              // rows without subgroup ops
   rows,       // an invocation walks whole rows for a tile of batch rows; no subgroup ops
   subgroup,   // a subgroup per row, lanes stride over the row (GPUs)
-  tiled,      // shared-memory tiled GEMM (GPUs, large batches; not for linear_id)
+  tiled,      // shared-memory tiled GEMM (GPUs, large batches; f32/f16/bf16 only; not for linear_id)
 };
 const char* linear_variant_name(LinearVariant v);
 // Whether `device` can run `v` (subgroup: basic + arithmetic subgroup ops in compute).
 bool linear_variant_supported(const Device& device, LinearVariant v);
-// The variant `automatic` resolves to for `batch` rows (linear_id: batch = n * k).
-LinearVariant linear_default_variant(const Device& device, std::uint32_t batch, bool id = false);
+// The variant `automatic` resolves to for `batch` rows (linear_id: batch = n * k)
+// of weights of type `t`.
+LinearVariant linear_default_variant(const Device& device, std::uint32_t batch, bool id = false,
+                                     WeightType t = WeightType::f16);
 
 struct LinearOptions {
   // Upper bound on one binding in bytes (0: the device's limit); tests lower
@@ -59,7 +76,8 @@ struct LinearOptions {
 
 // Records y (batch, out) = x (batch, in) · Wᵀ for any batch >= 1, fp32 x/y,
 // fp32 accumulation; with `accumulate`, y += x · Wᵀ (residual adds). x and y
-// are tightly packed fp32 rows. `w.experts` must be 1.
+// are tightly packed fp32 rows. `w.experts` must be 1. Block-quantized weights
+// are decoded in registers, never into a dequantized copy.
 void linear(Stream& s, const LinearWeight& w, const Buffer& x, Buffer& y, std::uint32_t batch,
             bool accumulate = false, const LinearOptions& o = {});
 

@@ -9,14 +9,20 @@
 
 #include "vkquant/buffer.hpp"
 #include "vkquant/kernels/rope_freqs.hpp"
+#include "vkquant/quant.hpp"
 #include "vkquant/stream.hpp"
 
 namespace vkq::kernels {
 
 // out (n, dim) f32 = rows ids[i] of an embedding table of `vocab` rows, each
-// row_bytes bytes: f32 (is_f16 false) or halves (is_f16 true, two per uint32,
-// low half first). row_bytes is a multiple of 16. ids: uint32 (n).
+// row_bytes bytes (a multiple of 16) starting with the row as stored in
+// `type`: f32, f16 or bf16 (two per uint32, low half first), or ggml blocks
+// (dim a multiple of the block; decoded exactly as quant::dequantize).
+// kernels::linear_row_bytes(dim, type) is such a stride. ids: uint32 (n).
 // Out-of-range ids give zeros.
+void embed(Stream& s, const Buffer& table, quant::Type type, std::uint32_t vocab, std::uint32_t dim,
+           std::uint64_t row_bytes, const Buffer& ids, Buffer& out, std::uint32_t n);
+// The same for an f32 (is_f16 false) or f16 table.
 void embed(Stream& s, const Buffer& table, bool is_f16, std::uint32_t vocab, std::uint32_t dim,
            std::uint64_t row_bytes, const Buffer& ids, Buffer& out, std::uint32_t n);
 
