@@ -1,14 +1,13 @@
-// bgemv / bgemm and the fp16 GEMV baseline vs their CPU references on awkward
-// shapes (padding bits, partial words, 1 row, 4097 rows or columns), batches
-// 1/3/64, residual rank 0/8, every variant forced; binding chunking (a test
-// limit and a real fp16 matrix past maxStorageBufferRange); argument
-// rejection; the host encoder against its definitions.
+// bgemv / bgemm vs its CPU reference on awkward shapes (padding bits, partial
+// words, 1 row, 4097 rows or columns), batches 1/3/64, residual rank 0/8,
+// every variant forced; binding chunking under a test limit; argument
+// rejection; the host encoder against its definitions. (Its fp16 baseline is
+// kernels::linear, tested in test_linear.cpp.)
 #include <cmath>
 #include <cstring>
 #include <tuple>
 
 #include "vk_test.hpp"
-#include "vkquant/half.hpp"
 #include "vkquant/kernels/bgemv.hpp"
 #include "vkquant/reference/bgemv.hpp"
 
@@ -110,56 +109,11 @@ INSTANTIATE_TEST_SUITE_P(
              "_" + kernels::variant_name(std::get<3>(p.param));
     });
 
-// ---- fp16 GEMV baseline ---------------------------------------------------------
-
-class BgemvF16 : public VulkanTest,
-                 public ::testing::WithParamInterface<std::tuple<Shape, std::uint32_t, GemvVariant>> {};
-
-std::vector<float> run_f16(Device& d, const std::vector<std::uint32_t>& packed, std::uint32_t out, std::uint32_t in,
-                           const std::vector<float>& x, std::uint32_t batch, const kernels::GemvOptions& o,
-                           std::uint32_t* dispatches = nullptr) {
-  Buffer w = upload(d, packed), xb = upload(d, x);
-  const std::uint64_t n = std::uint64_t(batch) * out;
-  Buffer y = Buffer::create(d, n * 4 + 64);
-  y.fill(0x7fc00badu);
-  Stream s = Stream::create(d);
-  kernels::gemv_f16(s, w, out, in, xb, y, batch, o);
-  if (dispatches) *dispatches = s.recorded_dispatches();
-  s.submit_and_wait();
-  std::uint32_t tail[16];
-  y.download(tail, sizeof tail, n * 4);
-  for (auto t : tail) EXPECT_EQ(t, 0x7fc00badu) << "gemv_f16 wrote past y";
-  return download<float>(y, n);
-}
-
-TEST_P(BgemvF16, MatchesReference) {
-  const auto [shape, batch, variant] = GetParam();
-  if (skip_variant(dev(), variant)) GTEST_SKIP() << "no subgroup arithmetic in compute shaders";
-  const auto w = random_floats(std::size_t(shape.out) * shape.in, 3 + shape.out);
-  const auto x = random_floats(std::size_t(batch) * shape.in, 5 + batch);
-  const auto got = run_f16(dev(), kernels::gemv_f16_pack(w, shape.out, shape.in), shape.out, shape.in, x, batch,
-                           {.variant = variant});
-  std::vector<float> ref(std::size_t(batch) * shape.out);
-  ref::gemv(round_to_half(w), x, ref, shape.out, shape.in, batch);
-  EXPECT_TRUE(nmse(ref, got, kMaxNmse));
-  EXPECT_TRUE(close(ref, got, 1e-5 * std::sqrt(double(shape.in)), 1e-4));
-}
-
-INSTANTIATE_TEST_SUITE_P(Shapes, BgemvF16,
-                         ::testing::Combine(::testing::ValuesIn(kShapes), ::testing::Values(1u, 3u, 64u),
-                                            ::testing::Values(GemvVariant::rows, GemvVariant::bcast,
-                                                              GemvVariant::subgroup)),
-                         [](const auto& p) {
-                           return shape_name(std::get<0>(p.param), std::get<1>(p.param)) + "_" +
-                                  kernels::variant_name(std::get<2>(p.param));
-                         });
-
 // ---- binding chunking -------------------------------------------------------------
 
 class BgemvChunked : public VulkanTest, public ::testing::WithParamInterface<GemvVariant> {};
 
-// A 1 KiB weight-binding limit splits 1000 rows of 8 words into 32 chunks (a
-// 4 KiB one 1000 fp16 rows of 100 words into 100).
+// A 1 KiB weight-binding limit splits 1000 rows of 8 words into 32 chunks.
 TEST_P(BgemvChunked, SmallBindingLimit) {
   const GemvVariant variant = GetParam();
   if (skip_variant(dev(), variant)) GTEST_SKIP() << "no subgroup arithmetic in compute shaders";
@@ -172,54 +126,11 @@ TEST_P(BgemvChunked, SmallBindingLimit) {
   const auto ref = reference(l, rank, x, batch);
   EXPECT_TRUE(nmse(ref, got, kMaxNmse));
   EXPECT_TRUE(close(ref, got, 1e-4, 1e-4));
-
-  const auto w = random_floats(std::size_t(out) * in, 101);
-  const auto got16 = run_f16(dev(), kernels::gemv_f16_pack(w, out, in), out, in, x, batch,
-                             {.variant = variant, .max_binding_bytes = 4096}, &dispatches);
-  EXPECT_GE(dispatches, 100u) << "expected the fp16 weights to be bound in chunks";
-  std::vector<float> ref16(std::size_t(batch) * out);
-  ref::gemv(round_to_half(w), x, ref16, out, in, batch);
-  EXPECT_TRUE(nmse(ref16, got16, kMaxNmse));
 }
 
 INSTANTIATE_TEST_SUITE_P(Variants, BgemvChunked,
                          ::testing::Values(GemvVariant::rows, GemvVariant::bcast, GemvVariant::subgroup),
                          [](const auto& p) { return std::string(kernels::variant_name(p.param)); });
-
-// A real fp16 matrix past maxStorageBufferRange (4700 × 14336 halves =
-// 134.8 MB on lavapipe's 128 MiB): bound in two chunks, every row checked.
-TEST_F(VulkanTest, BgemvF16PastMaxStorageBufferRange) {
-  const std::uint64_t range = dev().info().max_storage_buffer_range;
-  const std::uint32_t in = 14336, words = kernels::gemv_f16_row_words(in);
-  const std::uint32_t out = std::uint32_t(range / (std::uint64_t(words) * 4) + 100);
-  if (std::uint64_t(out) * in > (std::uint64_t(1) << 28)) GTEST_SKIP() << "maxStorageBufferRange too large to exceed";
-  // Halves straight from a hash (no float matrix): small magnitudes, both signs.
-  std::vector<std::uint32_t> packed(std::size_t(out) * words, 0u);
-  std::vector<float> table(65536);
-  for (std::uint32_t h = 0; h < 65536; ++h) table[h] = from_half(half_bits(h));
-  for (std::size_t i = 0; i < std::size_t(out); ++i)
-    for (std::uint32_t k = 0; k < in / 2; ++k) {
-      std::uint32_t z = std::uint32_t(i * 7919u + k) * 2654435761u;
-      z ^= z >> 15;
-      packed[i * words + k] = (z & 0x83ff83ffu) | 0x34003400u;  // |w| in [0.25, 0.5)
-    }
-  const std::uint32_t batch = 2;
-  const auto x = random_floats(std::size_t(batch) * in, 4);
-  std::uint32_t dispatches = 0;
-  const auto got = run_f16(dev(), packed, out, in, x, batch, {}, &dispatches);
-  EXPECT_GE(dispatches, 2u);
-  std::vector<float> ref(std::size_t(batch) * out);
-  for (std::uint32_t b = 0; b < batch; ++b)
-    for (std::size_t i = 0; i < out; ++i) {
-      double v = 0;
-      for (std::uint32_t k = 0; k < in / 2; ++k) {
-        const std::uint32_t wd = packed[i * words + k];
-        v += double(table[wd & 0xffffu]) * x[b * in + 2 * k] + double(table[wd >> 16]) * x[b * in + 2 * k + 1];
-      }
-      ref[b * out + i] = float(v);
-    }
-  EXPECT_TRUE(nmse(ref, got, kMaxNmse));
-}
 
 // ---- argument rejection -------------------------------------------------------------
 
@@ -249,14 +160,7 @@ TEST_F(VulkanTest, BgemvRejectsBadArguments) {
   EXPECT_THROW(kernels::bgemv(s, w, xb, y, 1, &scratch, {.variant = GemvVariant(99)}), Error);
   EXPECT_EQ(s.recorded_dispatches(), 0u);
 
-  Buffer w16 = upload(dev(), kernels::gemv_f16_pack(random_floats(13 * 100, 3), 13, 100));
-  EXPECT_THROW(kernels::gemv_f16(s, w16, 13, 100, xb, y, 65), Error);
-  EXPECT_THROW(kernels::gemv_f16(s, w16, 14, 100, xb, y, 1), Error);
-  EXPECT_THROW(kernels::gemv_f16(s, w16, 13, 100, xb, y, 1, {.variant = GemvVariant(99)}), Error);
-  EXPECT_EQ(s.recorded_dispatches(), 0u);
-
   EXPECT_THROW(kernels::bgemv_encode(random_floats(10, 1), 3, 4), Error);
-  EXPECT_THROW(kernels::gemv_f16_pack(random_floats(10, 1), 0, 10), Error);
 }
 
 // ---- host encoder ---------------------------------------------------------------------
@@ -291,20 +195,6 @@ TEST(BgemvEncode, MatchesDefinitions) {
     for (std::uint32_t j = in; j < r.words * 32; ++j)
       EXPECT_EQ((r.bits[i * r.words + j / 32] >> (j % 32)) & 1u, 0u) << "padding bit " << j;
   }
-}
-
-// fp16 packing: halves in order, round-to-nearest-even, padding zero.
-TEST(BgemvEncode, F16Pack) {
-  const std::uint32_t out = 3, in = 13;
-  const auto w = random_floats(std::size_t(out) * in, 5, -70000.f, 70000.f);
-  const auto packed = kernels::gemv_f16_pack(w, out, in);
-  const std::uint32_t words = kernels::gemv_f16_row_words(in);
-  ASSERT_EQ(words, 8u);
-  for (std::uint32_t i = 0; i < out; ++i)
-    for (std::uint32_t j = 0; j < 2 * words; ++j) {
-      const half_bits h = half_bits(packed[i * words + j / 2] >> (16 * (j % 2)));
-      EXPECT_EQ(h, j < in ? to_half(w[i * in + j]) : half_bits(0)) << "row " << i << " col " << j;
-    }
 }
 
 }  // namespace

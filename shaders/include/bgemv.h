@@ -1,4 +1,4 @@
-// 1-bit-weight matmul (bgemv / bgemm) and its fp16-weight GEMV baseline.
+// 1-bit-weight matmul (bgemv / bgemm).
 //
 // Memory layouts (little-endian, row-major):
 //   x      (batch, in)      fp32    the rotated input x'
@@ -13,23 +13,18 @@
 //   Q      (in, r)          fp32    optional rank-r residual y += P (Q^T x')
 //   P      (out, r)         fp32
 //   t      (batch, r)       fp32    scratch: t = Q^T x' (bgemv_qt.comp)
-//   Wh     (out, hwords)    uint32  fp16 baseline: hwords = round_up(ceil(in / 2), 4);
-//                                   two halves per word, the lower half is
-//                                   the even column; padding halves must be
-//                                   finite (they meet x = 0).
 // y[b][i] = c_i S_b + alpha_i sum_j s_ij x_bj + P_i . t_b,  S_b = sum_j x_bj,
 // s_ij = +1 where the bit is set, else -1.
 #ifndef VKQ_BGEMV_H
 #define VKQ_BGEMV_H
 #include "vkq_shared.h"
 VKQ_GPU_BEGIN
-// Push constants of bgemv.comp and gemv_f16.comp (one call covers one binding
-// chunk of weight rows).
+// Push constants of bgemv.comp (one call covers one binding chunk of weight rows).
 struct BgemvParams {
   uint rows;      // weight rows in this chunk
   uint row_base;  // global index of the chunk's first row (c, alpha, P, y)
   uint cols;      // input features (`in`, `out`: GLSL keywords)
-  uint words;     // uint32 words per weight row (B: words, Wh: hwords)
+  uint words;     // uint32 words per weight row
   uint batch;     // batch rows of x and y
   uint outs;      // total output features (row stride of y)
   uint rank;      // residual rank r (0: none)

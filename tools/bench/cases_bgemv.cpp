@@ -1,8 +1,9 @@
 // bgemv cases: the 1-bit MLP matmul on Llama-7B/8B-like MLP shapes (out × in:
 // 4096×4096, 4096×14336 gate/up, 14336×4096 down), batch 1 and 16, each
-// against the fp16 GEMV on the same weights (`bgemv/f16/...`, the device's
-// default fp16 variant: the fastest measured there). Full runs also time every
-// other variant of both kernels; --quick only the defaults.
+// against the fp16 matmul the model runs on the same weights
+// (`bgemv/f16/linear/...`: kernels::linear with f16 weights, its default
+// variant on the device). Full runs also time every other variant of both
+// kernels; --quick only the defaults.
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -12,12 +13,15 @@
 #include "bench.hpp"
 #include "vkquant/half.hpp"
 #include "vkquant/kernels/bgemv.hpp"
+#include "vkquant/kernels/linear.hpp"
 #include "vkquant/reference/bgemv.hpp"
+#include "vkquant/reference/linear.hpp"
 
 namespace vkq::bench {
 namespace {
 
 using kernels::GemvVariant;
+using kernels::LinearVariant;
 
 constexpr std::uint32_t kCheckRows = 48;  // rows verified at each end of y
 
@@ -55,7 +59,7 @@ std::string check_rows(const Buffer& y, std::uint32_t out, std::uint32_t batch, 
 struct Problem {
   std::uint32_t out, in, batch;
   kernels::BinaryRows rows;
-  std::vector<float> w16_rounded;  // (out, in) the fp16 weights as floats
+  std::vector<float> w16_rounded;  // (out, in) the fp16 weights as floats (kernels::linear's f16 rows)
   std::vector<float> x;            // (batch, in)
   Buffer bits, c, alpha, w16, xb, y, y16;
 };
@@ -64,8 +68,14 @@ std::string shape_name(const Problem& p) {
   return "o" + std::to_string(p.out) + "_i" + std::to_string(p.in) + "/b" + std::to_string(p.batch);
 }
 
+// The fp16 baseline case's name: kernels::linear, automatic variant.
+std::string f16_name(LinearVariant v, const std::string& shape) {
+  return std::string("bgemv/f16/linear") + (v == LinearVariant::automatic ? "" : std::string("_") + kernels::linear_variant_name(v)) +
+         "/" + shape;
+}
+
 void add_cases(std::vector<Case>& cases, Device& d, std::uint32_t out, std::uint32_t in, std::uint32_t batch,
-               const std::vector<GemvVariant>& variants, const std::vector<GemvVariant>& f16_variants) {
+               const std::vector<GemvVariant>& variants, const std::vector<LinearVariant>& f16_variants) {
   auto p = std::make_shared<Problem>();
   p->out = out;
   p->in = in;
@@ -73,7 +83,7 @@ void add_cases(std::vector<Case>& cases, Device& d, std::uint32_t out, std::uint
   {
     const auto w = gaussian(std::size_t(out) * in, out ^ in);
     p->rows = kernels::bgemv_encode(w, out, in);
-    const auto packed = kernels::gemv_f16_pack(w, out, in);
+    const auto packed = kernels::linear_pack(w, out, in, kernels::WeightType::f16);
     p->w16 = Buffer::create(d, packed.size() * 4);
     p->w16.upload(packed.data(), packed.size() * 4);
     p->w16_rounded = round_to_half(w);
@@ -93,20 +103,20 @@ void add_cases(std::vector<Case>& cases, Device& d, std::uint32_t out, std::uint
 
   const double x_bytes = 4.0 * batch * in, y_bytes = 4.0 * batch * out, ops = 2.0 * out * in * batch;
   const std::string shape = shape_name(*p);
-  const std::string base =
-      std::string("bgemv/f16/") + kernels::variant_name(kernels::default_variant(d, true)) + "/" + shape;
-  for (GemvVariant v16 : f16_variants) {
+  const std::string base = f16_name(LinearVariant::automatic, shape);
+  for (LinearVariant v16 : f16_variants) {
     auto run = [p, v16](Stream& s) {
-      kernels::gemv_f16(s, p->w16, p->out, p->in, p->xb, p->y16, p->batch, {.variant = v16});
+      kernels::linear(s, {&p->w16, kernels::WeightType::f16, p->out, p->in, 1}, p->xb, p->y16, p->batch, false,
+                      {.variant = v16});
     };
-    cases.push_back({std::string("bgemv/f16/") + kernels::variant_name(v16) + "/" + shape, "bgemv", Roof::read,
+    cases.push_back({f16_name(v16, shape), "bgemv", Roof::read,
                      double(p->w16.size()) + x_bytes, y_bytes, ops, "", run, [p, run, &d] {
                        Stream s = Stream::create(d);
                        run(s);
                        s.submit_and_wait();
                        return check_rows(p->y16, p->out, p->batch, [&](std::uint32_t first, std::uint32_t k, auto& ref) {
-                         ref::gemv(std::span(p->w16_rounded).subspan(std::size_t(first) * p->in, std::size_t(k) * p->in),
-                                   p->x, ref, k, p->in, p->batch);
+                         ref::linear(std::span(p->w16_rounded).subspan(std::size_t(first) * p->in, std::size_t(k) * p->in),
+                                     p->x, ref, k, p->in, p->batch);
                        });
                      }});
   }
@@ -132,12 +142,13 @@ std::vector<Case> bgemv_cases(Device& d, const Options& o) {
   std::vector<GemvVariant> all;
   for (GemvVariant v : {GemvVariant::rows, GemvVariant::bcast, GemvVariant::subgroup})
     if (kernels::variant_supported(d, v)) all.push_back(v);
-  std::vector<GemvVariant> all16;
-  for (GemvVariant v : {GemvVariant::rows, GemvVariant::bcast, GemvVariant::subgroup})
-    if (kernels::variant_supported(d, v)) all16.push_back(v);
+  std::vector<LinearVariant> all16{LinearVariant::automatic};
+  for (LinearVariant v : {LinearVariant::rows, LinearVariant::subgroup})
+    if (kernels::linear_variant_supported(d, v)) all16.push_back(v);
   // Quick runs time the default variants only; full runs every variant on
-  // three of the shapes (the baseline stays the default fp16 variant).
-  const std::vector<GemvVariant> def{kernels::default_variant(d)}, def16{kernels::default_variant(d, true)};
+  // three of the shapes (the baseline stays linear's default variant).
+  const std::vector<GemvVariant> def{kernels::default_variant(d)};
+  const std::vector<LinearVariant> def16{LinearVariant::automatic};
   std::vector<Case> cases;
   add_cases(cases, d, 4096, 4096, 1, o.quick ? def : all, o.quick ? def16 : all16);
   add_cases(cases, d, 4096, 14336, 1, o.quick ? def : all, o.quick ? def16 : all16);

@@ -8,7 +8,6 @@
 #include "bgemv.h"
 #include "vkquant/chunk.hpp"
 #include "vkquant/error.hpp"
-#include "vkquant/half.hpp"
 #include "vkquant/kernel.hpp"
 
 namespace vkq::kernels {
@@ -19,7 +18,6 @@ static_assert(sizeof(gpu::BgemvQtParams) == 16);
 // ---- host-side encoding ------------------------------------------------------
 
 std::uint32_t bgemv_row_words(std::uint32_t in) { return std::uint32_t((div_up(in, 32) + 3) / 4 * 4); }
-std::uint32_t gemv_f16_row_words(std::uint32_t in) { return std::uint32_t((div_up(in, 2) + 3) / 4 * 4); }
 
 BinaryRows bgemv_encode(std::span<const float> w, std::uint32_t out, std::uint32_t in) {
   if (out == 0 || in == 0) throw Error("bgemv_encode: empty matrix");
@@ -47,17 +45,6 @@ BinaryRows bgemv_encode(std::span<const float> w, std::uint32_t out, std::uint32
   return r;
 }
 
-std::vector<std::uint32_t> gemv_f16_pack(std::span<const float> w, std::uint32_t out, std::uint32_t in) {
-  if (out == 0 || in == 0) throw Error("gemv_f16_pack: empty matrix");
-  if (w.size() != std::size_t(out) * in) throw Error("gemv_f16_pack: weights are not out × in");
-  const std::uint32_t words = gemv_f16_row_words(in);
-  std::vector<std::uint32_t> packed(std::size_t(out) * words, 0u);
-  for (std::uint32_t i = 0; i < out; ++i)
-    for (std::uint32_t j = 0; j < in; ++j)
-      packed[std::size_t(i) * words + j / 2] |= std::uint32_t(to_half(w[std::size_t(i) * in + j])) << (16 * (j % 2));
-  return packed;
-}
-
 // ---- variants and tuning -------------------------------------------------------
 
 namespace {
@@ -74,22 +61,21 @@ struct Tuning {
 // x loads until registers run out, so ROWS × BT stays bounded, which also
 // bounds the unrolled code lavapipe must compile); subgroup sized for
 // 32/64-wide GPUs. bcast workgroups hold whole subgroups of the widest size.
-Tuning tuning(const Device& d, GemvVariant v, bool fp16, std::uint32_t bt) {
+Tuning tuning(const Device& d, GemvVariant v, std::uint32_t bt) {
   switch (v) {
     case GemvVariant::subgroup: return {128, bt <= 2 ? 2u : 1u, 16};
-    case GemvVariant::bcast:
-      return {std::max(64u, d.info().max_subgroup_size), fp16 ? (bt == 1 ? 4u : 2u) : std::max(4u, 16u / bt), 0};
-    default: return {64, fp16 ? (bt == 1 ? 4u : 2u) : std::max(4u, 8u / bt), 0};
+    case GemvVariant::bcast: return {std::max(64u, d.info().max_subgroup_size), std::max(4u, 16u / bt), 0};
+    default: return {64, std::max(4u, 8u / bt), 0};
   }
 }
 
 // Batch columns per invocation: the weights are read once per tile.
 std::uint32_t batch_tile(std::uint32_t batch) { return batch <= 1 ? 1 : batch <= 2 ? 2 : batch <= 4 ? 4 : 8; }
 
-GemvVariant resolve(const Device& d, GemvVariant v, bool fp16) {
-  if (v == GemvVariant::automatic) v = default_variant(d, fp16);
+GemvVariant resolve(const Device& d, GemvVariant v) {
+  if (v == GemvVariant::automatic) v = default_variant(d);
   if (!variant_supported(d, v))
-    throw Error(std::string(fp16 ? "gemv_f16" : "bgemv") + ": variant " + variant_name(v) +
+    throw Error(std::string("bgemv: variant ") + variant_name(v) +
                 " needs subgroup operations in compute shaders that " + d.info().name + " lacks");
   return v;
 }
@@ -139,13 +125,9 @@ const char* variant_name(GemvVariant v) {
   return "?";
 }
 
-GemvVariant default_variant(const Device& device, bool fp16) {
-  // On CPU devices the fp16 GEMV is bound by streaming its weights; rows
-  // measured at least as fast as bcast there, so the baseline uses it.
-  if (device.info().type == VK_PHYSICAL_DEVICE_TYPE_CPU) {
-    if (fp16) return GemvVariant::rows;
+GemvVariant default_variant(const Device& device) {
+  if (device.info().type == VK_PHYSICAL_DEVICE_TYPE_CPU)
     return variant_supported(device, GemvVariant::bcast) ? GemvVariant::bcast : GemvVariant::rows;
-  }
   return variant_supported(device, GemvVariant::subgroup) ? GemvVariant::subgroup : GemvVariant::rows;
 }
 
@@ -180,7 +162,7 @@ void bgemv(Stream& s, const BinaryLinear& w, const Buffer& x, Buffer& y, std::ui
   const std::uint64_t t_bytes = bgemv_scratch_bytes(w, batch);
   if (t_bytes > 0 && (!scratch || scratch->size() < t_bytes))
     throw Error("bgemv: scratch buffer needs " + std::to_string(t_bytes) + " bytes");
-  const GemvVariant v = resolve(d, options.variant, false);
+  const GemvVariant v = resolve(d, options.variant);
   const std::uint64_t row_bytes = std::uint64_t(words) * 4;
   const std::uint64_t rows_per_chunk = chunk_rows(d, row_bytes, options, "bgemv");
 
@@ -192,7 +174,7 @@ void bgemv(Stream& s, const BinaryLinear& w, const Buffer& x, Buffer& y, std::ui
     s.dispatch(k, {{x, 0, x_bytes}, {*w.q, 0, q_bytes}, {*scratch, 0, t_bytes}}, pp, Threads{std::uint64_t(batch) * 64});
   }
   const std::uint32_t bt = batch_tile(batch);
-  const Tuning t = tuning(d, v, false, bt);
+  const Tuning t = tuning(d, v, bt);
   const Kernel& k = d.kernel({.shader = std::string("bgemv_") + variant_name(v), .bindings = 7,
                               .push_bytes = sizeof(gpu::BgemvParams), .local_size = {t.local, 1, 1},
                               .constants = {t.rows, bt, w.in % 4 == 0 ? 1u : 0u, t.rw}});
@@ -205,29 +187,6 @@ void bgemv(Stream& s, const BinaryLinear& w, const Buffer& x, Buffer& y, std::ui
     s.dispatch(k,
                {{*w.bits, first * row_bytes, rows * row_bytes}, {x, 0, x_bytes}, {*w.c, 0, vec_bytes},
                 {*w.alpha, 0, vec_bytes}, pb, tb, {y, 0, y_bytes}},
-               pc, threads(v, t, rows, tiles));
-  });
-}
-
-void gemv_f16(Stream& s, const Buffer& w16, std::uint32_t out, std::uint32_t in, const Buffer& x, Buffer& y,
-              std::uint32_t batch, const GemvOptions& options) {
-  Device& d = s.device();
-  const std::uint32_t words = gemv_f16_row_words(in);
-  check_common(d, "gemv_f16", out, in, batch, std::uint64_t(out) * words * 4, w16, x, y);
-  const GemvVariant v = resolve(d, options.variant, true);
-  const std::uint64_t row_bytes = std::uint64_t(words) * 4;
-  const std::uint64_t rows_per_chunk = chunk_rows(d, row_bytes, options, "gemv_f16");
-  const std::uint32_t bt = batch_tile(batch);
-  const Tuning t = tuning(d, v, true, bt);
-  const Kernel& k = d.kernel({.shader = std::string("gemv_f16_") + variant_name(v), .bindings = 3,
-                              .push_bytes = sizeof(gpu::BgemvParams), .local_size = {t.local, 1, 1},
-                              .constants = {t.rows, bt, in % 4 == 0 ? 1u : 0u, t.rw}});
-  const std::uint64_t tiles = div_up(batch, bt);
-  for_each_chunk(out, rows_per_chunk, [&](std::uint64_t first, std::uint64_t rows) {
-    const gpu::BgemvParams pc{std::uint32_t(rows), std::uint32_t(first), in, words, batch, out, 0, 0};
-    s.dispatch(k,
-               {{w16, first * row_bytes, rows * row_bytes}, {x, 0, std::uint64_t(batch) * in * 4},
-                {y, 0, std::uint64_t(batch) * out * 4}},
                pc, threads(v, t, rows, tiles));
   });
 }

@@ -1,8 +1,8 @@
 // bgemv / bgemm: the 1-bit-weight matmul of DESIGN §3,
 //   y = c * sum(x') + alpha ⊙ (B x') (+ P (Qᵀ x')),  B ∈ {±1}^(out × in) bit-packed,
-// for a batch of 1..64 inputs, and the fp16-weight GEMV/GEMM it is measured
-// against. Layouts are in shaders/include/bgemv.h; the host-side encoder and
-// fp16 packer below produce them.
+// for a batch of 1..64 inputs. Layouts are in shaders/include/bgemv.h; the
+// host-side encoder below produces them. Its fp16 baseline is the model's own
+// fp16 matmul, kernels::linear (the bench compares the two).
 #pragma once
 
 #include <cstdint>
@@ -19,8 +19,6 @@ namespace vkq::kernels {
 
 // uint32 words per bit row: ceil(in / 32) rounded up to a multiple of 4.
 std::uint32_t bgemv_row_words(std::uint32_t in);
-// uint32 words per fp16 row: ceil(in / 2) rounded up to a multiple of 4.
-std::uint32_t gemv_f16_row_words(std::uint32_t in);
 
 // One binary-coded weight matrix on the host.
 struct BinaryRows {
@@ -34,14 +32,10 @@ struct BinaryRows {
 // B_ij = sign(w'_ij - c_i) (statistics in fp64, stored as fp32).
 BinaryRows bgemv_encode(std::span<const float> w, std::uint32_t out, std::uint32_t in);
 
-// Packs a float W (out, in) as fp16 rows of gemv_f16_row_words(in) words
-// (round-to-nearest-even, padding halves 0).
-std::vector<std::uint32_t> gemv_f16_pack(std::span<const float> w, std::uint32_t out, std::uint32_t in);
-
 // ---- device kernels ----------------------------------------------------------
 
 enum class GemvVariant {
-  automatic,  // CPU devices: bcast (bgemv), rows (fp16); others: subgroup; rows without subgroup ops
+  automatic,  // CPU devices: bcast; others: subgroup; rows without subgroup ops
   rows,       // one invocation walks whole rows (select-add per bit); no subgroup ops
   bcast,      // rows, with x loaded once per subgroup and broadcast (CPU devices)
   subgroup,   // a subgroup per row, lanes stride over the words (GPUs)
@@ -55,8 +49,8 @@ struct GemvOptions {
   std::uint64_t max_binding_bytes = 0;
 };
 
-// The variant `automatic` resolves to on `device` (fp16: for gemv_f16).
-GemvVariant default_variant(const Device& device, bool fp16 = false);
+// The variant `automatic` resolves to on `device`.
+GemvVariant default_variant(const Device& device);
 // Whether `device` can run `v` (subgroup needs basic + arithmetic, bcast basic +
 // ballot subgroup ops in compute shaders).
 bool variant_supported(const Device& device, GemvVariant v);
@@ -78,10 +72,5 @@ std::uint64_t bgemv_scratch_bytes(const BinaryLinear& w, std::uint32_t batch);
 // batch 1..64. `scratch` must hold bgemv_scratch_bytes() (may be null when that is 0).
 void bgemv(Stream& s, const BinaryLinear& w, const Buffer& x, Buffer& y, std::uint32_t batch, Buffer* scratch,
            const GemvOptions& options = {});
-
-// Records y (batch, out) = W x for fp16 weights `w16` (out, gemv_f16_row_words(in)),
-// x (batch, in), batch 1..64; fp32 accumulation. Variants rows, bcast and subgroup.
-void gemv_f16(Stream& s, const Buffer& w16, std::uint32_t out, std::uint32_t in, const Buffer& x, Buffer& y,
-              std::uint32_t batch, const GemvOptions& options = {});
 
 }  // namespace vkq::kernels
