@@ -1,4 +1,4 @@
-// linear / linear_id vs their CPU references: f32 and f16 weights on awkward
+// linear / linear_id vs their CPU references: f32, f16 and bf16 weights on awkward
 // shapes (1, 13, 127, 255, 4097) and batches 1..300, every variant forced,
 // non-finite padding (never read), accumulate, windows of rows / experts /
 // batch rows forced by a small binding limit, a real f16 weight past
@@ -12,6 +12,7 @@
 #include "vk_test.hpp"
 #include "vkquant/half.hpp"
 #include "vkquant/kernels/linear.hpp"
+#include "vkquant/quant.hpp"
 #include "vkquant/reference/linear.hpp"
 
 namespace vkq::test {
@@ -33,9 +34,15 @@ std::string shape_name(Shape s, std::uint32_t batch) {
   return "o" + std::to_string(s.out) + "_i" + std::to_string(s.in) + "_b" + std::to_string(batch);
 }
 
-// The weights a kernel sees: f16 rounds through fp16.
+// The weights a kernel sees: f16 and bf16 round through their type.
 std::vector<float> seen(const std::vector<float>& w, WeightType t) {
-  return t == WeightType::f16 ? round_to_half(w) : w;
+  if (t == WeightType::f32) return w;
+  if (t == WeightType::f16) return round_to_half(w);
+  std::vector<std::byte> b(quant::row_bytes(t, w.size()));
+  quant::quantize(t, w, b);
+  std::vector<float> r(w.size());
+  quant::dequantize(t, b, r);
+  return r;
 }
 
 // Packs W (experts stacked) and fills every padding value with NaN, which no
@@ -48,7 +55,8 @@ std::vector<std::uint32_t> pack_nan_padding(const std::vector<float>& w, std::ui
     if (t == WeightType::f32) {
       for (std::size_t j = in; j < words; ++j) packed[i * words + j] = 0x7fc00000u;
     } else {
-      for (std::size_t j = in; j < 2 * words; ++j) packed[i * words + j / 2] |= 0x7e00u << (16 * (j % 2));
+      const std::uint32_t nan = t == WeightType::f16 ? 0x7e00u : 0x7fc0u;  // f16 / bf16
+      for (std::size_t j = in; j < 2 * words; ++j) packed[i * words + j / 2] |= nan << (16 * (j % 2));
     }
   }
   return packed;
@@ -110,7 +118,8 @@ TEST_P(Linear, MatchesReference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, Linear,
-                         ::testing::Combine(::testing::ValuesIn(kCases), ::testing::Values(WeightType::f32, WeightType::f16),
+                         ::testing::Combine(::testing::ValuesIn(kCases),
+                                            ::testing::Values(WeightType::f32, WeightType::f16, WeightType::bf16),
                                             ::testing::Values(LinearVariant::rows, LinearVariant::subgroup,
                                                               LinearVariant::tiled)),
                          [](const auto& p) {
@@ -169,7 +178,7 @@ TEST_P(LinearWindows, SmallBindingLimit) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Variants, LinearWindows,
-                         ::testing::Combine(::testing::Values(WeightType::f32, WeightType::f16),
+                         ::testing::Combine(::testing::Values(WeightType::f32, WeightType::f16, WeightType::bf16),
                                             ::testing::Values(LinearVariant::rows, LinearVariant::subgroup,
                                                               LinearVariant::tiled)),
                          [](const auto& p) {
@@ -363,6 +372,7 @@ TEST(LinearPack, Layout) {
   EXPECT_EQ(kernels::linear_row_bytes(13, WeightType::f32), 64u);
   EXPECT_EQ(kernels::linear_row_bytes(8, WeightType::f16), 16u);
   EXPECT_EQ(kernels::linear_row_bytes(13, WeightType::f16), 32u);
+  EXPECT_EQ(kernels::linear_row_bytes(13, WeightType::bf16), 32u);
   const std::uint32_t out = 3, in = 13;
   const auto w = random_floats(std::size_t(out) * in, 5, -70000.f, 70000.f);
   const auto p32 = kernels::linear_pack(w, out, in, WeightType::f32);
