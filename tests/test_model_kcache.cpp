@@ -299,6 +299,27 @@ TEST_F(KCacheArtifactHostile, NonfiniteValuesCounted) {
   expect_refused(path, "2 of 2048 values are NaN or Inf", "tensor 'layers.1.k_pre_rot'", offset_of(path, "layers.1.k_pre_rot"));
 }
 
+TEST_F(KCacheArtifactHostile, WrongDtypeNamesTheTensor) {
+  // Was read through to_float (F16 and BF16 converted); the artifact is F32, as the MLP part always checked.
+  const auto path = artifact("f16.vkq.safetensors");
+  {
+    const auto st = SafetensorsFile::open(path);
+    std::vector<std::vector<float>> values;
+    for (const auto& t : st.tensors()) values.push_back(st.to_float(t));
+    std::vector<TensorWrite> w;
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      const auto& t = st.tensors()[i];
+      w.push_back(f32_tensor(t.name, t.shape, values[i]));
+      if (t.name == "layers.1.k_rot") {
+        w.back().dtype = DType::F16;
+        w.back().data = w.back().data.first(w.back().data.size() / 2);
+      }
+    }
+    write_safetensors(path, w, st.metadata());  // atomic: the mapping keeps the old file
+  }
+  expect_refused(path, "dtype F16, expected F32", "tensor 'layers.1.k_rot'", offset_of(path, "layers.1.k_rot"));
+}
+
 TEST_F(KCacheArtifactHostile, MissingTensor) {
   const auto path = artifact("missing.vkq.safetensors", [](auto& t, auto&) { t.erase("layers.1.k_pre_mean"); });
   expect_refused(path, "no tensor named", "\"layers.1.k_pre_mean\"");

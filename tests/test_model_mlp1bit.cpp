@@ -378,6 +378,19 @@ TEST_F(MlpArtifact, CountOf2To64Minus1) {
   expect_refused(path, "'18446744073709551615' is not a 32-bit number", "__metadata__.mlp_layers");
 }
 
+TEST_F(MlpArtifact, WrongDtypeNamesTheTensor) {
+  // The same shape in F16 (half the bytes): refused, not converted.
+  const auto path = write("f16.vkq.safetensors", [](auto& t, auto&) {
+    for (auto& w : t)
+      if (w.name == "layers.0.mlp.gate.rot_blocks") {
+        w.dtype = DType::F16;
+        w.data = w.data.first(w.data.size() / 2);
+      }
+  });
+  expect_refused(path, "dtype F16, expected F32", "tensor 'layers.0.mlp.gate.rot_blocks'",
+                 SafetensorsFile::open(path).at("layers.0.mlp.gate.rot_blocks").offset);
+}
+
 TEST_F(MlpArtifact, NonfiniteValuesCounted) {
   static std::vector<float> bad;
   const auto path = write("nan_count.vkq.safetensors", [](auto& t, auto&) {

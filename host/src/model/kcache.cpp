@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "vkquant/json_strict.hpp"
+#include "vkquant/model/artifact.hpp"
 #include "vkquant/rotation/learn.hpp"
 #include "vkquant/rotation/metrics.hpp"
 #include "vkquant/safetensors.hpp"
@@ -147,9 +148,9 @@ void write_kcache_artifact(const std::filesystem::path& path, const KCalibration
     for (std::uint32_t l = 0; l < k.layers; ++l) {
       const std::string p = "layers." + std::to_string(l) + "." + tag;
       // ropemean's mean is the pre-RoPE mean, stored once as k_pre_mean.
-      if (mt.rope != KRope::ropemean) t.push_back(f32_tensor(p + "mean", {kv, hd}, src[l].mean));
-      t.push_back(f32_tensor(p + "rot", {kv, hd, hd}, src[l].rot));
-      if (k.rank > 0) t.push_back(f32_tensor(p + "resid_basis", {kv, hd, k.rank}, src[l].basis));
+      if (mt.rope != KRope::ropemean) add_artifact_tensor(t, p + "mean", {kv, hd}, src[l].mean);
+      add_artifact_tensor(t, p + "rot", {kv, hd, hd}, src[l].rot);
+      if (k.rank > 0) add_artifact_tensor(t, p + "resid_basis", {kv, hd, k.rank}, src[l].basis);
       mj.push_back({{"none", src[l].cos_none},
                     {"srht", src[l].cos_srht},
                     {"learned_train", src[l].cos_learned_train},
@@ -221,21 +222,6 @@ KCalibration read_kcache_artifact(const std::filesystem::path& path, const Model
   k.source = path;
   if (!deferred_binding) check_model_binding(k, model_sha256(model));
   const std::uint64_t kv = k.kv_heads, hd = k.head_dim;
-  auto tensor = [&](const std::string& name, std::vector<std::uint64_t> shape) {
-    const TensorInfo& t = f.at(name);
-    if (t.shape != shape) {
-      std::string want, got;
-      for (auto d : shape) want += (want.empty() ? "" : ", ") + std::to_string(d);
-      for (auto d : t.shape) got += (got.empty() ? "" : ", ") + std::to_string(d);
-      throw FormatError(path, "tensor '" + name + "': shape [" + got + "], expected [" + want + "]", t.offset);
-    }
-    auto v = f.to_float(t);
-    const auto bad = std::count_if(v.begin(), v.end(), [](float x) { return !std::isfinite(x); });
-    if (bad > 0)
-      throw FormatError(path, "tensor '" + name + "': " + std::to_string(bad) + " of " + std::to_string(v.size()) + " values are NaN or Inf",
-                        t.offset);
-    return v;
-  };
   for (const ModeTag& mt : kModes) {
     if (v1 && mt.rope == KRope::ropemean) continue;
     auto& dst = mode_of(k, mt.rope);
@@ -243,9 +229,9 @@ KCalibration read_kcache_artifact(const std::filesystem::path& path, const Model
     dst.resize(k.layers);
     for (std::uint32_t l = 0; l < k.layers; ++l) {
       const std::string p = "layers." + std::to_string(l) + "." + tag;
-      dst[l].mean = mt.rope == KRope::ropemean ? k.pre[l].mean : tensor(p + "mean", {kv, hd});
-      dst[l].rot = tensor(p + "rot", {kv, hd, hd});
-      if (k.rank > 0) dst[l].basis = tensor(p + "resid_basis", {kv, hd, k.rank});
+      dst[l].mean = mt.rope == KRope::ropemean ? k.pre[l].mean : read_artifact_tensor(f, p + "mean", {kv, hd});
+      dst[l].rot = read_artifact_tensor(f, p + "rot", {kv, hd, hd});
+      if (k.rank > 0) dst[l].basis = read_artifact_tensor(f, p + "resid_basis", {kv, hd, k.rank});
     }
   }
   k.mlp = read_mlp_artifact(f, c);

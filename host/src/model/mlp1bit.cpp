@@ -14,6 +14,7 @@
 #include "vkquant/kernels/fwht.hpp"
 #include "vkquant/kernels/ops.hpp"
 #include "vkquant/kernels/rotate.hpp"
+#include "vkquant/model/artifact.hpp"
 #include "vkquant/reference/bgemv.hpp"
 #include "vkquant/reference/rotate.hpp"
 #include "vkquant/rotation/learn.hpp"
@@ -304,8 +305,8 @@ void append_mlp_artifact(const MlpCalibration& m, std::vector<TensorWrite>& tens
       const std::uint64_t p = c.padded_in, b = c.block;
       if (b == 0 || p % b || c.dense_rot.size() != p * p || c.blocks.size() != p * b)
         fail("layer " + std::to_string(l) + " " + mlp_matrix_name(k) + ": rotation sizes do not match P and block");
-      tensors.push_back(f32_tensor(tensor_prefix(l, k) + "rot", {p, p}, c.dense_rot));
-      tensors.push_back(f32_tensor(tensor_prefix(l, k) + "rot_blocks", {p / b, b, b}, c.blocks));
+      add_artifact_tensor(tensors, tensor_prefix(l, k) + "rot", {p, p}, c.dense_rot);
+      add_artifact_tensor(tensors, tensor_prefix(l, k) + "rot_blocks", {p / b, b, b}, c.blocks);
       lj[mlp_matrix_name(k)] = {{"none", cos_json(c.none)},
                                 {"srht", cos_json(c.srht)},
                                 {"dense", cos_json(c.dense)},
@@ -375,23 +376,6 @@ std::optional<MlpCalibration> read_mlp_artifact(const SafetensorsFile& f, const 
   if (!cos.is_array() || cos.size() != layers)
     throw FormatError(path, "__metadata__.mlp_cos1b: not an array of " + std::to_string(layers) + " layers");
 
-  auto tensor = [&](const std::string& name, const std::vector<std::uint64_t>& shape) {
-    const TensorInfo* t = f.find(name);
-    if (!t) throw FormatError(path, "tensor '" + name + "': missing");
-    if (t->shape != shape) {
-      std::string want, got;
-      for (auto d : shape) want += (want.empty() ? "" : ", ") + std::to_string(d);
-      for (auto d : t->shape) got += (got.empty() ? "" : ", ") + std::to_string(d);
-      throw FormatError(path, "tensor '" + name + "': shape [" + got + "], expected [" + want + "]", t->offset);
-    }
-    if (t->dtype != DType::F32) throw FormatError(path, "tensor '" + name + "': dtype is not F32", t->offset);
-    auto v = f.to_float(*t);
-    const auto bad = std::count_if(v.begin(), v.end(), [](float x) { return !std::isfinite(x); });
-    if (bad > 0)
-      throw FormatError(path, "tensor '" + name + "': " + std::to_string(bad) + " of " + std::to_string(v.size()) + " values are NaN or Inf",
-                        t->offset);
-    return v;
-  };
   auto read_cos = [&](const nlohmann::json& mj, const char* key, const std::string& where) {
     const auto it = mj.find(key);
     if (it == mj.end() || !it->is_array() || it->size() != 2 || !(*it)[0].is_number() || !(*it)[1].is_number())
@@ -410,8 +394,8 @@ std::optional<MlpCalibration> read_mlp_artifact(const SafetensorsFile& f, const 
       c.seed = m.seed;
       c.block = std::min(m.block, c.padded_in);
       const std::uint64_t p = c.padded_in, b = c.block;
-      c.dense_rot = tensor(tensor_prefix(l, k) + "rot", {p, p});
-      c.blocks = tensor(tensor_prefix(l, k) + "rot_blocks", {p / b, b, b});
+      c.dense_rot = read_artifact_tensor(f, tensor_prefix(l, k) + "rot", {p, p});
+      c.blocks = read_artifact_tensor(f, tensor_prefix(l, k) + "rot_blocks", {p / b, b, b});
       const std::string where = "[" + std::to_string(l) + "]." + mlp_matrix_name(k);
       const auto mj = cos[l].find(mlp_matrix_name(k));
       if (mj == cos[l].end() || !mj->is_object())

@@ -100,7 +100,8 @@ KCalibration calibrate_keys(const ModelConfig& c, const std::vector<std::vector<
 // k_rot, k_resid_basis, the k_pre_* twins and k_rm_rot, k_rm_resid_basis; __metadata__ with the format
 // version, producer, method, per-head cos1b and the model's SHA-256).
 void write_kcache_artifact(const std::filesystem::path& path, const KCalibration& k, const std::string& producer);
-// Reads and checks an artifact against `model` (format, version, shapes;
+// Reads and checks an artifact against `model` (format, version; tensors F32,
+// of their shapes and finite, as model/artifact.hpp reads them;
 // SHA-256 unless `deferred_binding`: then VkForward checks it against the
 // hash it takes while uploading the weights, so the file is read once);
 // throws FormatError naming the file and the problem.

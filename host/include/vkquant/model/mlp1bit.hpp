@@ -111,6 +111,7 @@ MlpCalibration calibrate_mlp(const ModelFile& model, const MlpCalibrateOptions& 
 // __metadata__: mlp_layers, mlp_seed, mlp_block, mlp_solver, mlp_heldout, and
 // mlp_cos1b (JSON: per layer, per matrix {none, srht, dense, structured,
 // null_dense, null_structured} each [train, heldout]). mlp_layers = "0": none.
+// Tensors are written and read through model/artifact.hpp, as the K-cache's are.
 
 // Appends the MLP tensors (views into `m`, which must outlive the write) and
 // metadata entries for write_safetensors.
