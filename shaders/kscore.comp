@@ -29,6 +29,8 @@ layout(constant_id = 5) const uint B = 8;    // popcount: query bit-planes (1, 4
 layout(constant_id = 6) const uint R = 0;    // residual rank r (0: none)
 layout(constant_id = 7) const uint Y = 1;    // query rows scored per key (row slots; see call_row)
 layout(constant_id = 8) const uint K = 1;    // keys per invocation
+layout(constant_id = 9) const uint VS = 0;   // 1: K = 4 and every invocation's first key sits at a multiple
+                                             // of 4 elements of the output (the host checks): vec4 stores
 const uint W = (D + 31u) / 32u;              // words per key
 const uint TAIL = D - 32u * (W - 1u);        // valid bits in the last word (1..32)
 const uint LAST_MASK = 0xffffffffu >> (32u - TAIL);
@@ -50,24 +52,35 @@ layout(std430, binding = 2) readonly buffer Coef { uint c_w[]; };
 layout(std430, binding = 3) readonly buffer Query { float q[]; };
 layout(std430, binding = 4) readonly buffer Uq { float uq[]; };
 layout(std430, binding = 5) readonly buffer Qmu { float qmu[]; };
-layout(std430, binding = 6) writeonly buffer Scores { float scores[]; };
+layout(std430, binding = 6) writeonly buffer Out1 { float out1[]; };
+layout(std430, binding = 6) writeonly buffer Out4 { vec4 out4[]; };
 #elif defined(MODE_POPCOUNT)
 layout(std430, binding = 1) readonly buffer Planes { uint planes[]; };
 layout(std430, binding = 2) readonly buffer Qconst { KscoreQueryConst qconst[]; };
 #if defined(SUMS)
-layout(std430, binding = 3) writeonly buffer Sums { int sums[]; };
+layout(std430, binding = 3) writeonly buffer Out1 { int out1[]; };
+layout(std430, binding = 3) writeonly buffer Out4 { ivec4 out4[]; };
 #else
 layout(std430, binding = 3) readonly buffer Alpha { uint alpha_w[]; };
 layout(std430, binding = 4) readonly buffer Coef { uint c_w[]; };
 layout(std430, binding = 5) readonly buffer Uq { float uq[]; };
 layout(std430, binding = 6) readonly buffer Qmu { float qmu[]; };
-layout(std430, binding = 7) writeonly buffer Scores { float scores[]; };
+layout(std430, binding = 7) writeonly buffer Out1 { float out1[]; };
+layout(std430, binding = 7) writeonly buffer Out4 { vec4 out4[]; };
 #endif
 #elif defined(MODE_F16)
 layout(std430, binding = 1) readonly buffer Query { float q[]; };
-layout(std430, binding = 2) writeonly buffer Scores { float scores[]; };
+layout(std430, binding = 2) writeonly buffer Out1 { float out1[]; };
+layout(std430, binding = 2) writeonly buffer Out4 { vec4 out4[]; };
 #else
 #error "define MODE_FLOAT, MODE_POPCOUNT or MODE_F16"
+#endif
+#if defined(SUMS)
+#define OUT_T int  // the output element: scores, or sums
+#define OUT_T4 ivec4
+#else
+#define OUT_T float
+#define OUT_T4 vec4
 #endif
 
 #if defined(MODE_F16)
@@ -100,6 +113,29 @@ uvec4 key_load(uint k0, uint v) {
 uint call_row(uint i) { return p.row0 + min(i, p.rows - 1u); }
 uint query_head(uint i) { return (p.query0 + call_row(i)) * p.q_heads + p.kv * p.group + p.gsub0; }  // in q, qconst, ...
 uint score_head(uint i) { return call_row(i) * p.q_heads + p.kv * p.group + p.gsub0; }              // in scores
+
+// Writes v (key, slot, head) where live[k·Y + i]: with VS, one vec4 per
+// (slot, head) whose four keys are all live (lavapipe pays one loop over the
+// lanes per store, whatever its width), else one element per key.
+void store(const OUT_T v[KYG], const uint t[K], const bool live[KY]) {
+  [[unroll]] for (uint i = 0; i < Y; ++i)
+    [[unroll]] for (uint g = 0; g < G; ++g) {
+      const uint e = (score_head(i) + g) * p.n - p.scores_base;  // element of key 0 of this row
+      if (VS != 0u) {
+        const uint k1 = min(1u, K - 1u), k2 = min(2u, K - 1u), k3 = min(3u, K - 1u);  // VS implies K = 4
+        if (live[i] && live[k1 * Y + i] && live[k2 * Y + i] && live[k3 * Y + i]) {
+          out4[(e + t[0]) / 4u] = OUT_T4(v[i * G + g], v[(k1 * Y + i) * G + g], v[(k2 * Y + i) * G + g],
+                                         v[(k3 * Y + i) * G + g]);
+        } else {
+          [[unroll]] for (uint k = 0; k < K; ++k)
+            if (live[k * Y + i]) out1[e + t[k]] = v[(k * Y + i) * G + g];
+        }
+      } else {
+        [[unroll]] for (uint k = 0; k < K; ++k)
+          if (live[k * Y + i]) out1[e + t[k]] = v[(k * Y + i) * G + g];
+      }
+    }
+}
 
 #if !defined(MODE_F16) && !defined(SUMS)
 // Half e % 2 of packed fp16 word w (windows start at even halves, so a
@@ -135,13 +171,9 @@ void finish(const float dot[KYG], const uint row[K], const uint t[K], const bool
   [[unroll]] for (uint k = 0; k < K; ++k) {
     const uint ea = row[k] - p.alpha_base;
     const float a = half_at(alpha_w[ea >> 1], ea);
-    [[unroll]] for (uint i = 0; i < Y; ++i)
-      if (live[k * Y + i])
-        [[unroll]] for (uint g = 0; g < G; ++g) {
-          const uint x = (k * Y + i) * G + g;
-          scores[(score_head(i) + g) * p.n + t[k] - p.scores_base] = a * dot[x] + res[x];
-        }
+    [[unroll]] for (uint x = 0; x < YG; ++x) res[k * YG + x] += a * dot[k * YG + x];
   }
+  store(res, t, live);
 }
 #endif
 
@@ -256,11 +288,7 @@ void main() {
       }
     }
 #if defined(SUMS)
-  [[unroll]] for (uint k = 0; k < K; ++k)
-    [[unroll]] for (uint i = 0; i < Y; ++i)
-      if (live[k * Y + i])
-        [[unroll]] for (uint g = 0; g < G; ++g)
-          sums[(score_head(i) + g) * p.n + t[k] - p.scores_base] = sq[(k * Y + i) * G + g];
+  store(sq, t, live);
 #else
   float dot[KYG];
   [[unroll]] for (uint i = 0; i < Y; ++i)
@@ -299,12 +327,8 @@ void main() {
         }
     }
   }
-  [[unroll]] for (uint k = 0; k < K; ++k)
-    [[unroll]] for (uint i = 0; i < Y; ++i)
-      if (live[k * Y + i])
-        [[unroll]] for (uint g = 0; g < G; ++g) {
-          const uint x = (k * Y + i) * G + g;
-          scores[(score_head(i) + g) * p.n + t[k] - p.scores_base] = ax[x] + ay[x];
-        }
+  float dot[KYG];
+  [[unroll]] for (uint x = 0; x < KYG; ++x) dot[x] = ax[x] + ay[x];
+  store(dot, t, live);
 #endif
 }

@@ -2,7 +2,9 @@
 // popcount path's integer sums (exact) and scores (close, against a reference
 // given the device's quantized query), the float path (close), a sanity NMSE
 // of popcount scores against float scores, the fp16 baseline, key chunking,
-// position-major keys with several causal query rows, and argument rejection.
+// several (causal) query rows over key-major and position-major keys in every
+// launch shape (row blocks, keys per invocation, vec4 stores), and argument
+// rejection.
 #include <cstring>
 #include <optional>
 
@@ -273,64 +275,101 @@ TEST_P(KscoreChunked, MatchesUnchunked) {
 INSTANTIATE_TEST_SUITE_P(Limits, KscoreChunked, ::testing::Values(4096, 40000),
                          [](const auto& tp) { return "limit" + std::to_string(tp.param); });
 
-// ---- position-major keys, several query rows, causal ------------------------
+// ---- query rows, layouts, row blocks, keys per invocation --------------------
 
-// The kcodec cache layout ((N, kv_heads, ...) keys), rows query0.. of a
-// multi-row query, causal masking (untouched scores keep their poison), with
-// and without key chunking: each query row matches the key-major reference.
-class KscoreRows : public VulkanTest, public ::testing::WithParamInterface<std::uint64_t> {};
+// Several query rows (rows query0.. of a multi-row query), key-major or the
+// kcodec cache's position-major keys, causal or not, with and without key
+// chunking, and the launch shapes the plan picks from: row blocks of Y rows
+// (a last block of fewer rows), K keys per invocation (a last invocation of
+// fewer keys), vec4 stores (N % 4 == 0 and K = 4) with groups of four cut by
+// the causal edge or the chunk end. Every path (popcount sums exact, popcount,
+// float, fp16) matches the reference row by row; scores past a row's causal
+// end keep their poison.
+struct RowsParams {
+  std::uint64_t keys;
+  std::uint32_t rows, query0;
+  std::uint64_t causal;  // causal_keys; 0: not causal
+  std::uint64_t limit;   // tuning.max_binding_bytes
+  std::uint32_t max_rows, keys_per_invocation;
+  bool position_major;
+};
 
-TEST_P(KscoreRows, PositionMajorCausalMatchesReference) {
-  const Params p{96, 2, 4, 301, 4, 8, true};
+std::string rows_name(const RowsParams& p) {
+  return "n" + std::to_string(p.keys) + "_rows" + std::to_string(p.rows) + "_from" + std::to_string(p.query0) +
+         (p.causal ? "_causal" + std::to_string(p.causal) : "") + "_limit" + std::to_string(p.limit) + "_y" +
+         std::to_string(p.max_rows) + "_k" + std::to_string(p.keys_per_invocation) +
+         (p.position_major ? "_posmajor" : "_keymajor");
+}
+
+void PrintTo(const RowsParams& p, std::ostream* os) { *os << rows_name(p); }
+
+class KscoreRows : public VulkanTest, public ::testing::WithParamInterface<RowsParams> {};
+
+TEST_P(KscoreRows, EveryPathMatchesReference) {
+  const RowsParams rp = GetParam();
+  const Params p{96, 2, 4, rp.keys, 4, 8, true};
   const Data x = make_data(p, 77);
-  const std::uint32_t rows = 9, query0 = 3, all_rows = query0 + rows, kv = p.kv_heads, w = x.dims.words();
-  const std::uint64_t n = p.keys, causal = 290, per_row = std::uint64_t(x.dims.q_heads()) * n;
-  // Key-major -> position-major.
+  const std::uint32_t rows = rp.rows, query0 = rp.query0, all_rows = query0 + rows, kv = p.kv_heads, w = x.dims.words();
+  const std::uint64_t n = p.keys, per_row = std::uint64_t(x.dims.q_heads()) * n, dh = (p.d + 1) / 2;
+  const std::uint64_t causal = rp.causal ? rp.causal : n;  // row y scores keys < causal + y
+  const auto k = make_k(x.dims, 76);                       // fp16 keys, key-major
+  // Key-major -> the layout under test.
   std::vector<std::uint32_t> bits(x.bits.size());
-  std::vector<half_bits> alpha(x.alpha.size()), c(x.c.size());
+  std::vector<half_bits> alpha(x.alpha.size()), c(x.c.size()), kl(k.size());
   for (std::uint64_t t = 0; t < n; ++t)
     for (std::uint32_t h = 0; h < kv; ++h) {
-      const std::uint64_t km = h * n + t, pm = t * kv + h;
-      for (std::uint32_t i = 0; i < w; ++i) bits[pm * w + i] = x.bits[km * w + i];
-      alpha[pm] = x.alpha[km];
-      for (std::uint32_t r = 0; r < p.rank; ++r) c[pm * p.rank + r] = x.c[km * p.rank + r];
+      const std::uint64_t km = h * n + t, to = rp.position_major ? t * kv + h : km;
+      for (std::uint32_t i = 0; i < w; ++i) bits[to * w + i] = x.bits[km * w + i];
+      for (std::uint64_t i = 0; i < dh * 2; ++i) kl[to * dh * 2 + i] = k[km * dh * 2 + i];
+      alpha[to] = x.alpha[km];
+      for (std::uint32_t r = 0; r < p.rank; ++r) c[to * p.rank + r] = x.c[km * p.rank + r];
     }
   const std::vector<float> q = random_floats(std::size_t(all_rows) * x.dims.q_heads() * p.d, 78, -1.f, 1.2f);
   const std::vector<float> qmu = random_floats(std::size_t(all_rows) * x.dims.q_heads(), 79, -2.f, 2.f);
   Buffer bb = upload(dev(), bits), ab = upload(dev(), alpha), cb = upload(dev(), c), ub = upload(dev(), x.basis),
-         qb = upload(dev(), q), mb = upload(dev(), qmu);
+         qb = upload(dev(), q), mb = upload(dev(), qmu), kb = upload(dev(), kl);
   KscoreShape sh{p.d, p.kv_heads, p.group, n, p.rank};
-  sh.layout = kernels::KscoreLayout::position_major;
+  if (rp.position_major) sh.layout = kernels::KscoreLayout::position_major;
   sh.queries = rows;
   sh.query0 = query0;
-  sh.causal = true;
-  sh.causal_keys = causal;
+  sh.causal = rp.causal != 0;
+  sh.causal_keys = rp.causal;
   KscoreShape all = sh;  // quantize every row
   all.queries = all_rows;
   all.query0 = 0;
   Buffer uq = Buffer::create(dev(), std::size_t(all_rows) * x.dims.q_heads() * p.rank * 4);
   Buffer planes = Buffer::create(dev(), kernels::kscore_planes_bytes(all, p.b));
   Buffer qconst = Buffer::create(dev(), kernels::kscore_qconst_bytes(all));
-  Buffer pop = Buffer::create(dev(), rows * per_row * 4), flt = Buffer::create(dev(), rows * per_row * 4);
-  pop.fill(kPoison);
-  flt.fill(kPoison);
+  Buffer out[4];  // sums, popcount, float, fp16
+  for (Buffer& o : out) {
+    o = Buffer::create(dev(), rows * per_row * 4 + 64);
+    o.fill(kPoison);
+  }
   kernels::KscoreTuning tune;
-  tune.max_binding_bytes = GetParam();
+  tune.max_binding_bytes = rp.limit;
+  tune.max_rows_per_pass = rp.max_rows;
+  tune.keys_per_invocation = rp.keys_per_invocation;
   Stream s = Stream::create(dev());
   kernels::kscore_quantize_query(s, all, p.b, qb, planes, qconst);
   const kernels::KscoreKeys keys{&bb, &ab, &cb};
   const kernels::KscoreQuery query{&qb, &mb, &ub, &uq};
+  const kernels::KscoreQuantized qq{p.b, &planes, &qconst};
   const std::uint32_t before = s.recorded_dispatches();
-  kernels::kscore_popcount(s, sh, keys, query, {p.b, &planes, &qconst}, pop, tune);
-  if (tune.max_binding_bytes) {
+  kernels::kscore_popcount(s, sh, keys, query, qq, out[1], tune);
+  if (rp.limit) {
     EXPECT_GE(s.recorded_dispatches() - before, 2u * kv + 1) << "expected key chunks";
   }
-  kernels::kscore_float(s, sh, keys, query, flt, tune);
+  kernels::kscore_popcount_sums(s, sh, bb, qq, out[0], tune);
+  kernels::kscore_float(s, sh, keys, query, out[2], tune);
+  kernels::kscore_f16(s, sh, kb, qb, out[3], tune);
   s.submit_and_wait();
 
   const ref::KscoreQuantized dq = download_quantized(planes, qconst, all, p.b);
-  const auto got_pop = download<float>(pop, rows * per_row), got_flt = download<float>(flt, rows * per_row);
+  const auto got_sums = download<std::int32_t>(out[0], rows * per_row);
+  std::vector<float> got[4];
+  for (int i = 1; i < 4; ++i) got[i] = download<float>(out[i], rows * per_row);
   const std::uint32_t qh = x.dims.q_heads(), pw = p.b * w;
+  const char* path[4] = {"popcount sums", "popcount", "float", "fp16"};
   for (std::uint32_t y = 0; y < rows; ++y) {
     const std::uint32_t row = query0 + y;
     Data xr = x;
@@ -340,33 +379,62 @@ TEST_P(KscoreRows, PositionMajorCausalMatchesReference) {
     rq.bits = p.b;
     rq.planes.assign(dq.planes.begin() + std::size_t(row) * qh * pw, dq.planes.begin() + std::size_t(row + 1) * qh * pw);
     rq.consts.assign(dq.consts.begin() + std::size_t(row) * qh, dq.consts.begin() + std::size_t(row + 1) * qh);
-    const auto want_pop = ref::kscore_popcount(xr.inputs(), x.dims, rq), want_flt = ref::kscore_float(xr.inputs(), x.dims);
-    std::vector<float> wp, gp, wf, gf;
+    const auto want_sums = ref::kscore_popcount_sums(x.bits, x.dims, rq);
+    const std::vector<float> want[4] = {{},
+                                        ref::kscore_popcount(xr.inputs(), x.dims, rq),
+                                        ref::kscore_float(xr.inputs(), x.dims),
+                                        ref::kscore_f16(k, xr.q, x.dims)};
+    std::vector<std::int32_t> ws, gs;
+    std::vector<float> wv[4], gv[4];
     std::size_t untouched_bad = 0;
     for (std::uint32_t h = 0; h < qh; ++h)
       for (std::uint64_t t = 0; t < n; ++t) {
         const std::uint64_t i = (std::uint64_t(y) * qh + h) * n + t;
-        std::uint32_t pb, fb;
-        std::memcpy(&pb, &got_pop[i], 4);
-        std::memcpy(&fb, &got_flt[i], 4);
         if (t >= causal + y) {
-          untouched_bad += (pb != kPoison) + (fb != kPoison);
+          std::uint32_t bits_at[4];
+          std::memcpy(&bits_at[0], &got_sums[i], 4);
+          for (int o = 1; o < 4; ++o) std::memcpy(&bits_at[o], &got[o][i], 4);
+          for (std::uint32_t b : bits_at) untouched_bad += b != kPoison;
           continue;
         }
-        wp.push_back(want_pop[h * n + t]);
-        gp.push_back(got_pop[i]);
-        wf.push_back(want_flt[h * n + t]);
-        gf.push_back(got_flt[i]);
+        ws.push_back(want_sums[h * n + t]);
+        gs.push_back(got_sums[i]);
+        for (int o = 1; o < 4; ++o) {
+          wv[o].push_back(want[o][h * n + t]);
+          gv[o].push_back(got[o][i]);
+        }
       }
     EXPECT_EQ(untouched_bad, 0u) << "row " << y << " wrote past its causal end";
-    EXPECT_TRUE(close(wp, gp, 2e-3, 1e-4)) << "popcount, row " << y;
-    EXPECT_TRUE(close(wf, gf, 2e-3, 1e-4)) << "float, row " << y;
+    EXPECT_TRUE(exact<std::int32_t>(ws, gs)) << path[0] << ", row " << y;
+    for (int o = 1; o < 4; ++o)
+      EXPECT_TRUE(close(wv[o], gv[o], o == 3 ? 1e-3 : 2e-3, 1e-4)) << path[o] << ", row " << y;
+  }
+  for (const Buffer& o : out) {  // nothing written past the scores
+    std::uint32_t tail[16];
+    o.download(tail, sizeof tail, rows * per_row * 4);
+    for (auto t : tail) EXPECT_EQ(t, kPoison) << "wrote past the scores";
   }
 }
 
-// 81000 bytes: the 9 rows' score window leaves room for ~78 of the 301 keys per pass.
-INSTANTIATE_TEST_SUITE_P(Limits, KscoreRows, ::testing::Values(0, 81000),
-                         [](const auto& tp) { return "limit" + std::to_string(tp.param); });
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, KscoreRows,
+    ::testing::Values(
+        // The paths' own row blocks (popcount, fp16: 4 + 4 + 1 rows) and keys per
+        // invocation (float: 4); N % 4 != 0, so no vec4 stores.
+        RowsParams{301, 9, 3, 290, 0, 0, 0, true},
+        // 33000 bytes: a 4-row block's score window leaves room for 118 of the 301
+        // keys per pass (popcount, fp16).
+        RowsParams{301, 9, 3, 290, 33000, 0, 0, true},
+        // K = 4 with vec4 stores, groups of four cut by each row's causal end.
+        RowsParams{512, 7, 2, 498, 0, 1, 4, false},
+        // K = 4 with vec4 stores and key chunks of whole vec4s (the limit forces
+        // Y = 1 and chunks of 456 keys), not causal.
+        RowsParams{512, 5, 0, 0, 8000, 2, 4, true},
+        // K = 3 (no vec4 stores): a last invocation of fewer keys; Y = 1.
+        RowsParams{300, 4, 1, 297, 0, 1, 3, false},
+        // One row, K = 4, vec4 stores, N not reached by the causal edge.
+        RowsParams{64, 1, 0, 61, 0, 0, 4, false}),
+    [](const auto& tp) { return rows_name(tp.param); });
 
 // fp16 keys past maxStorageBufferRange: the natural limit splits the keys.
 TEST_F(VulkanTest, KscoreF16PastMaxStorageBufferRange) {

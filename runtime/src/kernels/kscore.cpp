@@ -24,6 +24,17 @@ namespace {
 
 constexpr std::uint64_t kMaxD = 1024;  // the kernels unroll over d: head dimensions, not model widths
 constexpr std::uint64_t k2pow32 = std::uint64_t(1) << 32;
+// Query rows per pass and keys per invocation of each path where the tuning
+// leaves them 0 (measured on lavapipe, d = 128, group 4): the float path loads
+// 32x more query words per key than the popcount planes and gains 2x from
+// sharing each between 4 keys, but loses from several rows; the fp16 path is
+// bound by its key loads and gains from sharing them between rows; the
+// popcount path's bit slices spill registers beyond one key and (b = 8) are
+// bound by their arithmetic.
+struct PathShape {
+  std::uint32_t rows, keys;
+};
+constexpr PathShape kFloatShape{1, 4}, kPopcountShape{4, 1}, kF16Shape{4, 1};
 
 [[noreturn]] void fail(const char* fn, const std::string& what) { throw Error(std::string(fn) + ": " + what); }
 
@@ -63,7 +74,6 @@ void check_tuning(const char* fn, const Device& d, const KscoreTuning& t) {
   if (t.local == 0 || t.local > d.info().max_workgroup_invocations || t.local > d.info().max_workgroup_size[0])
     fail(fn, "tuning.local = " + std::to_string(t.local) + " is not a valid workgroup size here");
   if (t.max_heads_per_pass == 0) fail(fn, "tuning.max_heads_per_pass must be >= 1");
-  if (t.max_rows_per_pass == 0) fail(fn, "tuning.max_rows_per_pass must be >= 1");
   if (t.keys_per_invocation > 8) fail(fn, "tuning.keys_per_invocation must be 0 (auto) or 1..8");
 }
 
@@ -87,11 +97,12 @@ struct Pass {
   std::uint64_t t0, count;
 };
 
-// A call's passes, and the row slots (Y) and keys per invocation (K) of the
-// one kernel that runs them all.
+// A call's passes, and the row slots (Y), keys per invocation (K) and store
+// width (1, or 4: every invocation's first key at a multiple of 4 elements of
+// the output) of the one kernel that runs them all.
 struct Plan {
   std::vector<Pass> passes;
-  std::uint32_t slots, keys_per_invocation;
+  std::uint32_t slots, keys_per_invocation, store_width;
 };
 
 // The window of a key-major array (rows kv*N + t, `row_bytes` each) that a
@@ -148,7 +159,7 @@ std::uint32_t divisor_at_most(std::uint32_t group, std::uint32_t cap) {
 // only when their score rows cannot share a binding). A causal row block
 // stops at the last key its last row scores.
 Plan plan(const char* fn, const Device& d, const KscoreShape& sh, const std::vector<std::uint64_t>& row_bytes,
-          const KscoreTuning& t) {
+          const KscoreTuning& t, PathShape path) {
   std::uint64_t limit = d.binding_chunk_bytes();
   if (t.max_binding_bytes) limit = std::min(limit, t.max_binding_bytes);
   const std::uint64_t slack = align_of(d) + 4;
@@ -157,7 +168,7 @@ Plan plan(const char* fn, const Device& d, const KscoreShape& sh, const std::vec
   const std::uint64_t n = sh.keys;
   // Score rows a window spans besides the first: the other query rows' and group members'.
   const auto spare = [&](std::uint32_t y, std::uint32_t g) { return (std::uint64_t(y) - 1) * sh.q_heads() + g - 1; };
-  std::uint32_t y = std::min(sh.queries, t.max_rows_per_pass);
+  std::uint32_t y = std::min(sh.queries, t.max_rows_per_pass ? t.max_rows_per_pass : path.rows);
   while (y > 1 && (spare(y, 1) * n + 1) * 4 > room) --y;
   std::uint32_t g = divisor_at_most(sh.group, t.max_heads_per_pass);
   while (g > 1 && (spare(y, g) * n + 1) * 4 > room) g = divisor_at_most(sh.group, g - 1);
@@ -166,8 +177,12 @@ Plan plan(const char* fn, const Device& d, const KscoreShape& sh, const std::vec
   chunk = std::min(chunk, room / 4 - std::min(room / 4, spare(y, g) * n));
   if (chunk == 0 && keys_in_reach(sh, sh.queries - 1) > 0)
     fail(fn, "one key row (and its scores) does not fit in a binding of " + std::to_string(limit) + " bytes");
-  const std::uint32_t k = t.keys_per_invocation ? t.keys_per_invocation : std::max(1u, 4 / y);
-  Plan out{{}, y, k};
+  const std::uint32_t k = t.keys_per_invocation ? t.keys_per_invocation : path.keys;
+  // vec4 stores: score rows of N % 4 == 0 elements and chunks of whole vec4s
+  // (windows start at 16-byte multiples) put every invocation's first key at
+  // a multiple of 4 elements.
+  if (k == 4 && chunk >= 4) chunk -= chunk % 4;
+  Plan out{{}, y, k, k == 4 && n % 4 == 0 && chunk % 4 == 0 ? 4u : 1u};
   for (std::uint32_t kv = 0; kv < sh.kv_heads; ++kv)
     for (std::uint32_t gs = 0; gs < sh.group; gs += g)
       for (std::uint32_t y0 = 0; y0 < sh.queries; y0 += y) {
@@ -207,7 +222,8 @@ const Kernel& score_kernel(Stream& s, const char* shader, std::uint32_t bindings
                             .bindings = bindings,
                             .push_bytes = sizeof(gpu::KscoreParams),
                             .local_size = {t.local, 1, 1},
-                            .constants = {sh.d, p.g, b, rank, pl.slots, pl.keys_per_invocation}});
+                            .constants = {sh.d, p.g, b, rank, pl.slots, pl.keys_per_invocation,
+                                          pl.store_width == 4 ? 1u : 0u}});
 }
 Threads score_threads(const Plan& pl, const Pass& p) {
   return Threads{(p.count + pl.keys_per_invocation - 1) / pl.keys_per_invocation};
@@ -305,7 +321,7 @@ void kscore_float(Stream& s, const KscoreShape& sh, const KscoreKeys& keys, cons
   if (sh.keys == 0) return;
   const std::uint64_t align = align_of(d), qh = sh.query_rows() * sh.q_heads();
   const std::uint64_t wb = std::uint64_t(sh.words()) * 4, cb = std::uint64_t(sh.rank) * 2;
-  const Plan pl = plan(fn, d, sh, key_rows(wb, cb), t);  // may throw: before recording anything
+  const Plan pl = plan(fn, d, sh, key_rows(wb, cb), t, kFloatShape);  // may throw: before recording anything
   if (sh.rank) residual_query(s, sh, query);
   for (const Pass& p : pl.passes) {
     const PassBindings b = pass_bindings(sh, p, keys, query, wb, cb, align, *query.q);
@@ -363,7 +379,7 @@ void kscore_popcount(Stream& s, const KscoreShape& sh, const KscoreKeys& keys, c
   if (sh.keys == 0) return;
   const std::uint64_t align = align_of(d), qh = sh.query_rows() * sh.q_heads();
   const std::uint64_t wb = std::uint64_t(sh.words()) * 4, cb = std::uint64_t(sh.rank) * 2;
-  const Plan pl = plan(fn, d, sh, key_rows(wb, cb), t);  // may throw: before recording anything
+  const Plan pl = plan(fn, d, sh, key_rows(wb, cb), t, kPopcountShape);  // may throw: before recording anything
   if (sh.rank) residual_query(s, sh, query);
   for (const Pass& p : pl.passes) {
     const PassBindings b = pass_bindings(sh, p, keys, query, wb, cb, align, *qq.planes);
@@ -389,7 +405,7 @@ void kscore_popcount_sums(Stream& s, const KscoreShape& sh, const Buffer& bits, 
   check_distinct(fn, sums, {&bits, qq.planes, qq.qconst});
   if (sh.keys == 0) return;
   const std::uint64_t align = align_of(d), wb = std::uint64_t(sh.words()) * 4;
-  const Plan pl = plan(fn, d, sh, {wb}, t);
+  const Plan pl = plan(fn, d, sh, {wb}, t, kPopcountShape);
   for (const Pass& p : pl.passes) {
     const Window bw = key_window(sh, p, wb, 4, align), sw = score_window(sh, p, align);
     gpu::KscoreParams pc = params(sh, p);
@@ -416,7 +432,7 @@ void kscore_f16(Stream& s, const KscoreShape& sh, const Buffer& k, const Buffer&
   check_distinct(fn, scores, {&k, &q});
   if (sh.keys == 0) return;
   const std::uint64_t align = align_of(d);
-  const Plan pl = plan(fn, d, sh, {rb}, t);
+  const Plan pl = plan(fn, d, sh, {rb}, t, kF16Shape);
   for (const Pass& p : pl.passes) {
     const Window kw = key_window(sh, p, rb, 4, align), sw = score_window(sh, p, align);
     gpu::KscoreParams pc = params(sh, p);

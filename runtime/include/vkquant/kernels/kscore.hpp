@@ -77,8 +77,9 @@ struct KscoreQuantized {
 struct KscoreTuning {
   std::uint32_t local = 64;               // invocations (keys) per workgroup
   std::uint32_t max_heads_per_pass = 8;   // query heads scored per key read (a divisor of group is used)
-  std::uint32_t max_rows_per_pass = 4;    // query rows scored per key read (one dispatch per block of rows)
-  std::uint32_t keys_per_invocation = 0;  // keys each query load serves, 1..8; 0: 4 / (rows per pass), at least 1
+  // 0: the path's own choice (kscore.cpp)
+  std::uint32_t max_rows_per_pass = 0;    // query rows scored per key read (one dispatch per block of rows)
+  std::uint32_t keys_per_invocation = 0;  // keys each query load serves, 1..8
   std::uint64_t max_binding_bytes = 0;    // 0: the device limit; tests lower it to force key chunking
 };
 
