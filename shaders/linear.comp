@@ -125,37 +125,80 @@ void load_group(uint row, uint g, out uint wd[QWR]) {
   q_words(c, o % 16, wd);
 }
 
+// The 32 columns of slice s of group g of every batch column's x row, and
+// Σ x over each half of it (for the minimums).
+void load_x_slice(uint g, uint s, out vec4 xs[BT][8], out vec2 sx[BT]) {
+  const uint col = g * QGE + 32 * s;
+  [[unroll]] for (uint b = 0; b < BT; ++b) {
+    [[unroll]] for (uint i = 0; i < 8; ++i) xs[b][i] = x4[(xbase[b] + col) / 4 + i];
+#if defined(Q_NOMIN)
+    sx[b] = vec2(0.0);
+#else
+    const vec4 h0 = (xs[b][0] + xs[b][1]) + (xs[b][2] + xs[b][3]);
+    const vec4 h1 = (xs[b][4] + xs[b][5]) + (xs[b][6] + xs[b][7]);
+    sx[b] = vec2(dot(h0, vec4(1.0)), dot(h1, vec4(1.0)));
+#endif
+  }
+}
+
+// a + Σ (q·dl - ml)·x over one slice = a + dl·Σ q·x - ml·Σ x per half
+// (fused multiply-adds; the scale is applied once per 16 columns).
+float slice_dot(const vec4 q[8], const vec2 dl, const vec2 ml, const vec4 xv[8], const vec2 sxh, float a) {
+  float h[2] = {0.0, 0.0};
+  [[unroll]] for (uint i = 0; i < 8; ++i)
+    [[unroll]] for (uint c = 0; c < 4; ++c) h[i / 4] = fma(q[i][c], xv[i][c], h[i / 4]);
+#if !defined(Q_NOMIN)
+  a = fma(-ml.x, sxh.x, fma(-ml.y, sxh.y, a));
+#endif
+  return fma(dl.x, h[0], fma(dl.y, h[1], a));
+}
+
 // acc = the dot products of rows rbase[] (uvec4 indices) over groups first,
 // first + stride, ... (partial sums when stride > 1). `in` is a multiple of QK;
 // blocks past it in the last group are skipped (x is not read there either).
-//
-// Per group, x is loaded once for every row of the invocation, then a loop
-// that is not unrolled decodes one row at a time against it: loads whose
-// address is not provably uniform are loops over the lanes on lavapipe (x's
-// included), so x costs 1 / ROWS of such loads per row, and the code holds
-// one row's decode whatever ROWS is. The kept x spills to the stack at worst.
+#if defined(VARIANT_SUBGROUP)
+// GPUs: per 32-column slice, x is loaded and every row decoded against it
+// (ROWS unrolled), so a lane holds one slice of x (32 floats per batch row).
 void dot_rows(const uint rbase[ROWS], uint first, uint stride) {
   const uint nb = p.cols / QK, groups = (nb + QG - 1) / QG;
   [[unroll]] for (uint r = 0; r < ROWS; ++r)
     [[unroll]] for (uint b = 0; b < BT; ++b) acc[r][b] = 0.0;
   for (uint g = first; g < groups; g += stride) {
-    // Slices of this group inside the row (QSL but in the last group of small blocks).
-    const uint slices = min(QSL, (nb - g * QG) * (QK / 32));
-    vec4 xs[BT][QSL][8];
-#if !defined(Q_NOMIN)
-    vec2 sx[BT][QSL];  // Σ x over each half slice, for the minimums
-#endif
+    const uint slices = min(QSL, (nb - g * QG) * (QK / 32));  // QSL but in the last group of small blocks
+    uint wd[ROWS][QWR];
+    [[unroll]] for (uint r = 0; r < ROWS; ++r) load_group(rbase[r], g, wd[r]);
     [[unroll]] for (uint s = 0; s < QSL; ++s) {
       if (s >= slices) break;
-      const uint col = g * QGE + 32 * s;
-      [[unroll]] for (uint b = 0; b < BT; ++b) {
-        [[unroll]] for (uint i = 0; i < 8; ++i) xs[b][s][i] = x4[(xbase[b] + col) / 4 + i];
-#if !defined(Q_NOMIN)
-        const vec4 h0 = (xs[b][s][0] + xs[b][s][1]) + (xs[b][s][2] + xs[b][s][3]);
-        const vec4 h1 = (xs[b][s][4] + xs[b][s][5]) + (xs[b][s][6] + xs[b][s][7]);
-        sx[b][s] = vec2(dot(h0, vec4(1.0)), dot(h1, vec4(1.0)));
-#endif
+      vec4 xs[BT][8];
+      vec2 sx[BT];
+      load_x_slice(g, s, xs, sx);
+      [[unroll]] for (uint r = 0; r < ROWS; ++r) {
+        vec4 q[8];
+        vec2 dl, ml;
+        q_slice(wd[r], s, q, dl, ml);
+        [[unroll]] for (uint b = 0; b < BT; ++b) acc[r][b] = slice_dot(q, dl, ml, xs[b], sx[b], acc[r][b]);
       }
+    }
+  }
+}
+#else
+// rows: per group, x is loaded once for every row of the invocation, then a
+// loop that is not unrolled decodes one row at a time against it. Loads whose
+// address is not provably uniform are loops over the lanes on lavapipe (x's
+// included), so x costs 1 / ROWS of such loads per row, and the code holds
+// one row's decode whatever ROWS is; the kept x (BT × 256 floats) spills to
+// the stack at worst, which on a CPU is cheap.
+void dot_rows(const uint rbase[ROWS], uint first, uint stride) {
+  const uint nb = p.cols / QK, groups = (nb + QG - 1) / QG;
+  [[unroll]] for (uint r = 0; r < ROWS; ++r)
+    [[unroll]] for (uint b = 0; b < BT; ++b) acc[r][b] = 0.0;
+  for (uint g = first; g < groups; g += stride) {
+    const uint slices = min(QSL, (nb - g * QG) * (QK / 32));  // QSL but in the last group of small blocks
+    vec4 xs[QSL][BT][8];
+    vec2 sx[QSL][BT];
+    [[unroll]] for (uint s = 0; s < QSL; ++s) {
+      if (s >= slices) break;
+      load_x_slice(g, s, xs[s], sx[s]);
     }
     [[dont_unroll]] for (uint r = 0; r < ROWS; ++r) {
       uint wd[QWR];
@@ -167,21 +210,13 @@ void dot_rows(const uint rbase[ROWS], uint first, uint stride) {
         vec4 q[8];
         vec2 dl, ml;
         q_slice(wd, s, q, dl, ml);
-        [[unroll]] for (uint b = 0; b < BT; ++b) {
-          float h[2] = {0.0, 0.0};  // Σ q·x per half (fused multiply-adds)
-          [[unroll]] for (uint i = 0; i < 8; ++i)
-            [[unroll]] for (uint c = 0; c < 4; ++c) h[i / 4] = fma(q[i][c], xs[b][s][i][c], h[i / 4]);
-#if defined(Q_NOMIN)
-          a[b] = fma(dl.x, h[0], fma(dl.y, h[1], a[b]));
-#else
-          a[b] = fma(dl.x, h[0], fma(dl.y, h[1], fma(-ml.x, sx[b][s].x, fma(-ml.y, sx[b][s].y, a[b]))));
-#endif
-        }
+        [[unroll]] for (uint b = 0; b < BT; ++b) a[b] = slice_dot(q, dl, ml, xs[s][b], sx[s][b], a[b]);
       }
       [[unroll]] for (uint b = 0; b < BT; ++b) acc[r][b] += a[b];
     }
   }
 }
+#endif
 #endif
 
 // Writes (or adds) the finished sums of rows row_start .. of the window.

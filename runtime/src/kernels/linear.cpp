@@ -130,21 +130,25 @@ std::uint32_t batch_tile(std::uint64_t batch, std::uint32_t cap) {
   return bt;
 }
 
-// Block types (linear.comp, WQUANT): per 256-element group an invocation
-// (rows) or lane (subgroup) loads BT batch rows of x once, then decodes its
-// ROWS rows one after another against it in a loop that is not unrolled.
-// On lavapipe every load whose address is not provably uniform is a loop
-// over the lanes, x's too, so x is the cost ROWS amortises: decode at
-// ROWS = 16 ran at ~0.7x the read roofline against ~0.45x at 4 (2048×4096
-// q4_k). The code grows with BT × 256 unrolled multiply-adds and the x kept
-// for them: lavapipe spent ~1.6 s compiling BT = 1, ~4 s BT = 2, ~14 s BT =
-// 4 and ~60 s BT = 8 (ROWS = 16), so CPU devices stop at BT = 2 (prefill at
-// about the fp16 kernel's multiply-adds per second). Small workgroups keep
-// enough of them for every core.
+// Block types (linear.comp, WQUANT), per 256-element group of a row:
+// rows: an invocation loads BT batch rows of x once, then decodes its ROWS
+// rows one after another against them in a loop that is not unrolled. On
+// lavapipe every load whose address is not provably uniform is a loop over
+// the lanes, x's too, so x is the cost ROWS amortises: decode ran at ~0.7x
+// the read roofline with ROWS = 16 against ~0.45x with 4 (2048×4096 q4_k,
+// CPU time), and ~1.0x with x taken away. The code grows with BT × 256
+// unrolled multiply-adds and the x kept for them: lavapipe spent ~1.6 s
+// compiling BT = 1, ~4 s BT = 2, ~14 s BT = 4 and ~60 s BT = 8, so CPU
+// devices stop at BT = 2 (prefill then does about as many multiply-adds per
+// second as the f16 kernel's 8 × 8 tiles). Small workgroups keep enough of
+// them for every core.
+// subgroup (GPUs): lanes stride over the groups, x is loaded per 32-column
+// slice and ROWS rows are unrolled against it (a lane holds 32 floats of x
+// per batch row), so ROWS × BT stays small.
 Tuning quant_tuning(const Device& d, LinearVariant v, std::uint64_t batch) {
   const bool cpu = d.info().type == VK_PHYSICAL_DEVICE_TYPE_CPU;
   const std::uint32_t bt = batch_tile(batch, cpu ? 2 : 4);
-  if (v == LinearVariant::subgroup) return {128, cpu ? 4u : 2u, bt, 16};
+  if (v == LinearVariant::subgroup) return {128, 2, bt, 16};
   return {16, cpu ? 16u : 4u, bt, 0};
 }
 
