@@ -4,7 +4,9 @@
 For each model, R rounds; each round runs, one after the other (interleaved,
 so a noisy shared machine slows all three alike):
 
-  vkquant            build/tools/vkquant run MODEL --prompt TEXT -n GEN+1 --temp 0
+  vkquant            build/tools/vkquant run MODEL --prompt TEXT -n GEN+1 --temp 0 --warmup
+                     (--warmup: the prompt and one decode step untimed first, as
+                     vkq-peer warms up: both compile their pipelines untimed)
                      (a fresh process; its stderr `prefill:` / `decode:` lines)
   llama.cpp-vulkan   build/tools/peer/vkq-peer bench ... --backend vulkan, the
                      Vulkan library, GGML_VK_VISIBLE_DEVICES=N (ggml-vulkan
@@ -176,7 +178,7 @@ RE_DEVICE_WEIGHTS = re.compile(r"device bytes: weights (\d+)")
 
 
 def vkquant_round(a, model, prompt):
-    cmd = [a.vkquant, "run", model, "--prompt", prompt, "-n", str(a.gen + 1), "--temp", "0"]
+    cmd = [a.vkquant, "run", model, "--prompt", prompt, "-n", str(a.gen + 1), "--temp", "0", "--warmup"]
     rc, out, err = run(cmd, timeout=a.timeout)
     if rc != 0:
         raise Failed("refused: " + last_line(err).removeprefix("vkquant: "))

@@ -34,6 +34,7 @@ struct RunFlags {
   const CLI::Option* prompt_given = nullptr;
   int n = 200;
   std::uint32_t ctx = 0;  // 0: context_for's default
+  bool warmup = false;
   bool chat = false;
   std::string system;
   const CLI::Option* system_given = nullptr;
@@ -222,6 +223,13 @@ void run(RunFlags f) {
     throw Error("--prompt: " + std::to_string(prompt.size()) + " tokens fill the context of " + std::to_string(ctx) +
                 " (--ctx; the model's is " + std::to_string(c.ctx) + ")");
   load(s, f, calibration, kcache);
+  if (f.warmup) {
+    // Untimed: the prompt and one decode step, so the timed run finds every
+    // pipeline it uses compiled (lavapipe and other drivers compile on first use).
+    s.fwd->forward(prompt);
+    s.fwd->forward(std::span<const std::int32_t>(prompt.data(), 1));
+    s.fwd->reset();
+  }
   std::fwrite(f.prompt.data(), 1, f.prompt.size(), stdout);
   std::fflush(stdout);
   std::set<std::int32_t> stop;
@@ -241,6 +249,9 @@ void add_run(CLI::App& app) {
                   "context (KV-cache) length in tokens (default: the model's context up to 4096, as llama.cpp); "
                   "generation stops at its end")
       ->check(CLI::Range(1u, 1u << 24));
+  cmd->add_flag("--warmup", f->warmup,
+                "before the timed run, feed the prompt and one decode step once, untimed (pipelines are compiled on first "
+                "use; llama.cpp's tools warm up likewise)");
   cmd->add_option("-n", f->n, "tokens to generate (--chat: at most, per answer)")->check(CLI::Range(0, 1 << 24));
   cmd->add_flag("--chat", f->chat,
                 "chat with the model's own template (tokenizer_config.json chat_template or GGUF tokenizer.chat_template): "
