@@ -25,11 +25,17 @@ using WeightType = quant::Type;
 const char* weight_type_name(WeightType t);
 
 // Bytes per packed weight row: the row as stored (quant::row_bytes(t, in):
-// `in` floats, halves or bf16s, or in / block ggml blocks) rounded up to a
-// multiple of 16 bytes, so a GGUF tensor whose rows are already multiples of
-// 16 bytes (every K-quant row; q4_0, q8_0 ... rows of a multiple of 256
-// elements) uploads byte for byte. Throws Error naming the type when `in` is
-// 0 or not a multiple of the type's block.
+// `in` floats, halves or bf16s, or in / block ggml blocks) padded with zeros
+// to a multiple of 16 bytes, so a GGUF tensor whose rows are already
+// multiples of 16 bytes uploads byte for byte: every q4_k/q5_k row, the
+// 32-element types at a multiple of 256 elements, q2_k/q3_k/q6_k/iq4_xs at a
+// multiple of 2048 (others take linear_pack_raw: q8_0 at in = 896 pads 952
+// bytes to 960). 16, not 4: every row, and so every group of blocks the
+// kernels decode at once (8 × 18 bytes of q4_0, one q4_k block ...), starts
+// on a uvec4, which keeps decode to aligned 16-byte loads with constant
+// shifts, and a window of whole rows ends on one, so no load straddles the
+// end of a binding. Throws Error naming the type when `in` is 0 or not a
+// multiple of the type's block.
 std::uint64_t linear_row_bytes(std::uint32_t in, WeightType t);
 
 // Packs a float W (out, in) row-major into rows of linear_row_bytes(in, t)
