@@ -41,6 +41,15 @@ if(TARGET vkquant)
            "-DARGS=gauge;${gm}/kjv-llama;--rotations;${gm}/kjv-llama.vkq.safetensors;--no-mlp;--json;--tokens;1024;--iters;4;--warm-start;10"
            -DLAYERS=4 -DKV_HEADS=2 -DFROM=artifact -DLEARNED_BEATS_SRHT=ON -P ${check})
 
+  # --ctx: the chunk and KV-cache length of the key capture (--tokens 200 at
+  # ctx 128 runs 200 tokens: a chunk and part of the next), refused past the
+  # model's context or without keys.
+  add_test(NAME cli.gauge_model_ctx COMMAND vkquant gauge ${gm}/kjv-llama --no-mlp --json --ctx 128 --tokens 200 --iters 2
+           --warm-start 0)
+  set_tests_properties(cli.gauge_model_ctx PROPERTIES PASS_REGULAR_EXPRESSION "\"tokens\": 200,\n *\"ctx\": 128,")
+  vkq_expect_error(gauge_ctx_too_long 1 "--ctx: 1000 is longer than the model's context of 256" gauge ${gm}/kjv-llama --no-mlp --ctx 1000)
+  vkq_expect_error(gauge_ctx_without_keys 1 "--ctx: applies to the keys, which --no-keys skips" gauge ${gm}/kjv-llama --no-keys --ctx 64)
+
   # Terminal tables: the verdict rule is stated, a verdict per layer.
   add_test(NAME cli.gauge_model_tables COMMAND vkquant gauge ${gm}/kjv-llama --no-mlp ${fast})
   set_tests_properties(cli.gauge_model_tables PROPERTIES PASS_REGULAR_EXPRESSION

@@ -7,14 +7,14 @@
 #include <optional>
 
 #include "commands.hpp"
+#include "ctx_flag.hpp"
 #include "model_flags.hpp"
 #include "progress.hpp"
 #include "vkquant/atomic_file.hpp"
 #include "vkquant/device.hpp"
 #include "vkquant/instance.hpp"
 #include "vkquant/mapped_file.hpp"
-#include "vkquant/model/sampling.hpp"
-#include "vkquant/model/vk_forward.hpp"
+#include "vkquant/model/key_capture.hpp"
 
 namespace vkq::cli {
 
@@ -23,6 +23,7 @@ namespace {
 struct CalibrateFlags {
   std::string model, text, out;
   std::uint64_t tokens = 32768;
+  std::uint32_t ctx = 0;  // 0: context_for's default
   bool allow_nonfinite = false;
   CalibrateOptions opt;
   WeightFlag weights;
@@ -39,52 +40,24 @@ double mean(const std::vector<double>& v) {
 
 void calibrate(const CalibrateFlags& f) {
   const auto model = ModelFile::open(f.model, ModelOpenOptions{.allow_nonfinite = f.allow_nonfinite, .warn = {}});
+  const ModelConfig& c = model.config();
+  KeyCaptureOptions ko;
+  ko.tokens = f.tokens;
+  ko.ctx = ctx_flag(c, f.ctx);
+  ko.weights = f.weights.type();
   std::filesystem::path out = f.out;
   if (out.empty()) out = std::filesystem::path(f.model).filename().replace_extension("").string() + ".vkq.safetensors";
   refuse_overwriting_inputs(out, "-o", model, {{"--text", f.text}});
   // Opened (and dropped) now so that an unwritable -o fails before the work;
   // write_kcache_artifact() then writes through a writer of its own.
   AtomicFile::open(out, "-o");
-  const ModelConfig& c = model.config();
-  const auto tok = model.tokenizer();
-  const auto text_file = MappedFile::open(f.text);
-  const auto plan = ppl_plan(std::string_view(reinterpret_cast<const char*>(text_file.bytes().data()), text_file.size()),
-                             *tok, c.ctx);
-  if (plan.tokens == 0) throw Error(f.text + ": no text to calibrate on");
+  MappedFile::open(f.text);  // readable, or one clear error before the device opens
 
   Instance instance = Instance::create(InstanceOptions::from_env());
   Device device = Device::create(instance, f.device.device);
-  std::vector<std::vector<float>> pre(c.layers), post(c.layers);
-  std::vector<std::uint32_t> positions;  // of each captured key
-  std::uint64_t captured = 0;
-  VkForwardOptions o;
-  o.weights = f.weights.type();
-  const VkForward* running = nullptr;
-  o.key_tap = [&](std::uint32_t l, const float* p, const float* q, std::uint32_t n) {
-    pre[l].insert(pre[l].end(), p, p + std::size_t(n) * c.kv_dim());
-    post[l].insert(post[l].end(), q, q + std::size_t(n) * c.kv_dim());
-    if (l == 0)  // the tap runs before the step advances position()
-      for (std::uint32_t t = 0; t < n; ++t) positions.push_back(running->position() + t);
-  };
   Progress bar;
-  VkForward fwd(device, model, o, [&](std::size_t done, std::size_t total) {
-    bar.update("loading", double(done) / double(total));
-  });
-  running = &fwd;
-  for (const auto& ch : plan.chunks) {
-    if (captured >= f.tokens) break;
-    fwd.reset();
-    fwd.forward(ch.input);
-    captured += ch.input.size();
-    bar.update(fmt::format("capturing keys: {} tokens", captured), double(captured) / double(std::min(f.tokens, plan.tokens)));
-  }
-  // Exactly the requested count (whole chunks were run).
-  const std::uint64_t keep = std::min<std::uint64_t>(captured, f.tokens);
-  for (auto* set : {&pre, &post})
-    for (auto& v : *set) v.resize(std::size_t(keep) * c.kv_dim());
-  positions.resize(std::size_t(keep));
-
-  auto k = calibrate_keys(c, pre, post, positions, f.opt, [&](std::size_t done, std::size_t total) {
+  const auto keys = capture_keys(device, model, f.text, ko, [&](const std::string& label, double frac) { bar.update(label, frac); });
+  auto k = calibrate_keys(c, keys.pre, keys.post, keys.positions, f.opt, [&](std::size_t done, std::size_t total) {
     bar.update(fmt::format("learning rotations ({} / {})", done, total), double(done) / double(total));
   });
   // The dense MLP matrices' rotations (weights only; MoE experts stay fp16).
@@ -96,12 +69,12 @@ void calibrate(const CalibrateFlags& f) {
       bar.update(fmt::format("learning MLP rotations ({} / {})", done, total), double(done) / double(total));
     });
   }
-  k.model_sha256 = fwd.model_sha256();  // taken while the weights were uploaded
+  k.model_sha256 = keys.model_sha256;  // taken while the weights were uploaded
   bar.clear();
   write_kcache_artifact(out, k, std::string("vkquant ") + VKQ_VERSION);
 
-  fmt::print("{}: {} tokens of {}, {} layers x {} KV heads x {}, solver {}, rank {}\n", out.string(), k.tokens, f.text,
-             k.layers, k.kv_heads, k.head_dim, k.solver, k.rank);
+  fmt::print("{}: {} tokens of {} (chunks of <= {}), {} layers x {} KV heads x {}, solver {}, rank {}\n", out.string(),
+             k.tokens, f.text, ko.ctx, k.layers, k.kv_heads, k.head_dim, k.solver, k.rank);
   fmt::print("held-out cos1b (mean over KV heads)\n");
   fmt::print("{:>5} {:>13} {:>8} {:>8} {:>8} {:>9}\n", "layer", "keys", "centered", "srht", "learned", "+residual");
   for (KRope mode : {KRope::post, KRope::pre, KRope::ropemean})
@@ -134,7 +107,12 @@ void add_calibrate(CLI::App& app) {
   cmd->add_option("model", f->model, "model: .gguf, .safetensors, index .json or a Hugging Face directory")->required();
   cmd->add_option("--text", f->text, "calibration text (documents split on blank lines)")->required();
   cmd->add_option("-o", f->out, "artifact to write (default: <model>.vkq.safetensors here)");
-  cmd->add_option("--tokens", f->tokens, "tokens of keys to capture")->check(CLI::Range(std::uint64_t(1), std::uint64_t(1) << 32));
+  cmd->add_option("--tokens", f->tokens, "tokens of keys to capture (only that many are run through the model)")
+      ->check(CLI::Range(std::uint64_t(1), std::uint64_t(1) << 32));
+  cmd->add_option("--ctx", f->ctx,
+                  "tokens per independent chunk of the text, and the KV-cache length (default: the model's context up "
+                  "to 4096, as llama.cpp)")
+      ->check(CLI::Range(2u, 1u << 22));
   cmd->add_option("--rank", f->opt.rank, "residual basis rank stored per (layer, KV head)")->check(CLI::Range(0u, 256u));
   cmd->add_option("--solver", f->opt.solver, "learned-rotation solver")->check(CLI::IsMember({"procrustes", "radam"}));
   cmd->add_option("--iters", f->opt.iters, "solver iterations (0: the solver's default)")->check(CLI::Range(0, 100000));

@@ -46,6 +46,7 @@ struct GaugeFlags {
   bool as_keys = false, no_keys = false, no_mlp = false;
   std::string text, rotations, html, fidelity;
   std::uint64_t tokens = 8192;
+  std::uint32_t ctx = 0;
   int mlp_iters = 8;
   int mlp_warm_start = 10;
   std::size_t mlp_rows = 0;
@@ -137,6 +138,7 @@ void run_model_gauge(const GaugeFlags& f) {
   // Everything that can be refused is refused before the long work.
   if (f.no_keys && f.no_mlp) throw Error("--no-keys and --no-mlp together leave nothing to gauge");
   if (f.no_keys && !f.rotations.empty()) throw Error("--rotations: applies to the keys, which --no-keys skips");
+  if (f.no_keys && f.ctx) throw Error("--ctx: applies to the keys, which --no-keys skips");
   if (!f.fidelity.empty() && f.html.empty()) throw Error("--fidelity: needs --html OUT (the plot is drawn there)");
   std::optional<AtomicFile> html;  // opened now: an unwritable path fails before the work
   if (!f.html.empty()) {
@@ -152,6 +154,7 @@ void run_model_gauge(const GaugeFlags& f) {
   if (!f.no_keys) MappedFile::open(o.text);  // readable, or one clear error now
   o.rotations = f.rotations;
   o.tokens = f.tokens;
+  o.ctx = f.ctx;
   o.keys.learn = learn_options(f, f.iters, f.warm_start);
   o.keys.rank = f.rank;
   o.mlp.learn = learn_options(f, f.mlp_iters, f.mlp_warm_start);
@@ -268,8 +271,12 @@ void add_gauge(CLI::App& app) {
       cmd->add_flag("--no-keys", f->no_keys, "model: skip the keys (no forward pass)"),
       cmd->add_flag("--no-mlp", f->no_mlp, "model: skip the MLP matrices and expert banks"),
       cmd->add_option("--text", f->text, "model: text the keys are captured on (default: the bundled models/kjv-calib.txt)"),
-      cmd->add_option("--tokens", f->tokens, "model: tokens of keys to capture")
+      cmd->add_option("--tokens", f->tokens, "model: tokens of keys to capture (only that many are run through the model)")
           ->check(CLI::Range(std::uint64_t(2), std::uint64_t(1) << 32)),
+      cmd->add_option("--ctx", f->ctx,
+                      "model: tokens per independent chunk of --text, and the KV-cache length (default: the model's "
+                      "context up to 4096, as llama.cpp)")
+          ->check(CLI::Range(2u, 1u << 22)),
       cmd->add_option("--rotations", f->rotations,
                       "model: calibration artifact (`vkquant calibrate`); the learned key figures use its rotations and means"),
       cmd->add_option("--html", f->html, "model: also write a self-contained HTML report (tables and plots) here"),

@@ -13,12 +13,14 @@
 #include <optional>
 
 #include "commands.hpp"
+#include "ctx_flag.hpp"
 #include "model_flags.hpp"
 #include "process_memory.hpp"
 #include "progress.hpp"
 #include "vkquant/device.hpp"
 #include "vkquant/instance.hpp"
 #include "vkquant/mapped_file.hpp"
+#include "vkquant/model/ppl.hpp"
 #include "vkquant/model/sampling.hpp"
 #include "vkquant/model/vk_forward.hpp"
 
@@ -44,27 +46,8 @@ struct Run {
   KCacheConfig kcache;
   MlpConfig mlp;
   std::unique_ptr<VkForward> fwd;
-  double bits = 0, kl = 0;
-  std::uint64_t agree = 0;
+  PplSums sums;
 };
-
-// KL(p || q) in nats for logits a (p) and b (q).
-double kl_div(std::span<const float> a, std::span<const float> b) {
-  auto lse = [](std::span<const float> x) {
-    double mx = -INFINITY;
-    for (float v : x) mx = std::max(mx, double(v));
-    double s = 0;
-    for (float v : x) s += std::exp(double(v) - mx);
-    return mx + std::log(s);
-  };
-  const double la = lse(a), lb = lse(b);
-  double kl = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    const double lp = double(a[i]) - la, lq = double(b[i]) - lb;
-    kl += std::exp(lp) * (lp - lq);
-  }
-  return std::max(0.0, kl);
-}
 
 // One row of the fidelity table.
 struct TableConfig {
@@ -109,9 +92,7 @@ void ppl(const PplFlags& f) {
   const auto model = ModelFile::open(f.model);
   const auto tok = model.tokenizer();
   const ModelConfig& c = model.config();
-  if (f.ctx > c.ctx)
-    throw Error("--ctx: " + std::to_string(f.ctx) + " is longer than the model's context of " + std::to_string(c.ctx));
-  const std::uint32_t ctx = context_for(c, f.ctx);
+  const std::uint32_t ctx = ctx_flag(c, f.ctx);
   const KCacheConfig own = f.quant.config();
   const auto calibration = f.quant.calibration(model);
   const auto text_file = MappedFile::open(f.text);
@@ -159,39 +140,24 @@ void ppl(const PplFlags& f) {
   }
 
   const auto t0 = std::chrono::steady_clock::now();
-  std::uint64_t scored = 0;
-  for (const PplChunk& ch : plan.chunks) {
-    std::vector<float> base;
-    for (std::size_t i = 0; i < runs.size(); ++i) {
-      Run& r = runs[i];
-      r.fwd->reset();
-      const auto logits = r.fwd->forward(ch.input, /*all_logits=*/true);
-      for (std::size_t j = 0; j < ch.targets.size(); ++j) {
-        const auto row = std::span<const float>(logits).subspan(j * c.vocab, c.vocab);
-        r.bits += bits_of(row, ch.targets[j]);
-        if (i > 0) {  // against the first (fp16) configuration
-          const auto ref = std::span<const float>(base).subspan(j * c.vocab, c.vocab);
-          r.kl += kl_div(ref, row);
-          r.agree += argmax(ref) == argmax(row);
-        }
-      }
-      if (i == 0) base = logits;
-    }
-    scored += ch.targets.size();
+  std::vector<VkForward*> fwds;
+  for (Run& r : runs) fwds.push_back(r.fwd.get());
+  const auto sums = score_ppl(plan, fwds, [&](std::uint64_t scored, const std::vector<PplSums>& so_far) {
     bar.update(fmt::format("{} / {} tokens, {:.4f} bits/byte so far", scored, plan.tokens,
-                           runs[0].bits / double(plan.bytes) * double(plan.tokens) / double(scored)),
+                           so_far[0].bits / double(plan.bytes) * double(plan.tokens) / double(scored)),
                double(scored) / double(plan.tokens));
-  }
+  });
+  for (std::size_t i = 0; i < runs.size(); ++i) runs[i].sums = sums[i];
   bar.clear();
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   nlohmann::ordered_json rows = nlohmann::ordered_json::array();
   for (std::size_t i = 0; i < runs.size(); ++i) {
     const Run& r = runs[i];
-    const double bpt = r.bits / double(plan.tokens);
+    const double bpt = r.sums.bits / double(plan.tokens);
     nlohmann::ordered_json j{{"config", r.label},
                              {"perplexity", std::exp2(bpt)},
-                             {"bits_per_byte", r.bits / double(plan.bytes)},
+                             {"bits_per_byte", r.sums.bits / double(plan.bytes)},
                              {"bits_per_token", bpt},
                              {"key_bits_per_coordinate", r.fwd->key_bits_per_coordinate()},
                              {"mlp_bits_per_weight", r.fwd->mlp_bits_per_weight()},
@@ -200,8 +166,8 @@ void ppl(const PplFlags& f) {
     j["device_bytes"] = {{"weights", mem.weights}, {"weights_in_file", mem.file_weights}, {"keys", mem.keys},
                          {"values", mem.values}, {"activations", mem.other}};
     if (f.compare) {
-      j["kl_to_fp16"] = i == 0 ? 0.0 : r.kl / double(plan.tokens);
-      j["top1_agreement"] = i == 0 ? 1.0 : double(r.agree) / double(plan.tokens);
+      j["kl_to_fp16"] = i == 0 ? 0.0 : r.sums.kl / double(plan.tokens);
+      j["top1_agreement"] = i == 0 ? 1.0 : double(r.sums.agree) / double(plan.tokens);
     }
     rows.push_back(j);
   }

@@ -7,10 +7,9 @@
 #include <cmath>
 #include <limits>
 
+#include "ctx_flag.hpp"
 #include "vkquant/device.hpp"
-#include "vkquant/mapped_file.hpp"
-#include "vkquant/model/sampling.hpp"
-#include "vkquant/model/vk_forward.hpp"
+#include "vkquant/model/key_capture.hpp"
 #include "vkquant/rotation/metrics.hpp"
 
 namespace vkq::cli {
@@ -158,50 +157,6 @@ nlohmann::ordered_json figures_json(const SetFigures& f) {
 
 namespace {
 
-// Keys of every layer before and after RoPE, (tokens, kv_dim) each, from the
-// fp16 forward pass over the text (the capture loop of `vkquant calibrate`).
-struct CapturedKeys {
-  std::vector<std::vector<float>> pre, post;
-  std::uint64_t tokens = 0;
-  double seconds = 0;
-};
-
-CapturedKeys capture_keys(Device& device, const ModelFile& model, const std::filesystem::path& text, std::uint64_t tokens,
-                          const std::function<void(const std::string&, double)>& progress) {
-  const auto t0 = std::chrono::steady_clock::now();
-  const ModelConfig& c = model.config();
-  const auto tok = model.tokenizer();
-  const auto text_file = MappedFile::open(text);
-  const auto plan = ppl_plan(std::string_view(reinterpret_cast<const char*>(text_file.bytes().data()), text_file.size()),
-                             *tok, c.ctx);
-  if (plan.tokens == 0) throw Error(text.string() + ": no text to capture keys from");
-  CapturedKeys k;
-  k.pre.resize(c.layers);
-  k.post.resize(c.layers);
-  VkForwardOptions o;
-  o.key_tap = [&](std::uint32_t l, const float* p, const float* q, std::uint32_t n) {
-    k.pre[l].insert(k.pre[l].end(), p, p + std::size_t(n) * c.kv_dim());
-    k.post[l].insert(k.post[l].end(), q, q + std::size_t(n) * c.kv_dim());
-  };
-  VkForward fwd(device, model, o, [&](std::size_t done, std::size_t total) {
-    if (progress) progress("loading the model", double(done) / double(total));
-  });
-  std::uint64_t captured = 0;
-  const std::uint64_t want = std::min(tokens, plan.tokens);
-  for (const auto& ch : plan.chunks) {
-    if (captured >= tokens) break;
-    fwd.reset();
-    fwd.forward(ch.input);
-    captured += ch.input.size();
-    if (progress) progress(fmt::format("capturing keys: {} tokens", captured), double(std::min(captured, want)) / double(want));
-  }
-  k.tokens = std::min<std::uint64_t>(captured, tokens);
-  for (auto* set : {&k.pre, &k.post})
-    for (auto& v : *set) v.resize(std::size_t(k.tokens) * c.kv_dim());
-  k.seconds = seconds_since(t0);
-  return k;
-}
-
 rot::RowMat head_keys(const std::vector<float>& layer, std::uint64_t tokens, std::uint32_t kv_dim, std::uint32_t h,
                       std::uint32_t hd) {
   rot::RowMat kh(static_cast<Eigen::Index>(tokens), static_cast<Eigen::Index>(hd));
@@ -239,6 +194,7 @@ nlohmann::ordered_json gauge_model(Device& device, const ModelGaugeOptions& o,
   const auto t0 = std::chrono::steady_clock::now();
   const auto model = ModelFile::open(o.model);
   const ModelConfig& c = model.config();
+  const std::uint32_t ctx = ctx_flag(c, o.ctx);
   std::optional<KCalibration> art;
   if (!o.rotations.empty()) {
     if (progress) progress("checking " + o.rotations.filename().string() + " against the model", 0.0);
@@ -284,11 +240,15 @@ nlohmann::ordered_json gauge_model(Device& device, const ModelGaugeOptions& o,
   };
 
   if (o.gauge_keys) {
-    const auto keys = capture_keys(device, model, o.text, o.tokens, progress);
+    KeyCaptureOptions ko;
+    ko.tokens = o.tokens;
+    ko.ctx = ctx;
+    const auto keys = capture_keys(device, model, o.text, ko, progress);
     if (keys.tokens < 2 * std::uint64_t(hd))
       throw Error(fmt::format("--tokens: {} keys are too few to gauge head_dim {} (need at least {})", keys.tokens, hd, 2 * hd));
     nlohmann::ordered_json kj{{"text", o.text.string()},
                               {"tokens", keys.tokens},
+                              {"ctx", ctx},
                               {"capture_seconds", keys.seconds},
                               {"solver", o.solver_name},
                               {"iters", o.keys.learn.iters},
@@ -446,8 +406,8 @@ void print_model_gauge(const nlohmann::ordered_json& g) {
   if (g.contains("keys")) {
     const auto& k = g["keys"];
     const int rank = k["rank"].get<int>();
-    fmt::print("KEYS: {} tokens of {}; learned: {}, held-out {:.0f}% of the keys; residual rank {}\n", k["tokens"].get<std::uint64_t>(),
-               k["text"].get<std::string>(),
+    fmt::print("KEYS: {} tokens of {} (chunks of <= {}); learned: {}, held-out {:.0f}% of the keys; residual rank {}\n",
+               k["tokens"].get<std::uint64_t>(), k["text"].get<std::string>(), k["ctx"].get<std::uint32_t>(),
                k["learned_from"] == "artifact"
                    ? "the rotations and means of " + k["rotations"].get<std::string>()
                    : fmt::format("{} ({} iterations{}, warm start <= {})", k["solver"].get<std::string>(),

@@ -74,7 +74,8 @@ nlohmann::ordered_json figures_json(const SetFigures& f);
 
 struct ModelGaugeOptions {
   std::filesystem::path model, text, rotations;
-  std::uint64_t tokens = 8192;
+  std::uint64_t tokens = 8192;   // keys captured (only that many tokens are run)
+  std::uint32_t ctx = 0;         // --ctx: chunk and KV-cache length (0: the model's context up to 4096)
   SetOptions keys, mlp;
   std::size_t mlp_rows = 0;      // most rows per MLP matrix (a seeded subsample; 0: all)
   std::uint32_t experts = 0;     // per-expert figures for the first N experts of a bank (0: all)

@@ -1,0 +1,47 @@
+// Every layer's keys, before and after RoPE, from a model's forward pass over
+// a text: what `vkquant calibrate` learns the K-cache codec from and what
+// `vkquant gauge MODEL` measures (one capture for both).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vkquant/kernels/linear.hpp"
+#include "vkquant/model/model_file.hpp"
+
+namespace vkq {
+
+class Device;
+
+struct KeyCaptureOptions {
+  // Keys to capture: exactly this many (fewer only when the text has fewer
+  // tokens). Only that many tokens are fed: the last chunk is cut short.
+  std::uint64_t tokens = 32768;
+  // Chunk length and KV-cache length (0: ModelConfig::context_in_use(0)).
+  // The text is cut as `vkquant ppl` cuts it (ppl_plan): each chunk starts at
+  // position 0 with BOS.
+  std::uint32_t ctx = 0;
+  // Matrix storage on the device (VkForwardOptions::weights; unset: as stored).
+  std::optional<kernels::WeightType> weights;
+};
+
+struct CapturedKeys {
+  std::vector<std::vector<float>> pre, post;  // per layer: (tokens, kv_heads * head_dim)
+  std::vector<std::uint32_t> positions;       // (tokens): the position of each key in its chunk
+  std::uint64_t tokens = 0;
+  std::string model_sha256;                   // VkForward::model_sha256, taken while loading
+  double seconds = 0;                         // loading and the forward passes
+};
+
+// Runs `model` over the text file `text` on `device` and keeps every layer's
+// keys. `progress(label, fraction)` reports loading and capturing. Throws
+// vkq::Error when the text holds no tokens.
+CapturedKeys capture_keys(Device& device, const ModelFile& model, const std::filesystem::path& text,
+                          const KeyCaptureOptions& o,
+                          const std::function<void(const std::string&, double)>& progress = {});
+
+}  // namespace vkq

@@ -1,0 +1,61 @@
+#include "vkquant/model/key_capture.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <string_view>
+
+#include "vkquant/error.hpp"
+#include "vkquant/mapped_file.hpp"
+#include "vkquant/model/sampling.hpp"
+#include "vkquant/model/vk_forward.hpp"
+
+namespace vkq {
+
+CapturedKeys capture_keys(Device& device, const ModelFile& model, const std::filesystem::path& text,
+                          const KeyCaptureOptions& o, const std::function<void(const std::string&, double)>& progress) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const ModelConfig& c = model.config();
+  const std::uint32_t ctx = c.context_in_use(o.ctx);
+  const auto tok = model.tokenizer();
+  const auto text_file = MappedFile::open(text);
+  const auto plan = ppl_plan(std::string_view(reinterpret_cast<const char*>(text_file.bytes().data()), text_file.size()),
+                             *tok, ctx);
+  if (plan.tokens == 0) throw Error(text.string() + ": no text to capture keys from");
+  // plan.tokens counts targets, one per fed token.
+  const std::uint64_t want = std::min(o.tokens, plan.tokens);
+
+  CapturedKeys k;
+  const std::size_t kvd = c.kv_dim(), row_values = std::size_t(want) * kvd;
+  k.pre.resize(c.layers);
+  k.post.resize(c.layers);
+  for (std::uint32_t l = 0; l < c.layers; ++l) {
+    k.pre[l].reserve(row_values);
+    k.post[l].reserve(row_values);
+  }
+  k.positions.reserve(std::size_t(want));
+  VkForwardOptions fo;
+  fo.weights = o.weights;
+  fo.ctx = ctx;
+  fo.key_tap = [&](std::uint32_t l, const float* p, const float* q, std::uint32_t n) {
+    k.pre[l].insert(k.pre[l].end(), p, p + std::size_t(n) * kvd);
+    k.post[l].insert(k.post[l].end(), q, q + std::size_t(n) * kvd);
+  };
+  VkForward fwd(device, model, fo, [&](std::size_t done, std::size_t total) {
+    if (progress) progress("loading the model", double(done) / double(total));
+  });
+  for (const PplChunk& ch : plan.chunks) {
+    if (k.tokens >= want) break;
+    // Only the tokens still wanted: the keys of a prefix do not depend on what follows it.
+    const std::size_t n = std::size_t(std::min<std::uint64_t>(ch.input.size(), want - k.tokens));
+    fwd.reset();
+    fwd.forward(std::span<const std::int32_t>(ch.input).first(n));
+    for (std::size_t t = 0; t < n; ++t) k.positions.push_back(std::uint32_t(t));
+    k.tokens += n;
+    if (progress) progress("capturing keys: " + std::to_string(k.tokens) + " tokens", double(k.tokens) / double(want));
+  }
+  k.model_sha256 = fwd.model_sha256();
+  k.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return k;
+}
+
+}  // namespace vkq
