@@ -28,16 +28,6 @@ void bgemv(std::span<const std::uint32_t> bits, std::span<const float> c, std::s
   }
 }
 
-void gemv(std::span<const float> w, std::span<const float> x, std::span<float> y, std::uint32_t out,
-          std::uint32_t in, std::uint32_t batch) {
-  for (std::uint32_t b = 0; b < batch; ++b)
-    for (std::uint32_t i = 0; i < out; ++i) {
-      double v = 0;
-      for (std::uint32_t j = 0; j < in; ++j) v += double(w[std::size_t(i) * in + j]) * x[std::size_t(b) * in + j];
-      y[std::size_t(b) * out + i] = float(v);
-    }
-}
-
 std::vector<float> bgemv_decode(std::span<const std::uint32_t> bits, std::span<const float> c,
                                 std::span<const float> alpha, std::uint32_t out, std::uint32_t in,
                                 std::uint32_t words) {

@@ -18,12 +18,6 @@ void bgemv(std::span<const std::uint32_t> bits,  // (out, words)
            std::span<float> y,                   // (batch, out)
            std::uint32_t out, std::uint32_t in, std::uint32_t words, std::uint32_t rank, std::uint32_t batch);
 
-// y[b][i] = sum_j w_ij x_bj with the fp16-rounded weights as floats.
-void gemv(std::span<const float> w,  // (out, in)
-          std::span<const float> x,  // (batch, in)
-          std::span<float> y,        // (batch, out)
-          std::uint32_t out, std::uint32_t in, std::uint32_t batch);
-
 // The weights a binary code stands for: w_ij = c_i + alpha_i s_ij.
 std::vector<float> bgemv_decode(std::span<const std::uint32_t> bits,  // (out, words)
                                 std::span<const float> c,             // (out)
