@@ -245,13 +245,15 @@ void main() {
     sigma[k] = 2 * int(ones) - int(D);
   }
   int sq[KYG];  // Σ s_i Q_i per (key, slot, head)
-  [[unroll]] for (uint i = 0; i < Y; ++i)
-    [[unroll]] for (uint g = 0; g < G; ++g) {
-      const uint qh = query_head(i) + g;
-      uint pl[B * W];  // the head's planes, loaded once for K keys
-      [[unroll]] for (uint v = 0; v < B * W; ++v) pl[v] = planes[qh * B * W + v];
-      const int sum_q = int(qconst[qh].sum_q);
-      [[unroll]] for (uint k = 0; k < K; ++k) {
+  // One key at a time: holding a head's planes for all K keys spills the bit
+  // slices out of registers (lavapipe, K = 4: 2x slower).
+  [[unroll]] for (uint k = 0; k < K; ++k)
+    [[unroll]] for (uint i = 0; i < Y; ++i)
+      [[unroll]] for (uint g = 0; g < G; ++g) {
+        const uint qh = query_head(i) + g;
+        uint pl[B * W];  // the head's planes
+        [[unroll]] for (uint v = 0; v < B * W; ++v) pl[v] = planes[qh * B * W + v];
+        const int sum_q = int(qconst[qh].sum_q);
         const uint x = (k * Y + i) * G + g;
         if (B == 1u) {
           // Σ sign(q)_i s_i = d - 2 popcount(sign(q) ^ bits)
@@ -286,7 +288,6 @@ void main() {
           sq[x] = 2 * int(acc) - sum_q;
         }
       }
-    }
 #if defined(SUMS)
   store(sq, t, live);
 #else

@@ -42,9 +42,10 @@
 // so that query addresses stay provably uniform). Causal: query row y writes
 // only keys t < causal0 + y (the others keep their contents).
 //
-// Every scoring dispatch covers one KV head, keys [key0, key0 + keys) and
-// query-head members [gsub0, gsub0 + G) of its group (the head comes from
-// push constants so that query addresses are provably uniform); buffers over
+// Every scoring dispatch covers one KV head, query rows [row0, row0 + rows),
+// keys [key0, key0 + keys) and query-head members [gsub0, gsub0 + G) of its
+// group (head and rows come from push constants so that query addresses are
+// provably uniform); buffers over
 // maxStorageBufferRange are bound as windows, and each *_base below is the
 // global element index where the bound window starts (the kernel subtracts
 // it from global indices).
@@ -69,7 +70,7 @@ struct KscoreParams {
   uint key_stride;   // key rows between consecutive keys of one KV head
   uint head_stride;  // key rows between KV heads
   uint q_heads;      // query heads per query row
-  uint query0;       // query-side row of the dispatch's query row 0
+  uint query0;       // query-side row of the call's query row 0
   uint causal0;      // query row y scores keys < causal0 + y (0xffffffff: all)
   uint row0;         // first query row of the call this dispatch scores
   uint rows;         // query rows it scores, 1..Y (the kernel's row slots)

@@ -24,17 +24,18 @@ namespace {
 
 constexpr std::uint64_t kMaxD = 1024;  // the kernels unroll over d: head dimensions, not model widths
 constexpr std::uint64_t k2pow32 = std::uint64_t(1) << 32;
-// Query rows per pass and keys per invocation of each path where the tuning
-// leaves them 0 (measured on lavapipe, d = 128, group 4): the float path loads
-// 32x more query words per key than the popcount planes and gains 2x from
-// sharing each between 4 keys, but loses from several rows; the fp16 path is
-// bound by its key loads and gains from sharing them between rows; the
-// popcount path's bit slices spill registers beyond one key and (b = 8) are
-// bound by their arithmetic.
+// Each path's query rows per pass and keys per invocation at one row (K is
+// keys / rows, at least 1) where the tuning leaves them 0, from same-run
+// measurements on lavapipe (d = 128, group 4, 32 k keys, 16-row blocks): the
+// float path loads 32x more query words per key than the popcount planes and
+// runs 2x faster sharing each between 4 keys, but slower over several rows;
+// the fp16 path is bound by its key loads, which rows share (1.3x at 16
+// rows) and keys do not; the popcount path gains 10-20% from K = 4 (its vec4
+// stores) and b = 1 from rows.
 struct PathShape {
   std::uint32_t rows, keys;
 };
-constexpr PathShape kFloatShape{1, 4}, kPopcountShape{4, 1}, kF16Shape{4, 1};
+constexpr PathShape kFloatShape{1, 4}, kPopcountShape{4, 4}, kF16Shape{4, 1};
 
 [[noreturn]] void fail(const char* fn, const std::string& what) { throw Error(std::string(fn) + ": " + what); }
 
@@ -177,12 +178,13 @@ Plan plan(const char* fn, const Device& d, const KscoreShape& sh, const std::vec
   chunk = std::min(chunk, room / 4 - std::min(room / 4, spare(y, g) * n));
   if (chunk == 0 && keys_in_reach(sh, sh.queries - 1) > 0)
     fail(fn, "one key row (and its scores) does not fit in a binding of " + std::to_string(limit) + " bytes");
-  const std::uint32_t k = t.keys_per_invocation ? t.keys_per_invocation : path.keys;
+  const std::uint32_t k = t.keys_per_invocation ? t.keys_per_invocation : std::max(1u, path.keys / y);
   // vec4 stores: score rows of N % 4 == 0 elements and chunks of whole vec4s
   // (windows start at 16-byte multiples) put every invocation's first key at
   // a multiple of 4 elements.
-  if (k == 4 && chunk >= 4) chunk -= chunk % 4;
-  Plan out{{}, y, k, k == 4 && n % 4 == 0 && chunk % 4 == 0 ? 4u : 1u};
+  const bool vec4 = k == 4 && n % 4 == 0 && chunk >= 4;
+  if (vec4) chunk -= chunk % 4;
+  Plan out{{}, y, k, vec4 ? 4u : 1u};
   for (std::uint32_t kv = 0; kv < sh.kv_heads; ++kv)
     for (std::uint32_t gs = 0; gs < sh.group; gs += g)
       for (std::uint32_t y0 = 0; y0 < sh.queries; y0 += y) {
