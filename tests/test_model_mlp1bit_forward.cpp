@@ -39,6 +39,7 @@ TEST_P(ModelMlp1bit, VulkanMatchesCpuOnDecodedWeights) {
   const auto f = ModelFile::open(dir);
   const ModelConfig& c = f.config();
   KCalibration cal;
+  cal.model_sha256 = model_sha256(f);  // VkForward checks the binding while loading
   cal.mlp = calibrate_mlp(f, MlpCalibrateOptions{.seed = 3, .block = 16, .iters = 5});
   ASSERT_EQ(cal.mlp->layers.size(), c.layers);
 

@@ -7,7 +7,6 @@
 #include <optional>
 
 #include "commands.hpp"
-#include "ctx_flag.hpp"
 #include "model_flags.hpp"
 #include "progress.hpp"
 #include "vkquant/atomic_file.hpp"
@@ -43,7 +42,7 @@ void calibrate(const CalibrateFlags& f) {
   const ModelConfig& c = model.config();
   KeyCaptureOptions ko;
   ko.tokens = f.tokens;
-  ko.ctx = ctx_flag(c, f.ctx);
+  ko.ctx = context_for(c, f.ctx);
   ko.weights = f.weights.type();
   std::filesystem::path out = f.out;
   if (out.empty()) out = std::filesystem::path(f.model).filename().replace_extension("").string() + ".vkq.safetensors";

@@ -13,7 +13,6 @@
 #include <optional>
 
 #include "commands.hpp"
-#include "ctx_flag.hpp"
 #include "model_flags.hpp"
 #include "process_memory.hpp"
 #include "progress.hpp"
@@ -92,7 +91,7 @@ void ppl(const PplFlags& f) {
   const auto model = ModelFile::open(f.model);
   const auto tok = model.tokenizer();
   const ModelConfig& c = model.config();
-  const std::uint32_t ctx = ctx_flag(c, f.ctx);
+  const std::uint32_t ctx = context_for(c, f.ctx);
   const KCacheConfig own = f.quant.config();
   const auto calibration = f.quant.calibration(model);
   const auto text_file = MappedFile::open(f.text);

@@ -7,7 +7,7 @@
 #include <cmath>
 #include <limits>
 
-#include "ctx_flag.hpp"
+#include "model_flags.hpp"
 #include "vkquant/device.hpp"
 #include "vkquant/model/key_capture.hpp"
 #include "vkquant/rotation/metrics.hpp"
@@ -194,7 +194,7 @@ nlohmann::ordered_json gauge_model(Device& device, const ModelGaugeOptions& o,
   const auto t0 = std::chrono::steady_clock::now();
   const auto model = ModelFile::open(o.model);
   const ModelConfig& c = model.config();
-  const std::uint32_t ctx = ctx_flag(c, o.ctx);
+  const std::uint32_t ctx = context_for(c, o.ctx);
   std::optional<KCalibration> art;
   if (!o.rotations.empty()) {
     if (progress) progress("checking " + o.rotations.filename().string() + " against the model", 0.0);

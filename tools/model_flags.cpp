@@ -75,6 +75,8 @@ void refuse_overwriting_inputs(const std::filesystem::path& out, const std::stri
 }
 
 std::uint32_t context_for(const ModelConfig& c, std::uint32_t requested) {
+  if (requested > c.ctx)
+    throw Error("--ctx: " + std::to_string(requested) + " is longer than the model's context of " + std::to_string(c.ctx));
   if (requested) return c.context_in_use(requested);
   return std::min(c.context_in_use(0), kDefaultContext);
 }
