@@ -1,6 +1,11 @@
-// Quantizes rotated queries for the popcount path (kscore.h): one workgroup
-// per query head finds min, max and mean |q'|, derives Δ, z, 1/Δ, then writes
-// the b bit-planes of Q = clamp(roundEven(q'·(1/Δ) + z), 0, 2^b - 1) and Σ Q.
+// Quantizes rotated queries for the popcount path (kscore.h): per query head,
+// min, max and mean |q'| give Δ, z, 1/Δ, then the b bit-planes of
+// Q = clamp(roundEven(q'·(1/Δ) + z), 0, 2^b - 1) and Σ Q are written.
+//
+// One invocation per head, no shared memory and no barrier: on lavapipe a
+// workgroup per head spent 20x longer in its shared-memory reductions than
+// in the arithmetic. The head's d values are read once (vec4 loads when
+// d % 4 == 0: lavapipe pays one loop over the lanes per load) and kept.
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
@@ -11,42 +16,36 @@ layout(constant_id = 3) const uint D = 128;  // head dimension
 layout(constant_id = 4) const uint B = 8;    // bit-planes (1, 4 or 8)
 const uint W = (D + 31u) / 32u;
 const uint LEVELS = (1u << B) - 1u;
+const uint QV = D % 4u == 0u ? 4u : 1u;  // floats per load
+const uint PV = W % 4u == 0u ? 4u : 1u;  // plane words per store
 
 layout(push_constant) uniform PC { KscoreQueryParams p; };
 layout(std430, binding = 0) readonly buffer Query { float q[]; };
+layout(std430, binding = 0) readonly buffer Query4 { vec4 q4[]; };
 layout(std430, binding = 1) writeonly buffer Planes { uint planes[]; };
-layout(std430, binding = 2) writeonly buffer Qconst { KscoreQueryConst qconst[]; };
-
-shared float s_lo[gl_WorkGroupSize.x];
-shared float s_hi[gl_WorkGroupSize.x];
-shared float s_abs[gl_WorkGroupSize.x];
-shared uint s_sum[gl_WorkGroupSize.x];
+layout(std430, binding = 1) writeonly buffer Planes4 { uvec4 planes4[]; };
+layout(std430, binding = 2) writeonly buffer Qconst { uvec4 qconst[]; };  // KscoreQueryConst, as words
 
 void main() {
-  const uint h = p.first + gl_WorkGroupID.x;
-  const uint lane = gl_LocalInvocationID.x;
-  const uint L = gl_WorkGroupSize.x;
-  const uint qb = h * D;
-  float lo = uintBitsToFloat(0x7f800000u), hi = -lo, ab = 0.0;
-  for (uint i = lane; i < D; i += L) {
-    const float v = q[qb + i];
-    lo = min(lo, v);
-    hi = max(hi, v);
-    ab += abs(v);
+  // Invocations past the last head quantize it again and store nothing.
+  const uint m = gl_GlobalInvocationID.x;
+  const bool live = m < p.q_heads;
+  const uint h = p.first + min(m, p.q_heads - 1u);  // global query head
+  float v[D];
+  [[unroll]] for (uint u = 0; u < D / QV; ++u) {
+    if (QV == 4u) {
+      const vec4 x = q4[h * (D / 4u) + u];
+      [[unroll]] for (uint e = 0; e < 4u; ++e) v[4u * u + e] = x[e];
+    } else {
+      v[u] = q[h * D + u];
+    }
   }
-  s_lo[lane] = lo;
-  s_hi[lane] = hi;
-  s_abs[lane] = ab;
-  barrier();  // every lane's partial min / max / Σ|q| is visible
-  // Every lane reduces the same partials in the same order: identical results,
-  // no second barrier.
-  lo = s_lo[0];
-  hi = s_hi[0];
-  ab = s_abs[0];
-  for (uint k = 1; k < L; ++k) {
-    lo = min(lo, s_lo[k]);
-    hi = max(hi, s_hi[k]);
-    ab += s_abs[k];
+  float lo = uintBitsToFloat(0x7f800000u), hi = -lo;
+  precise float ab = 0.0;  // Σ |q'| in index order, as the host sums it
+  [[unroll]] for (uint i = 0; i < D; ++i) {
+    lo = min(lo, v[i]);
+    hi = max(hi, v[i]);
+    ab += abs(v[i]);
   }
   float delta, zero, inv;
   if (B == 1u) {
@@ -64,29 +63,30 @@ void main() {
     zero = -lo;
   }
 
+  uint pl[B * W];  // (plane, word)
+  [[unroll]] for (uint k = 0; k < B * W; ++k) pl[k] = 0u;
   uint total = 0u;
-  for (uint w = lane; w < W; w += L) {
-    uint pl[B];
-    [[unroll]] for (uint b = 0; b < B; ++b) pl[b] = 0u;
-    const uint n = min(32u, D - 32u * w);
-    for (uint j = 0; j < n; ++j) {
-      const float v = q[qb + 32u * w + j];
-      uint Q;
-      if (B == 1u) {
-        Q = v >= 0.0 ? 1u : 0u;
-      } else {
-        precise float y = v * inv + zero;  // no fma: the host reproduces it bit for bit
-        Q = uint(clamp(roundEven(y), 0.0, float(LEVELS)));
-      }
-      total += Q;
-      [[unroll]] for (uint b = 0; b < B; ++b) pl[b] |= ((Q >> b) & 1u) << j;
+  [[unroll]] for (uint i = 0; i < D; ++i) {
+    uint Q;
+    if (B == 1u) {
+      Q = v[i] >= 0.0 ? 1u : 0u;
+    } else {
+      precise float y = v[i] * inv + zero;  // no fma: the host reproduces it bit for bit
+      Q = uint(clamp(roundEven(y), 0.0, float(LEVELS)));
     }
-    [[unroll]] for (uint b = 0; b < B; ++b) planes[(h * B + b) * W + w] = pl[b];
+    total += Q;
+    [[unroll]] for (uint b = 0; b < B; ++b) pl[b * W + i / 32u] |= ((Q >> b) & 1u) << (i % 32u);
   }
-  s_sum[lane] = total;
-  barrier();  // every lane's Σ Q is visible
-  if (lane == 0u) {
-    for (uint k = 1; k < L; ++k) total += s_sum[k];
-    qconst[h] = KscoreQueryConst(delta, zero, inv, total);
+  if (live) {
+    [[unroll]] for (uint k = 0; k < B * W / PV; ++k) {
+      if (PV == 4u) {
+        const uint L = B * W - 1u;  // the clamps keep indices in range where PV = 1 (dead code)
+        planes4[h * (B * W / 4u) + k] =
+            uvec4(pl[4u * k], pl[min(4u * k + 1u, L)], pl[min(4u * k + 2u, L)], pl[min(4u * k + 3u, L)]);
+      } else {
+        planes[h * B * W + k] = pl[k];
+      }
+    }
+    qconst[h] = uvec4(floatBitsToUint(delta), floatBitsToUint(zero), floatBitsToUint(inv), total);
   }
 }

@@ -419,8 +419,8 @@ TEST_P(KscoreRows, EveryPathMatchesReference) {
 INSTANTIATE_TEST_SUITE_P(
     Shapes, KscoreRows,
     ::testing::Values(
-        // The paths' own row blocks (popcount, fp16: 4 + 4 + 1 rows) and keys per
-        // invocation (float: 4); N % 4 != 0, so no vec4 stores.
+        // The paths' own row blocks (fp16: 4 + 4 + 1 rows) and keys per invocation
+        // (float, popcount: 4, a short last invocation); N % 4 != 0, so no vec4 stores.
         RowsParams{301, 9, 3, 290, 0, 0, 0, true},
         // 33000 bytes: a 4-row block's score window leaves room for 118 of the 301
         // keys per pass (popcount, fp16).

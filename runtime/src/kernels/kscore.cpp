@@ -31,11 +31,13 @@ constexpr std::uint64_t k2pow32 = std::uint64_t(1) << 32;
 // runs 2x faster sharing each between 4 keys, but slower over several rows;
 // the fp16 path is bound by its key loads, which rows share (1.3x at 16
 // rows) and keys do not; the popcount path gains 10-20% from K = 4 (its vec4
-// stores) and b = 1 from rows.
+// stores), and at b = 1 (cheap arithmetic) 1.5x from sharing keys between 2
+// rows, which costs b = 4, 8 more than K = 4 gains.
 struct PathShape {
   std::uint32_t rows, keys;
 };
-constexpr PathShape kFloatShape{1, 4}, kPopcountShape{4, 4}, kF16Shape{4, 1};
+constexpr PathShape kFloatShape{1, 4}, kF16Shape{4, 1};
+PathShape popcount_shape(std::uint32_t b) { return b == 1 ? PathShape{2, 4} : PathShape{1, 4}; }
 
 [[noreturn]] void fail(const char* fn, const std::string& what) { throw Error(std::string(fn) + ": " + what); }
 
@@ -348,8 +350,9 @@ void kscore_quantize_query(Stream& s, const KscoreShape& sh, std::uint32_t b, co
   check_query_buffer(fn, d, "qconst", &qconst, kscore_qconst_bytes(sh));
   check_distinct(fn, planes, {&q, &qconst});
   check_distinct(fn, qconst, {&q});
-  if (heads > d.info().max_workgroup_count[0]) fail(fn, "more query heads than workgroups in x");
-  const std::uint32_t local = 64;
+  const std::uint32_t local = 64;  // query heads per workgroup, one per invocation
+  if (heads > std::uint64_t(d.info().max_workgroup_count[0]) * local)
+    fail(fn, std::to_string(heads) + " query heads: more than maxComputeWorkGroupCount[0] * 64");
   const Kernel& k = d.kernel({.shader = "kscore_quantize",
                               .bindings = 3,
                               .push_bytes = sizeof(gpu::KscoreQueryParams),
@@ -357,7 +360,7 @@ void kscore_quantize_query(Stream& s, const KscoreShape& sh, std::uint32_t b, co
                               .constants = {sh.d, b}});
   const gpu::KscoreQueryParams pc{std::uint32_t(heads), sh.group, 0, sh.kv_heads, sh.query0 * sh.q_heads(), 0, 0, 0};
   s.dispatch(k, {{q, 0, qh * sh.d * 4}, {planes, 0, kscore_planes_bytes(sh, b)}, {qconst, 0, kscore_qconst_bytes(sh)}},
-             pc, Threads{heads * local});
+             pc, Threads{heads});
 }
 
 namespace {
@@ -381,7 +384,7 @@ void kscore_popcount(Stream& s, const KscoreShape& sh, const KscoreKeys& keys, c
   if (sh.keys == 0) return;
   const std::uint64_t align = align_of(d), qh = sh.query_rows() * sh.q_heads();
   const std::uint64_t wb = std::uint64_t(sh.words()) * 4, cb = std::uint64_t(sh.rank) * 2;
-  const Plan pl = plan(fn, d, sh, key_rows(wb, cb), t, kPopcountShape);  // may throw: before recording anything
+  const Plan pl = plan(fn, d, sh, key_rows(wb, cb), t, popcount_shape(qq.bits));  // may throw: before recording anything
   if (sh.rank) residual_query(s, sh, query);
   for (const Pass& p : pl.passes) {
     const PassBindings b = pass_bindings(sh, p, keys, query, wb, cb, align, *qq.planes);
@@ -407,7 +410,7 @@ void kscore_popcount_sums(Stream& s, const KscoreShape& sh, const Buffer& bits, 
   check_distinct(fn, sums, {&bits, qq.planes, qq.qconst});
   if (sh.keys == 0) return;
   const std::uint64_t align = align_of(d), wb = std::uint64_t(sh.words()) * 4;
-  const Plan pl = plan(fn, d, sh, {wb}, t, kPopcountShape);
+  const Plan pl = plan(fn, d, sh, {wb}, t, popcount_shape(qq.bits));
   for (const Pass& p : pl.passes) {
     const Window bw = key_window(sh, p, wb, 4, align), sw = score_window(sh, p, align);
     gpu::KscoreParams pc = params(sh, p);
