@@ -495,6 +495,7 @@ TEST_F(VulkanTest, KscoreRejectsBadArguments) {
   EXPECT_THROW(kernels::kscore_float(s, sh, {&small, &g.alpha, &g.c}, g.query(true), scores), Error);
   EXPECT_THROW(kernels::kscore_float(s, sh, g.keys(), g.query(true), scores, {.local = 0}), Error);
   EXPECT_THROW(kernels::kscore_float(s, sh, g.keys(), g.query(true), scores, {.max_heads_per_pass = 0}), Error);
+  EXPECT_THROW(kernels::kscore_float(s, sh, g.keys(), g.query(true), scores, {.keys_per_invocation = 9}), Error);
   EXPECT_THROW(kernels::kscore_float(s, sh, g.keys(), g.query(true), scores, {.max_binding_bytes = 8}), Error);
   EXPECT_THROW(kernels::kscore_quantize_query(s, sh, 3, g.q, planes, qconst), Error);
   EXPECT_THROW(kernels::kscore_quantize_query(s, sh, 8, g.q, small, qconst), Error);

@@ -73,13 +73,13 @@ struct KscoreQuantized {
   const Buffer* qconst = nullptr; // (rows, q_heads) gpu::KscoreQueryConst (16 bytes each)
 };
 
-// Launch choices; the defaults suit every device.
+// Launch choices; the defaults suit every device (the per-path row blocks and
+// keys per invocation were measured on lavapipe; kscore.cpp).
 struct KscoreTuning {
-  std::uint32_t local = 64;               // invocations (keys) per workgroup
+  std::uint32_t local = 64;               // invocations per workgroup (each scores K keys)
   std::uint32_t max_heads_per_pass = 8;   // query heads scored per key read (a divisor of group is used)
-  // 0: the path's own choice (kscore.cpp)
-  std::uint32_t max_rows_per_pass = 0;    // query rows scored per key read (one dispatch per block of rows)
-  std::uint32_t keys_per_invocation = 0;  // keys each query load serves, 1..8
+  std::uint32_t max_rows_per_pass = 0;    // query rows scored per key read, one dispatch per block; 0: per path
+  std::uint32_t keys_per_invocation = 0;  // K: keys each query load serves, 1..8; 0: per path
   std::uint64_t max_binding_bytes = 0;    // 0: the device limit; tests lower it to force key chunking
 };
 
