@@ -164,6 +164,11 @@ std::vector<Case> linear_cases(Device& d, const Options& o) {
   const std::uint32_t qin = o.quick ? 2048 : 8192;
   for (const WeightType t : {WeightType::f16, WeightType::q8_0, WeightType::q4_0, WeightType::q4_k, WeightType::q6_k})
     for (const std::uint32_t batch : {1u, 64u}) add_linear(cases, d, 2048, qin, batch, t);
+  // Every other stored type (full runs): decode and prefill at the same shape.
+  if (!o.quick)
+    for (const WeightType t : {WeightType::bf16, WeightType::q4_1, WeightType::q5_0, WeightType::q5_1, WeightType::q2_k,
+                               WeightType::q3_k, WeightType::q5_k, WeightType::iq4_nl, WeightType::iq4_xs})
+      for (const std::uint32_t batch : {1u, 64u}) add_linear(cases, d, 2048, qin, batch, t);
   add_linear_id(cases, d, 64, 1024, 2048, 1, 8, WeightType::f16);
   add_linear_id(cases, d, 64, 1024, 2048, 64, 8, WeightType::f16);
   return cases;
