@@ -17,17 +17,22 @@
 #include "attn.h"
 
 layout(local_size_x_id = 0) in;
-layout(constant_id = 3) const uint HD = 128;  // head dimension (even)
+layout(constant_id = 3) const uint HD = 128;  // head dimension (even; a multiple of 32 for q8/q4 values)
+layout(constant_id = 4) const uint VT = VKQ_V_F16;  // value storage (attn.h)
 layout(push_constant) uniform PC { AttnParams p; };
 
 layout(std430, set = 0, binding = 0) readonly buffer Q { float q[]; };
 layout(std430, set = 0, binding = 1) readonly buffer K { uint kc[]; };
-layout(std430, set = 0, binding = 2) readonly buffer V { uint vc[]; };
+layout(std430, set = 0, binding = 2) readonly buffer V { uint vc[]; };       // value codes
 layout(std430, set = 0, binding = 3) writeonly buffer Out { float outv[]; };
 layout(std430, set = 0, binding = 4) writeonly buffer Scratch { float scratch[]; };
+layout(std430, set = 0, binding = 5) readonly buffer VS { uint vs[]; };     // value scales (q8, q4)
 
 const uint HW = HD / 2;         // words per key row
 const float kLowest = -3.0e38;  // "no key yet": exp(kLowest - s) is 0 for any real score
+
+vec2 acc[HW];
+#include "vcache.h"
 
 void main() {
   const uint gid = gl_GlobalInvocationID.x;
@@ -41,7 +46,6 @@ void main() {
   vec2 qv[HW];
   const uint qbase = (t * p.n_heads + h) * HD;
   [[unroll]] for (uint w = 0; w < HW; ++w) qv[w] = vec2(q[qbase + 2 * w], q[qbase + 2 * w + 1]) * p.scale;
-  vec2 acc[HW];
   [[unroll]] for (uint w = 0; w < HW; ++w) acc[w] = vec2(0.0);
   float m = kLowest, l = 0.0;
 
@@ -59,7 +63,7 @@ void main() {
     }
     const float pr = exp(sc - m);
     l += pr;
-    [[unroll]] for (uint w = 0; w < HW; ++w) acc[w] += pr * unpackHalf2x16(vc[base + w]);
+    v_accumulate(pr, j * p.n_kv + kvh);
   }
 
   if (p.splits == 1) {

@@ -10,24 +10,28 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
+#include "attn.h"
 #include "attn_kcode.h"
 
 layout(local_size_x_id = 0) in;
-layout(constant_id = 3) const uint HD = 128;  // head dimension (even)
+layout(constant_id = 3) const uint HD = 128;  // head dimension (even; a multiple of 32 for q8/q4 values)
+layout(constant_id = 4) const uint VT = VKQ_V_F16;  // value storage (attn.h)
 layout(push_constant) uniform PC { AttnKcodeParams p; };
 
 layout(std430, binding = 0) readonly buffer Q { float q[]; };            // (n, n_heads, HD)
 layout(std430, binding = 1) readonly buffer Scores { float scores[]; };  // (nb, n_heads, kv_len)
 layout(std430, binding = 2) readonly buffer Front { uint kf[]; };        // (front, n_kv, HD/2)
-layout(std430, binding = 3) readonly buffer V { uint vc[]; };            // (kv_len, n_kv, HD/2)
+layout(std430, binding = 3) readonly buffer V { uint vc[]; };            // value codes (kv_len, n_kv, ...)
 layout(std430, binding = 4) writeonly buffer Out { float outv[]; };      // (n, n_heads, HD)
 layout(std430, binding = 5) writeonly buffer Partial { float partial[]; };
+layout(std430, binding = 6) readonly buffer VS { uint vs[]; };           // value scales (q8, q4)
 
 const uint HW = HD / 2;
 const float kLowest = -3.0e38;  // "no key yet": exp(kLowest - s) is 0 for any real score
 
 float m = kLowest, l = 0.0;
 vec2 acc[HW];
+#include "vcache.h"
 
 // Folds key j of KV head kvh with score sc into (m, l, acc).
 void consume(float sc, uint j, uint kvh) {
@@ -39,8 +43,7 @@ void consume(float sc, uint j, uint kvh) {
   }
   const float pr = exp(sc - m);
   l += pr;
-  const uint base = (j * p.n_kv + kvh) * HW;
-  [[unroll]] for (uint w = 0; w < HW; ++w) acc[w] += pr * unpackHalf2x16(vc[base + w]);
+  v_accumulate(pr, j * p.n_kv + kvh);
 }
 
 void main() {

@@ -5,7 +5,7 @@
 // front 0 / 4, float and popcount b = 8 / 4 / 1, mean-RoPE on / off, query
 // blocks and kscore key chunks forced small. Consistency: the float path over
 // device-encoded codes matches attention() over kcode_decode's fp16 keys
-// (plain and mean-RoPE). The mean-RoPE table against cos / sin in fp64, and
+// (plain and mean-RoPE). Values fp16, q8 and q4 (read in place). The mean-RoPE table against cos / sin in fp64, and
 // argument rejection.
 #include <cmath>
 #include <numbers>
@@ -72,6 +72,7 @@ struct ACase {
   std::uint32_t b;  // popcount query bits
   bool mean_rope;
   bool small_blocks = false;  // force query blocks of few rows and kscore key chunks
+  VType vt = VType::f16;      // value cache storage
 };
 
 std::string case_name(const ACase& c) {
@@ -81,6 +82,7 @@ std::string case_name(const ACase& c) {
                   (c.path == KcodePath::float_signs ? std::string("_float") : "_pop" + std::to_string(c.b));
   if (c.mean_rope) s += "_meanrope";
   if (c.small_blocks) s += "_blocks";
+  if (c.vt != VType::f16) s += std::string("_v") + vtype_name(c.vt);
   return s;
 }
 
@@ -91,11 +93,12 @@ struct Problem {
   TestRope rope;
   std::vector<float> mu, rot, basis, k, v, q, front_keys;
   ref::KCodes codes;
-  Buffer mu_b, rot_b, basis_b, bits_b, alpha_b, coef_b, front_b, v_b, q_b, table_b;
+  VType vt;
+  Buffer mu_b, rot_b, basis_b, bits_b, alpha_b, coef_b, front_b, v_b, vs_b, q_b, table_b;
 
   Problem(Device& d, const ACase& c, std::uint32_t seed)
       : hd(c.hd), n_kv(c.n_kv), heads(c.n_kv * c.group), n(c.n), pos0(c.pos0), kv_len(c.pos0 + c.n), rank(c.rank),
-        front(std::min(c.front, c.pos0 + c.n)), mean_rope(c.mean_rope), rope(test_rope(d, c.hd, kTheta)) {
+        front(std::min(c.front, c.pos0 + c.n)), mean_rope(c.mean_rope), rope(test_rope(d, c.hd, kTheta)), vt(c.vt) {
     mu = random_floats(std::size_t(n_kv) * hd, seed, -1.5f, 1.5f);
     rot = random_rotations(n_kv, hd, seed + 1);
     basis = random_floats(std::size_t(n_kv) * hd * rank, seed + 2, -0.2f, 0.2f);
@@ -107,7 +110,10 @@ struct Problem {
         for (std::uint32_t i = 0; i < hd; ++i) k[(std::size_t(p) * n_kv + h) * hd + i] += float(m[i]);
       }
     codes = ref::kcode_encode(host_codec(), k, kv_len, 0);
-    v = fp16_round(random_floats(std::size_t(kv_len) * n_kv * hd, seed + 4, -1.f, 1.f));
+    // Values as the cache stores them (fp16, or q8 / q4 blocks), and the floats they stand for.
+    const ref::VPacked vp = ref::vcache_pack(vt, random_floats(std::size_t(kv_len) * n_kv * hd, seed + 4, -1.f, 1.f),
+                                             kv_len, n_kv, hd);
+    v = ref::vcache_unpack(vt, vp, kv_len, n_kv, hd);
     q = random_floats(std::size_t(n) * heads * hd, seed + 5, -1.5f, 1.5f);
     front_keys = fp16_round(std::span<const float>(k).first(std::size_t(front) * n_kv * hd));
 
@@ -118,11 +124,13 @@ struct Problem {
     alpha_b = upload(d, pack_halves(codes.alpha));
     coef_b = upload(d, pack_halves(codes.coef));
     front_b = upload(d, front ? ref::kv_pack(front_keys, front, n_kv, hd) : std::vector<std::uint32_t>(1));
-    v_b = upload(d, ref::kv_pack(v, kv_len, n_kv, hd));
+    v_b = upload(d, vp.codes);
+    vs_b = upload(d, vp.scales.empty() ? std::vector<std::uint32_t>(1) : vp.scales);
     q_b = upload(d, q);
     table_b = Buffer::create(d, kernels::attn_kcode_rope_table_bytes(kv_len, hd));
   }
 
+  kernels::VCacheView values() const { return {vt, &v_b, vt == VType::f16 ? nullptr : &vs_b}; }
   ref::KCodec host_codec() const { return {mu, rot, basis, n_kv, hd, rank, mean_rope ? &rope.host : nullptr}; }
   kernels::KcodeKeys keys() const {
     kernels::KcodeKeys kk;
@@ -172,7 +180,7 @@ TEST_P(AttnKcode, MatchesReference) {
   Buffer out = Buffer::create(dev(), out_n * 4);
   Stream s = Stream::create(dev());
   if (c.mean_rope) kernels::attn_kcode_rope_table(s, pb.rope.freqs(), const_cast<Buffer&>(pb.table_b), 0, pb.kv_len);
-  kernels::attention_kcode(s, pb.q_b, pb.keys(), pb.v_b, out, c.n, c.pos0, pb.heads, scale, scratch, opt);
+  kernels::attention_kcode(s, pb.q_b, pb.keys(), pb.values(), out, c.n, c.pos0, pb.heads, scale, scratch, opt);
   s.submit_and_wait();
   const auto got = download<float>(out, out_n);
 
@@ -208,7 +216,10 @@ INSTANTIATE_TEST_SUITE_P(
                       ACase{128, 2, 4, 37, 0, 0, 4, P, 1, false},    //
                       ACase{64, 2, 4, 37, 100, 8, 4, F, 8, true},    //
                       ACase{64, 2, 4, 37, 100, 8, 4, P, 8, true, true},   // query blocks, key chunks
-                      ACase{128, 1, 4, 37, 0, 8, 0, F, 8, false, true}),  //
+                      ACase{128, 1, 4, 37, 0, 8, 0, F, 8, false, true},  //
+                      ACase{128, 2, 4, 1, 100, 8, 4, P, 8, false, false, VType::q4},  // 1-bit K + q4 V
+                      ACase{64, 2, 4, 37, 100, 0, 4, P, 8, true, false, VType::q8},   //
+                      ACase{96, 1, 2, 5, 30, 0, 2, F, 8, false, true, VType::q4}),    //
     [](const auto& p) { return case_name(p.param); });
 
 // The float path over codes the device encoded scores q·k̂ with k̂ the decoded

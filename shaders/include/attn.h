@@ -29,5 +29,21 @@ struct AttnCombineParams {
   uint hd;
   uint pad;
 };
+// Value-cache storage types (the attention kernels' VT specialization
+// constant; vkquant/kernels/attn.hpp VType): fp16, or blocks of 32
+// coordinates of one (position, KV head) row in int8 with an fp16 scale, or
+// in 4 bits with an fp16 scale and min.
+#define VKQ_V_F16 0u
+#define VKQ_V_Q8 1u
+#define VKQ_V_Q4 2u
+#define VKQ_V_BLOCK 32u
+// Push constants of attn_vstore.comp (invocation per cached row = position
+// and KV head). Codes and scales are bound from their first touched word.
+struct VStoreParams {
+  uint rows;         // n * n_kv
+  uint row0;         // first cache row written: pos0 * n_kv
+  uint code_base;    // first code word in the binding
+  uint scale_base;   // first scale word in the binding
+};
 VKQ_GPU_END
 #endif

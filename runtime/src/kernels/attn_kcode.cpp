@@ -128,6 +128,12 @@ void attn_kcode_rope_table(Stream& s, const RopeFreqs& rope, Buffer& table, std:
 void attention_kcode(Stream& s, const Buffer& q, const KcodeKeys& keys, const Buffer& vcache, Buffer& out,
                      std::uint32_t n, std::uint32_t pos0, std::uint32_t n_heads, float scale,
                      AttnKcodeScratch& scratch, const AttnKcodeOptions& o) {
+  attention_kcode(s, q, keys, VCacheView{VType::f16, &vcache, nullptr}, out, n, pos0, n_heads, scale, scratch, o);
+}
+
+void attention_kcode(Stream& s, const Buffer& q, const KcodeKeys& keys, const VCacheView& v, Buffer& out,
+                     std::uint32_t n, std::uint32_t pos0, std::uint32_t n_heads, float scale,
+                     AttnKcodeScratch& scratch, const AttnKcodeOptions& o) {
   constexpr const char* fn = "attention_kcode";
   Device& d = s.device();
   const KCodec& c = keys.codec;
@@ -145,7 +151,11 @@ void attention_kcode(Stream& s, const Buffer& q, const KcodeKeys& keys, const Bu
 
   const Binding qb = need(fn, d, "q", &q, act_bytes);
   const Binding ob = need(fn, d, "out", &out, act_bytes);
-  const Binding vb = need(fn, d, "vcache", &vcache, kv_cache_bytes(kv_len, c.n_kv, hd));
+  if (v.type != VType::f16 && v.type != VType::q8 && v.type != VType::q4) fail(fn, "unknown value type");
+  if (v.type != VType::f16 && hd % kVBlock) fail(fn, "q8/q4 values need hd to be a multiple of 32");
+  const Binding vb = need(fn, d, "vcache", v.codes, vcache_code_bytes(v.type, kv_len, c.n_kv, hd));
+  const Binding vsb =
+      v.type == VType::f16 ? vb : need(fn, d, "vcache scales", v.scales, vcache_scale_bytes(v.type, kv_len, c.n_kv, hd));
   const Binding mub = need(fn, d, "mu", c.mu, std::uint64_t(c.n_kv) * hd * 4);
   const Binding rotb = c.rot ? need(fn, d, "rot", c.rot, std::uint64_t(c.n_kv) * hd * hd * 4) : mub;
   const std::uint32_t front = std::min(keys.front, kv_len);
@@ -156,7 +166,7 @@ void attention_kcode(Stream& s, const Buffer& q, const KcodeKeys& keys, const Bu
   const AttnKcodeScratchBytes sb = attention_kcode_scratch_bytes(d, c, n, n_heads, kv_len, o);
   if (!scratch.holds(sb))
     fail(fn, "scratch is smaller than attention_kcode_scratch_bytes (" + std::to_string(sb.total()) + " bytes)");
-  for (const Buffer* in : {&q, &vcache, c.mu, c.rot, c.basis, keys.bits, keys.alpha, keys.coef, keys.front_keys,
+  for (const Buffer* in : {&q, v.codes, v.scales, c.mu, c.rot, c.basis, keys.bits, keys.alpha, keys.coef, keys.front_keys,
                            keys.rope_table})
     if (in == &out) fail(fn, "out must not alias an input");
   for (const Buffer* sc : {&scratch.q, &scratch.qmu, &scratch.mrope, &scratch.uq, &scratch.planes, &scratch.qconst,
@@ -227,12 +237,12 @@ void attention_kcode(Stream& s, const Buffer& q, const KcodeKeys& keys, const Bu
     p.splits = sp.splits;
     p.split_len = sp.split_len;
     const Kernel& k = d.kernel({.shader = "attn_kcode_softmax",
-                                .bindings = 6,
+                                .bindings = 7,
                                 .push_bytes = sizeof(p),
                                 .local_size = {kLocal, 1, 1},
-                                .constants = {hd}});
+                                .constants = {hd, std::uint32_t(v.type)}});
     const Binding part = sp.splits > 1 ? Binding(scratch.partial, 0, sp.partial_bytes) : ob;
-    s.dispatch(k, {qb, Binding(scratch.scores, 0, score_bytes), fb, vb, ob, part}, p,
+    s.dispatch(k, {qb, Binding(scratch.scores, 0, score_bytes), fb, vb, ob, part, vsb}, p,
                Threads{std::uint64_t(rows) * n_heads * sp.splits});
     if (sp.splits == 1) continue;
     const Kernel& ck = d.kernel({.shader = "attn_kcode_combine",

@@ -14,6 +14,7 @@
 #include "vkquant/buffer.hpp"
 #include "vkquant/device.hpp"
 #include "vkquant/stream.hpp"
+#include "vkquant/vtype.hpp"
 
 namespace vkq::kernels {
 
@@ -25,6 +26,31 @@ std::uint64_t kv_cache_bytes(std::uint32_t ctx, std::uint32_t n_kv, std::uint32_
 void kv_store(Stream& s, const Buffer& src, Buffer& cache, std::uint32_t n, std::uint32_t pos0, std::uint32_t n_kv,
               std::uint32_t hd);
 
+// One layer's value cache as the attention kernels read it, in place:
+//   fp16  codes (ctx, n_kv, hd) halves as kv_store writes them; no scales.
+//   q8    codes (ctx, n_kv, hd) int8, four per uint32 (byte i % 4 of word
+//         i / 4 = coordinate i of the row); scales (ctx, n_kv, ceil(hd/64))
+//         words, two fp16 block scales per word (low = even block).
+//   q4    codes (ctx, n_kv, hd) 4-bit, eight per uint32 (nibble i % 8 of word
+//         i / 8, low nibble first); scales (ctx, n_kv, hd/32) words of
+//         (scale, min) halves (low = scale); value = scale · code + min.
+// q8 and q4 need hd % 32 == 0.
+struct VCacheView {
+  VType type = VType::f16;
+  const Buffer* codes = nullptr;
+  const Buffer* scales = nullptr;  // q8 and q4
+};
+
+// Bytes of the codes and of the scales of ctx positions.
+std::uint64_t vcache_code_bytes(VType t, std::uint32_t ctx, std::uint32_t n_kv, std::uint32_t hd);
+std::uint64_t vcache_scale_bytes(VType t, std::uint32_t ctx, std::uint32_t n_kv, std::uint32_t hd);
+
+// Writes rows t < n of src (n, n_kv*hd) f32 into value-cache positions
+// pos0 + t: fp16 as kv_store; q8/q4 quantized per block of 32 as
+// vkq::ref::vcache_pack (bit-exact). `scales` may be nullptr for fp16.
+void vcache_store(Stream& s, const Buffer& src, VType type, Buffer& codes, Buffer* scales, std::uint32_t n,
+                  std::uint32_t pos0, std::uint32_t n_kv, std::uint32_t hd);
+
 // Scratch bytes attention() needs for these sizes on this device (0: none).
 // Short work (few query rows x heads) over long contexts is split over keys
 // and combined (flash-decoding); the scratch holds the partial softmaxes.
@@ -34,9 +60,13 @@ std::uint64_t attention_scratch_bytes(const Device& d, std::uint32_t n, std::uin
 // Causal GQA attention over the cache: query row t (position pos0 + t), head
 // h attends cached positions 0..pos0+t of KV head h / (n_heads / n_kv);
 // out[t, h, :] = Σ softmax(scale · q·k) v, fp32 softmax (max-subtracted) and
-// accumulation. q, out: (n, n_heads, hd) f32. The cache must already hold
+// accumulation; values read in place as v.type stores them. q, out: (n, n_heads, hd) f32. The cache must already hold
 // positions < pos0 + n. scratch: attention_scratch_bytes(d, n, n_heads,
 // pos0 + n, hd) bytes, or nullptr when that is 0.
+void attention(Stream& s, const Buffer& q, const Buffer& kcache, const VCacheView& v, Buffer& out, std::uint32_t n,
+               std::uint32_t pos0, std::uint32_t n_heads, std::uint32_t n_kv, std::uint32_t hd, float scale,
+               Buffer* scratch);
+// The same over an fp16 V cache.
 void attention(Stream& s, const Buffer& q, const Buffer& kcache, const Buffer& vcache, Buffer& out, std::uint32_t n,
                std::uint32_t pos0, std::uint32_t n_heads, std::uint32_t n_kv, std::uint32_t hd, float scale,
                Buffer* scratch);

@@ -22,6 +22,7 @@
 
 #include "vkquant/buffer.hpp"
 #include "vkquant/device.hpp"
+#include "vkquant/kernels/attn.hpp"
 #include "vkquant/kernels/kcodec.hpp"
 #include "vkquant/kernels/kscore.hpp"
 #include "vkquant/stream.hpp"
@@ -90,10 +91,14 @@ std::uint64_t attn_kcode_rope_table_bytes(std::uint32_t positions, std::uint32_t
 void attn_kcode_rope_table(Stream& s, const RopeFreqs& rope, Buffer& table, std::uint32_t first, std::uint32_t count);
 
 // Causal GQA attention of query rows t < n (position pos0 + t, q (n, n_heads,
-// hd) post-RoPE, unrotated) over code positions 0..pos0+t and the fp16 V cache
-// (vcache (ctx, n_kv, hd)); out[t, h, :] = Σ_p softmax_p(scale · score) v_p,
+// hd) post-RoPE, unrotated) over code positions 0..pos0+t and the V cache
+// (fp16, q8 or q4 as vkquant/kernels/attn.hpp lays it out, read in place); out[t, h, :] = Σ_p softmax_p(scale · score) v_p,
 // fp32 softmax and accumulation. The code cache (and front keys) must hold
 // positions < pos0 + n. scratch: at least attention_kcode_scratch_bytes(...).
+void attention_kcode(Stream& s, const Buffer& q, const KcodeKeys& keys, const VCacheView& v, Buffer& out,
+                     std::uint32_t n, std::uint32_t pos0, std::uint32_t n_heads, float scale,
+                     AttnKcodeScratch& scratch, const AttnKcodeOptions& options = {});
+// The same over an fp16 V cache.
 void attention_kcode(Stream& s, const Buffer& q, const KcodeKeys& keys, const Buffer& vcache, Buffer& out,
                      std::uint32_t n, std::uint32_t pos0, std::uint32_t n_heads, float scale,
                      AttnKcodeScratch& scratch, const AttnKcodeOptions& options = {});
