@@ -1,4 +1,4 @@
-# kcodec: the 1-bit K-cache codec (DESIGN §2). Encode keys into sign bits,
+# kcodec: the 1-bit K-cache codec (docs/design.md §2). Encode keys into sign bits,
 # alpha and residual coefficients; decode codes back into the fp16 key cache
 # (optionally applying RoPE). The _mr encoders subtract the RoPE'd pre-RoPE
 # mean (mean-RoPE variant). One variant per head dimension HD, so every

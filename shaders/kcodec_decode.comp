@@ -1,4 +1,4 @@
-// Decodes 1-bit K-cache codes into the fp16 key cache (DESIGN §2):
+// Decodes 1-bit K-cache codes into the fp16 key cache (docs/design.md §2):
 // k̂_h = mu_h + R_hᵀ (alpha · s + U_r c), then optionally RoPE (rotate_half
 // pairs (i, i + HD/2)) at the cache position, stored as fp16 (round to
 // nearest even on the bits, as attn_kv_store.comp). Mean-RoPE codes (rope 2)

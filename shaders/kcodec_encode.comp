@@ -1,4 +1,4 @@
-// Encodes keys into the 1-bit K-cache code (DESIGN §2): v = R_h (k - mu_h),
+// Encodes keys into the 1-bit K-cache code (docs/design.md §2): v = R_h (k - mu_h),
 // bits = sign(v) (1 for v >= 0), alpha = ||v||_1 / HD in fp16, and
 // c = U_rᵀ (v - alpha_fp16 · s) in fp16. MEAN_ROPE: mu_h is a pre-RoPE mean
 // and v = R_h (k - RoPE_pos(mu_h)) at the key's cache position (rotate_half

@@ -23,7 +23,7 @@ if(TARGET vkquant)
            -DOUT=${gdir}/kjv-llama.json -DLAYERS=4 -DKV_HEADS=2 -DMLP=dense -DFROM=solver -P ${check})
   set_tests_properties(cli.gauge_model_dense PROPERTIES FIXTURES_REQUIRED gauge_fidelity FIXTURES_SETUP gauge_dense_html)
   add_test(NAME cli.gauge_html_dense COMMAND ${CMAKE_COMMAND} -DHTML=${gdir}/kjv-llama.html
-           "-DPOINTS=plot-keys-post=40;plot-keys-pre=40;plot-mlp=48;plot-fidelity=20" -P ${CMAKE_CURRENT_SOURCE_DIR}/check_html.cmake)
+           "-DPOINTS=plot-keys-post=40;plot-keys-pre=40;plot-mlp=48;plot-fidelity=25" -P ${CMAKE_CURRENT_SOURCE_DIR}/check_html.cmake)
   set_tests_properties(cli.gauge_html_dense PROPERTIES FIXTURES_REQUIRED gauge_dense_html)
 
   # MoE (GGUF): expert banks under one shared rotation beside the per-expert mean; a report without --fidelity says so.

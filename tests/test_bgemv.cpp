@@ -167,7 +167,7 @@ TEST_F(VulkanTest, BgemvRejectsBadArguments) {
 
 // c and alpha are the row mean and mean absolute deviation, the bits the signs
 // (padding 0); and decoding loses exactly ||v||² - ||v||₁²/d per row (v = w' - c),
-// the optimal-scale identity of DESIGN §1.
+// the optimal-scale identity of docs/design.md §1.
 TEST(BgemvEncode, MatchesDefinitions) {
   const std::uint32_t out = 37, in = 129;
   const auto w = random_floats(std::size_t(out) * in, 21, -0.7f, 1.3f);

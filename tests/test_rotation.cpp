@@ -1,4 +1,4 @@
-// The rotation library against the paper's theorems (DESIGN §1).
+// The rotation library against the paper's theorems (docs/design.md §1).
 #include <gtest/gtest.h>
 
 #include <Eigen/Dense>

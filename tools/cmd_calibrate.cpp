@@ -1,8 +1,12 @@
 // `vkquant calibrate MODEL --text FILE`: runs the model over calibration text,
 // captures every layer's keys before and after RoPE, learns the 1-bit K-cache
-// codec per (layer, KV head) and writes the artifact atomically.
+// codec per (layer, KV head), the dense MLP matrices' rotations where asked
+// (model/calibrate_plan.hpp), and writes the artifact atomically; the summary
+// gives each phase's time.
 #include <fmt/core.h>
 
+#include <chrono>
+#include <cstdio>
 #include <memory>
 #include <optional>
 
@@ -13,6 +17,7 @@
 #include "vkquant/device.hpp"
 #include "vkquant/instance.hpp"
 #include "vkquant/mapped_file.hpp"
+#include "vkquant/model/calibrate_plan.hpp"
 #include "vkquant/model/key_capture.hpp"
 
 namespace vkq::cli {
@@ -27,9 +32,18 @@ struct CalibrateFlags {
   CalibrateOptions opt;
   WeightFlag weights;
   DeviceFlags device;
-  bool mlp = true;
+  std::string mlp = "auto";  // auto, on or off (--no-mlp: off)
+  bool no_mlp = false;
   std::uint32_t mlp_block = 64;
 };
+
+MlpWhen mlp_when(const CalibrateFlags& f) {
+  if (f.no_mlp || f.mlp == "off") return MlpWhen::off;
+  return f.mlp == "on" ? MlpWhen::on : MlpWhen::automatic;
+}
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 double mean(const std::vector<double>& v) {
   double s = 0;
@@ -38,6 +52,7 @@ double mean(const std::vector<double>& v) {
 }
 
 void calibrate(const CalibrateFlags& f) {
+  const auto t0 = Clock::now();
   const auto model = ModelFile::open(f.model, ModelOpenOptions{.allow_nonfinite = f.allow_nonfinite, .warn = {}});
   const ModelConfig& c = model.config();
   KeyCaptureOptions ko;
@@ -51,26 +66,42 @@ void calibrate(const CalibrateFlags& f) {
   // write_kcache_artifact() then writes through a writer of its own.
   AtomicFile::open(out, "-o");
   MappedFile::open(f.text);  // readable, or one clear error before the device opens
+  // Said before the work, which can take hours: what will be learned and why.
+  const MlpDecision mlp = decide_mlp(mlp_when(f), c);
+  fmt::print("MLP rotations: {}\n", mlp.reason);
+  std::fflush(stdout);
 
   Instance instance = Instance::create(InstanceOptions::from_env());
   Device device = Device::create(instance, f.device.device);
   Progress bar;
   const auto keys = capture_keys(device, model, f.text, ko, [&](const std::string& label, double frac) { bar.update(label, frac); });
+  const auto t_keys = Clock::now();
+  bar.update("learning key rotations (0 / " + std::to_string(std::size_t(c.layers) * c.kv_heads * 3) + ")", 0.0);
   auto k = calibrate_keys(c, keys.pre, keys.post, keys.positions, f.opt, [&](std::size_t done, std::size_t total) {
-    bar.update(fmt::format("learning rotations ({} / {})", done, total), double(done) / double(total));
+    const double spent = seconds_since(t_keys), left = spent / double(done) * double(total - done);
+    bar.update(fmt::format("learning key rotations ({} / {}, {:.0f} s left)", done, total, left),
+               double(done) / double(total));
   });
+  const double key_seconds = seconds_since(t_keys);
   // The dense MLP matrices' rotations (weights only; MoE experts stay fp16).
-  if (f.mlp) {
+  const auto t_mlp = Clock::now();
+  if (mlp.learn) {
+    if (!c.moe()) bar.update("learning MLP rotations (0 / " + std::to_string(std::size_t(c.layers) * 3) + ")", 0.0);
     MlpCalibrateOptions mo;
     mo.seed = f.opt.seed;
     mo.block = f.mlp_block;
     k.mlp = calibrate_mlp(model, mo, [&](std::size_t done, std::size_t total) {
-      bar.update(fmt::format("learning MLP rotations ({} / {})", done, total), double(done) / double(total));
+      const double spent = seconds_since(t_mlp), left = spent / double(done) * double(total - done);
+      bar.update(fmt::format("learning MLP rotations ({} / {}, {:.0f} s left)", done, total, left),
+                 double(done) / double(total));
     });
   }
+  const double mlp_seconds = seconds_since(t_mlp);
   k.model_sha256 = keys.model_sha256;  // taken while the weights were uploaded
   bar.clear();
+  const auto t_write = Clock::now();
   write_kcache_artifact(out, k, std::string("vkquant ") + VKQ_VERSION);
+  const double write_seconds = seconds_since(t_write);
 
   fmt::print("{}: {} tokens of {} (chunks of <= {}), {} layers x {} KV heads x {}, solver {}, rank {}\n", out.string(),
              k.tokens, f.text, ko.ctx, k.layers, k.kv_heads, k.head_dim, k.solver, k.rank);
@@ -96,6 +127,18 @@ void calibrate(const CalibrateFlags& f) {
   } else if (k.mlp) {
     fmt::print("MLP matrices: none calibrated (MoE experts stay fp16)\n");
   }
+  const double capture_seconds = keys.seconds - keys.load_seconds;
+  fmt::print("{:<19} {:>9}\n", "phase", "seconds");
+  fmt::print("{:<19} {:9.1f}\n", "loading the model", keys.load_seconds);
+  fmt::print("{:<19} {:9.1f}  {} tokens, {:.1f} tokens/s\n", "capturing keys", capture_seconds, keys.tokens,
+             capture_seconds > 0 ? double(keys.tokens) / capture_seconds : 0.0);
+  fmt::print("{:<19} {:9.1f}  {} layers x {} KV heads x 3 codecs\n", "key rotations", key_seconds, k.layers, k.kv_heads);
+  if (mlp.learn)
+    fmt::print("{:<19} {:9.1f}  {} matrices\n", "MLP rotations", mlp_seconds, k.mlp ? k.mlp->layers.size() * 3 : 0);
+  else
+    fmt::print("{:<19} {:>9}  {}\n", "MLP rotations", "-", mlp.reason);
+  fmt::print("{:<19} {:9.1f}\n", "writing", write_seconds);
+  fmt::print("{:<19} {:9.1f}\n", "total", seconds_since(t0));
 }
 
 }  // namespace
@@ -120,7 +163,12 @@ void add_calibrate(CLI::App& app) {
                 "calibrate a model holding NaN or Inf weights: they read as 0 (a warning names each tensor)");
   cmd->add_option("--mlp-block", f->mlp_block, "block size of the structured MLP rotation (a power of two, 2..1024)")
       ->check(CLI::IsMember({2u, 4u, 8u, 16u, 32u, 64u, 128u, 256u, 512u, 1024u}));
-  cmd->add_flag("!--no-mlp", f->mlp, "skip the MLP rotations (keys only)");
+  auto* mlp = cmd->add_option("--mlp", f->mlp,
+                              "learn the dense MLP matrices' rotations: auto (only for models of at most 100 M "
+                              "parameters: they take far longer than the keys'), on or off")
+                  ->check(CLI::IsMember({"auto", "on", "off"}))
+                  ->capture_default_str();
+  cmd->add_flag("--no-mlp", f->no_mlp, "the same as --mlp off (keys only)")->excludes(mlp);
   f->weights.add(cmd);
   cmd->add_option("--device", f->device.device, "Vulkan device index (see `vkquant devices`)");
   cmd->callback([f] { calibrate(*f); });

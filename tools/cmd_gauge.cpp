@@ -1,4 +1,4 @@
-// `vkquant gauge MODEL|KEYS.safetensors`: DESIGN §1's gauge. A model (GGUF,
+// `vkquant gauge MODEL|KEYS.safetensors`: docs/design.md §1's gauge. A model (GGUF,
 // safetensors with config.json beside it, an index .json or a Hugging Face
 // directory) is gauged whole — keys captured from its forward pass, MLP rows,
 // expert banks (tools/gauge_model.hpp) — with terminal tables, --json or a

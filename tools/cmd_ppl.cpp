@@ -43,6 +43,7 @@ struct PplFlags {
 struct Run {
   std::string label;
   KCacheConfig kcache;
+  VType vcache = VType::f16;
   MlpConfig mlp;
   std::unique_ptr<VkForward> fwd;
   PplSums sums;
@@ -53,11 +54,13 @@ struct TableConfig {
   std::string label;
   KCacheConfig kcache;
   MlpConfig mlp;
+  VType vcache = VType::f16;
 };
 
-// The configurations of the fidelity table (DESIGN §2–3, issue 6): keys
+// The configurations of the fidelity table (docs/design.md §2–3, issue 6): keys
 // post-RoPE (scored by popcount over 8-bit query planes), post-RoPE less the
-// rotated pre-RoPE mean, and pre-RoPE; then 1-bit MLP matrices (dense models).
+// rotated pre-RoPE mean, and pre-RoPE; quantized values (q8, q4) alone and
+// with 1-bit keys; then 1-bit MLP matrices (dense models).
 std::vector<TableConfig> table_configs(const ModelConfig& c, const std::optional<KCalibration>& cal) {
   const bool learned = cal.has_value();
   std::vector<TableConfig> out{{"fp16", KCacheConfig{}, {}}};
@@ -75,7 +78,17 @@ std::vector<TableConfig> table_configs(const ModelConfig& c, const std::optional
                    KCacheConfig{true, rope, KRotation::learned, c.head_dim / 8, 0, 0}, {}});
   }
   if (learned) out.push_back({"1bit learned post float", KCacheConfig{true, KRope::post, KRotation::learned, 0, 0, 0, 0}, {}});
-  if (c.moe()) return out;  // experts stay fp16 (DESIGN §3)
+  if (c.head_dim % kVBlock == 0) {
+    for (VType v : {VType::q8, VType::q4})
+      out.push_back({std::string("fp16 keys + v ") + vtype_name(v), KCacheConfig{}, {}, v});
+    const KRotation rot = learned ? KRotation::learned : KRotation::srht;
+    for (KRope rope : {KRope::post, KRope::ropemean, KRope::pre}) {
+      if (rope == KRope::ropemean && (!learned || cal->ropemean.empty())) continue;
+      out.push_back({std::string("1bit ") + krotation_name(rot) + " " + krope_name(rope) + " + v q4",
+                     KCacheConfig{true, rope, rot, 0, 0, 0}, {}, VType::q4});
+    }
+  }
+  if (c.moe()) return out;  // experts stay fp16 (docs/design.md §3)
   const bool mlp_rot = learned && cal->mlp && cal->mlp->layers.size() == c.layers;
   for (MlpRotation m : {MlpRotation::none, MlpRotation::srht, MlpRotation::dense, MlpRotation::structured}) {
     if ((m == MlpRotation::dense || m == MlpRotation::structured) && !mlp_rot) continue;
@@ -119,18 +132,20 @@ void ppl(const PplFlags& f) {
   Device device = Device::create(instance, f.device.device);
   std::vector<Run> runs;
   const auto configs = f.compare ? table_configs(c, calibration)
-                                 : std::vector<TableConfig>{{f.quant.label(), own, f.quant.mlp_config()}};
+                                 : std::vector<TableConfig>{{f.quant.label(), own, f.quant.mlp_config(), f.quant.vcache_type()}};
   Progress bar;
-  for (const auto& [label, kc, mlp] : configs) {
+  for (const auto& [label, kc, mlp, vc] : configs) {
     VkForwardOptions o;
     o.weights = f.weights.type();
     o.ctx = ctx;
     o.kcache = kc;
+    o.vcache = vc;
     o.mlp = mlp;
     o.calibration = calibration ? &*calibration : nullptr;
     Run r;
     r.label = label;
     r.kcache = kc;
+    r.vcache = vc;
     r.mlp = mlp;
     r.fwd = std::make_unique<VkForward>(device, model, o, [&bar, name = label](std::size_t done, std::size_t total) {
       bar.update("loading (" + name + ")", double(done) / double(total));
@@ -159,6 +174,7 @@ void ppl(const PplFlags& f) {
                              {"bits_per_byte", r.sums.bits / double(plan.bytes)},
                              {"bits_per_token", bpt},
                              {"key_bits_per_coordinate", r.fwd->key_bits_per_coordinate()},
+                             {"value_bits_per_coordinate", r.fwd->value_bits_per_coordinate()},
                              {"mlp_bits_per_weight", r.fwd->mlp_bits_per_weight()},
                              {"load_seconds", r.fwd->load_seconds()}};
     const auto mem = r.fwd->memory();
@@ -187,18 +203,21 @@ void ppl(const PplFlags& f) {
   fmt::print("{}: {} tokens ({} bytes) in {} chunks of <= {}, {} weights\n", f.text, plan.tokens, plan.bytes,
              plan.chunks.size(), ctx, f.weights.value);
   if (!f.compare) {
-    fmt::print("bits/byte {:.4f}   perplexity {:.4f} per token   ({:.1f} s, {:.0f} tokens/s, keys: {}, {:.3f} bits/coordinate)\n",
+    fmt::print("bits/byte {:.4f}   perplexity {:.4f} per token   ({:.1f} s, {:.0f} tokens/s, cache: {}, {:.3f} bits per "
+               "key and {:.2f} per value coordinate)\n",
                rows[0]["bits_per_byte"].get<double>(), rows[0]["perplexity"].get<double>(), secs,
-               double(plan.tokens) / secs, runs[0].label, runs[0].fwd->key_bits_per_coordinate());
+               double(plan.tokens) / secs, runs[0].label, runs[0].fwd->key_bits_per_coordinate(),
+               runs[0].fwd->value_bits_per_coordinate());
     return;
   }
-  fmt::print("| configuration | perplexity | bits/byte | KL to fp16 (nats/token) | top-1 agreement | key bits/coordinate | MLP bits/weight |\n");
-  fmt::print("|---|---|---|---|---|---|---|\n");
+  fmt::print("| configuration | perplexity | bits/byte | KL to fp16 (nats/token) | top-1 agreement | key bits/coordinate | "
+             "value bits/coordinate | MLP bits/weight |\n");
+  fmt::print("|---|---|---|---|---|---|---|---|\n");
   for (const auto& r : rows)
-    fmt::print("| {} | {:.4f} | {:.4f} | {:.5f} | {:.4f} | {:.3f} | {:.2f} |\n", r["config"].get<std::string>(),
+    fmt::print("| {} | {:.4f} | {:.4f} | {:.5f} | {:.4f} | {:.3f} | {:.2f} | {:.2f} |\n", r["config"].get<std::string>(),
                r["perplexity"].get<double>(), r["bits_per_byte"].get<double>(), r["kl_to_fp16"].get<double>(),
                r["top1_agreement"].get<double>(), r["key_bits_per_coordinate"].get<double>(),
-               r["mlp_bits_per_weight"].get<double>());
+               r["value_bits_per_coordinate"].get<double>(), r["mlp_bits_per_weight"].get<double>());
   fmt::print("({:.1f} s)\n", secs);
 }
 
@@ -214,7 +233,7 @@ void add_ppl(CLI::App& app) {
   cmd->add_option("--chunks", f->chunks, "score only the first N chunks (0: all)");
   cmd->add_flag("--compare", f->compare,
                 "the fidelity table: fp16 keys and the 1-bit configurations (none/srht/learned, front protection, "
-                "residual d/8; post-RoPE, post-ropemean and pre-RoPE) and 1-bit MLP matrices (none/srht/dense/structured "
+                "residual d/8; post-RoPE, post-ropemean and pre-RoPE), q8/q4 values alone and with 1-bit keys, and 1-bit MLP matrices (none/srht/dense/structured "
                 "R) with KL to fp16 and top-1 agreement; learned rows need --rotations");
   cmd->add_flag("--json", f->json, "print JSON");
   f->weights.add(cmd);

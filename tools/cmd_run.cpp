@@ -35,6 +35,7 @@ struct RunFlags {
   int n = 200;
   std::uint32_t ctx = 0;  // 0: context_for's default
   bool warmup = false;
+  bool verbose = false;
   bool chat = false;
   std::string system;
   const CLI::Option* system_given = nullptr;
@@ -79,6 +80,7 @@ void load(Session& s, const RunFlags& f, const std::optional<KCalibration>& cali
   o.weights = f.weights.type();
   o.ctx = context_for(s.model->config(), f.ctx);
   o.kcache = kcache;
+  o.vcache = f.quant.vcache_type();
   o.mlp = f.quant.mlp_config();
   o.calibration = calibration ? &*calibration : nullptr;
   Progress bar;
@@ -130,14 +132,21 @@ std::vector<std::int32_t> generate(Session& s, Sampler& sampler, const std::vect
   return out;
 }
 
-void report(const Session& s, const RunFlags& f) {
+// Where the device bytes go: weights, K-cache, V-cache (with bits per
+// coordinate), activations; and the process's peak RSS.
+void memory_report(const Session& s) {
   const auto mem = s.fwd->memory();
   const auto pm = process_memory();
   fmt::print(stderr,
-             "load: {:.2f} s; device bytes: weights {} (stored in the file: {}), keys {}, values {}, activations {}; "
-             "peak RSS {} (now: anonymous {}, mapped files {})\n",
-             s.fwd->load_seconds(), mem.weights, mem.file_weights, mem.keys, mem.values, mem.other, pm.peak_rss,
-             pm.rss_anon, pm.rss_file);
+             "load: {:.2f} s; device bytes: weights {} (stored in the file: {}), keys {} ({:.3f} bits/coordinate), "
+             "values {} ({:.2f} bits/coordinate), activations {}, for a context of {}; peak RSS {} (now: anonymous {}, "
+             "mapped files {})\n",
+             s.fwd->load_seconds(), mem.weights, mem.file_weights, mem.keys, s.fwd->key_bits_per_coordinate(), mem.values,
+             s.fwd->value_bits_per_coordinate(), mem.other, s.fwd->ctx(), pm.peak_rss, pm.rss_anon, pm.rss_file);
+}
+
+void report(const Session& s, const RunFlags& f) {
+  memory_report(s);
   fmt::print(stderr, "prefill: {} tokens in {:.3f} s ({:.1f} tokens/s)\n", s.prefilled, s.prefill_s,
              double(s.prefilled) / s.prefill_s);
   fmt::print(stderr, "decode: {} tokens in {:.3f} s ({:.1f} tokens/s)  [{}, {} weights, keys {} ({:.3f} bits/coordinate), {}]\n",
@@ -208,6 +217,7 @@ void run(RunFlags f) {
     const auto t = load_chat_template(*s.model);
     if (!t) throw Error(chat_template_location(*s.model) + ": missing, and --chat needs the model's chat template");
     load(s, f, calibration, kcache);
+    if (f.verbose) memory_report(s);
     chat(s, f, sampler, *t);
     report(s, f);
     return;
@@ -223,6 +233,7 @@ void run(RunFlags f) {
     throw Error("--prompt: " + std::to_string(prompt.size()) + " tokens fill the context of " + std::to_string(ctx) +
                 " (--ctx; the model's is " + std::to_string(c.ctx) + ")");
   load(s, f, calibration, kcache);
+  if (f.verbose) memory_report(s);
   if (f.warmup) {
     // Untimed: the prompt and one decode step, so the timed run finds every
     // pipeline it uses compiled (lavapipe and other drivers compile on first use).
@@ -252,6 +263,9 @@ void add_run(CLI::App& app) {
   cmd->add_flag("--warmup", f->warmup,
                 "before the timed run, feed the prompt and one decode step once, untimed (pipelines are compiled on first "
                 "use; llama.cpp's tools warm up likewise)");
+  cmd->add_flag("-v,--verbose", f->verbose,
+                "at start, report the device memory (weights, K-cache, V-cache with bits per coordinate, activations) "
+                "and peak RSS (run always reports them at the end)");
   cmd->add_option("-n", f->n, "tokens to generate (--chat: at most, per answer)")->check(CLI::Range(0, 1 << 24));
   cmd->add_flag("--chat", f->chat,
                 "chat with the model's own template (tokenizer_config.json chat_template or GGUF tokenizer.chat_template): "

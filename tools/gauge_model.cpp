@@ -305,7 +305,7 @@ nlohmann::ordered_json gauge_model(Device& device, const ModelGaugeOptions& o,
   }
 
   if (o.gauge_mlp) {
-    nlohmann::ordered_json mj{{"vectors", "rows of W, each minus its own mean (the codec's c_i, DESIGN §3)"},
+    nlohmann::ordered_json mj{{"vectors", "rows of W, each minus its own mean (the codec's c_i, docs/design.md §3)"},
                               {"solver", o.solver_name},
                               {"iters", o.mlp.learn.iters},
                               {"warm_start", o.mlp.learn.warm_start_iters},

@@ -1,6 +1,6 @@
-// `vkquant gauge MODEL`: the gauge of DESIGN §1 on a whole model — keys per
+// `vkquant gauge MODEL`: the gauge of docs/design.md §1 on a whole model — keys per
 // (layer, KV head) captured from the fp16 forward pass, before and after
-// RoPE, and the rows of every MLP matrix and MoE expert bank (DESIGN §3) —
+// RoPE, and the rows of every MLP matrix and MoE expert bank (docs/design.md §3) —
 // each learned figure beside its Gaussian null control, with a verdict.
 #pragma once
 
@@ -24,7 +24,7 @@ class Device;
 
 namespace vkq::cli {
 
-// Verdict thresholds on held-out cos1b (DESIGN §1, issue 6): a layer or
+// Verdict thresholds on held-out cos1b (docs/design.md §1, issue 6): a layer or
 // matrix whose learned cos1b reaches `ok` codes in 1 bit; one that reaches
 // `floor` and whose predicted cos1b_eff (rank r) reaches `residual` needs the
 // residual; anything else stays fp16.

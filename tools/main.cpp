@@ -1,4 +1,4 @@
-// vkquant: the command-line tool. See `vkquant --help` and DESIGN §6.
+// vkquant: the command-line tool. See `vkquant --help` and docs/design.md §6.
 #include <cstdio>
 #include <exception>
 

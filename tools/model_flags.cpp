@@ -89,7 +89,7 @@ void WeightFlag::add(CLI::App* cmd) {
 }
 
 void QuantFlags::add(CLI::App* cmd) {
-  cmd->add_option("--kcache", kcache, "key cache: fp16 or 1bit (DESIGN §2)")->check(CLI::IsMember({"fp16", "1bit"}));
+  cmd->add_option("--kcache", kcache, "key cache: fp16 or 1bit (docs/design.md §2)")->check(CLI::IsMember({"fp16", "1bit"}));
   cmd->add_option("--rotation", rotation, "1-bit keys: rotation before the sign: none, srht or learned (needs --rotations)")
       ->check(CLI::IsMember({"none", "srht", "learned"}));
   cmd->add_option("--rotations", rotations, "calibration artifact from `vkquant calibrate` (means, rotations, residual bases)");
@@ -104,7 +104,11 @@ void QuantFlags::add(CLI::App* cmd) {
       ->check(CLI::IsMember({"popcount", "float"}));
   kscore_bits_given = cmd->add_option("--kscore-bits", kscore_bits, "bit planes of the quantized query for --kscore popcount: 1, 4 or 8")
       ->check(CLI::IsMember({1u, 4u, 8u}));
-  cmd->add_option("--mlp", mlp, "dense MLP matrices: fp16 or 1bit (sign rows of W Rᵀ, DESIGN §3; MoE experts stay fp16)")
+  cmd->add_option("--vcache", vcache,
+                  "value cache: fp16, q8 (int8 blocks of 32, fp16 scale: 8.5 bits) or q4 (4-bit blocks of 32, fp16 "
+                  "scale and min: 5 bits), read in place by the attention kernels")
+      ->check(CLI::IsMember({"fp16", "q8", "q4"}));
+  cmd->add_option("--mlp", mlp, "dense MLP matrices: fp16 or 1bit (sign rows of W Rᵀ, docs/design.md §3; MoE experts stay fp16)")
       ->check(CLI::IsMember({"fp16", "1bit"}));
   mlp_rotation_given = cmd->add_option("--mlp-rotation", mlp_rotation,
                                        "--mlp 1bit: input rotation R: none, srht, dense or structured (Hadamard then learned "
@@ -120,8 +124,6 @@ KCacheConfig QuantFlags::config() const {
   k.rotation = rotation == "none" ? KRotation::none : rotation == "learned" ? KRotation::learned : KRotation::srht;
   k.rank = rank;
   k.protect_front = protect_front;
-  if (!k.one_bit && (rank > 0 || protect_front > 0 || rotation == "learned" || kcache_rope != "post"))
-    throw Error("--residual-rank, --protect-front, --rotation learned and --kcache-rope pre|post-ropemean apply to --kcache 1bit");
   const bool scoring_flags = (kscore_given && kscore_given->count() > 0) || (kscore_bits_given && kscore_bits_given->count() > 0);
   if (scoring_flags && (!k.one_bit || k.rope == KRope::pre))
     throw Error("--kscore and --kscore-bits apply to --kcache 1bit with post-RoPE keys (--kcache-rope pre decodes keys to fp16)");
@@ -144,13 +146,9 @@ std::optional<KCalibration> QuantFlags::calibration(const ModelFile& model) cons
 }
 
 std::string QuantFlags::label() const {
+  const std::string v = vcache != "fp16" ? " + v " + vcache : "";
   const std::string m = mlp == "1bit" ? " + mlp 1bit " + mlp_rotation : "";
-  if (kcache != "1bit") return "fp16" + m;
-  std::string s = "1bit " + rotation + " " + kcache_rope;
-  if (rank) s += " r" + std::to_string(rank);
-  if (protect_front) s += " front" + std::to_string(protect_front);
-  if (kcache_rope != "pre") s += kscore == "float" ? " float" : " pop" + std::to_string(kscore_bits);
-  return s + m;
+  return config().label() + v + m;
 }
 
 }  // namespace vkq::cli

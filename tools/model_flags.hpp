@@ -53,7 +53,7 @@ struct WeightFlag {
 std::uint32_t context_for(const ModelConfig& c, std::uint32_t requested);
 constexpr std::uint32_t kDefaultContext = 4096;
 
-// The K-cache flags of `run` and `ppl` (DESIGN §6).
+// The K-cache flags of `run` and `ppl` (docs/design.md §6).
 struct QuantFlags {
   std::string kcache = "fp16";
   std::string rotation = "srht";
@@ -65,15 +65,17 @@ struct QuantFlags {
   std::uint32_t kscore_bits = 8;
   const CLI::Option* kscore_given = nullptr;  // to refuse --kscore* where keys are not scored in place
   const CLI::Option* kscore_bits_given = nullptr;
+  std::string vcache = "fp16";
   std::string mlp = "fp16";
   std::string mlp_rotation = "structured";
   const CLI::Option* mlp_rotation_given = nullptr;
   void add(CLI::App* cmd);
   KCacheConfig config() const;
+  VType vcache_type() const { return *vtype_from_name(vcache); }
   MlpConfig mlp_config() const;
   // The artifact when --rotations is given (checked against `model`).
   std::optional<KCalibration> calibration(const ModelFile& model) const;
-  // "1bit learned post r8 front4 pop8 + mlp 1bit structured"-style label for tables.
+  // "1bit learned post r8 front4 pop8 + v q4 + mlp 1bit structured"-style label for tables.
   std::string label() const;
 };
 

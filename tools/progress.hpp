@@ -1,5 +1,6 @@
 // A one-line progress bar on stderr, drawn only when stderr is a terminal and
-// at most ten times a second; erased when done.
+// at most ten times a second (a phase's first and last update always: the
+// label of a new phase shows at once); erased when done.
 #pragma once
 
 #include <unistd.h>
@@ -21,7 +22,7 @@ class Progress {
   void update(const std::string& label, double fraction) {
     if (!enabled_) return;
     const auto now = std::chrono::steady_clock::now();
-    if (drawn_ && now - last_ < std::chrono::milliseconds(100) && fraction < 1.0) return;
+    if (drawn_ && now - last_ < std::chrono::milliseconds(100) && fraction > 0.0 && fraction < 1.0) return;
     last_ = now;
     drawn_ = true;
     const int width = 30, filled = int(fraction * width + 0.5);

@@ -1,4 +1,4 @@
-// attn_kcode: causal GQA attention over the 1-bit K-cache code (DESIGN §2)
+// attn_kcode: causal GQA attention over the 1-bit K-cache code (docs/design.md §2)
 // and the fp16 V cache. Layouts (f32 unless said otherwise):
 //   q        (n, n_heads, hd)        post-RoPE queries (unrotated)
 //   qrot     (n, n_heads, hd)        q' = R_{h/group} q (kscore's q)

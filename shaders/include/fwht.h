@@ -1,4 +1,4 @@
-// Batched orthonormal fast Walsh–Hadamard transform and SRHT (DESIGN §1, §4).
+// Batched orthonormal fast Walsh–Hadamard transform and SRHT (docs/design.md §1, §4).
 //
 // Memory layout: rows of n = 2^k fp32 (64 <= n <= 16384), (rows, n)
 // row-major, read through vec4 views (a row is n/4 vec4s; row 0 starts at

@@ -1,4 +1,4 @@
-// kscore: query vectors against N 1-bit keys (DESIGN §2), and the fp16 q·Kᵀ
+// kscore: query vectors against N 1-bit keys (docs/design.md §2), and the fp16 q·Kᵀ
 // baseline.
 //
 // Memory layouts (little-endian, row-major; "fp16" = two halves per uint32

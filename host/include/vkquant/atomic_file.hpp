@@ -1,4 +1,4 @@
-// Output files are written whole or not at all (DESIGN §8). A command opens
+// Output files are written whole or not at all (docs/design.md §8). A command opens
 // its AtomicFile before the long work (so an unwritable output fails at once),
 // writes, and commits at the end: the file is fsynced, given a name beside the
 // target, renamed over it, and the directory fsynced. A failure, an exception

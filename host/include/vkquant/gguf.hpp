@@ -5,7 +5,7 @@
 //
 // Reading maps the file and validates every count, length, dimension and
 // offset with overflow-safe arithmetic before anything is allocated or read
-// (DESIGN §8): a count is refused unless the bytes left in the file could
+// (docs/design.md §8): a count is refused unless the bytes left in the file could
 // hold that many items, so what a file makes us allocate is a small constant
 // multiple of its size. Refused with vkq::FormatError(file, what, offset):
 // GGUF v1 (32-bit counts), big-endian files, nested arrays, unknown value or

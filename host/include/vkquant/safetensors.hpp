@@ -1,7 +1,7 @@
 // safetensors files: an 8-byte little-endian header length, a JSON header
 // mapping tensor names to {dtype, shape, data_offsets} (plus an optional
 // "__metadata__" string map), then the tensors' bytes. Reading maps the file
-// and validates every field before any tensor byte is touched (DESIGN §8).
+// and validates every field before any tensor byte is touched (docs/design.md §8).
 #pragma once
 
 #include <cstdint>

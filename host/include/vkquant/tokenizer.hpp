@@ -1,4 +1,4 @@
-// Tokenizers (DESIGN §5): the bundled models' byte vocabulary, GGUF
+// Tokenizers (docs/design.md §5): the bundled models' byte vocabulary, GGUF
 // vocabularies (BPE "gpt2" as llama.cpp's LLM_TOKENIZER_BPE, SentencePiece
 // "llama" as llama.cpp's SPM) and Hugging Face tokenizer.json byte-level BPE
 // (GPT-2, Llama 3, Qwen2 style).

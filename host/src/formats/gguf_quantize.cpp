@@ -49,7 +49,7 @@ std::uint64_t count_nonfinite(std::span<const float> v) {
   return std::uint64_t(std::count_if(v.begin(), v.end(), [](float x) { return !std::isfinite(x); }));
 }
 
-// NaN and Inf are refused by tensor name (DESIGN §8), never carried into a block's scale or a copy.
+// NaN and Inf are refused by tensor name (docs/design.md §8), never carried into a block's scale or a copy.
 void refuse_nonfinite(const ModelFile& model, const std::string& name, std::uint64_t bad, std::uint64_t total) {
   if (bad)
     throw FormatError(model.path(), "tensor '" + name + "': " + std::to_string(bad) + " of " + std::to_string(total) +

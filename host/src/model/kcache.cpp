@@ -28,6 +28,48 @@ const char* krotation_name(KRotation r) {
   return r == KRotation::none ? "none" : r == KRotation::srht ? "srht" : "learned";
 }
 
+void KCacheConfig::validate(const ModelConfig& c, const KCalibration* calibration) const {
+  if (!one_bit) {
+    if (rank > 0 || protect_front > 0 || rotation == KRotation::learned || rope != KRope::post)
+      throw Error("--residual-rank, --protect-front, --rotation learned and --kcache-rope pre|post-ropemean apply to "
+                  "--kcache 1bit");
+    return;
+  }
+  const std::uint32_t hd = c.head_dim;
+  if (hd != 32 && hd != 64 && hd != 96 && hd != 128 && hd != 256)
+    throw Error("--kcache 1bit: head_dim " + std::to_string(hd) + " is not supported by the 1-bit key codec (32, 64, 96, "
+                "128 or 256)");
+  if (rope != KRope::pre && query_bits != 0 && query_bits != 1 && query_bits != 4 && query_bits != 8)
+    throw Error("--kscore-bits: " + std::to_string(query_bits) + " is not 1, 4 or 8");
+  if (rotation == KRotation::learned && !calibration)
+    throw Error("--rotation learned needs --rotations FILE (vkquant calibrate)");
+  if (rank > 0 && (rotation != KRotation::learned || !calibration || calibration->rank < rank))
+    throw Error("--residual-rank " + std::to_string(rank) +
+                " needs --rotation learned and an artifact calibrated with --rank >= " + std::to_string(rank));
+  if (rank > hd) throw Error("--residual-rank " + std::to_string(rank) + " exceeds head_dim " + std::to_string(hd));
+  if (calibration) (void)calibration->mode(rope);  // the artifact has this mode (its means center the keys)
+}
+
+std::string KCacheConfig::label() const {
+  if (!one_bit) return "fp16";
+  std::string s = std::string("1bit ") + krotation_name(rotation) + " " + krope_name(rope);
+  if (rank) s += " r" + std::to_string(rank);
+  if (protect_front) s += " front" + std::to_string(protect_front);
+  if (rope != KRope::pre) s += query_bits == 0 ? " float" : " pop" + std::to_string(query_bits);
+  return s;
+}
+
+double KCacheConfig::bits_per_coordinate(std::uint32_t hd) const {
+  if (!one_bit) return 16.0;
+  return 1.0 + 16.0 / hd + 16.0 * rank / hd;
+}
+
+void validate_vcache(VType v, const ModelConfig& c) {
+  if (v != VType::f16 && c.head_dim % kVBlock)
+    throw Error(std::string("--vcache ") + vtype_name(v) + ": head_dim " + std::to_string(c.head_dim) +
+                " is not a multiple of " + std::to_string(kVBlock) + " (the block of the quantized values)");
+}
+
 void model_sha256_update(Sha256& h, const StoredWeight& w) {
   const std::uint32_t id = std::uint32_t(w.type);
   const std::byte tag[4] = {std::byte(id & 0xff), std::byte(id >> 8 & 0xff), std::byte(id >> 16 & 0xff), std::byte(id >> 24)};

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <string_view>
 
 #include "vkquant/error.hpp"
@@ -10,6 +11,18 @@
 #include "vkquant/model/vk_forward.hpp"
 
 namespace vkq {
+
+namespace {
+// "42 s", "7 min 05 s", "2 h 41 min": a time left, for a progress line.
+std::string duration_label(double seconds) {
+  const auto s = static_cast<long long>(seconds + 0.5);
+  char buf[32];
+  if (s < 60) std::snprintf(buf, sizeof buf, "%lld s", s);
+  else if (s < 3600) std::snprintf(buf, sizeof buf, "%lld min %02lld s", s / 60, s % 60);
+  else std::snprintf(buf, sizeof buf, "%lld h %02lld min", s / 3600, s / 60 % 60);
+  return buf;
+}
+}  // namespace
 
 CapturedKeys capture_keys(Device& device, const ModelFile& model, const std::filesystem::path& text,
                           const KeyCaptureOptions& o, const std::function<void(const std::string&, double)>& progress) {
@@ -36,13 +49,30 @@ CapturedKeys capture_keys(Device& device, const ModelFile& model, const std::fil
   VkForwardOptions fo;
   fo.weights = o.weights;
   fo.ctx = ctx;
+  std::chrono::steady_clock::time_point t1;  // the capture's start, after loading
+  // After every prefill batch (the tap of the last layer ends one): a chunk
+  // of 4,096 tokens is minutes of work on a CPU driver.
   fo.key_tap = [&](std::uint32_t l, const float* p, const float* q, std::uint32_t n) {
     k.pre[l].insert(k.pre[l].end(), p, p + std::size_t(n) * kvd);
     k.post[l].insert(k.post[l].end(), q, q + std::size_t(n) * kvd);
+    if (!progress || l + 1 != c.layers) return;
+    const std::uint64_t fed = k.post[l].size() / kvd;
+    const double spent = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+    const double rate = spent > 0 ? double(fed) / spent : 0.0;
+    std::string label = "capturing keys: " + std::to_string(fed) + " / " + std::to_string(want) + " tokens";
+    if (rate > 0) {
+      char r[32];
+      std::snprintf(r, sizeof r, "%.1f", rate);
+      label += std::string(", ") + r + " tokens/s, " + duration_label(double(want - fed) / rate) + " left";
+    }
+    progress(label, double(fed) / double(want));
   };
   VkForward fwd(device, model, fo, [&](std::size_t done, std::size_t total) {
     if (progress) progress("loading the model", double(done) / double(total));
   });
+  k.load_seconds = fwd.load_seconds();
+  t1 = std::chrono::steady_clock::now();
+  if (progress) progress("capturing keys: 0 / " + std::to_string(want) + " tokens", 0.0);
   for (const PplChunk& ch : plan.chunks) {
     if (k.tokens >= want) break;
     // Only the tokens still wanted: the keys of a prefix do not depend on what follows it.
@@ -51,7 +81,6 @@ CapturedKeys capture_keys(Device& device, const ModelFile& model, const std::fil
     fwd.forward(std::span<const std::int32_t>(ch.input).first(n));
     for (std::size_t t = 0; t < n; ++t) k.positions.push_back(std::uint32_t(t));
     k.tokens += n;
-    if (progress) progress("capturing keys: " + std::to_string(k.tokens) + " tokens", double(k.tokens) / double(want));
   }
   k.model_sha256 = fwd.model_sha256();
   k.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

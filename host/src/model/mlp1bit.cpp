@@ -270,7 +270,7 @@ MlpCalibration calibrate_mlp(const ModelFile& model, const MlpCalibrateOptions& 
   m.solver = o.solver;
   m.heldout_fraction = o.heldout;
   solver_of(o.solver);      // reject a bad name before any work
-  if (cfg.moe()) return m;  // experts stay fp16 (DESIGN §3)
+  if (cfg.moe()) return m;  // experts stay fp16 (docs/design.md §3)
   const std::size_t total = std::size_t(cfg.layers) * 3;
   std::size_t done = 0;
   m.layers.resize(cfg.layers);

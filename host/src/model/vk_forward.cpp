@@ -6,11 +6,8 @@
 
 #include "vkquant/buffer.hpp"
 #include "vkquant/error.hpp"
-#include "vkquant/kernels/attn.hpp"
-#include "vkquant/kernels/attn_kcode.hpp"
-#include "vkquant/kernels/kcodec.hpp"
-#include "vkquant/rotation/learn.hpp"
 #include "vkquant/kernels/ops.hpp"
+#include "vkquant/model/kv_cache.hpp"
 #include "vkquant/stream.hpp"
 #include "vkquant/sha256.hpp"
 
@@ -34,13 +31,7 @@ struct DeviceLayer {
   Buffer attn_norm, bq, bk, bv, q_norm, k_norm, ffn_norm;  // fp32 vectors
   DeviceMatrix wq, wk, wv, wo, w_gate, w_up, w_down, router, exp_gate, exp_up, exp_down;
   std::unique_ptr<OneBitMatrix> q_gate, q_up, q_down;  // --mlp 1bit: instead of w_gate, w_up, w_down
-  Buffer kcache, vcache;  // (ctx, kv_heads, head_dim) fp16 (kcache: fp16 keys only)
-  // 1-bit keys: codec parameters and the code cache.
-  Buffer mu, rot, basis;            // (kv, hd), (kv, hd, hd), (kv, hd, rank)
-  Buffer bits, alpha, coef, front;  // codes for ctx positions; exact fp16 keys of the protected front
-  Buffer tap_pre, tap_post;         // key_tap: (max_batch, kv_dim) each
-  kernels::KCodec codec() const { return codec_; }
-  kernels::KCodec codec_;
+  Buffer tap_pre, tap_post;                            // key_tap: (max_batch, kv_dim) each
 };
 
 }  // namespace
@@ -50,7 +41,7 @@ struct VkForward::Impl {
   ModelConfig c;
   VkForwardOptions opt;
   std::uint32_t ctx = 0, pos = 0;
-  std::uint64_t bytes = 0, weight_bytes = 0, value_bytes = 0, file_weight_bytes = 0;
+  std::uint64_t bytes = 0, weight_bytes = 0, file_weight_bytes = 0;
   std::string model_sha256;
   double load_seconds = 0;
 
@@ -58,18 +49,12 @@ struct VkForward::Impl {
   Buffer final_norm;
   std::vector<DeviceLayer> layers;
 
-  std::uint64_t key_bytes = 0;
   std::uint64_t mlp_bytes = 0, mlp_weights = 0;  // stored bytes of the MLP matrices, and their weight count
-  Buffer kdecoded;  // pre-RoPE 1-bit keys: every layer decodes its codes here, (ctx, kv, hd) fp16
-  // Post-RoPE 1-bit keys are scored in place (attention_kcode): its scratch,
-  // grown per step, and the RoPE table of the post-ropemean mode.
-  kernels::AttnKcodeScratch kscratch;
-  std::uint64_t kscratch_bytes = 0;
-  Buffer rope_table;
   kernels::DeviceRope rope;  // the model's RoPE frequencies at ctx (vkquant/rope.hpp)
+  std::unique_ptr<DeviceKvCache> kv;  // every layer's key and value caches
 
   // Activations for up to opt.max_batch tokens.
-  Buffer ids, x, xb, q, k, v, att, g, u, ydown, rlogits, eids, ew, xlast, logits, scratch;
+  Buffer ids, x, xb, q, k, v, att, g, u, ydown, rlogits, eids, ew, xlast, logits;
 
   Impl(Device& d, const VkForwardOptions& o) : dev(d), opt(o) {}
 
@@ -143,66 +128,7 @@ struct VkForward::Impl {
   }
 
   void step(Stream& s, std::span<const std::int32_t> tokens, bool all_logits, std::vector<float>& out);
-  void setup_codec(std::uint32_t l, DeviceLayer& L);
-  bool scored_in_place() const { return opt.kcache.one_bit && opt.kcache.rope != KRope::pre; }
-  kernels::AttnKcodeOptions kcode_options() const {
-    kernels::AttnKcodeOptions o;
-    o.path = opt.kcache.query_bits ? kernels::KcodePath::popcount : kernels::KcodePath::float_signs;
-    o.query_bits = opt.kcache.query_bits ? opt.kcache.query_bits : 8;
-    return o;
-  }
 };
-
-// The codec of one layer: mean and rotation from the calibration (or none:
-// mu = 0), SRHT built here, the code cache for the whole context.
-void VkForward::Impl::setup_codec(std::uint32_t l, DeviceLayer& L) {
-  const KCacheConfig& kc = opt.kcache;
-  const std::uint32_t kv = c.kv_heads, hd = c.head_dim;
-  const KLayerCalib* cal = nullptr;
-  if (opt.calibration) cal = &opt.calibration->mode(kc.rope).at(l);
-  if (kc.rope != KRope::pre && kc.query_bits != 0 && kc.query_bits != 1 && kc.query_bits != 4 && kc.query_bits != 8)
-    throw Error("--kscore-bits: " + std::to_string(kc.query_bits) + " is not 1, 4 or 8");
-  if (kc.rotation == KRotation::learned && !cal) throw Error("--rotation learned needs --rotations FILE (vkquant calibrate)");
-  if (kc.rank > 0 && (kc.rotation != KRotation::learned || !cal || opt.calibration->rank < kc.rank))
-    throw Error("--residual-rank " + std::to_string(kc.rank) + " needs --rotation learned and an artifact calibrated with --rank >= " +
-                std::to_string(kc.rank));
-  L.mu = vector(cal ? cal->mean : std::vector<float>(std::size_t(kv) * hd, 0.0f));
-  std::vector<float> r;
-  if (kc.rotation == KRotation::srht) {
-    const Eigen::MatrixXd h = rot::srht_matrix(hd, kc.srht_seed);
-    for (std::uint32_t head = 0; head < kv; ++head)
-      for (std::uint32_t i = 0; i < hd; ++i)
-        for (std::uint32_t j = 0; j < hd; ++j) r.push_back(float(h(i, j)));
-  } else if (kc.rotation == KRotation::learned) {
-    r = cal->rot;
-  }
-  if (!r.empty()) L.rot = vector(r);
-  if (kc.rank > 0) {
-    // The artifact's basis has rank >= kc.rank: keep the leading columns.
-    const std::uint32_t full = opt.calibration->rank;
-    std::vector<float> b(std::size_t(kv) * hd * kc.rank);
-    for (std::size_t row = 0; row < std::size_t(kv) * hd; ++row)
-      for (std::uint32_t j = 0; j < kc.rank; ++j) b[row * kc.rank + j] = cal->basis[row * full + j];
-    L.basis = vector(b);
-  }
-  L.codec_ = kernels::KCodec{&L.mu, r.empty() ? nullptr : &L.rot, kc.rank ? &L.basis : nullptr, kv, hd, kc.rank};
-  // post-ropemean: mu is the pre-RoPE mean, rotated to each position.
-  if (kc.rope == KRope::ropemean) L.codec_.mean_rope = rope.freqs();
-  const std::uint64_t bb = kernels::kcode_bits_bytes(ctx, kv, hd), ab = kernels::kcode_alpha_bytes(ctx, kv);
-  L.bits = make(bb);
-  L.alpha = make(ab);
-  key_bytes += bb + ab;
-  if (kc.rank > 0) {
-    const std::uint64_t cb = kernels::kcode_coef_bytes(ctx, kv, kc.rank);
-    L.coef = make(cb);
-    key_bytes += cb;
-  }
-  if (kc.protect_front > 0) {
-    const std::uint64_t fb = kernels::kv_cache_bytes(std::min(kc.protect_front, ctx), kv, hd);
-    L.front = make(fb);
-    key_bytes += fb;
-  }
-}
 
 VkForward::VkForward(Device& device, const ModelFile& model, const VkForwardOptions& options,
                      const std::function<void(std::size_t, std::size_t)>& progress)
@@ -214,6 +140,9 @@ VkForward::VkForward(Device& device, const ModelFile& model, const VkForwardOpti
   m.rope = kernels::DeviceRope::create(device, c.rope_table(m.ctx));
   m.bytes += m.rope.buffer.size();
   if (options.max_batch == 0) throw Error("VkForward: max_batch must be at least 1");
+  // The KV cache's rules first: a refused mode costs no weight upload.
+  options.kcache.validate(c, options.calibration);
+  validate_vcache(options.vcache, c);
   m.opt.max_batch = std::min(options.max_batch, m.ctx);
   const std::optional<WeightType> wt = options.weights;
   // --mlp 1bit: dense models only; learned rotations come from the artifact.
@@ -221,7 +150,7 @@ VkForward::VkForward(Device& device, const ModelFile& model, const VkForwardOpti
   static const MlpCalibration no_calibration;  // none / srht need no learned rotation
   if (options.mlp.one_bit) {
     if (c.moe())
-      throw Error("--mlp 1bit: this is an MoE model; its experts stay fp16 (DESIGN §3: one rotation does not fit an expert bank)");
+      throw Error("--mlp 1bit: this is an MoE model; its experts stay fp16 (docs/design.md §3: one rotation does not fit an expert bank)");
     const MlpRotation r = options.mlp.rotation;
     mlp_calib = &no_calibration;
     if (r == MlpRotation::dense || r == MlpRotation::structured) {
@@ -290,29 +219,13 @@ VkForward::VkForward(Device& device, const ModelFile& model, const VkForwardOpti
   m.model_sha256 = hash.hex();
   m.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (options.calibration) check_model_binding(*options.calibration, m.model_sha256);
+  m.kv = std::make_unique<DeviceKvCache>(device, c, m.ctx, options.kcache, options.vcache, options.calibration, m.rope);
   for (std::uint32_t l = 0; l < c.layers; ++l) {
     DeviceLayer& L = m.layers[l];
-    const std::uint64_t kv = kernels::kv_cache_bytes(m.ctx, c.kv_heads, c.head_dim);
-    L.vcache = m.make(kv);
-    m.value_bytes += kv;
-    if (!options.kcache.one_bit) {
-      L.kcache = m.make(kv);
-      m.key_bytes += kv;
-    } else {
-      m.setup_codec(l, L);
-    }
     if (options.key_tap) {
       L.tap_pre = m.make(std::uint64_t(m.opt.max_batch) * c.kv_dim() * sizeof(float));
       L.tap_post = m.make(std::uint64_t(m.opt.max_batch) * c.kv_dim() * sizeof(float));
     }
-  }
-  if (options.kcache.one_bit && options.kcache.rope == KRope::pre)
-    m.kdecoded = m.make(kernels::kv_cache_bytes(m.ctx, c.kv_heads, c.head_dim));
-  if (options.kcache.one_bit && options.kcache.rope == KRope::ropemean) {
-    m.rope_table = m.make(kernels::attn_kcode_rope_table_bytes(m.ctx, c.head_dim));
-    Stream s = Stream::create(device);
-    kernels::attn_kcode_rope_table(s, m.rope.freqs(), m.rope_table, 0, m.ctx);
-    s.submit_and_wait();
   }
 
   const std::uint64_t B = m.opt.max_batch, f4 = sizeof(float);
@@ -342,56 +255,37 @@ const ModelConfig& VkForward::config() const { return impl_->c; }
 std::uint32_t VkForward::ctx() const { return impl_->ctx; }
 void VkForward::reset() { impl_->pos = 0; }
 std::uint32_t VkForward::position() const { return impl_->pos; }
-std::uint64_t VkForward::device_bytes() const { return impl_->bytes; }
+std::uint64_t VkForward::device_bytes() const {
+  const Impl& m = *impl_;
+  return m.bytes + m.kv->key_bytes() + m.kv->value_bytes() + m.kv->other_bytes();
+}
 VkForward::Memory VkForward::memory() const {
   const Impl& m = *impl_;
   Memory r;
   r.weights = m.weight_bytes;
   r.file_weights = m.file_weight_bytes;
-  r.keys = m.key_bytes;
-  r.values = m.value_bytes;
-  r.other = m.bytes - r.weights - r.keys - r.values;
+  r.keys = m.kv->key_bytes();
+  r.values = m.kv->value_bytes();
+  r.other = m.bytes - r.weights + m.kv->other_bytes();
   return r;
 }
 const std::string& VkForward::model_sha256() const { return impl_->model_sha256; }
 double VkForward::load_seconds() const { return impl_->load_seconds; }
-std::uint64_t VkForward::key_bytes() const { return impl_->key_bytes; }
+std::uint64_t VkForward::key_bytes() const { return impl_->kv->key_bytes(); }
+std::uint64_t VkForward::value_bytes() const { return impl_->kv->value_bytes(); }
+double VkForward::value_bits_per_coordinate() const { return impl_->kv->value_bits_per_coordinate(); }
 double VkForward::mlp_bits_per_weight() const {
   const Impl& m = *impl_;
   if (!m.opt.mlp.one_bit) return double(m.mlp_bytes) * 8.0 / double(m.mlp_weights);
   return double(m.mlp_bytes) * 8.0 / double(m.mlp_weights);
 }
-double VkForward::key_bits_per_coordinate() const {
-  const ModelConfig& c = impl_->c;
-  return double(impl_->key_bytes) * 8.0 / (double(impl_->ctx) * c.layers * c.kv_dim());
-}
+double VkForward::key_bits_per_coordinate() const { return impl_->kv->key_bits_per_coordinate(); }
 
 void VkForward::Impl::step(Stream& s, std::span<const std::int32_t> tokens, bool all_logits, std::vector<float>& out) {
   const std::uint32_t n = std::uint32_t(tokens.size()), pos0 = pos;
   std::vector<std::uint32_t> host_ids(tokens.begin(), tokens.end());
   ids.upload(std::span<const std::uint32_t>(host_ids));
-  const float scale = float(1.0 / std::sqrt(double(c.head_dim)));
   const auto style = kernels::RopeStyle::neox;  // weights are in Hugging Face order (ModelFile undoes GGUF's permutation)
-
-  // The split-K plan (and its scratch) depends on the query count and the
-  // keys in reach: grow the scratch to what this step needs.
-  const std::uint64_t need =
-      scored_in_place() ? 0 : kernels::attention_scratch_bytes(dev, n, c.heads, pos0 + n, c.head_dim);
-  if (need > (scratch ? scratch.size() : 0)) {
-    if (scratch) bytes -= scratch.size();
-    scratch = Buffer();
-    scratch = make(need);
-  }
-  if (scored_in_place()) {
-    const auto kneed = kernels::attention_kcode_scratch_bytes(dev, layers[0].codec(), n, c.heads, pos0 + n, kcode_options());
-    if (!kscratch_bytes || !kscratch.holds(kneed)) {
-      bytes -= kscratch_bytes;
-      kscratch = kernels::AttnKcodeScratch{};
-      kscratch_bytes = 0;
-      kscratch = kernels::AttnKcodeScratch::create(dev, kneed);
-      bytes += (kscratch_bytes = kneed.total());
-    }
-  }
 
   kernels::embed(s, embed.buffer, embed.type, c.vocab, c.dim,
                  kernels::linear_row_bytes(c.dim, embed.type), ids, x, n);
@@ -416,38 +310,12 @@ void VkForward::Impl::step(Stream& s, std::span<const std::int32_t> tokens, bool
     }
     const std::uint64_t kv_rows = std::uint64_t(n) * c.kv_dim() * sizeof(float);
     if (opt.key_tap) s.copy(k, L.tap_pre, kv_rows);
-    const KCacheConfig& kc = opt.kcache;
-    if (kc.one_bit && kc.rope == KRope::pre)
-      kernels::kcode_encode(s, L.codec(), k, L.bits, L.alpha, kc.rank ? &L.coef : nullptr, n, pos0);
+    kv->before_rope(s, l, k, n, pos0);
     kernels::rope(s, q, n, c.heads, pos0, this->rope.freqs(), style);
     kernels::rope(s, k, n, c.kv_heads, pos0, this->rope.freqs(), style);
     if (opt.key_tap) s.copy(k, L.tap_post, kv_rows);
-    kernels::kv_store(s, v, L.vcache, n, pos0, c.kv_heads, c.head_dim);
-    const std::uint32_t front = std::min(kc.protect_front, ctx);
-    if (!kc.one_bit) {
-      kernels::kv_store(s, k, L.kcache, n, pos0, c.kv_heads, c.head_dim);
-      kernels::attention(s, q, L.kcache, L.vcache, att, n, pos0, c.heads, c.kv_heads, c.head_dim, scale,
-                         scratch ? &scratch : nullptr);
-    } else {
-      if (pos0 < front) kernels::kv_store(s, k, L.front, std::min(n, front - pos0), pos0, c.kv_heads, c.head_dim);
-      if (kc.rope != KRope::pre) {
-        // Post-RoPE codes, scored in place by the kscore kernels; the
-        // protected front is scored from its exact keys.
-        kernels::kcode_encode(s, L.codec(), k, L.bits, L.alpha, kc.rank ? &L.coef : nullptr, n, pos0);
-        kernels::KcodeKeys keys{L.codec(), &L.bits, &L.alpha, kc.rank ? &L.coef : nullptr, front,
-                                front ? &L.front : nullptr, kc.rope == KRope::ropemean ? &rope_table : nullptr};
-        kernels::attention_kcode(s, q, keys, L.vcache, att, n, pos0, c.heads, scale, kscratch, kcode_options());
-      } else {
-        // Pre-RoPE codes: decode every cached position (RoPE applied) into the
-        // shared fp16 buffer; protected front positions are overwritten with exact keys.
-        const kernels::RopeFreqs freqs = this->rope.freqs();
-        kernels::kcode_decode(s, L.codec(), L.bits, L.alpha, kc.rank ? &L.coef : nullptr, kdecoded, 0, pos0 + n, &freqs);
-        if (front > 0)
-          s.copy(L.front, kdecoded, kernels::kv_cache_bytes(std::min(front, pos0 + n), c.kv_heads, c.head_dim));
-        kernels::attention(s, q, kdecoded, L.vcache, att, n, pos0, c.heads, c.kv_heads, c.head_dim, scale,
-                           scratch ? &scratch : nullptr);
-      }
-    }
+    kv->store(s, l, k, v, n, pos0);
+    kv->attend(s, l, q, att, n, pos0);
     kernels::linear(s, L.wo.w(), att, x, n, /*accumulate=*/true);
     // ---- MLP
     kernels::rmsnorm(s, x, L.ffn_norm, xb, n, c.dim, c.rms_eps);

@@ -1,4 +1,4 @@
-// The calibration artifact's tensors (*.vkq.safetensors, DESIGN §5): one
+// The calibration artifact's tensors (*.vkq.safetensors, docs/design.md §5): one
 // writer and one reader shared by the K-cache and MLP codecs, so both parts
 // of the file hold the same rules (F32, exact shape, finite values).
 #pragma once

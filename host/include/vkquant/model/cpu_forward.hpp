@@ -7,7 +7,10 @@
 #include <span>
 #include <vector>
 
+#include <memory>
+
 #include "vkquant/model/kcache.hpp"
+#include "vkquant/model/kv_host.hpp"
 #include "vkquant/model/model_file.hpp"
 
 namespace vkq {
@@ -18,9 +21,10 @@ class CpuForward {
   // sliding window; ModelConfig::context_in_use refuses more). `fp16_kv`: round
   // cached keys and values to fp16, as the Vulkan forward stores them.
   explicit CpuForward(const HostWeights& w, std::uint32_t ctx = 0, bool fp16_kv = false);
-  // Keys through the 1-bit codec of DESIGN §2 (encode, then decode at use),
-  // as the Vulkan forward does; `calibration` as for VkForwardOptions.
-  void set_kcache(const KCacheConfig& k, const KCalibration* calibration);
+  // Keys through the key-cache spec `k` and values stored as `v`, as the
+  // Vulkan forward does (the host twin, model/kv_host.hpp); `calibration` as
+  // for VkForwardOptions. Forgets the cached sequence.
+  void set_kcache(const KCacheConfig& k, const KCalibration* calibration, VType v = VType::f16);
 
   // Forgets the sequence: the next token is at position 0.
   void reset() { pos_ = 0; }
@@ -32,20 +36,11 @@ class CpuForward {
 
  private:
   void block(std::uint32_t l, std::vector<float>& x);
-  // The key the cache holds for `k` (kv_dim) of layer l at position pos_
-  // (pre-RoPE for --kcache-rope pre, else post-RoPE); optionally the code's
-  // rotated-domain parts alpha·s and U_r c, and the mean used (kv_dim each).
-  void code_key(std::uint32_t l, std::vector<float>& k, float* sign_part, float* resid_part, float* mean_out) const;
-  // R (hd, hd) row-major of KV head h in layer l (identity for none).
-  std::vector<double> rotation(std::uint32_t l, std::uint32_t h) const;
   const HostWeights& w_;
   std::uint32_t ctx_ = 0, pos_ = 0;
   bool fp16_kv_ = false;
   RopeTable rope_;  // at ctx_
-  KCacheConfig kc_;
-  const KCalibration* cal_ = nullptr;
-  std::vector<std::vector<float>> kcache_, vcache_;  // per layer (ctx, kv_dim)
-  std::vector<std::vector<float>> sign_, resid_, mean_;  // post-RoPE codes: per layer (ctx, kv_dim)
+  std::unique_ptr<HostKvCache> kv_;
 };
 
 }  // namespace vkq

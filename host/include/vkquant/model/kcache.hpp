@@ -1,4 +1,4 @@
-// The 1-bit K-cache of DESIGN §2 at the model level: what the forward pass
+// The 1-bit K-cache of docs/design.md §2 at the model level: what the forward pass
 // is told (KCacheConfig), the calibration that measures keys and learns
 // rotations, and the versioned artifact (*.vkq.safetensors) that carries them.
 #pragma once
@@ -14,17 +14,22 @@
 #include "vkquant/model/mlp1bit.hpp"
 #include "vkquant/model/model_file.hpp"
 #include "vkquant/sha256.hpp"
+#include "vkquant/vtype.hpp"
 
 namespace vkq {
 
 // Which key is coded: after RoPE (centered by the post-RoPE mean), before
 // RoPE (decoded, then rotated), or after RoPE centered by the rotated
-// pre-RoPE mean RoPE_p(mu_pre) (DESIGN §2's variant; q·RoPE_p(mu_pre) is
+// pre-RoPE mean RoPE_p(mu_pre) (docs/design.md §2's variant; q·RoPE_p(mu_pre) is
 // added back to each score).
 enum class KRope { post, pre, ropemean };
 enum class KRotation { none, srht, learned };
 
-// How the forward pass stores keys.
+struct KCalibration;
+
+// How the forward pass stores keys: the key-cache spec. It owns the mode's
+// rules (validate) and its label; the forward passes build their key caches
+// from it (model/kv_cache.hpp, model/kv_host.hpp) and know no modes.
 struct KCacheConfig {
   bool one_bit = false;          // false: fp16 keys
   KRope rope = KRope::post;
@@ -36,9 +41,26 @@ struct KCacheConfig {
   // (sign-select, query_bits 0) or by popcounts over query_bits (1, 4 or 8)
   // planes of the quantized rotated query. Pre-RoPE codes are decoded to fp16.
   std::uint32_t query_bits = 8;
+
+  // Throws vkq::Error naming the flag when this spec cannot run on a model
+  // of config `c` with `calibration` (nullptr: none): options that need 1-bit
+  // keys, a learned rotation without an artifact, a residual rank the
+  // artifact lacks, query bits other than 0/1/4/8, a head size the codec
+  // lacks (32, 64, 96, 128, 256).
+  void validate(const ModelConfig& c, const KCalibration* calibration) const;
+  // "fp16", or "1bit learned post r8 front4 pop8"-style (rotation, rope,
+  // rank, front, scoring) for tables and reports.
+  std::string label() const;
+  // Bits per key coordinate of the stored code at head_dim hd (16 for fp16;
+  // 1 + 16/hd + 16·rank/hd for 1-bit; the protected front not included).
+  double bits_per_coordinate(std::uint32_t hd) const;
 };
 const char* krope_name(KRope r);  // "post", "pre", "post-ropemean"
 const char* krotation_name(KRotation r);
+
+// Throws vkq::Error naming --vcache when values of type `v` cannot be stored
+// for a model of config `c` (q8 and q4 need head_dim % 32 == 0).
+void validate_vcache(VType v, const ModelConfig& c);
 
 // One rope mode's calibration of one layer: every KV head's mean, learned
 // rotation and residual basis.
@@ -62,7 +84,7 @@ struct KCalibration {
   std::vector<KLayerCalib> post, pre, ropemean;
   // The calibration of one rope mode (throws when the artifact lacks it).
   const std::vector<KLayerCalib>& mode(KRope r) const;
-  // Learned rotations of the dense MLP matrices (DESIGN §3); absent in
+  // Learned rotations of the dense MLP matrices (docs/design.md §3); absent in
   // artifacts calibrated before them.
   std::optional<MlpCalibration> mlp;
 };

@@ -35,11 +35,14 @@ struct CapturedKeys {
   std::uint64_t tokens = 0;
   std::string model_sha256;                   // VkForward::model_sha256, taken while loading
   double seconds = 0;                         // loading and the forward passes
+  double load_seconds = 0;                    // of those, reading and uploading the weights
 };
 
 // Runs `model` over the text file `text` on `device` and keeps every layer's
-// keys. `progress(label, fraction)` reports loading and capturing. Throws
-// vkq::Error when the text holds no tokens.
+// keys. `progress(label, fraction)` reports loading, then capturing after
+// every prefill batch (VkForwardOptions::max_batch tokens) with the tokens
+// per second so far and the time left. Throws vkq::Error when the text holds
+// no tokens.
 CapturedKeys capture_keys(Device& device, const ModelFile& model, const std::filesystem::path& text,
                           const KeyCaptureOptions& o,
                           const std::function<void(const std::string&, double)>& progress = {});

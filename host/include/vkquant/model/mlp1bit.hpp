@@ -1,4 +1,4 @@
-// The 1-bit MLP matmul of DESIGN §3 at the model level: per-matrix input
+// The 1-bit MLP matmul of docs/design.md §3 at the model level: per-matrix input
 // rotations (calibration), their artifact tensors, a CPU reference of the
 // whole matrix codec, and the device-side matrix the forward pass calls.
 //
@@ -19,7 +19,7 @@
 // P = padded_in = max(64, next power of two >= in) (the FWHT's smallest size);
 // pad(x) appends P - in zeros, which leaves W x unchanged.
 //
-// Mixture-of-experts models: expert banks stay fp16 (DESIGN §3's default
+// Mixture-of-experts models: expert banks stay fp16 (docs/design.md §3's default
 // policy), so calibrate_mlp returns a calibration with no layers for them.
 #pragma once
 

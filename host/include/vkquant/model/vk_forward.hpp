@@ -1,6 +1,7 @@
 // The transformer forward pass on a Vulkan device: weights uploaded once,
-// one tensor at a time, as the file stores them (fp32 norms), an fp16 KV cache, batched prefill and
-// token-by-token decode through the kernels of runtime/kernels/{linear,ops,attn}.
+// one tensor at a time, as the file stores them (fp32 norms), a KV cache of
+// codec objects (model/kv_cache.hpp), batched prefill and token-by-token
+// decode through the kernels of runtime/kernels/{linear,ops,attn}.
 #pragma once
 
 #include <cstdint>
@@ -18,7 +19,7 @@
 
 namespace vkq {
 
-// How the dense MLP matrices are stored (DESIGN §3): fp16/fp32 as `weights`
+// How the dense MLP matrices are stored (docs/design.md §3): fp16/fp32 as `weights`
 // says, or 1-bit rows of W Rᵀ with the input rotated by R.
 struct MlpConfig {
   bool one_bit = false;
@@ -34,6 +35,7 @@ struct VkForwardOptions {
   std::uint32_t ctx = 0;          // KV-cache length (0: the model's context length; ModelConfig::context_in_use)
   std::uint32_t max_batch = 256;  // tokens per prefill step
   KCacheConfig kcache;            // fp16 keys (default) or the 1-bit code
+  VType vcache = VType::f16;      // values: fp16, q8 or q4 (vkquant/kernels/attn.hpp)
   MlpConfig mlp;                  // 1-bit MLP matrices (dense models; MoE experts stay fp16)
   const KCalibration* calibration = nullptr;  // means, learned rotations, bases (--rotations)
   // Called after every step with each layer's keys before and after RoPE,
@@ -74,8 +76,8 @@ class VkForward {
     std::uint64_t weights = 0;       // matrices, norms, biases; 1-bit MLP codes and rotations
     std::uint64_t file_weights = 0;  // the stored bytes those were loaded from (tied embeddings once)
     std::uint64_t keys = 0;          // key_bytes()
-    std::uint64_t values = 0;        // the value cache, every layer, the whole context
-    std::uint64_t other = 0;         // activations, scratch, RoPE tables, key taps
+    std::uint64_t values = 0;        // value_bytes()
+    std::uint64_t other = 0;         // activations, attention scratch, RoPE tables, key taps
   };
   Memory memory() const;
   // SHA-256 (hex) of the stored weights, taken while uploading them
@@ -83,11 +85,15 @@ class VkForward {
   const std::string& model_sha256() const;
   // Seconds the constructor spent reading and uploading the weights.
   double load_seconds() const;
-  // Bytes that store keys for the whole context in every layer (fp16 cache,
-  // or 1-bit codes + alpha + residual coefficients + protected front tokens),
-  // and the same as bits per key coordinate.
+  // Device bytes of the key caches of every layer for the whole context (fp16
+  // keys, or 1-bit codes + alpha + residual coefficients + protected front
+  // tokens + codec parameters, + the decoded working copy of pre-RoPE codes),
+  // and bits per key coordinate of the stored keys (codes and front only).
   std::uint64_t key_bytes() const;
   double key_bits_per_coordinate() const;
+  // The same for the value caches (fp16 16, q8 8.5, q4 5 bits per coordinate).
+  std::uint64_t value_bytes() const;
+  double value_bits_per_coordinate() const;
   // Stored bits per MLP weight (codes, scales and rotations; 16 for fp16).
   double mlp_bits_per_weight() const;
 

@@ -1,4 +1,4 @@
-// The gauge of one vector set (DESIGN §1): how well 1-bit codes fit it raw,
+// The gauge of one vector set (docs/design.md §1): how well 1-bit codes fit it raw,
 // centered, after SRHT and after a learned rotation, against a Gaussian null
 // control of the same shape and covariance.
 #pragma once

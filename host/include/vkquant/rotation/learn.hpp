@@ -1,4 +1,4 @@
-// Rotations for 1-bit codes (DESIGN §1): seeded SRHT, learned rotations by
+// Rotations for 1-bit codes (docs/design.md §1): seeded SRHT, learned rotations by
 // alternating Procrustes or Riemannian Adam/RAdam on O(d), the rank-r
 // residual basis, and the Gaussian null control.
 #pragma once

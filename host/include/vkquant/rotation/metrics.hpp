@@ -1,4 +1,4 @@
-// DESIGN §1 metrics of vector sets: 1-bit cosine, moment ratio, kept energy
+// docs/design.md §1 metrics of vector sets: 1-bit cosine, moment ratio, kept energy
 // and the phase-collapse gauge. Sums are fp64.
 #pragma once
 

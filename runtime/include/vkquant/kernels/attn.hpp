@@ -1,4 +1,4 @@
-// The fp16 KV cache and causal GQA attention over it (DESIGN §4 "reference
+// The fp16 KV cache and causal GQA attention over it (docs/design.md §4 "reference
 // ops": the transformer baseline the 1-bit K-cache is measured against).
 //
 // Cache layout, one layer: K and V are separate buffers, each (ctx, n_kv, hd)

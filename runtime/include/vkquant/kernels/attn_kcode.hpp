@@ -1,4 +1,4 @@
-// Causal GQA attention over the 1-bit K-cache code (DESIGN §2) and the fp16
+// Causal GQA attention over the 1-bit K-cache code (docs/design.md §2) and the fp16
 // V cache: the post-RoPE key at position p is scored from its code as
 //   q·k̂_p = q·m_p + alpha_p·(q'·s_p) + (U_rᵀ q')·c_p,   q' = R_{h/group} q,
 // m_p = mu (plain mean) or RoPE_p(mu_pre) (mean-RoPE variant, KCodec::

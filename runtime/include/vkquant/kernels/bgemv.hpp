@@ -1,4 +1,4 @@
-// bgemv / bgemm: the 1-bit-weight matmul of DESIGN §3,
+// bgemv / bgemm: the 1-bit-weight matmul of docs/design.md §3,
 //   y = c * sum(x') + alpha ⊙ (B x') (+ P (Qᵀ x')),  B ∈ {±1}^(out × in) bit-packed,
 // for a batch of 1..64 inputs. Layouts are in shaders/include/bgemv.h; the
 // host-side encoder below produces them. Its fp16 baseline is the model's own

@@ -1,4 +1,4 @@
-// Batched orthonormal fast Walsh–Hadamard transform and SRHT (DESIGN §1, §4).
+// Batched orthonormal fast Walsh–Hadamard transform and SRHT (docs/design.md §1, §4).
 //
 // Data: rows of n fp32, (rows, n) row-major, n = 2^k with 64 <= n <= 16384.
 //   forward: y = H · D · x / sqrt(n)       inverse: x = D · H · y / sqrt(n)

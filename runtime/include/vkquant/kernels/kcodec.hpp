@@ -1,4 +1,4 @@
-// The 1-bit K-cache codec (DESIGN §2) on the device: encode keys into sign
+// The 1-bit K-cache codec (docs/design.md §2) on the device: encode keys into sign
 // bits + fp16 alpha (+ fp16 rank-r residual coefficients), decode codes back
 // into the fp16 key cache that attention() reads (vkquant/kernels/attn.hpp).
 //

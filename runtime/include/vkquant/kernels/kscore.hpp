@@ -1,4 +1,4 @@
-// kscore: query heads against N 1-bit keys (DESIGN §2) — a float path, a
+// kscore: query heads against N 1-bit keys (docs/design.md §2) — a float path, a
 // popcount path over b-bit planes of the integer-quantized rotated query
 // (b = 1, 4, 8), and the fp16 q·Kᵀ baseline. All of them score a whole GQA
 // group per pass over the keys: query head h uses KV head h / group.

@@ -1,4 +1,4 @@
-// linear / linear_id: the matmuls of the transformer forward pass (DESIGN §4
+// linear / linear_id: the matmuls of the transformer forward pass (docs/design.md §4
 // "reference ops"), y = x · Wᵀ for any batch (decode of one token, prefill of
 // hundreds), and the mixture-of-experts form that picks each slot's matrix
 // from a stacked bank by GPU-written ids (ggml's mul_mat_id). Weights are

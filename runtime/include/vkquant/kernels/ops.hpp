@@ -1,4 +1,4 @@
-// The transformer's non-matmul ops (DESIGN §4 "reference ops"): embedding
+// The transformer's non-matmul ops (docs/design.md §4 "reference ops"): embedding
 // lookup, RMSNorm, RoPE, SwiGLU, residual add, bias, MoE routing and combine.
 // Activations are tightly packed fp32 row-major buffers. Buffers larger than
 // maxStorageBufferRange are bound in row chunks; small per-call operands
