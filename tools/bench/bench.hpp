@@ -8,10 +8,13 @@
 // over the same byte volume.
 #pragma once
 
+#include <algorithm>
 #include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
+#include "vkquant/buffer.hpp"
 #include "vkquant/device.hpp"
 #include "vkquant/stream.hpp"
 
@@ -46,5 +49,24 @@ struct Registrar {
 
 #define VKQ_BENCH_CASES(family, factory) \
   static const ::vkq::bench::Registrar vkq_bench_registrar_##family{#family, factory}
+
+// "" when every got[i] is within atol + rtol·|want[i]| of want[i], else how
+// many `what` differ from the CPU reference and the largest error.
+std::string differences(std::span<const float> got, std::span<const float> want, double atol, double rtol,
+                        const char* what);
+
+// A device buffer holding host's elements (at least 4 bytes).
+template <class V>
+Buffer upload_host(Device& d, const V& host) {
+  Buffer b = Buffer::create(d, std::max<std::uint64_t>(host.size() * sizeof(host[0]), 4));
+  if (!host.empty()) b.upload(host.data(), host.size() * sizeof(host[0]));
+  return b;
+}
+
+// Records `rec` once, runs it, then compares `out` with make_want()'s floats
+// (called after the run: a reference may read what the run left on the device).
+std::string run_and_compare(Device& d, const std::function<void(Stream&)>& rec, const Buffer& out,
+                            const std::function<std::vector<float>()>& make_want, double atol, double rtol,
+                            const char* what);
 
 }  // namespace vkq::bench

@@ -104,11 +104,7 @@ std::shared_ptr<Problem> make_problem(Device& d, std::uint32_t kv_len) {
   for (auto& e : p->bits) e = std::uint32_t(rng());
   p->alpha.resize(cells);
   for (auto& e : p->alpha) e = to_half(uni(rng));
-  auto up = [&](const auto& host) {
-    Buffer b = Buffer::create(d, std::max<std::uint64_t>(host.size() * sizeof(host[0]), 4));
-    b.upload(host.data(), host.size() * sizeof(host[0]));
-    return b;
-  };
+  auto up = [&](const auto& host) { return upload_host(d, host); };
   p->q_b = up(p->q);
   p->mu_b = up(p->mu);
   p->rot_b = up(p->rot);
@@ -127,21 +123,7 @@ std::shared_ptr<Problem> make_problem(Device& d, std::uint32_t kv_len) {
 // Runs `rec` once and compares out with the reference's.
 template <class Rec, class Ref>
 std::string verify_out(Problem& p, Rec&& rec, Ref&& make_ref) {
-  Stream s = Stream::create(*p.device);
-  rec(s);
-  s.submit_and_wait();
-  std::vector<float> got(std::size_t(kHeads) * kHd);
-  p.out_b.download(got.data(), got.size() * 4);
-  const std::vector<float> want = make_ref();
-  std::size_t bad = 0;
-  double max_err = 0;
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    const double err = std::fabs(double(got[i]) - want[i]);
-    max_err = std::max(max_err, err);
-    if (!(err <= 1e-4 + 1e-3 * std::fabs(want[i]))) ++bad;
-  }
-  if (bad == 0) return "";
-  return std::to_string(bad) + " outputs differ from the CPU reference, max error " + std::to_string(max_err);
+  return run_and_compare(*p.device, rec, p.out_b, make_ref, 1e-4, 1e-3, "outputs");
 }
 
 std::vector<Case> cases(Device& d, const Options& o) {

@@ -79,11 +79,7 @@ std::shared_ptr<Problem> make_problem(Device& d, std::uint32_t kv_len) {
   for (auto& e : p->bits) e = std::uint32_t(rng());
   p->alpha.resize(cells);
   for (auto& e : p->alpha) e = to_half(uni(rng));
-  auto up = [&](const auto& host) {
-    Buffer b = Buffer::create(d, std::max<std::uint64_t>(host.size() * sizeof(host[0]), 4));
-    if (!host.empty()) b.upload(host.data(), host.size() * sizeof(host[0]));
-    return b;
-  };
+  auto up = [&](const auto& host) { return upload_host(d, host); };
   for (VType t : {VType::f16, VType::q8, VType::q4}) {
     const auto i = std::size_t(t);
     p->vpacked[i] = ref::vcache_pack(t, v, kv_len, kKv, kHd);
@@ -105,23 +101,9 @@ std::shared_ptr<Problem> make_problem(Device& d, std::uint32_t kv_len) {
 }
 
 // Runs `rec` once and compares out with the reference's.
-std::string verify_out(Problem& p, const std::function<void(Stream&)>& rec,
-                       const std::function<std::vector<float>()>& make_ref) {
-  Stream s = Stream::create(*p.device);
-  rec(s);
-  s.submit_and_wait();
-  std::vector<float> got(std::size_t(kHeads) * kHd);
-  p.out_b.download(got.data(), got.size() * 4);
-  const std::vector<float> want = make_ref();
-  std::size_t bad = 0;
-  double max_err = 0;
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    const double err = std::fabs(double(got[i]) - want[i]);
-    max_err = std::max(max_err, err);
-    if (!(err <= 1e-4 + 1e-3 * std::fabs(want[i]))) ++bad;
-  }
-  if (bad == 0) return "";
-  return std::to_string(bad) + " outputs differ from the CPU reference, max error " + std::to_string(max_err);
+template <class Rec, class Ref>
+std::string verify_out(Problem& p, Rec&& rec, Ref&& make_ref) {
+  return run_and_compare(*p.device, rec, p.out_b, make_ref, 1e-4, 1e-3, "outputs");
 }
 
 std::vector<Case> cases(Device& d, const Options& o) {

@@ -15,6 +15,31 @@
 
 namespace vkq::bench {
 
+std::string differences(std::span<const float> got, std::span<const float> want, double atol, double rtol,
+                        const char* what) {
+  std::size_t bad = 0;
+  double max_err = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    const double err = std::fabs(double(got[i]) - want[i]);
+    max_err = std::max(max_err, err);
+    if (!(err <= atol + rtol * std::fabs(want[i]))) ++bad;
+  }
+  if (bad == 0) return "";
+  return std::to_string(bad) + " " + what + " differ from the CPU reference, max error " + std::to_string(max_err);
+}
+
+std::string run_and_compare(Device& d, const std::function<void(Stream&)>& rec, const Buffer& out,
+                            const std::function<std::vector<float>()>& make_want, double atol, double rtol,
+                            const char* what) {
+  Stream s = Stream::create(d);
+  rec(s);
+  s.submit_and_wait();
+  const std::vector<float> want = make_want();
+  std::vector<float> got(want.size());
+  out.download(got.data(), got.size() * 4);
+  return differences(got, want, atol, rtol, what);
+}
+
 std::vector<std::pair<const char*, CaseFactory>>& registry() {
   static std::vector<std::pair<const char*, CaseFactory>> r;
   return r;
