@@ -64,6 +64,7 @@ struct KCase {
   const char* name;
   KCacheConfig k;
   double nmse;  // bound on the logits' NMSE against the CPU codec
+  VType v = VType::f16;
 };
 
 class ModelKCache : public VulkanTest, public ::testing::WithParamInterface<KCase> {};
@@ -76,8 +77,10 @@ TEST_P(ModelKCache, VulkanMatchesCpuCodec) {
   const KCacheConfig& k = GetParam().k;
   const auto host = load_host_weights(f);
   CpuForward cpu(host, 0, /*fp16_kv=*/true);
-  cpu.set_kcache(k, &cal);
-  VkForward gpu(dev(), f, VkForwardOptions{.weights = WeightType::f32, .ctx = 0, .max_batch = 16, .kcache = k, .calibration = &cal});
+  const VType v = GetParam().v;
+  cpu.set_kcache(k, &cal, v);
+  VkForward gpu(dev(), f,
+                VkForwardOptions{.weights = WeightType::f32, .ctx = 0, .max_batch = 16, .kcache = k, .vcache = v, .calibration = &cal});
   const auto ids = tokens(70, 99, 300);
   const std::span<const std::int32_t> prompt(ids.data(), 50), rest(ids.data() + 50, 20);
   // Sign bits of near-zero coordinates may differ between fp32 and fp64 codes.
@@ -90,8 +93,12 @@ TEST_P(ModelKCache, VulkanMatchesCpuCodec) {
   // Bits stored per key coordinate, from the buffers' sizes: 1 + 16/d for the
   // signs and the fp16 alpha, + 16 r/d for the coefficients, + the front's fp16.
   const double d = 32, ctx = 96;
-  const double want = 1.0 + 16.0 / d + 16.0 * k.rank / d + 16.0 * k.protect_front / ctx;
+  const double want = k.one_bit ? 1.0 + 16.0 / d + 16.0 * k.rank / d + 16.0 * k.protect_front / ctx : 16.0;
   EXPECT_NEAR(gpu.key_bits_per_coordinate(), want, 1e-9);
+  // Per value coordinate: 16 (fp16); q8 8 + one 32-bit word of fp16 scales per
+  // row of 32 (rows are whole words); q4 4 + a (scale, min) word per 32.
+  const double want_v = v == VType::f16 ? 16.0 : v == VType::q8 ? 8.0 + 32.0 / d : 4.0 + 32.0 / 32.0;
+  EXPECT_NEAR(gpu.value_bits_per_coordinate(), want_v, 1e-9);
 }
 
 // Post-RoPE keys are scored in place, in fp32 (query_bits 0) or by popcount
@@ -111,8 +118,37 @@ INSTANTIATE_TEST_SUITE_P(
                       KCase{"learned_ropemean_r4_front2", KCacheConfig{true, KRope::ropemean, KRotation::learned, 4, 2, 0, 0}, 1e-5},
                       KCase{"learned_ropemean_pop8", KCacheConfig{true, KRope::ropemean, KRotation::learned, 0, 0, 0, 8}, 1e-4},
                       KCase{"srht_pre", KCacheConfig{true, KRope::pre, KRotation::srht, 0, 0, 0}, 1e-5},
-                      KCase{"learned_pre_r2_front2", KCacheConfig{true, KRope::pre, KRotation::learned, 2, 2, 0}, 1e-5}),
+                      KCase{"learned_pre_r2_front2", KCacheConfig{true, KRope::pre, KRotation::learned, 2, 2, 0}, 1e-5},
+                      // Quantized values, alone and beside 1-bit keys (the CPU packs them as the device does).
+                      KCase{"fp16_keys_q8_values", KCacheConfig{}, 1e-5, VType::q8},
+                      KCase{"fp16_keys_q4_values", KCacheConfig{}, 1e-5, VType::q4},
+                      KCase{"learned_pre_q4_values", KCacheConfig{true, KRope::pre, KRotation::learned, 0, 0, 0}, 1e-5, VType::q4},
+                      KCase{"learned_ropemean_pop8_q4_values", KCacheConfig{true, KRope::ropemean, KRotation::learned, 0, 0, 0, 8}, 1e-4,
+                            VType::q4}),
     [](const auto& param_info) { return std::string(param_info.param.name); });
+
+// The spec's rules, one wording each, before any weight is uploaded.
+TEST_F(VulkanTest, ModelKvSpecRefusesByName) {
+  const auto dir = temp_dir("m");
+  write_tiny_model(dir, TinyModel{.vocab = 300, .dim = 64, .layers = 1, .heads = 4, .kv_heads = 2, .head_dim = 16, .ffn = 48, .ctx = 32});
+  const auto f = ModelFile::open(dir);
+  auto refused = [&](const VkForwardOptions& o, const std::string& what) {
+    try {
+      VkForward gpu(dev(), f, o);
+      ADD_FAILURE() << "accepted; expected: " << what;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+    }
+  };
+  refused(VkForwardOptions{.vcache = VType::q4}, "--vcache q4: head_dim 16 is not a multiple of 32");
+  refused(VkForwardOptions{.kcache = KCacheConfig{true, KRope::post, KRotation::srht, 0, 0, 0}},
+          "head_dim 16 is not supported by the 1-bit key codec");
+  refused(VkForwardOptions{.kcache = KCacheConfig{false, KRope::pre, KRotation::srht, 0, 0, 0}},
+          "--kcache-rope pre|post-ropemean apply to --kcache 1bit");
+  EXPECT_EQ((KCacheConfig{true, KRope::ropemean, KRotation::learned, 8, 4, 0, 4}.label()), "1bit learned post-ropemean r8 front4 pop4");
+  EXPECT_EQ((KCacheConfig{true, KRope::pre, KRotation::srht, 0, 0, 0}.label()), "1bit srht pre");
+  EXPECT_EQ(KCacheConfig{}.label(), "fp16");
+}
 
 TEST_F(VulkanTest, ModelKCacheFp16KeysAre16Bits) {
   const auto dir = temp_dir("m");
