@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "vkquant/rotation/row_kernels.hpp"
 #include "vkquant/error.hpp"
 #include "vkquant/kernels/fwht.hpp"
 
@@ -126,10 +127,10 @@ class CpuRotator final : public RowRotator {
   void set_rows(const RowMat& x) override { x_ = &x; }
   void apply(const Eigen::MatrixXf& r, RowMat& y) override {
     y.resize(x_->rows(), r.rows());
-    const Eigen::MatrixXf rt = r.transpose();
+    // R (n, d) column-major is Rᵀ (d, n) row-major: the kernel's b.
+    const std::size_t d = std::size_t(x_->cols()), n = std::size_t(r.rows());
     parallel_rows(std::size_t(x_->rows()), [&](std::size_t b, std::size_t e, std::size_t) {
-      const auto n = Eigen::Index(e - b);
-      y.middleRows(Eigen::Index(b), n).noalias() = x_->middleRows(Eigen::Index(b), n) * rt;
+      kernels::rows_times(x_->data() + b * d, r.data(), y.data() + b * n, e - b, d, n);
     });
   }
   Eigen::MatrixXf abt(const Eigen::MatrixXf& a, const Eigen::MatrixXf& b) override { return a * b.transpose(); }
@@ -204,12 +205,11 @@ double mean_l1(const RowMat& y) {
 // M = sum_t sign(y_t) u_t^T: the Procrustes target and the Euclidean
 // gradient of sum_t <sign(R u_t), R u_t> with respect to R.
 Eigen::MatrixXd sign_cross(const RowMat& y, const RowMat& u) {
-  const std::size_t slots = thread_slots();
-  std::vector<Eigen::MatrixXf> part(slots, Eigen::MatrixXf::Zero(y.cols(), u.cols()));
+  const std::size_t slots = thread_slots(), n = std::size_t(y.cols()), d = std::size_t(u.cols());
+  std::vector<RowMat> part(slots, RowMat::Zero(y.cols(), u.cols()));
   parallel_rows(std::size_t(y.rows()), [&](std::size_t b, std::size_t e, std::size_t t) {
-    const auto n = Eigen::Index(e - b);
-    const RowMat s = y.middleRows(Eigen::Index(b), n).unaryExpr([](float x) { return x >= 0 ? 1.0f : -1.0f; });
-    part[t].noalias() = s.transpose() * u.middleRows(Eigen::Index(b), n);
+    kernels::cross_accumulate(y.data() + b * n, u.data() + b * d, e - b, n, d, kernels::Weight::sign, part[t].data(),
+                              nullptr);
   });
   Eigen::MatrixXd m = Eigen::MatrixXd::Zero(y.cols(), u.cols());
   for (const auto& p : part) m += p.cast<double>();
@@ -236,33 +236,34 @@ Eigen::MatrixXd qr_retract(const Eigen::MatrixXd& a) {
 // rows as if they were white: W <- E[u y^3] - 3 E[y^2]^2 R, then R = polar(W).
 // Sign codes are sub-Gaussian sources, which this finds from starts where the
 // sign/polar alternation stalls; the solver keeps it only if it scores better.
-Eigen::MatrixXd kurtosis_fixed_point(const RowMat& u, Eigen::MatrixXd r, RowRotator& rot, int iters) {
+struct WarmStart {
+  Eigen::MatrixXd r;            // the best iterate
+  double start = 0, best = -1;  // mean cos1b (training rows) of the start and of r
+};
+WarmStart kurtosis_fixed_point(const RowMat& u, Eigen::MatrixXd r, RowRotator& rot, int iters) {
   RowMat y;
-  Eigen::MatrixXd best = r;
-  double best_score = -1;
+  WarmStart best{r};
   int best_it = 0;
   for (int it = 0; it <= iters; ++it) {
     rot.apply(r.cast<float>(), y);
     // The fixed point does not climb cos1b monotonically: keep the best
     // iterate, and stop once 15 iterations brought no gain (no structure).
     const double score = mean_l1(y);
-    if (score > best_score + 1e-5) {
-      best_score = score;
-      best = r;
+    if (it == 0) best.start = score;
+    if (score > best.best + 1e-5) {
+      best.best = score;
+      best.r = r;
       best_it = it;
     } else if (it - best_it >= 15) {
       break;
     }
     if (it == iters) break;
-    const std::size_t slots = thread_slots();
-    std::vector<Eigen::MatrixXf> part(slots, Eigen::MatrixXf::Zero(y.cols(), u.cols()));
+    const std::size_t slots = thread_slots(), yc = std::size_t(y.cols()), uc = std::size_t(u.cols());
+    std::vector<RowMat> part(slots, RowMat::Zero(y.cols(), u.cols()));
     std::vector<Eigen::VectorXd> sq(slots, Eigen::VectorXd::Zero(y.cols()));
     parallel_rows(std::size_t(y.rows()), [&](std::size_t b, std::size_t e, std::size_t t) {
-      const auto n = Eigen::Index(e - b);
-      const auto blk = y.middleRows(Eigen::Index(b), n);
-      const RowMat cube = blk.array().cube();
-      part[t].noalias() = cube.transpose() * u.middleRows(Eigen::Index(b), n);
-      sq[t] = blk.array().square().colwise().sum().transpose().cast<double>();
+      kernels::cross_accumulate(y.data() + b * yc, u.data() + b * uc, e - b, yc, uc, kernels::Weight::cube,
+                                part[t].data(), sq[t].data());
     });
     Eigen::MatrixXd w = Eigen::MatrixXd::Zero(y.cols(), u.cols());
     Eigen::VectorXd s2 = Eigen::VectorXd::Zero(y.cols());
@@ -280,7 +281,11 @@ Eigen::MatrixXd kurtosis_fixed_point(const RowMat& u, Eigen::MatrixXd r, RowRota
     r = next;
     if (moved < 1e-6) {  // converged: score it once more
       rot.apply(r.cast<float>(), y);
-      if (mean_l1(y) > best_score) best = r;
+      const double last = mean_l1(y);
+      if (last > best.best) {
+        best.r = r;
+        best.best = last;
+      }
       break;
     }
   }
@@ -313,13 +318,11 @@ LearnResult learn_rotation(const RowMat& v, const LearnOptions& o) {
   Eigen::MatrixXd r = srht_matrix(d, o.seed);
   if (o.warm_start_iters > 0) {
     rot.set_rows(train);
-    RowMat y0;
-    rot.apply(r.cast<float>(), y0);
-    const double start = mean_l1(y0);
-    const Eigen::MatrixXd ica = kurtosis_fixed_point(train, r, rot, o.warm_start_iters);
-    rot.apply(ica.cast<float>(), y0);
-    res.warm_start_gain = mean_l1(y0) - start;
-    if (res.warm_start_gain > 0) r = ica;
+    // The scores come from the fixed point's own products (the start is its
+    // iteration 0), not from two more of them.
+    const WarmStart ica = kurtosis_fixed_point(train, r, rot, o.warm_start_iters);
+    res.warm_start_gain = ica.best - ica.start;
+    if (res.warm_start_gain > 0) r = ica.r;
   }
   const int iters = o.iters > 0 ? o.iters : (o.solver == Solver::procrustes ? 30 : 200);
   RowMat y, yh;
