@@ -2,9 +2,10 @@
 """Independent check of the exported files: parses GGUF and safetensors with
 numpy only, runs a plain numpy forward pass from each (GGUF: llama.cpp
 conventions -- interleaved-pair RoPE for "llama", NEOX for "olmoe"; safetensors:
-HF conventions) and compares with tests/data/<name>.logits.json.
+HF conventions) and compares with tests/data/<name>.logits.json
+(models/<name>/reference-logits.json for the fine-tuned kjv-llama-2k).
 
-    python3 tools/train/check_export.py kjv-llama [kjv-olmoe ...]
+    python3 tools/train/check_export.py kjv-llama [kjv-olmoe kjv-llama-2k ...]
 """
 import json
 import os
@@ -163,15 +164,37 @@ def nmse(a, b):
     return float(((a - b) ** 2).sum() / (b ** 2).sum())
 
 
+def reference_path(name):
+    """tests/data/<name>.logits.json for the models trained from scratch;
+    a fine-tuned model (kjv-llama-2k) keeps its own in models/<name>/."""
+    p = os.path.join(ROOT, "tests", "data", f"{name}.logits.json")
+    return p if os.path.exists(p) else os.path.join(ROOT, "models", name, "reference-logits.json")
+
+
+def sample_bpb(text, g, cfg, interleaved, ctx):
+    """The bits-per-byte protocol (README), chunks of ctx bytes."""
+    docs = [d for d in text.rstrip(b"\n").split(b"\n\n") if d]
+    bits = nbytes = 0
+    for d in docs:
+        for s0 in range(0, len(d), ctx):
+            c = list(d[s0:s0 + ctx])
+            lg = forward([256] + c[:-1], g, cfg, interleaved)
+            lg = lg - lg.max(-1, keepdims=True)
+            lp = lg - np.log(np.exp(lg).sum(-1, keepdims=True))
+            bits -= lp[np.arange(len(c)), c].sum() / np.log(2)
+            nbytes += len(c)
+    return bits / nbytes, nbytes
+
+
 def check(name):
-    ref = json.load(open(os.path.join(ROOT, "tests", "data", f"{name}.logits.json")))
+    ref = json.load(open(reference_path(name)))
     c = json.load(open(os.path.join(ROOT, "models", name, "config.json")))
     cfg = dict(layers=c["num_hidden_layers"], nh=c["num_attention_heads"], nkv=c["num_key_value_heads"],
                hd=c["head_dim"], eps=c["rms_norm_eps"], theta=c["rope_theta"], k=c.get("num_experts_per_tok", 0))
     st = hf_to_gguf_names(read_safetensors(os.path.join(ROOT, "models", name, "model.safetensors")), c)
     files = [("safetensors", st, False)]
     for fn in sorted(os.listdir(os.path.join(ROOT, "models"))):
-        if fn.startswith(name) and fn.endswith(".gguf"):
+        if fn in (f"{name}.gguf", f"{name}-f16.gguf"):
             ver, kv, t = read_gguf(os.path.join(ROOT, "models", fn))
             assert ver == 3 and kv["general.architecture"] == c["model_type"]
             assert len(kv["tokenizer.ggml.tokens"]) == c["vocab_size"]
@@ -179,19 +202,13 @@ def check(name):
     ok = True
     # ppl protocol, re-implemented independently (see README): ppl-sample.txt through the first GGUF
     text = open(os.path.join(ROOT, "tests", "data", "ppl-sample.txt"), "rb").read()
-    docs = [d for d in text.rstrip(b"\n").split(b"\n\n") if d]
-    bits = nbytes = 0
-    for d in docs:
-        for s0 in range(0, len(d), 256):
-            c = list(d[s0:s0 + 256])
-            lg = forward([256] + c[:-1], files[1][1], cfg, files[1][2])
-            lg = lg - lg.max(-1, keepdims=True)
-            lp = lg - np.log(np.exp(lg).sum(-1, keepdims=True))
-            bits -= lp[np.arange(len(c)), c].sum() / np.log(2)
-            nbytes += len(c)
-    bpb, want = bits / nbytes, ref["ppl_sample_bits_per_byte"]
-    ok &= abs(bpb - want) <= 1e-3 * want
-    print(f"{name} ppl-sample.txt via {files[1][0]}: {bpb:.5f} bits/byte over {nbytes} bytes (reference {want:.5f})")
+    for ctx, key in [(256, "ppl_sample_bits_per_byte")] + (
+            [(ref["eval_ctx"], f"ppl_sample_bits_per_byte_ctx{ref['eval_ctx']}")] if "eval_ctx" in ref else []):
+        bpb, nbytes = sample_bpb(text, files[1][1], cfg, files[1][2], ctx)
+        want = ref[key]
+        ok &= abs(bpb - want) <= 1e-3 * want
+        print(f"{name} ppl-sample.txt via {files[1][0]}, ctx {ctx}: {bpb:.5f} bits/byte over {nbytes} bytes "
+              f"(reference {want:.5f})")
     for fn, g, inter in files:
         for p in ref["prompts"]:
             out = forward(p["ids"], g, cfg, inter)

@@ -202,19 +202,24 @@ def gguf_tensors(sd, cfg, f16):
     return out
 
 
-def export(model, cfg, name, meta):
+def export(model, cfg, name, meta, f16_only=False):
+    """f16_only: the matrices are stored F16 (norms F32) in both the safetensors
+    and <name>.gguf, and no F32 GGUF is written (keeps a model's files < 15 MB)."""
     sd = {k: v.detach().float().contiguous() for k, v in model.state_dict().items()}
     d = os.path.join(ROOT, "models", name)
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, "config.json"), "w") as f:
         json.dump(cfg, f, indent=2)
         f.write("\n")
+
+    def st(a):
+        return a.astype(np.float16) if f16_only and a.ndim >= 2 else a
     write_safetensors(os.path.join(d, "model.safetensors"),
-                      [(k, sd[k].numpy()) for k in sorted(sd)],
+                      [(k, st(sd[k].numpy())) for k in sorted(sd)],
                       {"format": "pt", **{k: v for k, v in meta.items()}})
-    write_gguf(os.path.join(ROOT, "models", f"{name}.gguf"), gguf_kvs(cfg, name, False),
-               gguf_tensors(sd, cfg, False))
-    if cfg["model_type"] == "llama":
+    write_gguf(os.path.join(ROOT, "models", f"{name}.gguf"), gguf_kvs(cfg, name, f16_only),
+               gguf_tensors(sd, cfg, f16_only))
+    if cfg["model_type"] == "llama" and not f16_only:
         write_gguf(os.path.join(ROOT, "models", f"{name}-f16.gguf"), gguf_kvs(cfg, name, True),
                    gguf_tensors(sd, cfg, True))
     for fn in sorted(os.listdir(os.path.join(ROOT, "models"))):
@@ -228,5 +233,10 @@ if __name__ == "__main__":
     ck = torch.load(sys.argv[1])
     m = CausalLM(ck["config"])
     m.load_state_dict(ck["state_dict"])
-    name = "kjv-llama" if ck["config"]["model_type"] == "llama" else "kjv-olmoe"
-    export(m, ck["config"], name, {"train_seconds": ck["train_seconds"]})
+    name = ck.get("name") or ("kjv-llama" if ck["config"]["model_type"] == "llama" else "kjv-olmoe")
+    if ck.get("f16"):  # what train.py evaluated and exported
+        with torch.no_grad():
+            for p in m.parameters():
+                if p.dim() >= 2:
+                    p.copy_(p.half().float())
+    export(m, ck["config"], name, {"train_seconds": ck["train_seconds"]}, f16_only=bool(ck.get("f16")))
