@@ -1,7 +1,12 @@
-# cmake -DHTML=report.html -DPOINTS="plot-id=n;..." [-DMISSING=id] [-DWORK=dir] -P check_html.cmake
+# cmake -DHTML=report.html -DPOINTS="plot-id=n;..." [-DFIDELITY=ppl.json] [-DIDS="id;..."] [-DMISSING=id]
+#       [-DWORK=dir] -P check_html.cmake
 # Renders a `vkquant gauge --html` report in headless Chromium (Debian's
 # `chromium` package) and checks the DOM after its script ran: the page is
 # marked rendered, no script error was caught, and every plot drew its points.
+# FIDELITY (the --fidelity JSON) adds the fidelity plots, their counts taken
+# from it: plot-fidelity one point per config, plot-fidelity-kl one per
+# keys-only 1-bit learned row with a KL (labels "1bit learned <mode>...", no
+# " + "; policy and uniform rows alike). IDS: elements that must exist.
 # Fails (never skips) when Chromium is missing.
 find_program(CHROMIUM NAMES chromium chromium-browser google-chrome-stable google-chrome)
 if(NOT CHROMIUM)
@@ -11,6 +16,26 @@ if(NOT EXISTS "${HTML}")
   message(FATAL_ERROR "${HTML}: no report to check")
 endif()
 file(READ "${HTML}" page)
+
+if(FIDELITY)
+  file(READ "${FIDELITY}" fj)
+  string(JSON nconf LENGTH "${fj}" configs)
+  set(nkl 0)
+  math(EXPR last "${nconf} - 1")
+  foreach(i RANGE ${last})
+    string(JSON label GET "${fj}" configs ${i} config)
+    string(JSON kltype ERROR_VARIABLE e TYPE "${fj}" configs ${i} kl_to_fp16)
+    if(label MATCHES "^1bit learned (post|post-ropemean|pre)( |$)" AND NOT label MATCHES " \\+ " AND kltype STREQUAL "NUMBER")
+      math(EXPR nkl "${nkl} + 1")
+    endif()
+  endforeach()
+  list(APPEND POINTS "plot-fidelity=${nconf}")
+  if(nkl GREATER 0)
+    list(APPEND POINTS "plot-fidelity-kl=${nkl}")
+  else()
+    list(APPEND IDS fidelity-kl-missing)
+  endif()
+endif()
 
 # Self-contained: nothing is fetched (the SVG namespace URI is a name, not a fetch).
 foreach(pattern "<link" " src=" "href=" "@import" "url\\(" "<iframe" "fetch\\(" "XMLHttpRequest")
@@ -68,4 +93,9 @@ endif()
 if(MISSING AND NOT dom MATCHES "id=\"${MISSING}\"")
   message(FATAL_ERROR "${HTML}: no #${MISSING} note")
 endif()
+foreach(id ${IDS})
+  if(NOT dom MATCHES "id=\"${id}\"")
+    message(FATAL_ERROR "${HTML}: no #${id}")
+  endif()
+endforeach()
 message(STATUS "${HTML}: ${nplots} plots, ${ncircles} circles, no script error")

@@ -1,7 +1,8 @@
 # `vkquant gauge MODEL` (issue 6, item 4) as a user runs it, on the bundled
 # dense and MoE models with few tokens and solver iterations: the JSON's
-# structure, --rotations with the committed artifact, the HTML report in
-# headless Chromium, and the refusals. Included from tests/CMakeLists.txt.
+# structure, --rotations with the committed artifact and with a small
+# artifact calibrated with a precision policy, the HTML report in headless
+# Chromium, and the refusals. Included from tests/CMakeLists.txt.
 if(TARGET vkquant)
   set(gm ${PROJECT_SOURCE_DIR}/models)
   set(gdir ${CMAKE_CURRENT_BINARY_DIR}/gauge_model)
@@ -22,8 +23,9 @@ if(TARGET vkquant)
            "-DARGS=gauge;${gm}/kjv-llama;--json;${fast};--html;${gdir}/kjv-llama.html;--fidelity;${gdir}/fidelity.json"
            -DOUT=${gdir}/kjv-llama.json -DLAYERS=4 -DKV_HEADS=2 -DMLP=dense -DFROM=solver -P ${check})
   set_tests_properties(cli.gauge_model_dense PROPERTIES FIXTURES_REQUIRED gauge_fidelity FIXTURES_SETUP gauge_dense_html)
-  add_test(NAME cli.gauge_html_dense COMMAND ${CMAKE_COMMAND} -DHTML=${gdir}/kjv-llama.html
-           "-DPOINTS=plot-keys-post=40;plot-keys-pre=40;plot-mlp=48;plot-fidelity=25" -P ${CMAKE_CURRENT_SOURCE_DIR}/check_html.cmake)
+  # FIDELITY: the fidelity plots' point counts come from the JSON (every config; the keys-only 1-bit learned rows' KL).
+  add_test(NAME cli.gauge_html_dense COMMAND ${CMAKE_COMMAND} -DHTML=${gdir}/kjv-llama.html -DFIDELITY=${gdir}/fidelity.json
+           "-DPOINTS=plot-keys-post=40;plot-keys-pre=40;plot-mlp=48" -P ${CMAKE_CURRENT_SOURCE_DIR}/check_html.cmake)
   set_tests_properties(cli.gauge_html_dense PROPERTIES FIXTURES_REQUIRED gauge_dense_html)
 
   # MoE (GGUF): expert banks under one shared rotation beside the per-expert mean; a report without --fidelity says so.
@@ -40,6 +42,23 @@ if(TARGET vkquant)
   add_test(NAME cli.gauge_model_rotations COMMAND ${CMAKE_COMMAND} ${vkq}
            "-DARGS=gauge;${gm}/kjv-llama;--rotations;${gm}/kjv-llama.vkq.safetensors;--no-mlp;--json;--tokens;1024;--iters;4;--warm-start;10"
            -DLAYERS=4 -DKV_HEADS=2 -DFROM=artifact -DLEARNED_BEATS_SRHT=ON -P ${check})
+
+  # The precision policy (docs/design.md §2.8): a small keys-only artifact calibrated with --kv-budget, gauged with
+  # --rotations. keys.policy per rope mode: the stored plan per (layer, KV head) among the table's 19 options (head_dim
+  # 64), the policy's loss at 23 budgets (1.25 to 4 bits by 1/8); the report's plots (23 + 19 points) and plan tables.
+  add_test(NAME cli.gauge_policy_artifact COMMAND ${CMAKE_COMMAND} ${vkq}
+           "-DARGS=calibrate;${gm}/kjv-llama;--text;${gm}/kjv-calib.txt;--tokens;2048;--iters;4;--mlp;off;--kv-budget;1.75;-o;${gdir}/policy.vkq.safetensors"
+           -DOUT=${gdir}/policy-calibrate.txt -P ${CMAKE_CURRENT_SOURCE_DIR}/gauge_model_run.cmake)
+  set_tests_properties(cli.gauge_policy_artifact PROPERTIES FIXTURES_SETUP gauge_policy_artifact)
+  add_test(NAME cli.gauge_model_policy COMMAND ${CMAKE_COMMAND} ${vkq}
+           "-DARGS=gauge;${gm}/kjv-llama;--rotations;${gdir}/policy.vkq.safetensors;--no-mlp;--json;--tokens;512;--iters;4;--warm-start;10;--html;${gdir}/policy.html"
+           -DLAYERS=4 -DKV_HEADS=2 -DFROM=artifact -DPOLICY_CURVE=23 -DPOLICY_OPTIONS=19 -P ${check})
+  set_tests_properties(cli.gauge_model_policy PROPERTIES FIXTURES_REQUIRED gauge_policy_artifact FIXTURES_SETUP gauge_policy_html)
+  add_test(NAME cli.gauge_html_policy COMMAND ${CMAKE_COMMAND} -DHTML=${gdir}/policy.html
+           "-DPOINTS=plot-keys-post=40;plot-keys-pre=40;plot-policy-post=42;plot-policy-pre=42;plot-policy-ropemean=42"
+           "-DIDS=policy-plan-post;policy-plan-pre;policy-plan-ropemean" -DMISSING=fidelity-missing
+           -P ${CMAKE_CURRENT_SOURCE_DIR}/check_html.cmake)
+  set_tests_properties(cli.gauge_html_policy PROPERTIES FIXTURES_REQUIRED gauge_policy_html)
 
   # --ctx: the chunk and KV-cache length of the key capture (--tokens 200 at
   # ctx 128 runs 200 tokens: a chunk and part of the next), refused past the

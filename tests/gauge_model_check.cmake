@@ -1,8 +1,12 @@
 # cmake -DVKQ=vkquant -DARGS="gauge;MODEL;..." -DOUT=file.json -DLAYERS=n -DKV_HEADS=n
-#       [-DMLP=dense|moe] [-DEXPERTS=n] [-DFROM=solver|artifact] [-DLEARNED_BEATS_SRHT=ON] -P gauge_model_check.cmake
+#       [-DMLP=dense|moe] [-DEXPERTS=n] [-DFROM=solver|artifact] [-DLEARNED_BEATS_SRHT=ON]
+#       [-DPOLICY_CURVE=n -DPOLICY_OPTIONS=n] -P gauge_model_check.cmake
 # Runs `vkquant gauge MODEL --json` and checks its structure: every layer and
 # KV head for both RoPE modes, every cos1b / beta / gamma figure in [0, 1],
-# a null control beside every learned figure, the MLP matrices or expert banks.
+# a null control beside every learned figure, the MLP matrices or expert banks;
+# with POLICY_*, keys.policy (tools/gauge_model.hpp) for every rope mode: the
+# curve's and options' counts, the stored plan per (layer, KV head), each head
+# one of the options.
 execute_process(COMMAND ${VKQ} ${ARGS} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "vkquant ${ARGS} exited ${rc}: ${err}")
@@ -86,6 +90,60 @@ foreach(rope post pre)
     endforeach()
   endforeach()
 endforeach()
+
+if(POLICY_OPTIONS)
+  get_or_fail(objective "${out}" keys policy objective)
+  if(NOT objective MATCHES "^(query|key|null)$")
+    message(FATAL_ERROR "keys.policy.objective: '${objective}'")
+  endif()
+  get_or_fail(budget "${out}" keys policy budget)
+  foreach(mode post pre post-ropemean)
+    set(at "keys.policy.modes.${mode}")
+    string(JSON n ERROR_VARIABLE e LENGTH "${out}" keys policy modes ${mode} uniform)
+    if(e OR NOT n EQUAL POLICY_OPTIONS)
+      message(FATAL_ERROR "${at}.uniform: ${n} options, expected ${POLICY_OPTIONS} ${e}")
+    endif()
+    set(options "")
+    math(EXPR last "${n} - 1")
+    foreach(o RANGE ${last})
+      get_or_fail(rank "${out}" keys policy modes ${mode} uniform ${o} rank)
+      get_or_fail(bits "${out}" keys policy modes ${mode} uniform ${o} bits)
+      get_or_fail(loss "${out}" keys policy modes ${mode} uniform ${o} loss)
+      list(APPEND options "r${rank}/${bits}")
+    endforeach()
+    string(JSON n ERROR_VARIABLE e LENGTH "${out}" keys policy modes ${mode} curve)
+    if(e OR NOT n EQUAL POLICY_CURVE)
+      message(FATAL_ERROR "${at}.curve: ${n} budgets, expected ${POLICY_CURVE} ${e}")
+    endif()
+    # At the lowest budget every head keeps the 1-bit code alone: the first (cheapest) option.
+    get_or_fail(b0 "${out}" keys policy modes ${mode} curve 0 bits)
+    get_or_fail(u0 "${out}" keys policy modes ${mode} uniform 0 head_bits)
+    if(NOT b0 STREQUAL u0)
+      message(FATAL_ERROR "${at}.curve[0]: ${b0} bits, not the 1-bit code's ${u0}")
+    endif()
+    get_or_fail(bits "${out}" keys policy modes ${mode} bits)
+    string(JSON nl LENGTH "${out}" keys policy modes ${mode} plan)
+    if(NOT nl EQUAL LAYERS)
+      message(FATAL_ERROR "${at}.plan: ${nl} layers, expected ${LAYERS}")
+    endif()
+    foreach(l RANGE ${last_layer})
+      string(JSON nh LENGTH "${out}" keys policy modes ${mode} plan ${l})
+      if(NOT nh EQUAL KV_HEADS)
+        message(FATAL_ERROR "${at}.plan[${l}]: ${nh} heads, expected ${KV_HEADS}")
+      endif()
+      foreach(h RANGE ${last_head})
+        get_or_fail(rank "${out}" keys policy modes ${mode} plan ${l} ${h} rank)
+        get_or_fail(bits "${out}" keys policy modes ${mode} plan ${l} ${h} bits)
+        string(JSON ltype TYPE "${out}" keys policy modes ${mode} plan ${l} ${h} loss)
+        list(FIND options "r${rank}/${bits}" found)
+        if(found LESS 0 OR NOT ltype STREQUAL "NUMBER")
+          message(FATAL_ERROR "${at}.plan[${l}][${h}]: r${rank}/${bits} (loss ${ltype}) is not one of the options ${options}")
+        endif()
+      endforeach()
+    endforeach()
+  endforeach()
+  message(STATUS "keys.policy (${objective}, budget ${budget}): 3 modes checked")
+endif()
 
 unset(FROM)  # MLP figures are always the solver's
 if(MLP STREQUAL "dense")

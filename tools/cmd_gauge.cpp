@@ -278,10 +278,12 @@ void add_gauge(CLI::App& app) {
                       "context up to 4096, as llama.cpp)")
           ->check(CLI::Range(2u, 1u << 22)),
       cmd->add_option("--rotations", f->rotations,
-                      "model: calibration artifact (`vkquant calibrate`); the learned key figures use its rotations and means"),
+                      "model: calibration artifact (`vkquant calibrate`); the learned key figures use its rotations and means, "
+                      "and its precision policy (calibrate --kv-budget) is reported: plan per KV head, loss against bits"),
       cmd->add_option("--html", f->html, "model: also write a self-contained HTML report (tables and plots) here"),
       cmd->add_option("--fidelity", f->fidelity,
-                      "model: JSON of `vkquant ppl MODEL --text FILE --compare --json` for the report's bits-vs-perplexity plot"),
+                      "model: JSON of `vkquant ppl MODEL --text FILE --compare --json` for the report's bits-vs-perplexity and "
+                      "bits-vs-KL plots"),
       cmd->add_option("--mlp-iters", f->mlp_iters, "model: solver iterations for MLP rows (0: the solver's default)")
           ->check(CLI::Range(0, 100000)),
       cmd->add_option("--mlp-warm-start", f->mlp_warm_start, "model: most FastICA warm-start iterations for MLP rows")

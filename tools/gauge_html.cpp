@@ -5,6 +5,7 @@
 #include <cmath>
 #include <string_view>
 
+#include "gauge_model.hpp"
 #include "vkquant/json_strict.hpp"
 
 namespace vkq::cli {
@@ -110,16 +111,20 @@ constexpr std::string_view kScript = R"JS(
     if (parent) parent.appendChild(e);
     return e;
   }
-  // series: [{name, points: [{x (index or value), y, label}]}]; opts: {xs (category labels) | xlog, ylabel, xlabel, hlines, ymin, ymax}
+  function logTick(v) { return v >= 0.01 && v < 1e4 ? String(Number(v.toPrecision(2))) : v.toExponential(1); }
+  // series: [{name, points: [{x (index or value), y, label}], line (joined in order), hollow, color}];
+  // opts: {xs (category labels) | xlog, ylog (log10 y when every y > 0), ylabel, xlabel, hlines, ymin, ymax}
   function plot(svg, series, opts) {
     var W = +svg.getAttribute('width'), H = +svg.getAttribute('height');
     var L = 58, R = 160, T = 16, B = opts.xs ? 70 : 46;
     var all = [];
     series.forEach(function (s) { s.points.forEach(function (p) { all.push(p); }); });
     if (all.length === 0) throw new Error('plot ' + svg.id + ': no points');
-    var ys = all.map(function (p) { return p.y; }).concat((opts.hlines || []).map(function (h) { return h.y; }));
-    var ymin = opts.ymin !== undefined ? opts.ymin : Math.min.apply(null, ys);
-    var ymax = opts.ymax !== undefined ? opts.ymax : Math.max.apply(null, ys);
+    var ylog = !!opts.ylog && all.every(function (p) { return p.y > 0; });
+    var yt = function (y) { return ylog ? Math.log10(y) : y; };
+    var ys = all.map(function (p) { return yt(p.y); }).concat((opts.hlines || []).map(function (h) { return yt(h.y); }));
+    var ymin = opts.ymin !== undefined ? yt(opts.ymin) : Math.min.apply(null, ys);
+    var ymax = opts.ymax !== undefined ? yt(opts.ymax) : Math.max.apply(null, ys);
     if (opts.ypad) { var pad = (ymax - ymin) * 0.08 || 0.05; ymin -= pad; ymax += pad; }
     var xv = function (p) { return opts.xlog ? Math.log2(p.x) : p.x; };
     var xmin, xmax;
@@ -133,7 +138,8 @@ constexpr std::string_view kScript = R"JS(
     for (var i = 0; i <= 5; ++i) {
       var yv = ymin + (ymax - ymin) * i / 5;
       el('line', { x1: L - 4, x2: W - R, y1: sy(yv), y2: sy(yv), stroke: '#e6e9ef' }, svg);
-      el('text', { x: L - 6, y: sy(yv) + 4, 'text-anchor': 'end' }, svg, yv.toFixed(yv >= 10 ? 1 : 3));
+      el('text', { x: L - 6, y: sy(yv) + 4, 'text-anchor': 'end' }, svg,
+         ylog ? logTick(Math.pow(10, yv)) : yv.toFixed(yv >= 10 ? 1 : 3));
     }
     if (opts.xs) {
       opts.xs.forEach(function (lab, i) {
@@ -147,26 +153,31 @@ constexpr std::string_view kScript = R"JS(
       }
     }
     if (opts.xlabel) el('text', { x: (L + W - R) / 2, y: H - 6, 'text-anchor': 'middle' }, svg, opts.xlabel);
-    if (opts.ylabel) el('text', { x: 14, y: (T + H - B) / 2, 'text-anchor': 'middle', transform: 'rotate(-90 14 ' + (T + H - B) / 2 + ')' }, svg, opts.ylabel);
+    if (opts.ylabel) el('text', { x: 14, y: (T + H - B) / 2, 'text-anchor': 'middle', transform: 'rotate(-90 14 ' + (T + H - B) / 2 + ')' }, svg,
+                        opts.ylabel + (ylog ? ' (log scale)' : ''));
     (opts.hlines || []).forEach(function (h) {
-      el('line', { x1: L, x2: W - R, y1: sy(h.y), y2: sy(h.y), stroke: h.color || '#555', 'stroke-dasharray': '5 4' }, svg);
-      el('text', { x: L + 4, y: sy(h.y) - 3, fill: h.color || '#555' }, svg, h.label);
+      el('line', { x1: L, x2: W - R, y1: sy(yt(h.y)), y2: sy(yt(h.y)), stroke: h.color || '#555', 'stroke-dasharray': '5 4' }, svg);
+      el('text', { x: L + 4, y: sy(yt(h.y)) - 3, fill: h.color || '#555' }, svg, h.label);
     });
     var n = 0;
     series.forEach(function (s, si) {
       var color = COLORS[s.name] || s.color || '#333';
+      var dot = function (a) {
+        if (s.hollow) { a.fill = '#fff'; a.stroke = color; a['stroke-width'] = 1.5; } else a.fill = color;
+        return a;
+      };
       if (s.line && s.points.length > 1) {
-        el('polyline', { points: s.points.map(function (p) { return sx(xv(p)) + ',' + sy(p.y); }).join(' '), fill: 'none',
+        el('polyline', { points: s.points.map(function (p) { return sx(xv(p)) + ',' + sy(yt(p.y)); }).join(' '), fill: 'none',
                          stroke: color, 'stroke-width': 1.2, opacity: 0.6 }, svg);
       }
       s.points.forEach(function (p) {
-        var c = el('circle', { cx: sx(xv(p)), cy: sy(p.y), r: 3.5, fill: color }, svg);
-        el('title', {}, c, (p.label ? p.label + ': ' : '') + s.name + ' ' + p.y.toFixed(4));
-        if (p.tag) el('text', { x: sx(xv(p)) + 6, y: sy(p.y) - 5 }, svg, p.tag);
+        var c = el('circle', dot({ cx: sx(xv(p)), cy: sy(yt(p.y)), r: 3.5 }), svg);
+        el('title', {}, c, (p.label ? p.label + ': ' : '') + s.name + ' ' + (ylog ? p.y.toPrecision(4) : p.y.toFixed(4)));
+        if (p.tag) el('text', { x: sx(xv(p)) + 6, y: sy(yt(p.y)) - 5 }, svg, p.tag);
         ++n;
       });
       if (!opts.nolegend) {
-        el('circle', { cx: W - R + 12, cy: T + 10 + 16 * si, r: 4, fill: color }, svg);
+        el('circle', dot({ cx: W - R + 12, cy: T + 10 + 16 * si, r: 4 }), svg);
         el('text', { x: W - R + 22, y: T + 14 + 16 * si }, svg, s.name);
       }
     });
@@ -215,7 +226,48 @@ constexpr std::string_view kScript = R"JS(
     }
     plot(svg, series, { xs: xs, ylabel: 'cos1b (held-out rows)', hlines: hl, ypad: true });
   }
+  // The precision policy: its predicted loss against bits (the Pareto curve)
+  // beside every head taking one option (uniform settings).
+  if (data.keys && data.keys.policy) {
+    var modes = data.keys.policy.modes;
+    Object.keys(modes).forEach(function (mode) {
+      var m = modes[mode];
+      var curve = m.curve.map(function (c) { return { x: c.bits, y: c.loss, label: 'budget ' + c.budget.toFixed(3) + ', ' + c.bits.toFixed(3) + ' bits' }; });
+      var uni = m.uniform.map(function (u) {
+        return { x: u.head_bits, y: u.loss, label: (u.rank ? 'r' + u.rank + ' ' + (u.bits === 16 ? 'fp16' : 'int' + u.bits) : '1-bit') };
+      });
+      plot(document.getElementById('plot-policy-' + (mode === 'post-ropemean' ? 'ropemean' : mode)),
+           [{ name: 'policy', points: curve, line: true, color: '#17702e' }, { name: 'uniform', points: uni, hollow: true, color: '#e08a00' }],
+           { xlog: true, ylog: true, xlabel: 'key bits per coordinate (log scale)', ylabel: 'predicted loss, sum over heads', ypad: true });
+    });
+  }
   if (fidelity) {
+    // Measured KL to fp16 of the keys-only 1-bit learned rows: per rope mode,
+    // the precision policy's rows (kv-budget; series "policy <mode>") joined, the uniform settings as points.
+    var KL_COLORS = { post: '#3a7bd5', 'post-ropemean': '#6b46c1', pre: '#17702e' };
+    var klSeries = [];
+    ['post', 'post-ropemean', 'pre'].forEach(function (mode) {
+      var policy = [], uniform = [];
+      fidelity.configs.forEach(function (c) {
+        var w = c.config.split(' ');
+        if (w[0] !== '1bit' || w[1] !== 'learned' || w[2] !== mode || c.config.indexOf(' + ') >= 0 || typeof c.kl_to_fp16 !== 'number') return;
+        var p = { x: c.key_bits_per_coordinate, y: c.kl_to_fp16, label: c.config };
+        (c.config.indexOf('kv-budget') >= 0 ? policy : uniform).push(p);
+      });
+      policy.sort(function (a, b) { return a.x - b.x; });
+      if (policy.length) klSeries.push({ name: 'policy ' + mode, points: policy, line: true, color: KL_COLORS[mode] });
+      if (uniform.length) klSeries.push({ name: 'uniform ' + mode, points: uniform, hollow: true, color: KL_COLORS[mode] });
+    });
+    var svgKl = document.getElementById('plot-fidelity-kl');
+    if (klSeries.length) {
+      plot(svgKl, klSeries, { xlabel: 'key bits per coordinate', ylabel: 'KL to fp16 (nats per token)', ylog: true, ypad: true });
+    } else {
+      var note = document.createElement('p');
+      note.className = 'note';
+      note.id = 'fidelity-kl-missing';
+      note.textContent = 'No 1-bit learned rows with a KL to fp16 in this fidelity JSON (ppl --compare with --rotations has them).';
+      svgKl.replaceWith(note);
+    }
     var svg2 = document.getElementById('plot-fidelity');
     var base = null;
     var pts = fidelity.configs.map(function (c) {
@@ -328,6 +380,59 @@ void mlp_tables(std::string& h, const nlohmann::ordered_json& m) {
   }
 }
 
+const char* objective_note(const std::string& o) {
+  if (o == "query") return "key errors weighted by the calibration queries' second moment, E[(q&middot;e)&sup2;]/d";
+  if (o == "key") return "unweighted key error, E&#8214;e&#8214;&sup2;";
+  if (o == "null") return "the query tables dealt to the heads in a seeded random order: the control";
+  return "";
+}
+
+// keys.policy (tools/gauge_model.hpp): per rope mode, the predicted loss
+// against bits and the stored plan per (layer, KV head).
+void policy_tables(std::string& h, const nlohmann::ordered_json& p) {
+  const double budget = num(p, "budget");
+  const std::string objective = p["objective"].get<std::string>();
+  h += fmt::format(
+      "<p class=\"note\">The artifact's precision policy (docs/design.md &sect;2.8): each (layer, KV head)'s loss for every "
+      "residual option (rank; fp16, int8 or int4 coefficients) on the calibration's held-out keys; objective <b>{}</b> ({}). "
+      "The plan is the least summed loss whose mean bits per key coordinate stay within the budget ({}). Plots: the policy's "
+      "predicted loss at budgets from the 1-bit code to 4 bits (joined) against every head taking the same option (uniform, "
+      "hollow).</p>\n",
+      esc(objective), objective_note(objective),
+      budget > 0 ? fmt::format("calibrated at {:g}", budget) : std::string("none stored: calibrated to measure only"));
+  for (const auto& [mode, m] : p["modes"].items()) {
+    const std::string id = mode == "post-ropemean" ? "ropemean" : mode;
+    h += fmt::format("<h3>{} keys</h3>\n", esc(mode));
+    if (m.contains("plan")) {
+      h += fmt::format("<p class=\"note\">Stored plan: {:.4f} bits per key coordinate (budget {:g}), predicted loss {}.</p>\n",
+                       num(m, "bits"), budget, m["loss"].is_null() ? std::string("?") : fmt::format("{:.4g}", num(m, "loss")));
+    }
+    h += fmt::format("<svg class=\"plot\" id=\"plot-policy-{}\" width=\"900\" height=\"380\" role=\"img\" "
+                     "aria-label=\"predicted loss against key bits, {} keys\"></svg>\n",
+                     id, esc(mode));
+    if (!m.contains("plan")) {
+      h += "<p class=\"note\">No stored plan (<code>vkquant calibrate --kv-budget BITS</code> stores one).</p>\n";
+      continue;
+    }
+    const auto& plan = m["plan"];
+    h += fmt::format("<table id=\"policy-plan-{}\"><tr><th>layer</th>", id);
+    for (std::size_t k = 0; k < (plan.empty() ? 0 : plan[0].size()); ++k) h += fmt::format("<th class=\"l\">KV head {}</th>", k);
+    h += "<th>bits</th></tr>\n";
+    for (std::size_t l = 0; l < plan.size(); ++l) {
+      h += fmt::format("<tr><td>{}</td>", l);
+      double bits = 0;
+      for (const auto& hd : plan[l]) {
+        bits += num(hd, "head_bits") / double(plan[l].size());
+        h += fmt::format("<td class=\"l\" title=\"{:.4f} bits, loss {}\">{}</td>", num(hd, "head_bits"),
+                         hd["loss"].is_null() ? std::string("?") : fmt::format("{:.4g}", num(hd, "loss")),
+                         residual_setting(hd["rank"].get<std::uint32_t>(), hd["bits"].get<std::uint32_t>()));
+      }
+      h += fmt::format("<td>{:.4f}</td></tr>\n", bits);
+    }
+    h += "</table>\n";
+  }
+}
+
 }  // namespace
 
 std::string gauge_html(const nlohmann::ordered_json& g, const std::optional<nlohmann::json>& fidelity) {
@@ -356,6 +461,10 @@ std::string gauge_html(const nlohmann::ordered_json& g, const std::optional<nloh
     h += "<h2>Keys</h2>\n";
     keys_tables(h, g["keys"], g);
   }
+  if (g.contains("keys") && g["keys"].contains("policy")) {
+    h += "<h2>Precision policy</h2>\n";
+    policy_tables(h, g["keys"]["policy"]);
+  }
   if (g.contains("mlp")) {
     h += "<h2>MLP weights</h2>\n";
     mlp_tables(h, g["mlp"]);
@@ -371,6 +480,10 @@ std::string gauge_html(const nlohmann::ordered_json& g, const std::optional<nloh
     h += fmt::format("<p class=\"note\">From <code>vkquant ppl --compare --json</code>: model <code>{}</code>, text <code>{}</code>, {} tokens.</p>\n",
                      esc(field("model")), esc(field("text")), esc(field("tokens")));
     h += "<svg class=\"plot\" id=\"plot-fidelity\" width=\"900\" height=\"420\" role=\"img\" aria-label=\"bits per key coordinate against perplexity\"></svg>\n";
+    h += "<p class=\"note\">Measured KL to fp16 keys against key bits per coordinate, keys-only 1-bit learned rows per rope mode: "
+         "the precision policy's rows (<code>kv-budget</code>, joined) against the uniform settings (hollow) &mdash; the measured "
+         "Pareto curves.</p>\n";
+    h += "<svg class=\"plot\" id=\"plot-fidelity-kl\" width=\"960\" height=\"420\" role=\"img\" aria-label=\"key bits per coordinate against KL to fp16\"></svg>\n";
     h += "<table><tr><th class=\"l\">keys</th><th>perplexity</th><th>bits/byte</th><th>KL to fp16</th><th>top-1 agreement</th>"
          "<th>key bits/coordinate</th></tr>\n";
     auto opt = [](const nlohmann::json& c, const char* k, const char* spec) {

@@ -1,7 +1,9 @@
 // The HTML report of `vkquant gauge MODEL --html OUT`: one self-contained
 // file (inline CSS, inline script drawing SVG; nothing from the network) with
-// the gauge's tables and plots, and bits per key coordinate against
-// perplexity from a `vkquant ppl --compare --json` run.
+// the gauge's tables and plots, the artifact's precision policy (plan per
+// KV head, predicted loss against bits beside the uniform settings), and bits
+// per key coordinate against perplexity and KL to fp16 from a
+// `vkquant ppl --compare --json` run.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -19,7 +21,8 @@ namespace vkq::cli {
 nlohmann::json read_fidelity(const std::filesystem::path& path);
 
 // The report for gauge_model()'s JSON; `fidelity` (read_fidelity's) draws
-// the bits-against-perplexity plot, else the page says the plot needs it.
+// the bits-against-perplexity and bits-against-KL plots, else the page says
+// they need it.
 std::string gauge_html(const nlohmann::ordered_json& gauge, const std::optional<nlohmann::json>& fidelity);
 
 }  // namespace vkq::cli

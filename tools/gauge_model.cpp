@@ -10,6 +10,7 @@
 #include "model_flags.hpp"
 #include "vkquant/device.hpp"
 #include "vkquant/model/key_capture.hpp"
+#include "vkquant/model/kv_policy.hpp"
 #include "vkquant/rotation/metrics.hpp"
 
 namespace vkq::cli {
@@ -25,6 +26,11 @@ std::string verdict_rule(const Thresholds& t, int rank) {
       "held-out learned cos1b >= {:.2f}: \"1-bit ok\"; >= {:.2f} with predicted cos1b_eff (rank {}) >= {:.2f}: \"needs "
       "residual\"; else \"keep fp16\" (keys: the layer's worst KV head)",
       t.ok, t.floor, rank, t.residual);
+}
+
+std::string residual_setting(std::uint32_t rank, std::uint32_t bits) {
+  if (rank == 0) return "1-bit";
+  return fmt::format("r{} {}", rank, bits == 16 ? std::string("fp16") : fmt::format("int{}", bits));
 }
 
 namespace {
@@ -175,6 +181,69 @@ FixedRotation artifact_rotation(const KLayerCalib& L, std::uint32_t h, std::uint
   return f;
 }
 
+// The step and the top of the policy curve's budgets (bits per key coordinate).
+constexpr double kCurveStep = 0.125, kCurveTop = 4.0;
+
+// keys.policy (gauge_model.hpp): the artifact's precision policy per rope mode.
+nlohmann::ordered_json policy_report(const KCalibration& k) {
+  nlohmann::ordered_json modes = nlohmann::ordered_json::object();
+  for (KRope rope : {KRope::post, KRope::pre, KRope::ropemean}) {
+    const auto it = k.policy.find(rope);
+    if (it == k.policy.end()) continue;
+    const KPolicyTable& t = it->second;
+    const std::uint32_t hd = t.head_dim;
+    auto setting = [&](const KResidual& r, const nlohmann::ordered_json& loss) {
+      return nlohmann::ordered_json{{"rank", r.rank}, {"bits", r.bits}, {"head_bits", head_bits(r, hd)}, {"loss", loss}};
+    };
+    nlohmann::ordered_json m = nlohmann::ordered_json::object();
+    if (const auto p = k.plans.find(rope); p != k.plans.end()) {
+      // The stored plan; a head's loss is null if its setting is not one of the table's options.
+      nlohmann::ordered_json plan = nlohmann::ordered_json::array();
+      double total = 0;
+      bool known = true;
+      for (std::uint32_t l = 0; l < t.layers; ++l) {
+        nlohmann::ordered_json heads = nlohmann::ordered_json::array();
+        for (std::uint32_t h = 0; h < t.kv_heads; ++h) {
+          const KResidual r = p->second.at(std::size_t(l) * t.kv_heads + h);
+          const auto o = std::find(t.options.begin(), t.options.end(), r);
+          nlohmann::ordered_json loss;
+          if (o != t.options.end()) {
+            loss = t.at(l, h, std::size_t(o - t.options.begin()));
+            total += loss.get<double>();
+          } else {
+            known = false;
+          }
+          heads.push_back(setting(r, loss));
+        }
+        plan.push_back(heads);
+      }
+      m["bits"] = plan_bits(p->second, hd);
+      m["loss"] = known ? nlohmann::ordered_json(total) : nlohmann::ordered_json();
+      m["plan"] = plan;
+    }
+    // The policy's Pareto curve: its predicted loss at each budget from the 1-bit code up.
+    nlohmann::ordered_json curve = nlohmann::ordered_json::array();
+    const double floor_bits = 1.0 + 16.0 / hd;
+    for (int i = 0; floor_bits + kCurveStep * i <= kCurveTop + 1e-9; ++i) {
+      const double budget = floor_bits + kCurveStep * i;
+      const KPolicyPlan p = solve_policy(t, budget);
+      curve.push_back({{"budget", budget}, {"bits", p.bits}, {"loss", p.loss}});
+    }
+    m["curve"] = curve;
+    // Each option taken by every head: the uniform settings the policy competes with.
+    nlohmann::ordered_json uniform = nlohmann::ordered_json::array();
+    for (std::size_t o = 0; o < t.options.size(); ++o) {
+      double total = 0;
+      for (std::uint32_t l = 0; l < t.layers; ++l)
+        for (std::uint32_t h = 0; h < t.kv_heads; ++h) total += t.at(l, h, o);
+      uniform.push_back(setting(t.options[o], total));
+    }
+    m["uniform"] = uniform;
+    modes[krope_name(rope)] = m;
+  }
+  return {{"objective", kpolicy_objective_name(k.policy.begin()->second.objective)}, {"budget", k.budget}, {"modes", modes}};
+}
+
 const char* matrix_name(Role r) {
   switch (r) {
     case Role::w_gate: return "w_gate";
@@ -301,6 +370,7 @@ nlohmann::ordered_json gauge_model(Device& device, const ModelGaugeOptions& o,
       }
       kj[rope] = layers;
     }
+    if (art && !art->policy.empty()) kj["policy"] = policy_report(*art);
     out["keys"] = kj;
   }
 
@@ -392,6 +462,25 @@ double num(const nlohmann::ordered_json& j, const char* a, const char* b = nullp
   return x.get<double>();
 }
 
+// The stored plans of keys.policy: one row per layer, a setting per KV head.
+void print_policy(const nlohmann::ordered_json& p) {
+  fmt::print("\nprecision policy ({} objective, budget {:g}): residual per KV head of the stored plan, predicted loss\n",
+             p["objective"].get<std::string>(), num(p, "budget"));
+  for (const auto& [mode, m] : p["modes"].items()) {
+    if (!m.contains("plan")) {
+      fmt::print("{:>13}: no stored plan (calibrate --kv-budget BITS stores one)\n", mode);
+      continue;
+    }
+    fmt::print("{:>13}: {:.4f} bits per key coordinate, loss {}\n", mode, num(m, "bits"),
+               m["loss"].is_null() ? std::string("?") : fmt::format("{:.4g}", num(m, "loss")));
+    for (std::size_t l = 0; l < m["plan"].size(); ++l) {
+      std::string cells;
+      for (const auto& h : m["plan"][l]) cells += fmt::format(" {:>9}", residual_setting(h["rank"].get<std::uint32_t>(), h["bits"].get<std::uint32_t>()));
+      fmt::print("{:>13}  layer {}{}\n", "", l, cells);
+    }
+  }
+}
+
 }  // namespace
 
 void print_model_gauge(const nlohmann::ordered_json& g) {
@@ -435,6 +524,7 @@ void print_model_gauge(const nlohmann::ordered_json& g) {
       };
       fmt::print("{:>5}  {:<40} {:<40}\n", l, cell(k["post"][l]), cell(k["pre"][l]));
     }
+    if (k.contains("policy")) print_policy(k["policy"]);
     fmt::print("\n");
   }
   if (g.contains("mlp")) {

@@ -85,9 +85,20 @@ struct ModelGaugeOptions {
 };
 
 // The whole gauge as JSON (the --json output; the HTML report draws it).
+// With --rotations of an artifact calibrated with a precision policy
+// (docs/design.md §2.8), keys.policy = {"objective", "budget", "modes":
+// {"<post|pre|post-ropemean>": {"bits", "loss", "plan", "curve", "uniform"}}}:
+// the stored plan per (layer, KV head) ({"rank", "bits", "head_bits",
+// "loss"}; only with a budget), the policy's predicted loss at budgets from
+// the 1-bit code (1 + 16/d) to 4 bits in steps of 1/8 ({"budget", "bits",
+// "loss"}), and every option taken by every head ({"rank", "bits",
+// "head_bits", "loss"}; losses summed over heads).
 // `device` runs the forward pass; `progress(label, fraction)` reports stages.
 nlohmann::ordered_json gauge_model(Device& device, const ModelGaugeOptions& o,
                                    const std::function<void(const std::string&, double)>& progress = {});
+
+// One head's residual setting as tables name it: "1-bit" (rank 0), "r8 int4", "r64 fp16".
+std::string residual_setting(std::uint32_t rank, std::uint32_t bits);
 
 // Terminal tables of gauge_model's JSON.
 void print_model_gauge(const nlohmann::ordered_json& g);
