@@ -1,5 +1,6 @@
 // Decodes 1-bit K-cache codes into the fp16 key cache (docs/design.md §2):
-// k̂_h = mu_h + R_hᵀ (alpha · s + U_r c), then optionally RoPE (rotate_half
+// k̂_h = mu_h + R_hᵀ (alpha · s + U_{r_h} ĉ) (ĉ from the head's residual
+// record: fp16, or int8 / int4 codes times their fp16 scale), then optionally RoPE (rotate_half
 // pairs (i, i + HD/2)) at the cache position, stored as fp16 (round to
 // nearest even on the bits, as attn_kv_store.comp). Mean-RoPE codes (rope 2)
 // add RoPE_pos(mu_h) instead of mu_h and apply no RoPE after.
@@ -23,12 +24,13 @@ layout(push_constant) uniform PC { KCodeDecodeParams p; };
 
 layout(std430, set = 0, binding = 0) readonly buffer Mu { float mu[]; };        // (n_kv, HD)
 layout(std430, set = 0, binding = 1) readonly buffer Rot { vec4 rot4[]; };      // (n_kv, HD, HD)
-layout(std430, set = 0, binding = 2) readonly buffer Basis { float basis[]; };  // (n_kv, HD, rank)
+layout(std430, set = 0, binding = 2) readonly buffer Basis { float basis[]; };  // (n_kv, HD, basis_cols)
 layout(std430, set = 0, binding = 3) readonly buffer Bits { uint bits[]; };     // (ctx, n_kv, HD/32)
 layout(std430, set = 0, binding = 4) readonly buffer Alpha { uint alpha[]; };   // (ctx, n_kv) halves
-layout(std430, set = 0, binding = 5) readonly buffer Coef { uint coef[]; };     // (ctx, n_kv, rank) halves
+layout(std430, set = 0, binding = 5) readonly buffer Coef { uint coef[]; };     // (ctx, stride) halves: records
 layout(std430, set = 0, binding = 6) writeonly buffer Cache { uint cache[]; };  // (ctx, n_kv, HD) halves
 layout(std430, set = 0, binding = 7) readonly buffer F { float inv_freq[]; };   // (HD/2) RoPE table
+layout(std430, set = 0, binding = 8) readonly buffer Heads { uvec4 heads[]; };  // (n_kv) {rank, bits, offset, 0}
 
 const uint W = HD / 32;
 const uint Q = HD / 4;
@@ -48,18 +50,30 @@ void main() {
   const uint i0 = (gid % GROUPS) * G;
   const uint h = e % p.n_kv;
 
-  // u = alpha · s + U_r c
+  // u = alpha · s + U_{r_h} ĉ
   const float a = unpackHalf2x16(alpha[e >> 1])[e & 1];
   for (uint b = 0; b < W; ++b) {
     const uint word = bits[e * W + b];
     [[unroll]] for (uint c = 0; c < 32; ++c) U(32 * b + c) = ((word >> c) & 1u) != 0 ? a : -a;
   }
-  const uint ub = h * HD * p.rank;
-  for (uint r = 0; r < p.rank; ++r) {
-    const uint g = e * p.rank + r;
-    const float c = unpackHalf2x16(coef[g >> 1])[g & 1];
-    for (uint j = 0; j < HD; j += 8) {
-      [[unroll]] for (uint q = 0; q < 8; ++q) U(j + q) += basis[ub + (j + q) * p.rank + r] * c;
+  if (p.stride != 0) {
+    const uvec4 hr = heads[h];  // rank, bits, record offset
+    const uint rank = hr.x, cb = hr.y, per = 16u / cb;
+    const uint g0 = (e / p.n_kv) * p.stride + hr.z;  // the record's first half
+    const uint ub = h * HD * p.basis_cols;
+    const float sigma = cb != 16u && rank > 0u ? unpackHalf2x16(coef[g0 >> 1])[g0 & 1] : 1.0;
+    for (uint r = 0; r < rank; ++r) {
+      float c;
+      if (cb == 16u) {
+        const uint g = g0 + r;
+        c = unpackHalf2x16(coef[g >> 1])[g & 1];
+      } else {
+        const uint g = g0 + 1u + r / per;  // the code's half; bitfieldExtract sign-extends it
+        c = sigma * float(bitfieldExtract(int(coef[g >> 1]), int(16u * (g & 1u) + cb * (r % per)), int(cb)));
+      }
+      for (uint j = 0; j < HD; j += 8) {
+        [[unroll]] for (uint q = 0; q < 8; ++q) U(j + q) += basis[ub + (j + q) * p.basis_cols + r] * c;
+      }
     }
   }
 

@@ -1,14 +1,18 @@
 // Encodes keys into the 1-bit K-cache code (docs/design.md §2): v = R_h (k - mu_h),
 // bits = sign(v) (1 for v >= 0), alpha = ||v||_1 / HD in fp16, and
-// c = U_rᵀ (v - alpha_fp16 · s) in fp16. MEAN_ROPE: mu_h is a pre-RoPE mean
+// c = U_{r_h}ᵀ (v - alpha_fp16 · s) as the head's residual record (fp16, or
+// int8 / int4 codes with an fp16 scale: vkquant/kresidual.hpp). MEAN_ROPE: mu_h is a pre-RoPE mean
 // and v = R_h (k - RoPE_pos(mu_h)) at the key's cache position (rotate_half
 // pairs (i, i + HD/2), float-float angles as kcodec_rope.h).
 //
 // One invocation per element e = position * n_kv + head. Its bits words are
 // its own; an fp16 half whose word it shares with another element (alpha,
-// and the first/last coef of an odd-sized run) is written with atomicAnd +
-// atomicOr on its 16 bits only, so neighbours (in this dispatch or at
-// positions outside it) are never clobbered. Loops run over chunks of 4..8
+// and the first/last half of a record that starts or ends mid-word) is
+// written with atomicAnd + atomicOr on its 16 bits only, so neighbours (in
+// this dispatch or at positions outside it) are never clobbered. An 8/4-bit
+// record computes its coefficients twice (the scale needs their maximum
+// first): encode is not hot, and a second HD-float array would halve the
+// workgroup. Loops run over chunks of 4..8
 // vec4s or floats with the chunk unrolled: lavapipe stops an invocation's
 // loops after ~65535 iterations in all (here <= ~13000 at HD = 256).
 #version 450
@@ -24,11 +28,12 @@ layout(push_constant) uniform PC { KCodeEncodeParams p; };
 layout(std430, set = 0, binding = 0) readonly buffer K { vec4 k4[]; };        // (n, n_kv, HD)
 layout(std430, set = 0, binding = 1) readonly buffer Mu { vec4 mu4[]; };      // (n_kv, HD)
 layout(std430, set = 0, binding = 2) readonly buffer Rot { vec4 rot4[]; };    // (n_kv, HD, HD)
-layout(std430, set = 0, binding = 3) readonly buffer Basis { float basis[]; };  // (n_kv, HD, rank)
+layout(std430, set = 0, binding = 3) readonly buffer Basis { float basis[]; };  // (n_kv, HD, basis_cols)
 layout(std430, set = 0, binding = 4) writeonly buffer Bits { uint bits[]; };  // (ctx, n_kv, HD/32)
 layout(std430, set = 0, binding = 5) buffer Alpha { uint alpha[]; };          // (ctx, n_kv) halves
-layout(std430, set = 0, binding = 6) buffer Coef { uint coef[]; };            // (ctx, n_kv, rank) halves
+layout(std430, set = 0, binding = 6) buffer Coef { uint coef[]; };            // (ctx, stride) halves: records
 layout(std430, set = 0, binding = 7) readonly buffer F { float inv_freq[]; };  // (HD/2) RoPE table (mean-RoPE)
+layout(std430, set = 0, binding = 8) readonly buffer Heads { uvec4 heads[]; };  // (n_kv) {rank, bits, offset, 0}
 
 const uint Q = HD / 4;
 const uint W = HD / 32;
@@ -63,6 +68,27 @@ void store_shared_half(uint g, uint hb, bool is_alpha) {
     atomicAnd(coef[g >> 1], ~(0xffffu << shift));
     atomicOr(coef[g >> 1], hb << shift);
   }
+}
+
+// Half g of this element's record [g0, g1) is hb: halves sharing a word with
+// the record's own previous half are paired (pending) into one plain store.
+void put_half(uint g, uint hb, uint g0, uint g1, inout uint pending) {
+  if ((g & 1u) == 0u && g + 1u < g1) {
+    pending = hb;
+  } else if ((g & 1u) != 0u && g > g0) {
+    coef[g >> 1] = pending | (hb << 16);
+  } else {
+    store_shared_half(g, hb, false);  // the word's other half belongs to a neighbour
+  }
+}
+
+// Coefficient r: column r of U_h (basis row stride basis_cols) times V.
+float coef_at(uint ub, uint r) {
+  vec4 acc = vec4(0.0);
+  for (uint j = 0; j < HD; j += 8) {
+    [[unroll]] for (uint c = 0; c < 8; ++c) acc[c % 4] += basis[ub + (j + c) * p.basis_cols + r] * V(j + c);
+  }
+  return (acc.x + acc.y) + (acc.z + acc.w);
 }
 
 void main() {
@@ -111,26 +137,38 @@ void main() {
   }
   const uint ah = to_half(l1 / float(HD));
   store_shared_half(e, ah, true);
-  if (p.rank == 0) return;
+  if (p.stride == 0) return;
+  const uvec4 hr = heads[h];  // rank, bits, record offset
+  const uint rank = hr.x, cb = hr.y;
+  if (rank == 0) return;
 
   const float a = unpackHalf2x16(ah).x;
   for (uint j = 0; j < HD; ++j) V(j) -= V(j) >= 0.0 ? a : -a;
-  const uint ub = h * HD * p.rank;
-  const uint g0 = e * p.rank, g1 = g0 + p.rank;  // this element's halves [g0, g1)
-  uint pending = 0;                              // low half of the word being assembled
-  for (uint r = 0; r < p.rank; ++r) {
-    vec4 acc = vec4(0.0);
-    for (uint j = 0; j < HD; j += 8) {
-      [[unroll]] for (uint c = 0; c < 8; ++c) acc[c % 4] += basis[ub + (j + c) * p.rank + r] * V(j + c);
+  const uint ub = h * HD * p.basis_cols;
+  const uint per = 16u / cb;  // codes per half (1: fp16)
+  const uint g0 = (e / p.n_kv) * p.stride + hr.z;
+  const uint g1 = g0 + (cb == 16u ? rank : 1u + rank / per);  // this element's halves [g0, g1)
+  uint pending = 0;                                            // low half of the word being assembled
+  float sigma = 0.0, top = cb == 8u ? 127.0 : 7.0;
+  if (cb != 16u) {  // the scale: fp16(max |c| / top), used as rounded
+    float m = 0.0;
+    for (uint r = 0; r < rank; ++r) m = max(m, abs(coef_at(ub, r)));
+    const uint sb = to_half(m / top);
+    sigma = unpackHalf2x16(sb).x;
+    put_half(g0, sb, g0, g1, pending);
+  }
+  uint codes = 0;  // the half of codes being assembled
+  for (uint r = 0; r < rank; ++r) {
+    const float c = coef_at(ub, r);
+    if (cb == 16u) {
+      put_half(g0 + r, to_half(c), g0, g1, pending);
+      continue;
     }
-    const uint g = g0 + r;
-    const uint hb = to_half((acc.x + acc.y) + (acc.z + acc.w));
-    if ((g & 1) == 0 && g + 1 < g1) {
-      pending = hb;
-    } else if ((g & 1) != 0 && g > g0) {
-      coef[g >> 1] = pending | (hb << 16);
-    } else {
-      store_shared_half(g, hb, false);  // the word's other half belongs to a neighbour
+    const int code = sigma == 0.0 ? 0 : int(clamp(roundEven(c / sigma), -top, top));
+    codes |= (uint(code) & ((1u << cb) - 1u)) << (cb * (r % per));
+    if (r % per == per - 1u) {
+      put_half(g0 + 1u + r / per, codes, g0, g1, pending);
+      codes = 0u;
     }
   }
 }

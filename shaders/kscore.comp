@@ -26,11 +26,12 @@ layout(local_size_x_id = 0) in;
 layout(constant_id = 3) const uint D = 128;  // head dimension
 layout(constant_id = 4) const uint G = 1;    // query heads scored per key (members of one group)
 layout(constant_id = 5) const uint B = 8;    // popcount: query bit-planes (1, 4 or 8)
-layout(constant_id = 6) const uint R = 0;    // residual rank r (0: none)
+layout(constant_id = 6) const uint R = 0;    // the KV head's residual rank r (0: none)
 layout(constant_id = 7) const uint Y = 1;    // query rows scored per key (row slots; see call_row)
 layout(constant_id = 8) const uint K = 1;    // keys per invocation
 layout(constant_id = 9) const uint VS = 0;   // 1: K = 4 and every invocation's first key sits at a multiple
                                              // of 4 elements of the output (the host checks): vec4 stores
+layout(constant_id = 10) const uint CB = 16; // the KV head's coefficient bits: 16 (fp16), 8 or 4 (codes + fp16 scale)
 const uint W = (D + 31u) / 32u;              // words per key
 const uint TAIL = D - 32u * (W - 1u);        // valid bits in the last word (1..32)
 const uint LAST_MASK = 0xffffffffu >> (32u - TAIL);
@@ -43,6 +44,10 @@ const uint YG = Y * G;     // (row slot, head) pairs
 const uint KYG = K * YG;   // (key, row slot, head) triples: index (k·Y + i)·G + g
 const uint ACCS = K == 1u ? 2u : 1u;  // float accumulators per triple (K > 1 breaks the add chains already)
 const uint NACC = KYG * ACCS;
+const uint CPH = 16u / CB;                                          // coefficients per record half
+const uint RH = R == 0u ? 1u : CB == 16u ? R : 1u + R / CPH;        // record halves (1: keeps arrays non-empty)
+const uint RW = RH / 2u + 1u;                                       // words a record can touch
+const uint KRW = K * RW;
 
 layout(push_constant) uniform PC { KscoreParams p; };
 
@@ -145,8 +150,16 @@ float half_at(uint w, uint e) {
   return (e & 1u) != 0u ? v.y : v.x;
 }
 
-// qmu + alpha·dot + (Uᵀq')·c for every (key, slot, head) triple, written to
-// scores where live[k·Y + i].
+// Half j (a constant) of a record whose first half has parity par, from the
+// record's words w[j / 2] (par 0) or w[(j + 1) / 2] (par 1) given as lo / hi.
+uint record_half(uint lo, uint hi, uint par, uint j) {
+  const uint w = par != 0u ? hi : lo;
+  return ((par + j) & 1u) != 0u ? w >> 16 : w & 0xffffu;
+}
+
+// qmu + alpha·dot + Σ_r (Uᵀq')_r ĉ_r for every (key, slot, head) triple,
+// written to scores where live[k·Y + i]. ĉ comes from the key's residual
+// record (R coefficients of CB bits at half c_offset + t·c_stride).
 void finish(const float dot[KYG], const uint row[K], const uint t[K], const bool live[KY]) {
   float res[KYG];
   // A stand-in buffer is bound when there is no qmu: select, never multiply
@@ -156,15 +169,33 @@ void finish(const float dot[KYG], const uint row[K], const uint t[K], const bool
       const float v = qmu[query_head(i) + g];
       [[unroll]] for (uint k = 0; k < K; ++k) res[(k * Y + i) * G + g] = p.has_qmu != 0u ? v : 0.0;
     }
+  // Each key's record words, read once (the last index clamped to the
+  // record: a record that ends mid-word may end its window too).
+  uint cw[KRW], par[K];
+  if (R > 0u) {
+    [[unroll]] for (uint k = 0; k < K; ++k) {
+      const uint e = p.c_offset + t[k] * p.c_stride - p.c_base;
+      const uint last = (e + RH - 1u) >> 1;
+      par[k] = e & 1u;
+      [[unroll]] for (uint w = 0; w < RW; ++w) cw[k * RW + w] = c_w[min((e >> 1) + w, last)];
+    }
+  }
   [[unroll]] for (uint r = 0; r < R; ++r) {
     float cv[K];
     [[unroll]] for (uint k = 0; k < K; ++k) {
-      const uint e = row[k] * R + r - p.c_base;
-      cv[k] = half_at(c_w[e >> 1], e);
+      if (CB == 16u) {
+        const uint hb = record_half(cw[k * RW + r / 2u], cw[k * RW + (r + 1u) / 2u], par[k], r);
+        cv[k] = unpackHalf2x16(hb).x;
+      } else {
+        const float sigma = unpackHalf2x16(record_half(cw[k * RW], cw[k * RW], par[k], 0u)).x;  // half 0
+        const uint j = 1u + r / CPH;  // the half holding code r
+        const uint hb = record_half(cw[k * RW + j / 2u], cw[k * RW + (j + 1u) / 2u], par[k], j);
+        cv[k] = sigma * float(bitfieldExtract(int(hb), int(CB * (r % CPH)), int(CB)));
+      }
     }
     [[unroll]] for (uint i = 0; i < Y; ++i)
       [[unroll]] for (uint g = 0; g < G; ++g) {
-        const float u = uq[(query_head(i) + g) * R + r];
+        const float u = uq[(query_head(i) + g) * p.uq_stride + r];
         [[unroll]] for (uint k = 0; k < K; ++k) res[(k * Y + i) * G + g] += u * cv[k];
       }
   }

@@ -1,5 +1,5 @@
-// uq[h][i] = Σ_j U[(h / group) % kv_heads][j][i] · q'[h][j]: the rank-r
-// residual's query side, once per query head h in [first, first + q_heads)
+// uq[h][i] = Σ_j U[(h / group) % kv_heads][j][i] · q'[h][j], i < R (the
+// basis' columns): the residual's query side, once per query head h in [first, first + q_heads)
 // (layouts in kscore.h).
 #version 450
 #extension GL_GOOGLE_include_directive : require
@@ -14,12 +14,12 @@ layout(std430, binding = 1) readonly buffer Basis { float u[]; };
 layout(std430, binding = 2) writeonly buffer Uq { float uq[]; };
 
 void main() {
-  const uint i = gl_GlobalInvocationID.x % p.rank;
-  const uint m = gl_GlobalInvocationID.x / p.rank;
+  const uint i = gl_GlobalInvocationID.x % p.cols;
+  const uint m = gl_GlobalInvocationID.x / p.cols;
   if (m >= p.q_heads) return;
   const uint h = p.first + m;
-  const uint ub = ((h / p.group) % p.kv_heads) * D * p.rank + i;
+  const uint ub = ((h / p.group) % p.kv_heads) * D * p.cols + i;
   float s = 0.0;
-  for (uint j = 0; j < D; ++j) s += u[ub + j * p.rank] * q[h * D + j];
-  uq[h * p.rank + i] = s;
+  for (uint j = 0; j < D; ++j) s += u[ub + j * p.cols] * q[h * D + j];
+  uq[h * p.cols + i] = s;
 }

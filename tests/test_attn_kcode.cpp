@@ -6,7 +6,8 @@
 // blocks and kscore key chunks forced small. Consistency: the float path over
 // device-encoded codes matches attention() over kcode_decode's fp16 keys
 // (plain and mean-RoPE). Values fp16, q8 and q4 (read in place). The mean-RoPE table against cos / sin in fp64, and
-// argument rejection.
+// argument rejection. Per-head residuals (int4 / none / int8: odd stride,
+// records at odd halves) with query blocks and key chunks forced.
 #include <cmath>
 #include <numbers>
 #include <optional>
@@ -18,6 +19,7 @@
 #include "vkquant/kernels/attn.hpp"
 #include "vkquant/kernels/attn_kcode.hpp"
 #include "vkquant/kernels/kcodec.hpp"
+#include "vkquant/kresidual.hpp"
 #include "vkquant/reference/attn.hpp"
 #include "vkquant/reference/attn_kcode.hpp"
 #include "vkquant/reference/kcodec.hpp"
@@ -67,12 +69,13 @@ std::vector<std::uint32_t> pack_halves(std::span<const half_bits> h) {
 std::vector<float> fp16_round(std::span<const float> x) { return from_half(to_half(x)); }
 
 struct ACase {
-  std::uint32_t hd, n_kv, group, n, pos0, rank, front;
+  std::uint32_t hd, n_kv, group, n, pos0, rank, front;  // rank: the basis' columns
   KcodePath path;
   std::uint32_t b;  // popcount query bits
   bool mean_rope;
   bool small_blocks = false;  // force query blocks of few rows and kscore key chunks
   VType vt = VType::f16;      // value cache storage
+  std::vector<KResidual> mixed{};  // per-head (rank, bits); empty: every head at (rank, 16)
 };
 
 std::string case_name(const ACase& c) {
@@ -83,6 +86,8 @@ std::string case_name(const ACase& c) {
   if (c.mean_rope) s += "_meanrope";
   if (c.small_blocks) s += "_blocks";
   if (c.vt != VType::f16) s += std::string("_v") + vtype_name(c.vt);
+  if (!c.mixed.empty()) s += "_mix";
+  for (const KResidual& r : c.mixed) s += "_" + std::to_string(r.rank) + "b" + std::to_string(r.bits);
   return s;
 }
 
@@ -91,14 +96,19 @@ struct Problem {
   std::uint32_t hd, n_kv, heads, n, pos0, kv_len, rank, front;
   bool mean_rope;
   TestRope rope;
+  KResidualLayout layout;
   std::vector<float> mu, rot, basis, k, v, q, front_keys;
   ref::KCodes codes;
   VType vt;
   Buffer mu_b, rot_b, basis_b, bits_b, alpha_b, coef_b, front_b, v_b, vs_b, q_b, table_b;
+  kernels::KResidualTable resid_b;
 
   Problem(Device& d, const ACase& c, std::uint32_t seed)
       : hd(c.hd), n_kv(c.n_kv), heads(c.n_kv * c.group), n(c.n), pos0(c.pos0), kv_len(c.pos0 + c.n), rank(c.rank),
-        front(std::min(c.front, c.pos0 + c.n)), mean_rope(c.mean_rope), rope(test_rope(d, c.hd, kTheta)), vt(c.vt) {
+        front(std::min(c.front, c.pos0 + c.n)), mean_rope(c.mean_rope), rope(test_rope(d, c.hd, kTheta)),
+        layout(!c.mixed.empty() ? KResidualLayout::make(c.mixed)
+                                : c.rank ? KResidualLayout::uniform(c.n_kv, c.rank) : KResidualLayout{}),
+        vt(c.vt) {
     mu = random_floats(std::size_t(n_kv) * hd, seed, -1.5f, 1.5f);
     rot = random_rotations(n_kv, hd, seed + 1);
     basis = random_floats(std::size_t(n_kv) * hd * rank, seed + 2, -0.2f, 0.2f);
@@ -128,16 +138,18 @@ struct Problem {
     vs_b = upload(d, vp.scales.empty() ? std::vector<std::uint32_t>(1) : vp.scales);
     q_b = upload(d, q);
     table_b = Buffer::create(d, kernels::attn_kcode_rope_table_bytes(kv_len, hd));
+    if (layout.stride) resid_b = kernels::KResidualTable::create(d, layout);
   }
 
   kernels::VCacheView values() const { return {vt, &v_b, vt == VType::f16 ? nullptr : &vs_b}; }
-  ref::KCodec host_codec() const { return {mu, rot, basis, n_kv, hd, rank, mean_rope ? &rope.host : nullptr}; }
+  ref::KCodec host_codec() const { return {mu, rot, basis, n_kv, hd, layout, rank, mean_rope ? &rope.host : nullptr}; }
   kernels::KcodeKeys keys() const {
     kernels::KcodeKeys kk;
-    kk.codec = {&mu_b, &rot_b, rank ? &basis_b : nullptr, n_kv, hd, rank, mean_rope ? rope.freqs() : kernels::RopeFreqs{}};
+    kk.codec = {&mu_b, &rot_b, rank ? &basis_b : nullptr, n_kv, hd, layout.stride ? &resid_b : nullptr, rank,
+                mean_rope ? rope.freqs() : kernels::RopeFreqs{}};
     kk.bits = &bits_b;
     kk.alpha = &alpha_b;
-    kk.coef = rank ? &coef_b : nullptr;
+    kk.coef = layout.stride ? &coef_b : nullptr;
     kk.front = front;
     kk.front_keys = front ? &front_b : nullptr;
     kk.rope_table = mean_rope ? &table_b : nullptr;
@@ -189,7 +201,7 @@ TEST_P(AttnKcode, MatchesReference) {
   EXPECT_TRUE(close(ref::attn_kcode_rotate_queries(pb.host_codec(), pb.q, c.n, pb.heads), qrot, 1e-5, 1e-5));
   std::optional<ref::KscoreQuantized> qq;
   if (c.path == KcodePath::popcount) {
-    const ref::KscoreDims dims{c.hd, c.n * c.n_kv, c.group, 1, 0};  // every (row, head) a query head
+    const ref::KscoreDims dims{c.hd, c.n * c.n_kv, c.group, 1};  // every (row, head) a query head
     qq.emplace();
     qq->bits = c.b;
     qq->planes = download<std::uint32_t>(scratch.planes, std::size_t(c.n) * pb.heads * c.b * (c.hd / 32));
@@ -219,7 +231,11 @@ INSTANTIATE_TEST_SUITE_P(
                       ACase{128, 1, 4, 37, 0, 8, 0, F, 8, false, true},  //
                       ACase{128, 2, 4, 1, 100, 8, 4, P, 8, false, false, VType::q4},  // 1-bit K + q4 V
                       ACase{64, 2, 4, 37, 100, 0, 4, P, 8, true, false, VType::q8},   //
-                      ACase{96, 1, 2, 5, 30, 0, 2, F, 8, false, true, VType::q4}),    //
+                      ACase{96, 1, 2, 5, 30, 0, 2, F, 8, false, true, VType::q4},     //
+                      // Per-head residuals, stride 7: query blocks and key chunks whose
+                      // windows start at odd record halves.
+                      ACase{64, 3, 2, 37, 100, 8, 2, P, 8, false, true, VType::f16, {{8, 4}, {0, 16}, {6, 8}}},
+                      ACase{64, 3, 2, 37, 100, 8, 0, F, 8, true, true, VType::q8, {{8, 4}, {0, 16}, {6, 8}}}),
     [](const auto& p) { return case_name(p.param); });
 
 // The float path over codes the device encoded scores q·k̂ with k̂ the decoded
@@ -235,7 +251,7 @@ TEST_F(VulkanTest, AttnKcodeMatchesDecodedFp16Attention) {
     Buffer kb = upload(dev(), pb.k);
     Buffer bits = Buffer::create(dev(), kernels::kcode_bits_bytes(kv_len, n_kv, hd));
     Buffer alpha = Buffer::create(dev(), kernels::kcode_alpha_bytes(kv_len, n_kv));
-    Buffer coef = Buffer::create(dev(), kernels::kcode_coef_bytes(kv_len, n_kv, c.rank));
+    Buffer coef = Buffer::create(dev(), kernels::kcode_coef_bytes(kv_len, keys.codec));
     Buffer kdec = Buffer::create(dev(), kernels::kv_cache_bytes(kv_len, n_kv, hd));
     keys.bits = &bits;
     keys.alpha = &alpha;

@@ -10,7 +10,10 @@
 // 300, and a decode of > 65535 workgroups; the mean-RoPE variant (keys
 // centered by RoPE_pos(mu_pre)) through the same encode / decode checks.
 // Round trip: with rank = hd and U = I the decoded key is k up to fp16
-// rounding, with and without mean-RoPE.
+// rounding, with and without mean-RoPE. Per-head residuals (vkquant/kresidual.hpp):
+// pack / unpack and the exact record bytes at 16 / 8 / 4 bits, encode and
+// decode with mixed layouts (odd strides, records starting at odd halves),
+// layout refusals by name.
 #include <cmath>
 #include <random>
 
@@ -18,6 +21,7 @@
 #include "vkquant/error.hpp"
 #include "vkquant/half.hpp"
 #include "vkquant/kernels/kcodec.hpp"
+#include "vkquant/kresidual.hpp"
 #include "vkquant/reference/kcodec.hpp"
 
 namespace vkq::test {
@@ -52,18 +56,28 @@ std::vector<float> random_rotations(std::uint32_t n_kv, std::uint32_t hd, std::u
   return out;
 }
 
-// Host codec parameters and their device copies.
+// Host codec parameters and their device copies. rank: the basis' columns;
+// the residual layout is `mixed`, or every head at (rank, 16) when it is empty.
 struct Codec {
   std::uint32_t n_kv, hd, rank;
   bool rotate;
   bool mean_rope;
   TestRope rope;  // the mean-RoPE table (unused otherwise)
+  KResidualLayout layout;
   std::vector<float> mu, rot, basis;
   Buffer mu_b, rot_b, basis_b;
+  kernels::KResidualTable table;
 
   Codec(Device& d, std::uint32_t n_kv_, std::uint32_t hd_, std::uint32_t rank_, bool rotate_, bool identity_basis,
-        std::uint32_t seed, bool mean_rope_ = false)
-      : n_kv(n_kv_), hd(hd_), rank(rank_), rotate(rotate_), mean_rope(mean_rope_), rope(test_rope(d, hd_)) {
+        std::uint32_t seed, bool mean_rope_ = false, const std::vector<KResidual>& mixed = {})
+      : n_kv(n_kv_),
+        hd(hd_),
+        rank(rank_),
+        rotate(rotate_),
+        mean_rope(mean_rope_),
+        rope(test_rope(d, hd_)),
+        layout(mixed.empty() ? (rank_ ? KResidualLayout::uniform(n_kv_, rank_) : KResidualLayout{})
+                             : KResidualLayout::make(mixed)) {
     mu = random_floats(std::size_t(n_kv) * hd, seed, -2.f, 2.f);
     if (rotate) rot = random_rotations(n_kv, hd, seed + 1);
     basis.assign(std::size_t(n_kv) * hd * rank, 0.f);
@@ -76,12 +90,14 @@ struct Codec {
     mu_b = upload(d, mu);
     if (rotate) rot_b = upload(d, rot);
     if (rank) basis_b = upload(d, basis);
+    if (layout.stride) table = kernels::KResidualTable::create(d, layout);
   }
   kernels::KCodec dev() const {
-    return {&mu_b, rotate ? &rot_b : nullptr, rank ? &basis_b : nullptr, n_kv, hd, rank,
-            mean_rope ? rope.freqs() : kernels::RopeFreqs{}};
+    return {&mu_b, rotate ? &rot_b : nullptr, rank ? &basis_b : nullptr, n_kv, hd, layout.stride ? &table : nullptr,
+            rank, mean_rope ? rope.freqs() : kernels::RopeFreqs{}};
   }
-  ref::KCodec host() const { return {mu, rot, basis, n_kv, hd, rank, mean_rope ? &rope.host : nullptr}; }
+  ref::KCodec host() const { return {mu, rot, basis, n_kv, hd, layout, rank, mean_rope ? &rope.host : nullptr}; }
+  std::uint64_t coef_bytes(std::uint32_t ctx) const { return layout.bytes(ctx); }
 };
 
 // Keys whose rotated centered coordinates v have |v_j| in [0.05, 1] · scale
@@ -121,36 +137,52 @@ half_bits get_half(const std::vector<std::uint32_t>& words, std::size_t g) {
   return half_bits(words[g / 2] >> (16 * (g % 2)));
 }
 
+// The message of the vkq::Error f throws ("" if none).
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
 struct KCase {
-  std::uint32_t hd, n_kv, rank, n, pos0;
+  std::uint32_t hd, n_kv, rank, n, pos0;  // rank: the basis' columns
   bool rotate, rope;
-  bool mean_rope = false;  // codec centered by RoPE_pos(mu_pre) (test_rope's table)
+  bool mean_rope = false;         // codec centered by RoPE_pos(mu_pre) (test_rope's table)
+  std::vector<KResidual> mixed{};  // per-head (rank, bits); empty: every head at (rank, 16)
 };
 
 std::string case_name(const KCase& c) {
+  std::string mix;
+  for (const KResidual& r : c.mixed) mix += "_" + std::to_string(r.rank) + "b" + std::to_string(r.bits);
   return "d" + std::to_string(c.hd) + "_kv" + std::to_string(c.n_kv) + "_r" + std::to_string(c.rank) + "_n" +
          std::to_string(c.n) + "_p" + std::to_string(c.pos0) + (c.rotate ? "_rot" : "_id") +
-         (c.rope ? "_rope" : "") + (c.mean_rope ? "_meanrope" : "");
+         (c.rope ? "_rope" : "") + (c.mean_rope ? "_meanrope" : "") + (mix.empty() ? "" : "_mix" + mix);
 }
 
 class KCodec : public VulkanTest, public ::testing::WithParamInterface<KCase> {};
 
 TEST_P(KCodec, EncodeMatchesReference) {
   const KCase kc = GetParam();
-  const Codec c(dev(), kc.n_kv, kc.hd, kc.rank, kc.rotate, false, 11 + kc.hd + kc.n_kv, kc.mean_rope);
+  const Codec c(dev(), kc.n_kv, kc.hd, kc.rank, kc.rotate, false, 11 + kc.hd + kc.n_kv, kc.mean_rope, kc.mixed);
   const std::vector<float> k = keys_away_from_zero(c, kc.n, 5 + kc.n, kc.pos0);
   const ref::KCodes want = ref::kcode_encode(c.host(), k, kc.n, kc.pos0);
 
-  const std::uint32_t ctx = kc.pos0 + kc.n + 3, words = kc.hd / 32, n_kv = kc.n_kv, rank = kc.rank;
+  const std::uint32_t ctx = kc.pos0 + kc.n + 3, words = kc.hd / 32, n_kv = kc.n_kv;
+  const KResidualLayout& lay = c.layout;
+  const bool resid = lay.stride != 0;
   Buffer kb = upload(dev(), k);
   Buffer bits = Buffer::create(dev(), kernels::kcode_bits_bytes(ctx, n_kv, kc.hd));
   Buffer alpha = Buffer::create(dev(), kernels::kcode_alpha_bytes(ctx, n_kv));
-  Buffer coef = Buffer::create(dev(), std::max<std::uint64_t>(kernels::kcode_coef_bytes(ctx, n_kv, rank), 4));
+  Buffer coef = Buffer::create(dev(), std::max<std::uint64_t>(c.coef_bytes(ctx), 4));
   bits.fill(kPoison);
   alpha.fill(kPoison);
   coef.fill(kPoison);
   Stream s = Stream::create(dev());
-  kernels::kcode_encode(s, c.dev(), kb, bits, alpha, rank ? &coef : nullptr, kc.n, kc.pos0);
+  kernels::kcode_encode(s, c.dev(), kb, bits, alpha, resid ? &coef : nullptr, kc.n, kc.pos0);
   s.submit_and_wait();
 
   const auto got_bits = download<std::uint32_t>(bits, std::size_t(ctx) * n_kv * words);
@@ -160,14 +192,18 @@ TEST_P(KCodec, EncodeMatchesReference) {
 
   const std::size_t e0 = std::size_t(kc.pos0) * n_kv, e1 = e0 + std::size_t(kc.n) * n_kv;
   const auto got_alpha = download<std::uint32_t>(alpha, kernels::kcode_alpha_bytes(ctx, n_kv) / 4);
-  const auto got_coef = download<std::uint32_t>(coef, kernels::kcode_coef_bytes(ctx, n_kv, rank) / 4);
-  std::size_t alpha_off = 0, coef_bad = 0, untouched_bad = 0;
+  const auto got_coef = download<std::uint32_t>(coef, c.coef_bytes(ctx) / 4);
+  std::size_t alpha_off = 0, coef_bad = 0, untouched_bad = 0, codes_off = 0, codes = 0;
   double max_coef_err = 0;
   for (std::size_t e = 0; e < std::size_t(ctx) * n_kv; ++e) {
     const half_bits a = get_half(got_alpha, e);
+    const std::uint32_t h = std::uint32_t(e % n_kv);
+    const KResidual res = resid ? lay.heads[h] : KResidual{};
+    const std::size_t g0 = resid ? e / n_kv * lay.stride + lay.offset[h] : 0;  // the record's first half
+    const std::uint32_t rh = KResidualLayout::record_halves(res);
     if (e < e0 || e >= e1) {  // outside the window: every half keeps its old contents
       untouched_bad += a != kPoisonHalf;
-      for (std::uint32_t r = 0; r < rank; ++r) untouched_bad += get_half(got_coef, e * rank + r) != kPoisonHalf;
+      for (std::uint32_t j = 0; j < rh; ++j) untouched_bad += get_half(got_coef, g0 + j) != kPoisonHalf;
       continue;
     }
     const std::size_t t = e - e0;
@@ -175,48 +211,68 @@ TEST_P(KCodec, EncodeMatchesReference) {
     ASSERT_LE(std::abs(int(a) - int(ra)), 1) << "alpha of element " << e << ": " << from_half(a) << " vs "
                                               << from_half(ra);
     alpha_off += a != ra;
-    if (!rank) continue;
+    if (!res.rank) continue;
     // The coefs are measured against the device's fp16 alpha.
     const std::span<const double> v(want.v.data() + t * kc.hd, kc.hd);
-    const auto cf = ref::kcode_coefs(c.host(), std::uint32_t(e % n_kv), v, from_half(a));
-    double vn = 0;
-    for (double x : v) vn += x * x;
-    for (std::uint32_t r = 0; r < rank; ++r) {
-      const double g = from_half(get_half(got_coef, e * rank + r));
-      const double err = std::fabs(g - cf[r]);
-      max_coef_err = std::max(max_coef_err, err);
-      coef_bad += err > std::ldexp(std::fabs(cf[r]), -11) * 1.01 + 1e-6 * std::sqrt(vn);
+    const auto cf = ref::kcode_coefs(c.host(), h, v, from_half(a));
+    std::vector<half_bits> got_rec(rh);
+    for (std::uint32_t j = 0; j < rh; ++j) got_rec[j] = get_half(got_coef, g0 + j);
+    if (res.bits == 16) {
+      double vn = 0;
+      for (double x : v) vn += x * x;
+      for (std::uint32_t r = 0; r < res.rank; ++r) {
+        const double g = from_half(got_rec[r]);
+        const double err = std::fabs(g - cf[r]);
+        max_coef_err = std::max(max_coef_err, err);
+        coef_bad += err > std::ldexp(std::fabs(cf[r]), -11) * 1.01 + 1e-6 * std::sqrt(vn);
+      }
+      continue;
+    }
+    // 8 / 4 bits: the scale within one fp16 ulp, each code within one step of pack_residual's.
+    std::vector<half_bits> want_rec(rh);
+    pack_residual(res, cf, want_rec);
+    ASSERT_LE(std::abs(int(got_rec[0]) - int(want_rec[0])), 1) << "scale of element " << e;
+    const std::uint32_t per = 16 / res.bits, mask = (1u << res.bits) - 1, sign = 1u << (res.bits - 1);
+    for (std::uint32_t r = 0; r < res.rank; ++r) {
+      const auto code = [&](const std::vector<half_bits>& rec) {
+        const std::uint32_t u = (std::uint32_t(rec[1 + r / per]) >> (res.bits * (r % per))) & mask;
+        return int(u ^ sign) - int(sign);
+      };
+      ASSERT_LE(std::abs(code(got_rec) - code(want_rec)), 1) << "code " << r << " of element " << e;
+      codes_off += code(got_rec) != code(want_rec);
+      ++codes;
     }
   }
   EXPECT_EQ(untouched_bad, 0u) << "encode changed halves of positions outside its window";
   EXPECT_EQ(coef_bad, 0u) << "coefs off by more than fp16 rounding; max error " << max_coef_err;
   EXPECT_LE(alpha_off, (e1 - e0) / 50 + 1) << "too many alpha values one ulp off";
+  EXPECT_LE(codes_off, codes / 50 + 1) << "too many codes one step off";
 }
 
 TEST_P(KCodec, DecodeMatchesReference) {
   const KCase kc = GetParam();
-  const Codec c(dev(), kc.n_kv, kc.hd, kc.rank, kc.rotate, false, 21 + kc.hd + kc.n_kv, kc.mean_rope);
+  const Codec c(dev(), kc.n_kv, kc.hd, kc.rank, kc.rotate, false, 21 + kc.hd + kc.n_kv, kc.mean_rope, kc.mixed);
   const std::vector<float> k = keys_away_from_zero(c, kc.n, 7 + kc.n, kc.pos0);
   const ref::KCodes codes = ref::kcode_encode(c.host(), k, kc.n, kc.pos0);
   const std::vector<half_bits> want = ref::kcode_decode(c.host(), codes.bits, codes.alpha, codes.coef, kc.pos0,
                                                         kc.n, kc.rope ? &c.rope.host : nullptr);
 
   // The reference's codes at positions pos0.., poison elsewhere.
-  const std::uint32_t ctx = kc.pos0 + kc.n + 2, words = kc.hd / 32, n_kv = kc.n_kv, rank = kc.rank;
+  const std::uint32_t ctx = kc.pos0 + kc.n + 2, words = kc.hd / 32, n_kv = kc.n_kv, stride = c.layout.stride;
   const std::size_t e0 = std::size_t(kc.pos0) * n_kv;
   std::vector<std::uint32_t> bits(std::size_t(ctx) * n_kv * words, kPoison);
   std::copy(codes.bits.begin(), codes.bits.end(), bits.begin() + e0 * words);
   std::vector<std::uint32_t> alpha(kernels::kcode_alpha_bytes(ctx, n_kv) / 4, kPoison);
   put_halves(alpha, codes.alpha, e0);
-  std::vector<std::uint32_t> coef(std::max<std::uint64_t>(kernels::kcode_coef_bytes(ctx, n_kv, rank) / 4, 1), kPoison);
-  put_halves(coef, codes.coef, e0 * rank);
+  std::vector<std::uint32_t> coef(std::max<std::uint64_t>(c.coef_bytes(ctx) / 4, 1), kPoison);
+  put_halves(coef, codes.coef, std::size_t(kc.pos0) * stride);
   Buffer bb = upload(dev(), bits), ab = upload(dev(), alpha), cb = upload(dev(), coef);
   const std::size_t row = std::size_t(n_kv) * kc.hd / 2;  // cache words per position
   Buffer kcache = Buffer::create(dev(), std::size_t(ctx) * row * 4);
   kcache.fill(kPoison);
   Stream s = Stream::create(dev());
   const kernels::RopeFreqs freqs = c.rope.freqs();
-  kernels::kcode_decode(s, c.dev(), bb, ab, rank ? &cb : nullptr, kcache, kc.pos0, kc.n, kc.rope ? &freqs : nullptr);
+  kernels::kcode_decode(s, c.dev(), bb, ab, stride ? &cb : nullptr, kcache, kc.pos0, kc.n, kc.rope ? &freqs : nullptr);
   s.submit_and_wait();
 
   const auto got = download<std::uint32_t>(kcache, std::size_t(ctx) * row);
@@ -257,7 +313,13 @@ INSTANTIATE_TEST_SUITE_P(Shapes, KCodec,
                                            KCase{256, 1, 256, 1, 2, true, false},   // rank = hd
                                            KCase{64, 3, 8, 13, 5, true, false, true},        // mean-RoPE
                                            KCase{96, 5, 7, 13, 4999, true, false, true},     //
-                                           KCase{128, 2, 0, 300, 17, false, false, true}),  //
+                                           KCase{128, 2, 0, 300, 17, false, false, true},    //
+                                           // Mixed per-head residuals: stride 7 (odd) at an odd pos0,
+                                           // stride 19 with a far position, and 4-bit heads only.
+                                           KCase{64, 3, 8, 13, 5, true, true, false, {{8, 4}, {0, 16}, {6, 8}}},
+                                           KCase{96, 5, 12, 13, 4999, true, false, true,
+                                                 {{12, 8}, {4, 4}, {0, 16}, {7, 16}, {8, 4}}},
+                                           KCase{128, 2, 16, 300, 1, false, false, false, {{16, 4}, {4, 4}}}),
                          [](const auto& p) { return case_name(p.param); });
 
 // Plain random keys: coordinates near 0 are allowed; a sign bit may differ
@@ -300,7 +362,7 @@ TEST_F(VulkanTest, KCodecFullRankRoundTrip) {
     Buffer kb = upload(dev(), k);
     Buffer bits = Buffer::create(dev(), kernels::kcode_bits_bytes(ctx, n_kv, hd));
     Buffer alpha = Buffer::create(dev(), kernels::kcode_alpha_bytes(ctx, n_kv));
-    Buffer coef = Buffer::create(dev(), kernels::kcode_coef_bytes(ctx, n_kv, hd));
+    Buffer coef = Buffer::create(dev(), c.coef_bytes(ctx));
     Buffer kcache = Buffer::create(dev(), std::size_t(ctx) * n_kv * hd * 2);
     Stream s = Stream::create(dev());
     kernels::kcode_encode(s, c.dev(), kb, bits, alpha, &coef, n, pos0);
@@ -360,12 +422,23 @@ TEST_F(VulkanTest, KCodecRejectsBadShapes) {
   Buffer a = Buffer::create(dev(), 1 << 16), b = Buffer::create(dev(), 1 << 16), cb = Buffer::create(dev(), 1 << 16),
          o = Buffer::create(dev(), 1 << 16);
   Stream s = Stream::create(dev());
+  std::vector<kernels::KResidualTable> tables;
+  tables.reserve(8);
   const auto codec = [&](std::uint32_t n_kv, std::uint32_t hd, std::uint32_t rank) {
-    return kernels::KCodec{&a, nullptr, rank ? &a : nullptr, n_kv, hd, rank};
+    if (!rank) return kernels::KCodec{&a, nullptr, nullptr, n_kv, hd};
+    tables.push_back(kernels::KResidualTable::create(dev(), KResidualLayout::uniform(n_kv, rank)));
+    return kernels::KCodec{&a, nullptr, &a, n_kv, hd, &tables.back(), rank};
   };
   EXPECT_THROW(kernels::kcode_encode(s, codec(1, 48, 0), a, b, cb, nullptr, 1, 0), Error);   // hd not supported
   EXPECT_THROW(kernels::kcode_encode(s, codec(65, 32, 0), a, b, cb, nullptr, 1, 0), Error);  // n_kv > 64
   EXPECT_THROW(kernels::kcode_encode(s, codec(1, 32, 33), a, b, cb, nullptr, 1, 0), Error);  // rank > hd
+  kernels::KCodec narrow = codec(2, 32, 8);
+  narrow.basis_cols = 6;  // head 0's rank 8 exceeds the basis
+  EXPECT_NE(error_of([&] { kernels::kcode_encode(s, narrow, a, b, cb, &o, 1, 0); }).find("residual head 0 has rank 8"),
+            std::string::npos);
+  kernels::KCodec wrong_heads = codec(2, 32, 8);
+  wrong_heads.n_kv = 1;  // a layout for two heads
+  EXPECT_THROW(kernels::kcode_encode(s, wrong_heads, a, b, cb, &o, 1, 0), Error);
   EXPECT_THROW(kernels::kcode_encode(s, codec(1, 32, 4), a, b, cb, nullptr, 1, 0), Error);   // coef missing
   EXPECT_THROW(kernels::kcode_encode(s, codec(1, 32, 0), a, b, cb, nullptr, 1, 1 << 20), Error);  // past the cache
   EXPECT_THROW(kernels::kcode_decode(s, codec(1, 32, 0), b, cb, nullptr, o, 1 << 20, 1, nullptr), Error);
@@ -384,6 +457,100 @@ TEST_F(VulkanTest, KCodecRejectsBadShapes) {
   EXPECT_THROW(kernels::kcode_decode(s, mean_rope, b, cb, nullptr, o, 0, 1, &f32), Error);  // RoPE twice
   mean_rope.mean_rope = f64;
   EXPECT_THROW(kernels::kcode_encode(s, mean_rope, a, b, cb, nullptr, 1, 0), Error);  // table for another hd
+}
+
+// ---- per-head residual records (host) ------------------------------------------
+
+TEST(KResidual, LayoutOffsetsStrideBytes) {
+  const KResidualLayout l = KResidualLayout::make({{8, 4}, {0, 16}, {6, 8}});
+  EXPECT_EQ(l.offset, (std::vector<std::uint32_t>{0, 3, 3}));
+  EXPECT_EQ(l.stride, 7u);  // 1 + 8/4, 0, 1 + 6/2
+  EXPECT_EQ(l.max_rank(), 8u);
+  EXPECT_EQ(l.bytes(3), 44u);  // 21 halves -> 11 words
+  EXPECT_EQ(l.bytes(0), 0u);
+  // All heads at (r, 16): today's (ctx, n_kv, r) fp16 layout.
+  const KResidualLayout u = KResidualLayout::uniform(3, 8);
+  EXPECT_EQ(u.offset, (std::vector<std::uint32_t>{0, 8, 16}));
+  EXPECT_EQ(u.stride, 24u);
+  EXPECT_EQ(KResidualLayout::uniform(4, 0).stride, 0u);
+  EXPECT_EQ(KResidualLayout::uniform(4, 0).bytes(100), 0u);
+  EXPECT_EQ(KResidualLayout::record_halves({12, 4}), 4u);
+}
+
+TEST(KResidual, RefusalsNameTheHeadAndTheRule) {
+  const auto msg = [](std::vector<KResidual> h) { return error_of([&] { KResidualLayout::make(std::move(h)); }); };
+  EXPECT_NE(msg({{4, 16}, {4, 5}}).find("head 1 (rank 4, 5 bits): bits must be 16, 8 or 4"), std::string::npos);
+  EXPECT_NE(msg({{3, 8}}).find("head 0 (rank 3, 8 bits): 8-bit coefficients need an even rank"), std::string::npos);
+  EXPECT_NE(msg({{8, 8}, {0, 4}, {6, 4}}).find("head 2 (rank 6, 4 bits): 4-bit coefficients need a rank divisible by 4"),
+            std::string::npos);
+  EXPECT_EQ(msg({{0, 4}, {2, 8}, {4, 4}, {3, 16}}), "");
+  EXPECT_NE(error_of([] { KResidualLayout::make({{4, 16}, {9, 16}}).check_basis("f", 8); })
+                .find("f: residual head 1 has rank 9, more than the basis' 8 columns"),
+            std::string::npos);
+}
+
+TEST(KResidual, RecordBytes) {
+  // fp16: round to nearest even, as today.
+  std::vector<half_bits> r16(3);
+  pack_residual({3, 16}, std::vector<double>{1.0, -2.5, 0.1}, r16);
+  EXPECT_EQ(r16, (std::vector<half_bits>{0x3c00, 0xc100, to_half(0.1f)}));
+  // int8: σ = fp16(127 / 127) = 1; codes 127, roundEven(-63.5) = -64, roundEven(2.5) = 2, -127.
+  std::vector<half_bits> r8(3);
+  pack_residual({4, 8}, std::vector<double>{127, -63.5, 2.5, -127}, r8);
+  EXPECT_EQ(r8, (std::vector<half_bits>{0x3c00, 0xc07f, 0x8102}));
+  EXPECT_EQ(unpack_residual({4, 8}, r8), (std::vector<double>{127, -64, 2, -127}));
+  // int4: σ = 1; codes 7, roundEven(-3.5) = -4, roundEven(0.5) = 0, -7 -> nibbles 7, c, 0, 9.
+  std::vector<half_bits> r4(2);
+  pack_residual({4, 4}, std::vector<double>{7, -3.5, 0.5, -7}, r4);
+  EXPECT_EQ(r4, (std::vector<half_bits>{0x3c00, 0x90c7}));
+  EXPECT_EQ(unpack_residual({4, 4}, r4), (std::vector<double>{7, -4, 0, -7}));
+  // σ = 0: every code 0.
+  for (const std::uint32_t bits : {8u, 4u}) {
+    std::vector<half_bits> z(3, 0xffff);
+    pack_residual({4, bits}, std::vector<double>{0, 0, 0, 0}, z);
+    EXPECT_EQ(z[0], 0u);
+    EXPECT_EQ(z[1], 0u);
+    if (bits == 8) {
+      EXPECT_EQ(z[2], 0u);
+    }
+    EXPECT_EQ(unpack_residual({4, bits}, z), (std::vector<double>(4, 0.0)));
+  }
+}
+
+TEST(KResidual, RoundTripWithinHalfAStep) {
+  std::mt19937 rng(3);
+  std::normal_distribution<double> g;
+  for (const KResidual r : {KResidual{16, 16}, KResidual{16, 8}, KResidual{16, 4}, KResidual{6, 8}, KResidual{12, 4}})
+    for (int trial = 0; trial < 20; ++trial) {
+      std::vector<double> c(r.rank);
+      for (auto& x : c) x = g(rng) * std::ldexp(1.0, trial % 7 - 3);
+      std::vector<half_bits> rec(KResidualLayout::record_halves(r));
+      pack_residual(r, c, rec);
+      const std::vector<double> back = unpack_residual(r, rec);
+      const double step = r.bits == 16 ? 0 : from_half(rec[0]);
+      for (std::uint32_t i = 0; i < r.rank; ++i) {
+        const double tol = r.bits == 16 ? std::ldexp(std::fabs(c[i]), -11) : step * 0.5 * (1 + 1e-12);
+        ASSERT_LE(std::fabs(back[i] - c[i]), tol) << "bits " << r.bits << " coefficient " << i;
+      }
+    }
+}
+
+// A uniform (r, 16) layout is today's coefficient array: element (t, h, i) at
+// (t·n_kv + h)·r + i holds fp16(c_i), whatever the residual code around it.
+TEST(KResidual, UniformFp16IsTheOldLayout) {
+  const std::uint32_t n_kv = 3, hd = 64, r = 8, n = 5;
+  const std::vector<float> mu = random_floats(std::size_t(n_kv) * hd, 1, -1.f, 1.f);
+  const std::vector<float> basis = random_floats(std::size_t(n_kv) * hd * r, 2, -0.3f, 0.3f);
+  const ref::KCodec c{mu, {}, basis, n_kv, hd, KResidualLayout::uniform(n_kv, r), r};
+  const std::vector<float> k = random_floats(std::size_t(n) * n_kv * hd, 3, -2.f, 2.f);
+  const ref::KCodes codes = ref::kcode_encode(c, k, n);
+  ASSERT_EQ(codes.coef.size(), std::size_t(n) * n_kv * r);
+  for (std::uint32_t t = 0; t < n; ++t)
+    for (std::uint32_t h = 0; h < n_kv; ++h) {
+      const std::size_t e = std::size_t(t) * n_kv + h;
+      const auto cf = ref::kcode_coefs(c, h, std::span<const double>(codes.v.data() + e * hd, hd), from_half(codes.alpha[e]));
+      for (std::uint32_t i = 0; i < r; ++i) ASSERT_EQ(codes.coef[e * r + i], to_half(float(cf[i])));
+    }
 }
 
 }  // namespace

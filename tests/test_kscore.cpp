@@ -4,7 +4,8 @@
 // of popcount scores against float scores, the fp16 baseline, key chunking,
 // several (causal) query rows over key-major and position-major keys in every
 // launch shape (row blocks, keys per invocation, vec4 stores), and argument
-// rejection.
+// rejection. Residuals: uniform fp16 and mixed per-head (rank, bits) layouts
+// (int8 / int4 records at odd halves), head-major and position-major.
 #include <cstring>
 #include <optional>
 
@@ -23,13 +24,27 @@ using kernels::KscoreShape;
 struct Params {
   std::uint32_t d, kv_heads, group;
   std::uint64_t keys;
-  std::uint32_t b, rank;
+  std::uint32_t b, rank;  // rank: the basis' columns
   bool qmu;
+  std::vector<KResidual> mixed{};  // per KV head (rank, bits); empty: every head at (rank, 16)
 };
+
+std::string mix_name(const std::vector<KResidual>& m) {
+  std::string s;
+  for (const KResidual& r : m) s += "_" + std::to_string(r.rank) + "b" + std::to_string(r.bits);
+  return s.empty() ? s : "_mix" + s;
+}
 
 std::string name(const Params& p) {
   return "d" + std::to_string(p.d) + "_n" + std::to_string(p.keys) + "_kv" + std::to_string(p.kv_heads) + "_g" +
-         std::to_string(p.group) + "_b" + std::to_string(p.b) + "_r" + std::to_string(p.rank) + (p.qmu ? "_qmu" : "");
+         std::to_string(p.group) + "_b" + std::to_string(p.b) + "_r" + std::to_string(p.rank) + (p.qmu ? "_qmu" : "") +
+         mix_name(p.mixed);
+}
+
+// The residual layout of a problem (per position or per key).
+KResidualLayout layout_of(const Params& p) {
+  if (!p.mixed.empty()) return KResidualLayout::make(p.mixed);
+  return p.rank ? KResidualLayout::uniform(p.kv_heads, p.rank) : KResidualLayout{};
 }
 
 // Host data of one problem, in the kernels' layouts.
@@ -37,14 +52,15 @@ struct Data {
   ref::KscoreDims dims;
   std::vector<std::uint32_t> bits;  // (kv_heads, N, W), padding bits random
   std::vector<half_bits> alpha;     // (kv_heads, N), padded to an even count
-  std::vector<half_bits> c;         // (kv_heads, N, r), padded to an even count
-  std::vector<float> basis;         // (kv_heads, d, r)
+  KResidualLayout layout;           // the heads' (rank, bits)
+  std::vector<half_bits> c;         // head-major records (dims.residual), padded to an even count
+  std::vector<float> basis;         // (kv_heads, d, R)
   std::vector<float> q;             // (q_heads, d)
   std::vector<float> qmu;           // (q_heads) or empty
 
   ref::KscoreInputs inputs() const {
     const std::uint64_t kvn = dims.kv_heads * dims.keys;
-    return {bits, std::span(alpha).first(kvn), std::span(c).first(kvn * dims.rank), basis, q, qmu};
+    return {bits, std::span(alpha).first(kvn), std::span(c).first(dims.residual.halves(dims.keys)), basis, q, qmu};
   }
 };
 
@@ -56,7 +72,8 @@ std::vector<half_bits> halves_even(std::vector<float> v) {
 
 Data make_data(const Params& p, std::uint32_t seed) {
   Data x;
-  x.dims = {p.d, p.kv_heads, p.group, p.keys, p.rank};
+  x.layout = layout_of(p);
+  x.dims = {p.d, p.kv_heads, p.group, p.keys, KResidualView::head_major(x.layout, p.keys, p.rank)};
   const std::uint64_t rows = p.kv_heads * p.keys;
   std::mt19937 rng(seed);
   std::normal_distribution<float> normal;
@@ -73,7 +90,16 @@ Data make_data(const Params& p, std::uint32_t seed) {
     alpha[r] = float(l1 / p.d);
   }
   x.alpha = halves_even(alpha);
-  x.c = halves_even(random_floats(rows * p.rank, seed + 1, -0.5f, 0.5f));
+  // Residual records of random coefficients in [-0.5, 0.5].
+  x.c.assign(std::max<std::uint64_t>((x.dims.residual.halves(p.keys) + 1) / 2 * 2, 2), 0);
+  std::uniform_real_distribution<double> coef(-0.5, 0.5);
+  std::vector<double> cf(p.rank);
+  for (const KResidualPlace& pl : x.dims.residual.heads)
+    for (std::uint64_t t = 0; t < p.keys && pl.code.rank; ++t) {
+      for (std::uint32_t i = 0; i < pl.code.rank; ++i) cf[i] = coef(rng);
+      pack_residual(pl.code, cf,
+                    std::span(x.c).subspan(pl.offset + t * pl.stride, KResidualLayout::record_halves(pl.code)));
+    }
   x.basis = random_floats(std::size_t(p.kv_heads) * p.d * p.rank, seed + 2, -0.3f, 0.3f);
   x.q = random_floats(std::size_t(x.dims.q_heads()) * p.d, seed + 3, -1.f, 1.2f);
   if (p.qmu) x.qmu = random_floats(x.dims.q_heads(), seed + 4, -2.f, 2.f);
@@ -86,18 +112,19 @@ struct DeviceData {
   Buffer bits, alpha, c, basis, q, qmu, uq;
 
   DeviceData(Device& d, const Data& x)
-      : shape{x.dims.d, x.dims.kv_heads, x.dims.group, x.dims.keys, x.dims.rank},
+      : shape{x.dims.d, x.dims.kv_heads, x.dims.group, x.dims.keys, x.dims.residual},
         bits(upload(d, x.bits)),
         alpha(upload(d, x.alpha)),
         c(upload(d, x.c)),
         basis(upload(d, x.basis)),
         q(upload(d, x.q)),
         qmu(upload(d, x.qmu)),
-        uq(Buffer::create(d, std::max<std::uint64_t>(std::uint64_t(x.dims.q_heads()) * x.dims.rank * 4, 4))) {}
+        uq(Buffer::create(d, std::max<std::uint64_t>(std::uint64_t(x.dims.q_heads()) * x.dims.residual.basis_cols * 4, 4))) {}
 
-  kernels::KscoreKeys keys() const { return {&bits, &alpha, shape.rank ? &c : nullptr}; }
+  kernels::KscoreKeys keys() const { return {&bits, &alpha, shape.residual.any() ? &c : nullptr}; }
   kernels::KscoreQuery query(bool with_qmu) {
-    return {&q, with_qmu ? &qmu : nullptr, shape.rank ? &basis : nullptr, shape.rank ? &uq : nullptr};
+    const bool r = shape.residual.any();
+    return {&q, with_qmu ? &qmu : nullptr, r ? &basis : nullptr, r ? &uq : nullptr};
   }
 };
 
@@ -185,7 +212,10 @@ INSTANTIATE_TEST_SUITE_P(Shapes, Kscore,
                                            Params{128, 1, 1, 127, 1, 0, true}, Params{128, 2, 4, 1, 4, 4, true},
                                            Params{128, 1, 4, 4097, 4, 0, false}, Params{129, 1, 1, 4097, 4, 16, false},
                                            Params{129, 2, 4, 127, 8, 4, true}, Params{129, 2, 1, 13, 1, 16, true},
-                                           Params{520, 1, 1, 13, 8, 0, false}),
+                                           Params{520, 1, 1, 13, 8, 0, false},
+                                           // Per-head residuals: int4 / none / int8, records at odd halves.
+                                           Params{64, 3, 2, 301, 8, 8, true, {{8, 4}, {0, 16}, {6, 8}}},
+                                           Params{96, 3, 4, 127, 4, 12, false, {{12, 8}, {4, 4}, {7, 16}}}),
                          [](const auto& tp) { return name(tp.param); });
 
 // ---- fp16 baseline ------------------------------------------------------------
@@ -206,7 +236,7 @@ std::vector<half_bits> make_k(const ref::KscoreDims& dm, std::uint32_t seed) {
 
 TEST_P(KscoreF16, MatchesReference) {
   const F16Params p = GetParam();
-  const ref::KscoreDims dm{p.d, p.kv_heads, p.group, p.keys, 0};
+  const ref::KscoreDims dm{p.d, p.kv_heads, p.group, p.keys};
   const auto k = make_k(dm, 7 + p.d);
   const auto q = random_floats(std::size_t(dm.q_heads()) * p.d, 8 + p.d);
   Buffer kb = upload(dev(), k), qb = upload(dev(), q);
@@ -214,7 +244,7 @@ TEST_P(KscoreF16, MatchesReference) {
   Buffer out = Buffer::create(dev(), n * 4 + 64);
   out.fill(kPoison);
   Stream s = Stream::create(dev());
-  kernels::kscore_f16(s, {p.d, p.kv_heads, p.group, p.keys, 0}, kb, qb, out);
+  kernels::kscore_f16(s, {p.d, p.kv_heads, p.group, p.keys}, kb, qb, out);
   s.submit_and_wait();
   EXPECT_TRUE(close(ref::kscore_f16(k, q, dm), download<float>(out, n), 1e-3, 1e-4));
   std::uint32_t tail[16];
@@ -292,13 +322,14 @@ struct RowsParams {
   std::uint64_t limit;   // tuning.max_binding_bytes
   std::uint32_t max_rows, keys_per_invocation;
   bool position_major;
+  bool mixed = false;  // per-head residuals (int4, int8: stride 7, records at odd halves)
 };
 
 std::string rows_name(const RowsParams& p) {
   return "n" + std::to_string(p.keys) + "_rows" + std::to_string(p.rows) + "_from" + std::to_string(p.query0) +
          (p.causal ? "_causal" + std::to_string(p.causal) : "") + "_limit" + std::to_string(p.limit) + "_y" +
          std::to_string(p.max_rows) + "_k" + std::to_string(p.keys_per_invocation) +
-         (p.position_major ? "_posmajor" : "_keymajor");
+         (p.position_major ? "_posmajor" : "_keymajor") + (p.mixed ? "_mixed" : "");
 }
 
 void PrintTo(const RowsParams& p, std::ostream* os) { *os << rows_name(p); }
@@ -307,7 +338,7 @@ class KscoreRows : public VulkanTest, public ::testing::WithParamInterface<RowsP
 
 TEST_P(KscoreRows, EveryPathMatchesReference) {
   const RowsParams rp = GetParam();
-  const Params p{96, 2, 4, rp.keys, 4, 8, true};
+  const Params p = rp.mixed ? Params{96, 2, 4, rp.keys, 4, 8, true, {{8, 4}, {6, 8}}} : Params{96, 2, 4, rp.keys, 4, 8, true};
   const Data x = make_data(p, 77);
   const std::uint32_t rows = rp.rows, query0 = rp.query0, all_rows = query0 + rows, kv = p.kv_heads, w = x.dims.words();
   const std::uint64_t n = p.keys, per_row = std::uint64_t(x.dims.q_heads()) * n, dh = (p.d + 1) / 2;
@@ -315,20 +346,24 @@ TEST_P(KscoreRows, EveryPathMatchesReference) {
   const auto k = make_k(x.dims, 76);                       // fp16 keys, key-major
   // Key-major -> the layout under test.
   std::vector<std::uint32_t> bits(x.bits.size());
-  std::vector<half_bits> alpha(x.alpha.size()), c(x.c.size()), kl(k.size());
+  const KResidualView resid =
+      rp.position_major ? KResidualView::position_major(x.layout, p.rank) : x.dims.residual;
+  std::vector<half_bits> alpha(x.alpha.size()), c((resid.halves(n) + 1) / 2 * 2 + 2), kl(k.size());
   for (std::uint64_t t = 0; t < n; ++t)
     for (std::uint32_t h = 0; h < kv; ++h) {
       const std::uint64_t km = h * n + t, to = rp.position_major ? t * kv + h : km;
       for (std::uint32_t i = 0; i < w; ++i) bits[to * w + i] = x.bits[km * w + i];
       for (std::uint64_t i = 0; i < dh * 2; ++i) kl[to * dh * 2 + i] = k[km * dh * 2 + i];
       alpha[to] = x.alpha[km];
-      for (std::uint32_t r = 0; r < p.rank; ++r) c[to * p.rank + r] = x.c[km * p.rank + r];
+      const KResidualPlace &from = x.dims.residual.heads[h], &dst = resid.heads[h];
+      for (std::uint32_t j = 0; j < KResidualLayout::record_halves(from.code); ++j)
+        c[dst.offset + t * dst.stride + j] = x.c[from.offset + t * from.stride + j];
     }
   const std::vector<float> q = random_floats(std::size_t(all_rows) * x.dims.q_heads() * p.d, 78, -1.f, 1.2f);
   const std::vector<float> qmu = random_floats(std::size_t(all_rows) * x.dims.q_heads(), 79, -2.f, 2.f);
   Buffer bb = upload(dev(), bits), ab = upload(dev(), alpha), cb = upload(dev(), c), ub = upload(dev(), x.basis),
          qb = upload(dev(), q), mb = upload(dev(), qmu), kb = upload(dev(), kl);
-  KscoreShape sh{p.d, p.kv_heads, p.group, n, p.rank};
+  KscoreShape sh{p.d, p.kv_heads, p.group, n, resid};
   if (rp.position_major) sh.layout = kernels::KscoreLayout::position_major;
   sh.queries = rows;
   sh.query0 = query0;
@@ -433,7 +468,9 @@ INSTANTIATE_TEST_SUITE_P(
         // K = 3 (no vec4 stores): a last invocation of fewer keys; Y = 1.
         RowsParams{300, 4, 1, 297, 0, 1, 3, false},
         // One row, K = 4, vec4 stores, N not reached by the causal edge.
-        RowsParams{64, 1, 0, 61, 0, 0, 4, false}),
+        RowsParams{64, 1, 0, 61, 0, 0, 4, false},
+        // Per-head residuals (stride 7) in key chunks whose windows start at odd record halves.
+        RowsParams{301, 9, 3, 290, 33000, 0, 0, true, true}),
     [](const auto& tp) { return rows_name(tp.param); });
 
 // fp16 keys past maxStorageBufferRange: the natural limit splits the keys.
@@ -442,7 +479,7 @@ TEST_F(VulkanTest, KscoreF16PastMaxStorageBufferRange) {
   const std::uint32_t d = 128;
   const std::uint64_t keys = range / (d * 2) + 4099;
   if (keys * d * 2 > (std::uint64_t(1) << 30)) GTEST_SKIP() << "maxStorageBufferRange too large to exceed in a test";
-  const ref::KscoreDims dm{d, 1, 2, keys, 0};
+  const ref::KscoreDims dm{d, 1, 2, keys};
   std::vector<half_bits> k(keys * d);
   std::uint32_t state = 12345;
   for (auto& h : k) {  // cheap deterministic values in [-2, 2)
@@ -454,7 +491,7 @@ TEST_F(VulkanTest, KscoreF16PastMaxStorageBufferRange) {
   const std::uint64_t n = std::uint64_t(dm.q_heads()) * keys;
   Buffer out = Buffer::create(dev(), n * 4);
   Stream s = Stream::create(dev());
-  kernels::kscore_f16(s, {d, 1, 2, keys, 0}, kb, qb, out);
+  kernels::kscore_f16(s, {d, 1, 2, keys}, kb, qb, out);
   EXPECT_GE(s.recorded_dispatches(), 2u) << "expected the keys to be split across bindings";
   s.submit_and_wait();
   EXPECT_TRUE(close(ref::kscore_f16(k, q, dm), download<float>(out, n), 1e-3, 1e-4));
@@ -497,6 +534,18 @@ TEST_F(VulkanTest, KscoreRejectsBadArguments) {
   EXPECT_THROW(kernels::kscore_float(s, sh, g.keys(), g.query(true), scores, {.max_heads_per_pass = 0}), Error);
   EXPECT_THROW(kernels::kscore_float(s, sh, g.keys(), g.query(true), scores, {.keys_per_invocation = 9}), Error);
   EXPECT_THROW(kernels::kscore_float(s, sh, g.keys(), g.query(true), scores, {.max_binding_bytes = 8}), Error);
+  EXPECT_THROW(kernels::kscore_float(s, shape([](auto& t) { t.residual.heads[1].code.bits = 5; }), g.keys(),
+                                     g.query(true), scores),
+               Error);  // bits 5
+  EXPECT_THROW(kernels::kscore_float(s, shape([](auto& t) { t.residual.heads[0].code = {6, 4}; }), g.keys(),
+                                     g.query(true), scores),
+               Error);  // 4 bits need a rank divisible by 4
+  EXPECT_THROW(kernels::kscore_float(s, shape([](auto& t) { t.residual.basis_cols = 2; }), g.keys(), g.query(true),
+                                     scores),
+               Error);  // rank > basis columns
+  EXPECT_THROW(kernels::kscore_float(s, shape([](auto& t) { t.residual.heads.pop_back(); }), g.keys(), g.query(true),
+                                     scores),
+               Error);  // a residual for fewer KV heads
   EXPECT_THROW(kernels::kscore_quantize_query(s, sh, 3, g.q, planes, qconst), Error);
   EXPECT_THROW(kernels::kscore_quantize_query(s, sh, 8, g.q, small, qconst), Error);
   EXPECT_THROW(kernels::kscore_quantize_query(s, sh, 8, g.q, planes, planes), Error);

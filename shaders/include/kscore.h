@@ -9,17 +9,19 @@
 //                                          ignored whatever their value.
 //   alpha   (kv_heads, N)          fp16    flat: element kv*N + t, no per-head
 //                                          padding (buffer: ceil(kv_heads*N/2) words)
-//   c       (kv_heads, N, r)       fp16    flat: element (kv*N + t)*r + i (optional)
-//   U       (kv_heads, d, r)       fp32    residual basis U_r (optional)
+//   c       halves                         residual records (vkquant/kresidual.hpp):
+//                                          key t of KV head kv at half c_offset + t·c_stride
+//                                          (the head's offset and stride; optional)
+//   U       (kv_heads, d, R)       fp32    residual basis U_R, R = uq_stride (optional)
 //   q       (q_heads, d)           fp32    rotated queries q' = R q; query head h
 //                                          uses KV head h / group (Llama GQA)
 //   qmu     (q_heads)              fp32    optional q·mu, added to every score
-//   uq      (q_heads, r)           fp32    scratch: U_rᵀ q' (kscore_uq.comp)
+//   uq      (q_heads, R)           fp32    scratch: U_Rᵀ q' (kscore_uq.comp)
 //   planes  (q_heads, b, W)        uint32  popcount path: bit-plane p of the
 //                                          quantized query Q; padding bits are 0
 //   qconst  (q_heads)              KscoreQueryConst  per-head Δ, z, 1/Δ, Σ Q_i
 //   scores  (q_heads, N)           fp32    score[h][t] = qmu[h] + alpha[t]·(q'_h·s_t)
-//                                          + (Uᵀq'_h)·c_t
+//                                          + Σ_{i<r_kv} (Uᵀq'_h)_i ĉ_{t,i}
 //   sums    (q_heads, N)           int32   popcount_sums: Σ_i s_i Q_i (exact)
 //   K       (kv_heads, N, ceil(d/2)) fp16  fp16 baseline keys; an odd d's padding
 //                                          half is ignored
@@ -32,7 +34,7 @@
 //   q'·s ≈ Δ·(Σ s_i Q_i - z·Σ s_i),  Σ s_i = 2·popcount(bits) - d.
 //
 // Generalised layouts (attention over a position-major code cache): key t of
-// KV head kv is key row kv*head_stride + t*key_stride of bits, alpha and c
+// KV head kv is key row kv*head_stride + t*key_stride of bits and alpha
 // (key-major: head_stride = N, key_stride = 1; position-major, i.e. the
 // kcodec cache (N, kv_heads, ...): head_stride = 1, key_stride = kv_heads).
 // Several query rows per call: q, qmu, uq, planes and qconst hold rows
@@ -61,11 +63,12 @@ struct KscoreParams {
   uint kv;           // the KV head
   uint group;        // query heads per KV head
   uint gsub0;        // first group member this dispatch scores (G of them)
-  uint rank;         // residual rank r (0: none); also a specialization constant
+  uint c_offset;     // first half of this KV head's key-0 record in c (residual rank: the constant R)
   uint has_qmu;      // 1: add qmu[h]
   uint bits_base;    // window start, in words, of bits (or K for fp16)
   uint alpha_base;   // window start, in halves, of alpha (even)
   uint c_base;       // window start, in halves, of c (even)
+  uint c_stride;     // halves between the records of consecutive keys of this KV head
   uint scores_base;  // window start, in elements, of scores / sums
   uint key_stride;   // key rows between consecutive keys of one KV head
   uint head_stride;  // key rows between KV heads
@@ -74,13 +77,14 @@ struct KscoreParams {
   uint causal0;      // query row y scores keys < causal0 + y (0xffffffff: all)
   uint row0;         // first query row of the call this dispatch scores
   uint rows;         // query rows it scores, 1..Y (the kernel's row slots)
-  uint pad0;
+  uint uq_stride;    // uq floats per query head (the basis' columns R)
+  uint pad0, pad1;
 };
 // Push constants of kscore_quantize.comp and kscore_uq.comp.
 struct KscoreQueryParams {
   uint q_heads;   // query heads to process (rows x heads per row)
   uint group;
-  uint rank;      // uq only
+  uint cols;      // uq only: the basis' columns R (uq's row stride)
   uint kv_heads;  // uq only: the basis of query head m is (m / group) % kv_heads
   uint first;     // first query head processed (global index m)
   uint pad0, pad1, pad2;

@@ -34,7 +34,7 @@ struct Problem {
 
   kernels::KcodeKeys keys() const {
     kernels::KcodeKeys kk;
-    kk.codec = {&mu_b, &rot_b, nullptr, kKv, kHd, 0};
+    kk.codec = {&mu_b, &rot_b, nullptr, kKv, kHd};
     kk.bits = &bits_b;
     kk.alpha = &alpha_b;
     kk.front = kFront;
@@ -44,7 +44,7 @@ struct Problem {
   ref::AttnKcodeInputs inputs(const ref::KscoreQuantized* qq) const {
     ref::AttnKcodeInputs in;
     in.q = q;
-    in.codec = {mu, rot, {}, kKv, kHd, 0};
+    in.codec = {mu, rot, {}, kKv, kHd};
     in.bits = bits;
     in.alpha = alpha;
     in.front = kFront;

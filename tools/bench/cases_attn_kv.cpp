@@ -46,7 +46,7 @@ struct Problem {
   }
   kernels::KcodeKeys keys() const {
     kernels::KcodeKeys kk;
-    kk.codec = {&mu_b, &rot_b, nullptr, kKv, kHd, 0};
+    kk.codec = {&mu_b, &rot_b, nullptr, kKv, kHd};
     kk.bits = &bits_b;
     kk.alpha = &alpha_b;
     kk.front = kFront;
@@ -155,7 +155,7 @@ std::vector<Case> cases(Device& d, const Options& o) {
                          p->scratch.qconst.download(qq.consts.data(), qq.consts.size() * sizeof(qq.consts[0]));
                          ref::AttnKcodeInputs in;
                          in.q = p->q;
-                         in.codec = {p->mu, p->rot, {}, kKv, kHd, 0};
+                         in.codec = {p->mu, p->rot, {}, kKv, kHd};
                          in.bits = p->bits;
                          in.alpha = p->alpha;
                          in.front = kFront;

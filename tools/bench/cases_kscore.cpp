@@ -35,13 +35,13 @@ struct Problem {
 std::shared_ptr<Problem> make_problem(Device& d, std::uint64_t keys, std::uint32_t rows) {
   auto p = std::make_shared<Problem>();
   p->device = &d;
-  p->shape = {128, 8, 4, keys, 0};
+  p->shape = {128, 8, 4, keys, {}};
   p->shape.queries = rows;
   if (rows > 1) {
     p->shape.causal = true;
     p->shape.causal_keys = keys - rows + 1;
   }
-  p->dims = {128, 8, 4, keys, 0};
+  p->dims = {128, 8, 4, keys, {}};
   const std::uint64_t kv_rows = p->shape.kv_heads * keys, dd = p->shape.d;
   std::mt19937 rng(42);
   std::normal_distribution<float> normal;

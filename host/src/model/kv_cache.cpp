@@ -111,10 +111,13 @@ class CodedKeys : public DeviceKeyCache {
     mu_ = upload_floats(d, p.mu);
     if (!p.rot.empty()) rot_ = upload_floats(d, p.rot);
     if (k.rank) basis_ = upload_floats(d, p.basis);
-    codec_ = kernels::KCodec{&mu_, p.rot.empty() ? nullptr : &rot_, k.rank ? &basis_ : nullptr, m.n_kv, m.hd, k.rank};
+    // The residual layout: every head at (k.rank, fp16) for now.
+    if (k.rank) residual_ = kernels::KResidualTable::create(d, KResidualLayout::uniform(m.n_kv, k.rank, 16));
+    codec_ = kernels::KCodec{&mu_, p.rot.empty() ? nullptr : &rot_, k.rank ? &basis_ : nullptr, m.n_kv, m.hd,
+                             k.rank ? &residual_ : nullptr, k.rank};
     bits_ = Buffer::create(d, kernels::kcode_bits_bytes(m.ctx, m.n_kv, m.hd));
     alpha_ = Buffer::create(d, kernels::kcode_alpha_bytes(m.ctx, m.n_kv));
-    if (k.rank) coef_ = Buffer::create(d, kernels::kcode_coef_bytes(m.ctx, m.n_kv, k.rank));
+    if (k.rank) coef_ = Buffer::create(d, kernels::kcode_coef_bytes(m.ctx, codec_));
     front_len_ = std::min(k.protect_front, m.ctx);
     if (front_len_) front_ = Buffer::create(d, kernels::kv_cache_bytes(front_len_, m.n_kv, m.hd));
   }
@@ -135,6 +138,7 @@ class CodedKeys : public DeviceKeyCache {
   KCacheConfig k_;
   Buffer mu_, rot_, basis_, bits_, alpha_, coef_, front_;
   std::uint32_t front_len_ = 0;
+  kernels::KResidualTable residual_;
   kernels::KCodec codec_;
 };
 

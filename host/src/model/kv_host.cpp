@@ -31,7 +31,9 @@ HostKvCache::HostKvCache(const ModelConfig& c, std::uint32_t ctx, const KCacheCo
 }
 
 ref::KCodec HostKvCache::codec(const Layer& L) const {
-  return ref::KCodec{L.params.mu, L.params.rot, L.params.basis, kv_, hd_, k_.rank,
+  // The residual layout: every head at (k_.rank, fp16) for now.
+  return ref::KCodec{L.params.mu, L.params.rot, L.params.basis, kv_, hd_,
+                     k_.rank ? KResidualLayout::uniform(kv_, k_.rank, 16) : KResidualLayout{}, k_.rank,
                      k_.rope == KRope::ropemean ? rope_ : nullptr};
 }
 
@@ -86,7 +88,7 @@ void HostKvCache::attend(std::uint32_t l, std::uint32_t pos, std::span<const flo
   if (k_.query_bits) {
     // The popcount path: q' = R q quantized to query_bits planes, per (row, head).
     const auto qr = ref::attn_kcode_rotate_queries(in.codec, q, 1, heads_);
-    qq = ref::kscore_quantize_query(qr, ref::KscoreDims{.d = hd_, .kv_heads = kv_, .group = heads_ / kv_, .keys = 1, .rank = 0},
+    qq = ref::kscore_quantize_query(qr, ref::KscoreDims{.d = hd_, .kv_heads = kv_, .group = heads_ / kv_, .keys = 1},
                                     k_.query_bits);
     in.quantized = &qq;
   }

@@ -48,7 +48,7 @@ KscoreShape score_shape(const KCodec& c, std::uint32_t n_heads, std::uint32_t kv
   sh.kv_heads = c.n_kv;
   sh.group = n_heads / c.n_kv;
   sh.keys = kv_len;
-  sh.rank = c.rank;
+  if (c.coef_stride()) sh.residual = KResidualView::position_major(c.residual->layout(), c.basis_cols);
   sh.layout = KscoreLayout::position_major;
   return sh;
 }
@@ -87,7 +87,7 @@ AttnKcodeScratchBytes attention_kcode_scratch_bytes(const Device& d, const KCode
   b.q = rows * hd * 4;
   if (!mean_rope) b.qmu = rows * 4;
   if (mean_rope) b.mrope = rows * hd * 4;
-  if (c.rank) b.uq = rows * c.rank * 4;
+  if (c.coef_stride()) b.uq = rows * c.basis_cols * 4;
   if (o.path == KcodePath::popcount) {
     b.planes = rows * o.query_bits * (hd / 32) * 4;
     b.qconst = rows * 16;
@@ -162,7 +162,8 @@ void attention_kcode(Stream& s, const Buffer& q, const KcodeKeys& keys, const VC
   const Binding fb = front ? need(fn, d, "front_keys", keys.front_keys, kv_cache_bytes(front, c.n_kv, hd)) : qb;
   const Binding tb =
       mean_rope ? need(fn, d, "rope_table", keys.rope_table, attn_kcode_rope_table_bytes(kv_len, hd)) : qb;
-  if (c.rank && !keys.coef) fail(fn, "rank > 0 needs a coef buffer");
+  const bool resid = c.coef_stride() != 0;
+  if (resid && !keys.coef) fail(fn, "a residual needs a coef buffer");
   const AttnKcodeScratchBytes sb = attention_kcode_scratch_bytes(d, c, n, n_heads, kv_len, o);
   if (!scratch.holds(sb))
     fail(fn, "scratch is smaller than attention_kcode_scratch_bytes (" + std::to_string(sb.total()) + " bytes)");
@@ -189,13 +190,14 @@ void attention_kcode(Stream& s, const Buffer& q, const KcodeKeys& keys, const VC
                p, Threads{rows * hd});
   }
 
-  const KscoreKeys kk{keys.bits, keys.alpha, c.rank ? keys.coef : nullptr};
-  const KscoreQuery kq{&scratch.q, mean_rope ? nullptr : &scratch.qmu, c.rank ? c.basis : nullptr,
-                       c.rank ? &scratch.uq : nullptr};
+  const KscoreKeys kk{keys.bits, keys.alpha, resid ? keys.coef : nullptr};
+  const KscoreQuery kq{&scratch.q, mean_rope ? nullptr : &scratch.qmu, resid ? c.basis : nullptr,
+                       resid ? &scratch.uq : nullptr};
   const KscoreQuantized qq{o.query_bits, &scratch.planes, &scratch.qconst};
+  const KscoreShape shape = score_shape(c, n_heads, kv_len);
   for (std::uint32_t row0 = 0; row0 < n; row0 += nb) {
     const std::uint32_t rows = std::min(nb, n - row0);
-    KscoreShape sh = score_shape(c, n_heads, kv_len);
+    KscoreShape sh = shape;
     sh.queries = rows;
     sh.query0 = row0;
     sh.causal = true;

@@ -51,7 +51,14 @@ inline void check_codec(const char* fn, const KCodec& c) {
     fail(fn, "hd = " + std::to_string(hd) + " is not supported (32, 64, 96, 128 or 256)");
   if (c.n_kv == 0 || c.n_kv > kMaxNkv)
     fail(fn, "n_kv = " + std::to_string(c.n_kv) + " must be in 1.." + std::to_string(kMaxNkv));
-  if (c.rank > hd) fail(fn, "rank = " + std::to_string(c.rank) + " exceeds hd = " + std::to_string(hd));
+  if (c.basis_cols > hd)
+    fail(fn, "basis_cols = " + std::to_string(c.basis_cols) + " exceeds hd = " + std::to_string(hd));
+  if (c.residual) {
+    const KResidualLayout& l = c.residual->layout();
+    if (l.n_kv() != c.n_kv)
+      fail(fn, "residual layout for " + std::to_string(l.n_kv()) + " heads, the codec has n_kv = " + std::to_string(c.n_kv));
+    l.check_basis(fn, c.basis_cols);
+  }
   if (c.mean_rope.inv_freq) rope_freqs(fn, "mean_rope", c.mean_rope, hd);
 }
 

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "checks.hpp"
 #include "kcodec.h"
@@ -32,18 +33,20 @@ Binding need(const char* fn, const Device& d, const char* name, const Buffer* b,
 std::uint32_t local_size(std::uint32_t hd) { return hd <= 64 ? 64 : hd <= 128 ? 32 : 16; }
 
 // The codec's parameter bindings: mu, rot (mu as a placeholder for the
-// identity), basis (mu as a placeholder when rank == 0).
+// identity), basis and the residual table (mu as placeholders without a residual).
 struct Params {
-  Binding mu, rot, basis;
+  Binding mu, rot, basis, table;
 };
 
 Params params(const char* fn, const Device& d, const KCodec& c) {
   const std::uint64_t hd = c.hd;
   const Binding mu = need(fn, d, "mu", c.mu, c.n_kv * hd * 4);
   const Binding rot = c.rot ? need(fn, d, "rot", c.rot, c.n_kv * hd * hd * 4) : mu;
-  if (c.rank > 0 && !c.basis) fail(fn, "rank > 0 needs a basis buffer");
-  const Binding basis = c.rank > 0 ? need(fn, d, "basis", c.basis, c.n_kv * hd * c.rank * 4) : mu;
-  return {mu, rot, basis};
+  if (!c.coef_stride()) return {mu, rot, mu, mu};
+  if (!c.basis) fail(fn, "a residual needs a basis buffer");
+  const Binding basis = need(fn, d, "basis", c.basis, c.n_kv * hd * c.basis_cols * 4);
+  const Binding table = need(fn, d, "residual table", &c.residual->buffer(), std::uint64_t(c.n_kv) * 16);
+  return {mu, rot, basis, table};
 }
 
 }  // namespace
@@ -56,8 +59,23 @@ std::uint64_t kcode_alpha_bytes(std::uint32_t ctx, std::uint32_t n_kv) {
   return (std::uint64_t(ctx) * n_kv + 1) / 2 * 4;
 }
 
-std::uint64_t kcode_coef_bytes(std::uint32_t ctx, std::uint32_t n_kv, std::uint32_t rank) {
-  return (std::uint64_t(ctx) * n_kv * rank + 1) / 2 * 4;
+std::uint64_t kcode_coef_bytes(std::uint32_t ctx, const KCodec& c) {
+  return c.residual ? c.residual->layout().bytes(ctx) : 0;
+}
+
+KResidualTable KResidualTable::create(Device& d, KResidualLayout layout) {
+  // The layout's rules are checked (and its offsets recomputed) in one place: KResidualLayout::make.
+  if (!(KResidualLayout::make(layout.heads) == layout))
+    throw Error("KResidualTable: the layout's offsets or stride do not follow from its heads (use KResidualLayout::make)");
+  KResidualTable t;
+  std::vector<std::uint32_t> rows;
+  for (std::size_t h = 0; h < layout.heads.size(); ++h)
+    rows.insert(rows.end(), {layout.heads[h].rank, layout.heads[h].bits, layout.offset[h], 0u});
+  if (rows.empty()) rows.assign(4, 0u);
+  t.table_ = Buffer::create(d, rows.size() * 4);
+  t.table_.upload(std::span<const std::uint32_t>(rows));
+  t.layout_ = std::move(layout);
+  return t;
 }
 
 void kcode_encode(Stream& s, const KCodec& c, const Buffer& k, Buffer& bits, Buffer& alpha, Buffer* coef,
@@ -66,16 +84,17 @@ void kcode_encode(Stream& s, const KCodec& c, const Buffer& k, Buffer& bits, Buf
   const Device& d = s.device();
   check_codec(fn, c);
   const std::uint64_t end = std::uint64_t(pos0) + n;
-  if (end * c.n_kv * std::max(c.rank, 1u) >= k2pow32) fail(fn, "pos0 + n positions exceed 2^32 code elements");
+  if (end * std::max(c.n_kv, c.coef_stride()) >= k2pow32) fail(fn, "pos0 + n positions exceed 2^32 code elements");
   if (n == 0) return;
   const Params pr = params(fn, d, c);
   const Binding kb = need(fn, d, "k", &k, std::uint64_t(n) * c.n_kv * c.hd * 4);
   const std::uint32_t ctx = std::uint32_t(end);
   const Binding bb = need(fn, d, "bits", &bits, kcode_bits_bytes(ctx, c.n_kv, c.hd));
   const Binding ab = need(fn, d, "alpha", &alpha, kcode_alpha_bytes(ctx, c.n_kv));
-  if (c.rank > 0 && !coef) fail(fn, "rank > 0 needs a coef buffer");
-  const Binding cb = c.rank > 0 ? need(fn, d, "coef", coef, kcode_coef_bytes(ctx, c.n_kv, c.rank)) : ab;
-  if (&bits == &alpha || (c.rank > 0 && (coef == &bits || coef == &alpha)))
+  const std::uint32_t stride = c.coef_stride();
+  if (stride && !coef) fail(fn, "a residual needs a coef buffer");
+  const Binding cb = stride ? need(fn, d, "coef", coef, kcode_coef_bytes(ctx, c)) : ab;
+  if (&bits == &alpha || (stride && (coef == &bits || coef == &alpha)))
     fail(fn, "bits, alpha and coef must be distinct buffers");
 
   const bool mr = c.mean_rope.inv_freq != nullptr;
@@ -83,11 +102,12 @@ void kcode_encode(Stream& s, const KCodec& c, const Buffer& k, Buffer& bits, Buf
   // The mean-RoPE encoder keeps a second hd floats per invocation in shared memory.
   const Kernel& kern = s.device().kernel({.shader = std::string(mr ? "kcodec_encode_mr_d" : "kcodec_encode_d") +
                                                     std::to_string(c.hd),
-                                          .bindings = 8,
+                                          .bindings = 9,
                                           .push_bytes = sizeof(gpu::KCodeEncodeParams),
                                           .local_size = {local_size(c.hd) / (mr ? 2 : 1), 1, 1}});
-  const gpu::KCodeEncodeParams p{n, pos0, c.n_kv, c.rank, c.rot ? 1u : 0u, mr ? 1u : 0u, mr ? c.mean_rope.scale : 1.f, 0};
-  s.dispatch(kern, {kb, pr.mu, pr.rot, pr.basis, bb, ab, cb, fb}, p, Threads{std::uint64_t(n) * c.n_kv});
+  const gpu::KCodeEncodeParams p{n, pos0, c.n_kv, stride, c.rot ? 1u : 0u, mr ? 1u : 0u, mr ? c.mean_rope.scale : 1.f,
+                                  c.basis_cols};
+  s.dispatch(kern, {kb, pr.mu, pr.rot, pr.basis, bb, ab, cb, fb, pr.table}, p, Threads{std::uint64_t(n) * c.n_kv});
 }
 
 void kcode_decode(Stream& s, const KCodec& c, const Buffer& bits, const Buffer& alpha, const Buffer* coef,
@@ -98,14 +118,15 @@ void kcode_decode(Stream& s, const KCodec& c, const Buffer& bits, const Buffer& 
   const bool mr = c.mean_rope.inv_freq != nullptr;
   if (rope && mr) fail(fn, "mean-RoPE codes hold post-RoPE keys: decode them without a RoPE table");
   const std::uint64_t end = std::uint64_t(first) + len;
-  if (end * c.n_kv * std::max(c.rank, 1u) >= k2pow32) fail(fn, "first + len positions exceed 2^32 code elements");
+  if (end * std::max(c.n_kv, c.coef_stride()) >= k2pow32) fail(fn, "first + len positions exceed 2^32 code elements");
   if (len == 0) return;
   const Params pr = params(fn, d, c);
   const std::uint32_t ctx = std::uint32_t(end);
   const Binding bb = need(fn, d, "bits", &bits, kcode_bits_bytes(ctx, c.n_kv, c.hd));
   const Binding ab = need(fn, d, "alpha", &alpha, kcode_alpha_bytes(ctx, c.n_kv));
-  if (c.rank > 0 && !coef) fail(fn, "rank > 0 needs a coef buffer");
-  const Binding cb = c.rank > 0 ? need(fn, d, "coef", coef, kcode_coef_bytes(ctx, c.n_kv, c.rank)) : ab;
+  const std::uint32_t stride = c.coef_stride();
+  if (stride && !coef) fail(fn, "a residual needs a coef buffer");
+  const Binding cb = stride ? need(fn, d, "coef", coef, kcode_coef_bytes(ctx, c)) : ab;
   const Binding kc = need(fn, d, "kcache", &kcache, end * c.n_kv * c.hd * 2);
   if (&kcache == &bits || &kcache == &alpha || &kcache == coef || &kcache == c.mu || &kcache == c.rot ||
       &kcache == c.basis)
@@ -114,13 +135,14 @@ void kcode_decode(Stream& s, const KCodec& c, const Buffer& bits, const Buffer& 
   const RopeFreqs* table = mr ? &c.mean_rope : rope;
   const Binding fb = table ? check::rope_freqs(fn, mr ? "mean_rope" : "rope", *table, c.hd) : pr.mu;
   const Kernel& kern = s.device().kernel({.shader = "kcodec_decode_d" + std::to_string(c.hd),
-                                          .bindings = 8,
+                                          .bindings = 9,
                                           .push_bytes = sizeof(gpu::KCodeDecodeParams),
                                           .local_size = {local_size(c.hd), 1, 1}});
   const std::uint32_t mode = mr ? 2u : rope ? 1u : 0u;
-  const gpu::KCodeDecodeParams p{first, len, c.n_kv, c.rank, c.rot ? 1u : 0u, mode, table ? table->scale : 1.f, 0};
+  const gpu::KCodeDecodeParams p{first, len, c.n_kv, stride, c.rot ? 1u : 0u, mode, table ? table->scale : 1.f,
+                                  c.basis_cols};
   const std::uint64_t groups = c.hd / 2 / kPairsPerDecodeInvocation;
-  s.dispatch(kern, {pr.mu, pr.rot, pr.basis, bb, ab, cb, kc, fb}, p, Threads{std::uint64_t(len) * c.n_kv * groups});
+  s.dispatch(kern, {pr.mu, pr.rot, pr.basis, bb, ab, cb, kc, fb, pr.table}, p, Threads{std::uint64_t(len) * c.n_kv * groups});
 }
 
 }  // namespace vkq::kernels

@@ -12,7 +12,7 @@
 
 namespace vkq::kernels {
 
-static_assert(sizeof(gpu::KscoreParams) == 80);
+static_assert(sizeof(gpu::KscoreParams) == 92);
 static_assert(sizeof(gpu::KscoreQueryParams) == 32);
 static_assert(sizeof(gpu::KscoreQueryConst) == 16);
 // The host twin has the device layout, so a qconst buffer downloads straight into it.
@@ -54,10 +54,28 @@ void check_shape(const char* fn, const KscoreShape& sh) {
   const std::uint64_t kvn = std::uint64_t(sh.kv_heads) * sh.keys;
   if (sh.keys >= k2pow32 || std::uint64_t(sh.queries) * sh.q_heads() * sh.keys >= k2pow32 ||
       kvn * sh.words() >= k2pow32 ||
-      kvn * ((sh.d + 1) / 2) >= k2pow32 || kvn * sh.rank >= k2pow32)
+      kvn * ((sh.d + 1) / 2) >= k2pow32 || sh.residual.halves(sh.keys) >= k2pow32)
     fail(fn, "N = " + std::to_string(sh.keys) + " keys: an array would exceed 2^32 elements");
-  if (std::uint64_t(sh.kv_heads) * sh.d * std::max<std::uint32_t>(sh.rank, 1) >= k2pow32)
-    fail(fn, "rank " + std::to_string(sh.rank) + " too large");
+  const KResidualView& rv = sh.residual;
+  if (!rv.any()) return;
+  if (rv.heads.size() != sh.kv_heads)
+    fail(fn, "residual for " + std::to_string(rv.heads.size()) + " KV heads, the shape has " +
+                 std::to_string(sh.kv_heads));
+  if (rv.basis_cols > sh.d)
+    fail(fn, "residual basis of " + std::to_string(rv.basis_cols) + " columns exceeds d = " + std::to_string(sh.d));
+  if (std::uint64_t(sh.kv_heads) * sh.d * rv.basis_cols >= k2pow32 ||
+      sh.query_rows() * sh.q_heads() * rv.basis_cols >= k2pow32)
+    fail(fn, "residual basis of " + std::to_string(rv.basis_cols) + " columns too large");
+  for (std::uint32_t h = 0; h < sh.kv_heads; ++h) {
+    const KResidual r = rv.heads[h].code;
+    const std::string head = "residual head " + std::to_string(h) + ": ";
+    if (r.bits != 16 && r.bits != 8 && r.bits != 4) fail(fn, head + "bits must be 16, 8 or 4");
+    if (r.bits != 16 && r.rank % (16 / r.bits))
+      fail(fn, head + "rank " + std::to_string(r.rank) + " is not a multiple of " + std::to_string(16 / r.bits));
+    if (r.rank > rv.basis_cols)
+      fail(fn, head + "rank " + std::to_string(r.rank) + " exceeds the basis' " + std::to_string(rv.basis_cols) +
+                   " columns");
+  }
 }
 
 void check_buffer(const char* fn, const char* name, const Buffer* b, std::uint64_t bytes) {
@@ -141,6 +159,22 @@ Window score_window(const KscoreShape& sh, const Pass& p, std::uint64_t align) {
   return window((first * sh.keys + p.t0) * 4, (last * sh.keys + p.t0 + p.count) * 4, 4, align);
 }
 
+// Bytes a key-side array spans per key of one KV head: `step` between
+// consecutive keys, `last` for the final key's own row or record.
+struct KeyBytes {
+  std::uint64_t step, last;
+};
+
+// The window of the residual records of keys [t0, t0 + count) of one KV head.
+// Records may start at odd halves (odd strides, heads' offsets): the window
+// starts at an aligned byte, hence an even half, and the kernel keeps the
+// parity of each record's first half.
+Window c_window(const KResidualPlace& pl, const Pass& p, std::uint64_t align) {
+  const std::uint64_t first = pl.offset + p.t0 * pl.stride;
+  const std::uint64_t end = pl.offset + (p.t0 + p.count - 1) * pl.stride + KResidualLayout::record_halves(pl.code);
+  return window(first * 2, end * 2, 2, align);
+}
+
 // Keys that query rows up to `last_row` of the call score.
 std::uint64_t keys_in_reach(const KscoreShape& sh, std::uint64_t last_row) {
   return sh.causal ? std::min(sh.keys, sh.causal_keys + last_row) : sh.keys;
@@ -157,11 +191,11 @@ std::uint32_t divisor_at_most(std::uint32_t group, std::uint32_t cap) {
 // each (head and rows then come from push constants only, which lavapipe
 // recognises as uniform: a row from gl_WorkGroupID.y turned every query load
 // into a loop over the lanes), whose every key-side window (rows of
-// `row_bytes`, plus the scores) fits in one binding: all keys at once when
+// `spans`, plus the scores) fits in one binding: all keys at once when
 // they fit, else key chunks (and fewer rows, then group members, per pass
 // only when their score rows cannot share a binding). A causal row block
 // stops at the last key its last row scores.
-Plan plan(const char* fn, const Device& d, const KscoreShape& sh, const std::vector<std::uint64_t>& row_bytes,
+Plan plan(const char* fn, const Device& d, const KscoreShape& sh, const std::vector<KeyBytes>& spans,
           const KscoreTuning& t, PathShape path) {
   std::uint64_t limit = d.binding_chunk_bytes();
   if (t.max_binding_bytes) limit = std::min(limit, t.max_binding_bytes);
@@ -176,7 +210,8 @@ Plan plan(const char* fn, const Device& d, const KscoreShape& sh, const std::vec
   std::uint32_t g = divisor_at_most(sh.group, t.max_heads_per_pass);
   while (g > 1 && (spare(y, g) * n + 1) * 4 > room) g = divisor_at_most(sh.group, g - 1);
   std::uint64_t chunk = n;
-  for (std::uint64_t rb : row_bytes) chunk = std::min(chunk, room / rb ? (room / rb - 1) / key_stride(sh) + 1 : 0);
+  // (chunk - 1)·step + last bytes must fit in the room.
+  for (const KeyBytes& b : spans) chunk = std::min(chunk, room >= b.last ? (room - b.last) / b.step + 1 : 0);
   chunk = std::min(chunk, room / 4 - std::min(room / 4, spare(y, g) * n));
   if (chunk == 0 && keys_in_reach(sh, sh.queries - 1) > 0)
     fail(fn, "one key row (and its scores) does not fit in a binding of " + std::to_string(limit) + " bytes");
@@ -206,7 +241,6 @@ gpu::KscoreParams params(const KscoreShape& sh, const Pass& p) {
   pc.kv = p.kv;
   pc.group = sh.group;
   pc.gsub0 = p.gsub0;
-  pc.rank = sh.rank;
   pc.key_stride = std::uint32_t(key_stride(sh));
   pc.head_stride = std::uint32_t(head_stride(sh));
   pc.q_heads = sh.q_heads();
@@ -220,14 +254,14 @@ gpu::KscoreParams params(const KscoreShape& sh, const Pass& p) {
 // The kernel of one pass (g heads, the plan's Y rows and K keys per invocation)
 // and its thread count.
 const Kernel& score_kernel(Stream& s, const char* shader, std::uint32_t bindings, const KscoreShape& sh,
-                           const Plan& pl, const Pass& p, std::uint32_t b, std::uint32_t rank,
+                           const Plan& pl, const Pass& p, std::uint32_t b, KResidual res,
                            const KscoreTuning& t) {
   return s.device().kernel({.shader = shader,
                             .bindings = bindings,
                             .push_bytes = sizeof(gpu::KscoreParams),
                             .local_size = {t.local, 1, 1},
-                            .constants = {sh.d, p.g, b, rank, pl.slots, pl.keys_per_invocation,
-                                          pl.store_width == 4 ? 1u : 0u}});
+                            .constants = {sh.d, p.g, b, res.rank, pl.slots, pl.keys_per_invocation,
+                                          pl.store_width == 4 ? 1u : 0u, res.rank ? res.bits : 16u}});
 }
 Threads score_threads(const Plan& pl, const Pass& p) {
   return Threads{(p.count + pl.keys_per_invocation - 1) / pl.keys_per_invocation};
@@ -241,18 +275,20 @@ void check_keys_and_query(const char* fn, const Device& d, const KscoreShape& sh
   check_buffer(fn, "alpha", keys.alpha, half_words_bytes(kvn));
   const std::uint64_t qh = sh.query_rows() * sh.q_heads();  // query-side heads
   check_buffer(fn, "scores", &scores, std::uint64_t(sh.queries) * sh.q_heads() * sh.keys * 4);
-  if (need_q || sh.rank) check_query_buffer(fn, d, "q", query.q, qh * sh.d * 4);
+  const bool resid = sh.residual.any();
+  const std::uint64_t cols = sh.residual.basis_cols;
+  if (need_q || resid) check_query_buffer(fn, d, "q", query.q, qh * sh.d * 4);
   if (query.qmu) check_query_buffer(fn, d, "qmu", query.qmu, qh * 4);
-  if (sh.rank) {
-    check_buffer(fn, "c", keys.c, half_words_bytes(kvn * sh.rank));
-    check_query_buffer(fn, d, "basis", query.basis, std::uint64_t(sh.kv_heads) * sh.d * sh.rank * 4);
-    check_query_buffer(fn, d, "uq", query.uq, qh * sh.rank * 4);
+  if (resid) {
+    check_buffer(fn, "c", keys.c, half_words_bytes(sh.residual.halves(sh.keys)));
+    check_query_buffer(fn, d, "basis", query.basis, std::uint64_t(sh.kv_heads) * sh.d * cols * 4);
+    check_query_buffer(fn, d, "uq", query.uq, qh * cols * 4);
     check_distinct(fn, *query.uq, {keys.bits, keys.alpha, keys.c, query.q, query.qmu, query.basis, &scores});
   }
   check_distinct(fn, scores, {keys.bits, keys.alpha, keys.c, query.q, query.qmu, query.basis});
 }
 
-// uq = U_rᵀ q' per query head of the call's query rows.
+// uq = U_Rᵀ q' per query head of the call's query rows (all R basis columns).
 void residual_query(Stream& s, const KscoreShape& sh, const KscoreQuery& query) {
   const Kernel& k = s.device().kernel({.shader = "kscore_uq",
                                        .bindings = 3,
@@ -260,20 +296,34 @@ void residual_query(Stream& s, const KscoreShape& sh, const KscoreQuery& query) 
                                        .local_size = {64, 1, 1},
                                        .constants = {sh.d}});
   const std::uint64_t qh = sh.query_rows() * sh.q_heads();
-  const gpu::KscoreQueryParams pc{sh.queries * sh.q_heads(), sh.group, sh.rank, sh.kv_heads, sh.query0 * sh.q_heads(),
+  const std::uint32_t cols = sh.residual.basis_cols;
+  const gpu::KscoreQueryParams pc{sh.queries * sh.q_heads(), sh.group, cols, sh.kv_heads, sh.query0 * sh.q_heads(),
                                   0, 0, 0};
   s.dispatch(k,
              {{*query.q, 0, qh * sh.d * 4},
-              {*query.basis, 0, std::uint64_t(sh.kv_heads) * sh.d * sh.rank * 4},
-              {*query.uq, 0, qh * sh.rank * 4}},
-             pc, Threads{std::uint64_t(sh.queries) * sh.q_heads() * sh.rank});
+              {*query.basis, 0, std::uint64_t(sh.kv_heads) * sh.d * cols * 4},
+              {*query.uq, 0, qh * cols * 4}},
+             pc, Threads{std::uint64_t(sh.queries) * sh.q_heads() * cols});
 }
 
-// Bytes per key of bits, alpha and (with a residual) c.
-std::vector<std::uint64_t> key_rows(std::uint64_t bits_bytes, std::uint64_t c_bytes) {
-  std::vector<std::uint64_t> rows{bits_bytes, 2};
-  if (c_bytes) rows.push_back(c_bytes);
-  return rows;
+// Bytes per key of bits (`bits_bytes` a row), alpha and (with a residual) the
+// records of the head with the widest step and record.
+std::vector<KeyBytes> key_spans(const KscoreShape& sh, std::uint64_t bits_bytes) {
+  const std::uint64_t ks = key_stride(sh);
+  std::vector<KeyBytes> spans{{bits_bytes * ks, bits_bytes}, {2 * ks, 2}};
+  KeyBytes c{0, 0};
+  for (const KResidualPlace& pl : sh.residual.heads)
+    if (pl.code.rank) {
+      c.step = std::max(c.step, 2 * pl.stride);
+      c.last = std::max<std::uint64_t>(c.last, 2 * KResidualLayout::record_halves(pl.code));
+    }
+  if (c.last) spans.push_back({std::max<std::uint64_t>(c.step, 1), c.last});
+  return spans;
+}
+
+// The residual of a pass's KV head (rank 0 when there is none).
+KResidualPlace place_of(const KscoreShape& sh, std::uint32_t kv) {
+  return sh.residual.any() ? sh.residual.heads[kv] : KResidualPlace{};
 }
 
 // Binding of a query-side buffer (its required range), or the same range of
@@ -284,22 +334,26 @@ Binding query_binding(const Buffer* b, std::uint64_t bytes, const Buffer& stand_
 
 // What one pass of the scoring kernels binds: the windows of the key bits
 // (`bits_row` bytes a key), the alphas and the scores, the push constants, and
-// the residual codes (`c_row` bytes a key; `stand_in` when the rank is 0).
+// the residual records (`stand_in` when the head's rank is 0).
 struct PassBindings {
   Window bits, alpha, scores;
   gpu::KscoreParams pc;
   Binding c;
 };
 PassBindings pass_bindings(const KscoreShape& sh, const Pass& p, const KscoreKeys& keys, const KscoreQuery& query,
-                           std::uint64_t bits_row, std::uint64_t c_row, std::uint64_t align, const Buffer& stand_in) {
+                           std::uint64_t bits_row, std::uint64_t align, const Buffer& stand_in) {
   PassBindings b{key_window(sh, p, bits_row, 4, align), key_window(sh, p, 2, 2, align), score_window(sh, p, align),
                  params(sh, p), Binding(stand_in, 0, 4)};
   b.pc.has_qmu = query.qmu != nullptr;
   b.pc.bits_base = std::uint32_t(b.bits.base);
   b.pc.alpha_base = std::uint32_t(b.alpha.base);
   b.pc.scores_base = std::uint32_t(b.scores.base);
-  if (sh.rank) {
-    const Window cw = key_window(sh, p, c_row, 2, align);
+  b.pc.uq_stride = sh.residual.basis_cols;
+  const KResidualPlace pl = place_of(sh, p.kv);
+  if (pl.code.rank) {
+    const Window cw = c_window(pl, p, align);
+    b.pc.c_offset = std::uint32_t(pl.offset);
+    b.pc.c_stride = std::uint32_t(pl.stride);
     b.pc.c_base = std::uint32_t(cw.base);
     b.c = Binding(*keys.c, cw.offset, cw.range);
   }
@@ -324,15 +378,15 @@ void kscore_float(Stream& s, const KscoreShape& sh, const KscoreKeys& keys, cons
   check_keys_and_query(fn, d, sh, keys, query, true, scores);
   if (sh.keys == 0) return;
   const std::uint64_t align = align_of(d), qh = sh.query_rows() * sh.q_heads();
-  const std::uint64_t wb = std::uint64_t(sh.words()) * 4, cb = std::uint64_t(sh.rank) * 2;
-  const Plan pl = plan(fn, d, sh, key_rows(wb, cb), t, kFloatShape);  // may throw: before recording anything
-  if (sh.rank) residual_query(s, sh, query);
+  const std::uint64_t wb = std::uint64_t(sh.words()) * 4, cols = sh.residual.any() ? sh.residual.basis_cols : 0;
+  const Plan pl = plan(fn, d, sh, key_spans(sh, wb), t, kFloatShape);  // may throw: before recording anything
+  if (cols) residual_query(s, sh, query);
   for (const Pass& p : pl.passes) {
-    const PassBindings b = pass_bindings(sh, p, keys, query, wb, cb, align, *query.q);
-    const Kernel& k = score_kernel(s, "kscore_float", 7, sh, pl, p, 1, sh.rank, t);
+    const PassBindings b = pass_bindings(sh, p, keys, query, wb, align, *query.q);
+    const Kernel& k = score_kernel(s, "kscore_float", 7, sh, pl, p, 1, place_of(sh, p.kv).code, t);
     s.dispatch(k,
                {{*keys.bits, b.bits.offset, b.bits.range}, {*keys.alpha, b.alpha.offset, b.alpha.range}, b.c,
-                {*query.q, 0, qh * sh.d * 4}, query_binding(query.uq, qh * sh.rank * 4, *query.q),
+                {*query.q, 0, qh * sh.d * 4}, query_binding(query.uq, qh * cols * 4, *query.q),
                 query_binding(query.qmu, qh * 4, *query.q), {scores, b.scores.offset, b.scores.range}},
                b.pc, score_threads(pl, p));
   }
@@ -383,16 +437,16 @@ void kscore_popcount(Stream& s, const KscoreShape& sh, const KscoreKeys& keys, c
   check_distinct(fn, scores, {qq.planes, qq.qconst});
   if (sh.keys == 0) return;
   const std::uint64_t align = align_of(d), qh = sh.query_rows() * sh.q_heads();
-  const std::uint64_t wb = std::uint64_t(sh.words()) * 4, cb = std::uint64_t(sh.rank) * 2;
-  const Plan pl = plan(fn, d, sh, key_rows(wb, cb), t, popcount_shape(qq.bits));  // may throw: before recording anything
-  if (sh.rank) residual_query(s, sh, query);
+  const std::uint64_t wb = std::uint64_t(sh.words()) * 4, cols = sh.residual.any() ? sh.residual.basis_cols : 0;
+  const Plan pl = plan(fn, d, sh, key_spans(sh, wb), t, popcount_shape(qq.bits));  // may throw: before recording anything
+  if (cols) residual_query(s, sh, query);
   for (const Pass& p : pl.passes) {
-    const PassBindings b = pass_bindings(sh, p, keys, query, wb, cb, align, *qq.planes);
-    const Kernel& k = score_kernel(s, "kscore_popcount", 8, sh, pl, p, qq.bits, sh.rank, t);
+    const PassBindings b = pass_bindings(sh, p, keys, query, wb, align, *qq.planes);
+    const Kernel& k = score_kernel(s, "kscore_popcount", 8, sh, pl, p, qq.bits, place_of(sh, p.kv).code, t);
     s.dispatch(k,
                {{*keys.bits, b.bits.offset, b.bits.range}, {*qq.planes, 0, kscore_planes_bytes(sh, qq.bits)},
                 {*qq.qconst, 0, kscore_qconst_bytes(sh)}, {*keys.alpha, b.alpha.offset, b.alpha.range}, b.c,
-                query_binding(query.uq, qh * sh.rank * 4, *qq.planes),
+                query_binding(query.uq, qh * cols * 4, *qq.planes),
                 query_binding(query.qmu, qh * 4, *qq.planes), {scores, b.scores.offset, b.scores.range}},
                b.pc, score_threads(pl, p));
   }
@@ -410,13 +464,13 @@ void kscore_popcount_sums(Stream& s, const KscoreShape& sh, const Buffer& bits, 
   check_distinct(fn, sums, {&bits, qq.planes, qq.qconst});
   if (sh.keys == 0) return;
   const std::uint64_t align = align_of(d), wb = std::uint64_t(sh.words()) * 4;
-  const Plan pl = plan(fn, d, sh, {wb}, t, popcount_shape(qq.bits));
+  const Plan pl = plan(fn, d, sh, {{wb * key_stride(sh), wb}}, t, popcount_shape(qq.bits));
   for (const Pass& p : pl.passes) {
     const Window bw = key_window(sh, p, wb, 4, align), sw = score_window(sh, p, align);
     gpu::KscoreParams pc = params(sh, p);
     pc.bits_base = std::uint32_t(bw.base);
     pc.scores_base = std::uint32_t(sw.base);
-    const Kernel& k = score_kernel(s, "kscore_popcount_sums", 4, sh, pl, p, qq.bits, 0, t);
+    const Kernel& k = score_kernel(s, "kscore_popcount_sums", 4, sh, pl, p, qq.bits, KResidual{}, t);
     s.dispatch(k,
                {{bits, bw.offset, bw.range}, {*qq.planes, 0, kscore_planes_bytes(sh, qq.bits)},
                 {*qq.qconst, 0, kscore_qconst_bytes(sh)}, {sums, sw.offset, sw.range}},
@@ -437,14 +491,13 @@ void kscore_f16(Stream& s, const KscoreShape& sh, const Buffer& k, const Buffer&
   check_distinct(fn, scores, {&k, &q});
   if (sh.keys == 0) return;
   const std::uint64_t align = align_of(d);
-  const Plan pl = plan(fn, d, sh, {rb}, t, kF16Shape);
+  const Plan pl = plan(fn, d, sh, {{rb * key_stride(sh), rb}}, t, kF16Shape);
   for (const Pass& p : pl.passes) {
     const Window kw = key_window(sh, p, rb, 4, align), sw = score_window(sh, p, align);
     gpu::KscoreParams pc = params(sh, p);
-    pc.rank = 0;
     pc.bits_base = std::uint32_t(kw.base);
     pc.scores_base = std::uint32_t(sw.base);
-    const Kernel& kern = score_kernel(s, "kscore_f16", 3, sh, pl, p, 1, 0, t);
+    const Kernel& kern = score_kernel(s, "kscore_f16", 3, sh, pl, p, 1, KResidual{}, t);
     s.dispatch(kern, {{k, kw.offset, kw.range}, {q, 0, qh * sh.d * 4}, {scores, sw.offset, sw.range}}, pc,
                score_threads(pl, p));
   }

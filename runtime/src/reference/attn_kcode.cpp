@@ -12,14 +12,16 @@ namespace {
 void check(const AttnKcodeInputs& in, std::uint32_t n, std::uint32_t pos0, std::uint32_t n_heads) {
   const KCodec& c = in.codec;
   const std::uint64_t hd = c.hd, kv_len = std::uint64_t(pos0) + n, w = hd / 32;
-  if (hd == 0 || hd % 32 || c.n_kv == 0 || n_heads % c.n_kv || c.rank > hd)
+  if (hd == 0 || hd % 32 || c.n_kv == 0 || n_heads % c.n_kv || c.basis_cols > hd)
     throw Error("ref::attention_kcode: bad sizes");
+  if (c.residual.stride && c.residual.n_kv() != c.n_kv) throw Error("ref::attention_kcode: residual layout for another n_kv");
+  c.residual.check_basis("ref::attention_kcode", c.basis_cols);
   const std::uint64_t front = std::min<std::uint64_t>(in.front, kv_len);
   if (in.q.size() < std::uint64_t(n) * n_heads * hd || in.bits.size() < kv_len * c.n_kv * w ||
-      in.alpha.size() < kv_len * c.n_kv || in.coef.size() < kv_len * c.n_kv * c.rank ||
+      in.alpha.size() < kv_len * c.n_kv || in.coef.size() < kv_len * c.residual.stride ||
       in.front_keys.size() < front * c.n_kv * hd || in.v.size() < kv_len * c.n_kv * hd ||
       c.mu.size() < c.n_kv * hd || (!c.rot.empty() && c.rot.size() < c.n_kv * hd * hd) ||
-      c.basis.size() < c.n_kv * hd * c.rank)
+      (c.residual.stride && c.basis.size() < c.n_kv * hd * c.basis_cols))
     throw Error("ref::attention_kcode: arrays too small");
   if (in.quantized && (in.quantized->planes.size() < std::uint64_t(n) * n_heads * in.quantized->bits * w ||
                        in.quantized->consts.size() < std::uint64_t(n) * n_heads))
@@ -53,11 +55,13 @@ std::vector<double> attn_kcode_scores(const AttnKcodeInputs& in, std::uint32_t n
                                       std::uint32_t n_heads) {
   check(in, n, pos0, n_heads);
   const KCodec& c = in.codec;
-  const std::uint32_t hd = c.hd, n_kv = c.n_kv, group = n_heads / n_kv, w = hd / 32, rank = c.rank;
+  const std::uint32_t hd = c.hd, n_kv = c.n_kv, group = n_heads / n_kv, w = hd / 32;
+  const std::uint32_t cols = c.residual.stride ? c.basis_cols : 0;
+  const std::uint64_t stride = c.residual.stride;
   const std::uint64_t kv_len = std::uint64_t(pos0) + n;
   const std::uint64_t front = std::min<std::uint64_t>(in.front, kv_len);
   std::vector<double> scores(std::uint64_t(n) * n_heads * kv_len, 0.0);
-  std::vector<double> qr(hd), uq(rank);
+  std::vector<double> qr(hd), uq(cols);
   for (std::uint64_t t = 0; t < n; ++t)
     for (std::uint32_t h = 0; h < n_heads; ++h) {
       const std::uint64_t m = t * n_heads + h;
@@ -73,12 +77,13 @@ std::vector<double> attn_kcode_scores(const AttnKcodeInputs& in, std::uint32_t n
         for (std::uint32_t j = 0; j < hd; ++j) s += double(row[j]) * qm[j];
         qr[i] = s;
       }
-      const float* u = c.basis.data() + std::uint64_t(g) * hd * rank;  // (hd, rank)
-      for (std::uint32_t r = 0; r < rank; ++r) {
+      const float* u = c.basis.data() + std::uint64_t(g) * hd * cols;  // (hd, cols)
+      for (std::uint32_t r = 0; r < cols; ++r) {
         double s = 0;
-        for (std::uint32_t j = 0; j < hd; ++j) s += double(u[j * rank + r]) * qr[j];
+        for (std::uint32_t j = 0; j < hd; ++j) s += double(u[j * cols + r]) * qr[j];
         uq[r] = s;
       }
+      const KResidual res = stride ? c.residual.heads[g] : KResidual{};
       double* sc = scores.data() + m * kv_len;  // (kv_len)
       for (std::uint64_t p = 0; p <= pos0 + t; ++p) {
         const std::uint64_t e = p * n_kv + g;
@@ -111,7 +116,11 @@ std::vector<double> attn_kcode_scores(const AttnKcodeInputs& in, std::uint32_t n
           dot = double(k.delta) * (double(sq) - double(k.zero) * double(sigma));
         }
         s += from_half(in.alpha[e]) * dot;
-        for (std::uint32_t r = 0; r < rank; ++r) s += uq[r] * from_half(in.coef[e * rank + r]);
+        if (res.rank) {
+          const auto ch = unpack_residual(
+              res, in.coef.subspan(p * stride + c.residual.offset[g], KResidualLayout::record_halves(res)));
+          for (std::uint32_t r = 0; r < res.rank; ++r) s += uq[r] * ch[r];
+        }
         sc[p] = s;
       }
     }

@@ -11,10 +11,12 @@ namespace {
 
 void check(const KCodec& c) {
   const std::uint64_t hd = c.hd;
-  if (hd == 0 || hd % 32 || c.n_kv == 0 || c.rank > hd) throw Error("ref::kcode: bad codec sizes");
+  if (hd == 0 || hd % 32 || c.n_kv == 0 || c.basis_cols > hd) throw Error("ref::kcode: bad codec sizes");
+  if (c.residual.stride && c.residual.n_kv() != c.n_kv) throw Error("ref::kcode: residual layout for another n_kv");
+  c.residual.check_basis("ref::kcode", c.basis_cols);
   if (c.mean_rope && c.mean_rope->hd != hd) throw Error("ref::kcode: mean-RoPE table for another head size");
   if (c.mu.size() < c.n_kv * hd || (!c.rot.empty() && c.rot.size() < c.n_kv * hd * hd) ||
-      c.basis.size() < c.n_kv * hd * c.rank)
+      (c.residual.stride && c.basis.size() < c.n_kv * hd * c.basis_cols))
     throw Error("ref::kcode: codec arrays too small");
 }
 
@@ -28,12 +30,12 @@ std::vector<double> kcode_mean_at(const KCodec& c, std::uint32_t h, std::uint64_
 }
 
 std::vector<double> kcode_coefs(const KCodec& c, std::uint32_t h, std::span<const double> v, double alpha) {
-  const std::uint32_t hd = c.hd, rank = c.rank;
-  const float* u = c.basis.data() + std::uint64_t(h) * hd * rank;  // (hd, rank)
+  const std::uint32_t hd = c.hd, cols = c.basis_cols, rank = c.residual.heads.at(h).rank;
+  const float* u = c.basis.data() + std::uint64_t(h) * hd * cols;  // (hd, cols)
   std::vector<double> out(rank, 0.0);
   for (std::uint32_t j = 0; j < hd; ++j) {
     const double e = v[j] - (v[j] >= 0 ? alpha : -alpha);
-    for (std::uint32_t r = 0; r < rank; ++r) out[r] += double(u[j * rank + r]) * e;
+    for (std::uint32_t r = 0; r < rank; ++r) out[r] += double(u[j * cols + r]) * e;
   }
   return out;
 }
@@ -45,7 +47,8 @@ KCodes kcode_encode(const KCodec& c, std::span<const float> k, std::uint32_t n, 
   KCodes out;
   out.bits.assign(std::uint64_t(n) * n_kv * words, 0);
   out.alpha.resize(std::uint64_t(n) * n_kv);
-  out.coef.resize(std::uint64_t(n) * n_kv * c.rank);
+  const std::uint64_t stride = c.residual.stride;
+  out.coef.assign(std::uint64_t(n) * stride, 0);
   out.v.resize(std::uint64_t(n) * n_kv * hd);
   std::vector<double> d(hd);
   for (std::uint64_t t = 0; t < n; ++t)
@@ -71,9 +74,11 @@ KCodes kcode_encode(const KCodec& c, std::span<const float> k, std::uint32_t n, 
         if (v[i] >= 0) out.bits[e * words + i / 32] |= 1u << (i % 32);
       }
       out.alpha[e] = to_half(float(l1 / hd));
-      if (c.rank == 0) continue;
+      if (stride == 0 || c.residual.heads[h].rank == 0) continue;
+      const KResidual res = c.residual.heads[h];
       const auto cf = kcode_coefs(c, h, std::span<const double>(v, hd), from_half(out.alpha[e]));
-      for (std::uint32_t r = 0; r < c.rank; ++r) out.coef[e * c.rank + r] = to_half(float(cf[r]));
+      pack_residual(res, cf,
+                    std::span(out.coef).subspan(t * stride + c.residual.offset[h], KResidualLayout::record_halves(res)));
     }
   return out;
 }
@@ -82,9 +87,9 @@ std::vector<half_bits> kcode_decode(const KCodec& c, std::span<const std::uint32
                                     std::span<const half_bits> alpha, std::span<const half_bits> coef,
                                     std::uint32_t first, std::uint32_t len, const RopeTable* rope) {
   check(c);
-  const std::uint32_t hd = c.hd, n_kv = c.n_kv, words = hd / 32, rank = c.rank;
-  const std::uint64_t elems = std::uint64_t(len) * n_kv;
-  if (bits.size() < elems * words || alpha.size() < elems || coef.size() < elems * rank)
+  const std::uint32_t hd = c.hd, n_kv = c.n_kv, words = hd / 32, cols = c.basis_cols;
+  const std::uint64_t elems = std::uint64_t(len) * n_kv, stride = c.residual.stride;
+  if (bits.size() < elems * words || alpha.size() < elems || coef.size() < std::uint64_t(len) * stride)
     throw Error("ref::kcode_decode: codes too small");
   std::vector<half_bits> out(elems * hd);
   std::vector<double> u(hd), x(hd);
@@ -92,10 +97,14 @@ std::vector<half_bits> kcode_decode(const KCodec& c, std::span<const std::uint32
     for (std::uint32_t h = 0; h < n_kv; ++h) {
       const std::uint64_t e = t * n_kv + h;
       const double a = from_half(alpha[e]);
-      const float* ub = c.basis.data() + std::uint64_t(h) * hd * rank;  // (hd, rank)
+      const float* ub = c.basis.data() + std::uint64_t(h) * hd * cols;  // (hd, cols)
+      const KResidual res = stride ? c.residual.heads[h] : KResidual{};
+      const std::vector<double> ch =
+          res.rank ? unpack_residual(res, coef.subspan(t * stride + c.residual.offset[h], KResidualLayout::record_halves(res)))
+                   : std::vector<double>{};
       for (std::uint32_t j = 0; j < hd; ++j) {
         double s = (bits[e * words + j / 32] >> (j % 32)) & 1u ? a : -a;
-        for (std::uint32_t r = 0; r < rank; ++r) s += double(ub[j * rank + r]) * from_half(coef[e * rank + r]);
+        for (std::uint32_t r = 0; r < res.rank; ++r) s += double(ub[j * cols + r]) * ch[r];
         u[j] = s;
       }
       const std::vector<double> m = kcode_mean_at(c, h, first + t);

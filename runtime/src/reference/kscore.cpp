@@ -21,15 +21,16 @@ std::uint32_t level_at(const KscoreQuantized& qq, std::uint32_t w, std::uint32_t
   return v;
 }
 
-// uq (q_heads, r) = U[h / group]ᵀ q'_h.
+// uq (q_heads, R) = U[h / group]ᵀ q'_h, R = the basis' columns.
 std::vector<double> residual_query(const KscoreInputs& in, const KscoreDims& dm) {
-  std::vector<double> uq(std::size_t(dm.q_heads()) * dm.rank, 0.0);
+  const std::uint32_t cols = dm.residual.any() ? dm.residual.basis_cols : 0;
+  std::vector<double> uq(std::size_t(dm.q_heads()) * cols, 0.0);
   for (std::uint32_t h = 0; h < dm.q_heads(); ++h)
-    for (std::uint32_t i = 0; i < dm.rank; ++i) {
+    for (std::uint32_t i = 0; i < cols; ++i) {
       double s = 0;
       for (std::uint32_t j = 0; j < dm.d; ++j)
-        s += double(in.basis[(std::uint64_t(h / dm.group) * dm.d + j) * dm.rank + i]) * in.q[std::uint64_t(h) * dm.d + j];
-      uq[std::size_t(h) * dm.rank + i] = s;
+        s += double(in.basis[(std::uint64_t(h / dm.group) * dm.d + j) * cols + i]) * in.q[std::uint64_t(h) * dm.d + j];
+      uq[std::size_t(h) * cols + i] = s;
     }
   return uq;
 }
@@ -38,15 +39,20 @@ std::vector<double> residual_query(const KscoreInputs& in, const KscoreDims& dm)
 template <class Dot>
 std::vector<float> scores(const KscoreInputs& in, const KscoreDims& dm, Dot&& dot) {
   const std::vector<double> uq = residual_query(in, dm);
+  const std::uint32_t cols = dm.residual.any() ? dm.residual.basis_cols : 0;
   std::vector<float> out(std::size_t(dm.q_heads()) * dm.keys);
   for (std::uint32_t h = 0; h < dm.q_heads(); ++h) {
     const std::uint32_t kv = h / dm.group;
+    const KResidualPlace place = cols ? dm.residual.heads.at(kv) : KResidualPlace{};
+    const std::uint32_t rh = KResidualLayout::record_halves(place.code);
     for (std::uint64_t t = 0; t < dm.keys; ++t) {
       const std::uint64_t row = kv * dm.keys + t;
       double s = in.qmu.empty() ? 0.0 : in.qmu[h];
       s += double(from_half(in.alpha[row])) * dot(h, row);
-      for (std::uint32_t i = 0; i < dm.rank; ++i)
-        s += uq[std::size_t(h) * dm.rank + i] * from_half(in.c[row * dm.rank + i]);
+      if (place.code.rank) {
+        const std::vector<double> c = unpack_residual(place.code, in.c.subspan(place.offset + t * place.stride, rh));
+        for (std::uint32_t i = 0; i < place.code.rank; ++i) s += uq[std::size_t(h) * cols + i] * c[i];
+      }
       out[h * dm.keys + t] = float(s);
     }
   }

@@ -1,6 +1,6 @@
 // Causal GQA attention over the 1-bit K-cache code (docs/design.md §2) and the fp16
 // V cache: the post-RoPE key at position p is scored from its code as
-//   q·k̂_p = q·m_p + alpha_p·(q'·s_p) + (U_rᵀ q')·c_p,   q' = R_{h/group} q,
+//   q·k̂_p = q·m_p + alpha_p·(q'·s_p) + Σ_{i<r_g} (U_Rᵀ q')_i ĉ_{p,i},   q' = R_{h/group} q,
 // m_p = mu (plain mean) or RoPE_p(mu_pre) (mean-RoPE variant, KCodec::
 // a mean-RoPE table), with q'·s_p in fp32 (float path) or from popcounts of
 // a b-bit quantized q' (popcount path); positions p < front use the exact
@@ -9,8 +9,8 @@
 // times V as attention() (vkquant/kernels/attn.hpp) does it.
 //
 // Layouts: q, out (n, n_heads, hd) f32; code cache as kcodec.hpp
-// (bits (ctx, n_kv, hd/32), alpha (ctx, n_kv) fp16, coef (ctx, n_kv, rank)
-// fp16); front keys and V cache as kv_store writes them ((ctx, n_kv, hd)
+// (bits (ctx, n_kv, hd/32), alpha (ctx, n_kv) fp16, coef (ctx, stride) halves
+// of per-head residual records, vkquant/kresidual.hpp); front keys and V cache as kv_store writes them ((ctx, n_kv, hd)
 // fp16); the mean-RoPE table (positions, hd/2, 2) f32 (cos, sin). Scratch
 // layouts: shaders/include/attn_kcode.h.
 // Limits: hd in {32, 64, 96, 128, 256}; every buffer range a call reads must
@@ -37,10 +37,10 @@ enum class KcodePath {
 
 // One layer's 1-bit key cache as kcode_encode writes it, and its exact front.
 struct KcodeKeys {
-  KCodec codec;                        // mu (pre-RoPE mu with a mean-RoPE table), rot, basis, n_kv, hd, rank
+  KCodec codec;                        // mu (pre-RoPE mu with a mean-RoPE table), rot, basis, n_kv, hd, residual
   const Buffer* bits = nullptr;        // (ctx, n_kv, hd/32) uint32
   const Buffer* alpha = nullptr;       // (ctx, n_kv) fp16
-  const Buffer* coef = nullptr;        // (ctx, n_kv, rank) fp16; required iff rank > 0
+  const Buffer* coef = nullptr;        // (ctx, stride) residual records; required iff codec.coef_stride() > 0
   std::uint32_t front = 0;             // positions < front are scored with exact keys
   const Buffer* front_keys = nullptr;  // (>= min(front, kv_len), n_kv, hd) fp16; required iff front > 0
   const Buffer* rope_table = nullptr;  // (>= kv_len, hd/2, 2) f32 from attn_kcode_rope_table(codec.mean_rope)
@@ -59,7 +59,7 @@ struct AttnKcodeScratchBytes {
   std::uint64_t q = 4;        // (n, n_heads, hd) f32: q'
   std::uint64_t qmu = 4;      // (n, n_heads) f32
   std::uint64_t mrope = 4;    // (n, n_heads, hd) f32: mean-RoPE (A, B) pairs
-  std::uint64_t uq = 4;       // (n, n_heads, rank) f32
+  std::uint64_t uq = 4;       // (n, n_heads, basis_cols) f32
   std::uint64_t planes = 4;   // (n, n_heads, b, hd/32) uint32
   std::uint64_t qconst = 4;   // (n, n_heads) 16-byte query constants
   std::uint64_t scores = 4;   // (nb, n_heads, kv_len) f32, nb = query rows per block

@@ -1,5 +1,5 @@
 // The 1-bit K-cache codec (docs/design.md §2) on the device: encode keys into sign
-// bits + fp16 alpha (+ fp16 rank-r residual coefficients), decode codes back
+// bits + fp16 alpha (+ per-KV-head residual coefficients, vkquant/kresidual.hpp), decode codes back
 // into the fp16 key cache that attention() reads (vkquant/kernels/attn.hpp).
 //
 // Code cache layouts, one layer, position-major:
@@ -7,8 +7,11 @@
 //         1 when v >= 0.
 //   alpha (ctx, n_kv) fp16, two per uint32: element i = pos * n_kv + head in
 //         half i % 2 (low = even) of word i / 2; rounded up to whole words.
-//   coef  (ctx, n_kv, rank) fp16 likewise (element (pos * n_kv + head) * rank + r).
-// Limits: hd in {32, 64, 96, 128, 256}; n_kv 1..64; rank 0..hd; every buffer
+//   coef  (ctx, stride) halves, two per uint32: the residual record of
+//         (pos, head) starts at half pos * stride + offset[head]
+//         (KResidualLayout; all heads at (r, 16): (ctx, n_kv, r) fp16).
+// Limits: hd in {32, 64, 96, 128, 256}; n_kv 1..64; every rank <= basis_cols
+// <= hd; every buffer
 // range a call touches must fit in one binding (maxStorageBufferRange):
 // larger ones are refused with a vkq::Error.
 #pragma once
@@ -16,45 +19,71 @@
 #include <cstdint>
 
 #include "vkquant/buffer.hpp"
+#include "vkquant/kresidual.hpp"
 #include "vkquant/kernels/rope_freqs.hpp"
 #include "vkquant/stream.hpp"
 
+namespace vkq {
+class Device;
+}
+
 namespace vkq::kernels {
+
+// A residual layout and its per-head table on the device ((n_kv) uvec4
+// {rank, bits, offset, 0}, shaders/include/kcodec.h), which kcode_encode and
+// kcode_decode read; made together, so that they cannot disagree.
+class KResidualTable {
+ public:
+  static KResidualTable create(Device& d, KResidualLayout layout);
+  const KResidualLayout& layout() const { return layout_; }
+  const Buffer& buffer() const { return table_; }
+
+ private:
+  KResidualLayout layout_;
+  Buffer table_;
+};
 
 // Per-layer codec parameters in device buffers (fp32).
 struct KCodec {
   const Buffer* mu = nullptr;     // (n_kv, hd): subtracted before rotating
   const Buffer* rot = nullptr;    // (n_kv, hd, hd) row-major R_h: v = R_h (k - mu_h); nullptr: identity (no rotation)
-  const Buffer* basis = nullptr;  // (n_kv, hd, rank) U_r row-major; only when rank > 0
-  std::uint32_t n_kv = 0, hd = 0, rank = 0;
+  const Buffer* basis = nullptr;  // (n_kv, hd, basis_cols) row-major; head h uses its leading r_h columns
+  std::uint32_t n_kv = 0, hd = 0;
+  const KResidualTable* residual = nullptr;  // per-head rank and coefficient bits; null: no residual
+  std::uint32_t basis_cols = 0;              // columns of basis (>= every r_h)
   // Mean-RoPE variant (a table set): mu is a pre-RoPE mean and the key at
   // cache position p is centered by RoPE_p(mu) instead of mu (rotate_half
   // pairs (i, i + hd/2), angle = p · inv_freq_i, cos/sin times its scale).
   // No table: plain mean.
   RopeFreqs mean_rope{};
+
+  // Residual record halves per position (0: no residual).
+  std::uint32_t coef_stride() const { return residual ? residual->layout().stride : 0; }
 };
 
 // Bytes of the code cache for ctx positions (see the layouts above).
 std::uint64_t kcode_bits_bytes(std::uint32_t ctx, std::uint32_t n_kv, std::uint32_t hd);
 std::uint64_t kcode_alpha_bytes(std::uint32_t ctx, std::uint32_t n_kv);
-std::uint64_t kcode_coef_bytes(std::uint32_t ctx, std::uint32_t n_kv, std::uint32_t rank);
+// Bytes of the coef buffer for ctx positions (0 without a residual).
+std::uint64_t kcode_coef_bytes(std::uint32_t ctx, const KCodec& c);
 
 // Encodes rows t < n of k (n, n_kv*hd) f32 into positions pos0 + t of the
 // code cache: v = R_h (k_h - m_h) with m_h = mu_h, or RoPE_{pos0+t}(mu_h) in
 // the mean-RoPE variant; bits = sign(v) (v >= 0 -> 1);
-// alpha = ||v||_1 / hd (fp16, round to nearest even); if rank > 0:
-// c = U_rᵀ (v - alpha_fp16 · s) (fp16). Halves of other positions sharing a
-// word are kept. coef may be nullptr when rank == 0.
+// alpha = ||v||_1 / hd (fp16, round to nearest even); for heads of rank
+// r_h > 0: c = U_{r_h}ᵀ (v - alpha_fp16 · s), written as the head's record
+// (pack_residual; fp32 sums). Halves of other positions and heads sharing a
+// word are kept. coef may be nullptr when coef_stride() == 0.
 void kcode_encode(Stream& s, const KCodec& c, const Buffer& k, Buffer& bits, Buffer& alpha, Buffer* coef,
                   std::uint32_t n, std::uint32_t pos0);
 
 // Decodes positions first .. first+len-1 into kcache ((ctx, n_kv, hd) fp16,
 // two per uint32, low half = even coordinate, as kv_store writes it):
-// k̂_h = m_h + R_hᵀ (alpha · s + U_r c) (m_h as in kcode_encode at the cache
+// k̂_h = m_h + R_hᵀ (alpha · s + U_{r_h} ĉ) (ĉ = unpack_residual; m_h as in kcode_encode at the cache
 // position), then, if `rope` is given (not with the mean-RoPE variant), RoPE
 // (rotate_half pairs (i, i + hd/2), angle = cache position · inv_freq_i,
 // cos/sin times the table's scale); fp16 round to nearest even. Other
-// positions of kcache are untouched. coef may be nullptr when rank == 0.
+// positions of kcache are untouched. coef may be nullptr when coef_stride() == 0.
 void kcode_decode(Stream& s, const KCodec& c, const Buffer& bits, const Buffer& alpha, const Buffer* coef,
                   Buffer& kcache, std::uint32_t first, std::uint32_t len, const RopeFreqs* rope);
 

@@ -6,11 +6,12 @@
 // Layouts (shaders/include/kscore.h has the full list), for the defaults
 // (key-major keys, one query row):
 //   bits   (kv_heads, N, ceil(d/32)) uint32   alpha (kv_heads, N) fp16 (flat, two per word)
-//   c      (kv_heads, N, r) fp16             U     (kv_heads, d, r) fp32
+//   c      residual records (KResidualView)  U     (kv_heads, d, R) fp32
 //   q      (q_heads, d) fp32 (rotated)       qmu   (q_heads) fp32
 //   scores (q_heads, N) fp32                 K     (kv_heads, N, ceil(d/2)) fp16
-// KscoreShape::layout = position_major swaps the first two dimensions of the
-// key-side arrays; several query rows add a leading row dimension to the
+// KscoreShape::layout = position_major swaps the first two dimensions of
+// bits, alpha and K; the residual records sit where KscoreShape::residual
+// says (KResidualView::head_major or position_major); several query rows add a leading row dimension to the
 // query-side arrays and to scores.
 // Key-side buffers and scores may exceed maxStorageBufferRange: they are bound
 // in key chunks. Query-side buffers must fit in one binding.
@@ -19,11 +20,12 @@
 #include <cstdint>
 
 #include "vkquant/buffer.hpp"
+#include "vkquant/kresidual.hpp"
 #include "vkquant/stream.hpp"
 
 namespace vkq::kernels {
 
-// Where key t of KV head kv sits in bits / alpha / c (and K of kscore_f16).
+// Where key t of KV head kv sits in bits / alpha (and K of kscore_f16).
 enum class KscoreLayout {
   key_major,       // row kv*N + t: (kv_heads, N, ...)
   position_major,  // row t*kv_heads + kv: (N, kv_heads, ...), the kcodec cache
@@ -35,7 +37,7 @@ struct KscoreShape {
   std::uint32_t kv_heads = 0;  // KV heads
   std::uint32_t group = 1;     // query heads per KV head
   std::uint64_t keys = 0;      // N keys per KV head
-  std::uint32_t rank = 0;      // residual rank r (0: no residual)
+  KResidualView residual;      // per KV head: rank, coefficient bits, where its records sit in c; empty: none
   KscoreLayout layout = KscoreLayout::key_major;
   // Query rows: the call scores query rows query0 .. query0+queries-1 of the
   // query-side buffers (q, qmu, uq, planes, qconst: (rows, q_heads, ...)) into
@@ -55,15 +57,15 @@ struct KscoreShape {
 struct KscoreKeys {
   const Buffer* bits = nullptr;   // (kv_heads, N, W) uint32
   const Buffer* alpha = nullptr;  // (kv_heads, N) fp16
-  const Buffer* c = nullptr;      // (kv_heads, N, r) fp16; required iff rank > 0
+  const Buffer* c = nullptr;      // residual records (shape.residual); required iff a head has rank > 0
 };
 
 // The rotated queries and their per-head extras.
 struct KscoreQuery {
   const Buffer* q = nullptr;      // (rows, q_heads, d) fp32, q' = R q
   const Buffer* qmu = nullptr;    // (rows, q_heads) fp32 q·mu, or null
-  const Buffer* basis = nullptr;  // (kv_heads, d, r) fp32 U_r; required iff rank > 0
-  Buffer* uq = nullptr;           // (rows, q_heads, r) fp32 scratch for U_rᵀ q'; required iff rank > 0
+  const Buffer* basis = nullptr;  // (kv_heads, d, R) fp32 U_R (R = residual.basis_cols); required iff a residual
+  Buffer* uq = nullptr;           // (rows, q_heads, R) fp32 scratch for U_Rᵀ q'; required iff a residual
 };
 
 // A query quantized by kscore_quantize_query.
@@ -87,7 +89,7 @@ struct KscoreTuning {
 std::uint64_t kscore_planes_bytes(const KscoreShape& shape, std::uint32_t b);
 std::uint64_t kscore_qconst_bytes(const KscoreShape& shape);
 
-// scores = qmu + alpha·(q'·s) + (U_rᵀ q')·c, q'·s in fp32 (sign-flip accumulate).
+// scores = qmu + alpha·(q'·s) + Σ_{i<r_kv} (U_Rᵀ q')_i ĉ_i, q'·s in fp32 (sign-flip accumulate).
 void kscore_float(Stream& s, const KscoreShape& shape, const KscoreKeys& keys, const KscoreQuery& query,
                   Buffer& scores, const KscoreTuning& tuning = {});
 
@@ -96,7 +98,7 @@ void kscore_float(Stream& s, const KscoreShape& shape, const KscoreKeys& keys, c
 void kscore_quantize_query(Stream& s, const KscoreShape& shape, std::uint32_t b, const Buffer& q, Buffer& planes,
                            Buffer& qconst);
 
-// scores = qmu + alpha·Δ(Σ s_i Q_i - z Σ s_i) + (U_rᵀ q')·c from popcounts of the
+// scores = qmu + alpha·Δ(Σ s_i Q_i - z Σ s_i) + Σ_i (U_Rᵀ q')_i ĉ_i from popcounts of the
 // quantized query's planes; query.q feeds only the residual term.
 void kscore_popcount(Stream& s, const KscoreShape& shape, const KscoreKeys& keys, const KscoreQuery& query,
                      const KscoreQuantized& qq, Buffer& scores, const KscoreTuning& tuning = {});

@@ -7,13 +7,14 @@
 #include <vector>
 
 #include "vkquant/half.hpp"
+#include "vkquant/kresidual.hpp"
 
 namespace vkq::ref {
 
 struct KscoreDims {
   std::uint32_t d = 0, kv_heads = 0, group = 1;
   std::uint64_t keys = 0;  // N
-  std::uint32_t rank = 0;  // r
+  KResidualView residual;  // where each KV head's residual records sit in c (empty: none)
 
   std::uint32_t q_heads() const { return group * kv_heads; }
   std::uint32_t words() const { return (d + 31) / 32; }
@@ -46,13 +47,14 @@ std::vector<std::int32_t> kscore_popcount_sums(std::span<const std::uint32_t> bi
 struct KscoreInputs {
   std::span<const std::uint32_t> bits;  // (kv_heads, N, W)
   std::span<const half_bits> alpha;     // (kv_heads, N)
-  std::span<const half_bits> c;         // (kv_heads, N, r), empty iff r = 0
-  std::span<const float> basis;         // (kv_heads, d, r), empty iff r = 0
+  std::span<const half_bits> c;         // residual records as dims.residual places them; empty iff none
+  std::span<const float> basis;         // (kv_heads, d, R), R = dims.residual.basis_cols; empty iff none
   std::span<const float> q;             // (q_heads, d)
   std::span<const float> qmu;           // (q_heads) or empty
 };
 
-// scores (q_heads, N) = qmu + alpha·(q'·s) + (Uᵀq')·c with q' exact.
+// scores (q_heads, N) = qmu + alpha·(q'·s) + Σ_{i<r_kv} (U_Rᵀq')_i ĉ_i with q' exact
+// (ĉ = unpack_residual of key t's record of KV head kv = h / group).
 std::vector<float> kscore_float(const KscoreInputs& in, const KscoreDims& dims);
 // The same with q'·s replaced by Δ(Σ s_i Q_i - z Σ s_i) from the quantized query.
 std::vector<float> kscore_popcount(const KscoreInputs& in, const KscoreDims& dims, const KscoreQuantized& qq);

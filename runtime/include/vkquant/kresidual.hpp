@@ -1,0 +1,83 @@
+// Per-KV-head residual coefficients of the 1-bit key code (docs/design.md §2.1):
+// head h keeps c = U_{r_h}ᵀ (v − alpha·s) (its r_h leading basis columns) as
+// fp16, or int8 / int4 codes with an fp16 scale per (position, head).
+//
+// Coefficient array: fp16-sized halves, two per uint32 word, low half first.
+// The record of (position p, head h) starts at half p·stride + offset[h]:
+//   bits 16: halves c_0 .. c_{r-1} (fp16, round to nearest even);
+//   bits 8:  half 0 = σ = fp16(max|c_i| / 127); byte i (int8) at half 1 + i/2,
+//            byte i%2 of it (low byte first); code = clamp(roundEven(c/σ), ±127);
+//   bits 4:  half 0 = σ = fp16(max|c_i| / 7); nibble i (4-bit two's complement)
+//            at half 1 + i/4, nibble i%4 (low first); code = clamp(roundEven(c/σ), ±7);
+// with σ the fp16-rounded scale (σ = 0: every code 0); ĉ_i = σ·code_i.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "vkquant/half.hpp"
+
+namespace vkq {
+
+// One KV head's residual: rank r_h (0: none) and coefficient bits (16, 8 or 4).
+struct KResidual {
+  std::uint32_t rank = 0, bits = 16;
+  bool operator==(const KResidual&) const = default;
+};
+
+// The per-position record layout of one layer's residual coefficients.
+struct KResidualLayout {
+  std::vector<KResidual> heads;       // (n_kv)
+  std::vector<std::uint32_t> offset;  // (n_kv): first half of each head's record within a position
+  std::uint32_t stride = 0;           // halves per position: the sum of the records' halves
+
+  // Validates (bits in {16, 8, 4}; bits 8: even rank; bits 4: rank % 4 == 0)
+  // and lays the records out in head order; throws vkq::Error naming the head and the rule.
+  static KResidualLayout make(std::vector<KResidual> heads);
+  // Every one of n_kv heads at (rank, bits).
+  static KResidualLayout uniform(std::uint32_t n_kv, std::uint32_t rank, std::uint32_t bits = 16);
+  // Halves of one record: 0 at rank 0; bits 16: rank; 8: 1 + rank/2; 4: 1 + rank/4.
+  static std::uint32_t record_halves(KResidual r);
+
+  std::uint32_t n_kv() const { return std::uint32_t(heads.size()); }
+  std::uint32_t max_rank() const;
+  // Bytes of ctx positions: ctx·stride halves rounded up to whole uint32 words (0 when stride is 0).
+  std::uint64_t bytes(std::uint32_t ctx) const;
+  // Throws vkq::Error (prefixed by `fn`) naming the first head whose rank exceeds basis_cols.
+  void check_basis(const char* fn, std::uint32_t basis_cols) const;
+  bool operator==(const KResidualLayout&) const = default;
+};
+
+// Writes the record of c (r.rank values) into record (record_halves(r) halves).
+void pack_residual(KResidual r, std::span<const double> c, std::span<half_bits> record);
+// The decoded coefficients ĉ (r.rank values) of a record.
+std::vector<double> unpack_residual(KResidual r, std::span<const half_bits> record);
+
+// Where a scoring call finds one KV head's records: the record of key t
+// starts at half offset + t·stride of the coefficient array.
+struct KResidualPlace {
+  KResidual code;
+  std::uint64_t offset = 0, stride = 0;
+};
+
+// The residual records of a scoring call (kscore) and the basis they share.
+struct KResidualView {
+  std::vector<KResidualPlace> heads;  // (kv_heads); empty: no residual
+  std::uint32_t basis_cols = 0;       // R: U is (kv_heads, d, R), uq (rows, q_heads, R)
+
+  // The position-major code cache (N, n_kv, ...): offset[h], the layout's stride.
+  static KResidualView position_major(const KResidualLayout& l, std::uint32_t basis_cols);
+  // Head-major (kv_heads, N, record): head h's N records back to back after
+  // those of heads < h (uniform (r, 16): offset h·N·r, stride r).
+  static KResidualView head_major(const KResidualLayout& l, std::uint64_t keys, std::uint32_t basis_cols);
+  // Uniform fp16 rank r over kv_heads heads, head-major.
+  static KResidualView head_major(std::uint32_t kv_heads, std::uint64_t keys, std::uint32_t rank);
+
+  bool any() const;                // some head has rank > 0
+  std::uint32_t max_rank() const;
+  // Halves a coefficient array of `keys` keys must hold (0 when none is read).
+  std::uint64_t halves(std::uint64_t keys) const;
+};
+
+}  // namespace vkq

@@ -1,0 +1,150 @@
+#include "vkquant/kresidual.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <utility>
+
+#include "vkquant/error.hpp"
+
+namespace vkq {
+
+namespace {
+
+[[noreturn]] void refuse(std::uint32_t h, KResidual r, const std::string& rule) {
+  throw Error("residual layout: head " + std::to_string(h) + " (rank " + std::to_string(r.rank) + ", " +
+              std::to_string(r.bits) + " bits): " + rule);
+}
+
+// Largest code of a `bits`-bit record (bits 8: 127, 4: 7).
+int max_code(std::uint32_t bits) { return bits == 8 ? 127 : 7; }
+// Codes per half of a `bits`-bit record.
+std::uint32_t per_half(std::uint32_t bits) { return 16 / bits; }
+
+}  // namespace
+
+std::uint32_t KResidualLayout::record_halves(KResidual r) {
+  if (r.rank == 0) return 0;
+  if (r.bits == 16) return r.rank;
+  return 1 + r.rank / per_half(r.bits);
+}
+
+KResidualLayout KResidualLayout::make(std::vector<KResidual> heads) {
+  KResidualLayout l;
+  l.offset.reserve(heads.size());
+  std::uint64_t at = 0;
+  for (std::uint32_t h = 0; h < heads.size(); ++h) {
+    const KResidual r = heads[h];
+    if (r.bits != 16 && r.bits != 8 && r.bits != 4) refuse(h, r, "bits must be 16, 8 or 4");
+    if (r.bits == 8 && r.rank % 2) refuse(h, r, "8-bit coefficients need an even rank");
+    if (r.bits == 4 && r.rank % 4) refuse(h, r, "4-bit coefficients need a rank divisible by 4");
+    l.offset.push_back(std::uint32_t(at));
+    at += record_halves(r);
+    if (at >= (std::uint64_t(1) << 31)) refuse(h, r, "records exceed 2^31 halves per position");
+  }
+  l.heads = std::move(heads);
+  l.stride = std::uint32_t(at);
+  return l;
+}
+
+KResidualLayout KResidualLayout::uniform(std::uint32_t n_kv, std::uint32_t rank, std::uint32_t bits) {
+  return make(std::vector<KResidual>(n_kv, KResidual{rank, bits}));
+}
+
+std::uint32_t KResidualLayout::max_rank() const {
+  std::uint32_t m = 0;
+  for (const KResidual& r : heads) m = std::max(m, r.rank);
+  return m;
+}
+
+std::uint64_t KResidualLayout::bytes(std::uint32_t ctx) const {
+  return (std::uint64_t(ctx) * stride + 1) / 2 * 4;
+}
+
+void KResidualLayout::check_basis(const char* fn, std::uint32_t basis_cols) const {
+  for (std::uint32_t h = 0; h < heads.size(); ++h)
+    if (heads[h].rank > basis_cols)
+      throw Error(std::string(fn) + ": residual head " + std::to_string(h) + " has rank " +
+                  std::to_string(heads[h].rank) + ", more than the basis' " + std::to_string(basis_cols) + " columns");
+}
+
+void pack_residual(KResidual r, std::span<const double> c, std::span<half_bits> record) {
+  const std::uint32_t n = KResidualLayout::record_halves(r);
+  if (c.size() < r.rank || record.size() < n) throw Error("pack_residual: arrays too small");
+  if (r.bits == 16) {
+    for (std::uint32_t i = 0; i < r.rank; ++i) record[i] = to_half(float(c[i]));
+    return;
+  }
+  if (r.bits != 8 && r.bits != 4) throw Error("pack_residual: bits must be 16, 8 or 4");
+  double m = 0;
+  for (std::uint32_t i = 0; i < r.rank; ++i) m = std::max(m, std::fabs(c[i]));
+  const int top = max_code(r.bits);
+  record[0] = to_half(float(m / top));
+  const double sigma = from_half(record[0]);
+  const std::uint32_t per = per_half(r.bits), mask = (1u << r.bits) - 1;
+  for (std::uint32_t j = 1; j < n; ++j) record[j] = 0;
+  for (std::uint32_t i = 0; i < r.rank; ++i) {
+    const int code = sigma == 0 ? 0 : int(std::clamp(std::nearbyint(c[i] / sigma), -double(top), double(top)));
+    record[1 + i / per] = half_bits(record[1 + i / per] | ((std::uint32_t(code) & mask) << (r.bits * (i % per))));
+  }
+}
+
+std::vector<double> unpack_residual(KResidual r, std::span<const half_bits> record) {
+  if (record.size() < KResidualLayout::record_halves(r)) throw Error("unpack_residual: record too small");
+  std::vector<double> c(r.rank);
+  if (r.bits == 16) {
+    for (std::uint32_t i = 0; i < r.rank; ++i) c[i] = from_half(record[i]);
+    return c;
+  }
+  if (r.bits != 8 && r.bits != 4) throw Error("unpack_residual: bits must be 16, 8 or 4");
+  const double sigma = r.rank ? from_half(record[0]) : 0.0;
+  const std::uint32_t per = per_half(r.bits), mask = (1u << r.bits) - 1, sign = 1u << (r.bits - 1);
+  for (std::uint32_t i = 0; i < r.rank; ++i) {
+    const std::uint32_t u = (std::uint32_t(record[1 + i / per]) >> (r.bits * (i % per))) & mask;
+    c[i] = sigma * double(int(u ^ sign) - int(sign));
+  }
+  return c;
+}
+
+KResidualView KResidualView::position_major(const KResidualLayout& l, std::uint32_t basis_cols) {
+  KResidualView v;
+  v.basis_cols = basis_cols;
+  if (l.stride == 0) return v;
+  for (std::uint32_t h = 0; h < l.heads.size(); ++h) v.heads.push_back({l.heads[h], l.offset[h], l.stride});
+  return v;
+}
+
+KResidualView KResidualView::head_major(const KResidualLayout& l, std::uint64_t keys, std::uint32_t basis_cols) {
+  KResidualView v;
+  v.basis_cols = basis_cols;
+  if (l.stride == 0) return v;
+  std::uint64_t at = 0;
+  for (const KResidual& r : l.heads) {
+    const std::uint64_t rh = KResidualLayout::record_halves(r);
+    v.heads.push_back({r, at, rh});
+    at += keys * rh;
+  }
+  return v;
+}
+
+KResidualView KResidualView::head_major(std::uint32_t kv_heads, std::uint64_t keys, std::uint32_t rank) {
+  return head_major(KResidualLayout::uniform(kv_heads, rank), keys, rank);
+}
+
+bool KResidualView::any() const { return max_rank() > 0; }
+
+std::uint32_t KResidualView::max_rank() const {
+  std::uint32_t m = 0;
+  for (const KResidualPlace& p : heads) m = std::max(m, p.code.rank);
+  return m;
+}
+
+std::uint64_t KResidualView::halves(std::uint64_t keys) const {
+  std::uint64_t end = 0;
+  if (keys == 0) return 0;
+  for (const KResidualPlace& p : heads)
+    if (p.code.rank) end = std::max(end, p.offset + (keys - 1) * p.stride + KResidualLayout::record_halves(p.code));
+  return end;
+}
+
+}  // namespace vkq
