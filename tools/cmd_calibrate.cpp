@@ -19,6 +19,9 @@
 #include "vkquant/mapped_file.hpp"
 #include "vkquant/model/calibrate_plan.hpp"
 #include "vkquant/model/key_capture.hpp"
+#include "vkquant/model/ppl.hpp"
+#include "vkquant/model/sampling.hpp"
+#include "vkquant/model/vk_forward.hpp"
 
 namespace vkq::cli {
 
@@ -35,7 +38,54 @@ struct CalibrateFlags {
   std::string mlp = "auto";  // auto, on or off (--no-mlp: off)
   bool no_mlp = false;
   std::uint32_t mlp_block = 64;
+  double kv_budget = 0;     // --kv-budget (0: none)
+  double kv_target_kl = 0;  // --kv-target-kl (0: none)
+  std::uint32_t kv_target_chunks = 8;
+  std::string kv_objective = "query";
 };
+
+// --kv-target-kl: per rope mode, the least budget (on a grid of 1/16 bit)
+// whose plan's KL to fp16 keys, measured on the first chunks of the
+// calibration text, is at most the target; bisection over the grid (the
+// measured KL falls with the budget up to noise).
+double budget_for_kl(Device& device, const ModelFile& model, const CalibrateFlags& f, const KCalibration& k, KRope rope,
+                     std::uint32_t ctx, Progress& bar) {
+  const ModelConfig& c = model.config();
+  const auto tok = model.tokenizer();
+  const auto text = MappedFile::open(f.text);
+  auto plan = ppl_plan(std::string_view(reinterpret_cast<const char*>(text.bytes().data()), text.size()), *tok, ctx);
+  if (plan.chunks.size() > f.kv_target_chunks) {
+    plan.chunks.resize(f.kv_target_chunks);
+    plan.tokens = 0;
+    for (const auto& ch : plan.chunks) plan.tokens += ch.targets.size();
+  }
+  const double floor_bits = 1.0 + 16.0 / c.head_dim, step = 1.0 / 16;
+  const double top = plan_bits(std::vector<KResidual>(1, k.policy_table(rope).options.back()), c.head_dim);
+  auto kl_at = [&](double budget) {
+    VkForwardOptions o;
+    o.ctx = ctx;
+    o.weights = f.weights.type();
+    o.calibration = &k;
+    VkForward base(device, model, o);
+    o.kcache = KCacheConfig{true, rope, KRotation::learned, 0, 0, 0};
+    o.kcache.budget = budget;
+    VkForward coded(device, model, o);
+    VkForward* runs[] = {&base, &coded};
+    const auto sums = score_ppl(plan, runs);
+    const double kl = sums[1].kl / double(std::max<std::uint64_t>(plan.tokens, 1));
+    bar.clear();
+    fmt::print("--kv-target-kl: {} at {:.4f} bits: KL {:.5f} on {} tokens\n", krope_name(rope), budget, kl, plan.tokens);
+    return kl;
+  };
+  std::int64_t lo = 0, hi = std::int64_t(std::ceil((top - floor_bits) / step));
+  if (kl_at(floor_bits + double(hi) * step) > f.kv_target_kl) return floor_bits + double(hi) * step;  // the best there is
+  while (lo < hi) {
+    const std::int64_t mid = (lo + hi) / 2;
+    if (kl_at(floor_bits + double(mid) * step) <= f.kv_target_kl) hi = mid;
+    else lo = mid + 1;
+  }
+  return floor_bits + double(lo) * step;
+}
 
 MlpWhen mlp_when(const CalibrateFlags& f) {
   if (f.no_mlp || f.mlp == "off") return MlpWhen::off;
@@ -51,7 +101,7 @@ double mean(const std::vector<double>& v) {
   return v.empty() ? 0.0 : s / double(v.size());
 }
 
-void calibrate(const CalibrateFlags& f) {
+void calibrate(const CalibrateFlags& f, bool rank_given) {
   const auto t0 = Clock::now();
   const auto model = ModelFile::open(f.model, ModelOpenOptions{.allow_nonfinite = f.allow_nonfinite, .warn = {}});
   const ModelConfig& c = model.config();
@@ -59,6 +109,7 @@ void calibrate(const CalibrateFlags& f) {
   ko.tokens = f.tokens;
   ko.ctx = context_for(c, f.ctx);
   ko.weights = f.weights.type();
+  ko.queries = (f.kv_budget > 0 || f.kv_target_kl > 0) && f.kv_objective != "key";
   std::filesystem::path out = f.out;
   if (out.empty()) out = std::filesystem::path(f.model).filename().replace_extension("").string() + ".vkq.safetensors";
   refuse_overwriting_inputs(out, "-o", model, {{"--text", f.text}});
@@ -76,13 +127,33 @@ void calibrate(const CalibrateFlags& f) {
   Progress bar;
   const auto keys = capture_keys(device, model, f.text, ko, [&](const std::string& label, double frac) { bar.update(label, frac); });
   const auto t_keys = Clock::now();
+  CalibrateOptions opt = f.opt;
+  opt.policy = f.kv_budget > 0 || f.kv_target_kl > 0;
+  opt.budget = f.kv_budget;
+  opt.objective = f.kv_objective == "key"    ? KPolicyObjective::key
+                  : f.kv_objective == "null" ? KPolicyObjective::null
+                                             : KPolicyObjective::query;
+  if (opt.policy && !rank_given) opt.rank = c.head_dim;  // the options reach full rank
   bar.update("learning key rotations (0 / " + std::to_string(std::size_t(c.layers) * c.kv_heads * 3) + ")", 0.0);
-  auto k = calibrate_keys(c, keys.pre, keys.post, keys.positions, f.opt, [&](std::size_t done, std::size_t total) {
+  auto k = calibrate_keys(c, keys.pre, keys.post, keys.positions, opt, [&](std::size_t done, std::size_t total) {
     const double spent = seconds_since(t_keys), left = spent / double(done) * double(total - done);
     bar.update(fmt::format("learning key rotations ({} / {}, {:.0f} s left)", done, total, left),
                double(done) / double(total));
-  });
+  }, &keys.q2_pre, &keys.q2_post);
   const double key_seconds = seconds_since(t_keys);
+  k.model_sha256 = keys.model_sha256;  // taken while the weights were uploaded
+  const auto t_policy = Clock::now();
+  if (f.kv_target_kl > 0) {
+    // The least budget per codec that reaches the target; the artifact's
+    // budget is the largest of them (the plans are per codec).
+    for (auto& [rope, table] : k.policy) {
+      const double b = budget_for_kl(device, model, f, k, rope, ko.ctx, bar);
+      k.plans[rope] = solve_policy(table, b).heads;
+      k.budget = std::max(k.budget, b);
+      fmt::print("--kv-target-kl {}: {} keys take {:.4f} bits per coordinate\n", f.kv_target_kl, krope_name(rope), b);
+    }
+  }
+  const double policy_seconds = seconds_since(t_policy);
   // The dense MLP matrices' rotations (weights only; MoE experts stay fp16).
   const auto t_mlp = Clock::now();
   if (mlp.learn) {
@@ -97,7 +168,6 @@ void calibrate(const CalibrateFlags& f) {
     });
   }
   const double mlp_seconds = seconds_since(t_mlp);
-  k.model_sha256 = keys.model_sha256;  // taken while the weights were uploaded
   bar.clear();
   const auto t_write = Clock::now();
   write_kcache_artifact(out, k, std::string("vkquant ") + VKQ_VERSION);
@@ -113,6 +183,21 @@ void calibrate(const CalibrateFlags& f) {
       fmt::print("{:>5} {:>13} {:8.4f} {:8.4f} {:8.4f} {:9.4f}\n", l, krope_name(mode), mean(L.cos_none),
                  mean(L.cos_srht), mean(L.cos_learned), mean(L.cos_eff));
     }
+  if (!k.plans.empty()) {
+    fmt::print("precision policy ({} objective): residual rank/bits per KV head\n", kpolicy_objective_name(opt.objective));
+    for (const auto& [rope, plan] : k.plans) {
+      fmt::print("{:>13} {:.4f} bits per key coordinate (budget {:.4g})\n", krope_name(rope), plan_bits(plan, c.head_dim),
+                 k.budget);
+      for (std::uint32_t l = 0; l < k.layers; ++l) {
+        std::string row;
+        for (std::uint32_t h = 0; h < k.kv_heads; ++h) {
+          const KResidual r = plan[std::size_t(l) * k.kv_heads + h];
+          row += r.rank ? fmt::format(" r{}/{}", r.rank, r.bits) : " 1bit";
+        }
+        fmt::print("{:>19}{}\n", fmt::format("layer {}", l), row);
+      }
+    }
+  }
   if (k.mlp && !k.mlp->layers.empty()) {
     fmt::print("MLP matrices: held-out cos1b of W Rᵀ rows (null: the same learner on Gaussian rows)\n");
     fmt::print("{:>5} {:>6} {:>8} {:>8} {:>8} {:>10} {:>10} {:>10}\n", "layer", "matrix", "none", "srht", "dense",
@@ -132,7 +217,9 @@ void calibrate(const CalibrateFlags& f) {
   fmt::print("{:<19} {:9.1f}\n", "loading the model", keys.load_seconds);
   fmt::print("{:<19} {:9.1f}  {} tokens, {:.1f} tokens/s\n", "capturing keys", capture_seconds, keys.tokens,
              capture_seconds > 0 ? double(keys.tokens) / capture_seconds : 0.0);
-  fmt::print("{:<19} {:9.1f}  {} layers x {} KV heads x 3 codecs\n", "key rotations", key_seconds, k.layers, k.kv_heads);
+  fmt::print("{:<19} {:9.1f}  {} layers x {} KV heads x 3 codecs{}\n", "key rotations", key_seconds, k.layers, k.kv_heads,
+             opt.policy ? fmt::format(", {} policy options each", policy_options(c.head_dim, opt.rank).size()) : "");
+  if (f.kv_target_kl > 0) fmt::print("{:<19} {:9.1f}\n", "--kv-target-kl", policy_seconds);
   if (mlp.learn)
     fmt::print("{:<19} {:9.1f}  {} matrices\n", "MLP rotations", mlp_seconds, k.mlp ? k.mlp->layers.size() * 3 : 0);
   else
@@ -155,7 +242,27 @@ void add_calibrate(CLI::App& app) {
                   "tokens per independent chunk of the text, and the KV-cache length (default: the model's context up "
                   "to 4096, as llama.cpp)")
       ->check(CLI::Range(2u, 1u << 22));
-  cmd->add_option("--rank", f->opt.rank, "residual basis rank stored per (layer, KV head)")->check(CLI::Range(0u, 256u));
+  auto* rank = cmd->add_option("--rank", f->opt.rank,
+                               "residual basis rank stored per (layer, KV head) (default 8; head_dim with --kv-budget or "
+                               "--kv-target-kl)")
+                   ->check(CLI::Range(0u, 256u));
+  auto* budget = cmd->add_option("--kv-budget", f->kv_budget,
+                                 "precision policy: measure every (layer, KV head)'s residual options (rank, 16/8/4-bit "
+                                 "coefficients) and store the plan of least loss at this mean bits per key coordinate "
+                                 "(docs/design.md §2.8); run/ppl use it with --kv-budget artifact")
+                     ->check(number_in(1.0, 64.0));
+  cmd->add_option("--kv-target-kl", f->kv_target_kl,
+                  "precision policy: store, per codec, the plan of the least budget whose KL to fp16 keys on the first "
+                  "--kv-target-chunks chunks of --text is at most this (nats per token)")
+      ->check(number_in(0.0, 10.0, true))
+      ->excludes(budget);
+  cmd->add_option("--kv-target-chunks", f->kv_target_chunks, "chunks of --text that --kv-target-kl measures on")
+      ->check(CLI::Range(1u, 100000u));
+  cmd->add_option("--kv-objective", f->kv_objective,
+                  "precision policy loss: query (key errors weighted by the calibration queries' second moment: the "
+                  "score error E[(q·(k-k̂))²]), key (E‖k-k̂‖²) or null (the query tables dealt to the heads at "
+                  "random: the control)")
+      ->check(CLI::IsMember({"query", "key", "null"}));
   cmd->add_option("--solver", f->opt.solver, "learned-rotation solver")->check(CLI::IsMember({"procrustes", "radam"}));
   cmd->add_option("--iters", f->opt.iters, "solver iterations (0: the solver's default)")->check(CLI::Range(0, 100000));
   cmd->add_option("--seed", f->opt.seed, "seed of the SRHT start and the train/held-out split");
@@ -171,7 +278,7 @@ void add_calibrate(CLI::App& app) {
   cmd->add_flag("--no-mlp", f->no_mlp, "the same as --mlp off (keys only)")->excludes(mlp);
   f->weights.add(cmd);
   cmd->add_option("--device", f->device.device, "Vulkan device index (see `vkquant devices`)");
-  cmd->callback([f] { calibrate(*f); });
+  cmd->callback([f, rank] { calibrate(*f, rank->count() > 0); });
 }
 
 }  // namespace vkq::cli

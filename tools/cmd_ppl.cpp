@@ -34,6 +34,7 @@ struct PplFlags {
   std::uint32_t chunks = 0;
   bool json = false;
   bool compare = false;
+  std::vector<std::string> rows;  // --rows: keep the table's rows whose label holds one of these
   WeightFlag weights;
   QuantFlags quant;
   DeviceFlags device;
@@ -61,6 +62,9 @@ struct TableConfig {
 // post-RoPE (scored by popcount over 8-bit query planes), post-RoPE less the
 // rotated pre-RoPE mean, and pre-RoPE; quantized values (q8, q4) alone and
 // with 1-bit keys; then 1-bit MLP matrices (dense models).
+// The budgets of the precision-policy rows (bits per key coordinate).
+constexpr double kPolicyBudgets[] = {1.25, 1.5, 1.75, 2.0, 2.5};
+
 std::vector<TableConfig> table_configs(const ModelConfig& c, const std::optional<KCalibration>& cal) {
   const bool learned = cal.has_value();
   std::vector<TableConfig> out{{"fp16", KCacheConfig{}, {}}};
@@ -77,6 +81,25 @@ std::vector<TableConfig> table_configs(const ModelConfig& c, const std::optional
     out.push_back({"1bit learned" + r + " r" + std::to_string(c.head_dim / 8),
                    KCacheConfig{true, rope, KRotation::learned, c.head_dim / 8, 0, 0}, {}});
   }
+  // The precision policy (docs/design.md §2.8): the plan at each budget beside
+  // the uniform settings of the same cost, pre-RoPE and post-ropemean.
+  for (KRope rope : {KRope::pre, KRope::ropemean}) {
+    if (!learned || !cal->policy.count(rope)) continue;
+    const KPolicyTable& t = cal->policy.at(rope);
+    const std::string r = std::string(" ") + krope_name(rope);
+    for (double budget : kPolicyBudgets) {
+      if (budget <= 1.0 + 16.0 / c.head_dim + 1e-9) continue;  // the 1-bit code alone: its row is above
+      for (const KResidual& o : t.options) {
+        if (o.rank == 0 || std::abs(head_bits(o, c.head_dim) - budget) > 1e-9) continue;
+        KCacheConfig k{true, rope, KRotation::learned, o.rank, 0, 0};
+        k.coef_bits = o.bits;
+        out.push_back({k.label(), k, {}});
+      }
+      KCacheConfig k{true, rope, KRotation::learned, 0, 0, 0};
+      k.budget = budget;
+      out.push_back({k.label(), k, {}});
+    }
+  }
   if (learned) out.push_back({"1bit learned post float", KCacheConfig{true, KRope::post, KRotation::learned, 0, 0, 0, 0}, {}});
   if (c.head_dim % kVBlock == 0) {
     for (VType v : {VType::q8, VType::q4})
@@ -86,6 +109,15 @@ std::vector<TableConfig> table_configs(const ModelConfig& c, const std::optional
       if (rope == KRope::ropemean && (!learned || cal->ropemean.empty())) continue;
       out.push_back({std::string("1bit ") + krotation_name(rot) + " " + krope_name(rope) + " + v q4",
                      KCacheConfig{true, rope, rot, 0, 0, 0}, {}, VType::q4});
+    }
+    for (KRope rope : {KRope::pre, KRope::ropemean}) {
+      if (!learned || !cal->policy.count(rope)) continue;
+      for (double budget : {1.5, 1.75}) {
+        if (budget <= 1.0 + 16.0 / c.head_dim + 1e-9) continue;
+        KCacheConfig k{true, rope, KRotation::learned, 0, 0, 0};
+        k.budget = budget;
+        out.push_back({k.label() + " + v q4", k, {}, VType::q4});
+      }
     }
   }
   if (c.moe()) return out;  // experts stay fp16 (docs/design.md §3)
@@ -133,8 +165,17 @@ void ppl(const PplFlags& f) {
   std::vector<Run> runs;
   const auto configs = f.compare ? table_configs(c, calibration)
                                  : std::vector<TableConfig>{{f.quant.label(), own, f.quant.mlp_config(), f.quant.vcache_type()}};
+  if (!f.rows.empty() && !f.compare) throw Error("--rows applies to --compare");
+  std::vector<TableConfig> kept;
+  for (const TableConfig& t : configs) {
+    bool keep = kept.empty();  // fp16, the reference of every KL
+    for (const auto& r : f.rows) keep |= t.label.find(r) != std::string::npos;
+    if (keep || f.rows.empty()) kept.push_back(t);
+  }
+  if (kept.size() == 1 && f.compare)
+    throw Error("--rows: no configuration of the table matches (labels as `ppl --compare` prints them)");
   Progress bar;
-  for (const auto& [label, kc, mlp, vc] : configs) {
+  for (const auto& [label, kc, mlp, vc] : kept) {
     VkForwardOptions o;
     o.weights = f.weights.type();
     o.ctx = ctx;
@@ -233,8 +274,12 @@ void add_ppl(CLI::App& app) {
   cmd->add_option("--chunks", f->chunks, "score only the first N chunks (0: all)");
   cmd->add_flag("--compare", f->compare,
                 "the fidelity table: fp16 keys and the 1-bit configurations (none/srht/learned, front protection, "
-                "residual d/8; post-RoPE, post-ropemean and pre-RoPE), q8/q4 values alone and with 1-bit keys, and 1-bit MLP matrices (none/srht/dense/structured "
-                "R) with KL to fp16 and top-1 agreement; learned rows need --rotations");
+                "residual d/8; post-RoPE, post-ropemean and pre-RoPE), the precision policy at 1.5-2.5 bits beside uniform "
+                "residuals of the same cost (artifacts calibrated with --kv-budget), q8/q4 values alone and with 1-bit "
+                "keys, and 1-bit MLP matrices (none/srht/dense/structured R) with KL to fp16 and top-1 agreement; learned "
+                "rows need --rotations");
+  cmd->add_option("--rows", f->rows,
+                  "--compare: only the rows whose label contains one of these texts (fp16 always: the reference)");
   cmd->add_flag("--json", f->json, "print JSON");
   f->weights.add(cmd);
   f->quant.add(cmd);

@@ -94,6 +94,21 @@ void QuantFlags::add(CLI::App* cmd) {
       ->check(CLI::IsMember({"none", "srht", "learned"}));
   cmd->add_option("--rotations", rotations, "calibration artifact from `vkquant calibrate` (means, rotations, residual bases)");
   cmd->add_option("--residual-rank", rank, "1-bit keys: rank-r residual correction (learned rotation)")->check(CLI::Range(0u, 256u));
+  cmd->add_option("--residual-bits", residual_bits,
+                  "1-bit keys: residual coefficients in fp16 (16), or int8 / int4 with a per-token fp16 scale")
+      ->check(CLI::IsMember({16u, 8u, 4u}));
+  cmd->add_option("--kv-budget", kv_budget,
+                  "1-bit keys: per-(layer, KV head) residual rank and bits from the artifact's precision policy "
+                  "(calibrate --kv-budget): the plan at BITS mean bits per key coordinate, or `artifact` for the "
+                  "plan calibrate stored")
+      ->check([](const std::string& v) -> std::string {
+        if (v == "artifact") return {};
+        double b = 0;
+        const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), b);
+        if (ec != std::errc() || end != v.data() + v.size() || !(b >= 1.0 && b <= 64.0))
+          return "'" + v + "' is not `artifact` or a number of bits in [1, 64]";
+        return {};
+      });
   cmd->add_option("--protect-front", protect_front, "1-bit keys: keep the first N positions exact in fp16")
       ->check(CLI::Range(0u, 1u << 20));
   cmd->add_option("--kcache-rope", kcache_rope,
@@ -123,6 +138,9 @@ KCacheConfig QuantFlags::config() const {
   k.query_bits = kscore == "float" ? 0 : kscore_bits;
   k.rotation = rotation == "none" ? KRotation::none : rotation == "learned" ? KRotation::learned : KRotation::srht;
   k.rank = rank;
+  k.coef_bits = residual_bits;
+  if (kv_budget == "artifact") k.budget = KCacheConfig::kBudgetArtifact;
+  else if (!kv_budget.empty()) std::from_chars(kv_budget.data(), kv_budget.data() + kv_budget.size(), k.budget);
   k.protect_front = protect_front;
   const bool scoring_flags = (kscore_given && kscore_given->count() > 0) || (kscore_bits_given && kscore_bits_given->count() > 0);
   if (scoring_flags && (!k.one_bit || k.rope == KRope::pre))

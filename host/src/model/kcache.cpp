@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <charconv>
+#include <random>
 #include <cmath>
+#include <cstdio>
 
 #include <nlohmann/json.hpp>
 
@@ -30,9 +32,10 @@ const char* krotation_name(KRotation r) {
 
 void KCacheConfig::validate(const ModelConfig& c, const KCalibration* calibration) const {
   if (!one_bit) {
-    if (rank > 0 || protect_front > 0 || rotation == KRotation::learned || rope != KRope::post)
-      throw Error("--residual-rank, --protect-front, --rotation learned and --kcache-rope pre|post-ropemean apply to "
-                  "--kcache 1bit");
+    if (rank > 0 || coef_bits != 16 || budget != 0 || protect_front > 0 || rotation == KRotation::learned ||
+        rope != KRope::post)
+      throw Error("--residual-rank, --residual-bits, --kv-budget, --protect-front, --rotation learned and --kcache-rope "
+                  "pre|post-ropemean apply to --kcache 1bit");
     return;
   }
   const std::uint32_t hd = c.head_dim;
@@ -47,21 +50,69 @@ void KCacheConfig::validate(const ModelConfig& c, const KCalibration* calibratio
     throw Error("--residual-rank " + std::to_string(rank) +
                 " needs --rotation learned and an artifact calibrated with --rank >= " + std::to_string(rank));
   if (rank > hd) throw Error("--residual-rank " + std::to_string(rank) + " exceeds head_dim " + std::to_string(hd));
+  if (coef_bits != 16 && coef_bits != 8 && coef_bits != 4)
+    throw Error("--residual-bits: " + std::to_string(coef_bits) + " is not 16, 8 or 4");
+  if (coef_bits != 16 && rank == 0) throw Error("--residual-bits applies to --residual-rank r > 0");
+  if ((coef_bits == 8 && rank % 2) || (coef_bits == 4 && rank % 4))
+    throw Error("--residual-bits " + std::to_string(coef_bits) + " needs a --residual-rank that is a multiple of " +
+                std::to_string(coef_bits == 8 ? 2 : 4) + " (whole bytes of codes per head)");
   if (calibration) (void)calibration->mode(rope);  // the artifact has this mode (its means center the keys)
+  if (budget != 0) {
+    if (rank > 0 || coef_bits != 16)
+      throw Error("--kv-budget chooses every head's residual rank and bits; drop --residual-rank and --residual-bits");
+    if (rotation != KRotation::learned || !calibration)
+      throw Error("--kv-budget needs --rotation learned and an artifact calibrated with --kv-budget");
+    const KPolicyTable& t = calibration->policy_table(rope);
+    if (budget == kBudgetArtifact) {
+      if (!calibration->plans.count(rope))
+        throw Error("--kv-budget artifact: " + calibration->source.string() + " holds no stored plan for --kcache-rope " +
+                    krope_name(rope) + " (calibrate --kv-budget BITS stores one)");
+    } else {
+      (void)solve_policy(t, budget);  // refuses budgets below the 1-bit code
+    }
+  }
+}
+
+const KPolicyTable& KCalibration::policy_table(KRope r) const {
+  const auto it = policy.find(r);
+  if (it == policy.end())
+    throw Error(std::string("--kv-budget: the calibration artifact ") + (source.empty() ? "" : source.string() + " ") +
+                "has no precision-policy table for --kcache-rope " + krope_name(r) + " (calibrate with --kv-budget)");
+  return it->second;
+}
+
+std::vector<std::vector<KResidual>> KCacheConfig::residual_plan(const ModelConfig& c, const KCalibration* calibration) const {
+  std::vector<std::vector<KResidual>> out(c.layers, std::vector<KResidual>(c.kv_heads, KResidual{rank, coef_bits}));
+  if (!one_bit) return out;
+  if (budget == 0) return out;
+  const std::vector<KResidual> flat = budget == kBudgetArtifact ? calibration->plans.at(rope)
+                                                                : solve_policy(calibration->policy_table(rope), budget).heads;
+  for (std::uint32_t l = 0; l < c.layers; ++l)
+    for (std::uint32_t h = 0; h < c.kv_heads; ++h) out[l][h] = flat.at(std::size_t(l) * c.kv_heads + h);
+  return out;
 }
 
 std::string KCacheConfig::label() const {
   if (!one_bit) return "fp16";
   std::string s = std::string("1bit ") + krotation_name(rotation) + " " + krope_name(rope);
-  if (rank) s += " r" + std::to_string(rank);
+  if (rank) s += " r" + std::to_string(rank) + (coef_bits != 16 ? " int" + std::to_string(coef_bits) : "");
+  if (budget == kBudgetArtifact) s += " kv-budget artifact";
+  else if (budget > 0) {
+    char b[32];
+    std::snprintf(b, sizeof b, " kv-budget %g", budget);
+    s += b;
+  }
   if (protect_front) s += " front" + std::to_string(protect_front);
   if (rope != KRope::pre) s += query_bits == 0 ? " float" : " pop" + std::to_string(query_bits);
   return s;
 }
 
-double KCacheConfig::bits_per_coordinate(std::uint32_t hd) const {
+double KCacheConfig::bits_per_coordinate(const ModelConfig& c, const KCalibration* calibration) const {
   if (!one_bit) return 16.0;
-  return 1.0 + 16.0 / hd + 16.0 * rank / hd;
+  double sum = 0;
+  const auto plan = residual_plan(c, calibration);
+  for (const auto& layer : plan) sum += plan_bits(layer, c.head_dim);
+  return plan.empty() ? 0.0 : sum / double(plan.size());
 }
 
 void validate_vcache(VType v, const ModelConfig& c) {
@@ -106,11 +157,95 @@ std::vector<KLayerCalib>& mode_of(KCalibration& k, KRope r) {
   return r == KRope::pre ? k.pre : r == KRope::ropemean ? k.ropemean : k.post;
 }
 
+// __metadata__.kv_policy: {"objective", "options": [[rank, bits], ...],
+// "budget", "modes": {"<mode>": {"loss": [(layers, kv_heads, options)],
+// "plan": [[rank, bits] per (layer, head)]}}} (plan only with a budget).
+nlohmann::ordered_json policy_json(const KCalibration& k) {
+  nlohmann::ordered_json j;
+  const KPolicyTable& first = k.policy.begin()->second;
+  j["objective"] = kpolicy_objective_name(first.objective);
+  auto pair = [](const KResidual& r) { return nlohmann::ordered_json::array({r.rank, r.bits}); };
+  j["options"] = nlohmann::ordered_json::array();
+  for (const KResidual& r : first.options) j["options"].push_back(pair(r));
+  j["budget"] = k.budget;
+  j["modes"] = nlohmann::ordered_json::object();
+  for (const ModeTag& mt : kModes) {
+    const auto it = k.policy.find(mt.rope);
+    if (it == k.policy.end()) continue;
+    auto& m = j["modes"][mt.name];
+    m["loss"] = it->second.loss;
+    const auto plan = k.plans.find(mt.rope);
+    if (plan == k.plans.end()) continue;
+    m["plan"] = nlohmann::ordered_json::array();
+    for (const KResidual& r : plan->second) m["plan"].push_back(pair(r));
+  }
+  return j;
+}
+
+void read_policy_json(const std::filesystem::path& path, const std::string& text, KCalibration& k) {
+  const std::string where = "__metadata__.kv_policy";
+  auto fail = [&](const std::string& what) { throw FormatError(path, where + ": " + what); };
+  const nlohmann::json j = parse_json_strict(path, text);
+  if (!j.is_object()) fail("is not an object");
+  auto field = [&](const char* key) -> const nlohmann::json& {
+    if (!j.contains(key)) fail(std::string("has no \"") + key + "\"");
+    return j.at(key);
+  };
+  const auto& obj = field("objective");
+  if (!obj.is_string() || (obj != "query" && obj != "key" && obj != "null")) fail("objective is not \"query\", \"key\" or \"null\"");
+  const KPolicyObjective objective =
+      obj == "query" ? KPolicyObjective::query : obj == "key" ? KPolicyObjective::key : KPolicyObjective::null;
+  auto residual = [&](const nlohmann::json& e, const std::string& what) {
+    if (!e.is_array() || e.size() != 2 || !e[0].is_number_unsigned() || !e[1].is_number_unsigned())
+      fail(what + " is not a [rank, bits] pair of whole numbers");
+    const std::uint64_t r = e[0].get<std::uint64_t>(), b = e[1].get<std::uint64_t>();
+    if (b != 16 && b != 8 && b != 4) fail(what + ": bits " + std::to_string(b) + " is not 16, 8 or 4");
+    if (r > k.rank) fail(what + ": rank " + std::to_string(r) + " exceeds the basis' " + std::to_string(k.rank) + " columns");
+    if ((b == 8 && r % 2) || (b == 4 && r % 4)) fail(what + ": rank " + std::to_string(r) + " does not fit " + std::to_string(b) + "-bit codes");
+    return KResidual{std::uint32_t(r), std::uint32_t(b)};
+  };
+  const auto& opts = field("options");
+  if (!opts.is_array() || opts.empty() || opts.size() > 4096) fail("options is not a non-empty array");
+  std::vector<KResidual> options;
+  for (std::size_t i = 0; i < opts.size(); ++i) options.push_back(residual(opts[i], "options[" + std::to_string(i) + "]"));
+  const auto& budget = field("budget");
+  if (!budget.is_number() || !std::isfinite(budget.get<double>()) || budget.get<double>() < 0) fail("budget is not a number >= 0");
+  k.budget = budget.get<double>();
+  const auto& modes = field("modes");
+  if (!modes.is_object()) fail("modes is not an object");
+  const std::size_t heads = std::size_t(k.layers) * k.kv_heads;
+  for (const auto& [name, m] : modes.items()) {
+    const ModeTag* mt = nullptr;
+    for (const ModeTag& t : kModes)
+      if (name == t.name) mt = &t;
+    if (!mt) fail("modes." + name + " is not a codec (post, pre, post-ropemean)");
+    if (!m.is_object() || !m.contains("loss")) fail("modes." + name + " has no loss table");
+    const auto& loss = m.at("loss");
+    if (!loss.is_array() || loss.size() != heads * options.size())
+      fail("modes." + name + ".loss does not hold " + std::to_string(heads * options.size()) + " numbers (layers x KV heads x options)");
+    KPolicyTable t{k.layers, k.kv_heads, k.head_dim, objective, options, {}};
+    t.loss.reserve(loss.size());
+    for (std::size_t i = 0; i < loss.size(); ++i) {
+      if (!loss[i].is_number() || !std::isfinite(loss[i].get<double>()) || loss[i].get<double>() < 0)
+        fail("modes." + name + ".loss[" + std::to_string(i) + "] is not a finite number >= 0");
+      t.loss.push_back(loss[i].get<double>());
+    }
+    k.policy[mt->rope] = std::move(t);
+    if (!m.contains("plan")) continue;
+    const auto& plan = m.at("plan");
+    if (!plan.is_array() || plan.size() != heads)
+      fail("modes." + name + ".plan does not hold " + std::to_string(heads) + " [rank, bits] pairs (layers x KV heads)");
+    auto& dst = k.plans[mt->rope];
+    for (std::size_t i = 0; i < plan.size(); ++i) dst.push_back(residual(plan[i], "modes." + name + ".plan[" + std::to_string(i) + "]"));
+  }
+}
+
 }  // namespace
 
 KCalibration calibrate_keys(const ModelConfig& c, const std::vector<std::vector<float>>& pre,
                             const std::vector<std::vector<float>>& post, const std::vector<std::uint32_t>& positions,
-                            const CalibrateOptions& o, const std::function<void(std::size_t, std::size_t)>& progress) {
+                            const CalibrateOptions& o, const std::function<void(std::size_t, std::size_t)>& progress,
+                            const std::vector<std::vector<double>>* q2_pre, const std::vector<std::vector<double>>* q2_post) {
   const std::uint32_t hd = c.head_dim, kvd = c.kv_dim();
   if (pre.size() != c.layers || post.size() != c.layers) throw Error("calibrate: need keys for every layer");
   if (o.rank > hd) throw Error("--rank: " + std::to_string(o.rank) + " exceeds head_dim " + std::to_string(hd));
@@ -124,6 +259,10 @@ KCalibration calibrate_keys(const ModelConfig& c, const std::vector<std::vector<
     throw Error("calibrate: " + std::to_string(positions.size()) + " positions for " + std::to_string(k.tokens) + " keys");
   k.solver = o.solver;
   k.seed = o.seed;
+  if (o.policy && o.objective != KPolicyObjective::key &&
+      (!q2_pre || !q2_post || q2_pre->size() != c.layers || q2_post->size() != c.layers))
+    throw Error("calibrate: the query-weighted policy needs every layer's query moments");
+  const auto options = policy_options(hd, o.rank);
   const std::size_t total = std::size_t(c.layers) * c.kv_heads * 3;
   std::size_t done = 0;
   for (const ModeTag& mt : kModes) {
@@ -131,6 +270,12 @@ KCalibration calibrate_keys(const ModelConfig& c, const std::vector<std::vector<
     const RopeTable rope = c.rope_table(c.context_in_use(0));
     const auto& src = mt.rope == KRope::post ? post : pre;
     dst.resize(c.layers);
+    KPolicyTable* table = nullptr;
+    if (o.policy) {
+      table = &k.policy[mt.rope];
+      *table = KPolicyTable{c.layers, c.kv_heads, hd, o.objective, options, {}};
+      table->loss.assign(std::size_t(c.layers) * c.kv_heads * options.size(), 0.0);
+    }
     for (std::uint32_t l = 0; l < c.layers; ++l) {
       KLayerCalib& L = dst[l];
       L.mean.assign(std::size_t(kvd), 0.0f);
@@ -172,9 +317,49 @@ KCalibration calibrate_keys(const ModelConfig& c, const std::vector<std::vector<
         } else {
           L.cos_eff[h] = learned.heldout;
         }
+        if (table) {
+          // Each option's loss on the held-out keys, in the rotated space.
+          const Eigen::MatrixXd r = learned.r;
+          Eigen::MatrixXd weight = Eigen::MatrixXd::Identity(hd, hd);
+          if (o.objective != KPolicyObjective::key) {
+            // The score error of k − k̂ is q·e: its variance over the queries
+            // is eᵀ Σ_q e, Σ_q in the key's space (pre-RoPE queries for
+            // pre-RoPE codes); over hd, the logits' scale 1/√hd squared.
+            const auto& q2 = (mt.rope == KRope::pre ? *q2_pre : *q2_post)[l];
+            const Eigen::Map<const Eigen::MatrixXd> sq(q2.data() + std::size_t(h) * hd * hd, hd, hd);
+            weight = r * sq * r.transpose() / double(hd);
+          }
+          rot::RowMat y(Eigen::Index(split.heldout.size()), Eigen::Index(hd));
+          const Eigen::MatrixXf rf = r.cast<float>();
+          for (std::size_t i = 0; i < split.heldout.size(); ++i)
+            y.row(Eigen::Index(i)) = v.row(Eigen::Index(split.heldout[i])) * rf.transpose();
+          Eigen::MatrixXf u(hd, o.rank);
+          for (std::uint32_t i = 0; i < hd; ++i)
+            for (std::uint32_t j = 0; j < o.rank; ++j) u(i, j) = L.basis[(std::size_t(h) * hd + i) * o.rank + j];
+          const auto losses = head_option_losses(y, u, weight, options);
+          std::copy(losses.begin(), losses.end(),
+                    table->loss.begin() + std::ptrdiff_t((std::size_t(l) * c.kv_heads + h) * options.size()));
+        }
         if (progress) progress(++done, total);
       }
     }
+  }
+  if (o.objective == KPolicyObjective::null)
+    for (auto& [rope, t] : k.policy) {
+      // Each (layer, head)'s row of losses goes to another, in a seeded order.
+      const std::size_t heads = std::size_t(t.layers) * t.kv_heads, n = t.options.size();
+      std::vector<std::size_t> order(heads);
+      for (std::size_t i = 0; i < heads; ++i) order[i] = i;
+      std::mt19937 rng(o.seed ^ 0x6e756c6cu);
+      std::shuffle(order.begin(), order.end(), rng);
+      std::vector<double> dealt(t.loss.size());
+      for (std::size_t i = 0; i < heads; ++i)
+        std::copy_n(t.loss.begin() + std::ptrdiff_t(order[i] * n), n, dealt.begin() + std::ptrdiff_t(i * n));
+      t.loss = std::move(dealt);
+    }
+  if (o.policy && o.budget > 0) {
+    k.budget = o.budget;
+    for (const auto& [rope, t] : k.policy) k.plans[rope] = solve_policy(t, o.budget).heads;
   }
   return k;
 }
@@ -214,6 +399,7 @@ void write_kcache_artifact(const std::filesystem::path& path, const KCalibration
       {"tokens", std::to_string(k.tokens)},
       {"seed", std::to_string(k.seed)},
       {"cos1b_heldout", cos.dump()}};
+  if (!k.policy.empty()) meta["kv_policy"] = policy_json(k).dump();
   if (k.mlp) append_mlp_artifact(*k.mlp, t, meta);
   write_safetensors(path, t, meta);
 }
@@ -276,6 +462,7 @@ KCalibration read_kcache_artifact(const std::filesystem::path& path, const Model
       if (k.rank > 0) dst[l].basis = read_artifact_tensor(f, p + "resid_basis", {kv, hd, k.rank});
     }
   }
+  if (const auto it = m.find("kv_policy"); it != m.end()) read_policy_json(path, it->second, k);
   k.mlp = read_mlp_artifact(f, c);
   return k;
 }

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+
+#include <Eigen/Dense>
 #include <cstdio>
 #include <string_view>
 
@@ -67,6 +69,29 @@ CapturedKeys capture_keys(Device& device, const ModelFile& model, const std::fil
     }
     progress(label, double(fed) / double(want));
   };
+  // Σ q qᵀ per (layer, KV head), summed per prefill batch as one product.
+  const std::uint32_t hd = c.head_dim, group = c.heads / c.kv_heads;
+  std::uint64_t q_rows = 0;
+  if (o.queries) {
+    k.q2_pre.assign(c.layers, std::vector<double>(std::size_t(c.kv_heads) * hd * hd, 0.0));
+    k.q2_post = k.q2_pre;
+    fo.query_tap = [&](std::uint32_t l, const float* p, const float* q, std::uint32_t n) {
+      if (l == 0) q_rows += std::uint64_t(n) * group;
+      for (int side = 0; side < 2; ++side) {
+        const float* src = side == 0 ? p : q;
+        auto& dst = side == 0 ? k.q2_pre[l] : k.q2_post[l];
+        for (std::uint32_t g = 0; g < c.kv_heads; ++g) {
+          Eigen::MatrixXd rows(Eigen::Index(n) * group, hd);
+          for (std::uint32_t t = 0; t < n; ++t)
+            for (std::uint32_t m = 0; m < group; ++m)
+              for (std::uint32_t i = 0; i < hd; ++i)
+                rows(Eigen::Index(t) * group + m, i) = src[(std::size_t(t) * c.heads + g * group + m) * hd + i];
+          Eigen::Map<Eigen::MatrixXd> acc(dst.data() + std::size_t(g) * hd * hd, hd, hd);
+          acc.noalias() += rows.transpose() * rows;
+        }
+      }
+    };
+  }
   VkForward fwd(device, model, fo, [&](std::size_t done, std::size_t total) {
     if (progress) progress("loading the model", double(done) / double(total));
   });
@@ -82,6 +107,9 @@ CapturedKeys capture_keys(Device& device, const ModelFile& model, const std::fil
     for (std::size_t t = 0; t < n; ++t) k.positions.push_back(std::uint32_t(t));
     k.tokens += n;
   }
+  for (auto* side : {&k.q2_pre, &k.q2_post})
+    for (auto& m : *side)
+      for (double& x : m) x /= double(std::max<std::uint64_t>(q_rows, 1));
   k.model_sha256 = fwd.model_sha256();
   k.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return k;

@@ -24,13 +24,17 @@ KLayerParams key_layer_params(const KCacheConfig& k, const ModelConfig& c, const
   } else if (k.rotation == KRotation::learned) {
     p.rot = cal->rot;
   }
-  if (k.rank > 0) {
-    // The artifact's basis has rank >= k.rank: keep the leading columns.
-    const std::uint32_t full = calibration->rank;
-    p.basis.resize(std::size_t(kv) * hd * k.rank);
+  if (!k.one_bit) return p;
+  p.residual = KResidualLayout::make(k.residual_plan(c, calibration).at(layer));
+  p.basis_cols = p.residual.max_rank();
+  if (p.basis_cols > 0) {
+    // The artifact's basis has rank >= every head's (validate): keep the leading columns.
+    const std::uint32_t full = calibration->rank, r = p.basis_cols;
+    p.basis.resize(std::size_t(kv) * hd * r);
     for (std::size_t row = 0; row < std::size_t(kv) * hd; ++row)
-      for (std::uint32_t j = 0; j < k.rank; ++j) p.basis[row * k.rank + j] = cal->basis[row * full + j];
+      for (std::uint32_t j = 0; j < r; ++j) p.basis[row * r + j] = cal->basis[row * full + j];
   }
+  if (p.residual.stride == 0) p.residual = KResidualLayout{};
   return p;
 }
 
@@ -110,19 +114,21 @@ class CodedKeys : public DeviceKeyCache {
   CodedKeys(Device& d, Dims m, const KCacheConfig& k, const KLayerParams& p) : m_(m), k_(k) {
     mu_ = upload_floats(d, p.mu);
     if (!p.rot.empty()) rot_ = upload_floats(d, p.rot);
-    if (k.rank) basis_ = upload_floats(d, p.basis);
-    // The residual layout: every head at (k.rank, fp16) for now.
-    if (k.rank) residual_ = kernels::KResidualTable::create(d, KResidualLayout::uniform(m.n_kv, k.rank, 16));
-    codec_ = kernels::KCodec{&mu_, p.rot.empty() ? nullptr : &rot_, k.rank ? &basis_ : nullptr, m.n_kv, m.hd,
-                             k.rank ? &residual_ : nullptr, k.rank};
+    const bool resid = p.residual.stride > 0;
+    if (resid) {
+      basis_ = upload_floats(d, p.basis);
+      residual_ = kernels::KResidualTable::create(d, p.residual);
+    }
+    codec_ = kernels::KCodec{&mu_, p.rot.empty() ? nullptr : &rot_, resid ? &basis_ : nullptr, m.n_kv, m.hd,
+                             resid ? &residual_ : nullptr, resid ? p.basis_cols : 0};
     bits_ = Buffer::create(d, kernels::kcode_bits_bytes(m.ctx, m.n_kv, m.hd));
     alpha_ = Buffer::create(d, kernels::kcode_alpha_bytes(m.ctx, m.n_kv));
-    if (k.rank) coef_ = Buffer::create(d, kernels::kcode_coef_bytes(m.ctx, codec_));
+    if (resid) coef_ = Buffer::create(d, kernels::kcode_coef_bytes(m.ctx, codec_));
     front_len_ = std::min(k.protect_front, m.ctx);
     if (front_len_) front_ = Buffer::create(d, kernels::kv_cache_bytes(front_len_, m.n_kv, m.hd));
   }
   void encode(Stream& s, const Buffer& k, std::uint32_t n, std::uint32_t pos0) {
-    kernels::kcode_encode(s, codec_, k, bits_, alpha_, k_.rank ? &coef_ : nullptr, n, pos0);
+    kernels::kcode_encode(s, codec_, k, bits_, alpha_, coef_ ? &coef_ : nullptr, n, pos0);
   }
   // Exact fp16 keys of the protected front positions among pos0 .. pos0 + n - 1.
   void store_front(Stream& s, const Buffer& k, std::uint32_t n, std::uint32_t pos0) {
@@ -159,7 +165,7 @@ class ScoredKeys final : public CodedKeys {
   }
   void attend(Stream& s, const Buffer& q, const DeviceValueCache& v, Buffer& out, std::uint32_t n, std::uint32_t pos0,
               AttnWorkspace& ws) override {
-    const kernels::KcodeKeys keys{codec_, &bits_, &alpha_, k_.rank ? &coef_ : nullptr, front_len_,
+    const kernels::KcodeKeys keys{codec_, &bits_, &alpha_, coef_ ? &coef_ : nullptr, front_len_,
                                   front_len_ ? &front_ : nullptr, table_};
     auto& scratch = ws.kcode(kernels::attention_kcode_scratch_bytes(s.device(), codec_, n, m_.heads, pos0 + n, opt_));
     kernels::attention_kcode(s, q, keys, v.view(), out, n, pos0, m_.heads, m_.scale(), scratch, opt_);
@@ -179,7 +185,7 @@ class DecodedKeys final : public CodedKeys {
       : CodedKeys(d, m, k, p), rope_(rope), decoded_(Buffer::create(d, kernels::kv_cache_bytes(m.ctx, m.n_kv, m.hd))) {}
   void before_rope(Stream& s, const Buffer& k, std::uint32_t n, std::uint32_t pos0) override { encode(s, k, n, pos0); }
   void store(Stream& s, const Buffer& k, std::uint32_t n, std::uint32_t pos0) override {
-    kernels::kcode_decode(s, codec_, bits_, alpha_, k_.rank ? &coef_ : nullptr, decoded_, pos0, n, &rope_);
+    kernels::kcode_decode(s, codec_, bits_, alpha_, coef_ ? &coef_ : nullptr, decoded_, pos0, n, &rope_);
     // Protected front positions hold their exact keys instead.
     if (pos0 < front_len_) kernels::kv_store(s, k, decoded_, std::min(n, front_len_ - pos0), pos0, m_.n_kv, m_.hd);
     store_front(s, k, n, pos0);

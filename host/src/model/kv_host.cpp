@@ -25,15 +25,13 @@ HostKvCache::HostKvCache(const ModelConfig& c, std::uint32_t ctx, const KCacheCo
     if (keys.one_bit && keys.rope != KRope::pre) {
       L.bits.assign(std::size_t(ctx) * kv_ * (hd_ / 32), 0);
       L.alpha.assign(std::size_t(ctx) * kv_, 0);
-      L.coef.assign(std::size_t(ctx) * kv_ * keys.rank, 0);
+      L.coef.assign(std::size_t(ctx) * L.params.residual.stride, 0);
     }
   }
 }
 
 ref::KCodec HostKvCache::codec(const Layer& L) const {
-  // The residual layout: every head at (k_.rank, fp16) for now.
-  return ref::KCodec{L.params.mu, L.params.rot, L.params.basis, kv_, hd_,
-                     k_.rank ? KResidualLayout::uniform(kv_, k_.rank, 16) : KResidualLayout{}, k_.rank,
+  return ref::KCodec{L.params.mu, L.params.rot, L.params.basis, kv_, hd_, L.params.residual, L.params.basis_cols,
                      k_.rope == KRope::ropemean ? rope_ : nullptr};
 }
 
@@ -63,7 +61,7 @@ void HostKvCache::store(std::uint32_t l, std::uint32_t pos, std::span<const floa
   const ref::KCodes code = ref::kcode_encode(codec(L), k_post, 1, pos);
   std::copy(code.bits.begin(), code.bits.end(), L.bits.begin() + std::ptrdiff_t(std::size_t(pos) * kv_ * (hd_ / 32)));
   std::copy(code.alpha.begin(), code.alpha.end(), L.alpha.begin() + std::ptrdiff_t(std::size_t(pos) * kv_));
-  std::copy(code.coef.begin(), code.coef.end(), L.coef.begin() + std::ptrdiff_t(std::size_t(pos) * kv_ * k_.rank));
+  std::copy(code.coef.begin(), code.coef.end(), L.coef.begin() + std::ptrdiff_t(std::size_t(pos) * L.params.residual.stride));
 }
 
 void HostKvCache::attend(std::uint32_t l, std::uint32_t pos, std::span<const float> q, std::span<float> out) const {
@@ -80,7 +78,7 @@ void HostKvCache::attend(std::uint32_t l, std::uint32_t pos, std::span<const flo
   in.codec = codec(L);
   in.bits = std::span<const std::uint32_t>(L.bits).first(len * kv_ * (hd_ / 32));
   in.alpha = std::span<const half_bits>(L.alpha).first(len * kv_);
-  in.coef = std::span<const half_bits>(L.coef).first(len * kv_ * k_.rank);
+  in.coef = std::span<const half_bits>(L.coef).first(len * L.params.residual.stride);
   in.front = std::min<std::uint32_t>(k_.protect_front, pos + 1);
   in.front_keys = std::span<const float>(L.keys).first(std::size_t(in.front) * row);
   in.v = values;

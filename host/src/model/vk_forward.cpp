@@ -32,6 +32,7 @@ struct DeviceLayer {
   DeviceMatrix wq, wk, wv, wo, w_gate, w_up, w_down, router, exp_gate, exp_up, exp_down;
   std::unique_ptr<OneBitMatrix> q_gate, q_up, q_down;  // --mlp 1bit: instead of w_gate, w_up, w_down
   Buffer tap_pre, tap_post;                            // key_tap: (max_batch, kv_dim) each
+  Buffer tap_qpre, tap_qpost;                          // query_tap: (max_batch, q_dim) each
 };
 
 }  // namespace
@@ -226,6 +227,10 @@ VkForward::VkForward(Device& device, const ModelFile& model, const VkForwardOpti
       L.tap_pre = m.make(std::uint64_t(m.opt.max_batch) * c.kv_dim() * sizeof(float));
       L.tap_post = m.make(std::uint64_t(m.opt.max_batch) * c.kv_dim() * sizeof(float));
     }
+    if (options.query_tap) {
+      L.tap_qpre = m.make(std::uint64_t(m.opt.max_batch) * c.q_dim() * sizeof(float));
+      L.tap_qpost = m.make(std::uint64_t(m.opt.max_batch) * c.q_dim() * sizeof(float));
+    }
   }
 
   const std::uint64_t B = m.opt.max_batch, f4 = sizeof(float);
@@ -309,11 +314,14 @@ void VkForward::Impl::step(Stream& s, std::span<const std::int32_t> tokens, bool
       kernels::rmsnorm(s, k, L.k_norm, k, n, c.kv_dim(), c.rms_eps);
     }
     const std::uint64_t kv_rows = std::uint64_t(n) * c.kv_dim() * sizeof(float);
+    const std::uint64_t q_rows = std::uint64_t(n) * c.q_dim() * sizeof(float);
     if (opt.key_tap) s.copy(k, L.tap_pre, kv_rows);
+    if (opt.query_tap) s.copy(q, L.tap_qpre, q_rows);
     kv->before_rope(s, l, k, n, pos0);
     kernels::rope(s, q, n, c.heads, pos0, this->rope.freqs(), style);
     kernels::rope(s, k, n, c.kv_heads, pos0, this->rope.freqs(), style);
     if (opt.key_tap) s.copy(k, L.tap_post, kv_rows);
+    if (opt.query_tap) s.copy(q, L.tap_qpost, q_rows);
     kv->store(s, l, k, v, n, pos0);
     kv->attend(s, l, q, att, n, pos0);
     kernels::linear(s, L.wo.w(), att, x, n, /*accumulate=*/true);
@@ -355,6 +363,14 @@ void VkForward::Impl::step(Stream& s, std::span<const std::int32_t> tokens, bool
       layers[l].tap_pre.download(std::span<float>(pre));
       layers[l].tap_post.download(std::span<float>(post));
       opt.key_tap(l, pre.data(), post.data(), n);
+    }
+  }
+  if (opt.query_tap) {
+    std::vector<float> pre(std::size_t(n) * c.q_dim()), post(pre.size());
+    for (std::uint32_t l = 0; l < c.layers; ++l) {
+      layers[l].tap_qpre.download(std::span<float>(pre));
+      layers[l].tap_qpost.download(std::span<float>(post));
+      opt.query_tap(l, pre.data(), post.data(), n);
     }
   }
   pos += n;

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "vkquant/kresidual.hpp"
+#include "vkquant/model/kv_policy.hpp"
 #include "vkquant/model/mlp1bit.hpp"
 #include "vkquant/model/model_file.hpp"
 #include "vkquant/sha256.hpp"
@@ -41,6 +43,16 @@ struct KCacheConfig {
   // (sign-select, query_bits 0) or by popcounts over query_bits (1, 4 or 8)
   // planes of the quantized rotated query. Pre-RoPE codes are decoded to fp16.
   std::uint32_t query_bits = 8;
+  // Residual coefficient bits of every head: 16 (fp16), 8 or 4 (integers
+  // with a per-token fp16 scale; kresidual.hpp). Rank 8 bits needs an even
+  // rank, 4 bits a multiple of 4.
+  std::uint32_t coef_bits = 16;
+  // Per-(layer, KV head) precision (docs/design.md §2.8): > 0, the plan of the
+  // artifact's policy table at this many mean bits per key coordinate;
+  // kBudgetArtifact, the plan `calibrate --kv-budget` stored; 0, none (every
+  // head takes rank and coef_bits).
+  double budget = 0;
+  static constexpr double kBudgetArtifact = -1;
 
   // Throws vkq::Error naming the flag when this spec cannot run on a model
   // of config `c` with `calibration` (nullptr: none): options that need 1-bit
@@ -51,9 +63,13 @@ struct KCacheConfig {
   // "fp16", or "1bit learned post r8 front4 pop8"-style (rotation, rope,
   // rank, front, scoring) for tables and reports.
   std::string label() const;
-  // Bits per key coordinate of the stored code at head_dim hd (16 for fp16;
-  // 1 + 16/hd + 16·rank/hd for 1-bit; the protected front not included).
-  double bits_per_coordinate(std::uint32_t hd) const;
+  // Each layer's residual per KV head: the uniform (rank, coef_bits), or the
+  // policy plan (budget). Call after validate.
+  std::vector<std::vector<KResidual>> residual_plan(const ModelConfig& c, const KCalibration* calibration) const;
+  // Bits per key coordinate of the stored code, averaged over every (layer,
+  // KV head) (16 for fp16; 1 + 16/hd plus each head's residual record for
+  // 1-bit; the protected front not included). Call after validate.
+  double bits_per_coordinate(const ModelConfig& c, const KCalibration* calibration) const;
 };
 const char* krope_name(KRope r);  // "post", "pre", "post-ropemean"
 const char* krotation_name(KRotation r);
@@ -87,6 +103,15 @@ struct KCalibration {
   // Learned rotations of the dense MLP matrices (docs/design.md §3); absent in
   // artifacts calibrated before them.
   std::optional<MlpCalibration> mlp;
+  // The precision policy (docs/design.md §2.8): per rope mode, each (layer,
+  // head, option)'s measured loss; empty unless calibrated with --kv-budget
+  // or --kv-target-kl. `budget` is what calibrate was asked for (0: none) and
+  // `plans` the plan it chose per mode ((layers, kv_heads) each).
+  std::map<KRope, KPolicyTable> policy;
+  double budget = 0;
+  std::map<KRope, std::vector<KResidual>> plans;
+  // The table of one rope mode (throws naming --kv-budget when absent).
+  const KPolicyTable& policy_table(KRope r) const;
 };
 
 // SHA-256 over the model's weights as stored (ModelFile::for_each_stored
@@ -105,6 +130,12 @@ void check_model_binding(const KCalibration& k, const std::string& sha);
 
 struct CalibrateOptions {
   std::uint32_t rank = 8;
+  // The precision policy: measure every head's options (needs `rank` =
+  // head_dim for the full-rank options) and choose the plan at `budget`
+  // mean bits per key coordinate (0: measure only).
+  bool policy = false;
+  double budget = 0;
+  KPolicyObjective objective = KPolicyObjective::query;
   std::string solver = "procrustes";  // or radam
   std::uint32_t seed = 0;
   int iters = 0;
@@ -113,10 +144,14 @@ struct CalibrateOptions {
 // Learns the codec from captured keys: `pre[l]`, `post[l]` are (tokens,
 // kv_heads * hd) for layer l; `positions` (tokens) the position of each.
 // `progress(done, total)` after each (layer, head, mode).
+// With o.policy, q2_pre / q2_post are the queries' second moments per layer
+// (CapturedKeys::q2_pre, q2_post; needed by the query objective).
 KCalibration calibrate_keys(const ModelConfig& c, const std::vector<std::vector<float>>& pre,
                             const std::vector<std::vector<float>>& post, const std::vector<std::uint32_t>& positions,
                             const CalibrateOptions& o,
-                            const std::function<void(std::size_t, std::size_t)>& progress = {});
+                            const std::function<void(std::size_t, std::size_t)>& progress = {},
+                            const std::vector<std::vector<double>>* q2_pre = nullptr,
+                            const std::vector<std::vector<double>>* q2_post = nullptr);
 
 // Writes the artifact atomically (safetensors; tensors layers.{i}.k_mean,
 // k_rot, k_resid_basis, the k_pre_* twins and k_rm_rot, k_rm_resid_basis; __metadata__ with the format

@@ -27,12 +27,20 @@ struct KeyCaptureOptions {
   std::uint32_t ctx = 0;
   // Matrix storage on the device (VkForwardOptions::weights; unset: as stored).
   std::optional<kernels::WeightType> weights;
+  // Also sum the queries' second moments (CapturedKeys::q2_pre, q2_post):
+  // what the precision policy's query-weighted objective needs.
+  bool queries = false;
 };
 
 struct CapturedKeys {
   std::vector<std::vector<float>> pre, post;  // per layer: (tokens, kv_heads * head_dim)
   std::vector<std::uint32_t> positions;       // (tokens): the position of each key in its chunk
   std::uint64_t tokens = 0;
+  // With KeyCaptureOptions::queries, per layer: the second moment of the
+  // queries that score each KV head's keys, E[q qᵀ] over the captured tokens
+  // and the head's GQA group, (kv_heads, hd, hd) row-major, before and after
+  // RoPE (the spaces of the pre-RoPE and the post-RoPE key codes).
+  std::vector<std::vector<double>> q2_pre, q2_post;
   std::string model_sha256;                   // VkForward::model_sha256, taken while loading
   double seconds = 0;                         // loading and the forward passes
   double load_seconds = 0;                    // of those, reading and uploading the weights

@@ -21,11 +21,13 @@ namespace vkq {
 
 // One layer's key-codec parameters as host arrays: mu (kv, hd) (the
 // artifact's mean of the spec's rope mode, or zeros), rot (kv, hd, hd) R_h
-// (SRHT, learned, or empty for none), basis (kv, hd, rank) U_r (the leading
-// `rank` columns of the artifact's basis). Shared by the device caches and
+// (SRHT, learned, or empty for none), basis (kv, hd, R) U_R (the leading R
+// columns of the artifact's basis, R the largest rank of the layer's plan). Shared by the device caches and
 // the host twin (model/kv_host.hpp).
 struct KLayerParams {
   std::vector<float> mu, rot, basis;
+  KResidualLayout residual;     // each KV head's residual (KCacheConfig::residual_plan); stride 0: none
+  std::uint32_t basis_cols = 0;  // columns of basis: the largest rank of the layout
 };
 KLayerParams key_layer_params(const KCacheConfig& k, const ModelConfig& c, const KCalibration* calibration,
                               std::uint32_t layer);

@@ -41,6 +41,9 @@ struct VkForwardOptions {
   // Called after every step with each layer's keys before and after RoPE,
   // (n, kv_heads * head_dim) each: what `vkquant calibrate` measures.
   std::function<void(std::uint32_t layer, const float* pre, const float* post, std::uint32_t n)> key_tap;
+  // The same for the queries, (n, heads * head_dim) each: the calibration
+  // queries' second moments that the precision policy weighs key errors by.
+  std::function<void(std::uint32_t layer, const float* pre, const float* post, std::uint32_t n)> query_tap;
 };
 
 class VkForward {

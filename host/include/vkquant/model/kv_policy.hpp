@@ -1,0 +1,75 @@
+// The per-(layer, KV head) precision policy of the 1-bit K-cache
+// (docs/design.md §2.8): each head's keys are the 1-bit code plus a residual
+// of its own rank and coefficient bits (vkquant/kresidual.hpp), chosen to
+// minimise a measured loss under an average bit budget.
+//
+// The loss of a head and an option is measured on the calibration's held-out
+// keys: the reconstruction error e = k − k̂ of the codec with that residual
+// (coefficients quantized as the device stores them), weighted
+//   query: E[(q·e)²] / hd, q over the calibration queries of the head's GQA
+//          group (the attention logits' error variance before softmax);
+//   key:   E[‖e‖²] (no queries: every direction counts the same).
+// The policy is greedy on marginal loss per bit over each head's lower convex
+// hull of (bits, loss): the optimum of the continuous relaxation, rounded down
+// to whole options at the budget.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <Eigen/Dense>
+
+#include "vkquant/kresidual.hpp"
+#include "vkquant/rotation/metrics.hpp"
+
+namespace vkq {
+
+// null: the query objective's tables dealt to the (layer, head)s in a seeded
+// random order, the control that shows what measuring each head is worth.
+enum class KPolicyObjective { query, key, null };
+const char* kpolicy_objective_name(KPolicyObjective o);  // "query", "key", "null"
+
+// The options a head may take at head_dim hd with a basis of `basis_rank`
+// columns: rank 0, then ranks 1, 2, 4, ... up to min(hd, basis_rank) (and
+// hd itself) at 4, 8 and 16 bits where the layout allows (kresidual.hpp),
+// in increasing bits.
+std::vector<KResidual> policy_options(std::uint32_t hd, std::uint32_t basis_rank);
+
+// Bits per key coordinate of a head with residual r: the 1-bit code
+// (1 + 16/hd for sign bits and alpha) plus the record (KResidualLayout).
+double head_bits(KResidual r, std::uint32_t hd);
+// Mean of head_bits over a plan's heads.
+double plan_bits(std::span<const KResidual> heads, std::uint32_t hd);
+
+// One codec's (rope mode's) losses: loss[(layer·kv_heads + head)·options + o].
+struct KPolicyTable {
+  std::uint32_t layers = 0, kv_heads = 0, head_dim = 0;
+  KPolicyObjective objective = KPolicyObjective::query;
+  std::vector<KResidual> options;
+  std::vector<double> loss;
+  double at(std::uint32_t layer, std::uint32_t head, std::size_t option) const {
+    return loss[(std::size_t(layer) * kv_heads + head) * options.size() + option];
+  }
+};
+
+struct KPolicyPlan {
+  std::vector<KResidual> heads;  // (layers, kv_heads)
+  double bits = 0;               // mean bits per key coordinate
+  double loss = 0;               // sum of the chosen options' losses
+};
+
+// The plan of least summed loss whose mean bits per key coordinate stay
+// within `budget`. Throws vkq::Error naming --kv-budget when the budget is
+// below the 1-bit code alone (1 + 16/hd).
+KPolicyPlan solve_policy(const KPolicyTable& t, double budget);
+
+// Loss of every option for one head: y are the head's rotated, centered keys
+// (rows), u the residual basis (hd, >= every option's rank), weight the
+// quadratic form in the rotated space (R Σ_q Rᵀ / hd for the query objective,
+// the identity for the key objective).
+std::vector<double> head_option_losses(const rot::RowMat& y, const Eigen::MatrixXf& u, const Eigen::MatrixXd& weight,
+                                       std::span<const KResidual> options);
+
+}  // namespace vkq

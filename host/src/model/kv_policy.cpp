@@ -1,0 +1,144 @@
+#include "vkquant/model/kv_policy.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "vkquant/error.hpp"
+#include "vkquant/half.hpp"
+
+namespace vkq {
+
+const char* kpolicy_objective_name(KPolicyObjective o) {
+  return o == KPolicyObjective::query ? "query" : o == KPolicyObjective::key ? "key" : "null";
+}
+
+std::vector<KResidual> policy_options(std::uint32_t hd, std::uint32_t basis_rank) {
+  std::vector<KResidual> out{{0, 16}};
+  std::vector<std::uint32_t> ranks;
+  for (std::uint32_t r = 1; r < hd && r <= basis_rank; r *= 2) ranks.push_back(r);
+  if (basis_rank >= hd) ranks.push_back(hd);
+  for (std::uint32_t r : ranks)
+    for (std::uint32_t b : {4u, 8u, 16u}) {
+      if ((b == 4 && r % 4) || (b == 8 && r % 2)) continue;
+      out.push_back({r, b});
+    }
+  std::stable_sort(out.begin(), out.end(),
+                   [&](const KResidual& a, const KResidual& b) { return head_bits(a, hd) < head_bits(b, hd); });
+  return out;
+}
+
+double head_bits(KResidual r, std::uint32_t hd) {
+  return 1.0 + 16.0 / hd + 16.0 * KResidualLayout::record_halves(r) / hd;
+}
+
+double plan_bits(std::span<const KResidual> heads, std::uint32_t hd) {
+  double s = 0;
+  for (const KResidual& r : heads) s += head_bits(r, hd);
+  return heads.empty() ? 0.0 : s / double(heads.size());
+}
+
+KPolicyPlan solve_policy(const KPolicyTable& t, double budget) {
+  const std::uint32_t hd = t.head_dim;
+  const std::size_t heads = std::size_t(t.layers) * t.kv_heads, n_opt = t.options.size();
+  const double floor_bits = 1.0 + 16.0 / hd;
+  if (!(budget >= floor_bits - 1e-12)) {
+    char b[160];
+    std::snprintf(b, sizeof b, "--kv-budget %.4g is below the 1-bit code alone (%.4g bits per key coordinate at head_dim %u)",
+                  budget, floor_bits, hd);
+    throw Error(b);
+  }
+  if (n_opt == 0 || t.loss.size() != heads * n_opt) throw Error("precision policy: the loss table does not match its options");
+  // Each head's lower convex hull of (bits, loss), from its cheapest option:
+  // the options a greedy walk on loss per bit can stop at.
+  std::vector<std::vector<std::size_t>> hull(heads);
+  for (std::size_t h = 0; h < heads; ++h) {
+    std::vector<std::size_t> order(n_opt);
+    for (std::size_t o = 0; o < n_opt; ++o) order[o] = o;
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+      return head_bits(t.options[a], hd) < head_bits(t.options[b], hd);
+    });
+    auto& H = hull[h];
+    const double* loss = t.loss.data() + h * n_opt;
+    for (std::size_t o : order) {
+      const double x = head_bits(t.options[o], hd), y = loss[o];
+      if (!H.empty() && y >= loss[H.back()]) continue;  // costs more, gains nothing
+      if (!H.empty() && x <= head_bits(t.options[H.back()], hd)) {
+        H.back() = o;  // same cost, lower loss
+        continue;
+      }
+      while (H.size() >= 2) {
+        const double x1 = head_bits(t.options[H[H.size() - 2]], hd), y1 = loss[H[H.size() - 2]];
+        const double x2 = head_bits(t.options[H.back()], hd), y2 = loss[H.back()];
+        // Drop the middle point when it lies on or above the chord.
+        if ((y2 - y1) * (x - x1) >= (y - y1) * (x2 - x1)) H.pop_back();
+        else break;
+      }
+      H.push_back(o);
+    }
+  }
+  std::vector<std::size_t> at(heads, 0);  // position on each head's hull
+  double spent = 0;
+  for (std::size_t h = 0; h < heads; ++h) spent += head_bits(t.options[hull[h][0]], hd);
+  const double limit = budget * double(heads) + 1e-9;
+  for (;;) {
+    std::size_t best = heads;
+    double best_gain = 0;
+    for (std::size_t h = 0; h < heads; ++h) {
+      if (at[h] + 1 >= hull[h].size()) continue;
+      const std::size_t a = hull[h][at[h]], b = hull[h][at[h] + 1];
+      const double db = head_bits(t.options[b], hd) - head_bits(t.options[a], hd);
+      if (spent + db > limit) continue;
+      const double gain = (t.loss[h * n_opt + a] - t.loss[h * n_opt + b]) / db;
+      if (gain > best_gain) best_gain = gain, best = h;
+    }
+    if (best == heads) break;
+    const std::size_t a = hull[best][at[best]], b = hull[best][at[best] + 1];
+    spent += head_bits(t.options[b], hd) - head_bits(t.options[a], hd);
+    ++at[best];
+  }
+  KPolicyPlan p;
+  p.heads.reserve(heads);
+  for (std::size_t h = 0; h < heads; ++h) {
+    const std::size_t o = hull[h][at[h]];
+    p.heads.push_back(t.options[o]);
+    p.loss += t.loss[h * n_opt + o];
+  }
+  p.bits = plan_bits(p.heads, hd);
+  return p;
+}
+
+std::vector<double> head_option_losses(const rot::RowMat& y, const Eigen::MatrixXf& u, const Eigen::MatrixXd& weight,
+                                       std::span<const KResidual> options) {
+  const Eigen::Index d = y.cols(), big = u.cols();
+  for (const KResidual& o : options)
+    if (Eigen::Index(o.rank) > big)
+      throw Error("precision policy: option rank " + std::to_string(o.rank) + " exceeds the basis' " + std::to_string(big) +
+                  " columns");
+  const Eigen::MatrixXd ud = u.cast<double>();
+  std::vector<double> loss(options.size(), 0.0);
+  Eigen::VectorXd v(d), w(d), e(d);
+  std::vector<half_bits> record(std::size_t(d) + 1);
+  for (Eigen::Index row = 0; row < y.rows(); ++row) {
+    v = y.row(row).transpose().cast<double>();
+    // The code as the device stores it: alpha in fp16, signs v >= 0.
+    const double alpha = double(from_half(to_half(float(v.cwiseAbs().sum() / double(d)))));
+    for (Eigen::Index i = 0; i < d; ++i) w[i] = v[i] - (v[i] >= 0 ? alpha : -alpha);
+    const Eigen::VectorXd c = ud.transpose() * w;
+    for (std::size_t o = 0; o < options.size(); ++o) {
+      const KResidual r = options[o];
+      e = w;
+      if (r.rank > 0) {
+        const std::uint32_t halves = KResidualLayout::record_halves(r);
+        pack_residual(r, std::span<const double>(c.data(), r.rank), std::span<half_bits>(record.data(), halves));
+        const std::vector<double> ch = unpack_residual(r, std::span<const half_bits>(record.data(), halves));
+        for (std::uint32_t j = 0; j < r.rank; ++j) e -= ch[j] * ud.col(Eigen::Index(j));
+      }
+      loss[o] += e.dot(weight * e);
+    }
+  }
+  for (double& x : loss) x /= double(std::max<Eigen::Index>(y.rows(), 1));
+  return loss;
+}
+
+}  // namespace vkq

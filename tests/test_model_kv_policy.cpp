@@ -1,0 +1,328 @@
+// The per-(layer, KV head) precision policy (docs/design.md §2.8): its options
+// and bits, the greedy plan under a budget, the measured losses, the artifact
+// that stores them, and the forward passes honouring mixed heads — Vulkan
+// against the CPU codec, bits per key coordinate from the buffers' sizes.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "model_data.hpp"
+#include "vk_test.hpp"
+#include "vkquant/model/cpu_forward.hpp"
+#include "vkquant/model/kcache.hpp"
+#include "vkquant/model/kv_policy.hpp"
+#include "vkquant/model/vk_forward.hpp"
+#include "vkquant/safetensors.hpp"
+
+namespace vkq::test {
+namespace {
+
+using kernels::WeightType;
+
+TEST(KvPolicy, OptionsAndTheirBits) {
+  const auto o = policy_options(64, 64);
+  ASSERT_FALSE(o.empty());
+  EXPECT_EQ(o.front(), (KResidual{0, 16}));
+  EXPECT_EQ(o.back(), (KResidual{64, 16}));
+  for (std::size_t i = 1; i < o.size(); ++i) EXPECT_LE(head_bits(o[i - 1], 64), head_bits(o[i], 64));
+  auto has = [&](KResidual r) { return std::find(o.begin(), o.end(), r) != o.end(); };
+  EXPECT_TRUE(has({1, 16}));
+  EXPECT_TRUE(has({2, 8}));
+  EXPECT_TRUE(has({4, 4}));
+  EXPECT_TRUE(has({32, 8}));
+  EXPECT_FALSE(has({1, 8}));  // a byte code needs an even rank
+  EXPECT_FALSE(has({2, 4}));  // a nibble code needs a multiple of 4
+  // 1 + 16/64 for signs and alpha; the record: rank halves, or a scale half + codes.
+  EXPECT_DOUBLE_EQ(head_bits({0, 16}, 64), 1.25);
+  EXPECT_DOUBLE_EQ(head_bits({1, 16}, 64), 1.5);
+  EXPECT_DOUBLE_EQ(head_bits({4, 4}, 64), 1.75);
+  EXPECT_DOUBLE_EQ(head_bits({8, 4}, 64), 2.0);
+  EXPECT_DOUBLE_EQ(head_bits({4, 8}, 64), 2.0);
+  EXPECT_DOUBLE_EQ(head_bits({8, 8}, 64), 2.5);
+  EXPECT_DOUBLE_EQ(head_bits({8, 16}, 64), 3.25);
+  // The basis bounds the ranks offered.
+  for (const KResidual& r : policy_options(64, 8)) EXPECT_LE(r.rank, 8u);
+}
+
+// Four heads, a loss that halves with every extra bit per coordinate, at
+// different scales: the plan spends on the heads with the most to gain.
+KPolicyTable synthetic_table() {
+  KPolicyTable t;
+  t.layers = 2, t.kv_heads = 2, t.head_dim = 32;
+  t.options = policy_options(32, 32);
+  const double scale[4] = {8.0, 1.0, 0.25, 4.0};
+  for (int h = 0; h < 4; ++h)
+    for (const KResidual& r : t.options) t.loss.push_back(scale[h] * std::exp2(-2.0 * (head_bits(r, 32) - 1.5)));
+  return t;
+}
+
+TEST(KvPolicy, PlanStaysWithinTheBudgetAndImprovesWithIt) {
+  const KPolicyTable t = synthetic_table();
+  double last = 1e300;
+  for (double budget = 1.5; budget <= 20; budget += 0.25) {
+    const KPolicyPlan p = solve_policy(t, budget);
+    ASSERT_EQ(p.heads.size(), 4u);
+    EXPECT_LE(p.bits, budget + 1e-9);
+    EXPECT_DOUBLE_EQ(p.bits, plan_bits(p.heads, 32));
+    EXPECT_LE(p.loss, last + 1e-12) << budget;
+    last = p.loss;
+  }
+  // At the floor every head is the 1-bit code alone; at a budget above every
+  // option, each head takes its least-loss option.
+  for (const KResidual& r : solve_policy(t, 1.5).heads) EXPECT_EQ(r.rank, 0u);
+  for (const KResidual& r : solve_policy(t, 64).heads) EXPECT_EQ(r, t.options.back());
+  // In between, the heads with more to gain get more bits.
+  const KPolicyPlan mid = solve_policy(t, 2.5);
+  EXPECT_GT(head_bits(mid.heads[0], 32), head_bits(mid.heads[2], 32));
+  EXPECT_GT(head_bits(mid.heads[3], 32), head_bits(mid.heads[1], 32));
+}
+
+TEST(KvPolicy, BudgetBelowTheCodeIsRefusedByName) {
+  try {
+    (void)solve_policy(synthetic_table(), 1.4);
+    FAIL() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--kv-budget 1.4 is below the 1-bit code alone (1.5 bits"), std::string::npos) << e.what();
+  }
+}
+
+TEST(KvPolicy, LossesOfTheOptions) {
+  const std::uint32_t d = 32;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> g;
+  rot::RowMat y(300, d);
+  for (Eigen::Index i = 0; i < y.rows(); ++i)
+    for (Eigen::Index j = 0; j < d; ++j) y(i, j) = g(rng) * (1.0f + float(j % 4));
+  Eigen::MatrixXf a(d, d);
+  for (Eigen::Index i = 0; i < d; ++i)
+    for (Eigen::Index j = 0; j < d; ++j) a(i, j) = g(rng);
+  const Eigen::MatrixXf u = Eigen::HouseholderQR<Eigen::MatrixXf>(a).householderQ();
+  const std::vector<KResidual> opts = {{0, 16}, {8, 4}, {8, 8}, {8, 16}, {32, 16}};
+  const auto key = head_option_losses(y, u, Eigen::MatrixXd::Identity(d, d), opts);
+  EXPECT_GT(key[0], 0.0);
+  EXPECT_LT(key[1], key[0]);
+  EXPECT_LT(key[2], key[1]);   // finer codes of the same coefficients
+  EXPECT_LT(key[3], key[2]);
+  EXPECT_LT(key[4], 1e-5 * key[0]);  // full rank in fp16: the key back, up to fp16 rounding
+  // A weight that counts one direction only: options are judged on it alone.
+  Eigen::MatrixXd w = Eigen::MatrixXd::Zero(d, d);
+  w(3, 3) = 1;
+  const auto q = head_option_losses(y, u, w, opts);
+  EXPECT_LT(q[0], key[0]);
+  EXPECT_GT(q[0], 0.0);
+  // Rank beyond the basis is refused.
+  EXPECT_THROW(head_option_losses(y, u.leftCols(4), Eigen::MatrixXd::Identity(d, d), opts), Error);
+}
+
+// ---- the model level
+
+TinyModel policy_model() { return TinyModel{.vocab = 300, .dim = 64, .layers = 2, .heads = 4, .kv_heads = 2, .head_dim = 32, .ffn = 48, .ctx = 96}; }
+
+std::vector<std::int32_t> tokens(std::size_t n, std::uint32_t seed, std::uint32_t vocab) {
+  std::mt19937 rng(seed);
+  std::vector<std::int32_t> t(n);
+  for (auto& x : t) x = std::int32_t(rng() % vocab);
+  return t;
+}
+
+// Keys and queries of 16 random sequences of 96 tokens; the policy measured
+// at full rank with the query objective and a plan stored at 2.25 bits.
+const KCalibration& policy_calibration(Device& dev, const ModelFile& f) {
+  static std::optional<KCalibration> cal;
+  if (cal) return *cal;
+  const ModelConfig& c = f.config();
+  const std::uint32_t hd = c.head_dim, group = c.heads / c.kv_heads;
+  std::vector<std::vector<float>> pre(c.layers), post(c.layers);
+  std::vector<std::vector<double>> q2[2];
+  for (auto& s : q2) s.assign(c.layers, std::vector<double>(std::size_t(c.kv_heads) * hd * hd, 0.0));
+  std::vector<std::uint32_t> positions;
+  std::uint64_t rows = 0;
+  VkForwardOptions o;
+  o.weights = WeightType::f32;
+  o.key_tap = [&](std::uint32_t l, const float* p, const float* q, std::uint32_t n) {
+    pre[l].insert(pre[l].end(), p, p + std::size_t(n) * c.kv_dim());
+    post[l].insert(post[l].end(), q, q + std::size_t(n) * c.kv_dim());
+    if (l == 0)
+      for (std::uint32_t t = 0; t < n; ++t) positions.push_back(std::uint32_t(positions.size() % 96));
+  };
+  o.query_tap = [&](std::uint32_t l, const float* p, const float* q, std::uint32_t n) {
+    if (l == 0) rows += std::uint64_t(n) * group;
+    for (int side = 0; side < 2; ++side)
+      for (std::uint32_t t = 0; t < n; ++t)
+        for (std::uint32_t h = 0; h < c.heads; ++h) {
+          const float* x = (side ? q : p) + (std::size_t(t) * c.heads + h) * hd;
+          double* m = q2[side][l].data() + std::size_t(h / group) * hd * hd;
+          for (std::uint32_t i = 0; i < hd; ++i)
+            for (std::uint32_t j = 0; j < hd; ++j) m[i * hd + j] += double(x[i]) * x[j];
+        }
+  };
+  VkForward fwd(dev, f, o);
+  for (std::uint32_t s = 0; s < 16; ++s) {
+    fwd.reset();
+    fwd.forward(tokens(96, s, c.vocab));
+  }
+  for (auto& side : q2)
+    for (auto& m : side)
+      for (double& x : m) x /= double(rows);
+  CalibrateOptions co{.rank = hd, .solver = "procrustes", .seed = 1, .iters = 6, .warm_start = 10};
+  co.policy = true;
+  co.budget = 2.25;
+  cal = calibrate_keys(c, pre, post, positions, co, {}, &q2[0], &q2[1]);
+  cal->model_sha256 = model_sha256(f);
+  return *cal;
+}
+
+struct PolicyCase {
+  const char* name;
+  KCacheConfig k;
+  double nmse;
+};
+
+class ModelKvPolicy : public VulkanTest, public ::testing::WithParamInterface<PolicyCase> {};
+
+TEST_P(ModelKvPolicy, VulkanMatchesCpuAndBitsAreTheBudgets) {
+  const auto dir = temp_dir("m");
+  write_tiny_model(dir, policy_model());
+  const auto f = ModelFile::open(dir);
+  const auto& cal = policy_calibration(dev(), f);
+  const KCacheConfig& k = GetParam().k;
+  const auto host = load_host_weights(f);
+  CpuForward cpu(host, 0, /*fp16_kv=*/true);
+  cpu.set_kcache(k, &cal, VType::f16);
+  VkForward gpu(dev(), f, VkForwardOptions{.weights = WeightType::f32, .ctx = 0, .max_batch = 16, .kcache = k, .calibration = &cal});
+  const auto ids = tokens(60, 7, 300);
+  const std::span<const std::int32_t> prompt(ids.data(), 44), rest(ids.data() + 44, 16);
+  EXPECT_TRUE(nmse(cpu.forward(prompt), gpu.forward(prompt, true), GetParam().nmse));
+  for (std::int32_t id : rest) {
+    const std::span<const std::int32_t> one(&id, 1);
+    ASSERT_TRUE(nmse(cpu.forward(one), gpu.forward(one), GetParam().nmse)) << "position " << gpu.position();
+  }
+  // Bits per key coordinate from the buffers' sizes are the plan's, within the budget asked for.
+  const ModelConfig& c = f.config();
+  const auto plan = k.residual_plan(c, &cal);
+  double want = 0;
+  for (const auto& layer : plan) want += plan_bits(layer, c.head_dim) / double(plan.size());
+  EXPECT_NEAR(gpu.key_bits_per_coordinate(), want, 1e-9);
+  EXPECT_NEAR(k.bits_per_coordinate(c, &cal), want, 1e-9);
+  const double budget = k.budget == KCacheConfig::kBudgetArtifact ? cal.budget : k.budget;
+  if (budget > 0) {
+    EXPECT_LE(gpu.key_bits_per_coordinate(), budget + 1e-9);
+  }
+  if (k.budget > 0 && k.budget > 1.5) {
+    // A budget above the code alone is spent: some head has a residual.
+    bool any = false;
+    for (const auto& layer : plan)
+      for (const KResidual& r : layer) any |= r.rank > 0;
+    EXPECT_TRUE(any);
+  }
+}
+
+KCacheConfig budgeted(KRope rope, double budget, std::uint32_t query_bits = 0) {
+  KCacheConfig k{true, rope, KRotation::learned, 0, 0, 0, query_bits};
+  k.budget = budget;
+  return k;
+}
+KCacheConfig uniform(KRope rope, std::uint32_t rank, std::uint32_t bits, std::uint32_t query_bits = 0) {
+  KCacheConfig k{true, rope, KRotation::learned, rank, 0, 0, query_bits};
+  k.coef_bits = bits;
+  return k;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Plans, ModelKvPolicy,
+    ::testing::Values(PolicyCase{"post_budget_2", budgeted(KRope::post, 2.0), 1e-5},
+                      PolicyCase{"post_budget_3_pop8", budgeted(KRope::post, 3.0, 8), 1e-4},
+                      PolicyCase{"ropemean_budget_2_5", budgeted(KRope::ropemean, 2.5), 1e-5},
+                      PolicyCase{"pre_budget_2", budgeted(KRope::pre, 2.0), 1e-5},
+                      PolicyCase{"pre_budget_artifact", budgeted(KRope::pre, KCacheConfig::kBudgetArtifact), 1e-5},
+                      PolicyCase{"post_r8_int4", uniform(KRope::post, 8, 4), 1e-5},
+                      PolicyCase{"ropemean_r4_int8_pop8", uniform(KRope::ropemean, 4, 8, 8), 1e-4},
+                      PolicyCase{"pre_r6_int8", uniform(KRope::pre, 6, 8), 1e-5},
+                      PolicyCase{"pre_r12_int4", uniform(KRope::pre, 12, 4), 1e-5}),
+    [](const auto& param_info) { return std::string(param_info.param.name); });
+
+TEST_F(VulkanTest, ModelKvPolicyArtifactRoundTripAndRefusals) {
+  const auto dir = temp_dir("m");
+  write_tiny_model(dir, policy_model());
+  const auto f = ModelFile::open(dir);
+  const auto& cal = policy_calibration(dev(), f);
+  ASSERT_EQ(cal.policy.size(), 3u);
+  ASSERT_EQ(cal.plans.size(), 3u);
+  bool mixed = false;  // heads of one plan differ: what the forward tests exercise
+  for (const auto& [rope, plan] : cal.plans) {
+    EXPECT_LE(plan_bits(plan, 32), 2.25 + 1e-9) << krope_name(rope);
+    for (const KResidual& r : plan) mixed |= !(r == plan.front());
+  }
+  EXPECT_TRUE(mixed);
+  const auto path = dir / "m.vkq.safetensors";
+  write_kcache_artifact(path, cal, "test");
+  const auto back = read_kcache_artifact(path, f);
+  EXPECT_EQ(back.budget, 2.25);
+  for (KRope r : {KRope::post, KRope::pre, KRope::ropemean}) {
+    EXPECT_EQ(back.policy.at(r).loss, cal.policy.at(r).loss) << krope_name(r);
+    EXPECT_EQ(back.policy.at(r).options, cal.policy.at(r).options);
+    EXPECT_EQ(back.plans.at(r), cal.plans.at(r));
+  }
+  // The spec's refusals, by flag.
+  auto refused = [&](const KCacheConfig& k, const KCalibration* c, const std::string& what) {
+    try {
+      k.validate(f.config(), c);
+      ADD_FAILURE() << "accepted; expected: " << what;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+    }
+  };
+  refused(uniform(KRope::pre, 3, 8), &cal, "--residual-bits 8 needs a --residual-rank that is a multiple of 2");
+  refused(uniform(KRope::pre, 6, 4), &cal, "--residual-bits 4 needs a --residual-rank that is a multiple of 4");
+  refused(uniform(KRope::pre, 0, 8), &cal, "--residual-bits applies to --residual-rank r > 0");
+  refused(budgeted(KRope::pre, 1.25), &cal, "--kv-budget 1.25 is below the 1-bit code alone");
+  KCacheConfig both = budgeted(KRope::pre, 2.0);
+  both.rank = 4;
+  refused(both, &cal, "--kv-budget chooses every head's residual rank and bits");
+  KCalibration no_policy = cal;
+  no_policy.policy.clear();
+  no_policy.plans.clear();
+  refused(budgeted(KRope::pre, 2.0), &no_policy, "has no precision-policy table for --kcache-rope pre");
+  KCalibration no_plan = cal;
+  no_plan.plans.clear();
+  refused(budgeted(KRope::pre, KCacheConfig::kBudgetArtifact), &no_plan, "holds no stored plan for --kcache-rope pre");
+  KCacheConfig fp16;
+  fp16.budget = 2.0;
+  refused(fp16, &cal, "apply to --kcache 1bit");
+  EXPECT_EQ(budgeted(KRope::pre, 1.75).label(), "1bit learned pre kv-budget 1.75");
+  EXPECT_EQ(uniform(KRope::post, 8, 4, 8).label(), "1bit learned post r8 int4 pop8");
+
+  // Hostile policy metadata: one error naming the key and the problem.
+  const auto f2 = SafetensorsFile::open(path);
+  std::vector<std::vector<float>> values;
+  std::vector<TensorWrite> t;
+  for (const auto& info : f2.tensors()) values.push_back(f2.to_float(info));
+  for (std::size_t i = 0; i < values.size(); ++i) t.push_back(f32_tensor(f2.tensors()[i].name, f2.tensors()[i].shape, values[i]));
+  const std::string good = f2.metadata().at("kv_policy");
+  auto hostile = [&](const std::string& from, const std::string& to, const std::string& what) {
+    auto meta = f2.metadata();
+    std::string j = good;
+    const auto at = j.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    j.replace(at, from.size(), to);
+    meta["kv_policy"] = j;
+    const auto bad = dir / "bad.vkq.safetensors";
+    write_safetensors(bad, t, meta);
+    try {
+      (void)read_kcache_artifact(bad, f);
+      ADD_FAILURE() << "accepted: " << to;
+    } catch (const FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find("__metadata__.kv_policy: " + what), std::string::npos) << e.what();
+    }
+  };
+  hostile("\"objective\":\"query\"", "\"objective\":\"both\"", "objective is not");
+  hostile("[[0,16],", "[[0,5],", "options[0]: bits 5 is not 16, 8 or 4");
+  hostile("[[0,16],", "[[33,16],", "options[0]: rank 33 exceeds the basis' 32 columns");
+  hostile("\"loss\":[", "\"loss\":[-1,", "modes.post.loss does not hold");
+  hostile("\"budget\":2.25", "\"budget\":-2", "budget is not a number >= 0");
+  hostile("\"post\":", "\"sideways\":", "modes.sideways is not a codec");
+}
+
+}  // namespace
+}  // namespace vkq::test
