@@ -177,6 +177,8 @@ struct PolicyCase {
   const char* name;
   KCacheConfig k;
   double nmse;
+  // Non-empty: replaces the stored plan of k.rope ((layers, kv_heads)).
+  std::vector<KResidual> plan = {};
 };
 
 class ModelKvPolicy : public VulkanTest, public ::testing::WithParamInterface<PolicyCase> {};
@@ -185,8 +187,9 @@ TEST_P(ModelKvPolicy, VulkanMatchesCpuAndBitsAreTheBudgets) {
   const auto dir = temp_dir("m");
   write_tiny_model(dir, policy_model());
   const auto f = ModelFile::open(dir);
-  const auto& cal = policy_calibration(dev(), f);
+  KCalibration cal = policy_calibration(dev(), f);
   const KCacheConfig& k = GetParam().k;
+  if (!GetParam().plan.empty()) cal.plans[k.rope] = GetParam().plan;
   const auto host = load_host_weights(f);
   CpuForward cpu(host, 0, /*fp16_kv=*/true);
   cpu.set_kcache(k, &cal, VType::f16);
@@ -239,7 +242,14 @@ INSTANTIATE_TEST_SUITE_P(
                       PolicyCase{"post_r8_int4", uniform(KRope::post, 8, 4), 1e-5},
                       PolicyCase{"ropemean_r4_int8_pop8", uniform(KRope::ropemean, 4, 8, 8), 1e-4},
                       PolicyCase{"pre_r6_int8", uniform(KRope::pre, 6, 8), 1e-5},
-                      PolicyCase{"pre_r12_int4", uniform(KRope::pre, 12, 4), 1e-5}),
+                      PolicyCase{"pre_r12_int4", uniform(KRope::pre, 12, 4), 1e-5},
+                      // Layers of different widths (none, then rank 8 on one head): the layers
+                      // of a step share the attention scratch within one command buffer.
+                      PolicyCase{"post_layers_differ", budgeted(KRope::post, KCacheConfig::kBudgetArtifact), 1e-5,
+                                 {{0, 16}, {0, 16}, {8, 4}, {0, 16}}},
+                      PolicyCase{"ropemean_layers_differ_pop8",
+                                 budgeted(KRope::ropemean, KCacheConfig::kBudgetArtifact, 8), 1e-4,
+                                 {{0, 16}, {0, 16}, {0, 16}, {16, 4}}}),
     [](const auto& param_info) { return std::string(param_info.param.name); });
 
 TEST_F(VulkanTest, ModelKvPolicyArtifactRoundTripAndRefusals) {

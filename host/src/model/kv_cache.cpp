@@ -152,9 +152,13 @@ class CodedKeys : public DeviceKeyCache {
 // the kscore kernels; the protected front is scored from its exact keys.
 class ScoredKeys final : public CodedKeys {
  public:
+  // uq_cols: the widest residual basis of any layer. Every layer of a step
+  // records into one command buffer and shares the workspace, so each asks it
+  // for the same (widest) scratch: a layer growing it would destroy buffers an
+  // earlier layer's recorded dispatches still use.
   ScoredKeys(Device& d, Dims m, const KCacheConfig& k, const KLayerParams& p, const kernels::RopeFreqs* mean_rope,
-             const Buffer* mean_rope_table)
-      : CodedKeys(d, m, k, p), table_(mean_rope_table) {
+             const Buffer* mean_rope_table, std::uint32_t uq_cols)
+      : CodedKeys(d, m, k, p), table_(mean_rope_table), uq_cols_(uq_cols) {
     if (mean_rope) codec_.mean_rope = *mean_rope;
     opt_.path = k.query_bits ? kernels::KcodePath::popcount : kernels::KcodePath::float_signs;
     opt_.query_bits = k.query_bits ? k.query_bits : 8;
@@ -167,12 +171,15 @@ class ScoredKeys final : public CodedKeys {
               AttnWorkspace& ws) override {
     const kernels::KcodeKeys keys{codec_, &bits_, &alpha_, coef_ ? &coef_ : nullptr, front_len_,
                                   front_len_ ? &front_ : nullptr, table_};
-    auto& scratch = ws.kcode(kernels::attention_kcode_scratch_bytes(s.device(), codec_, n, m_.heads, pos0 + n, opt_));
+    auto need = kernels::attention_kcode_scratch_bytes(s.device(), codec_, n, m_.heads, pos0 + n, opt_);
+    if (n) need.uq = std::max(need.uq, std::uint64_t(n) * m_.heads * uq_cols_ * 4);
+    auto& scratch = ws.kcode(need);
     kernels::attention_kcode(s, q, keys, v.view(), out, n, pos0, m_.heads, m_.scale(), scratch, opt_);
   }
 
  private:
   const Buffer* table_;
+  std::uint32_t uq_cols_;
   kernels::AttnKcodeOptions opt_;
 };
 
@@ -220,17 +227,24 @@ DeviceKvCache::DeviceKvCache(Device& d, const ModelConfig& c, std::uint32_t ctx,
     kernels::attn_kcode_rope_table(s, freqs, mean_rope_table_, 0, ctx);
     s.submit_and_wait();
   }
+  std::vector<KLayerParams> params;
+  std::uint32_t uq_cols = 0;
+  if (keys.one_bit)
+    for (std::uint32_t l = 0; l < c.layers; ++l) {
+      params.push_back(key_layer_params(keys, c, calibration, l));
+      uq_cols = std::max(uq_cols, params.back().basis_cols);
+    }
   for (std::uint32_t l = 0; l < c.layers; ++l) {
     values_.emplace_back(d, values, ctx, c.kv_heads, c.head_dim);
     if (!keys.one_bit) {
       keys_.push_back(std::make_unique<Fp16Keys>(d, m));
       continue;
     }
-    const KLayerParams p = key_layer_params(keys, c, calibration, l);
+    const KLayerParams& p = params[l];
     if (keys.rope == KRope::pre) keys_.push_back(std::make_unique<DecodedKeys>(d, m, keys, p, freqs));
     else
       keys_.push_back(std::make_unique<ScoredKeys>(d, m, keys, p, mean_rope ? &freqs : nullptr,
-                                                   mean_rope ? &mean_rope_table_ : nullptr));
+                                                   mean_rope ? &mean_rope_table_ : nullptr, uq_cols));
   }
 }
 
