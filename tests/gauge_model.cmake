@@ -45,9 +45,11 @@ if(TARGET vkquant)
 
   # The precision policy (docs/design.md §2.8): a small keys-only artifact calibrated with --kv-budget, gauged with
   # --rotations. keys.policy per rope mode: the stored plan per (layer, KV head) among the table's 19 options (head_dim
-  # 64), the policy's loss at 23 budgets (1.25 to 4 bits by 1/8); the report's plots (23 + 19 points) and plan tables.
+  # 64), the policy's loss at 23 budgets (1.25 to 4 bits by 1/8); the report's plots (23 + 19 points) and plan tables;
+  # each head's sensitivity measured on one chunk.
   add_test(NAME cli.gauge_policy_artifact COMMAND ${CMAKE_COMMAND} ${vkq}
-           "-DARGS=calibrate;${gm}/kjv-llama;--text;${gm}/kjv-calib.txt;--tokens;2048;--iters;4;--mlp;off;--kv-budget;1.75;-o;${gdir}/policy.vkq.safetensors"
+           "-DARGS=calibrate;${gm}/kjv-llama;--text;${gm}/kjv-calib.txt;--tokens;2048;--iters;4;--mlp;off;--kv-budget;1.75;--kv-sensitivity-chunks;1;-o;${gdir}/policy.vkq.safetensors"
+           "-DEXPECT=layer 3 [^\n]*KL alone 0[.][0-9]+[^\n]*KL alone 0[.][0-9]+.*head sensitivity +[0-9.]+  8 heads x 3 codecs on 1 chunks"
            -DOUT=${gdir}/policy-calibrate.txt -P ${CMAKE_CURRENT_SOURCE_DIR}/gauge_model_run.cmake)
   set_tests_properties(cli.gauge_policy_artifact PROPERTIES FIXTURES_SETUP gauge_policy_artifact)
   add_test(NAME cli.gauge_model_policy COMMAND ${CMAKE_COMMAND} ${vkq}

@@ -78,6 +78,28 @@ TEST(KvPolicy, PlanStaysWithinTheBudgetAndImprovesWithIt) {
   EXPECT_GT(head_bits(mid.heads[3], 32), head_bits(mid.heads[1], 32));
 }
 
+// A measured sensitivity rescales each head's curve to its measured KL at
+// rank 0: two heads of the same predicted losses split by what they cost the
+// output.
+TEST(KvPolicy, MeasuredSensitivityWeighsTheHeads) {
+  KPolicyTable t = synthetic_table();
+  for (std::size_t h = 0; h < 4; ++h)  // every head the same predicted curve (head 1's)
+    for (std::size_t o = 0; o < t.options.size(); ++o) t.loss[h * t.options.size() + o] = t.loss[1 * t.options.size() + o];
+  const KPolicyPlan flat = solve_policy(t, 2.0);
+  for (const KResidual& r : flat.heads) EXPECT_EQ(head_bits(r, 32), head_bits(flat.heads[0], 32));
+  t.head_kl = {0.001, 0.02, 0.0, 0.004};
+  EXPECT_DOUBLE_EQ(t.weight(1), 0.02 / t.at(0, 1, 0));
+  const KPolicyPlan w = solve_policy(t, 2.0);
+  EXPECT_LE(w.bits, 2.0 + 1e-9);
+  EXPECT_GT(head_bits(w.heads[1], 32), head_bits(w.heads[3], 32));
+  EXPECT_GT(head_bits(w.heads[3], 32), head_bits(w.heads[0], 32));
+  EXPECT_EQ(w.heads[2].rank, 0u);  // costs the output nothing: no bits
+  // The plan's loss is in the measured units: at the floor, the KLs' sum.
+  EXPECT_NEAR(solve_policy(t, 1.5).loss, 0.025, 1e-12);
+  t.head_kl.pop_back();
+  EXPECT_THROW(solve_policy(t, 2.0), Error);
+}
+
 TEST(KvPolicy, BudgetBelowTheCodeIsRefusedByName) {
   try {
     (void)solve_policy(synthetic_table(), 1.4);
@@ -266,8 +288,12 @@ TEST_F(VulkanTest, ModelKvPolicyArtifactRoundTripAndRefusals) {
   }
   EXPECT_TRUE(mixed);
   const auto path = dir / "m.vkq.safetensors";
-  write_kcache_artifact(path, cal, "test");
+  KCalibration measured = cal;  // with a measured sensitivity on one codec
+  measured.policy.at(KRope::pre).head_kl = {0.5, 0.25, 0.125, 1.0};
+  write_kcache_artifact(path, measured, "test");
   const auto back = read_kcache_artifact(path, f);
+  EXPECT_EQ(back.policy.at(KRope::pre).head_kl, measured.policy.at(KRope::pre).head_kl);
+  EXPECT_TRUE(back.policy.at(KRope::post).head_kl.empty());
   EXPECT_EQ(back.budget, 2.25);
   for (KRope r : {KRope::post, KRope::pre, KRope::ropemean}) {
     EXPECT_EQ(back.policy.at(r).loss, cal.policy.at(r).loss) << krope_name(r);
@@ -332,6 +358,8 @@ TEST_F(VulkanTest, ModelKvPolicyArtifactRoundTripAndRefusals) {
   hostile("\"loss\":[", "\"loss\":[-1,", "modes.post.loss does not hold");
   hostile("\"budget\":2.25", "\"budget\":-2", "budget is not a number >= 0");
   hostile("\"post\":", "\"sideways\":", "modes.sideways is not a codec");
+  hostile("\"head_kl\":[0.5,", "\"head_kl\":[", "modes.pre.head_kl does not hold 4 numbers");
+  hostile("\"head_kl\":[0.5,", "\"head_kl\":[-0.5,", "modes.pre.head_kl[0] is not a finite number >= 0");
 }
 
 }  // namespace

@@ -41,8 +41,73 @@ struct CalibrateFlags {
   double kv_budget = 0;     // --kv-budget (0: none)
   double kv_target_kl = 0;  // --kv-target-kl (0: none)
   std::uint32_t kv_target_chunks = 8;
+  std::uint32_t kv_sensitivity_chunks = 4;  // 0: predicted losses only
+  bool kv_sensitivity_given = false;
   std::string kv_objective = "query";
 };
+
+// The first `chunks` chunks of the calibration text, as ppl scores them.
+PplPlan calibration_chunks(const ModelFile& model, const std::string& path, std::uint32_t ctx, std::uint32_t chunks) {
+  const auto tok = model.tokenizer();
+  const auto text = MappedFile::open(path);
+  auto plan = ppl_plan(std::string_view(reinterpret_cast<const char*>(text.bytes().data()), text.size()), *tok, ctx);
+  if (plan.chunks.size() > chunks) {
+    plan.chunks.resize(chunks);
+    plan.tokens = 0;
+    for (const auto& ch : plan.chunks) plan.tokens += ch.targets.size();
+  }
+  return plan;
+}
+
+// The measured sensitivity of every (layer, KV head) per codec
+// (model/kv_policy.hpp): the KL to fp16 keys of the output on the first
+// chunks of the calibration text when only that head is coded (1-bit, no
+// residual) and every other head keeps its keys (full-rank fp16 residual).
+// Heads are scored in groups beside one fp16-key run, as many at once as
+// 1 GiB of device memory holds copies of the model (1 to 8).
+void measure_sensitivity(Device& device, const ModelFile& model, const CalibrateFlags& f, KCalibration& k,
+                         std::uint32_t ctx, Progress& bar) {
+  const PplPlan plan = calibration_chunks(model, f.text, ctx, f.kv_sensitivity_chunks);
+  const std::size_t heads = std::size_t(k.layers) * k.kv_heads;
+  const KResidual exact{k.head_dim, 16};
+  VkForwardOptions o;
+  o.ctx = ctx;
+  o.weights = f.weights.type();
+  o.calibration = &k;
+  const std::size_t modes = k.policy.size();
+  std::size_t done = 0;
+  for (auto& [rope, table] : k.policy) {
+    table.head_kl.assign(heads, 0.0);
+    for (std::size_t h0 = 0; h0 < heads;) {
+      o.calibration = &k;
+      o.kcache = KCacheConfig{};
+      VkForward base(device, model, o);
+      const std::size_t group =
+          std::min<std::size_t>(heads - h0, std::clamp<std::uint64_t>((1ull << 30) / std::max<std::uint64_t>(base.device_bytes(), 1), 1, 8));
+      std::vector<KCalibration> cals(group, k);
+      std::vector<std::unique_ptr<VkForward>> coded;
+      std::vector<VkForward*> runs{&base};
+      for (std::size_t g = 0; g < group; ++g) {
+        auto& heads_plan = cals[g].plans[rope];
+        heads_plan.assign(heads, exact);
+        heads_plan[h0 + g] = KResidual{0, 16};
+        cals[g].budget = plan_bits(heads_plan, k.head_dim);
+        o.calibration = &cals[g];
+        o.kcache = KCacheConfig{true, rope, KRotation::learned, 0, 0, 0};
+        o.kcache.budget = KCacheConfig::kBudgetArtifact;
+        coded.push_back(std::make_unique<VkForward>(device, model, o));
+        runs.push_back(coded.back().get());
+      }
+      bar.update(fmt::format("measuring head sensitivity ({} / {})", done, heads * modes),
+                 double(done) / double(heads * modes));
+      const auto sums = score_ppl(plan, runs);
+      for (std::size_t g = 0; g < group; ++g)
+        table.head_kl[h0 + g] = sums[1 + g].kl / double(std::max<std::uint64_t>(plan.tokens, 1));
+      h0 += group;
+      done += group;
+    }
+  }
+}
 
 // --kv-target-kl: per rope mode, the least budget (on a grid of 1/16 bit)
 // whose plan's KL to fp16 keys, measured on the first chunks of the
@@ -51,14 +116,7 @@ struct CalibrateFlags {
 double budget_for_kl(Device& device, const ModelFile& model, const CalibrateFlags& f, const KCalibration& k, KRope rope,
                      std::uint32_t ctx, Progress& bar) {
   const ModelConfig& c = model.config();
-  const auto tok = model.tokenizer();
-  const auto text = MappedFile::open(f.text);
-  auto plan = ppl_plan(std::string_view(reinterpret_cast<const char*>(text.bytes().data()), text.size()), *tok, ctx);
-  if (plan.chunks.size() > f.kv_target_chunks) {
-    plan.chunks.resize(f.kv_target_chunks);
-    plan.tokens = 0;
-    for (const auto& ch : plan.chunks) plan.tokens += ch.targets.size();
-  }
+  const PplPlan plan = calibration_chunks(model, f.text, ctx, f.kv_target_chunks);
   const double floor_bits = 1.0 + 16.0 / c.head_dim, step = 1.0 / 16;
   const double top = plan_bits(std::vector<KResidual>(1, k.policy_table(rope).options.back()), c.head_dim);
   auto kl_at = [&](double budget) {
@@ -142,6 +200,28 @@ void calibrate(const CalibrateFlags& f, bool rank_given) {
   }, &keys.q2_pre, &keys.q2_post);
   const double key_seconds = seconds_since(t_keys);
   k.model_sha256 = keys.model_sha256;  // taken while the weights were uploaded
+  const auto t_sens = Clock::now();
+  // The null control keeps its shuffled tables unweighted unless asked: the
+  // measurement would put each head's own level back.
+  const bool null_control = opt.objective == KPolicyObjective::null && !f.kv_sensitivity_given;
+  const bool sensitivity = opt.policy && f.kv_sensitivity_chunks > 0 && k.rank == c.head_dim && !null_control;
+  if (opt.policy && null_control) {
+    bar.clear();
+    fmt::print("precision policy: --kv-objective null: predicted losses only (--kv-sensitivity-chunks N measures)\n");
+  }
+  if (opt.policy && f.kv_sensitivity_chunks > 0 && k.rank < c.head_dim) {
+    if (f.kv_sensitivity_given)
+      throw UsageError("--kv-sensitivity-chunks: measuring a head alone keeps the others exact, which needs --rank " +
+                       std::to_string(c.head_dim) + " (head_dim), not " + std::to_string(k.rank));
+    bar.clear();
+    fmt::print("precision policy: predicted losses only (the measured sensitivity needs --rank {})\n", c.head_dim);
+  }
+  if (sensitivity) {
+    measure_sensitivity(device, model, f, k, ko.ctx, bar);
+    if (f.kv_budget > 0)
+      for (auto& [rope, table] : k.policy) k.plans[rope] = solve_policy(table, k.budget).heads;
+  }
+  const double sensitivity_seconds = seconds_since(t_sens);
   const auto t_policy = Clock::now();
   if (f.kv_target_kl > 0) {
     // The least budget per codec that reaches the target; the artifact's
@@ -188,11 +268,14 @@ void calibrate(const CalibrateFlags& f, bool rank_given) {
     for (const auto& [rope, plan] : k.plans) {
       fmt::print("{:>13} {:.4f} bits per key coordinate (budget {:.4g})\n", krope_name(rope), plan_bits(plan, c.head_dim),
                  k.budget);
+      const KPolicyTable& table = k.policy_table(rope);
       for (std::uint32_t l = 0; l < k.layers; ++l) {
         std::string row;
         for (std::uint32_t h = 0; h < k.kv_heads; ++h) {
-          const KResidual r = plan[std::size_t(l) * k.kv_heads + h];
+          const std::size_t i = std::size_t(l) * k.kv_heads + h;
+          const KResidual r = plan[i];
           row += r.rank ? fmt::format(" r{}/{}", r.rank, r.bits) : " 1bit";
+          if (!table.head_kl.empty()) row += fmt::format(" (KL alone {:.4f})", table.head_kl[i]);
         }
         fmt::print("{:>19}{}\n", fmt::format("layer {}", l), row);
       }
@@ -219,6 +302,9 @@ void calibrate(const CalibrateFlags& f, bool rank_given) {
              capture_seconds > 0 ? double(keys.tokens) / capture_seconds : 0.0);
   fmt::print("{:<19} {:9.1f}  {} layers x {} KV heads x 3 codecs{}\n", "key rotations", key_seconds, k.layers, k.kv_heads,
              opt.policy ? fmt::format(", {} policy options each", policy_options(c.head_dim, opt.rank).size()) : "");
+  if (sensitivity)
+    fmt::print("{:<19} {:9.1f}  {} heads x {} codecs on {} chunks\n", "head sensitivity", sensitivity_seconds,
+               std::size_t(k.layers) * k.kv_heads, k.policy.size(), f.kv_sensitivity_chunks);
   if (f.kv_target_kl > 0) fmt::print("{:<19} {:9.1f}\n", "--kv-target-kl", policy_seconds);
   if (mlp.learn)
     fmt::print("{:<19} {:9.1f}  {} matrices\n", "MLP rotations", mlp_seconds, k.mlp ? k.mlp->layers.size() * 3 : 0);
@@ -258,6 +344,12 @@ void add_calibrate(CLI::App& app) {
       ->excludes(budget);
   cmd->add_option("--kv-target-chunks", f->kv_target_chunks, "chunks of --text that --kv-target-kl measures on")
       ->check(CLI::Range(1u, 100000u));
+  auto* sens = cmd->add_option("--kv-sensitivity-chunks", f->kv_sensitivity_chunks,
+                               "precision policy: measure each (layer, KV head)'s sensitivity, the KL to fp16 keys of "
+                               "the output with only that head coded, on this many chunks of --text, and weigh the "
+                               "head's losses by it (0: predicted losses only; needs --rank head_dim)")
+                   ->check(CLI::Range(0u, 100000u))
+                   ->capture_default_str();
   cmd->add_option("--kv-objective", f->kv_objective,
                   "precision policy loss: query (key errors weighted by the calibration queries' second moment: the "
                   "score error E[(q·(k-k̂))²]), key (E‖k-k̂‖²) or null (the query tables dealt to the heads at "
@@ -278,7 +370,10 @@ void add_calibrate(CLI::App& app) {
   cmd->add_flag("--no-mlp", f->no_mlp, "the same as --mlp off (keys only)")->excludes(mlp);
   f->weights.add(cmd);
   cmd->add_option("--device", f->device.device, "Vulkan device index (see `vkquant devices`)");
-  cmd->callback([f, rank] { calibrate(*f, rank->count() > 0); });
+  cmd->callback([f, rank, sens] {
+    f->kv_sensitivity_given = sens->count() > 0;
+    calibrate(*f, rank->count() > 0);
+  });
 }
 
 }  // namespace vkq::cli

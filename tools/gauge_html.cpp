@@ -395,6 +395,8 @@ void policy_tables(std::string& h, const nlohmann::ordered_json& p) {
   h += fmt::format(
       "<p class=\"note\">The artifact's precision policy (docs/design.md &sect;2.8): each (layer, KV head)'s loss for every "
       "residual option (rank; fp16, int8 or int4 coefficients) on the calibration's held-out keys; objective <b>{}</b> ({}). "
+      "Where calibrate measured each head's sensitivity (the KL of the output with only that head coded, shown as "
+      "&ldquo;KL alone&rdquo;), each head's losses are scaled so that its 1-bit loss is that KL. "
       "The plan is the least summed loss whose mean bits per key coordinate stay within the budget ({}). Plots: the policy's "
       "predicted loss at budgets from the 1-bit code to 4 bits (joined) against every head taking the same option (uniform, "
       "hollow).</p>\n",
@@ -423,9 +425,11 @@ void policy_tables(std::string& h, const nlohmann::ordered_json& p) {
       double bits = 0;
       for (const auto& hd : plan[l]) {
         bits += num(hd, "head_bits") / double(plan[l].size());
-        h += fmt::format("<td class=\"l\" title=\"{:.4f} bits, loss {}\">{}</td>", num(hd, "head_bits"),
+        const bool measured = hd.contains("kl_alone") && !hd["kl_alone"].is_null();
+        h += fmt::format("<td class=\"l\" title=\"{:.4f} bits, loss {}\">{}{}</td>", num(hd, "head_bits"),
                          hd["loss"].is_null() ? std::string("?") : fmt::format("{:.4g}", num(hd, "loss")),
-                         residual_setting(hd["rank"].get<std::uint32_t>(), hd["bits"].get<std::uint32_t>()));
+                         residual_setting(hd["rank"].get<std::uint32_t>(), hd["bits"].get<std::uint32_t>()),
+                         measured ? fmt::format(" <small>(KL alone {:.4f})</small>", num(hd, "kl_alone")) : std::string());
       }
       h += fmt::format("<td>{:.4f}</td></tr>\n", bits);
     }

@@ -206,14 +206,17 @@ nlohmann::ordered_json policy_report(const KCalibration& k) {
         for (std::uint32_t h = 0; h < t.kv_heads; ++h) {
           const KResidual r = p->second.at(std::size_t(l) * t.kv_heads + h);
           const auto o = std::find(t.options.begin(), t.options.end(), r);
+          const std::size_t i = std::size_t(l) * t.kv_heads + h;
           nlohmann::ordered_json loss;
           if (o != t.options.end()) {
-            loss = t.at(l, h, std::size_t(o - t.options.begin()));
+            loss = t.at(l, h, std::size_t(o - t.options.begin())) * t.weight(i);
             total += loss.get<double>();
           } else {
             known = false;
           }
-          heads.push_back(setting(r, loss));
+          auto head = setting(r, loss);
+          head["kl_alone"] = t.head_kl.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(t.head_kl[i]);
+          heads.push_back(head);
         }
         plan.push_back(heads);
       }
@@ -235,7 +238,7 @@ nlohmann::ordered_json policy_report(const KCalibration& k) {
     for (std::size_t o = 0; o < t.options.size(); ++o) {
       double total = 0;
       for (std::uint32_t l = 0; l < t.layers; ++l)
-        for (std::uint32_t h = 0; h < t.kv_heads; ++h) total += t.at(l, h, o);
+        for (std::uint32_t h = 0; h < t.kv_heads; ++h) total += t.at(l, h, o) * t.weight(std::size_t(l) * t.kv_heads + h);
       uniform.push_back(setting(t.options[o], total));
     }
     m["uniform"] = uniform;

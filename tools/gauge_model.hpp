@@ -89,10 +89,13 @@ struct ModelGaugeOptions {
 // (docs/design.md §2.8), keys.policy = {"objective", "budget", "modes":
 // {"<post|pre|post-ropemean>": {"bits", "loss", "plan", "curve", "uniform"}}}:
 // the stored plan per (layer, KV head) ({"rank", "bits", "head_bits",
-// "loss"}; only with a budget), the policy's predicted loss at budgets from
-// the 1-bit code (1 + 16/d) to 4 bits in steps of 1/8 ({"budget", "bits",
-// "loss"}), and every option taken by every head ({"rank", "bits",
-// "head_bits", "loss"}; losses summed over heads).
+// "loss", "kl_alone"}; only with a budget; kl_alone: the measured
+// sensitivity, null when not measured), the policy's predicted loss at
+// budgets from the 1-bit code (1 + 16/d) to 4 bits in steps of 1/8
+// ({"budget", "bits", "loss"}), and every option taken by every head
+// ({"rank", "bits", "head_bits", "loss"}; losses summed over heads). Losses
+// are weighted by the measured sensitivity where there is one
+// (KPolicyTable::weight).
 // `device` runs the forward pass; `progress(label, fraction)` reports stages.
 nlohmann::ordered_json gauge_model(Device& device, const ModelGaugeOptions& o,
                                    const std::function<void(const std::string&, double)>& progress = {});

@@ -159,7 +159,8 @@ std::vector<KLayerCalib>& mode_of(KCalibration& k, KRope r) {
 
 // __metadata__.kv_policy: {"objective", "options": [[rank, bits], ...],
 // "budget", "modes": {"<mode>": {"loss": [(layers, kv_heads, options)],
-// "plan": [[rank, bits] per (layer, head)]}}} (plan only with a budget).
+// "head_kl": [per (layer, head)], "plan": [[rank, bits] per (layer, head)]}}}
+// (head_kl only when measured, plan only with a budget).
 nlohmann::ordered_json policy_json(const KCalibration& k) {
   nlohmann::ordered_json j;
   const KPolicyTable& first = k.policy.begin()->second;
@@ -174,6 +175,7 @@ nlohmann::ordered_json policy_json(const KCalibration& k) {
     if (it == k.policy.end()) continue;
     auto& m = j["modes"][mt.name];
     m["loss"] = it->second.loss;
+    if (!it->second.head_kl.empty()) m["head_kl"] = it->second.head_kl;
     const auto plan = k.plans.find(mt.rope);
     if (plan == k.plans.end()) continue;
     m["plan"] = nlohmann::ordered_json::array();
@@ -229,6 +231,18 @@ void read_policy_json(const std::filesystem::path& path, const std::string& text
       if (!loss[i].is_number() || !std::isfinite(loss[i].get<double>()) || loss[i].get<double>() < 0)
         fail("modes." + name + ".loss[" + std::to_string(i) + "] is not a finite number >= 0");
       t.loss.push_back(loss[i].get<double>());
+    }
+    if (m.contains("head_kl")) {
+      const auto& kl = m.at("head_kl");
+      if (!kl.is_array() || kl.size() != heads)
+        fail("modes." + name + ".head_kl does not hold " + std::to_string(heads) + " numbers (layers x KV heads)");
+      for (std::size_t i = 0; i < kl.size(); ++i) {
+        if (!kl[i].is_number() || !std::isfinite(kl[i].get<double>()) || kl[i].get<double>() < 0)
+          fail("modes." + name + ".head_kl[" + std::to_string(i) + "] is not a finite number >= 0");
+        t.head_kl.push_back(kl[i].get<double>());
+      }
+      if (std::none_of(options.begin(), options.end(), [](const KResidual& r) { return r.rank == 0; }))
+        fail("modes." + name + ".head_kl needs the rank-0 option among the options");
     }
     k.policy[mt->rope] = std::move(t);
     if (!m.contains("plan")) continue;

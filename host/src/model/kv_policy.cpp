@@ -38,6 +38,17 @@ double plan_bits(std::span<const KResidual> heads, std::uint32_t hd) {
   return heads.empty() ? 0.0 : s / double(heads.size());
 }
 
+double KPolicyTable::weight(std::size_t h) const {
+  if (head_kl.empty()) return 1.0;
+  const std::size_t n_opt = options.size();
+  for (std::size_t o = 0; o < n_opt; ++o)
+    if (options[o].rank == 0) {
+      const double l0 = loss.at(h * n_opt + o);
+      return l0 > 0 ? head_kl.at(h) / l0 : 0.0;
+    }
+  throw Error("precision policy: a measured sensitivity needs the rank-0 option");
+}
+
 KPolicyPlan solve_policy(const KPolicyTable& t, double budget) {
   const std::uint32_t hd = t.head_dim;
   const std::size_t heads = std::size_t(t.layers) * t.kv_heads, n_opt = t.options.size();
@@ -49,6 +60,14 @@ KPolicyPlan solve_policy(const KPolicyTable& t, double budget) {
     throw Error(b);
   }
   if (n_opt == 0 || t.loss.size() != heads * n_opt) throw Error("precision policy: the loss table does not match its options");
+  if (!t.head_kl.empty() && t.head_kl.size() != heads)
+    throw Error("precision policy: the measured sensitivities do not match the heads");
+  // The losses the walk compares: each head's, times its weight.
+  std::vector<double> weighted(t.loss);
+  for (std::size_t h = 0; h < heads; ++h) {
+    const double w = t.weight(h);
+    for (std::size_t o = 0; o < n_opt; ++o) weighted[h * n_opt + o] *= w;
+  }
   // Each head's lower convex hull of (bits, loss), from its cheapest option:
   // the options a greedy walk on loss per bit can stop at.
   std::vector<std::vector<std::size_t>> hull(heads);
@@ -59,7 +78,7 @@ KPolicyPlan solve_policy(const KPolicyTable& t, double budget) {
       return head_bits(t.options[a], hd) < head_bits(t.options[b], hd);
     });
     auto& H = hull[h];
-    const double* loss = t.loss.data() + h * n_opt;
+    const double* loss = weighted.data() + h * n_opt;
     for (std::size_t o : order) {
       const double x = head_bits(t.options[o], hd), y = loss[o];
       if (!H.empty() && y >= loss[H.back()]) continue;  // costs more, gains nothing
@@ -89,7 +108,7 @@ KPolicyPlan solve_policy(const KPolicyTable& t, double budget) {
       const std::size_t a = hull[h][at[h]], b = hull[h][at[h] + 1];
       const double db = head_bits(t.options[b], hd) - head_bits(t.options[a], hd);
       if (spent + db > limit) continue;
-      const double gain = (t.loss[h * n_opt + a] - t.loss[h * n_opt + b]) / db;
+      const double gain = (weighted[h * n_opt + a] - weighted[h * n_opt + b]) / db;
       if (gain > best_gain) best_gain = gain, best = h;
     }
     if (best == heads) break;
@@ -102,7 +121,7 @@ KPolicyPlan solve_policy(const KPolicyTable& t, double budget) {
   for (std::size_t h = 0; h < heads; ++h) {
     const std::size_t o = hull[h][at[h]];
     p.heads.push_back(t.options[o]);
-    p.loss += t.loss[h * n_opt + o];
+    p.loss += weighted[h * n_opt + o];
   }
   p.bits = plan_bits(p.heads, hd);
   return p;

@@ -12,6 +12,13 @@
 // The policy is greedy on marginal loss per bit over each head's lower convex
 // hull of (bits, loss): the optimum of the continuous relaxation, rounded down
 // to whole options at the budget.
+//
+// Measured sensitivity (optional, calibrate --kv-sensitivity-chunks): the KL
+// of the model's output to fp16 keys when only that head is coded (1-bit, no
+// residual; every other head exact), on calibration text. It rescales the
+// head's loss curve so that its rank-0 point is that KL: the predicted losses
+// keep each head's shape over the options, the measurement sets how much the
+// head matters to the output (softmax sharpness, what later layers make of it).
 #pragma once
 
 #include <cstdint>
@@ -49,15 +56,21 @@ struct KPolicyTable {
   KPolicyObjective objective = KPolicyObjective::query;
   std::vector<KResidual> options;
   std::vector<double> loss;
+  // Measured KL per (layer, head) with only that head coded; empty: not
+  // measured (every head's weight is 1).
+  std::vector<double> head_kl;
   double at(std::uint32_t layer, std::uint32_t head, std::size_t option) const {
     return loss[(std::size_t(layer) * kv_heads + head) * options.size() + option];
   }
+  // What the policy multiplies head h's losses by: head_kl[h] over its
+  // rank-0 loss (1 when not measured, 0 when the code alone loses nothing).
+  double weight(std::size_t h) const;
 };
 
 struct KPolicyPlan {
   std::vector<KResidual> heads;  // (layers, kv_heads)
   double bits = 0;               // mean bits per key coordinate
-  double loss = 0;               // sum of the chosen options' losses
+  double loss = 0;               // sum of the chosen options' losses (weighted: KPolicyTable::weight)
 };
 
 // The plan of least summed loss whose mean bits per key coordinate stay
