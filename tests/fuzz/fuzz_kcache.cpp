@@ -1,7 +1,8 @@
 // libFuzzer: a K-cache calibration artifact (*.vkq.safetensors) through
 // read_kcache_artifact against a tiny model written once per process
 // (kcache_model.hpp; the seeds are calibrations of that model). An accepted
-// artifact must hold every tensor at the size its metadata promises.
+// artifact must hold every tensor at the size its metadata promises, and
+// policy tables and plans of its heads that the policy can solve.
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "kcache_model.hpp"
 #include "vkquant/error.hpp"
 #include "vkquant/model/kcache.hpp"
+#include "vkquant/model/kv_policy.hpp"
 #include "vkquant/model/model_file.hpp"
 
 namespace {
@@ -45,6 +47,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     check_mode(k.post, k);
     check_mode(k.pre, k);
     if (!k.ropemean.empty()) check_mode(k.ropemean, k);  // absent in format version 1
+    const std::size_t heads = std::size_t(k.layers) * k.kv_heads;
+    for (const auto& [rope, t] : k.policy) {
+      if (t.loss.size() != heads * t.options.size() || (!t.head_kl.empty() && t.head_kl.size() != heads)) __builtin_trap();
+      for (const auto& o : t.options)
+        if (o.rank > k.rank) __builtin_trap();
+      const auto p = vkq::solve_policy(t, 1.0 + 16.0 / k.head_dim + 0.5);
+      if (p.heads.size() != heads) __builtin_trap();
+    }
+    for (const auto& [rope, plan] : k.plans) {
+      if (plan.size() != heads) __builtin_trap();
+      for (const auto& r : plan)
+        if (r.rank > k.rank) __builtin_trap();
+    }
   } catch (const vkq::Error&) {
   }
   return 0;

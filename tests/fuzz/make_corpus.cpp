@@ -15,6 +15,7 @@
 #include "kcache_model.hpp"
 #include "vkquant/gguf.hpp"
 #include "vkquant/model/kcache.hpp"
+#include "vkquant/model/kv_policy.hpp"
 #include "vkquant/safetensors.hpp"
 
 namespace {
@@ -235,8 +236,9 @@ void sharded(const fs::path& dir) {
 }
 
 // Calibration artifacts of kcache_model.hpp's model: real ones (rank 2 and
-// rank 0), the same as format version 1 (no k_rm_* tensors), and one bound to
-// another model.
+// rank 0), the same as format version 1 (no k_rm_* tensors), one bound to
+// another model, and one with a precision policy (full rank, a loss table
+// per codec, a measured sensitivity for pre, plans at 2 bits above the code).
 void kcache(const fs::path& dir) {
   const fs::path model_dir = fs::temp_directory_path() / ("vkq_fuzz_model_" + std::to_string(::getpid()));
   vkq_fuzz::write_fuzz_model(model_dir);
@@ -246,6 +248,21 @@ void kcache(const fs::path& dir) {
   auto other = vkq_fuzz::fuzz_calibration(model, 1);
   other.model_sha256 = std::string(64, '0');
   vkq::write_kcache_artifact(dir / "other-model.vkq.safetensors", other, "vkq_fuzz_make_corpus");
+  {
+    const vkq::ModelConfig& c = model.config();
+    auto pol = vkq_fuzz::fuzz_calibration(model, c.head_dim);
+    const auto options = vkq::policy_options(c.head_dim, c.head_dim);
+    pol.budget = 1.0 + 16.0 / c.head_dim + 2.0;  // the code alone (5 bits at head_dim 4) + 2
+    for (vkq::KRope r : {vkq::KRope::post, vkq::KRope::pre, vkq::KRope::ropemean}) {
+      vkq::KPolicyTable t{c.layers, c.kv_heads, c.head_dim, vkq::KPolicyObjective::query, options, {}};
+      for (std::uint32_t h = 0; h < c.layers * c.kv_heads; ++h)
+        for (std::size_t o = 0; o < options.size(); ++o) t.loss.push_back(double(h + 1) / double(o + 1));
+      if (r == vkq::KRope::pre) t.head_kl.assign(std::size_t(c.layers) * c.kv_heads, 0.125);
+      pol.plans[r] = vkq::solve_policy(t, pol.budget).heads;
+      pol.policy[r] = std::move(t);
+    }
+    vkq::write_kcache_artifact(dir / "policy.vkq.safetensors", pol, "vkq_fuzz_make_corpus");
+  }
   {
     const auto v2 = vkq::SafetensorsFile::open(dir / "rank2.vkq.safetensors");
     std::vector<vkq::TensorWrite> t;
