@@ -360,6 +360,8 @@ TEST_F(VulkanTest, ModelKvPolicyArtifactRoundTripAndRefusals) {
   hostile("\"post\":", "\"sideways\":", "modes.sideways is not a codec");
   hostile("\"head_kl\":[0.5,", "\"head_kl\":[", "modes.pre.head_kl does not hold 4 numbers");
   hostile("\"head_kl\":[0.5,", "\"head_kl\":[-0.5,", "modes.pre.head_kl[0] is not a finite number >= 0");
+  hostile("\"head_kl\":[0.5,", "\"head_kI\":[0.5,", "modes.pre: unknown key \"head_kI\"");
+  hostile("\"budget\":2.25", "\"budget\":2.25,\"sensitivity\":1", "unknown key \"sensitivity\"");
 }
 
 }  // namespace

@@ -193,6 +193,8 @@ void read_policy_json(const std::filesystem::path& path, const std::string& text
     if (!j.contains(key)) fail(std::string("has no \"") + key + "\"");
     return j.at(key);
   };
+  for (const auto& [key, v] : j.items())
+    if (key != "objective" && key != "options" && key != "budget" && key != "modes") fail("unknown key \"" + key + "\"");
   const auto& obj = field("objective");
   if (!obj.is_string() || (obj != "query" && obj != "key" && obj != "null")) fail("objective is not \"query\", \"key\" or \"null\"");
   const KPolicyObjective objective =
@@ -222,6 +224,8 @@ void read_policy_json(const std::filesystem::path& path, const std::string& text
       if (name == t.name) mt = &t;
     if (!mt) fail("modes." + name + " is not a codec (post, pre, post-ropemean)");
     if (!m.is_object() || !m.contains("loss")) fail("modes." + name + " has no loss table");
+    for (const auto& [key, v] : m.items())
+      if (key != "loss" && key != "head_kl" && key != "plan") fail("modes." + name + ": unknown key \"" + key + "\"");
     const auto& loss = m.at("loss");
     if (!loss.is_array() || loss.size() != heads * options.size())
       fail("modes." + name + ".loss does not hold " + std::to_string(heads * options.size()) + " numbers (layers x KV heads x options)");
