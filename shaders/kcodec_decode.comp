@@ -57,19 +57,23 @@ void main() {
     [[unroll]] for (uint c = 0; c < 32; ++c) U(32 * b + c) = ((word >> c) & 1u) != 0 ? a : -a;
   }
   if (p.stride != 0) {
-    const uvec4 hr = heads[h];  // rank, bits, record offset
+    const uvec4 hr = heads[h];  // rank, bits, record offset, alpha-relative
     const uint rank = hr.x, cb = hr.y, per = 16u / cb;
+    const bool arel = hr.w != 0u;
+    const uint lead = arel ? 0u : 1u;                // the scale half of 8/4-bit records
     const uint g0 = (e / p.n_kv) * p.stride + hr.z;  // the record's first half
     const uint ub = h * HD * p.basis_cols;
-    const float sigma = cb != 16u && rank > 0u ? unpackHalf2x16(coef[g0 >> 1])[g0 & 1] : 1.0;
+    // arel: ĉ = alpha·(code + 1/2) along the step-scaled column
+    const float sigma = arel ? a : cb != 16u && rank > 0u ? unpackHalf2x16(coef[g0 >> 1])[g0 & 1] : 1.0;
+    const float mid = arel ? 0.5 : 0.0;
     for (uint r = 0; r < rank; ++r) {
       float c;
       if (cb == 16u) {
         const uint g = g0 + r;
         c = unpackHalf2x16(coef[g >> 1])[g & 1];
       } else {
-        const uint g = g0 + 1u + r / per;  // the code's half; bitfieldExtract sign-extends it
-        c = sigma * float(bitfieldExtract(int(coef[g >> 1]), int(16u * (g & 1u) + cb * (r % per)), int(cb)));
+        const uint g = g0 + lead + r / per;  // the code's half; bitfieldExtract sign-extends it
+        c = sigma * (float(bitfieldExtract(int(coef[g >> 1]), int(16u * (g & 1u) + cb * (r % per)), int(cb))) + mid);
       }
       for (uint j = 0; j < HD; j += 8) {
         [[unroll]] for (uint q = 0; q < 8; ++q) U(j + q) += basis[ub + (j + q) * p.basis_cols + r] * c;

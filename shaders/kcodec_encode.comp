@@ -138,8 +138,9 @@ void main() {
   const uint ah = to_half(l1 / float(HD));
   store_shared_half(e, ah, true);
   if (p.stride == 0) return;
-  const uvec4 hr = heads[h];  // rank, bits, record offset
+  const uvec4 hr = heads[h];  // rank, bits, record offset, alpha-relative
   const uint rank = hr.x, cb = hr.y;
+  const bool arel = hr.w != 0u;
   if (rank == 0) return;
 
   const float a = unpackHalf2x16(ah).x;
@@ -147,10 +148,11 @@ void main() {
   const uint ub = h * HD * p.basis_cols;
   const uint per = 16u / cb;  // codes per half (1: fp16)
   const uint g0 = (e / p.n_kv) * p.stride + hr.z;
-  const uint g1 = g0 + (cb == 16u ? rank : 1u + rank / per);  // this element's halves [g0, g1)
-  uint pending = 0;                                            // low half of the word being assembled
+  const uint lead = arel || cb == 16u ? 0u : 1u;                // the scale half
+  const uint g1 = g0 + (cb == 16u ? rank : lead + rank / per);  // this element's halves [g0, g1)
+  uint pending = 0;                                             // low half of the word being assembled
   float sigma = 0.0, top = cb == 8u ? 127.0 : 7.0;
-  if (cb != 16u) {  // the scale: fp16(max |c| / top), used as rounded
+  if (lead != 0u) {  // the scale: fp16(max |c| / top), used as rounded
     float m = 0.0;
     for (uint r = 0; r < rank; ++r) m = max(m, abs(coef_at(ub, r)));
     const uint sb = to_half(m / top);
@@ -164,10 +166,18 @@ void main() {
       put_half(g0 + r, to_half(c), g0, g1, pending);
       continue;
     }
-    const int code = sigma == 0.0 ? 0 : int(clamp(roundEven(c / sigma), -top, top));
+    int code;
+    if (arel) {  // floor(c / (alpha·‖u_r‖²)) in [-8, 7]: the step lives in the column's norm
+      float n2 = 0.0;
+      for (uint j = 0; j < HD; ++j) n2 += basis[ub + j * p.basis_cols + r] * basis[ub + j * p.basis_cols + r];
+      const float den = a * n2;
+      code = den > 0.0 ? int(clamp(floor(c / den), -8.0, 7.0)) : 0;
+    } else {
+      code = sigma == 0.0 ? 0 : int(clamp(roundEven(c / sigma), -top, top));
+    }
     codes |= (uint(code) & ((1u << cb) - 1u)) << (cb * (r % per));
     if (r % per == per - 1u) {
-      put_half(g0 + 1u + r / per, codes, g0, g1, pending);
+      put_half(g0 + lead + r / per, codes, g0, g1, pending);
       codes = 0u;
     }
   }

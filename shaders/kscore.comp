@@ -32,6 +32,7 @@ layout(constant_id = 8) const uint K = 1;    // keys per invocation
 layout(constant_id = 9) const uint VS = 0;   // 1: K = 4 and every invocation's first key sits at a multiple
                                              // of 4 elements of the output (the host checks): vec4 stores
 layout(constant_id = 10) const uint CB = 16; // the KV head's coefficient bits: 16 (fp16), 8 or 4 (codes + fp16 scale)
+layout(constant_id = 11) const uint AR = 0;  // 1: CB = 4 alpha-relative codes (no scale half; ĉ = alpha·(code + 1/2))
 const uint W = (D + 31u) / 32u;              // words per key
 const uint TAIL = D - 32u * (W - 1u);        // valid bits in the last word (1..32)
 const uint LAST_MASK = 0xffffffffu >> (32u - TAIL);
@@ -45,7 +46,8 @@ const uint KYG = K * YG;   // (key, row slot, head) triples: index (k·Y + i)·G
 const uint ACCS = K == 1u ? 2u : 1u;  // float accumulators per triple (K > 1 breaks the add chains already)
 const uint NACC = KYG * ACCS;
 const uint CPH = 16u / CB;                                          // coefficients per record half
-const uint RH = R == 0u ? 1u : CB == 16u ? R : 1u + R / CPH;        // record halves (1: keeps arrays non-empty)
+const uint LEAD = CB == 16u || AR != 0u ? 0u : 1u;                 // the scale half of an 8/4-bit record
+const uint RH = R == 0u ? 1u : CB == 16u ? R : LEAD + R / CPH;      // record halves (1: keeps arrays non-empty)
 const uint RW = RH / 2u + 1u;                                       // words a record can touch
 const uint KRW = K * RW;
 
@@ -180,6 +182,11 @@ void finish(const float dot[KYG], const uint row[K], const uint t[K], const bool
       [[unroll]] for (uint w = 0; w < RW; ++w) cw[k * RW + w] = c_w[min((e >> 1) + w, last)];
     }
   }
+  float ak[K];  // each key's alpha
+  [[unroll]] for (uint k = 0; k < K; ++k) {
+    const uint ea = row[k] - p.alpha_base;
+    ak[k] = half_at(alpha_w[ea >> 1], ea);
+  }
   [[unroll]] for (uint r = 0; r < R; ++r) {
     float cv[K];
     [[unroll]] for (uint k = 0; k < K; ++k) {
@@ -187,10 +194,15 @@ void finish(const float dot[KYG], const uint row[K], const uint t[K], const bool
         const uint hb = record_half(cw[k * RW + r / 2u], cw[k * RW + (r + 1u) / 2u], par[k], r);
         cv[k] = unpackHalf2x16(hb).x;
       } else {
-        const float sigma = unpackHalf2x16(record_half(cw[k * RW], cw[k * RW], par[k], 0u)).x;  // half 0
-        const uint j = 1u + r / CPH;  // the half holding code r
+        const uint j = LEAD + r / CPH;  // the half holding code r
         const uint hb = record_half(cw[k * RW + j / 2u], cw[k * RW + (j + 1u) / 2u], par[k], j);
-        cv[k] = sigma * float(bitfieldExtract(int(hb), int(CB * (r % CPH)), int(CB)));
+        const float code = float(bitfieldExtract(int(hb), int(CB * (r % CPH)), int(CB)));
+        if (AR != 0u) {
+          cv[k] = ak[k] * (code + 0.5);
+        } else {
+          const float sigma = unpackHalf2x16(record_half(cw[k * RW], cw[k * RW], par[k], 0u)).x;  // half 0
+          cv[k] = sigma * code;
+        }
       }
     }
     [[unroll]] for (uint i = 0; i < Y; ++i)
@@ -199,11 +211,8 @@ void finish(const float dot[KYG], const uint row[K], const uint t[K], const bool
         [[unroll]] for (uint k = 0; k < K; ++k) res[(k * Y + i) * G + g] += u * cv[k];
       }
   }
-  [[unroll]] for (uint k = 0; k < K; ++k) {
-    const uint ea = row[k] - p.alpha_base;
-    const float a = half_at(alpha_w[ea >> 1], ea);
-    [[unroll]] for (uint x = 0; x < YG; ++x) res[k * YG + x] += a * dot[k * YG + x];
-  }
+  [[unroll]] for (uint k = 0; k < K; ++k)
+    [[unroll]] for (uint x = 0; x < YG; ++x) res[k * YG + x] += ak[k] * dot[k * YG + x];
   store(res, t, live);
 }
 #endif

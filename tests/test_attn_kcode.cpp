@@ -87,7 +87,7 @@ std::string case_name(const ACase& c) {
   if (c.small_blocks) s += "_blocks";
   if (c.vt != VType::f16) s += std::string("_v") + vtype_name(c.vt);
   if (!c.mixed.empty()) s += "_mix";
-  for (const KResidual& r : c.mixed) s += "_" + std::to_string(r.rank) + "b" + std::to_string(r.bits);
+  for (const KResidual& r : c.mixed) s += "_" + std::to_string(r.rank) + (r.arel ? "a" : "b") + std::to_string(r.bits);
   return s;
 }
 
@@ -235,7 +235,9 @@ INSTANTIATE_TEST_SUITE_P(
                       // Per-head residuals, stride 7: query blocks and key chunks whose
                       // windows start at odd record halves.
                       ACase{64, 3, 2, 37, 100, 8, 2, P, 8, false, true, VType::f16, {{8, 4}, {0, 16}, {6, 8}}},
-                      ACase{64, 3, 2, 37, 100, 8, 0, F, 8, true, true, VType::q8, {{8, 4}, {0, 16}, {6, 8}}}),
+                      ACase{64, 3, 2, 37, 100, 8, 0, F, 8, true, true, VType::q8, {{8, 4}, {0, 16}, {6, 8}}},
+                      // Alpha-relative 4-bit heads: the key's alpha scales its codes.
+                      ACase{64, 3, 2, 37, 100, 8, 2, P, 8, false, true, VType::f16, {{8, 4, true}, {0, 16}, {4, 4, true}}}),
     [](const auto& p) { return case_name(p.param); });
 
 // The float path over codes the device encoded scores q·k̂ with k̂ the decoded

@@ -86,6 +86,12 @@ struct Codec {
         for (std::uint32_t j = 0; j < rank; ++j) basis[(std::size_t(h) * hd + j) * rank + j] = 1.f;
     } else if (rank > 0) {
       basis = random_floats(basis.size(), seed + 2, -0.3f, 0.3f);
+      // Alpha-relative heads carry their step in the columns' norms: shrink
+      // them so the codes spread over several levels.
+      if (layout.stride)
+        for (std::uint32_t h = 0; h < n_kv; ++h)
+          if (layout.heads[h].arel)
+            for (std::size_t i = 0; i < std::size_t(hd) * rank; ++i) basis[std::size_t(h) * hd * rank + i] *= 0.2f;
     }
     mu_b = upload(d, mu);
     if (rotate) rot_b = upload(d, rot);
@@ -157,7 +163,7 @@ struct KCase {
 
 std::string case_name(const KCase& c) {
   std::string mix;
-  for (const KResidual& r : c.mixed) mix += "_" + std::to_string(r.rank) + "b" + std::to_string(r.bits);
+  for (const KResidual& r : c.mixed) mix += "_" + std::to_string(r.rank) + (r.arel ? "a" : "b") + std::to_string(r.bits);
   return "d" + std::to_string(c.hd) + "_kv" + std::to_string(c.n_kv) + "_r" + std::to_string(c.rank) + "_n" +
          std::to_string(c.n) + "_p" + std::to_string(c.pos0) + (c.rotate ? "_rot" : "_id") +
          (c.rope ? "_rope" : "") + (c.mean_rope ? "_meanrope" : "") + (mix.empty() ? "" : "_mix" + mix);
@@ -228,14 +234,20 @@ TEST_P(KCodec, EncodeMatchesReference) {
       }
       continue;
     }
-    // 8 / 4 bits: the scale within one fp16 ulp, each code within one step of pack_residual's.
+    // 8 / 4 bits: the scale within one fp16 ulp, each code within one step of
+    // pack_residual's (alpha-relative: no scale, the device's alpha and the
+    // basis columns' norms).
     std::vector<half_bits> want_rec(rh);
-    pack_residual(res, cf, want_rec);
-    ASSERT_LE(std::abs(int(got_rec[0]) - int(want_rec[0])), 1) << "scale of element " << e;
+    pack_residual(res, cf, want_rec, from_half(a),
+                  res.arel ? basis_col_norm2(c.basis, kc.hd, kc.rank, h, res.rank) : std::vector<double>{});
+    const std::uint32_t lead = res.arel ? 0 : 1;
+    if (!res.arel) {
+      ASSERT_LE(std::abs(int(got_rec[0]) - int(want_rec[0])), 1) << "scale of element " << e;
+    }
     const std::uint32_t per = 16 / res.bits, mask = (1u << res.bits) - 1, sign = 1u << (res.bits - 1);
     for (std::uint32_t r = 0; r < res.rank; ++r) {
       const auto code = [&](const std::vector<half_bits>& rec) {
-        const std::uint32_t u = (std::uint32_t(rec[1 + r / per]) >> (res.bits * (r % per))) & mask;
+        const std::uint32_t u = (std::uint32_t(rec[lead + r / per]) >> (res.bits * (r % per))) & mask;
         return int(u ^ sign) - int(sign);
       };
       ASSERT_LE(std::abs(code(got_rec) - code(want_rec)), 1) << "code " << r << " of element " << e;
@@ -319,7 +331,12 @@ INSTANTIATE_TEST_SUITE_P(Shapes, KCodec,
                                            KCase{64, 3, 8, 13, 5, true, true, false, {{8, 4}, {0, 16}, {6, 8}}},
                                            KCase{96, 5, 12, 13, 4999, true, false, true,
                                                  {{12, 8}, {4, 4}, {0, 16}, {7, 16}, {8, 4}}},
-                                           KCase{128, 2, 16, 300, 1, false, false, false, {{16, 4}, {4, 4}}}),
+                                           KCase{128, 2, 16, 300, 1, false, false, false, {{16, 4}, {4, 4}}},
+                                           // Alpha-relative 4-bit heads beside the others (odd stride,
+                                           // odd pos0; mean-RoPE at a far position).
+                                           KCase{64, 3, 8, 13, 5, true, true, false, {{8, 4, true}, {0, 16}, {6, 8}}},
+                                           KCase{96, 5, 12, 13, 4999, true, false, true,
+                                                 {{12, 4, true}, {4, 4}, {0, 16}, {7, 16}, {4, 4, true}}}),
                          [](const auto& p) { return case_name(p.param); });
 
 // Plain random keys: coordinates near 0 are allowed; a sign bit may differ
@@ -483,7 +500,9 @@ TEST(KResidual, RefusalsNameTheHeadAndTheRule) {
   EXPECT_NE(msg({{3, 8}}).find("head 0 (rank 3, 8 bits): 8-bit coefficients need an even rank"), std::string::npos);
   EXPECT_NE(msg({{8, 8}, {0, 4}, {6, 4}}).find("head 2 (rank 6, 4 bits): 4-bit coefficients need a rank divisible by 4"),
             std::string::npos);
-  EXPECT_EQ(msg({{0, 4}, {2, 8}, {4, 4}, {3, 16}}), "");
+  EXPECT_NE(msg({{4, 8, true}}).find("head 0 (rank 4, 8 alpha-relative bits): alpha-relative coefficients are 4-bit"),
+            std::string::npos);
+  EXPECT_EQ(msg({{0, 4}, {2, 8}, {4, 4}, {3, 16}, {8, 4, true}}), "");
   EXPECT_NE(error_of([] { KResidualLayout::make({{4, 16}, {9, 16}}).check_basis("f", 8); })
                 .find("f: residual head 1 has rank 9, more than the basis' 8 columns"),
             std::string::npos);
@@ -504,6 +523,21 @@ TEST(KResidual, RecordBytes) {
   pack_residual({4, 4}, std::vector<double>{7, -3.5, 0.5, -7}, r4);
   EXPECT_EQ(r4, (std::vector<half_bits>{0x3c00, 0x90c7}));
   EXPECT_EQ(unpack_residual({4, 4}, r4), (std::vector<double>{7, -4, 0, -7}));
+  // alpha-relative: no scale half; code = floor(c / (alpha·n_i)) in [-8, 7],
+  // value alpha·(code + 1/2). alpha 2, n = (1, 1, 0.25, 4): c/(alpha·n) =
+  // 3.2, -0.5, -20, 0.75 -> codes 3, -1, -8 (clamped), 0 -> nibbles 3, f, 8, 0.
+  std::vector<half_bits> ra(1);
+  pack_residual({4, 4, true}, std::vector<double>{6.4, -1, -10, 6}, ra, 2.0, std::vector<double>{1, 1, 0.25, 4});
+  EXPECT_EQ(ra, (std::vector<half_bits>{0x08f3}));
+  EXPECT_EQ(unpack_residual({4, 4, true}, ra, 2.0), (std::vector<double>{7, -1, -15, 1}));
+  EXPECT_EQ(KResidualLayout::record_halves({8, 4, true}), 2u);
+  // alpha 0 (a zero key) codes 0; a record without column norms is refused.
+  std::vector<half_bits> rz(1, 0xffff);
+  pack_residual({4, 4, true}, std::vector<double>{1, 2, 3, 4}, rz, 0.0, std::vector<double>{1, 1, 1, 1});
+  EXPECT_EQ(rz[0], 0u);
+  EXPECT_NE(error_of([&] { pack_residual({4, 4, true}, std::vector<double>{1, 2, 3, 4}, rz, 1.0); })
+                .find("without column norms"),
+            std::string::npos);
   // σ = 0: every code 0.
   for (const std::uint32_t bits : {8u, 4u}) {
     std::vector<half_bits> z(3, 0xffff);

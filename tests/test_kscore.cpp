@@ -31,7 +31,7 @@ struct Params {
 
 std::string mix_name(const std::vector<KResidual>& m) {
   std::string s;
-  for (const KResidual& r : m) s += "_" + std::to_string(r.rank) + "b" + std::to_string(r.bits);
+  for (const KResidual& r : m) s += "_" + std::to_string(r.rank) + (r.arel ? "a" : "b") + std::to_string(r.bits);
   return s.empty() ? s : "_mix" + s;
 }
 
@@ -94,12 +94,18 @@ Data make_data(const Params& p, std::uint32_t seed) {
   x.c.assign(std::max<std::uint64_t>((x.dims.residual.halves(p.keys) + 1) / 2 * 2, 2), 0);
   std::uniform_real_distribution<double> coef(-0.5, 0.5);
   std::vector<double> cf(p.rank);
-  for (const KResidualPlace& pl : x.dims.residual.heads)
+  // Alpha-relative records: codes of c / (alpha·0.1), spread over the levels
+  // (the kernels read only the codes and the key's alpha).
+  const std::vector<double> norms(p.rank, 0.1);
+  for (std::uint32_t h = 0; h < x.dims.residual.heads.size(); ++h) {
+    const KResidualPlace& pl = x.dims.residual.heads[h];
     for (std::uint64_t t = 0; t < p.keys && pl.code.rank; ++t) {
       for (std::uint32_t i = 0; i < pl.code.rank; ++i) cf[i] = coef(rng);
       pack_residual(pl.code, cf,
-                    std::span(x.c).subspan(pl.offset + t * pl.stride, KResidualLayout::record_halves(pl.code)));
+                    std::span(x.c).subspan(pl.offset + t * pl.stride, KResidualLayout::record_halves(pl.code)),
+                    double(from_half(x.alpha[std::size_t(h) * p.keys + t])), norms);
     }
+  }
   x.basis = random_floats(std::size_t(p.kv_heads) * p.d * p.rank, seed + 2, -0.3f, 0.3f);
   x.q = random_floats(std::size_t(x.dims.q_heads()) * p.d, seed + 3, -1.f, 1.2f);
   if (p.qmu) x.qmu = random_floats(x.dims.q_heads(), seed + 4, -2.f, 2.f);
@@ -215,7 +221,8 @@ INSTANTIATE_TEST_SUITE_P(Shapes, Kscore,
                                            Params{520, 1, 1, 13, 8, 0, false},
                                            // Per-head residuals: int4 / none / int8, records at odd halves.
                                            Params{64, 3, 2, 301, 8, 8, true, {{8, 4}, {0, 16}, {6, 8}}},
-                                           Params{96, 3, 4, 127, 4, 12, false, {{12, 8}, {4, 4}, {7, 16}}}),
+                                           Params{96, 3, 4, 127, 4, 12, false, {{12, 8}, {4, 4}, {7, 16}}},
+                                           Params{64, 3, 2, 301, 8, 8, true, {{8, 4, true}, {0, 16}, {4, 4, true}}}),
                          [](const auto& tp) { return name(tp.param); });
 
 // ---- fp16 baseline ------------------------------------------------------------

@@ -13,7 +13,7 @@ namespace {
 
 [[noreturn]] void refuse(std::uint32_t h, KResidual r, const std::string& rule) {
   throw Error("residual layout: head " + std::to_string(h) + " (rank " + std::to_string(r.rank) + ", " +
-              std::to_string(r.bits) + " bits): " + rule);
+              std::to_string(r.bits) + (r.arel ? " alpha-relative" : "") + " bits): " + rule);
 }
 
 // Largest code of a `bits`-bit record (bits 8: 127, 4: 7).
@@ -23,8 +23,14 @@ std::uint32_t per_half(std::uint32_t bits) { return 16 / bits; }
 
 }  // namespace
 
+std::string residual_label(KResidual r) {
+  if (r.rank == 0) return "1bit";
+  return "r" + std::to_string(r.rank) + "/" + (r.arel ? "a" : "") + std::to_string(r.bits);
+}
+
 std::uint32_t KResidualLayout::record_halves(KResidual r) {
   if (r.rank == 0) return 0;
+  if (r.arel) return r.rank / per_half(r.bits);
   if (r.bits == 16) return r.rank;
   return 1 + r.rank / per_half(r.bits);
 }
@@ -38,6 +44,7 @@ KResidualLayout KResidualLayout::make(std::vector<KResidual> heads) {
     if (r.bits != 16 && r.bits != 8 && r.bits != 4) refuse(h, r, "bits must be 16, 8 or 4");
     if (r.bits == 8 && r.rank % 2) refuse(h, r, "8-bit coefficients need an even rank");
     if (r.bits == 4 && r.rank % 4) refuse(h, r, "4-bit coefficients need a rank divisible by 4");
+    if (r.arel && r.bits != 4) refuse(h, r, "alpha-relative coefficients are 4-bit");
     l.offset.push_back(std::uint32_t(at));
     at += record_halves(r);
     if (at >= (std::uint64_t(1) << 31)) refuse(h, r, "records exceed 2^31 halves per position");
@@ -68,9 +75,21 @@ void KResidualLayout::check_basis(const char* fn, std::uint32_t basis_cols) cons
                   std::to_string(heads[h].rank) + ", more than the basis' " + std::to_string(basis_cols) + " columns");
 }
 
-void pack_residual(KResidual r, std::span<const double> c, std::span<half_bits> record) {
+void pack_residual(KResidual r, std::span<const double> c, std::span<half_bits> record, double alpha,
+                   std::span<const double> col_norm2) {
   const std::uint32_t n = KResidualLayout::record_halves(r);
   if (c.size() < r.rank || record.size() < n) throw Error("pack_residual: arrays too small");
+  if (r.arel) {
+    if (r.bits != 4) throw Error("pack_residual: alpha-relative coefficients are 4-bit");
+    if (col_norm2.size() < r.rank) throw Error("pack_residual: alpha-relative record without column norms");
+    for (std::uint32_t j = 0; j < n; ++j) record[j] = 0;
+    for (std::uint32_t i = 0; i < r.rank; ++i) {
+      const double den = alpha * col_norm2[i];
+      const int code = den > 0 ? int(std::clamp(std::floor(c[i] / den), -8.0, 7.0)) : 0;
+      record[i / 4] = half_bits(record[i / 4] | ((std::uint32_t(code) & 15u) << (4 * (i % 4))));
+    }
+    return;
+  }
   if (r.bits == 16) {
     for (std::uint32_t i = 0; i < r.rank; ++i) record[i] = to_half(float(c[i]));
     return;
@@ -89,9 +108,27 @@ void pack_residual(KResidual r, std::span<const double> c, std::span<half_bits> 
   }
 }
 
-std::vector<double> unpack_residual(KResidual r, std::span<const half_bits> record) {
+std::vector<double> basis_col_norm2(std::span<const float> basis, std::uint32_t hd, std::uint32_t cols, std::uint32_t h,
+                                    std::uint32_t rank) {
+  if (rank > cols || basis.size() < (std::uint64_t(h) + 1) * hd * cols) throw Error("basis_col_norm2: basis too small");
+  std::vector<double> n(rank, 0.0);
+  const float* b = basis.data() + std::uint64_t(h) * hd * cols;
+  for (std::uint32_t j = 0; j < hd; ++j)
+    for (std::uint32_t i = 0; i < rank; ++i) n[i] += double(b[std::uint64_t(j) * cols + i]) * double(b[std::uint64_t(j) * cols + i]);
+  return n;
+}
+
+std::vector<double> unpack_residual(KResidual r, std::span<const half_bits> record, double alpha) {
   if (record.size() < KResidualLayout::record_halves(r)) throw Error("unpack_residual: record too small");
   std::vector<double> c(r.rank);
+  if (r.arel) {
+    if (r.bits != 4) throw Error("unpack_residual: alpha-relative coefficients are 4-bit");
+    for (std::uint32_t i = 0; i < r.rank; ++i) {
+      const std::uint32_t u = (std::uint32_t(record[i / 4]) >> (4 * (i % 4))) & 15u;
+      c[i] = alpha * (double(int(u ^ 8u) - 8) + 0.5);
+    }
+    return c;
+  }
   if (r.bits == 16) {
     for (std::uint32_t i = 0; i < r.rank; ++i) c[i] = from_half(record[i]);
     return c;

@@ -27,6 +27,6 @@ struct KCodeDecodeParams {
 };
 // Per KV head, a row of the residual table both kernels read (binding 8):
 // uvec4 {rank, bits (16, 8 or 4), offset of the head's record within a
-// position in halves, 0} (vkquant/kresidual.hpp).
+// position in halves, 1 if alpha-relative} (vkquant/kresidual.hpp).
 VKQ_GPU_END
 #endif

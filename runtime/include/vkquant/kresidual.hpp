@@ -9,22 +9,35 @@
 //            byte i%2 of it (low byte first); code = clamp(roundEven(c/σ), ±127);
 //   bits 4:  half 0 = σ = fp16(max|c_i| / 7); nibble i (4-bit two's complement)
 //            at half 1 + i/4, nibble i%4 (low first); code = clamp(roundEven(c/σ), ±7);
-// with σ the fp16-rounded scale (σ = 0: every code 0); ĉ_i = σ·code_i.
+// with σ the fp16-rounded scale (σ = 0: every code 0); ĉ_i = σ·code_i;
+//   alpha-relative 4 bits (arel): no scale in the record; nibble i at half
+//            i/4, nibble i%4 (low first), code = clamp(floor(c_i / (α·n_i)), −8, 7)
+//            with α the key's fp16 alpha and n_i = ‖u_i‖² the squared norm of
+//            basis column i; ĉ_i = α·(code_i + ½) (midrise: all 16 levels).
+// The arel step lives in the basis: the calibrated step of coefficient i (in
+// units of α) scales column i of the orthonormal basis, so ‖u_i‖² = step² and
+// c_i / (α·‖u_i‖²) = (coefficient along the unit column) / (α·step)
+// (docs/design.md §2.8). A key of alpha 0 (or a zero column) codes 0.
 #pragma once
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "vkquant/half.hpp"
 
 namespace vkq {
 
-// One KV head's residual: rank r_h (0: none) and coefficient bits (16, 8 or 4).
+// One KV head's residual: rank r_h (0: none) and coefficient bits (16, 8 or
+// 4), with a per-key fp16 scale (8, 4) or alpha-relative (arel: 4 bits only).
 struct KResidual {
   std::uint32_t rank = 0, bits = 16;
+  bool arel = false;
   bool operator==(const KResidual&) const = default;
 };
+// "r8/a4", "r8/4", "r8/16", "1bit".
+std::string residual_label(KResidual r);
 
 // The per-position record layout of one layer's residual coefficients.
 struct KResidualLayout {
@@ -32,12 +45,13 @@ struct KResidualLayout {
   std::vector<std::uint32_t> offset;  // (n_kv): first half of each head's record within a position
   std::uint32_t stride = 0;           // halves per position: the sum of the records' halves
 
-  // Validates (bits in {16, 8, 4}; bits 8: even rank; bits 4: rank % 4 == 0)
+  // Validates (bits in {16, 8, 4}; bits 8: even rank; bits 4: rank % 4 == 0;
+  // arel: bits 4)
   // and lays the records out in head order; throws vkq::Error naming the head and the rule.
   static KResidualLayout make(std::vector<KResidual> heads);
   // Every one of n_kv heads at (rank, bits).
   static KResidualLayout uniform(std::uint32_t n_kv, std::uint32_t rank, std::uint32_t bits = 16);
-  // Halves of one record: 0 at rank 0; bits 16: rank; 8: 1 + rank/2; 4: 1 + rank/4.
+  // Halves of one record: 0 at rank 0; bits 16: rank; 8: 1 + rank/2; 4: 1 + rank/4; arel: rank/4.
   static std::uint32_t record_halves(KResidual r);
 
   std::uint32_t n_kv() const { return std::uint32_t(heads.size()); }
@@ -50,9 +64,15 @@ struct KResidualLayout {
 };
 
 // Writes the record of c (r.rank values) into record (record_halves(r) halves).
-void pack_residual(KResidual r, std::span<const double> c, std::span<half_bits> record);
-// The decoded coefficients ĉ (r.rank values) of a record.
-std::vector<double> unpack_residual(KResidual r, std::span<const half_bits> record);
+// arel: alpha is the key's (fp16-rounded) alpha and col_norm2 the squared
+// norms of the basis columns c was taken along (r.rank values); unused otherwise.
+void pack_residual(KResidual r, std::span<const double> c, std::span<half_bits> record, double alpha = 0,
+                   std::span<const double> col_norm2 = {});
+// ‖u_i‖² of the first `rank` columns of head h's basis (basis (heads, hd, cols) row-major), fp64 sums.
+std::vector<double> basis_col_norm2(std::span<const float> basis, std::uint32_t hd, std::uint32_t cols, std::uint32_t h,
+                                    std::uint32_t rank);
+// The decoded coefficients ĉ (r.rank values) of a record (arel: alpha is the key's).
+std::vector<double> unpack_residual(KResidual r, std::span<const half_bits> record, double alpha = 0);
 
 // Where a scoring call finds one KV head's records: the record of key t
 // starts at half offset + t·stride of the coefficient array.

@@ -70,7 +70,7 @@ KResidualTable KResidualTable::create(Device& d, KResidualLayout layout) {
   KResidualTable t;
   std::vector<std::uint32_t> rows;
   for (std::size_t h = 0; h < layout.heads.size(); ++h)
-    rows.insert(rows.end(), {layout.heads[h].rank, layout.heads[h].bits, layout.offset[h], 0u});
+    rows.insert(rows.end(), {layout.heads[h].rank, layout.heads[h].bits, layout.offset[h], layout.heads[h].arel ? 1u : 0u});
   if (rows.empty()) rows.assign(4, 0u);
   t.table_ = Buffer::create(d, rows.size() * 4);
   t.table_.upload(std::span<const std::uint32_t>(rows));

@@ -70,6 +70,7 @@ void check_shape(const char* fn, const KscoreShape& sh) {
     const KResidual r = rv.heads[h].code;
     const std::string head = "residual head " + std::to_string(h) + ": ";
     if (r.bits != 16 && r.bits != 8 && r.bits != 4) fail(fn, head + "bits must be 16, 8 or 4");
+    if (r.arel && r.bits != 4) fail(fn, head + "alpha-relative coefficients are 4-bit");
     if (r.bits != 16 && r.rank % (16 / r.bits))
       fail(fn, head + "rank " + std::to_string(r.rank) + " is not a multiple of " + std::to_string(16 / r.bits));
     if (r.rank > rv.basis_cols)
@@ -261,7 +262,8 @@ const Kernel& score_kernel(Stream& s, const char* shader, std::uint32_t bindings
                             .push_bytes = sizeof(gpu::KscoreParams),
                             .local_size = {t.local, 1, 1},
                             .constants = {sh.d, p.g, b, res.rank, pl.slots, pl.keys_per_invocation,
-                                          pl.store_width == 4 ? 1u : 0u, res.rank ? res.bits : 16u}});
+                                          pl.store_width == 4 ? 1u : 0u, res.rank ? res.bits : 16u,
+                                          res.rank && res.arel ? 1u : 0u}});
 }
 Threads score_threads(const Plan& pl, const Pass& p) {
   return Threads{(p.count + pl.keys_per_invocation - 1) / pl.keys_per_invocation};

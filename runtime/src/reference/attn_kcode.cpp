@@ -118,7 +118,8 @@ std::vector<double> attn_kcode_scores(const AttnKcodeInputs& in, std::uint32_t n
         s += from_half(in.alpha[e]) * dot;
         if (res.rank) {
           const auto ch = unpack_residual(
-              res, in.coef.subspan(p * stride + c.residual.offset[g], KResidualLayout::record_halves(res)));
+              res, in.coef.subspan(p * stride + c.residual.offset[g], KResidualLayout::record_halves(res)),
+              double(from_half(in.alpha[e])));
           for (std::uint32_t r = 0; r < res.rank; ++r) s += uq[r] * ch[r];
         }
         sc[p] = s;

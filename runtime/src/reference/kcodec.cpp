@@ -78,7 +78,9 @@ KCodes kcode_encode(const KCodec& c, std::span<const float> k, std::uint32_t n, 
       const KResidual res = c.residual.heads[h];
       const auto cf = kcode_coefs(c, h, std::span<const double>(v, hd), from_half(out.alpha[e]));
       pack_residual(res, cf,
-                    std::span(out.coef).subspan(t * stride + c.residual.offset[h], KResidualLayout::record_halves(res)));
+                    std::span(out.coef).subspan(t * stride + c.residual.offset[h], KResidualLayout::record_halves(res)),
+                    from_half(out.alpha[e]),
+                    res.arel ? basis_col_norm2(c.basis, hd, c.basis_cols, h, res.rank) : std::vector<double>{});
     }
   return out;
 }
@@ -100,7 +102,7 @@ std::vector<half_bits> kcode_decode(const KCodec& c, std::span<const std::uint32
       const float* ub = c.basis.data() + std::uint64_t(h) * hd * cols;  // (hd, cols)
       const KResidual res = stride ? c.residual.heads[h] : KResidual{};
       const std::vector<double> ch =
-          res.rank ? unpack_residual(res, coef.subspan(t * stride + c.residual.offset[h], KResidualLayout::record_halves(res)))
+          res.rank ? unpack_residual(res, coef.subspan(t * stride + c.residual.offset[h], KResidualLayout::record_halves(res)), a)
                    : std::vector<double>{};
       for (std::uint32_t j = 0; j < hd; ++j) {
         double s = (bits[e * words + j / 32] >> (j % 32)) & 1u ? a : -a;

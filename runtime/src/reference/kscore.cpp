@@ -50,7 +50,8 @@ std::vector<float> scores(const KscoreInputs& in, const KscoreDims& dm, Dot&& do
       double s = in.qmu.empty() ? 0.0 : in.qmu[h];
       s += double(from_half(in.alpha[row])) * dot(h, row);
       if (place.code.rank) {
-        const std::vector<double> c = unpack_residual(place.code, in.c.subspan(place.offset + t * place.stride, rh));
+        const std::vector<double> c = unpack_residual(place.code, in.c.subspan(place.offset + t * place.stride, rh),
+                                                      double(from_half(in.alpha[row])));
         for (std::uint32_t i = 0; i < place.code.rank; ++i) s += uq[std::size_t(h) * cols + i] * c[i];
       }
       out[h * dm.keys + t] = float(s);
