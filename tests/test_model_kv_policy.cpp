@@ -43,6 +43,17 @@ TEST(KvPolicy, OptionsAndTheirBits) {
   EXPECT_DOUBLE_EQ(head_bits({8, 16}, 64), 3.25);
   // The basis bounds the ranks offered.
   for (const KResidual& r : policy_options(64, 8)) EXPECT_LE(r.rank, 8u);
+  // Alpha-relative 4-bit codes: no scale half (r8: 32 bits, 0.5 per coordinate at d = 64).
+  EXPECT_FALSE(has({8, 4, true}));
+  const auto a = policy_options(64, 64, true);
+  auto has_a = [&](KResidual r) { return std::find(a.begin(), a.end(), r) != a.end(); };
+  for (const std::uint32_t r : {4u, 8u, 12u, 16u, 24u, 32u, 48u, 64u}) EXPECT_TRUE(has_a({r, 4, true})) << r;
+  EXPECT_FALSE(has_a({2, 4, true}));
+  for (std::size_t i = 1; i < a.size(); ++i) EXPECT_LE(head_bits(a[i - 1], 64), head_bits(a[i], 64));
+  EXPECT_DOUBLE_EQ(head_bits({4, 4, true}, 64), 1.5);
+  EXPECT_DOUBLE_EQ(head_bits({8, 4, true}, 64), 1.75);
+  EXPECT_DOUBLE_EQ(head_bits({12, 4, true}, 64), 2.0);
+  for (const KResidual& r : policy_options(64, 8, true)) EXPECT_LE(r.rank, 8u);
 }
 
 // Four heads, a loss that halves with every extra bit per coordinate, at
@@ -135,6 +146,22 @@ TEST(KvPolicy, LossesOfTheOptions) {
   EXPECT_GT(q[0], 0.0);
   // Rank beyond the basis is refused.
   EXPECT_THROW(head_option_losses(y, u.leftCols(4), Eigen::MatrixXd::Identity(d, d), opts), Error);
+  // Alpha-relative codes at the fitted steps: between no residual and fp16
+  // coefficients, no worse than the per-key-scaled 4-bit code of the same
+  // rank (a step per column fits better than one scale per key), and better
+  // with a finer step than with a coarse one.
+  const std::vector<double> steps = arel_steps(y, u);
+  ASSERT_EQ(steps.size(), std::size_t(d));
+  for (double s : steps) EXPECT_GT(s, 0.0);
+  const std::vector<KResidual> aopts = {{0, 16}, {8, 4, true}, {8, 4}, {8, 16}};
+  const auto al = head_option_losses(y, u, Eigen::MatrixXd::Identity(d, d), aopts, steps);
+  EXPECT_LT(al[1], al[0]);
+  EXPECT_GT(al[1], al[3]);
+  EXPECT_LE(al[1], al[2] * 1.05);
+  std::vector<double> coarse = steps;
+  for (double& s : coarse) s *= 4;
+  EXPECT_GT(head_option_losses(y, u, Eigen::MatrixXd::Identity(d, d), aopts, coarse)[1], al[1]);
+  EXPECT_THROW(head_option_losses(y, u, Eigen::MatrixXd::Identity(d, d), aopts), Error);  // no steps
 }
 
 // ---- the model level
@@ -248,9 +275,10 @@ KCacheConfig budgeted(KRope rope, double budget, std::uint32_t query_bits = 0) {
   k.budget = budget;
   return k;
 }
-KCacheConfig uniform(KRope rope, std::uint32_t rank, std::uint32_t bits, std::uint32_t query_bits = 0) {
+KCacheConfig uniform(KRope rope, std::uint32_t rank, std::uint32_t bits, std::uint32_t query_bits = 0, bool arel = false) {
   KCacheConfig k{true, rope, KRotation::learned, rank, 0, 0, query_bits};
   k.coef_bits = bits;
+  k.coef_arel = arel;
   return k;
 }
 
@@ -265,6 +293,14 @@ INSTANTIATE_TEST_SUITE_P(
                       PolicyCase{"ropemean_r4_int8_pop8", uniform(KRope::ropemean, 4, 8, 8), 1e-4},
                       PolicyCase{"pre_r6_int8", uniform(KRope::pre, 6, 8), 1e-5},
                       PolicyCase{"pre_r12_int4", uniform(KRope::pre, 12, 4), 1e-5},
+                      // Alpha-relative 4-bit codes, uniform and mixed with the others. The
+                      // device's fp32 c/(alpha·‖u‖²) may land a code one step from the fp64
+                      // twin's where it falls within rounding of a level boundary: 1e-4.
+                      PolicyCase{"pre_r8_a4", uniform(KRope::pre, 8, 4, 0, true), 1e-4},
+                      PolicyCase{"post_r12_a4_pop8", uniform(KRope::post, 12, 4, 8, true), 1e-4},
+                      PolicyCase{"ropemean_r4_a4", uniform(KRope::ropemean, 4, 4, 0, true), 1e-4},
+                      PolicyCase{"pre_mixed_a4", budgeted(KRope::pre, KCacheConfig::kBudgetArtifact), 1e-4,
+                                 {{4, 4, true}, {0, 16}, {4, 4}, {8, 4, true}}},
                       // Layers of different widths (none, then rank 8 on one head): the layers
                       // of a step share the attention scratch within one command buffer.
                       PolicyCase{"post_layers_differ", budgeted(KRope::post, KCacheConfig::kBudgetArtifact), 1e-5,
@@ -299,7 +335,14 @@ TEST_F(VulkanTest, ModelKvPolicyArtifactRoundTripAndRefusals) {
     EXPECT_EQ(back.policy.at(r).loss, cal.policy.at(r).loss) << krope_name(r);
     EXPECT_EQ(back.policy.at(r).options, cal.policy.at(r).options);
     EXPECT_EQ(back.plans.at(r), cal.plans.at(r));
+    for (std::uint32_t l = 0; l < cal.layers; ++l) {
+      ASSERT_FALSE(cal.mode(r)[l].step.empty());
+      EXPECT_EQ(back.mode(r)[l].step, cal.mode(r)[l].step) << krope_name(r) << " layer " << l;
+    }
   }
+  EXPECT_NE(std::find(cal.policy.at(KRope::pre).options.begin(), cal.policy.at(KRope::pre).options.end(),
+                      KResidual{8, 4, true}),
+            cal.policy.at(KRope::pre).options.end());
   // The spec's refusals, by flag.
   auto refused = [&](const KCacheConfig& k, const KCalibration* c, const std::string& what) {
     try {
@@ -326,6 +369,14 @@ TEST_F(VulkanTest, ModelKvPolicyArtifactRoundTripAndRefusals) {
   KCacheConfig fp16;
   fp16.budget = 2.0;
   refused(fp16, &cal, "apply to --kcache 1bit");
+  // Alpha-relative codes without the artifact's steps.
+  KCalibration no_steps = cal;
+  for (auto* m : {&no_steps.post, &no_steps.pre, &no_steps.ropemean})
+    for (auto& l : *m) l.step.clear();
+  refused(uniform(KRope::pre, 8, 4, 0, true), &no_steps, "--residual-bits a4: alpha-relative residual codes need an artifact with their steps");
+  no_steps.plans[KRope::pre] = {{8, 4, true}, {0, 16}, {0, 16}, {0, 16}};
+  refused(budgeted(KRope::pre, KCacheConfig::kBudgetArtifact), &no_steps, "--kv-budget: alpha-relative residual codes need");
+  EXPECT_EQ(uniform(KRope::pre, 8, 4, 0, true).label(), "1bit learned pre r8 a4");
   EXPECT_EQ(budgeted(KRope::pre, 1.75).label(), "1bit learned pre kv-budget 1.75");
   EXPECT_EQ(uniform(KRope::post, 8, 4, 8).label(), "1bit learned post r8 int4 pop8");
 
@@ -355,6 +406,8 @@ TEST_F(VulkanTest, ModelKvPolicyArtifactRoundTripAndRefusals) {
   hostile("\"objective\":\"query\"", "\"objective\":\"both\"", "objective is not");
   hostile("[[0,16],", "[[0,5],", "options[0]: bits 5 is not 16, 8 or 4");
   hostile("[[0,16],", "[[33,16],", "options[0]: rank 33 exceeds the basis' 32 columns");
+  hostile("[[0,16],", "[[8,8,\"alpha\"],", "options[0]: alpha-relative codes are 4-bit, not 8");
+  hostile("[[0,16],", "[[8,4,\"beta\"],", "options[0] is not a [rank, bits] pair");
   hostile("\"loss\":[", "\"loss\":[-1,", "modes.post.loss does not hold");
   hostile("\"budget\":2.25", "\"budget\":-2", "budget is not a number >= 0");
   hostile("\"post\":", "\"sideways\":", "modes.sideways is not a codec");

@@ -274,7 +274,7 @@ void calibrate(const CalibrateFlags& f, bool rank_given) {
         for (std::uint32_t h = 0; h < k.kv_heads; ++h) {
           const std::size_t i = std::size_t(l) * k.kv_heads + h;
           const KResidual r = plan[i];
-          row += r.rank ? fmt::format(" r{}/{}", r.rank, r.bits) : " 1bit";
+          row += " " + residual_label(r);
           if (!table.head_kl.empty()) row += fmt::format(" (KL alone {:.4f})", table.head_kl[i]);
         }
         fmt::print("{:>19}{}\n", fmt::format("layer {}", l), row);

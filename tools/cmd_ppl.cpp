@@ -93,6 +93,7 @@ std::vector<TableConfig> table_configs(const ModelConfig& c, const std::optional
         if (o.rank == 0 || std::abs(head_bits(o, c.head_dim) - budget) > 1e-9) continue;
         KCacheConfig k{true, rope, KRotation::learned, o.rank, 0, 0};
         k.coef_bits = o.bits;
+        k.coef_arel = o.arel;
         out.push_back({k.label(), k, {}});
       }
       KCacheConfig k{true, rope, KRotation::learned, 0, 0, 0};

@@ -234,7 +234,7 @@ constexpr std::string_view kScript = R"JS(
       var m = modes[mode];
       var curve = m.curve.map(function (c) { return { x: c.bits, y: c.loss, label: 'budget ' + c.budget.toFixed(3) + ', ' + c.bits.toFixed(3) + ' bits' }; });
       var uni = m.uniform.map(function (u) {
-        return { x: u.head_bits, y: u.loss, label: (u.rank ? 'r' + u.rank + ' ' + (u.bits === 16 ? 'fp16' : 'int' + u.bits) : '1-bit') };
+        return { x: u.head_bits, y: u.loss, label: (u.rank ? 'r' + u.rank + ' ' + (u.arel ? 'a' + u.bits : u.bits === 16 ? 'fp16' : 'int' + u.bits) : '1-bit') };
       });
       plot(document.getElementById('plot-policy-' + (mode === 'post-ropemean' ? 'ropemean' : mode)),
            [{ name: 'policy', points: curve, line: true, color: '#17702e' }, { name: 'uniform', points: uni, hollow: true, color: '#e08a00' }],
@@ -428,7 +428,7 @@ void policy_tables(std::string& h, const nlohmann::ordered_json& p) {
         const bool measured = hd.contains("kl_alone") && !hd["kl_alone"].is_null();
         h += fmt::format("<td class=\"l\" title=\"{:.4f} bits, loss {}\">{}{}</td>", num(hd, "head_bits"),
                          hd["loss"].is_null() ? std::string("?") : fmt::format("{:.4g}", num(hd, "loss")),
-                         residual_setting(hd["rank"].get<std::uint32_t>(), hd["bits"].get<std::uint32_t>()),
+                         residual_setting(hd["rank"].get<std::uint32_t>(), hd["bits"].get<std::uint32_t>(), hd.value("arel", false)),
                          measured ? fmt::format(" <small>(KL alone {:.4f})</small>", num(hd, "kl_alone")) : std::string());
       }
       h += fmt::format("<td>{:.4f}</td></tr>\n", bits);

@@ -28,8 +28,9 @@ std::string verdict_rule(const Thresholds& t, int rank) {
       t.ok, t.floor, rank, t.residual);
 }
 
-std::string residual_setting(std::uint32_t rank, std::uint32_t bits) {
+std::string residual_setting(std::uint32_t rank, std::uint32_t bits, bool arel) {
   if (rank == 0) return "1-bit";
+  if (arel) return fmt::format("r{} a{}", rank, bits);
   return fmt::format("r{} {}", rank, bits == 16 ? std::string("fp16") : fmt::format("int{}", bits));
 }
 
@@ -193,7 +194,8 @@ nlohmann::ordered_json policy_report(const KCalibration& k) {
     const KPolicyTable& t = it->second;
     const std::uint32_t hd = t.head_dim;
     auto setting = [&](const KResidual& r, const nlohmann::ordered_json& loss) {
-      return nlohmann::ordered_json{{"rank", r.rank}, {"bits", r.bits}, {"head_bits", head_bits(r, hd)}, {"loss", loss}};
+      return nlohmann::ordered_json{
+          {"rank", r.rank}, {"bits", r.bits}, {"arel", r.arel}, {"head_bits", head_bits(r, hd)}, {"loss", loss}};
     };
     nlohmann::ordered_json m = nlohmann::ordered_json::object();
     if (const auto p = k.plans.find(rope); p != k.plans.end()) {
@@ -478,7 +480,7 @@ void print_policy(const nlohmann::ordered_json& p) {
                m["loss"].is_null() ? std::string("?") : fmt::format("{:.4g}", num(m, "loss")));
     for (std::size_t l = 0; l < m["plan"].size(); ++l) {
       std::string cells;
-      for (const auto& h : m["plan"][l]) cells += fmt::format(" {:>9}", residual_setting(h["rank"].get<std::uint32_t>(), h["bits"].get<std::uint32_t>()));
+      for (const auto& h : m["plan"][l]) cells += fmt::format(" {:>9}", residual_setting(h["rank"].get<std::uint32_t>(), h["bits"].get<std::uint32_t>(), h.value("arel", false)));
       fmt::print("{:>13}  layer {}{}\n", "", l, cells);
     }
   }

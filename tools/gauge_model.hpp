@@ -101,7 +101,8 @@ nlohmann::ordered_json gauge_model(Device& device, const ModelGaugeOptions& o,
                                    const std::function<void(const std::string&, double)>& progress = {});
 
 // One head's residual setting as tables name it: "1-bit" (rank 0), "r8 int4", "r64 fp16".
-std::string residual_setting(std::uint32_t rank, std::uint32_t bits);
+// "1-bit", "r8 fp16", "r8 int4", "r8 a4" (alpha-relative).
+std::string residual_setting(std::uint32_t rank, std::uint32_t bits, bool arel = false);
 
 // Terminal tables of gauge_model's JSON.
 void print_model_gauge(const nlohmann::ordered_json& g);

@@ -32,7 +32,7 @@ const char* krotation_name(KRotation r) {
 
 void KCacheConfig::validate(const ModelConfig& c, const KCalibration* calibration) const {
   if (!one_bit) {
-    if (rank > 0 || coef_bits != 16 || budget != 0 || protect_front > 0 || rotation == KRotation::learned ||
+    if (rank > 0 || coef_bits != 16 || coef_arel || budget != 0 || protect_front > 0 || rotation == KRotation::learned ||
         rope != KRope::post)
       throw Error("--residual-rank, --residual-bits, --kv-budget, --protect-front, --rotation learned and --kcache-rope "
                   "pre|post-ropemean apply to --kcache 1bit");
@@ -56,9 +56,17 @@ void KCacheConfig::validate(const ModelConfig& c, const KCalibration* calibratio
   if ((coef_bits == 8 && rank % 2) || (coef_bits == 4 && rank % 4))
     throw Error("--residual-bits " + std::to_string(coef_bits) + " needs a --residual-rank that is a multiple of " +
                 std::to_string(coef_bits == 8 ? 2 : 4) + " (whole bytes of codes per head)");
+  if (coef_arel && coef_bits != 4) throw Error("--residual-bits a4: alpha-relative codes are 4-bit");
   if (calibration) (void)calibration->mode(rope);  // the artifact has this mode (its means center the keys)
+  // Alpha-relative codes take their steps from the artifact.
+  auto need_steps = [&](const char* flag) {
+    if (!calibration || calibration->mode(rope).empty() || calibration->mode(rope)[0].step.empty())
+      throw Error(std::string(flag) + ": alpha-relative residual codes need an artifact with their steps (" +
+                  (calibration ? calibration->source.string() + " has none; calibrate again" : "no --rotations") + ")");
+  };
+  if (coef_arel && rank > 0) need_steps("--residual-bits a4");
   if (budget != 0) {
-    if (rank > 0 || coef_bits != 16)
+    if (rank > 0 || coef_bits != 16 || coef_arel)
       throw Error("--kv-budget chooses every head's residual rank and bits; drop --residual-rank and --residual-bits");
     if (rotation != KRotation::learned || !calibration)
       throw Error("--kv-budget needs --rotation learned and an artifact calibrated with --kv-budget");
@@ -70,6 +78,12 @@ void KCacheConfig::validate(const ModelConfig& c, const KCalibration* calibratio
     } else {
       (void)solve_policy(t, budget);  // refuses budgets below the 1-bit code
     }
+    for (const auto& layer : residual_plan(c, calibration))
+      for (const KResidual& r : layer)
+        if (r.arel) {
+          need_steps("--kv-budget");
+          return;
+        }
   }
 }
 
@@ -82,7 +96,7 @@ const KPolicyTable& KCalibration::policy_table(KRope r) const {
 }
 
 std::vector<std::vector<KResidual>> KCacheConfig::residual_plan(const ModelConfig& c, const KCalibration* calibration) const {
-  std::vector<std::vector<KResidual>> out(c.layers, std::vector<KResidual>(c.kv_heads, KResidual{rank, coef_bits}));
+  std::vector<std::vector<KResidual>> out(c.layers, std::vector<KResidual>(c.kv_heads, KResidual{rank, coef_bits, coef_arel}));
   if (!one_bit) return out;
   if (budget == 0) return out;
   const std::vector<KResidual> flat = budget == kBudgetArtifact ? calibration->plans.at(rope)
@@ -95,7 +109,7 @@ std::vector<std::vector<KResidual>> KCacheConfig::residual_plan(const ModelConfi
 std::string KCacheConfig::label() const {
   if (!one_bit) return "fp16";
   std::string s = std::string("1bit ") + krotation_name(rotation) + " " + krope_name(rope);
-  if (rank) s += " r" + std::to_string(rank) + (coef_bits != 16 ? " int" + std::to_string(coef_bits) : "");
+  if (rank) s += " r" + std::to_string(rank) + (coef_arel ? " a4" : coef_bits != 16 ? " int" + std::to_string(coef_bits) : "");
   if (budget == kBudgetArtifact) s += " kv-budget artifact";
   else if (budget > 0) {
     char b[32];
@@ -165,7 +179,9 @@ nlohmann::ordered_json policy_json(const KCalibration& k) {
   nlohmann::ordered_json j;
   const KPolicyTable& first = k.policy.begin()->second;
   j["objective"] = kpolicy_objective_name(first.objective);
-  auto pair = [](const KResidual& r) { return nlohmann::ordered_json::array({r.rank, r.bits}); };
+  auto pair = [](const KResidual& r) {
+    return r.arel ? nlohmann::ordered_json::array({r.rank, r.bits, "alpha"}) : nlohmann::ordered_json::array({r.rank, r.bits});
+  };
   j["options"] = nlohmann::ordered_json::array();
   for (const KResidual& r : first.options) j["options"].push_back(pair(r));
   j["budget"] = k.budget;
@@ -200,13 +216,16 @@ void read_policy_json(const std::filesystem::path& path, const std::string& text
   const KPolicyObjective objective =
       obj == "query" ? KPolicyObjective::query : obj == "key" ? KPolicyObjective::key : KPolicyObjective::null;
   auto residual = [&](const nlohmann::json& e, const std::string& what) {
-    if (!e.is_array() || e.size() != 2 || !e[0].is_number_unsigned() || !e[1].is_number_unsigned())
-      fail(what + " is not a [rank, bits] pair of whole numbers");
+    if (!e.is_array() || (e.size() != 2 && e.size() != 3) || !e[0].is_number_unsigned() || !e[1].is_number_unsigned() ||
+        (e.size() == 3 && e[2] != "alpha"))
+      fail(what + " is not a [rank, bits] pair of whole numbers or a [rank, 4, \"alpha\"] triple");
     const std::uint64_t r = e[0].get<std::uint64_t>(), b = e[1].get<std::uint64_t>();
+    const bool arel = e.size() == 3;
+    if (arel && b != 4) fail(what + ": alpha-relative codes are 4-bit, not " + std::to_string(b));
     if (b != 16 && b != 8 && b != 4) fail(what + ": bits " + std::to_string(b) + " is not 16, 8 or 4");
     if (r > k.rank) fail(what + ": rank " + std::to_string(r) + " exceeds the basis' " + std::to_string(k.rank) + " columns");
     if ((b == 8 && r % 2) || (b == 4 && r % 4)) fail(what + ": rank " + std::to_string(r) + " does not fit " + std::to_string(b) + "-bit codes");
-    return KResidual{std::uint32_t(r), std::uint32_t(b)};
+    return KResidual{std::uint32_t(r), std::uint32_t(b), arel};
   };
   const auto& opts = field("options");
   if (!opts.is_array() || opts.empty() || opts.size() > 4096) fail("options is not a non-empty array");
@@ -249,6 +268,10 @@ void read_policy_json(const std::filesystem::path& path, const std::string& text
         fail("modes." + name + ".head_kl needs the rank-0 option among the options");
     }
     k.policy[mt->rope] = std::move(t);
+    const auto& cal = mode_of(k, mt->rope);
+    if (std::any_of(options.begin(), options.end(), [](const KResidual& r) { return r.arel; }) &&
+        (cal.empty() || cal[0].step.empty()))
+      fail("modes." + name + ": alpha-relative options, but the artifact has no resid_step tensors for the codec");
     if (!m.contains("plan")) continue;
     const auto& plan = m.at("plan");
     if (!plan.is_array() || plan.size() != heads)
@@ -280,7 +303,7 @@ KCalibration calibrate_keys(const ModelConfig& c, const std::vector<std::vector<
   if (o.policy && o.objective != KPolicyObjective::key &&
       (!q2_pre || !q2_post || q2_pre->size() != c.layers || q2_post->size() != c.layers))
     throw Error("calibrate: the query-weighted policy needs every layer's query moments");
-  const auto options = policy_options(hd, o.rank);
+  const auto options = policy_options(hd, o.rank, o.rank > 0);
   const std::size_t total = std::size_t(c.layers) * c.kv_heads * 3;
   std::size_t done = 0;
   for (const ModeTag& mt : kModes) {
@@ -299,6 +322,7 @@ KCalibration calibrate_keys(const ModelConfig& c, const std::vector<std::vector<
       L.mean.assign(std::size_t(kvd), 0.0f);
       L.rot.assign(std::size_t(c.kv_heads) * hd * hd, 0.0f);
       L.basis.assign(std::size_t(c.kv_heads) * hd * o.rank, 0.0f);
+      if (o.rank > 0) L.step.assign(std::size_t(c.kv_heads) * o.rank, 0.0f);
       for (auto* v : {&L.cos_none, &L.cos_srht, &L.cos_learned_train, &L.cos_learned, &L.cos_eff})
         v->assign(c.kv_heads, 0.0);
       for (std::uint32_t h = 0; h < c.kv_heads; ++h) {
@@ -332,6 +356,11 @@ KCalibration calibrate_keys(const ModelConfig& c, const std::vector<std::vector<
           for (std::uint32_t i = 0; i < hd; ++i)
             for (std::uint32_t j = 0; j < o.rank; ++j)
               L.basis[(std::size_t(h) * hd + i) * o.rank + j] = basis.u(Eigen::Index(i), Eigen::Index(j));
+          // The alpha-relative steps, fitted on the training keys.
+          rot::RowMat yt(Eigen::Index(split.train.size()), Eigen::Index(hd));
+          for (std::size_t i = 0; i < split.train.size(); ++i) yt.row(Eigen::Index(i)) = y.row(Eigen::Index(split.train[i]));
+          const std::vector<double> st = arel_steps(yt, basis.u.leftCols(Eigen::Index(o.rank)));
+          for (std::uint32_t j = 0; j < o.rank; ++j) L.step[std::size_t(h) * o.rank + j] = float(st[j]);
         } else {
           L.cos_eff[h] = learned.heldout;
         }
@@ -354,7 +383,9 @@ KCalibration calibrate_keys(const ModelConfig& c, const std::vector<std::vector<
           Eigen::MatrixXf u(hd, o.rank);
           for (std::uint32_t i = 0; i < hd; ++i)
             for (std::uint32_t j = 0; j < o.rank; ++j) u(i, j) = L.basis[(std::size_t(h) * hd + i) * o.rank + j];
-          const auto losses = head_option_losses(y, u, weight, options);
+          std::vector<double> steps(o.rank);
+          for (std::uint32_t j = 0; j < o.rank; ++j) steps[j] = L.step[std::size_t(h) * o.rank + j];
+          const auto losses = head_option_losses(y, u, weight, options, steps);
           std::copy(losses.begin(), losses.end(),
                     table->loss.begin() + std::ptrdiff_t((std::size_t(l) * c.kv_heads + h) * options.size()));
         }
@@ -396,6 +427,7 @@ void write_kcache_artifact(const std::filesystem::path& path, const KCalibration
       if (mt.rope != KRope::ropemean) add_artifact_tensor(t, p + "mean", {kv, hd}, src[l].mean);
       add_artifact_tensor(t, p + "rot", {kv, hd, hd}, src[l].rot);
       if (k.rank > 0) add_artifact_tensor(t, p + "resid_basis", {kv, hd, k.rank}, src[l].basis);
+      if (k.rank > 0 && !src[l].step.empty()) add_artifact_tensor(t, p + "resid_step", {kv, k.rank}, src[l].step);
       mj.push_back({{"none", src[l].cos_none},
                     {"srht", src[l].cos_srht},
                     {"learned_train", src[l].cos_learned_train},
@@ -478,6 +510,17 @@ KCalibration read_kcache_artifact(const std::filesystem::path& path, const Model
       dst[l].mean = mt.rope == KRope::ropemean ? k.pre[l].mean : read_artifact_tensor(f, p + "mean", {kv, hd});
       dst[l].rot = read_artifact_tensor(f, p + "rot", {kv, hd, hd});
       if (k.rank > 0) dst[l].basis = read_artifact_tensor(f, p + "resid_basis", {kv, hd, k.rank});
+      // The alpha-relative steps: every layer of a mode or none, each > 0.
+      const bool has_step = k.rank > 0 && f.find(p + "resid_step") != nullptr;
+      if (l > 0 && has_step != !dst[0].step.empty())
+        throw FormatError(path, "tensor " + p + "resid_step: " + (has_step ? "present" : "absent") +
+                                    " while layer 0's is " + (has_step ? "absent" : "present"));
+      if (has_step) {
+        dst[l].step = read_artifact_tensor(f, p + "resid_step", {kv, k.rank});
+        for (std::size_t i = 0; i < dst[l].step.size(); ++i)
+          if (!(dst[l].step[i] > 0))
+            throw FormatError(path, "tensor " + p + "resid_step: element " + std::to_string(i) + " is not > 0");
+      }
     }
   }
   if (const auto it = m.find("kv_policy"); it != m.end()) read_policy_json(path, it->second, k);

@@ -33,6 +33,12 @@ KLayerParams key_layer_params(const KCacheConfig& k, const ModelConfig& c, const
     p.basis.resize(std::size_t(kv) * hd * r);
     for (std::size_t row = 0; row < std::size_t(kv) * hd; ++row)
       for (std::uint32_t j = 0; j < r; ++j) p.basis[row * r + j] = cal->basis[row * full + j];
+    // Alpha-relative heads carry each column's step in its norm (kresidual.hpp).
+    for (std::uint32_t h = 0; h < kv; ++h) {
+      if (!p.residual.heads[h].arel) continue;
+      for (std::uint32_t i = 0; i < hd; ++i)
+        for (std::uint32_t j = 0; j < r; ++j) p.basis[(std::size_t(h) * hd + i) * r + j] *= cal->step.at(std::size_t(h) * full + j);
+    }
   }
   if (p.residual.stride == 0) p.residual = KResidualLayout{};
   return p;

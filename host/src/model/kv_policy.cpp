@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 
 #include "vkquant/error.hpp"
 #include "vkquant/half.hpp"
@@ -13,7 +14,7 @@ const char* kpolicy_objective_name(KPolicyObjective o) {
   return o == KPolicyObjective::query ? "query" : o == KPolicyObjective::key ? "key" : "null";
 }
 
-std::vector<KResidual> policy_options(std::uint32_t hd, std::uint32_t basis_rank) {
+std::vector<KResidual> policy_options(std::uint32_t hd, std::uint32_t basis_rank, bool alpha_relative) {
   std::vector<KResidual> out{{0, 16}};
   std::vector<std::uint32_t> ranks;
   for (std::uint32_t r = 1; r < hd && r <= basis_rank; r *= 2) ranks.push_back(r);
@@ -22,6 +23,12 @@ std::vector<KResidual> policy_options(std::uint32_t hd, std::uint32_t basis_rank
     for (std::uint32_t b : {4u, 8u, 16u}) {
       if ((b == 4 && r % 4) || (b == 8 && r % 2)) continue;
       out.push_back({r, b});
+    }
+  if (alpha_relative)
+    for (std::uint32_t r : ranks) {
+      if (r % 4) continue;
+      out.push_back({r, 4, true});
+      if (r >= 8 && r + r / 2 < std::min(hd, basis_rank + 1)) out.push_back({r + r / 2, 4, true});
     }
   std::stable_sort(out.begin(), out.end(),
                    [&](const KResidual& a, const KResidual& b) { return head_bits(a, hd) < head_bits(b, hd); });
@@ -127,14 +134,63 @@ KPolicyPlan solve_policy(const KPolicyTable& t, double budget) {
   return p;
 }
 
-std::vector<double> head_option_losses(const rot::RowMat& y, const Eigen::MatrixXf& u, const Eigen::MatrixXd& weight,
-                                       std::span<const KResidual> options) {
+namespace {
+
+// The midrise 4-bit value of x at step s (kresidual.hpp's alpha-relative code).
+double midrise4(double x, double s) { return (std::clamp(std::floor(x / s), -8.0, 7.0) + 0.5) * s; }
+
+}  // namespace
+
+std::vector<double> arel_steps(const rot::RowMat& y, const Eigen::MatrixXf& u) {
   const Eigen::Index d = y.cols(), big = u.cols();
-  for (const KResidual& o : options)
+  const Eigen::Index rows = std::min<Eigen::Index>(y.rows(), 8192);
+  Eigen::MatrixXd c(rows, big);  // c_j / alpha per row
+  Eigen::Index used = 0;
+  const Eigen::MatrixXd ud = u.cast<double>();
+  Eigen::VectorXd v(d), w(d);
+  for (Eigen::Index row = 0; row < rows; ++row) {
+    v = y.row(row).transpose().cast<double>();
+    const double alpha = double(from_half(to_half(float(v.cwiseAbs().sum() / double(d)))));
+    if (!(alpha > 0)) continue;
+    for (Eigen::Index i = 0; i < d; ++i) w[i] = v[i] - (v[i] >= 0 ? alpha : -alpha);
+    c.row(used++) = (ud.transpose() * w).transpose() / alpha;
+  }
+  std::vector<double> steps(std::size_t(big), 1.0);
+  for (Eigen::Index j = 0; j < big && used > 0; ++j) {
+    const auto col = c.col(j).head(used);
+    const double sd = std::sqrt(col.squaredNorm() / double(used));
+    if (!(sd > 0)) continue;
+    double best = std::numeric_limits<double>::infinity();
+    for (int g = 1; g <= 60; ++g) {
+      const double s = sd * 0.05 * g;
+      double e = 0;
+      for (Eigen::Index i = 0; i < used; ++i) {
+        const double r = col[i] - midrise4(col[i], s);
+        e += r * r;
+      }
+      if (e < best) best = e, steps[std::size_t(j)] = s;
+    }
+  }
+  return steps;
+}
+
+std::vector<double> head_option_losses(const rot::RowMat& y, const Eigen::MatrixXf& u, const Eigen::MatrixXd& weight,
+                                       std::span<const KResidual> options, std::span<const double> steps) {
+  const Eigen::Index d = y.cols(), big = u.cols();
+  for (const KResidual& o : options) {
     if (Eigen::Index(o.rank) > big)
       throw Error("precision policy: option rank " + std::to_string(o.rank) + " exceeds the basis' " + std::to_string(big) +
                   " columns");
+    if (o.arel && steps.size() < o.rank) throw Error("precision policy: alpha-relative options need the basis' steps");
+  }
   const Eigen::MatrixXd ud = u.cast<double>();
+  // The step-scaled basis of the alpha-relative codes and its columns' squared norms.
+  Eigen::MatrixXd us = ud;
+  std::vector<double> n2(std::size_t(big), 0.0);
+  for (Eigen::Index j = 0; j < big && std::size_t(j) < steps.size(); ++j) {
+    us.col(j) *= steps[std::size_t(j)];
+    n2[std::size_t(j)] = us.col(j).squaredNorm();
+  }
   std::vector<double> loss(options.size(), 0.0);
   Eigen::VectorXd v(d), w(d), e(d);
   std::vector<half_bits> record(std::size_t(d) + 1);
@@ -144,14 +200,17 @@ std::vector<double> head_option_losses(const rot::RowMat& y, const Eigen::Matrix
     const double alpha = double(from_half(to_half(float(v.cwiseAbs().sum() / double(d)))));
     for (Eigen::Index i = 0; i < d; ++i) w[i] = v[i] - (v[i] >= 0 ? alpha : -alpha);
     const Eigen::VectorXd c = ud.transpose() * w;
+    const Eigen::VectorXd cs = steps.empty() ? c : Eigen::VectorXd(us.transpose() * w);
     for (std::size_t o = 0; o < options.size(); ++o) {
       const KResidual r = options[o];
       e = w;
       if (r.rank > 0) {
         const std::uint32_t halves = KResidualLayout::record_halves(r);
-        pack_residual(r, std::span<const double>(c.data(), r.rank), std::span<half_bits>(record.data(), halves));
-        const std::vector<double> ch = unpack_residual(r, std::span<const half_bits>(record.data(), halves));
-        for (std::uint32_t j = 0; j < r.rank; ++j) e -= ch[j] * ud.col(Eigen::Index(j));
+        const Eigen::MatrixXd& basis = r.arel ? us : ud;
+        pack_residual(r, std::span<const double>((r.arel ? cs : c).data(), r.rank), std::span<half_bits>(record.data(), halves),
+                      alpha, n2);
+        const std::vector<double> ch = unpack_residual(r, std::span<const half_bits>(record.data(), halves), alpha);
+        for (std::uint32_t j = 0; j < r.rank; ++j) e -= ch[j] * basis.col(Eigen::Index(j));
       }
       loss[o] += e.dot(weight * e);
     }

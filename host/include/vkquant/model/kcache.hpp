@@ -47,6 +47,9 @@ struct KCacheConfig {
   // with a per-token fp16 scale; kresidual.hpp). Rank 8 bits needs an even
   // rank, 4 bits a multiple of 4.
   std::uint32_t coef_bits = 16;
+  // With coef_bits 4: alpha-relative codes (no per-token scale; the step per
+  // basis column comes from the artifact, kresidual.hpp).
+  bool coef_arel = false;
   // Per-(layer, KV head) precision (docs/design.md §2.8): > 0, the plan of the
   // artifact's policy table at this many mean bits per key coordinate;
   // kBudgetArtifact, the plan `calibrate --kv-budget` stored; 0, none (every
@@ -84,6 +87,9 @@ struct KLayerCalib {
   std::vector<float> mean;   // (kv_heads, hd)
   std::vector<float> rot;    // (kv_heads, hd, hd) learned R (v -> R v)
   std::vector<float> basis;  // (kv_heads, hd, rank) for the learned rotation
+  // (kv_heads, rank): the alpha-relative 4-bit step of each basis column, in
+  // units of the key's alpha (kresidual.hpp); empty in artifacts before it.
+  std::vector<float> step;
   // cos1b per head (held-out unless named train): centered (no rotation), SRHT, learned.
   std::vector<double> cos_none, cos_srht, cos_learned_train, cos_learned;
   std::vector<double> cos_eff;  // learned + residual, measured

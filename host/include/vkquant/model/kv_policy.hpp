@@ -41,8 +41,16 @@ const char* kpolicy_objective_name(KPolicyObjective o);  // "query", "key", "nul
 // The options a head may take at head_dim hd with a basis of `basis_rank`
 // columns: rank 0, then ranks 1, 2, 4, ... up to min(hd, basis_rank) (and
 // hd itself) at 4, 8 and 16 bits where the layout allows (kresidual.hpp),
-// in increasing bits.
-std::vector<KResidual> policy_options(std::uint32_t hd, std::uint32_t basis_rank);
+// and with `alpha_relative` the alpha-relative 4-bit codes at every multiple
+// of 4 among those ranks and their midpoints (12, 24, 48, ...), in increasing bits.
+std::vector<KResidual> policy_options(std::uint32_t hd, std::uint32_t basis_rank, bool alpha_relative = false);
+
+// The alpha-relative 4-bit step of each column of u (hd, R; orthonormal
+// columns) for keys y (rows, rotated and centered): the uniform step, in
+// units of each key's fp16 alpha, that minimises the squared error of
+// c_j / alpha (c = uᵀ(y − alpha·s)) under the midrise code of kresidual.hpp,
+// searched over 0.05 .. 3 standard deviations of c_j / alpha (at most 8192 rows used).
+std::vector<double> arel_steps(const rot::RowMat& y, const Eigen::MatrixXf& u);
 
 // Bits per key coordinate of a head with residual r: the 1-bit code
 // (1 + 16/hd for sign bits and alpha) plus the record (KResidualLayout).
@@ -82,7 +90,8 @@ KPolicyPlan solve_policy(const KPolicyTable& t, double budget);
 // (rows), u the residual basis (hd, >= every option's rank), weight the
 // quadratic form in the rotated space (R Σ_q Rᵀ / hd for the query objective,
 // the identity for the key objective).
+// Alpha-relative options code along the columns scaled by `steps` (R values; needed when an option is arel).
 std::vector<double> head_option_losses(const rot::RowMat& y, const Eigen::MatrixXf& u, const Eigen::MatrixXd& weight,
-                                       std::span<const KResidual> options);
+                                       std::span<const KResidual> options, std::span<const double> steps = {});
 
 }  // namespace vkq
