@@ -343,6 +343,26 @@ TEST_F(VulkanTest, ModelKvPolicyArtifactRoundTripAndRefusals) {
   EXPECT_NE(std::find(cal.policy.at(KRope::pre).options.begin(), cal.policy.at(KRope::pre).options.end(),
                       KResidual{8, 4, true}),
             cal.policy.at(KRope::pre).options.end());
+  // Steps that are not > 0, or in some layers only, are refused naming the tensor.
+  auto step_refused = [&](KCalibration bad, const std::string& what) {
+    const auto p = dir / "steps.vkq.safetensors";
+    write_kcache_artifact(p, bad, "test");
+    try {
+      (void)read_kcache_artifact(p, f);
+      ADD_FAILURE() << "accepted; expected: " << what;
+    } catch (const FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+    }
+  };
+  KCalibration zero_step = cal;
+  zero_step.pre[1].step[3] = 0.0f;
+  step_refused(zero_step, "tensor layers.1.k_pre_resid_step: element 3 is not > 0");
+  KCalibration half_steps = cal;
+  half_steps.pre[1].step.clear();
+  step_refused(half_steps, "tensor layers.1.k_pre_resid_step: absent while layer 0's is present");
+  KCalibration no_step_tensors = cal;  // alpha-relative options in the table, no steps for the codec
+  for (auto& l : no_step_tensors.pre) l.step.clear();
+  step_refused(no_step_tensors, "modes.pre: alpha-relative options, but the artifact has no resid_step tensors");
   // The spec's refusals, by flag.
   auto refused = [&](const KCacheConfig& k, const KCalibration* c, const std::string& what) {
     try {

@@ -238,7 +238,8 @@ void sharded(const fs::path& dir) {
 // Calibration artifacts of kcache_model.hpp's model: real ones (rank 2 and
 // rank 0), the same as format version 1 (no k_rm_* tensors), one bound to
 // another model, and one with a precision policy (full rank, a loss table
-// per codec, a measured sensitivity for pre, plans at 2 bits above the code).
+// per codec, a measured sensitivity for pre, plans at 2 bits above the code),
+// and that policy again with alpha-relative options and steps.
 void kcache(const fs::path& dir) {
   const fs::path model_dir = fs::temp_directory_path() / ("vkq_fuzz_model_" + std::to_string(::getpid()));
   vkq_fuzz::write_fuzz_model(model_dir);
@@ -262,6 +263,19 @@ void kcache(const fs::path& dir) {
       pol.policy[r] = std::move(t);
     }
     vkq::write_kcache_artifact(dir / "policy.vkq.safetensors", pol, "vkq_fuzz_make_corpus");
+    // The same with alpha-relative options: per-column steps in every codec,
+    // [rank, 4, "alpha"] options and plans.
+    const auto arel = vkq::policy_options(c.head_dim, c.head_dim, true);
+    for (auto* mode : {&pol.post, &pol.pre, &pol.ropemean})
+      for (auto& l : *mode) l.step.assign(std::size_t(c.kv_heads) * c.head_dim, 0.25f);
+    for (auto& [r, t] : pol.policy) {
+      t.options = arel;
+      t.loss.clear();
+      for (std::uint32_t h = 0; h < c.layers * c.kv_heads; ++h)
+        for (std::size_t o = 0; o < arel.size(); ++o) t.loss.push_back(double(h + 1) / double(o + 1));
+      pol.plans[r] = vkq::solve_policy(t, pol.budget).heads;
+    }
+    vkq::write_kcache_artifact(dir / "policy-arel.vkq.safetensors", pol, "vkq_fuzz_make_corpus");
   }
   {
     const auto v2 = vkq::SafetensorsFile::open(dir / "rank2.vkq.safetensors");
