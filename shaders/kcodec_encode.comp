@@ -28,7 +28,7 @@ layout(push_constant) uniform PC { KCodeEncodeParams p; };
 layout(std430, set = 0, binding = 0) readonly buffer K { vec4 k4[]; };        // (n, n_kv, HD)
 layout(std430, set = 0, binding = 1) readonly buffer Mu { vec4 mu4[]; };      // (n_kv, HD)
 layout(std430, set = 0, binding = 2) readonly buffer Rot { vec4 rot4[]; };    // (n_kv, HD, HD)
-layout(std430, set = 0, binding = 3) readonly buffer Basis { float basis[]; };  // (n_kv, HD, basis_cols)
+layout(std430, set = 0, binding = 3) readonly buffer Basis { float basis[]; };  // (n_kv, HD, basis_cols): the encoder's A
 layout(std430, set = 0, binding = 4) writeonly buffer Bits { uint bits[]; };  // (ctx, n_kv, HD/32)
 layout(std430, set = 0, binding = 5) buffer Alpha { uint alpha[]; };          // (ctx, n_kv) halves
 layout(std430, set = 0, binding = 6) buffer Coef { uint coef[]; };            // (ctx, stride) halves: records
@@ -167,11 +167,8 @@ void main() {
       continue;
     }
     int code;
-    if (arel) {  // floor(c / (alpha·‖u_r‖²)) in [-8, 7]: the step lives in the column's norm
-      float n2 = 0.0;
-      for (uint j = 0; j < HD; ++j) n2 += basis[ub + j * p.basis_cols + r] * basis[ub + j * p.basis_cols + r];
-      const float den = a * n2;
-      code = den > 0.0 ? int(clamp(floor(c / den), -8.0, 7.0)) : 0;
+    if (arel) {  // floor(c / alpha) in [-8, 7]: the step is in the encoder's column
+      code = a > 0.0 ? int(clamp(floor(c / a), -8.0, 7.0)) : 0;
     } else {
       code = sigma == 0.0 ? 0 : int(clamp(roundEven(c / sigma), -top, top));
     }

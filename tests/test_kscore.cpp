@@ -94,16 +94,15 @@ Data make_data(const Params& p, std::uint32_t seed) {
   x.c.assign(std::max<std::uint64_t>((x.dims.residual.halves(p.keys) + 1) / 2 * 2, 2), 0);
   std::uniform_real_distribution<double> coef(-0.5, 0.5);
   std::vector<double> cf(p.rank);
-  // Alpha-relative records: codes of c / (alpha·0.1), spread over the levels
+  // Alpha-relative records: codes of 10·c / alpha, spread over the levels
   // (the kernels read only the codes and the key's alpha).
-  const std::vector<double> norms(p.rank, 0.1);
   for (std::uint32_t h = 0; h < x.dims.residual.heads.size(); ++h) {
     const KResidualPlace& pl = x.dims.residual.heads[h];
     for (std::uint64_t t = 0; t < p.keys && pl.code.rank; ++t) {
-      for (std::uint32_t i = 0; i < pl.code.rank; ++i) cf[i] = coef(rng);
+      for (std::uint32_t i = 0; i < pl.code.rank; ++i) cf[i] = coef(rng) * (pl.code.arel ? 10.0 : 1.0);
       pack_residual(pl.code, cf,
                     std::span(x.c).subspan(pl.offset + t * pl.stride, KResidualLayout::record_halves(pl.code)),
-                    double(from_half(x.alpha[std::size_t(h) * p.keys + t])), norms);
+                    double(from_half(x.alpha[std::size_t(h) * p.keys + t])));
     }
   }
   x.basis = random_floats(std::size_t(p.kv_heads) * p.d * p.rank, seed + 2, -0.3f, 0.3f);

@@ -13,6 +13,7 @@
 #include "vkquant/model/kcache.hpp"
 #include "vkquant/model/kv_policy.hpp"
 #include "vkquant/model/vk_forward.hpp"
+#include "vkquant/rotation/learn.hpp"
 #include "vkquant/safetensors.hpp"
 
 namespace vkq::test {
@@ -162,6 +163,47 @@ TEST(KvPolicy, LossesOfTheOptions) {
   for (double& s : coarse) s *= 4;
   EXPECT_GT(head_option_losses(y, u, Eigen::MatrixXd::Identity(d, d), aopts, coarse)[1], al[1]);
   EXPECT_THROW(head_option_losses(y, u, Eigen::MatrixXd::Identity(d, d), aopts), Error);  // no steps
+}
+
+// The query-weighted pair: biorthogonal (AᵀB = I), the principal directions
+// when the weight is the identity, and under a weight that counts a few
+// directions a lower weighted loss than the principal directions at every
+// rank (the reconstruction B Aᵀ e is the weighted optimum).
+TEST(KvPolicy, QueryWeightedBasis) {
+  const std::uint32_t d = 32;
+  std::mt19937 rng(9);
+  std::normal_distribution<float> g;
+  rot::RowMat y(600, d);
+  for (Eigen::Index i = 0; i < y.rows(); ++i)
+    for (Eigen::Index j = 0; j < d; ++j) y(i, j) = g(rng) * (1.0f + 0.2f * float(j % 7));
+  Eigen::MatrixXd w = Eigen::MatrixXd::Identity(d, d) * 0.01;
+  Eigen::MatrixXd m(d, d);
+  for (Eigen::Index i = 0; i < d; ++i)
+    for (Eigen::Index j = 0; j < d; ++j) m(i, j) = g(rng);
+  const Eigen::MatrixXd qd = Eigen::HouseholderQR<Eigen::MatrixXd>(m).householderQ();
+  for (Eigen::Index j = 0; j < 4; ++j) w += 10.0 * qd.col(j) * qd.col(j).transpose();  // queries live in 4 directions
+  for (const std::uint32_t rank : {4u, 8u, 32u}) {
+    const ResidualPair p = query_weighted_basis(y, w, rank);
+    ASSERT_EQ(p.enc.cols(), Eigen::Index(rank));
+    EXPECT_LT((p.enc.transpose() * p.dec - Eigen::MatrixXf::Identity(rank, rank)).cwiseAbs().maxCoeff(), 1e-3f) << rank;
+  }
+  const ResidualPair id = query_weighted_basis(y, Eigen::MatrixXd::Identity(d, d), 8);
+  // W = I: one orthonormal basis, up to the regularization's 1e-3 (A = √1.001 V, B = V/√1.001).
+  EXPECT_LT((id.enc - id.dec).cwiseAbs().maxCoeff(), 2e-3f);
+  EXPECT_LT((id.dec.transpose() * id.dec - Eigen::MatrixXf::Identity(8, 8)).cwiseAbs().maxCoeff(), 2e-3f);
+  // Weighted losses (fp16 coefficients): the pair against the key's principal directions.
+  std::vector<std::uint32_t> rows(std::size_t(y.rows()));
+  for (std::size_t i = 0; i < rows.size(); ++i) rows[i] = std::uint32_t(i);
+  const auto pca = rot::residual_basis(y, int(d), rows, rows);
+  const ResidualPair full = query_weighted_basis(y, w, d);
+  for (const std::uint32_t rank : {4u, 8u}) {
+    const std::vector<KResidual> opt = {{rank, 16}};
+    const Eigen::MatrixXf enc = full.enc.leftCols(rank), dec = full.dec.leftCols(rank), u = pca.u.leftCols(rank);
+    const double weighted = head_option_losses(y, dec, w, opt, {}, &enc)[0];
+    const double principal = head_option_losses(y, u, w, opt)[0];
+    EXPECT_LT(weighted, 0.8 * principal) << "rank " << rank;
+  }
+  EXPECT_THROW(query_weighted_basis(y, w, d + 1), Error);
 }
 
 // ---- the model level
@@ -338,6 +380,8 @@ TEST_F(VulkanTest, ModelKvPolicyArtifactRoundTripAndRefusals) {
     for (std::uint32_t l = 0; l < cal.layers; ++l) {
       ASSERT_FALSE(cal.mode(r)[l].step.empty());
       EXPECT_EQ(back.mode(r)[l].step, cal.mode(r)[l].step) << krope_name(r) << " layer " << l;
+      ASSERT_FALSE(cal.mode(r)[l].enc_basis.empty());  // the query objective: a weighted pair
+      EXPECT_EQ(back.mode(r)[l].enc_basis, cal.mode(r)[l].enc_basis) << krope_name(r) << " layer " << l;
     }
   }
   EXPECT_NE(std::find(cal.policy.at(KRope::pre).options.begin(), cal.policy.at(KRope::pre).options.end(),
@@ -360,6 +404,9 @@ TEST_F(VulkanTest, ModelKvPolicyArtifactRoundTripAndRefusals) {
   KCalibration half_steps = cal;
   half_steps.pre[1].step.clear();
   step_refused(half_steps, "tensor layers.1.k_pre_resid_step: absent while layer 0's is present");
+  KCalibration half_enc = cal;
+  half_enc.post[1].enc_basis.clear();
+  step_refused(half_enc, "tensor layers.1.k_resid_enc_basis: absent while layer 0's is present");
   KCalibration no_step_tensors = cal;  // alpha-relative options in the table, no steps for the codec
   for (auto& l : no_step_tensors.pre) l.step.clear();
   step_refused(no_step_tensors, "modes.pre: alpha-relative options, but the artifact has no resid_step tensors");

@@ -75,17 +75,14 @@ void KResidualLayout::check_basis(const char* fn, std::uint32_t basis_cols) cons
                   std::to_string(heads[h].rank) + ", more than the basis' " + std::to_string(basis_cols) + " columns");
 }
 
-void pack_residual(KResidual r, std::span<const double> c, std::span<half_bits> record, double alpha,
-                   std::span<const double> col_norm2) {
+void pack_residual(KResidual r, std::span<const double> c, std::span<half_bits> record, double alpha) {
   const std::uint32_t n = KResidualLayout::record_halves(r);
   if (c.size() < r.rank || record.size() < n) throw Error("pack_residual: arrays too small");
   if (r.arel) {
     if (r.bits != 4) throw Error("pack_residual: alpha-relative coefficients are 4-bit");
-    if (col_norm2.size() < r.rank) throw Error("pack_residual: alpha-relative record without column norms");
     for (std::uint32_t j = 0; j < n; ++j) record[j] = 0;
     for (std::uint32_t i = 0; i < r.rank; ++i) {
-      const double den = alpha * col_norm2[i];
-      const int code = den > 0 ? int(std::clamp(std::floor(c[i] / den), -8.0, 7.0)) : 0;
+      const int code = alpha > 0 ? int(std::clamp(std::floor(c[i] / alpha), -8.0, 7.0)) : 0;
       record[i / 4] = half_bits(record[i / 4] | ((std::uint32_t(code) & 15u) << (4 * (i % 4))));
     }
     return;
@@ -106,16 +103,6 @@ void pack_residual(KResidual r, std::span<const double> c, std::span<half_bits> 
     const int code = sigma == 0 ? 0 : int(std::clamp(std::nearbyint(c[i] / sigma), -double(top), double(top)));
     record[1 + i / per] = half_bits(record[1 + i / per] | ((std::uint32_t(code) & mask) << (r.bits * (i % per))));
   }
-}
-
-std::vector<double> basis_col_norm2(std::span<const float> basis, std::uint32_t hd, std::uint32_t cols, std::uint32_t h,
-                                    std::uint32_t rank) {
-  if (rank > cols || basis.size() < (std::uint64_t(h) + 1) * hd * cols) throw Error("basis_col_norm2: basis too small");
-  std::vector<double> n(rank, 0.0);
-  const float* b = basis.data() + std::uint64_t(h) * hd * cols;
-  for (std::uint32_t j = 0; j < hd; ++j)
-    for (std::uint32_t i = 0; i < rank; ++i) n[i] += double(b[std::uint64_t(j) * cols + i]) * double(b[std::uint64_t(j) * cols + i]);
-  return n;
 }
 
 std::vector<double> unpack_residual(KResidual r, std::span<const half_bits> record, double alpha) {

@@ -323,6 +323,8 @@ KCalibration calibrate_keys(const ModelConfig& c, const std::vector<std::vector<
       L.rot.assign(std::size_t(c.kv_heads) * hd * hd, 0.0f);
       L.basis.assign(std::size_t(c.kv_heads) * hd * o.rank, 0.0f);
       if (o.rank > 0) L.step.assign(std::size_t(c.kv_heads) * o.rank, 0.0f);
+      if (o.rank > 0 && o.policy && o.objective != KPolicyObjective::key)
+        L.enc_basis.assign(std::size_t(c.kv_heads) * hd * o.rank, 0.0f);
       for (auto* v : {&L.cos_none, &L.cos_srht, &L.cos_learned_train, &L.cos_learned, &L.cos_eff})
         v->assign(c.kv_heads, 0.0);
       for (std::uint32_t h = 0; h < c.kv_heads; ++h) {
@@ -349,17 +351,35 @@ KCalibration calibrate_keys(const ModelConfig& c, const std::vector<std::vector<
         for (std::uint32_t i = 0; i < hd; ++i)
           for (std::uint32_t j = 0; j < hd; ++j)
             L.rot[(std::size_t(h) * hd + i) * hd + j] = float(learned.r(Eigen::Index(i), Eigen::Index(j)));
+        // The policy's weight in the rotated space: the score error of
+        // k − k̂ is q·e, its variance over the queries eᵀ Σ_q e (Σ_q in the
+        // key's space: pre-RoPE queries for pre-RoPE codes), over hd (the
+        // logits' scale 1/√hd squared); the identity for the key objective.
+        const bool weighted = table && o.objective != KPolicyObjective::key;
+        Eigen::MatrixXd weight = Eigen::MatrixXd::Identity(hd, hd);
+        if (weighted) {
+          const auto& q2 = (mt.rope == KRope::pre ? *q2_pre : *q2_post)[l];
+          const Eigen::Map<const Eigen::MatrixXd> sq(q2.data() + std::size_t(h) * hd * hd, hd, hd);
+          weight = learned.r * sq * learned.r.transpose() / double(hd);
+        }
         if (o.rank > 0) {
           const rot::RowMat y = v * learned.r.cast<float>().transpose();
           const auto basis = rot::residual_basis(y, int(o.rank), split.train, split.heldout);
           L.cos_eff[h] = basis.cos1b_eff;
-          for (std::uint32_t i = 0; i < hd; ++i)
-            for (std::uint32_t j = 0; j < o.rank; ++j)
-              L.basis[(std::size_t(h) * hd + i) * o.rank + j] = basis.u(Eigen::Index(i), Eigen::Index(j));
-          // The alpha-relative steps, fitted on the training keys.
           rot::RowMat yt(Eigen::Index(split.train.size()), Eigen::Index(hd));
           for (std::size_t i = 0; i < split.train.size(); ++i) yt.row(Eigen::Index(i)) = y.row(Eigen::Index(split.train[i]));
-          const std::vector<double> st = arel_steps(yt, basis.u.leftCols(Eigen::Index(o.rank)));
+          // With the query objective the residual is coded along the
+          // query-weighted pair (encoder A, decoder B), fitted on the
+          // training keys; else along the principal directions.
+          ResidualPair pair{basis.u.leftCols(Eigen::Index(o.rank)), basis.u.leftCols(Eigen::Index(o.rank))};
+          if (weighted) pair = query_weighted_basis(yt, weight, o.rank);
+          for (std::uint32_t i = 0; i < hd; ++i)
+            for (std::uint32_t j = 0; j < o.rank; ++j) {
+              L.basis[(std::size_t(h) * hd + i) * o.rank + j] = pair.dec(Eigen::Index(i), Eigen::Index(j));
+              if (weighted) L.enc_basis[(std::size_t(h) * hd + i) * o.rank + j] = pair.enc(Eigen::Index(i), Eigen::Index(j));
+            }
+          // The alpha-relative steps, fitted on the training keys.
+          const std::vector<double> st = arel_steps(yt, pair.enc);
           for (std::uint32_t j = 0; j < o.rank; ++j) L.step[std::size_t(h) * o.rank + j] = float(st[j]);
         } else {
           L.cos_eff[h] = learned.heldout;
@@ -367,25 +387,19 @@ KCalibration calibrate_keys(const ModelConfig& c, const std::vector<std::vector<
         if (table) {
           // Each option's loss on the held-out keys, in the rotated space.
           const Eigen::MatrixXd r = learned.r;
-          Eigen::MatrixXd weight = Eigen::MatrixXd::Identity(hd, hd);
-          if (o.objective != KPolicyObjective::key) {
-            // The score error of k − k̂ is q·e: its variance over the queries
-            // is eᵀ Σ_q e, Σ_q in the key's space (pre-RoPE queries for
-            // pre-RoPE codes); over hd, the logits' scale 1/√hd squared.
-            const auto& q2 = (mt.rope == KRope::pre ? *q2_pre : *q2_post)[l];
-            const Eigen::Map<const Eigen::MatrixXd> sq(q2.data() + std::size_t(h) * hd * hd, hd, hd);
-            weight = r * sq * r.transpose() / double(hd);
-          }
           rot::RowMat y(Eigen::Index(split.heldout.size()), Eigen::Index(hd));
           const Eigen::MatrixXf rf = r.cast<float>();
           for (std::size_t i = 0; i < split.heldout.size(); ++i)
             y.row(Eigen::Index(i)) = v.row(Eigen::Index(split.heldout[i])) * rf.transpose();
-          Eigen::MatrixXf u(hd, o.rank);
+          Eigen::MatrixXf u(hd, o.rank), ue(hd, o.rank);
           for (std::uint32_t i = 0; i < hd; ++i)
-            for (std::uint32_t j = 0; j < o.rank; ++j) u(i, j) = L.basis[(std::size_t(h) * hd + i) * o.rank + j];
+            for (std::uint32_t j = 0; j < o.rank; ++j) {
+              u(i, j) = L.basis[(std::size_t(h) * hd + i) * o.rank + j];
+              ue(i, j) = (weighted ? L.enc_basis : L.basis)[(std::size_t(h) * hd + i) * o.rank + j];
+            }
           std::vector<double> steps(o.rank);
           for (std::uint32_t j = 0; j < o.rank; ++j) steps[j] = L.step[std::size_t(h) * o.rank + j];
-          const auto losses = head_option_losses(y, u, weight, options, steps);
+          const auto losses = head_option_losses(y, u, weight, options, steps, &ue);
           std::copy(losses.begin(), losses.end(),
                     table->loss.begin() + std::ptrdiff_t((std::size_t(l) * c.kv_heads + h) * options.size()));
         }
@@ -428,6 +442,8 @@ void write_kcache_artifact(const std::filesystem::path& path, const KCalibration
       add_artifact_tensor(t, p + "rot", {kv, hd, hd}, src[l].rot);
       if (k.rank > 0) add_artifact_tensor(t, p + "resid_basis", {kv, hd, k.rank}, src[l].basis);
       if (k.rank > 0 && !src[l].step.empty()) add_artifact_tensor(t, p + "resid_step", {kv, k.rank}, src[l].step);
+      if (k.rank > 0 && !src[l].enc_basis.empty())
+        add_artifact_tensor(t, p + "resid_enc_basis", {kv, hd, k.rank}, src[l].enc_basis);
       mj.push_back({{"none", src[l].cos_none},
                     {"srht", src[l].cos_srht},
                     {"learned_train", src[l].cos_learned_train},
@@ -515,6 +531,12 @@ KCalibration read_kcache_artifact(const std::filesystem::path& path, const Model
       if (l > 0 && has_step != !dst[0].step.empty())
         throw FormatError(path, "tensor " + p + "resid_step: " + (has_step ? "present" : "absent") +
                                     " while layer 0's is " + (has_step ? "absent" : "present"));
+      // The encoder's basis of a query-weighted pair: every layer of a mode or none.
+      const bool has_enc = k.rank > 0 && f.find(p + "resid_enc_basis") != nullptr;
+      if (l > 0 && has_enc != !dst[0].enc_basis.empty())
+        throw FormatError(path, "tensor " + p + "resid_enc_basis: " + (has_enc ? "present" : "absent") +
+                                    " while layer 0's is " + (has_enc ? "absent" : "present"));
+      if (has_enc) dst[l].enc_basis = read_artifact_tensor(f, p + "resid_enc_basis", {kv, hd, k.rank});
       if (has_step) {
         dst[l].step = read_artifact_tensor(f, p + "resid_step", {kv, k.rank});
         for (std::size_t i = 0; i < dst[l].step.size(); ++i)

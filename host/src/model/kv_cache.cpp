@@ -33,11 +33,24 @@ KLayerParams key_layer_params(const KCacheConfig& k, const ModelConfig& c, const
     p.basis.resize(std::size_t(kv) * hd * r);
     for (std::size_t row = 0; row < std::size_t(kv) * hd; ++row)
       for (std::uint32_t j = 0; j < r; ++j) p.basis[row * r + j] = cal->basis[row * full + j];
-    // Alpha-relative heads carry each column's step in its norm (kresidual.hpp).
+    bool arel = false;
+    for (const KResidual& res : p.residual.heads) arel |= res.arel;
+    if (!cal->enc_basis.empty() || arel) {
+      const std::vector<float>& enc = cal->enc_basis.empty() ? cal->basis : cal->enc_basis;
+      p.enc_basis.resize(p.basis.size());
+      for (std::size_t row = 0; row < std::size_t(kv) * hd; ++row)
+        for (std::uint32_t j = 0; j < r; ++j) p.enc_basis[row * r + j] = enc[row * full + j];
+    }
+    // Alpha-relative heads: the step divides the encoder's column and
+    // multiplies the decoder's (kresidual.hpp).
     for (std::uint32_t h = 0; h < kv; ++h) {
       if (!p.residual.heads[h].arel) continue;
       for (std::uint32_t i = 0; i < hd; ++i)
-        for (std::uint32_t j = 0; j < r; ++j) p.basis[(std::size_t(h) * hd + i) * r + j] *= cal->step.at(std::size_t(h) * full + j);
+        for (std::uint32_t j = 0; j < r; ++j) {
+          const float s = cal->step.at(std::size_t(h) * full + j);
+          p.basis[(std::size_t(h) * hd + i) * r + j] *= s;
+          p.enc_basis[(std::size_t(h) * hd + i) * r + j] /= s;
+        }
     }
   }
   if (p.residual.stride == 0) p.residual = KResidualLayout{};
@@ -123,10 +136,12 @@ class CodedKeys : public DeviceKeyCache {
     const bool resid = p.residual.stride > 0;
     if (resid) {
       basis_ = upload_floats(d, p.basis);
+      if (!p.enc_basis.empty()) enc_basis_ = upload_floats(d, p.enc_basis);
       residual_ = kernels::KResidualTable::create(d, p.residual);
     }
     codec_ = kernels::KCodec{&mu_, p.rot.empty() ? nullptr : &rot_, resid ? &basis_ : nullptr, m.n_kv, m.hd,
                              resid ? &residual_ : nullptr, resid ? p.basis_cols : 0};
+    if (resid && !p.enc_basis.empty()) codec_.enc_basis = &enc_basis_;
     bits_ = Buffer::create(d, kernels::kcode_bits_bytes(m.ctx, m.n_kv, m.hd));
     alpha_ = Buffer::create(d, kernels::kcode_alpha_bytes(m.ctx, m.n_kv));
     if (resid) coef_ = Buffer::create(d, kernels::kcode_coef_bytes(m.ctx, codec_));
@@ -144,11 +159,12 @@ class CodedKeys : public DeviceKeyCache {
     return bits_.size() + alpha_.size() + (coef_ ? coef_.size() : 0) + (front_ ? front_.size() : 0);
   }
   std::uint64_t bytes() const override {
-    return code_bytes() + mu_.size() + (rot_ ? rot_.size() : 0) + (basis_ ? basis_.size() : 0);
+    return code_bytes() + mu_.size() + (rot_ ? rot_.size() : 0) + (basis_ ? basis_.size() : 0) +
+           (enc_basis_ ? enc_basis_.size() : 0);
   }
   Dims m_;
   KCacheConfig k_;
-  Buffer mu_, rot_, basis_, bits_, alpha_, coef_, front_;
+  Buffer mu_, rot_, basis_, enc_basis_, bits_, alpha_, coef_, front_;
   std::uint32_t front_len_ = 0;
   kernels::KResidualTable residual_;
   kernels::KCodec codec_;

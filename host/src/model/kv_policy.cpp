@@ -174,8 +174,35 @@ std::vector<double> arel_steps(const rot::RowMat& y, const Eigen::MatrixXf& u) {
   return steps;
 }
 
+ResidualPair query_weighted_basis(const rot::RowMat& y, const Eigen::MatrixXd& weight, std::uint32_t rank) {
+  const Eigen::Index d = y.cols();
+  if (Eigen::Index(rank) > d || weight.rows() != d || weight.cols() != d)
+    throw Error("query_weighted_basis: rank or weight does not fit head_dim " + std::to_string(d));
+  Eigen::MatrixXd cov = Eigen::MatrixXd::Zero(d, d);
+  Eigen::VectorXd v(d);
+  for (Eigen::Index row = 0; row < y.rows(); ++row) {
+    v = y.row(row).transpose().cast<double>();
+    const double alpha = double(from_half(to_half(float(v.cwiseAbs().sum() / double(d)))));
+    for (Eigen::Index i = 0; i < d; ++i) v[i] -= v[i] >= 0 ? alpha : -alpha;
+    cov.noalias() += v * v.transpose();
+  }
+  cov /= double(std::max<Eigen::Index>(y.rows(), 1));
+  const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> ws((weight + weight.transpose()) / 2);
+  const double lam = 1e-3 * std::max(ws.eigenvalues().cwiseMax(0.0).mean(), 1e-300);
+  const Eigen::VectorXd wv = ws.eigenvalues().cwiseMax(0.0).array() + lam;
+  const Eigen::MatrixXd& q = ws.eigenvectors();
+  const Eigen::MatrixXd half = q * wv.cwiseSqrt().asDiagonal() * q.transpose();
+  const Eigen::MatrixXd inv_half = q * wv.cwiseSqrt().cwiseInverse().asDiagonal() * q.transpose();
+  const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> fs(half * cov * half);
+  const Eigen::MatrixXd vd = fs.eigenvectors().rowwise().reverse().leftCols(Eigen::Index(rank));  // descending
+  return {(half * vd).cast<float>(), (inv_half * vd).cast<float>()};
+}
+
 std::vector<double> head_option_losses(const rot::RowMat& y, const Eigen::MatrixXf& u, const Eigen::MatrixXd& weight,
-                                       std::span<const KResidual> options, std::span<const double> steps) {
+                                       std::span<const KResidual> options, std::span<const double> steps,
+                                       const Eigen::MatrixXf* enc) {
+  if (enc && (enc->rows() != u.rows() || enc->cols() != u.cols()))
+    throw Error("precision policy: the encoder's basis differs in shape from the decoder's");
   const Eigen::Index d = y.cols(), big = u.cols();
   for (const KResidual& o : options) {
     if (Eigen::Index(o.rank) > big)
@@ -183,13 +210,12 @@ std::vector<double> head_option_losses(const rot::RowMat& y, const Eigen::Matrix
                   " columns");
     if (o.arel && steps.size() < o.rank) throw Error("precision policy: alpha-relative options need the basis' steps");
   }
-  const Eigen::MatrixXd ud = u.cast<double>();
-  // The step-scaled basis of the alpha-relative codes and its columns' squared norms.
-  Eigen::MatrixXd us = ud;
-  std::vector<double> n2(std::size_t(big), 0.0);
+  const Eigen::MatrixXd ud = u.cast<double>(), ue = enc ? enc->cast<double>() : ud;
+  // The alpha-relative codes' bases: the encoder's columns over the steps, the decoder's times them.
+  Eigen::MatrixXd us = ud, ues = ue;
   for (Eigen::Index j = 0; j < big && std::size_t(j) < steps.size(); ++j) {
     us.col(j) *= steps[std::size_t(j)];
-    n2[std::size_t(j)] = us.col(j).squaredNorm();
+    ues.col(j) /= steps[std::size_t(j)];
   }
   std::vector<double> loss(options.size(), 0.0);
   Eigen::VectorXd v(d), w(d), e(d);
@@ -199,8 +225,8 @@ std::vector<double> head_option_losses(const rot::RowMat& y, const Eigen::Matrix
     // The code as the device stores it: alpha in fp16, signs v >= 0.
     const double alpha = double(from_half(to_half(float(v.cwiseAbs().sum() / double(d)))));
     for (Eigen::Index i = 0; i < d; ++i) w[i] = v[i] - (v[i] >= 0 ? alpha : -alpha);
-    const Eigen::VectorXd c = ud.transpose() * w;
-    const Eigen::VectorXd cs = steps.empty() ? c : Eigen::VectorXd(us.transpose() * w);
+    const Eigen::VectorXd c = ue.transpose() * w;
+    const Eigen::VectorXd cs = steps.empty() ? c : Eigen::VectorXd(ues.transpose() * w);
     for (std::size_t o = 0; o < options.size(); ++o) {
       const KResidual r = options[o];
       e = w;
@@ -208,7 +234,7 @@ std::vector<double> head_option_losses(const rot::RowMat& y, const Eigen::Matrix
         const std::uint32_t halves = KResidualLayout::record_halves(r);
         const Eigen::MatrixXd& basis = r.arel ? us : ud;
         pack_residual(r, std::span<const double>((r.arel ? cs : c).data(), r.rank), std::span<half_bits>(record.data(), halves),
-                      alpha, n2);
+                      alpha);
         const std::vector<double> ch = unpack_residual(r, std::span<const half_bits>(record.data(), halves), alpha);
         for (std::uint32_t j = 0; j < r.rank; ++j) e -= ch[j] * basis.col(Eigen::Index(j));
       }

@@ -11,13 +11,12 @@
 //            at half 1 + i/4, nibble i%4 (low first); code = clamp(roundEven(c/σ), ±7);
 // with σ the fp16-rounded scale (σ = 0: every code 0); ĉ_i = σ·code_i;
 //   alpha-relative 4 bits (arel): no scale in the record; nibble i at half
-//            i/4, nibble i%4 (low first), code = clamp(floor(c_i / (α·n_i)), −8, 7)
-//            with α the key's fp16 alpha and n_i = ‖u_i‖² the squared norm of
-//            basis column i; ĉ_i = α·(code_i + ½) (midrise: all 16 levels).
-// The arel step lives in the basis: the calibrated step of coefficient i (in
-// units of α) scales column i of the orthonormal basis, so ‖u_i‖² = step² and
-// c_i / (α·‖u_i‖²) = (coefficient along the unit column) / (α·step)
-// (docs/design.md §2.8). A key of alpha 0 (or a zero column) codes 0.
+//            i/4, nibble i%4 (low first), code = clamp(floor(c_i / α), −8, 7)
+//            with α the key's fp16 alpha; ĉ_i = α·(code_i + ½) (midrise: all
+//            16 levels). A key of alpha 0 codes 0.
+// The arel step lives in the bases: the calibrated step s_i of coefficient i
+// (in units of α) divides column i of the encoder's basis and multiplies
+// column i of the decoder's (docs/design.md §2.1).
 #pragma once
 
 #include <cstdint>
@@ -64,13 +63,8 @@ struct KResidualLayout {
 };
 
 // Writes the record of c (r.rank values) into record (record_halves(r) halves).
-// arel: alpha is the key's (fp16-rounded) alpha and col_norm2 the squared
-// norms of the basis columns c was taken along (r.rank values); unused otherwise.
-void pack_residual(KResidual r, std::span<const double> c, std::span<half_bits> record, double alpha = 0,
-                   std::span<const double> col_norm2 = {});
-// ‖u_i‖² of the first `rank` columns of head h's basis (basis (heads, hd, cols) row-major), fp64 sums.
-std::vector<double> basis_col_norm2(std::span<const float> basis, std::uint32_t hd, std::uint32_t cols, std::uint32_t h,
-                                    std::uint32_t rank);
+// arel: alpha is the key's (fp16-rounded) alpha; unused otherwise.
+void pack_residual(KResidual r, std::span<const double> c, std::span<half_bits> record, double alpha = 0);
 // The decoded coefficients ĉ (r.rank values) of a record (arel: alpha is the key's).
 std::vector<double> unpack_residual(KResidual r, std::span<const half_bits> record, double alpha = 0);
 

@@ -35,18 +35,19 @@ std::uint32_t local_size(std::uint32_t hd) { return hd <= 64 ? 64 : hd <= 128 ? 
 // The codec's parameter bindings: mu, rot (mu as a placeholder for the
 // identity), basis and the residual table (mu as placeholders without a residual).
 struct Params {
-  Binding mu, rot, basis, table;
+  Binding mu, rot, basis, table, enc_basis;
 };
 
 Params params(const char* fn, const Device& d, const KCodec& c) {
   const std::uint64_t hd = c.hd;
   const Binding mu = need(fn, d, "mu", c.mu, c.n_kv * hd * 4);
   const Binding rot = c.rot ? need(fn, d, "rot", c.rot, c.n_kv * hd * hd * 4) : mu;
-  if (!c.coef_stride()) return {mu, rot, mu, mu};
+  if (!c.coef_stride()) return {mu, rot, mu, mu, mu};
   if (!c.basis) fail(fn, "a residual needs a basis buffer");
   const Binding basis = need(fn, d, "basis", c.basis, c.n_kv * hd * c.basis_cols * 4);
+  const Binding enc = c.enc_basis ? need(fn, d, "enc_basis", c.enc_basis, c.n_kv * hd * c.basis_cols * 4) : basis;
   const Binding table = need(fn, d, "residual table", &c.residual->buffer(), std::uint64_t(c.n_kv) * 16);
-  return {mu, rot, basis, table};
+  return {mu, rot, basis, table, enc};
 }
 
 }  // namespace
@@ -107,7 +108,7 @@ void kcode_encode(Stream& s, const KCodec& c, const Buffer& k, Buffer& bits, Buf
                                           .local_size = {local_size(c.hd) / (mr ? 2 : 1), 1, 1}});
   const gpu::KCodeEncodeParams p{n, pos0, c.n_kv, stride, c.rot ? 1u : 0u, mr ? 1u : 0u, mr ? c.mean_rope.scale : 1.f,
                                   c.basis_cols};
-  s.dispatch(kern, {kb, pr.mu, pr.rot, pr.basis, bb, ab, cb, fb, pr.table}, p, Threads{std::uint64_t(n) * c.n_kv});
+  s.dispatch(kern, {kb, pr.mu, pr.rot, pr.enc_basis, bb, ab, cb, fb, pr.table}, p, Threads{std::uint64_t(n) * c.n_kv});
 }
 
 void kcode_decode(Stream& s, const KCodec& c, const Buffer& bits, const Buffer& alpha, const Buffer* coef,

@@ -16,7 +16,8 @@ void check(const KCodec& c) {
   c.residual.check_basis("ref::kcode", c.basis_cols);
   if (c.mean_rope && c.mean_rope->hd != hd) throw Error("ref::kcode: mean-RoPE table for another head size");
   if (c.mu.size() < c.n_kv * hd || (!c.rot.empty() && c.rot.size() < c.n_kv * hd * hd) ||
-      (c.residual.stride && c.basis.size() < c.n_kv * hd * c.basis_cols))
+      (c.residual.stride && c.basis.size() < c.n_kv * hd * c.basis_cols) ||
+      (c.residual.stride && !c.enc_basis.empty() && c.enc_basis.size() < c.n_kv * hd * c.basis_cols))
     throw Error("ref::kcode: codec arrays too small");
 }
 
@@ -31,7 +32,7 @@ std::vector<double> kcode_mean_at(const KCodec& c, std::uint32_t h, std::uint64_
 
 std::vector<double> kcode_coefs(const KCodec& c, std::uint32_t h, std::span<const double> v, double alpha) {
   const std::uint32_t hd = c.hd, cols = c.basis_cols, rank = c.residual.heads.at(h).rank;
-  const float* u = c.basis.data() + std::uint64_t(h) * hd * cols;  // (hd, cols)
+  const float* u = (c.enc_basis.empty() ? c.basis : c.enc_basis).data() + std::uint64_t(h) * hd * cols;  // (hd, cols)
   std::vector<double> out(rank, 0.0);
   for (std::uint32_t j = 0; j < hd; ++j) {
     const double e = v[j] - (v[j] >= 0 ? alpha : -alpha);
@@ -79,8 +80,7 @@ KCodes kcode_encode(const KCodec& c, std::span<const float> k, std::uint32_t n, 
       const auto cf = kcode_coefs(c, h, std::span<const double>(v, hd), from_half(out.alpha[e]));
       pack_residual(res, cf,
                     std::span(out.coef).subspan(t * stride + c.residual.offset[h], KResidualLayout::record_halves(res)),
-                    from_half(out.alpha[e]),
-                    res.arel ? basis_col_norm2(c.basis, hd, c.basis_cols, h, res.rank) : std::vector<double>{});
+                    from_half(out.alpha[e]));
     }
   return out;
 }

@@ -86,7 +86,10 @@ void validate_vcache(VType v, const ModelConfig& c);
 struct KLayerCalib {
   std::vector<float> mean;   // (kv_heads, hd)
   std::vector<float> rot;    // (kv_heads, hd, hd) learned R (v -> R v)
-  std::vector<float> basis;  // (kv_heads, hd, rank) for the learned rotation
+  std::vector<float> basis;  // (kv_heads, hd, rank) for the learned rotation: the decoder's B
+  // (kv_heads, hd, rank): the encoder's A (c = Aᵀ e) of a query-weighted pair
+  // (docs/design.md §2.8); empty: basis (orthonormal principal directions).
+  std::vector<float> enc_basis;
   // (kv_heads, rank): the alpha-relative 4-bit step of each basis column, in
   // units of the key's alpha (kresidual.hpp); empty in artifacts before it.
   std::vector<float> step;

@@ -22,10 +22,12 @@ namespace vkq {
 // One layer's key-codec parameters as host arrays: mu (kv, hd) (the
 // artifact's mean of the spec's rope mode, or zeros), rot (kv, hd, hd) R_h
 // (SRHT, learned, or empty for none), basis (kv, hd, R) U_R (the leading R
-// columns of the artifact's basis, R the largest rank of the layer's plan). Shared by the device caches and
-// the host twin (model/kv_host.hpp).
+// columns of the artifact's basis, R the largest rank of the layer's plan),
+// enc_basis (the same shape: the encoder's A of a query-weighted pair; empty:
+// basis), both with an alpha-relative head's steps folded in (kresidual.hpp).
+// Shared by the device caches and the host twin (model/kv_host.hpp).
 struct KLayerParams {
-  std::vector<float> mu, rot, basis;
+  std::vector<float> mu, rot, basis, enc_basis;
   KResidualLayout residual;     // each KV head's residual (KCacheConfig::residual_plan); stride 0: none
   std::uint32_t basis_cols = 0;  // columns of basis: the largest rank of the layout
 };

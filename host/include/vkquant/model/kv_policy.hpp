@@ -50,7 +50,20 @@ std::vector<KResidual> policy_options(std::uint32_t hd, std::uint32_t basis_rank
 // units of each key's fp16 alpha, that minimises the squared error of
 // c_j / alpha (c = uᵀ(y − alpha·s)) under the midrise code of kresidual.hpp,
 // searched over 0.05 .. 3 standard deviations of c_j / alpha (at most 8192 rows used).
+// u: the encoder's columns (c = uᵀ(y − alpha·s)).
 std::vector<double> arel_steps(const rot::RowMat& y, const Eigen::MatrixXf& u);
+
+// The query-weighted residual bases of keys y (rows, rotated and centered)
+// under the weight W (hd, hd; the query objective's R Σ_q Rᵀ / hd): with
+// e = y − alpha·s, the leading `rank` eigenvectors V of W^½ E[eeᵀ] W^½
+// (descending) give the encoder A = W^½ V and the decoder B = W^-½ V (AᵀB = I):
+// ê = B Aᵀ e is the rank-r reconstruction of least E[(e − ê)ᵀ W (e − ê)].
+// W is regularized by 1e-3 of its mean eigenvalue (B stays bounded where the
+// queries have no energy).
+struct ResidualPair {
+  Eigen::MatrixXf enc, dec;  // (hd, rank) each
+};
+ResidualPair query_weighted_basis(const rot::RowMat& y, const Eigen::MatrixXd& weight, std::uint32_t rank);
 
 // Bits per key coordinate of a head with residual r: the 1-bit code
 // (1 + 16/hd for sign bits and alpha) plus the record (KResidualLayout).
@@ -90,8 +103,11 @@ KPolicyPlan solve_policy(const KPolicyTable& t, double budget);
 // (rows), u the residual basis (hd, >= every option's rank), weight the
 // quadratic form in the rotated space (R Σ_q Rᵀ / hd for the query objective,
 // the identity for the key objective).
-// Alpha-relative options code along the columns scaled by `steps` (R values; needed when an option is arel).
+// u is the decoder's basis, enc the encoder's (nullptr: u). Alpha-relative
+// options code along the encoder's columns divided by `steps` (R values;
+// needed when an option is arel) and decode along the decoder's times them.
 std::vector<double> head_option_losses(const rot::RowMat& y, const Eigen::MatrixXf& u, const Eigen::MatrixXd& weight,
-                                       std::span<const KResidual> options, std::span<const double> steps = {});
+                                       std::span<const KResidual> options, std::span<const double> steps = {},
+                                       const Eigen::MatrixXf* enc = nullptr);
 
 }  // namespace vkq

@@ -56,6 +56,9 @@ struct KCodec {
   // pairs (i, i + hd/2), angle = p · inv_freq_i, cos/sin times its scale).
   // No table: plain mean.
   RopeFreqs mean_rope{};
+  // The encoder's basis (c = Aᵀ(v − alpha·s), same shape as basis); nullptr:
+  // basis itself. Decoding (and scoring) always read `basis` (kresidual.hpp).
+  const Buffer* enc_basis = nullptr;
 
   // Residual record halves per position (0: no residual).
   std::uint32_t coef_stride() const { return residual ? residual->layout().stride : 0; }

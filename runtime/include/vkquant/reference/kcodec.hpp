@@ -23,6 +23,7 @@ struct KCodec {
   KResidualLayout residual;      // per-head rank and coefficient bits (stride 0: no residual)
   std::uint32_t basis_cols = 0;  // R >= every r_h
   const RopeTable* mean_rope = nullptr;  // set: mu is pre-RoPE, position p centers by RoPE_p(mu)
+  std::span<const float> enc_basis = {};  // the encoder's basis (basis' shape); empty: basis
 };
 
 struct KCodes {
