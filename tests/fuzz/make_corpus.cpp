@@ -263,11 +263,15 @@ void kcache(const fs::path& dir) {
       pol.policy[r] = std::move(t);
     }
     vkq::write_kcache_artifact(dir / "policy.vkq.safetensors", pol, "vkq_fuzz_make_corpus");
-    // The same with alpha-relative options: per-column steps in every codec,
-    // [rank, 4, "alpha"] options and plans.
+    // The same with alpha-relative options: per-column steps and an encoder
+    // basis in every codec, [rank, 4, "alpha"] options and plans.
     const auto arel = vkq::policy_options(c.head_dim, c.head_dim, true);
     for (auto* mode : {&pol.post, &pol.pre, &pol.ropemean})
-      for (auto& l : *mode) l.step.assign(std::size_t(c.kv_heads) * c.head_dim, 0.25f);
+      for (auto& l : *mode) {
+        l.step.assign(std::size_t(c.kv_heads) * c.head_dim, 0.25f);
+        l.enc_basis = l.basis;
+        for (float& x : l.enc_basis) x *= 2.0f;
+      }
     for (auto& [r, t] : pol.policy) {
       t.options = arel;
       t.loss.clear();
