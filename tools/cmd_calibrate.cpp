@@ -301,7 +301,7 @@ void calibrate(const CalibrateFlags& f, bool rank_given) {
   fmt::print("{:<19} {:9.1f}  {} tokens, {:.1f} tokens/s\n", "capturing keys", capture_seconds, keys.tokens,
              capture_seconds > 0 ? double(keys.tokens) / capture_seconds : 0.0);
   fmt::print("{:<19} {:9.1f}  {} layers x {} KV heads x 3 codecs{}\n", "key rotations", key_seconds, k.layers, k.kv_heads,
-             opt.policy ? fmt::format(", {} policy options each", policy_options(c.head_dim, opt.rank).size()) : "");
+             opt.policy ? fmt::format(", {} policy options each", policy_options(c.head_dim, opt.rank, opt.rank > 0).size()) : "");
   if (sensitivity)
     fmt::print("{:<19} {:9.1f}  {} heads x {} codecs on {} chunks\n", "head sensitivity", sensitivity_seconds,
                std::size_t(k.layers) * k.kv_heads, k.policy.size(), f.kv_sensitivity_chunks);
