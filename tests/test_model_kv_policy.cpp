@@ -204,6 +204,10 @@ TEST(KvPolicy, QueryWeightedBasis) {
     EXPECT_LT(weighted, 0.8 * principal) << "rank " << rank;
   }
   EXPECT_THROW(query_weighted_basis(y, w, d + 1), Error);
+  // No query energy: the principal directions, finite.
+  const ResidualPair none = query_weighted_basis(y, Eigen::MatrixXd::Zero(d, d), 8);
+  EXPECT_TRUE(none.enc.allFinite() && none.dec.allFinite());
+  EXPECT_LT((none.enc - id.enc).cwiseAbs().maxCoeff(), 1e-5f);
 }
 
 // ---- the model level

@@ -187,8 +187,11 @@ ResidualPair query_weighted_basis(const rot::RowMat& y, const Eigen::MatrixXd& w
     cov.noalias() += v * v.transpose();
   }
   cov /= double(std::max<Eigen::Index>(y.rows(), 1));
-  const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> ws((weight + weight.transpose()) / 2);
-  const double lam = 1e-3 * std::max(ws.eigenvalues().cwiseMax(0.0).mean(), 1e-300);
+  // A weight without energy (no queries) leaves the principal directions.
+  const Eigen::MatrixXd sym = (weight + weight.transpose()) / 2;
+  const bool empty = !(sym.trace() > 0) || !sym.allFinite();
+  const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> ws(empty ? Eigen::MatrixXd::Identity(d, d) : sym);
+  const double lam = 1e-3 * ws.eigenvalues().cwiseMax(0.0).mean();
   const Eigen::VectorXd wv = ws.eigenvalues().cwiseMax(0.0).array() + lam;
   const Eigen::MatrixXd& q = ws.eigenvectors();
   const Eigen::MatrixXd half = q * wv.cwiseSqrt().asDiagonal() * q.transpose();

@@ -59,7 +59,7 @@ std::vector<double> arel_steps(const rot::RowMat& y, const Eigen::MatrixXf& u);
 // (descending) give the encoder A = W^½ V and the decoder B = W^-½ V (AᵀB = I):
 // ê = B Aᵀ e is the rank-r reconstruction of least E[(e − ê)ᵀ W (e − ê)].
 // W is regularized by 1e-3 of its mean eigenvalue (B stays bounded where the
-// queries have no energy).
+// queries have no energy); a W of no energy (trace 0) counts as the identity.
 struct ResidualPair {
   Eigen::MatrixXf enc, dec;  // (hd, rank) each
 };
