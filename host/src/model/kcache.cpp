@@ -526,17 +526,18 @@ KCalibration read_kcache_artifact(const std::filesystem::path& path, const Model
       dst[l].mean = mt.rope == KRope::ropemean ? k.pre[l].mean : read_artifact_tensor(f, p + "mean", {kv, hd});
       dst[l].rot = read_artifact_tensor(f, p + "rot", {kv, hd, hd});
       if (k.rank > 0) dst[l].basis = read_artifact_tensor(f, p + "resid_basis", {kv, hd, k.rank});
-      // The alpha-relative steps: every layer of a mode or none, each > 0.
-      const bool has_step = k.rank > 0 && f.find(p + "resid_step") != nullptr;
-      if (l > 0 && has_step != !dst[0].step.empty())
-        throw FormatError(path, "tensor " + p + "resid_step: " + (has_step ? "present" : "absent") +
-                                    " while layer 0's is " + (has_step ? "absent" : "present"));
-      // The encoder's basis of a query-weighted pair: every layer of a mode or none.
-      const bool has_enc = k.rank > 0 && f.find(p + "resid_enc_basis") != nullptr;
-      if (l > 0 && has_enc != !dst[0].enc_basis.empty())
-        throw FormatError(path, "tensor " + p + "resid_enc_basis: " + (has_enc ? "present" : "absent") +
-                                    " while layer 0's is " + (has_enc ? "absent" : "present"));
-      if (has_enc) dst[l].enc_basis = read_artifact_tensor(f, p + "resid_enc_basis", {kv, hd, k.rank});
+      // The alpha-relative steps and the encoder's basis of a query-weighted
+      // pair: each in every layer of a mode or in none.
+      auto all_or_none = [&](const char* name, bool have_first) {
+        const bool has = k.rank > 0 && f.find(p + name) != nullptr;
+        if (l > 0 && has != have_first)
+          throw FormatError(path, "tensor " + p + name + ": " + (has ? "present" : "absent") + " while layer 0's is " +
+                                      (has ? "absent" : "present"));
+        return has;
+      };
+      const bool has_step = all_or_none("resid_step", !dst[0].step.empty());
+      if (all_or_none("resid_enc_basis", !dst[0].enc_basis.empty()))
+        dst[l].enc_basis = read_artifact_tensor(f, p + "resid_enc_basis", {kv, hd, k.rank});
       if (has_step) {
         dst[l].step = read_artifact_tensor(f, p + "resid_step", {kv, k.rank});
         for (std::size_t i = 0; i < dst[l].step.size(); ++i)

@@ -136,6 +136,15 @@ KPolicyPlan solve_policy(const KPolicyTable& t, double budget) {
 
 namespace {
 
+// Row `row` of y as the 1-bit code sees it: its fp16 alpha (the device's,
+// signs v >= 0) and, in w, the residual v − alpha·s.
+double code_residual(const rot::RowMat& y, Eigen::Index row, Eigen::VectorXd& w) {
+  w = y.row(row).transpose().cast<double>();
+  const double alpha = double(from_half(to_half(float(w.cwiseAbs().sum() / double(w.size())))));
+  for (Eigen::Index i = 0; i < w.size(); ++i) w[i] -= w[i] >= 0 ? alpha : -alpha;
+  return alpha;
+}
+
 // The midrise 4-bit value of x at step s (kresidual.hpp's alpha-relative code).
 double midrise4(double x, double s) { return (std::clamp(std::floor(x / s), -8.0, 7.0) + 0.5) * s; }
 
@@ -147,12 +156,10 @@ std::vector<double> arel_steps(const rot::RowMat& y, const Eigen::MatrixXf& u) {
   Eigen::MatrixXd c(rows, big);  // c_j / alpha per row
   Eigen::Index used = 0;
   const Eigen::MatrixXd ud = u.cast<double>();
-  Eigen::VectorXd v(d), w(d);
+  Eigen::VectorXd w(d);
   for (Eigen::Index row = 0; row < rows; ++row) {
-    v = y.row(row).transpose().cast<double>();
-    const double alpha = double(from_half(to_half(float(v.cwiseAbs().sum() / double(d)))));
+    const double alpha = code_residual(y, row, w);
     if (!(alpha > 0)) continue;
-    for (Eigen::Index i = 0; i < d; ++i) w[i] = v[i] - (v[i] >= 0 ? alpha : -alpha);
     c.row(used++) = (ud.transpose() * w).transpose() / alpha;
   }
   std::vector<double> steps(std::size_t(big), 1.0);
@@ -179,12 +186,10 @@ ResidualPair query_weighted_basis(const rot::RowMat& y, const Eigen::MatrixXd& w
   if (Eigen::Index(rank) > d || weight.rows() != d || weight.cols() != d)
     throw Error("query_weighted_basis: rank or weight does not fit head_dim " + std::to_string(d));
   Eigen::MatrixXd cov = Eigen::MatrixXd::Zero(d, d);
-  Eigen::VectorXd v(d);
+  Eigen::VectorXd w(d);
   for (Eigen::Index row = 0; row < y.rows(); ++row) {
-    v = y.row(row).transpose().cast<double>();
-    const double alpha = double(from_half(to_half(float(v.cwiseAbs().sum() / double(d)))));
-    for (Eigen::Index i = 0; i < d; ++i) v[i] -= v[i] >= 0 ? alpha : -alpha;
-    cov.noalias() += v * v.transpose();
+    (void)code_residual(y, row, w);
+    cov.noalias() += w * w.transpose();
   }
   cov /= double(std::max<Eigen::Index>(y.rows(), 1));
   // A weight without energy (no queries) leaves the principal directions.
@@ -221,13 +226,10 @@ std::vector<double> head_option_losses(const rot::RowMat& y, const Eigen::Matrix
     ues.col(j) /= steps[std::size_t(j)];
   }
   std::vector<double> loss(options.size(), 0.0);
-  Eigen::VectorXd v(d), w(d), e(d);
+  Eigen::VectorXd w(d), e(d);
   std::vector<half_bits> record(std::size_t(d) + 1);
   for (Eigen::Index row = 0; row < y.rows(); ++row) {
-    v = y.row(row).transpose().cast<double>();
-    // The code as the device stores it: alpha in fp16, signs v >= 0.
-    const double alpha = double(from_half(to_half(float(v.cwiseAbs().sum() / double(d)))));
-    for (Eigen::Index i = 0; i < d; ++i) w[i] = v[i] - (v[i] >= 0 ? alpha : -alpha);
+    const double alpha = code_residual(y, row, w);
     const Eigen::VectorXd c = ue.transpose() * w;
     const Eigen::VectorXd cs = steps.empty() ? c : Eigen::VectorXd(ues.transpose() * w);
     for (std::size_t o = 0; o < options.size(); ++o) {
