@@ -139,5 +139,35 @@ TEST_F(VulkanTest, ModelVkPerplexityMatchesTraining) {
   EXPECT_NEAR(bpb, ref.sample_bpb, 1e-3 * ref.sample_bpb) << "bits/byte " << bpb;
 }
 
+// ---- synthetic depth (run --depth) ------------------------------------------------
+
+// fill_synthetic writes through each cache's store: the same seed gives the
+// same logits afterwards, another seed other logits (the filled positions are
+// attended), in chunks of max_batch (100 = 3 × 32 + 4) and from a position
+// already reached; past the context or below the position it is refused.
+TEST_F(VulkanTest, ModelVkFillSyntheticIsAttended) {
+  const auto file = ModelFile::open(source_path("models/kjv-llama.gguf"));
+  KCacheConfig one_bit;
+  one_bit.one_bit = true;
+  for (const auto& [label, keys, values] :
+       {std::tuple{"fp16", KCacheConfig{}, VType::f16}, std::tuple{"1bit srht + v q4", one_bit, VType::q4}}) {
+    SCOPED_TRACE(label);
+    VkForward fwd(dev(), file, VkForwardOptions{.max_batch = 32, .kcache = keys, .vcache = values});
+    const std::vector<std::int32_t> tok{42, 17};
+    auto after = [&](std::uint32_t depth, std::uint64_t seed) {
+      fwd.reset();
+      fwd.forward(std::span(tok.data(), 1));
+      fwd.fill_synthetic(depth, seed);
+      EXPECT_EQ(fwd.position(), depth);
+      return fwd.forward(std::span(tok.data() + 1, 1));
+    };
+    const auto a = after(100, 1), a2 = after(100, 1), b = after(100, 2);
+    EXPECT_EQ(a, a2);
+    EXPECT_FALSE(nmse(a, b, 1e-4)) << "another fill, the same logits: the filled positions are not read";
+    EXPECT_THROW(fwd.fill_synthetic(fwd.ctx() + 1), Error);
+    EXPECT_THROW(fwd.fill_synthetic(fwd.position() - 1), Error);
+  }
+}
+
 }  // namespace
 }  // namespace vkq::test

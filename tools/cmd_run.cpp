@@ -34,6 +34,7 @@ struct RunFlags {
   const CLI::Option* prompt_given = nullptr;
   int n = 200;
   std::uint32_t ctx = 0;  // 0: context_for's default
+  std::uint32_t depth = 0;  // synthetic positions before the prompt (VkForward::fill_synthetic)
   bool warmup = false;
   bool verbose = false;
   bool chat = false;
@@ -107,7 +108,7 @@ std::vector<std::int32_t> generate(Session& s, Sampler& sampler, const std::vect
   s.prefilled += todo.size();
   s.fed = prompt;
 
-  const std::uint32_t room = s.fwd->ctx() - std::uint32_t(s.fed.size());
+  const std::uint32_t room = s.fwd->ctx() - s.fwd->position();
   s.hit_context = n > room;
   n = std::min(n, room);
   std::vector<std::int32_t> out;
@@ -204,6 +205,7 @@ void run(RunFlags f) {
   Sampler(f.sampling);                           // and the sampling flags
   if (!f.chat && f.system_given->count() > 0) throw UsageError("--system applies to --chat");
   if (!f.chat && f.show_prompt) throw UsageError("--show-prompt applies to --chat");
+  if (f.chat && f.depth > 0) throw UsageError("--depth applies to a plain run, not --chat");
   Session s;
   s.path = f.model.empty() ? default_model_path() : std::filesystem::path(f.model);
   s.model.emplace(ModelFile::open(s.path));
@@ -229,17 +231,25 @@ void run(RunFlags f) {
   prompt.insert(prompt.end(), text.begin(), text.end());
   if (prompt.empty()) throw Error("--prompt: empty, and the model has no BOS token to start from");
   const std::uint32_t ctx = context_for(c, f.ctx);
-  if (prompt.size() >= ctx)
-    throw Error("--prompt: " + std::to_string(prompt.size()) + " tokens fill the context of " + std::to_string(ctx) +
-                " (--ctx; the model's is " + std::to_string(c.ctx) + ")");
+  if (std::uint64_t(prompt.size()) + f.depth >= ctx)
+    throw Error("--prompt: " + std::to_string(prompt.size()) + " tokens" +
+                (f.depth ? " after --depth " + std::to_string(f.depth) : std::string()) + " fill the context of " +
+                std::to_string(ctx) + " (--ctx; the model's is " + std::to_string(c.ctx) + ")");
   load(s, f, calibration, kcache);
   if (f.verbose) memory_report(s);
   if (f.warmup) {
     // Untimed: the prompt and one decode step, so the timed run finds every
     // pipeline it uses compiled (lavapipe and other drivers compile on first use).
+    s.fwd->fill_synthetic(f.depth);
     s.fwd->forward(prompt);
     s.fwd->forward(std::span<const std::int32_t>(prompt.data(), 1));
     s.fwd->reset();
+  }
+  if (f.depth > 0) {
+    const auto t0 = std::chrono::steady_clock::now();
+    s.fwd->fill_synthetic(f.depth);
+    fmt::print(stderr, "depth: {} synthetic positions in the K/V caches before the prompt ({:.2f} s, untimed; the text "
+               "that follows is meaningless)\n", f.depth, seconds_since(t0));
   }
   std::fwrite(f.prompt.data(), 1, f.prompt.size(), stdout);
   std::fflush(stdout);
@@ -260,6 +270,11 @@ void add_run(CLI::App& app) {
                   "context (KV-cache) length in tokens (default: the model's context up to 4096, as llama.cpp); "
                   "generation stops at its end")
       ->check(CLI::Range(1u, 1u << 24));
+  cmd->add_option("--depth", f->depth,
+                  "benchmarks: start at position N, the K/V caches filled with N synthetic positions (pseudo-random keys "
+                  "and values stored through the caches' own codecs, untimed; the model does not run on them), so "
+                  "prefill and decode are timed at that context depth; the generated text is meaningless")
+      ->check(CLI::Range(0u, 1u << 24));
   cmd->add_flag("--warmup", f->warmup,
                 "before the timed run, feed the prompt and one decode step once, untimed (pipelines are compiled on first "
                 "use; llama.cpp's tools warm up likewise)");

@@ -28,7 +28,8 @@ struct PeerError : std::runtime_error {
   X(llama_model_free) X(llama_init_from_model) X(llama_free) X(llama_model_get_vocab) X(llama_vocab_n_tokens)  \
   X(llama_model_desc) X(llama_model_size) X(llama_model_n_params) X(llama_n_ctx) X(llama_get_memory)           \
   X(llama_memory_clear) X(llama_batch_init) X(llama_batch_free) X(llama_decode) X(llama_synchronize)           \
-  X(llama_get_logits_ith) X(llama_model_quantize_default_params) X(llama_model_quantize)                      \
+  X(llama_get_logits_ith) X(llama_state_seq_get_size) X(llama_state_seq_get_data) X(llama_state_seq_set_data) \
+  X(llama_model_quantize_default_params) X(llama_model_quantize)                      \
   X(ggml_backend_load_all_from_path) X(ggml_backend_dev_count) X(ggml_backend_dev_get) \
   X(ggml_backend_dev_name) X(ggml_backend_dev_description) X(ggml_backend_dev_type)
 

@@ -40,7 +40,18 @@ struct BenchFlags {
   std::uint32_t rounds = 5;
   std::uint32_t warmup = 1;
   std::string tokens;  // optional: the prompt's ids (else a fixed pattern)
+  std::uint32_t depth = 0;  // positions already in the cache when the prompt comes
+  std::string type_k = "f16", type_v = "f16", flash_attn = "auto";
 };
+
+// The KV cache types llama.cpp's tools accept for --cache-type-k/-v.
+const std::map<std::string, ggml_type> kCacheTypes = {
+    {"f32", GGML_TYPE_F32},   {"f16", GGML_TYPE_F16},   {"bf16", GGML_TYPE_BF16}, {"q8_0", GGML_TYPE_Q8_0},
+    {"q4_0", GGML_TYPE_Q4_0}, {"q4_1", GGML_TYPE_Q4_1}, {"q5_0", GGML_TYPE_Q5_0}, {"q5_1", GGML_TYPE_Q5_1},
+    {"iq4_nl", GGML_TYPE_IQ4_NL},
+};
+const std::map<std::string, llama_flash_attn_type> kFlashAttn = {
+    {"auto", LLAMA_FLASH_ATTN_TYPE_AUTO}, {"on", LLAMA_FLASH_ATTN_TYPE_ENABLED}, {"off", LLAMA_FLASH_ATTN_TYPE_DISABLED}};
 
 struct LogitsFlags {
   std::string tokens;
@@ -123,19 +134,22 @@ struct Round {
   std::vector<llama_token> generated;
 };
 
-// Prefill of `prompt` from an empty cache, then `gen` single-token decodes,
+// Prefill of `prompt` from an empty cache (or, untimed first, from the
+// sequence state `deep` of `depth` cells), then `gen` single-token decodes,
 // each fed the argmax of the previous logits (the first from the prefill's).
-Round one_round(PeerModel& m, const std::vector<llama_token>& prompt, std::uint32_t gen) {
+Round one_round(PeerModel& m, const std::vector<llama_token>& prompt, std::uint32_t gen, std::uint32_t depth = 0,
+                std::span<const std::uint8_t> deep = {}) {
   Round r;
   m.clear();
+  if (depth > 0) m.load_state(deep);
   const auto t0 = std::chrono::steady_clock::now();
-  auto logits = m.decode(prompt, 0);
+  auto logits = m.decode(prompt, llama_pos(depth));
   r.prefill_s = seconds_since(t0);
   const auto t1 = std::chrono::steady_clock::now();
   for (std::uint32_t i = 0; i < gen; ++i) {
     const llama_token next = argmax(logits);
     r.generated.push_back(next);
-    logits = m.decode(std::span(&next, 1), llama_pos(prompt.size() + i));
+    logits = m.decode(std::span(&next, 1), llama_pos(depth + prompt.size() + i));
   }
   r.decode_s = seconds_since(t1);
   return r;
@@ -146,9 +160,12 @@ void bench(const CommonFlags& f, const BenchFlags& b) {
   auto lib = LlamaLib::open(f.lib, f.verbose);
   LoadOptions o;
   o.backend = backend;
-  o.n_ctx = b.prompt_tokens + b.gen;
+  o.n_ctx = b.depth + b.prompt_tokens + b.gen;
   o.n_batch = b.prompt_tokens;
   o.threads = f.threads;
+  o.type_k = kCacheTypes.at(b.type_k);
+  o.type_v = kCacheTypes.at(b.type_v);
+  o.flash_attn = kFlashAttn.at(b.flash_attn);
   const auto t0 = std::chrono::steady_clock::now();
   auto m = PeerModel::load(*lib, f.model, o);
   const double load_s = seconds_since(t0);
@@ -167,17 +184,41 @@ void bench(const CommonFlags& f, const BenchFlags& b) {
   setup.update(setup_json(f, *lib, *m, backend));
   setup["load_s"] = load_s;
   setup["warmup_rounds"] = b.warmup;
+  setup["type_k"] = b.type_k;
+  setup["type_v"] = b.type_v;
+  setup["flash_attn"] = b.flash_attn;
+  // --depth: the prompt's own cells (a real prefill at positions 0 ..),
+  // repeated to `depth` cells through llama.cpp's sequence-state format, so
+  // the timed prompt and decodes attend over depth positions without hours of
+  // prefill (their content does not change the work).
+  std::vector<std::uint8_t> deep;
+  SeqState one;
+  if (b.depth > 0) {
+    m->clear();
+    m->decode(prompt, 0);
+    const auto blob = m->save_state();
+    one = SeqState::parse(blob);
+    if (one.serialize() != blob) throw PeerError("sequence state: does not write back byte for byte (an unknown layout)");
+    deep = one.replicated(b.depth).serialize();
+    setup["depth"] = b.depth;
+    setup["depth_fill"] = "the prompt's cells repeated";
+  }
+  if (!one.layers.empty()) {
+    setup["kv_bytes_per_position"] = one.kv_bytes_per_cell();
+    setup["kv_bytes"] = one.kv_bytes_per_cell() * m->n_ctx();
+  }
   print_line(setup);
   // Warm-up rounds (untimed): ggml-vulkan builds its pipelines on first use.
-  for (std::uint32_t i = 0; i < b.warmup; ++i) one_round(*m, prompt, b.gen);
+  for (std::uint32_t i = 0; i < b.warmup; ++i) one_round(*m, prompt, b.gen, b.depth, deep);
   for (std::uint32_t i = 0; i < b.rounds; ++i) {
-    const Round r = one_round(*m, prompt, b.gen);
+    const Round r = one_round(*m, prompt, b.gen, b.depth, deep);
     ordered_json j;
     j["event"] = "round";
     j["engine"] = "llama.cpp";
     j["backend"] = name_of(backend);
     j["round"] = i + 1;
     j["prompt_tokens"] = b.prompt_tokens;
+    j["depth"] = b.depth;
     j["prefill_s"] = r.prefill_s;
     j["prefill_tokens_per_s"] = b.prompt_tokens / r.prefill_s;
     j["gen_tokens"] = b.gen;
@@ -262,6 +303,17 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--rounds", b.rounds, "timed rounds")->check(CLI::Range(1, 10000));
   bench_cmd->add_option("--warmup", b.warmup, "untimed rounds first")->check(CLI::Range(0, 100));
   bench_cmd->add_option("--tokens", b.tokens, "the prompt's token ids, comma-separated (default: a fixed pattern)");
+  bench_cmd->add_option("--depth", b.depth,
+                        "positions in the cache before the prompt: the prompt's own prefilled cells repeated (llama.cpp's "
+                        "sequence-state format), so prefill and decode are timed at that context depth")
+      ->check(CLI::Range(0, 1 << 24));
+  std::vector<std::string> cache_names, fa_names;
+  for (const auto& [name, t] : kCacheTypes) cache_names.push_back(name);
+  for (const auto& [name, t] : kFlashAttn) fa_names.push_back(name);
+  bench_cmd->add_option("--cache-type-k", b.type_k, "K cache type (llama.cpp's -ctk)")->check(CLI::IsMember(cache_names));
+  bench_cmd->add_option("--cache-type-v", b.type_v, "V cache type (llama.cpp's -ctv)")->check(CLI::IsMember(cache_names));
+  bench_cmd->add_option("--flash-attn", b.flash_attn, "flash attention: on, off or auto (llama.cpp's -fa)")
+      ->check(CLI::IsMember(fa_names));
 
   auto* logits_cmd = app.add_subcommand("logits", "the last position's logits after decoding --tokens, as JSON");
   add_common(logits_cmd, common);

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <random>
 
 #include "vkquant/buffer.hpp"
 #include "vkquant/error.hpp"
@@ -377,6 +378,33 @@ void VkForward::Impl::step(Stream& s, std::span<const std::int32_t> tokens, bool
   const std::size_t rows = all_logits ? n : 1, old = out.size();
   out.resize(old + rows * c.vocab);
   logits.download(std::span<float>(out.data() + old, rows * c.vocab));
+}
+
+void VkForward::fill_synthetic(std::uint32_t depth, std::uint64_t seed) {
+  Impl& m = *impl_;
+  if (depth > m.ctx)
+    throw Error("VkForward::fill_synthetic: depth " + std::to_string(depth) + " is past the context of " + std::to_string(m.ctx));
+  if (depth < m.pos)
+    throw Error("VkForward::fill_synthetic: depth " + std::to_string(depth) + " is below the position " + std::to_string(m.pos));
+  const std::uint32_t rows = m.opt.max_batch, kvd = m.c.kv_dim();
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal;
+  std::vector<float> host(std::size_t(rows) * kvd);
+  for (float& x : host) x = normal(rng);
+  m.k.upload(std::span<const float>(host));
+  for (float& x : host) x = normal(rng);
+  m.v.upload(std::span<const float>(host));
+  Stream s = Stream::create(m.dev);
+  for (std::uint32_t p = m.pos; p < depth;) {
+    const std::uint32_t n = std::min(rows, depth - p);
+    for (std::uint32_t l = 0; l < m.c.layers; ++l) {
+      m.kv->before_rope(s, l, m.k, n, p);
+      m.kv->store(s, l, m.k, m.v, n, p);
+    }
+    s.submit_and_wait();
+    p += n;
+  }
+  m.pos = depth;
 }
 
 std::vector<float> VkForward::forward(std::span<const std::int32_t> tokens, bool all_logits) {

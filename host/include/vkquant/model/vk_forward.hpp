@@ -72,6 +72,15 @@ class VkForward {
   // positions and a 152k vocabulary: 156 MB, not 20 GB).
   void forward(std::span<const std::int32_t> tokens,
                const std::function<void(std::size_t first, std::span<const float> logits)>& each_batch);
+  // For timing at a context depth without its prefill (as llama-bench -d,
+  // minus the hours of prefill on a slow device): fills positions
+  // position() .. depth - 1 of every layer's key and value caches with
+  // pseudo-random keys and values (normal, seeded) written through each
+  // cache's own store (codes, scales and decoded copies as the codec makes
+  // them), and moves the position to depth. The model does not run: what is
+  // generated after it is meaningless; the work per token is what a real
+  // context of that depth costs. Throws vkq::Error past the context.
+  void fill_synthetic(std::uint32_t depth, std::uint64_t seed = 1);
   // Bytes of device memory held (weights, KV cache, activations).
   std::uint64_t device_bytes() const;
   // Where the device bytes go.
