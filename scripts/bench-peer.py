@@ -29,8 +29,18 @@ tokens/s, as a fraction of the read roofline that
 (their mean). A model vkquant refuses is reported as "refused: <its error
 line>" and the others carry on.
 
+At a context depth (--depth N): both engines start with N positions in their
+caches, filled without a prefill (hours at 32k on lavapipe): vkquant
+`run --depth N` stores seeded random keys and values through its own codecs;
+vkq-peer `bench --depth N` repeats the prompt's own prefilled cells to N
+through llama.cpp's sequence-state format. The work per token is that of a
+real context of that depth; the generated text is not compared. The cache
+types: --vkquant-args (e.g. "--kcache 1bit --vcache q4") and --cache-type-k/-v,
+--flash-attn for llama.cpp; each engine's K+V bytes are reported.
+
 usage: scripts/bench-peer.py [MODEL.gguf ...] [--rounds 5] [--prompt-tokens 64]
        [--gen 32] [--threads T] [--json OUT.json] [--markdown OUT.md]
+       [--depth N] [--vkquant-args ARGS] [--cache-type-k T] [--cache-type-v T] [--flash-attn on|off|auto]
        (default models: models/kjv-llama.gguf models/kjv-llama-f16.gguf;
        source scripts/lavapipe-env.sh first to run on lavapipe)
 """
@@ -39,6 +49,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import statistics
 import struct
 import subprocess
@@ -175,10 +186,14 @@ def make_prompt(vkq, model, source, n):
 RE_PREFILL = re.compile(r"^prefill: (\d+) tokens in ([\d.]+) s \(([\d.]+|inf) tokens/s\)", re.M)
 RE_DECODE = re.compile(r"^decode: (\d+) tokens in ([\d.]+) s \(([\d.]+|inf) tokens/s\)\s*\[(.*)\]", re.M)
 RE_DEVICE_WEIGHTS = re.compile(r"device bytes: weights (\d+)")
+RE_DEVICE_KV = re.compile(r"keys (\d+) \(([\d.]+) bits/coordinate\), values (\d+) \(([\d.]+) bits/coordinate\)")
 
 
 def vkquant_round(a, model, prompt):
     cmd = [a.vkquant, "run", model, "--prompt", prompt, "-n", str(a.gen + 1), "--temp", "0", "--warmup"]
+    if a.depth:
+        cmd += ["--depth", str(a.depth), "--ctx", str(a.depth + a.prompt_tokens + a.gen + 1)]
+    cmd += shlex.split(a.vkquant_args)
     rc, out, err = run(cmd, timeout=a.timeout)
     if rc != 0:
         raise Failed("refused: " + last_line(err).removeprefix("vkquant: "))
@@ -190,6 +205,9 @@ def vkquant_round(a, model, prompt):
          "label": d[4]}
     if w := RE_DEVICE_WEIGHTS.search(err):
         r["device_weight_bytes"] = int(w[1])
+    if kv := RE_DEVICE_KV.search(err):
+        r["kv_bytes"] = int(kv[1]) + int(kv[3])
+        r["kv_bits"] = [float(kv[2]), float(kv[4])]
     text = out[len(prompt):] if out.startswith(prompt) else out
     r["generated_text"] = text[:-1] if text.endswith("\n") else text
     return r
@@ -199,7 +217,10 @@ def peer_round(a, engine, model, ids):
     libdir, backend = PEERS[engine]
     cmd = [a.peer, "bench", model, "--lib", os.path.join(a.lib, libdir), "--backend", backend,
            "--prompt-tokens", str(a.prompt_tokens), "--gen", str(a.gen), "--rounds", "1", "--warmup", "1",
-           "--threads", str(a.threads)]
+           "--threads", str(a.threads), "--cache-type-k", a.cache_type_k, "--cache-type-v", a.cache_type_v,
+           "--flash-attn", a.flash_attn]
+    if a.depth:
+        cmd += ["--depth", str(a.depth)]
     if ids:
         cmd += ["--tokens", ",".join(map(str, ids))]
     env = dict(os.environ)
@@ -212,6 +233,8 @@ def peer_round(a, engine, model, ids):
     load = next(l for l in lines if l.get("event") == "load")
     r = next(l for l in lines if l.get("event") == "round")
     r["device"] = load["device"]
+    if "kv_bytes" in load:
+        r["kv_bytes"] = load["kv_bytes"]
     return r
 
 
@@ -266,6 +289,8 @@ def summarize(setup, models, results):
                     s["greedy_match"] = res[e]["greedy_match"]
                 if "device_weight_bytes" in rounds[0]:  # vkquant's own count (its `load:` line)
                     s["device_weight_bytes"] = rounds[0]["device_weight_bytes"]
+                if "kv_bytes" in rounds[0]:  # K+V cache bytes for the context each engine allocated
+                    s["kv_bytes"] = rounds[0]["kv_bytes"]
             row["engines"][e] = s
         # vkquant / peer, paired by round (both ran in the same stretch of time).
         row["ratios"] = {}
@@ -292,6 +317,10 @@ def fmt(x, digits=1):
 def markdown(setup, summary):
     L = []
     roof = setup.get("read_roofline_gb_per_s")
+    if setup.get("depth"):
+        L.append(f"At a context depth of {setup['depth']} positions (filled without a prefill: see the script's "
+                 f"header); vkquant {setup.get('vkquant_args') or '(defaults)'}; llama.cpp K {setup['cache_type_k']}, "
+                 f"V {setup['cache_type_v']}, flash attention {setup['flash_attn']}.")
     L.append(f"Prompt {setup['prompt_tokens']} tokens, {setup['gen']} greedy decodes, {setup['rounds']} interleaved "
              f"rounds, {setup['threads']} CPU threads for llama.cpp; medians over rounds (min to max in brackets).")
     L.append(f"Devices: vkquant on {setup.get('vkquant_device', '(not run)')}; llama.cpp Vulkan on "
@@ -304,8 +333,8 @@ def markdown(setup, summary):
                  f"on {setup.get('cpus', '?')} CPUs (other work on the machine).")
     L.append("")
     L.append("| model | weights in file | engine | prefill tok/s | decode tok/s | decode GB/s | × read roofline |"
-             " greedy tokens = vkquant's |")
-    L.append("|---|---|---|---:|---:|---:|---:|---|")
+             " greedy tokens = vkquant's | K+V bytes |")
+    L.append("|---|---|---|---:|---:|---:|---:|---|---:|")
     for row in summary:
         name = os.path.basename(row["model"])
         types = "+".join(sorted(row["types"] or {}, key=lambda t: -row["types"][t])) if row.get("types") else "?"
@@ -320,7 +349,9 @@ def markdown(setup, summary):
             spread = lambda k: (f"{fmt(s[k + '_tokens_per_s'])} "
                                 f"({fmt(s[k + '_tokens_per_s_range'][0], 0)} to {fmt(s[k + '_tokens_per_s_range'][1], 0)})")
             L.append(f"| {first} | {e} | {spread('prefill')} | {spread('decode')} | "
-                     f"{fmt(s.get('decode_weight_gb_per_s'), 2)} | {fmt(frac, 2)} | {s.get('greedy_match', '(reference)' if e == 'vkquant' else '-')} |")
+                     f"{fmt(s.get('decode_weight_gb_per_s'), 2)} | {fmt(frac, 2)} | "
+                     f"{'-' if setup.get('depth') else s.get('greedy_match', '(reference)' if e == 'vkquant' else '-')} | "
+                     f"{fmt(s.get('kv_bytes'), 0)} |")
     for row in summary:
         dev = row["engines"]["vkquant"].get("device_weight_bytes")
         if dev and row.get("file_weight_bytes") and abs(dev / row["file_weight_bytes"] - 1) > 0.01:
@@ -357,6 +388,11 @@ def main():
     ap.add_argument("--timeout", type=int, default=3600, help="seconds per process")
     ap.add_argument("--json", help="write every round and the summary here")
     ap.add_argument("--markdown", help="write the tables here (they are printed anyway)")
+    ap.add_argument("--depth", type=int, default=0, help="positions in both caches before the prompt (no prefill)")
+    ap.add_argument("--vkquant-args", default="", help="more `vkquant run` flags, e.g. \"--kcache 1bit --vcache q4\"")
+    ap.add_argument("--cache-type-k", default="f16", help="llama.cpp's K cache type (vkq-peer --cache-type-k)")
+    ap.add_argument("--cache-type-v", default="f16", help="llama.cpp's V cache type")
+    ap.add_argument("--flash-attn", default="auto", choices=("on", "off", "auto"), help="llama.cpp's flash attention")
     ap.add_argument("--from-json", help="print the tables of an earlier run's --json file; run nothing")
     a = ap.parse_args()
     if a.from_json:
@@ -383,7 +419,8 @@ def main():
 
     setup = {"machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs", "argv": sys.argv[1:],
              "cpus": os.cpu_count(), "rounds": a.rounds, "prompt_tokens": a.prompt_tokens, "gen": a.gen,
-             "threads": a.threads}
+             "threads": a.threads, "depth": a.depth, "vkquant_args": a.vkquant_args, "cache_type_k": a.cache_type_k,
+             "cache_type_v": a.cache_type_v, "flash_attn": a.flash_attn}
     roof = []
     if not a.no_roofline:
         try:
