@@ -167,8 +167,9 @@ void main() {
       continue;
     }
     int code;
-    if (arel) {  // floor(c / alpha) in [-8, 7]: the step is in the encoder's column
-      code = a > 0.0 ? int(clamp(floor(c / a), -8.0, 7.0)) : 0;
+    if (arel) {  // floor(c / alpha) in [-2^(cb-1), 2^(cb-1) - 1]: the step is in the encoder's column
+      const float half_levels = float(1u << (cb - 1u));
+      code = a > 0.0 ? int(clamp(floor(c / a), -half_levels, half_levels - 1.0)) : 0;
     } else {
       code = sigma == 0.0 ? 0 : int(clamp(roundEven(c / sigma), -top, top));
     }

@@ -31,8 +31,8 @@ layout(constant_id = 7) const uint Y = 1;    // query rows scored per key (row s
 layout(constant_id = 8) const uint K = 1;    // keys per invocation
 layout(constant_id = 9) const uint VS = 0;   // 1: K = 4 and every invocation's first key sits at a multiple
                                              // of 4 elements of the output (the host checks): vec4 stores
-layout(constant_id = 10) const uint CB = 16; // the KV head's coefficient bits: 16 (fp16), 8 or 4 (codes + fp16 scale)
-layout(constant_id = 11) const uint AR = 0;  // 1: CB = 4 alpha-relative codes (no scale half; ĉ = alpha·(code + 1/2))
+layout(constant_id = 10) const uint CB = 16; // the KV head's coefficient bits: 16 (fp16), 8 or 4 (codes + fp16 scale); AR: 4, 2 or 1
+layout(constant_id = 11) const uint AR = 0;  // 1: CB-bit alpha-relative codes (no scale half; ĉ = alpha·(code + 1/2))
 const uint W = (D + 31u) / 32u;              // words per key
 const uint TAIL = D - 32u * (W - 1u);        // valid bits in the last word (1..32)
 const uint LAST_MASK = 0xffffffffu >> (32u - TAIL);

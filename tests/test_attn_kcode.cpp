@@ -237,7 +237,8 @@ INSTANTIATE_TEST_SUITE_P(
                       ACase{64, 3, 2, 37, 100, 8, 2, P, 8, false, true, VType::f16, {{8, 4}, {0, 16}, {6, 8}}},
                       ACase{64, 3, 2, 37, 100, 8, 0, F, 8, true, true, VType::q8, {{8, 4}, {0, 16}, {6, 8}}},
                       // Alpha-relative 4-bit heads: the key's alpha scales its codes.
-                      ACase{64, 3, 2, 37, 100, 8, 2, P, 8, false, true, VType::f16, {{8, 4, true}, {0, 16}, {4, 4, true}}}),
+                      ACase{64, 3, 2, 37, 100, 8, 2, P, 8, false, true, VType::f16, {{8, 4, true}, {0, 16}, {4, 4, true}}},
+                      ACase{64, 3, 2, 37, 100, 16, 2, P, 8, true, true, VType::q4, {{16, 1, true}, {0, 16}, {8, 2, true}}}),
     [](const auto& p) { return case_name(p.param); });
 
 // The float path over codes the device encoded scores q·k̂ with k̂ the decoded

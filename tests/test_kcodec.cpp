@@ -338,7 +338,13 @@ INSTANTIATE_TEST_SUITE_P(Shapes, KCodec,
                                            // odd pos0; mean-RoPE at a far position).
                                            KCase{64, 3, 8, 13, 5, true, true, false, {{8, 4, true}, {0, 16}, {6, 8}}},
                                            KCase{96, 5, 12, 13, 4999, true, false, true,
-                                                 {{12, 4, true}, {4, 4}, {0, 16}, {7, 16}, {4, 4, true}}}),
+                                                 {{12, 4, true}, {4, 4}, {0, 16}, {7, 16}, {4, 4, true}}},
+                                           // Alpha-relative 2- and 1-bit heads: a record of one or
+                                           // two halves at odd offsets (stride 9).
+                                           KCase{64, 4, 16, 13, 5, true, true, false,
+                                                 {{16, 1, true}, {8, 2, true}, {6, 8}, {16, 2, true}}},
+                                           KCase{128, 3, 32, 7, 4999, true, false, true,
+                                                 {{32, 1, true}, {3, 16}, {16, 2, true}}}),
                          [](const auto& p) { return case_name(p.param); });
 
 // Plain random keys: coordinates near 0 are allowed; a sign bit may differ
@@ -502,9 +508,13 @@ TEST(KResidual, RefusalsNameTheHeadAndTheRule) {
   EXPECT_NE(msg({{3, 8}}).find("head 0 (rank 3, 8 bits): 8-bit coefficients need an even rank"), std::string::npos);
   EXPECT_NE(msg({{8, 8}, {0, 4}, {6, 4}}).find("head 2 (rank 6, 4 bits): 4-bit coefficients need a rank divisible by 4"),
             std::string::npos);
-  EXPECT_NE(msg({{4, 8, true}}).find("head 0 (rank 4, 8 alpha-relative bits): alpha-relative coefficients are 4-bit"),
+  EXPECT_NE(msg({{4, 8, true}}).find("head 0 (rank 4, 8 alpha-relative bits): alpha-relative coefficients are 4, 2 or 1 bits"),
             std::string::npos);
-  EXPECT_EQ(msg({{0, 4}, {2, 8}, {4, 4}, {3, 16}, {8, 4, true}}), "");
+  EXPECT_NE(msg({{16, 1, true}, {8, 1, true}}).find("head 1 (rank 8, 1 alpha-relative bits): alpha-relative 1-bit codes "
+                                                    "need a rank divisible by 16"),
+            std::string::npos);
+  EXPECT_NE(msg({{4, 2, true}}).find("alpha-relative 2-bit codes need a rank divisible by 8"), std::string::npos);
+  EXPECT_EQ(msg({{0, 4}, {2, 8}, {4, 4}, {3, 16}, {8, 4, true}, {8, 2, true}, {32, 1, true}}), "");
   EXPECT_NE(error_of([] { KResidualLayout::make({{4, 16}, {9, 16}}).check_basis("f", 8); })
                 .find("f: residual head 1 has rank 9, more than the basis' 8 columns"),
             std::string::npos);
@@ -533,6 +543,23 @@ TEST(KResidual, RecordBytes) {
   EXPECT_EQ(ra, (std::vector<half_bits>{0x08f3}));
   EXPECT_EQ(unpack_residual({4, 4, true}, ra, 2.0), (std::vector<double>{7, -1, -15, 1}));
   EXPECT_EQ(KResidualLayout::record_halves({8, 4, true}), 2u);
+  // alpha-relative 2 bits: codes in [-2, 1], 8 a half. alpha 2: c/alpha = 3.2,
+  // -0.5, -20, 0.75, 0, -0.05, 1.5, -1.5 -> 1 (clamped), -1, -2 (clamped), 0,
+  // 0, -1, 1, -2 -> fields 1, 3, 2, 0, 0, 3, 1, 2 (2 bits each, low first).
+  std::vector<half_bits> ra2(1);
+  pack_residual({8, 2, true}, std::vector<double>{6.4, -1, -40, 1.5, 0, -0.1, 3, -3}, ra2, 2.0);
+  EXPECT_EQ(ra2, (std::vector<half_bits>{0x9c2d}));
+  EXPECT_EQ(unpack_residual({8, 2, true}, ra2, 2.0), (std::vector<double>{3, -1, -3, 1, 1, -1, 3, -3}));
+  // alpha-relative 1 bit: a sign, code -1 (bit set) below 0, value ±alpha/2.
+  std::vector<half_bits> ra1(1);
+  std::vector<double> c1(16, 0.3);
+  for (const int i : {1, 4, 5, 12, 15}) c1[std::size_t(i)] = -0.01 * (i + 1);
+  pack_residual({16, 1, true}, c1, ra1, 1.0);
+  EXPECT_EQ(ra1, (std::vector<half_bits>{0x9032}));
+  const auto u1 = unpack_residual({16, 1, true}, ra1, 1.0);
+  for (std::size_t i = 0; i < 16; ++i) EXPECT_EQ(u1[i], c1[i] < 0 ? -0.5 : 0.5) << i;
+  EXPECT_EQ(KResidualLayout::record_halves({16, 2, true}), 2u);
+  EXPECT_EQ(KResidualLayout::record_halves({48, 1, true}), 3u);
   // alpha 0 (a zero key) codes 0.
   std::vector<half_bits> rz(1, 0xffff);
   pack_residual({4, 4, true}, std::vector<double>{1, 2, 3, 4}, rz, 0.0);

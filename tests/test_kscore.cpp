@@ -221,7 +221,8 @@ INSTANTIATE_TEST_SUITE_P(Shapes, Kscore,
                                            // Per-head residuals: int4 / none / int8, records at odd halves.
                                            Params{64, 3, 2, 301, 8, 8, true, {{8, 4}, {0, 16}, {6, 8}}},
                                            Params{96, 3, 4, 127, 4, 12, false, {{12, 8}, {4, 4}, {7, 16}}},
-                                           Params{64, 3, 2, 301, 8, 8, true, {{8, 4, true}, {0, 16}, {4, 4, true}}}),
+                                           Params{64, 3, 2, 301, 8, 8, true, {{8, 4, true}, {0, 16}, {4, 4, true}}},
+                                           Params{64, 3, 2, 301, 4, 16, false, {{16, 1, true}, {3, 16}, {8, 2, true}}}),
                          [](const auto& tp) { return name(tp.param); });
 
 // ---- fp16 baseline ------------------------------------------------------------

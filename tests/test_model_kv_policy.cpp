@@ -50,6 +50,14 @@ TEST(KvPolicy, OptionsAndTheirBits) {
   auto has_a = [&](KResidual r) { return std::find(a.begin(), a.end(), r) != a.end(); };
   for (const std::uint32_t r : {4u, 8u, 12u, 16u, 24u, 32u, 48u, 64u}) EXPECT_TRUE(has_a({r, 4, true})) << r;
   EXPECT_FALSE(has_a({2, 4, true}));
+  // 2- and 1-bit codes: more coefficients for the bits (r16 a2 = r8 a4 = r32 a1: 32 bits).
+  for (const std::uint32_t r : {8u, 16u, 24u, 32u, 48u, 64u}) EXPECT_TRUE(has_a({r, 2, true})) << r;
+  for (const std::uint32_t r : {16u, 32u, 48u, 64u}) EXPECT_TRUE(has_a({r, 1, true})) << r;
+  EXPECT_FALSE(has_a({4, 2, true}));
+  EXPECT_FALSE(has_a({8, 1, true}));
+  EXPECT_FALSE(has_a({24, 1, true}));
+  EXPECT_DOUBLE_EQ(head_bits({16, 2, true}, 64), 1.75);
+  EXPECT_DOUBLE_EQ(head_bits({32, 1, true}, 64), 1.75);
   for (std::size_t i = 1; i < a.size(); ++i) EXPECT_LE(head_bits(a[i - 1], 64), head_bits(a[i], 64));
   EXPECT_DOUBLE_EQ(head_bits({4, 4, true}, 64), 1.5);
   EXPECT_DOUBLE_EQ(head_bits({8, 4, true}, 64), 1.75);
@@ -155,14 +163,33 @@ TEST(KvPolicy, LossesOfTheOptions) {
   ASSERT_EQ(steps.size(), std::size_t(d));
   for (double s : steps) EXPECT_GT(s, 0.0);
   const std::vector<KResidual> aopts = {{0, 16}, {8, 4, true}, {8, 4}, {8, 16}};
-  const auto al = head_option_losses(y, u, Eigen::MatrixXd::Identity(d, d), aopts, steps);
+  const auto al = head_option_losses(y, u, Eigen::MatrixXd::Identity(d, d), aopts, ArelStepSet{steps});
   EXPECT_LT(al[1], al[0]);
   EXPECT_GT(al[1], al[3]);
   EXPECT_LE(al[1], al[2] * 1.05);
   std::vector<double> coarse = steps;
   for (double& s : coarse) s *= 4;
-  EXPECT_GT(head_option_losses(y, u, Eigen::MatrixXd::Identity(d, d), aopts, coarse)[1], al[1]);
+  EXPECT_GT(head_option_losses(y, u, Eigen::MatrixXd::Identity(d, d), aopts, ArelStepSet{coarse})[1], al[1]);
   EXPECT_THROW(head_option_losses(y, u, Eigen::MatrixXd::Identity(d, d), aopts), Error);  // no steps
+  // 2- and 1-bit codes at their own steps: coarser levels want a wider step
+  // (per column: 1 bit > 2 bits > 4 bits), each width's loss falls with rank,
+  // and at equal bits per key a wider rank of coarser codes wins on these
+  // keys (their energy is spread over every direction: j % 4 scales only).
+  const ArelStepSet all{steps, arel_steps(y, u, 2), arel_steps(y, u, 1)};
+  for (std::size_t j = 0; j < steps.size(); ++j) {
+    EXPECT_GT(all.a2[j], all.a4[j]) << j;
+    EXPECT_GT(all.a1[j], all.a2[j]) << j;
+  }
+  const std::vector<KResidual> wide = {{0, 16}, {8, 4, true}, {16, 2, true}, {32, 1, true}, {16, 1, true}, {8, 2, true}};
+  const auto wl = head_option_losses(y, u, Eigen::MatrixXd::Identity(d, d), wide, all);
+  EXPECT_LT(wl[5], wl[0]);
+  EXPECT_LT(wl[4], wl[0]);
+  EXPECT_LT(wl[2], wl[5]);  // rank 16 over 8 at two bits
+  EXPECT_LT(wl[3], wl[4]);  // rank 32 over 16 at one bit
+  EXPECT_LT(wl[3], wl[1]);  // 32 bits: r32 a1 below r8 a4
+  EXPECT_LT(wl[2], wl[1]);  //          r16 a2 below r8 a4
+  // Steps of one width do not stand in for another's.
+  EXPECT_THROW(head_option_losses(y, u, Eigen::MatrixXd::Identity(d, d), wide, ArelStepSet{steps}), Error);
 }
 
 // The query-weighted pair: biorthogonal (AᵀB = I), the principal directions
@@ -345,6 +372,8 @@ INSTANTIATE_TEST_SUITE_P(
                       PolicyCase{"pre_r8_a4", uniform(KRope::pre, 8, 4, 0, true), 1e-4},
                       PolicyCase{"post_r12_a4_pop8", uniform(KRope::post, 12, 4, 8, true), 1e-4},
                       PolicyCase{"ropemean_r4_a4", uniform(KRope::ropemean, 4, 4, 0, true), 1e-4},
+                      PolicyCase{"ropemean_r16_a1_pop8", uniform(KRope::ropemean, 16, 1, 8, true), 1e-4},
+                      PolicyCase{"pre_r16_a2", uniform(KRope::pre, 16, 2, 0, true), 1e-4},
                       PolicyCase{"pre_mixed_a4", budgeted(KRope::pre, KCacheConfig::kBudgetArtifact), 1e-4,
                                  {{4, 4, true}, {0, 16}, {4, 4}, {8, 4, true}}},
                       // Layers of different widths (none, then rank 8 on one head): the layers
@@ -382,8 +411,10 @@ TEST_F(VulkanTest, ModelKvPolicyArtifactRoundTripAndRefusals) {
     EXPECT_EQ(back.policy.at(r).options, cal.policy.at(r).options);
     EXPECT_EQ(back.plans.at(r), cal.plans.at(r));
     for (std::uint32_t l = 0; l < cal.layers; ++l) {
-      ASSERT_FALSE(cal.mode(r)[l].step.empty());
-      EXPECT_EQ(back.mode(r)[l].step, cal.mode(r)[l].step) << krope_name(r) << " layer " << l;
+      for (std::uint32_t b : {4u, 2u, 1u}) {
+        ASSERT_FALSE(cal.mode(r)[l].arel_step(b).empty()) << b;
+        EXPECT_EQ(back.mode(r)[l].arel_step(b), cal.mode(r)[l].arel_step(b)) << krope_name(r) << " layer " << l << " bits " << b;
+      }
       ASSERT_FALSE(cal.mode(r)[l].enc_basis.empty());  // the query objective: a weighted pair
       EXPECT_EQ(back.mode(r)[l].enc_basis, cal.mode(r)[l].enc_basis) << krope_name(r) << " layer " << l;
     }
@@ -413,7 +444,13 @@ TEST_F(VulkanTest, ModelKvPolicyArtifactRoundTripAndRefusals) {
   step_refused(half_enc, "tensor layers.1.k_resid_enc_basis: absent while layer 0's is present");
   KCalibration no_step_tensors = cal;  // alpha-relative options in the table, no steps for the codec
   for (auto& l : no_step_tensors.pre) l.step.clear();
-  step_refused(no_step_tensors, "modes.pre: alpha-relative options, but the artifact has no resid_step tensors");
+  step_refused(no_step_tensors, "modes.pre: alpha-relative 4-bit options, but the artifact has no resid_step tensors");
+  KCalibration no_a1_steps = cal;
+  for (auto& l : no_a1_steps.post) l.step_a1.clear();
+  step_refused(no_a1_steps, "modes.post: alpha-relative 1-bit options, but the artifact has no resid_step_a1 tensors");
+  KCalibration zero_a2 = cal;
+  zero_a2.ropemean[0].step_a2[1] = -1.0f;
+  step_refused(zero_a2, "tensor layers.0.k_rm_resid_step_a2: element 1 is not > 0");
   // The spec's refusals, by flag.
   auto refused = [&](const KCacheConfig& k, const KCalibration* c, const std::string& what) {
     try {
@@ -444,10 +481,18 @@ TEST_F(VulkanTest, ModelKvPolicyArtifactRoundTripAndRefusals) {
   KCalibration no_steps = cal;
   for (auto* m : {&no_steps.post, &no_steps.pre, &no_steps.ropemean})
     for (auto& l : *m) l.step.clear();
-  refused(uniform(KRope::pre, 8, 4, 0, true), &no_steps, "--residual-bits a4: alpha-relative residual codes need an artifact with their steps");
+  refused(uniform(KRope::pre, 8, 4, 0, true), &no_steps,
+          "--residual-bits a4: alpha-relative 4-bit residual codes need an artifact with their steps");
   no_steps.plans[KRope::pre] = {{8, 4, true}, {0, 16}, {0, 16}, {0, 16}};
-  refused(budgeted(KRope::pre, KCacheConfig::kBudgetArtifact), &no_steps, "--kv-budget: alpha-relative residual codes need");
+  refused(budgeted(KRope::pre, KCacheConfig::kBudgetArtifact), &no_steps, "--kv-budget: alpha-relative 4-bit residual codes need");
+  for (auto* m : {&no_steps.post, &no_steps.pre, &no_steps.ropemean})
+    for (auto& l : *m) l.step_a2.clear();
+  refused(uniform(KRope::post, 16, 2, 8, true), &no_steps,
+          "--residual-bits a2: alpha-relative 2-bit residual codes need an artifact with their steps");
+  refused(uniform(KRope::pre, 8, 1, 0, true), &cal, "--residual-bits a1 needs a --residual-rank that is a multiple of 16");
+  refused(uniform(KRope::pre, 16, 3, 0, true), &cal, "--residual-bits a3: alpha-relative codes are 4, 2 or 1 bits");
   EXPECT_EQ(uniform(KRope::pre, 8, 4, 0, true).label(), "1bit learned pre r8 a4");
+  EXPECT_EQ(uniform(KRope::post, 32, 1, 8, true).label(), "1bit learned post r32 a1 pop8");
   EXPECT_EQ(budgeted(KRope::pre, 1.75).label(), "1bit learned pre kv-budget 1.75");
   EXPECT_EQ(uniform(KRope::post, 8, 4, 8).label(), "1bit learned post r8 int4 pop8");
 
@@ -477,7 +522,8 @@ TEST_F(VulkanTest, ModelKvPolicyArtifactRoundTripAndRefusals) {
   hostile("\"objective\":\"query\"", "\"objective\":\"both\"", "objective is not");
   hostile("[[0,16],", "[[0,5],", "options[0]: bits 5 is not 16, 8 or 4");
   hostile("[[0,16],", "[[33,16],", "options[0]: rank 33 exceeds the basis' 32 columns");
-  hostile("[[0,16],", "[[8,8,\"alpha\"],", "options[0]: alpha-relative codes are 4-bit, not 8");
+  hostile("[[0,16],", "[[8,8,\"alpha\"],", "options[0]: alpha-relative codes are 4, 2 or 1 bits, not 8");
+  hostile("[[0,16],", "[[8,1,\"alpha\"],", "options[0]: rank 8 does not fit 1-bit codes");
   hostile("[[0,16],", "[[8,4,\"beta\"],", "options[0] is not a [rank, bits] pair");
   hostile("\"loss\":[", "\"loss\":[-1,", "modes.post.loss does not hold");
   hostile("\"budget\":2.25", "\"budget\":-2", "budget is not a number >= 0");

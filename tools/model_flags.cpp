@@ -96,8 +96,8 @@ void QuantFlags::add(CLI::App* cmd) {
   cmd->add_option("--residual-rank", rank, "1-bit keys: rank-r residual correction (learned rotation)")->check(CLI::Range(0u, 256u));
   cmd->add_option("--residual-bits", residual_bits,
                   "1-bit keys: residual coefficients in fp16 (16), int8 / int4 with a per-token fp16 scale (8, 4), or "
-                  "4-bit codes relative to the key's alpha with the artifact's per-column steps (a4)")
-      ->check(CLI::IsMember({"16", "8", "4", "a4"}));
+                  "4-, 2- or 1-bit codes relative to the key's alpha with the artifact's per-column steps (a4, a2, a1)")
+      ->check(CLI::IsMember({"16", "8", "4", "a4", "a2", "a1"}));
   cmd->add_option("--kv-budget", kv_budget,
                   "1-bit keys: per-(layer, KV head) residual rank and bits from the artifact's precision policy "
                   "(calibrate --kv-budget): the plan at BITS mean bits per key coordinate, or `artifact` for the "
@@ -139,8 +139,8 @@ KCacheConfig QuantFlags::config() const {
   k.query_bits = kscore == "float" ? 0 : kscore_bits;
   k.rotation = rotation == "none" ? KRotation::none : rotation == "learned" ? KRotation::learned : KRotation::srht;
   k.rank = rank;
-  k.coef_bits = residual_bits == "a4" ? 4u : std::uint32_t(std::stoul(residual_bits));
-  k.coef_arel = residual_bits == "a4";
+  k.coef_arel = residual_bits.front() == 'a';
+  k.coef_bits = std::uint32_t(std::stoul(residual_bits.substr(k.coef_arel ? 1 : 0)));
   if (kv_budget == "artifact") k.budget = KCacheConfig::kBudgetArtifact;
   else if (!kv_budget.empty()) std::from_chars(kv_budget.data(), kv_budget.data() + kv_budget.size(), k.budget);
   k.protect_front = protect_front;

@@ -59,7 +59,7 @@ struct QuantFlags {
   std::string rotation = "srht";
   std::string rotations;  // artifact file
   std::uint32_t rank = 0;
-  std::string residual_bits = "16";  // 16, 8, 4 or a4
+  std::string residual_bits = "16";  // 16, 8, 4, a4, a2 or a1
   std::string kv_budget;  // BITS or "artifact" (empty: none)
   std::uint32_t protect_front = 0;
   std::string kcache_rope = "post";

@@ -41,10 +41,16 @@ KResidualLayout KResidualLayout::make(std::vector<KResidual> heads) {
   std::uint64_t at = 0;
   for (std::uint32_t h = 0; h < heads.size(); ++h) {
     const KResidual r = heads[h];
-    if (r.bits != 16 && r.bits != 8 && r.bits != 4) refuse(h, r, "bits must be 16, 8 or 4");
-    if (r.bits == 8 && r.rank % 2) refuse(h, r, "8-bit coefficients need an even rank");
-    if (r.bits == 4 && r.rank % 4) refuse(h, r, "4-bit coefficients need a rank divisible by 4");
-    if (r.arel && r.bits != 4) refuse(h, r, "alpha-relative coefficients are 4-bit");
+    if (r.arel) {
+      if (r.bits != 4 && r.bits != 2 && r.bits != 1) refuse(h, r, "alpha-relative coefficients are 4, 2 or 1 bits");
+      if (r.rank % per_half(r.bits))
+        refuse(h, r, "alpha-relative " + std::to_string(r.bits) + "-bit codes need a rank divisible by " +
+                         std::to_string(per_half(r.bits)));
+    } else {
+      if (r.bits != 16 && r.bits != 8 && r.bits != 4) refuse(h, r, "bits must be 16, 8 or 4");
+      if (r.bits == 8 && r.rank % 2) refuse(h, r, "8-bit coefficients need an even rank");
+      if (r.bits == 4 && r.rank % 4) refuse(h, r, "4-bit coefficients need a rank divisible by 4");
+    }
     l.offset.push_back(std::uint32_t(at));
     at += record_halves(r);
     if (at >= (std::uint64_t(1) << 31)) refuse(h, r, "records exceed 2^31 halves per position");
@@ -79,11 +85,13 @@ void pack_residual(KResidual r, std::span<const double> c, std::span<half_bits> 
   const std::uint32_t n = KResidualLayout::record_halves(r);
   if (c.size() < r.rank || record.size() < n) throw Error("pack_residual: arrays too small");
   if (r.arel) {
-    if (r.bits != 4) throw Error("pack_residual: alpha-relative coefficients are 4-bit");
+    if (r.bits != 4 && r.bits != 2 && r.bits != 1) throw Error("pack_residual: alpha-relative codes are 4, 2 or 1 bits");
     for (std::uint32_t j = 0; j < n; ++j) record[j] = 0;
+    const double lo = -double(1 << (r.bits - 1)), hi = double((1 << (r.bits - 1)) - 1);
+    const std::uint32_t per = per_half(r.bits), mask = (1u << r.bits) - 1;
     for (std::uint32_t i = 0; i < r.rank; ++i) {
-      const int code = alpha > 0 ? int(std::clamp(std::floor(c[i] / alpha), -8.0, 7.0)) : 0;
-      record[i / 4] = half_bits(record[i / 4] | ((std::uint32_t(code) & 15u) << (4 * (i % 4))));
+      const int code = alpha > 0 ? int(std::clamp(std::floor(c[i] / alpha), lo, hi)) : 0;
+      record[i / per] = half_bits(record[i / per] | ((std::uint32_t(code) & mask) << (r.bits * (i % per))));
     }
     return;
   }
@@ -109,10 +117,11 @@ std::vector<double> unpack_residual(KResidual r, std::span<const half_bits> reco
   if (record.size() < KResidualLayout::record_halves(r)) throw Error("unpack_residual: record too small");
   std::vector<double> c(r.rank);
   if (r.arel) {
-    if (r.bits != 4) throw Error("unpack_residual: alpha-relative coefficients are 4-bit");
+    if (r.bits != 4 && r.bits != 2 && r.bits != 1) throw Error("unpack_residual: alpha-relative codes are 4, 2 or 1 bits");
+    const std::uint32_t per = per_half(r.bits), mask = (1u << r.bits) - 1, sign = 1u << (r.bits - 1);
     for (std::uint32_t i = 0; i < r.rank; ++i) {
-      const std::uint32_t u = (std::uint32_t(record[i / 4]) >> (4 * (i % 4))) & 15u;
-      c[i] = alpha * (double(int(u ^ 8u) - 8) + 0.5);
+      const std::uint32_t u = (std::uint32_t(record[i / per]) >> (r.bits * (i % per))) & mask;
+      c[i] = alpha * (double(int(u ^ sign) - int(sign)) + 0.5);
     }
     return c;
   }

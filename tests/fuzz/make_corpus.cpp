@@ -264,11 +264,11 @@ void kcache(const fs::path& dir) {
     }
     vkq::write_kcache_artifact(dir / "policy.vkq.safetensors", pol, "vkq_fuzz_make_corpus");
     // The same with alpha-relative options: per-column steps and an encoder
-    // basis in every codec, [rank, 4, "alpha"] options and plans.
+    // basis in every codec, [rank, b, "alpha"] options (b = 4, 2, 1) and plans.
     const auto arel = vkq::policy_options(c.head_dim, c.head_dim, true);
     for (auto* mode : {&pol.post, &pol.pre, &pol.ropemean})
       for (auto& l : *mode) {
-        l.step.assign(std::size_t(c.kv_heads) * c.head_dim, 0.25f);
+        for (const std::uint32_t b : {4u, 2u, 1u}) l.arel_step(b).assign(std::size_t(c.kv_heads) * c.head_dim, 0.25f * float(5 - b));
         l.enc_basis = l.basis;
         for (float& x : l.enc_basis) x *= 2.0f;
       }
@@ -279,7 +279,7 @@ void kcache(const fs::path& dir) {
         for (std::size_t o = 0; o < arel.size(); ++o) t.loss.push_back(double(h + 1) / double(o + 1));
       pol.plans[r] = vkq::solve_policy(t, pol.budget).heads;
     }
-    vkq::write_kcache_artifact(dir / "policy-arel.vkq.safetensors", pol, "vkq_fuzz_make_corpus");
+    vkq::write_kcache_artifact(dir / "policy-arel-widths.vkq.safetensors", pol, "vkq_fuzz_make_corpus");
   }
   {
     const auto v2 = vkq::SafetensorsFile::open(dir / "rank2.vkq.safetensors");

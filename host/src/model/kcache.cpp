@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <random>
+#include <utility>
 #include <cmath>
 #include <cstdio>
 
@@ -50,21 +51,25 @@ void KCacheConfig::validate(const ModelConfig& c, const KCalibration* calibratio
     throw Error("--residual-rank " + std::to_string(rank) +
                 " needs --rotation learned and an artifact calibrated with --rank >= " + std::to_string(rank));
   if (rank > hd) throw Error("--residual-rank " + std::to_string(rank) + " exceeds head_dim " + std::to_string(hd));
-  if (coef_bits != 16 && coef_bits != 8 && coef_bits != 4)
+  if (coef_arel && coef_bits != 4 && coef_bits != 2 && coef_bits != 1)
+    throw Error("--residual-bits a" + std::to_string(coef_bits) + ": alpha-relative codes are 4, 2 or 1 bits");
+  if (!coef_arel && coef_bits != 16 && coef_bits != 8 && coef_bits != 4)
     throw Error("--residual-bits: " + std::to_string(coef_bits) + " is not 16, 8 or 4");
-  if (coef_bits != 16 && rank == 0) throw Error("--residual-bits applies to --residual-rank r > 0");
-  if ((coef_bits == 8 && rank % 2) || (coef_bits == 4 && rank % 4))
-    throw Error("--residual-bits " + std::to_string(coef_bits) + " needs a --residual-rank that is a multiple of " +
-                std::to_string(coef_bits == 8 ? 2 : 4) + " (whole bytes of codes per head)");
-  if (coef_arel && coef_bits != 4) throw Error("--residual-bits a4: alpha-relative codes are 4-bit");
+  const std::string bits_flag = "--residual-bits " + std::string(coef_arel ? "a" : "") + std::to_string(coef_bits);
+  if ((coef_bits != 16 || coef_arel) && rank == 0) throw Error("--residual-bits applies to --residual-rank r > 0");
+  // Codes per fp16 half: the rank must fill whole halves (int8/int4: whole bytes).
+  const std::uint32_t granule = coef_arel ? 16 / coef_bits : coef_bits == 8 ? 2 : coef_bits == 4 ? 4 : 1;
+  if (rank % granule)
+    throw Error(bits_flag + " needs a --residual-rank that is a multiple of " + std::to_string(granule) +
+                " (whole halves of codes per head)");
   if (calibration) (void)calibration->mode(rope);  // the artifact has this mode (its means center the keys)
   // Alpha-relative codes take their steps from the artifact.
-  auto need_steps = [&](const char* flag) {
-    if (!calibration || calibration->mode(rope).empty() || calibration->mode(rope)[0].step.empty())
-      throw Error(std::string(flag) + ": alpha-relative residual codes need an artifact with their steps (" +
+  auto need_steps = [&](const std::string& flag, std::uint32_t bits) {
+    if (!calibration || calibration->mode(rope).empty() || calibration->mode(rope)[0].arel_step(bits).empty())
+      throw Error(flag + ": alpha-relative " + std::to_string(bits) + "-bit residual codes need an artifact with their steps (" +
                   (calibration ? calibration->source.string() + " has none; calibrate again" : "no --rotations") + ")");
   };
-  if (coef_arel && rank > 0) need_steps("--residual-bits a4");
+  if (coef_arel && rank > 0) need_steps(bits_flag, coef_bits);
   if (budget != 0) {
     if (rank > 0 || coef_bits != 16 || coef_arel)
       throw Error("--kv-budget chooses every head's residual rank and bits; drop --residual-rank and --residual-bits");
@@ -80,12 +85,24 @@ void KCacheConfig::validate(const ModelConfig& c, const KCalibration* calibratio
     }
     for (const auto& layer : residual_plan(c, calibration))
       for (const KResidual& r : layer)
-        if (r.arel) {
-          need_steps("--kv-budget");
-          return;
-        }
+        if (r.arel) need_steps("--kv-budget", r.bits);
   }
 }
+
+const std::vector<float>& KLayerCalib::arel_step(std::uint32_t bits) const {
+  if (bits == 4) return step;
+  if (bits == 2) return step_a2;
+  if (bits == 1) return step_a1;
+  throw Error("alpha-relative codes are 4, 2 or 1 bits, not " + std::to_string(bits));
+}
+std::vector<float>& KLayerCalib::arel_step(std::uint32_t bits) {
+  return const_cast<std::vector<float>&>(std::as_const(*this).arel_step(bits));
+}
+
+namespace {
+// The artifact tensor (after "layers.L.k_<mode>_") of `bits`-bit steps.
+std::string arel_step_name(std::uint32_t bits) { return bits == 4 ? "resid_step" : "resid_step_a" + std::to_string(bits); }
+}  // namespace
 
 const KPolicyTable& KCalibration::policy_table(KRope r) const {
   const auto it = policy.find(r);
@@ -109,7 +126,9 @@ std::vector<std::vector<KResidual>> KCacheConfig::residual_plan(const ModelConfi
 std::string KCacheConfig::label() const {
   if (!one_bit) return "fp16";
   std::string s = std::string("1bit ") + krotation_name(rotation) + " " + krope_name(rope);
-  if (rank) s += " r" + std::to_string(rank) + (coef_arel ? " a4" : coef_bits != 16 ? " int" + std::to_string(coef_bits) : "");
+  if (rank)
+    s += " r" + std::to_string(rank) +
+         (coef_arel ? " a" + std::to_string(coef_bits) : coef_bits != 16 ? " int" + std::to_string(coef_bits) : "");
   if (budget == kBudgetArtifact) s += " kv-budget artifact";
   else if (budget > 0) {
     char b[32];
@@ -218,13 +237,14 @@ void read_policy_json(const std::filesystem::path& path, const std::string& text
   auto residual = [&](const nlohmann::json& e, const std::string& what) {
     if (!e.is_array() || (e.size() != 2 && e.size() != 3) || !e[0].is_number_unsigned() || !e[1].is_number_unsigned() ||
         (e.size() == 3 && e[2] != "alpha"))
-      fail(what + " is not a [rank, bits] pair of whole numbers or a [rank, 4, \"alpha\"] triple");
+      fail(what + " is not a [rank, bits] pair of whole numbers or a [rank, bits, \"alpha\"] triple");
     const std::uint64_t r = e[0].get<std::uint64_t>(), b = e[1].get<std::uint64_t>();
     const bool arel = e.size() == 3;
-    if (arel && b != 4) fail(what + ": alpha-relative codes are 4-bit, not " + std::to_string(b));
-    if (b != 16 && b != 8 && b != 4) fail(what + ": bits " + std::to_string(b) + " is not 16, 8 or 4");
+    if (arel && b != 4 && b != 2 && b != 1) fail(what + ": alpha-relative codes are 4, 2 or 1 bits, not " + std::to_string(b));
+    if (!arel && b != 16 && b != 8 && b != 4) fail(what + ": bits " + std::to_string(b) + " is not 16, 8 or 4");
     if (r > k.rank) fail(what + ": rank " + std::to_string(r) + " exceeds the basis' " + std::to_string(k.rank) + " columns");
-    if ((b == 8 && r % 2) || (b == 4 && r % 4)) fail(what + ": rank " + std::to_string(r) + " does not fit " + std::to_string(b) + "-bit codes");
+    const std::uint64_t granule = arel ? 16 / b : b == 8 ? 2 : b == 4 ? 4 : 1;
+    if (r % granule) fail(what + ": rank " + std::to_string(r) + " does not fit " + std::to_string(b) + "-bit codes");
     return KResidual{std::uint32_t(r), std::uint32_t(b), arel};
   };
   const auto& opts = field("options");
@@ -269,9 +289,10 @@ void read_policy_json(const std::filesystem::path& path, const std::string& text
     }
     k.policy[mt->rope] = std::move(t);
     const auto& cal = mode_of(k, mt->rope);
-    if (std::any_of(options.begin(), options.end(), [](const KResidual& r) { return r.arel; }) &&
-        (cal.empty() || cal[0].step.empty()))
-      fail("modes." + name + ": alpha-relative options, but the artifact has no resid_step tensors for the codec");
+    for (const KResidual& r : options)
+      if (r.arel && (cal.empty() || cal[0].arel_step(r.bits).empty()))
+        fail("modes." + name + ": alpha-relative " + std::to_string(r.bits) + "-bit options, but the artifact has no " +
+             arel_step_name(r.bits) + " tensors for the codec");
     if (!m.contains("plan")) continue;
     const auto& plan = m.at("plan");
     if (!plan.is_array() || plan.size() != heads)
@@ -322,7 +343,8 @@ KCalibration calibrate_keys(const ModelConfig& c, const std::vector<std::vector<
       L.mean.assign(std::size_t(kvd), 0.0f);
       L.rot.assign(std::size_t(c.kv_heads) * hd * hd, 0.0f);
       L.basis.assign(std::size_t(c.kv_heads) * hd * o.rank, 0.0f);
-      if (o.rank > 0) L.step.assign(std::size_t(c.kv_heads) * o.rank, 0.0f);
+      if (o.rank > 0)
+        for (std::uint32_t b : {4u, 2u, 1u}) L.arel_step(b).assign(std::size_t(c.kv_heads) * o.rank, 0.0f);
       if (o.rank > 0 && o.policy && o.objective != KPolicyObjective::key)
         L.enc_basis.assign(std::size_t(c.kv_heads) * hd * o.rank, 0.0f);
       for (auto* v : {&L.cos_none, &L.cos_srht, &L.cos_learned_train, &L.cos_learned, &L.cos_eff})
@@ -378,9 +400,11 @@ KCalibration calibrate_keys(const ModelConfig& c, const std::vector<std::vector<
               L.basis[(std::size_t(h) * hd + i) * o.rank + j] = pair.dec(Eigen::Index(i), Eigen::Index(j));
               if (weighted) L.enc_basis[(std::size_t(h) * hd + i) * o.rank + j] = pair.enc(Eigen::Index(i), Eigen::Index(j));
             }
-          // The alpha-relative steps, fitted on the training keys.
-          const std::vector<double> st = arel_steps(yt, pair.enc);
-          for (std::uint32_t j = 0; j < o.rank; ++j) L.step[std::size_t(h) * o.rank + j] = float(st[j]);
+          // The alpha-relative steps of each code width, fitted on the training keys.
+          for (std::uint32_t b : {4u, 2u, 1u}) {
+            const std::vector<double> st = arel_steps(yt, pair.enc, b);
+            for (std::uint32_t j = 0; j < o.rank; ++j) L.arel_step(b)[std::size_t(h) * o.rank + j] = float(st[j]);
+          }
         } else {
           L.cos_eff[h] = learned.heldout;
         }
@@ -397,8 +421,12 @@ KCalibration calibrate_keys(const ModelConfig& c, const std::vector<std::vector<
               u(i, j) = L.basis[(std::size_t(h) * hd + i) * o.rank + j];
               ue(i, j) = (weighted ? L.enc_basis : L.basis)[(std::size_t(h) * hd + i) * o.rank + j];
             }
-          std::vector<double> steps(o.rank);
-          for (std::uint32_t j = 0; j < o.rank; ++j) steps[j] = L.step[std::size_t(h) * o.rank + j];
+          auto head_steps = [&](std::uint32_t b) {
+            const auto& all = L.arel_step(b);
+            return std::vector<double>(all.begin() + std::ptrdiff_t(std::size_t(h) * o.rank),
+                                       all.begin() + std::ptrdiff_t(std::size_t(h + 1) * o.rank));
+          };
+          const ArelStepSet steps{head_steps(4), head_steps(2), head_steps(1)};
           const auto losses = head_option_losses(y, u, weight, options, steps, &ue);
           std::copy(losses.begin(), losses.end(),
                     table->loss.begin() + std::ptrdiff_t((std::size_t(l) * c.kv_heads + h) * options.size()));
@@ -441,7 +469,9 @@ void write_kcache_artifact(const std::filesystem::path& path, const KCalibration
       if (mt.rope != KRope::ropemean) add_artifact_tensor(t, p + "mean", {kv, hd}, src[l].mean);
       add_artifact_tensor(t, p + "rot", {kv, hd, hd}, src[l].rot);
       if (k.rank > 0) add_artifact_tensor(t, p + "resid_basis", {kv, hd, k.rank}, src[l].basis);
-      if (k.rank > 0 && !src[l].step.empty()) add_artifact_tensor(t, p + "resid_step", {kv, k.rank}, src[l].step);
+      for (std::uint32_t b : {4u, 2u, 1u})
+        if (k.rank > 0 && !src[l].arel_step(b).empty())
+          add_artifact_tensor(t, p + arel_step_name(b), {kv, k.rank}, src[l].arel_step(b));
       if (k.rank > 0 && !src[l].enc_basis.empty())
         add_artifact_tensor(t, p + "resid_enc_basis", {kv, hd, k.rank}, src[l].enc_basis);
       mj.push_back({{"none", src[l].cos_none},
@@ -535,14 +565,15 @@ KCalibration read_kcache_artifact(const std::filesystem::path& path, const Model
                                       (has ? "absent" : "present"));
         return has;
       };
-      const bool has_step = all_or_none("resid_step", !dst[0].step.empty());
       if (all_or_none("resid_enc_basis", !dst[0].enc_basis.empty()))
         dst[l].enc_basis = read_artifact_tensor(f, p + "resid_enc_basis", {kv, hd, k.rank});
-      if (has_step) {
-        dst[l].step = read_artifact_tensor(f, p + "resid_step", {kv, k.rank});
-        for (std::size_t i = 0; i < dst[l].step.size(); ++i)
-          if (!(dst[l].step[i] > 0))
-            throw FormatError(path, "tensor " + p + "resid_step: element " + std::to_string(i) + " is not > 0");
+      for (std::uint32_t b : {4u, 2u, 1u}) {
+        const std::string name = arel_step_name(b);
+        if (!all_or_none(name.c_str(), !dst[0].arel_step(b).empty())) continue;
+        auto& st = dst[l].arel_step(b);
+        st = read_artifact_tensor(f, p + name, {kv, k.rank});
+        for (std::size_t i = 0; i < st.size(); ++i)
+          if (!(st[i] > 0)) throw FormatError(path, "tensor " + p + name + ": element " + std::to_string(i) + " is not > 0");
       }
     }
   }

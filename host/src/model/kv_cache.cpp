@@ -47,7 +47,7 @@ KLayerParams key_layer_params(const KCacheConfig& k, const ModelConfig& c, const
       if (!p.residual.heads[h].arel) continue;
       for (std::uint32_t i = 0; i < hd; ++i)
         for (std::uint32_t j = 0; j < r; ++j) {
-          const float s = cal->step.at(std::size_t(h) * full + j);
+          const float s = cal->arel_step(p.residual.heads[h].bits).at(std::size_t(h) * full + j);
           p.basis[(std::size_t(h) * hd + i) * r + j] *= s;
           p.enc_basis[(std::size_t(h) * hd + i) * r + j] /= s;
         }

@@ -25,14 +25,25 @@ std::vector<KResidual> policy_options(std::uint32_t hd, std::uint32_t basis_rank
       out.push_back({r, b});
     }
   if (alpha_relative)
-    for (std::uint32_t r : ranks) {
-      if (r % 4) continue;
-      out.push_back({r, 4, true});
-      if (r >= 8 && r + r / 2 < std::min(hd, basis_rank + 1)) out.push_back({r + r / 2, 4, true});
+    for (std::uint32_t b : {4u, 2u, 1u}) {
+      const std::uint32_t per = 16 / b;  // codes per half: the rank's granularity
+      for (std::uint32_t r : ranks) {
+        if (r % per) continue;
+        out.push_back({r, b, true});
+        const std::uint32_t mid = r + r / 2;
+        if (r >= 8 && mid % per == 0 && mid < std::min(hd, basis_rank + 1)) out.push_back({mid, b, true});
+      }
     }
   std::stable_sort(out.begin(), out.end(),
                    [&](const KResidual& a, const KResidual& b) { return head_bits(a, hd) < head_bits(b, hd); });
   return out;
+}
+
+const std::vector<double>& ArelStepSet::of(std::uint32_t bits) const {
+  if (bits == 4) return a4;
+  if (bits == 2) return a2;
+  if (bits == 1) return a1;
+  throw Error("alpha-relative codes are 4, 2 or 1 bits, not " + std::to_string(bits));
 }
 
 double head_bits(KResidual r, std::uint32_t hd) {
@@ -146,11 +157,14 @@ double code_residual(const rot::RowMat& y, Eigen::Index row, Eigen::VectorXd& w)
 }
 
 // The midrise 4-bit value of x at step s (kresidual.hpp's alpha-relative code).
-double midrise4(double x, double s) { return (std::clamp(std::floor(x / s), -8.0, 7.0) + 0.5) * s; }
+double midrise(double x, double s, std::uint32_t bits) {
+  const double lo = -double(1 << (bits - 1)), hi = double((1 << (bits - 1)) - 1);
+  return (std::clamp(std::floor(x / s), lo, hi) + 0.5) * s;
+}
 
 }  // namespace
 
-std::vector<double> arel_steps(const rot::RowMat& y, const Eigen::MatrixXf& u) {
+std::vector<double> arel_steps(const rot::RowMat& y, const Eigen::MatrixXf& u, std::uint32_t bits) {
   const Eigen::Index d = y.cols(), big = u.cols();
   const Eigen::Index rows = std::min<Eigen::Index>(y.rows(), 8192);
   Eigen::MatrixXd c(rows, big);  // c_j / alpha per row
@@ -168,11 +182,11 @@ std::vector<double> arel_steps(const rot::RowMat& y, const Eigen::MatrixXf& u) {
     const double sd = std::sqrt(col.squaredNorm() / double(used));
     if (!(sd > 0)) continue;
     double best = std::numeric_limits<double>::infinity();
-    for (int g = 1; g <= 60; ++g) {
+    for (int g = 1; g <= 80; ++g) {
       const double s = sd * 0.05 * g;
       double e = 0;
       for (Eigen::Index i = 0; i < used; ++i) {
-        const double r = col[i] - midrise4(col[i], s);
+        const double r = col[i] - midrise(col[i], s, bits);
         e += r * r;
       }
       if (e < best) best = e, steps[std::size_t(j)] = s;
@@ -207,7 +221,7 @@ ResidualPair query_weighted_basis(const rot::RowMat& y, const Eigen::MatrixXd& w
 }
 
 std::vector<double> head_option_losses(const rot::RowMat& y, const Eigen::MatrixXf& u, const Eigen::MatrixXd& weight,
-                                       std::span<const KResidual> options, std::span<const double> steps,
+                                       std::span<const KResidual> options, const ArelStepSet& steps,
                                        const Eigen::MatrixXf* enc) {
   if (enc && (enc->rows() != u.rows() || enc->cols() != u.cols()))
     throw Error("precision policy: the encoder's basis differs in shape from the decoder's");
@@ -216,29 +230,44 @@ std::vector<double> head_option_losses(const rot::RowMat& y, const Eigen::Matrix
     if (Eigen::Index(o.rank) > big)
       throw Error("precision policy: option rank " + std::to_string(o.rank) + " exceeds the basis' " + std::to_string(big) +
                   " columns");
-    if (o.arel && steps.size() < o.rank) throw Error("precision policy: alpha-relative options need the basis' steps");
+    if (o.arel && steps.of(o.bits).size() < o.rank)
+      throw Error("precision policy: alpha-relative " + std::to_string(o.bits) + "-bit options need the basis' steps");
   }
   const Eigen::MatrixXd ud = u.cast<double>(), ue = enc ? enc->cast<double>() : ud;
-  // The alpha-relative codes' bases: the encoder's columns over the steps, the decoder's times them.
-  Eigen::MatrixXd us = ud, ues = ue;
-  for (Eigen::Index j = 0; j < big && std::size_t(j) < steps.size(); ++j) {
-    us.col(j) *= steps[std::size_t(j)];
-    ues.col(j) /= steps[std::size_t(j)];
+  // Each code width's bases: the encoder's columns over its steps, the decoder's times them.
+  struct Scaled {
+    Eigen::MatrixXd dec, enc;
+    Eigen::VectorXd c;
+  };
+  Scaled scaled[3];  // 4, 2, 1 bits
+  const std::uint32_t widths[3] = {4, 2, 1};
+  for (int i = 0; i < 3; ++i) {
+    const std::vector<double>& st = steps.of(widths[i]);
+    if (st.empty()) continue;
+    scaled[i].dec = ud;
+    scaled[i].enc = ue;
+    for (Eigen::Index j = 0; j < big && std::size_t(j) < st.size(); ++j) {
+      scaled[i].dec.col(j) *= st[std::size_t(j)];
+      scaled[i].enc.col(j) /= st[std::size_t(j)];
+    }
   }
+  auto width = [](std::uint32_t bits) { return bits == 4 ? 0 : bits == 2 ? 1 : 2; };
   std::vector<double> loss(options.size(), 0.0);
   Eigen::VectorXd w(d), e(d);
   std::vector<half_bits> record(std::size_t(d) + 1);
   for (Eigen::Index row = 0; row < y.rows(); ++row) {
     const double alpha = code_residual(y, row, w);
     const Eigen::VectorXd c = ue.transpose() * w;
-    const Eigen::VectorXd cs = steps.empty() ? c : Eigen::VectorXd(ues.transpose() * w);
+    for (Scaled& sc : scaled)
+      if (sc.enc.size()) sc.c = sc.enc.transpose() * w;
     for (std::size_t o = 0; o < options.size(); ++o) {
       const KResidual r = options[o];
       e = w;
       if (r.rank > 0) {
         const std::uint32_t halves = KResidualLayout::record_halves(r);
-        const Eigen::MatrixXd& basis = r.arel ? us : ud;
-        pack_residual(r, std::span<const double>((r.arel ? cs : c).data(), r.rank), std::span<half_bits>(record.data(), halves),
+        const Scaled* sc = r.arel ? &scaled[width(r.bits)] : nullptr;
+        const Eigen::MatrixXd& basis = sc ? sc->dec : ud;
+        pack_residual(r, std::span<const double>((sc ? sc->c : c).data(), r.rank), std::span<half_bits>(record.data(), halves),
                       alpha);
         const std::vector<double> ch = unpack_residual(r, std::span<const half_bits>(record.data(), halves), alpha);
         for (std::uint32_t j = 0; j < r.rank; ++j) e -= ch[j] * basis.col(Eigen::Index(j));

@@ -10,10 +10,11 @@
 //   bits 4:  half 0 = σ = fp16(max|c_i| / 7); nibble i (4-bit two's complement)
 //            at half 1 + i/4, nibble i%4 (low first); code = clamp(roundEven(c/σ), ±7);
 // with σ the fp16-rounded scale (σ = 0: every code 0); ĉ_i = σ·code_i;
-//   alpha-relative 4 bits (arel): no scale in the record; nibble i at half
-//            i/4, nibble i%4 (low first), code = clamp(floor(c_i / α), −8, 7)
+//   alpha-relative b = 4, 2 or 1 bits (arel): no scale in the record; code
+//            i (b-bit two's complement) at half i/(16/b), bits b·(i%(16/b))
+//            (low first), code = clamp(floor(c_i / α), −2^(b−1), 2^(b−1) − 1)
 //            with α the key's fp16 alpha; ĉ_i = α·(code_i + ½) (midrise: all
-//            16 levels). A key of alpha 0 codes 0.
+//            2^b levels; b = 1 is a sign: ±α/2). A key of alpha 0 codes 0.
 // The arel step lives in the bases: the calibrated step s_i of coefficient i
 // (in units of α) divides column i of the encoder's basis and multiplies
 // column i of the decoder's (docs/design.md §2.1).
@@ -29,13 +30,13 @@
 namespace vkq {
 
 // One KV head's residual: rank r_h (0: none) and coefficient bits (16, 8 or
-// 4), with a per-key fp16 scale (8, 4) or alpha-relative (arel: 4 bits only).
+// 4), with a per-key fp16 scale (8, 4) or alpha-relative (arel: 4, 2 or 1 bits).
 struct KResidual {
   std::uint32_t rank = 0, bits = 16;
   bool arel = false;
   bool operator==(const KResidual&) const = default;
 };
-// "r8/a4", "r8/4", "r8/16", "1bit".
+// "r8/a4", "r16/a2", "r8/4", "r8/16", "1bit".
 std::string residual_label(KResidual r);
 
 // The per-position record layout of one layer's residual coefficients.
@@ -45,12 +46,12 @@ struct KResidualLayout {
   std::uint32_t stride = 0;           // halves per position: the sum of the records' halves
 
   // Validates (bits in {16, 8, 4}; bits 8: even rank; bits 4: rank % 4 == 0;
-  // arel: bits 4)
+  // arel: bits in {4, 2, 1}, rank % (16 / bits) == 0)
   // and lays the records out in head order; throws vkq::Error naming the head and the rule.
   static KResidualLayout make(std::vector<KResidual> heads);
   // Every one of n_kv heads at (rank, bits).
   static KResidualLayout uniform(std::uint32_t n_kv, std::uint32_t rank, std::uint32_t bits = 16);
-  // Halves of one record: 0 at rank 0; bits 16: rank; 8: 1 + rank/2; 4: 1 + rank/4; arel: rank/4.
+  // Halves of one record: 0 at rank 0; bits 16: rank; 8: 1 + rank/2; 4: 1 + rank/4; arel: rank·bits/16.
   static std::uint32_t record_halves(KResidual r);
 
   std::uint32_t n_kv() const { return std::uint32_t(heads.size()); }

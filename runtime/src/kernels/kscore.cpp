@@ -69,8 +69,8 @@ void check_shape(const char* fn, const KscoreShape& sh) {
   for (std::uint32_t h = 0; h < sh.kv_heads; ++h) {
     const KResidual r = rv.heads[h].code;
     const std::string head = "residual head " + std::to_string(h) + ": ";
-    if (r.bits != 16 && r.bits != 8 && r.bits != 4) fail(fn, head + "bits must be 16, 8 or 4");
-    if (r.arel && r.bits != 4) fail(fn, head + "alpha-relative coefficients are 4-bit");
+    if (!r.arel && r.bits != 16 && r.bits != 8 && r.bits != 4) fail(fn, head + "bits must be 16, 8 or 4");
+    if (r.arel && r.bits != 4 && r.bits != 2 && r.bits != 1) fail(fn, head + "alpha-relative coefficients are 4, 2 or 1 bits");
     if (r.bits != 16 && r.rank % (16 / r.bits))
       fail(fn, head + "rank " + std::to_string(r.rank) + " is not a multiple of " + std::to_string(16 / r.bits));
     if (r.rank > rv.basis_cols)

@@ -90,9 +90,13 @@ struct KLayerCalib {
   // (kv_heads, hd, rank): the encoder's A (c = Aᵀ e) of a query-weighted pair
   // (docs/design.md §2.8); empty: basis (orthonormal principal directions).
   std::vector<float> enc_basis;
-  // (kv_heads, rank): the alpha-relative 4-bit step of each basis column, in
-  // units of the key's alpha (kresidual.hpp); empty in artifacts before it.
-  std::vector<float> step;
+  // (kv_heads, rank): the alpha-relative step of each basis column, in units
+  // of the key's alpha (kresidual.hpp), for 4-bit codes (step), 2-bit and
+  // 1-bit codes; each empty in artifacts before it.
+  std::vector<float> step, step_a2, step_a1;
+  // The steps of `bits`-bit alpha-relative codes (4, 2 or 1).
+  const std::vector<float>& arel_step(std::uint32_t bits) const;
+  std::vector<float>& arel_step(std::uint32_t bits);
   // cos1b per head (held-out unless named train): centered (no rotation), SRHT, learned.
   std::vector<double> cos_none, cos_srht, cos_learned_train, cos_learned;
   std::vector<double> cos_eff;  // learned + residual, measured

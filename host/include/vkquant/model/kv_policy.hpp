@@ -41,17 +41,20 @@ const char* kpolicy_objective_name(KPolicyObjective o);  // "query", "key", "nul
 // The options a head may take at head_dim hd with a basis of `basis_rank`
 // columns: rank 0, then ranks 1, 2, 4, ... up to min(hd, basis_rank) (and
 // hd itself) at 4, 8 and 16 bits where the layout allows (kresidual.hpp),
-// and with `alpha_relative` the alpha-relative 4-bit codes at every multiple
-// of 4 among those ranks and their midpoints (12, 24, 48, ...), in increasing bits.
+// and with `alpha_relative` the alpha-relative codes where the layout allows
+// them: 4-bit at those ranks and their midpoints (12, 24, 48, ...), 2-bit and
+// 1-bit likewise from ranks 8 and 16 (more coefficients for the same bits:
+// what a residual spread over many directions needs); in increasing bits.
 std::vector<KResidual> policy_options(std::uint32_t hd, std::uint32_t basis_rank, bool alpha_relative = false);
 
-// The alpha-relative 4-bit step of each column of u (hd, R; orthonormal
-// columns) for keys y (rows, rotated and centered): the uniform step, in
-// units of each key's fp16 alpha, that minimises the squared error of
-// c_j / alpha (c = uᵀ(y − alpha·s)) under the midrise code of kresidual.hpp,
-// searched over 0.05 .. 3 standard deviations of c_j / alpha (at most 8192 rows used).
+// The alpha-relative step of each column of u (hd, R; orthonormal columns)
+// for `bits`-bit codes (4, 2 or 1) and keys y (rows, rotated and centered):
+// the uniform step, in units of each key's fp16 alpha, that minimises the
+// squared error of c_j / alpha (c = uᵀ(y − alpha·s)) under the midrise code
+// of kresidual.hpp, searched over 0.05 .. 4 standard deviations of c_j /
+// alpha (at most 8192 rows used).
 // u: the encoder's columns (c = uᵀ(y − alpha·s)).
-std::vector<double> arel_steps(const rot::RowMat& y, const Eigen::MatrixXf& u);
+std::vector<double> arel_steps(const rot::RowMat& y, const Eigen::MatrixXf& u, std::uint32_t bits = 4);
 
 // The query-weighted residual bases of keys y (rows, rotated and centered)
 // under the weight W (hd, hd; the query objective's R Σ_q Rᵀ / hd): with
@@ -64,6 +67,14 @@ struct ResidualPair {
   Eigen::MatrixXf enc, dec;  // (hd, rank) each
 };
 ResidualPair query_weighted_basis(const rot::RowMat& y, const Eigen::MatrixXd& weight, std::uint32_t rank);
+
+// The alpha-relative steps of each code width, one per basis column (empty:
+// that width not calibrated).
+struct ArelStepSet {
+  std::vector<double> a4, a2, a1;
+  // The steps of `bits`-bit codes (4, 2 or 1; throws vkq::Error otherwise).
+  const std::vector<double>& of(std::uint32_t bits) const;
+};
 
 // Bits per key coordinate of a head with residual r: the 1-bit code
 // (1 + 16/hd for sign bits and alpha) plus the record (KResidualLayout).
@@ -104,10 +115,10 @@ KPolicyPlan solve_policy(const KPolicyTable& t, double budget);
 // quadratic form in the rotated space (R Σ_q Rᵀ / hd for the query objective,
 // the identity for the key objective).
 // u is the decoder's basis, enc the encoder's (nullptr: u). Alpha-relative
-// options code along the encoder's columns divided by `steps` (R values;
-// needed when an option is arel) and decode along the decoder's times them.
+// b-bit options code along the encoder's columns divided by steps.of(b) (R
+// values; needed when an option is arel) and decode along the decoder's times them.
 std::vector<double> head_option_losses(const rot::RowMat& y, const Eigen::MatrixXf& u, const Eigen::MatrixXd& weight,
-                                       std::span<const KResidual> options, std::span<const double> steps = {},
+                                       std::span<const KResidual> options, const ArelStepSet& steps = {},
                                        const Eigen::MatrixXf* enc = nullptr);
 
 }  // namespace vkq
