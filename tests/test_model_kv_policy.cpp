@@ -11,6 +11,7 @@
 #include "vk_test.hpp"
 #include "vkquant/model/cpu_forward.hpp"
 #include "vkquant/model/kcache.hpp"
+#include "vkquant/model/kv_cache.hpp"
 #include "vkquant/model/kv_policy.hpp"
 #include "vkquant/model/vk_forward.hpp"
 #include "vkquant/rotation/learn.hpp"
@@ -422,6 +423,22 @@ TEST_F(VulkanTest, ModelKvPolicyArtifactRoundTripAndRefusals) {
   EXPECT_NE(std::find(cal.policy.at(KRope::pre).options.begin(), cal.policy.at(KRope::pre).options.end(),
                       KResidual{8, 4, true}),
             cal.policy.at(KRope::pre).options.end());
+  // A cache folds each head's steps of its own width into the bases.
+  for (const std::uint32_t b : {4u, 2u, 1u}) {
+    const KCacheConfig k = uniform(KRope::pre, 16, b, 0, true);
+    const KLayerParams p = key_layer_params(k, f.config(), &cal, 1);
+    const KLayerCalib& L = cal.pre[1];
+    const std::uint32_t hd = cal.head_dim, full = cal.rank, r = p.basis_cols;
+    ASSERT_EQ(r, 16u);
+    for (std::uint32_t h = 0; h < cal.kv_heads; ++h)
+      for (std::uint32_t i = 0; i < hd; i += 7)
+        for (std::uint32_t j = 0; j < r; j += 5) {
+          const std::size_t at = (std::size_t(h) * hd + i) * r + j, src = (std::size_t(h) * hd + i) * full + j;
+          const float s = L.arel_step(b)[std::size_t(h) * full + j];
+          EXPECT_FLOAT_EQ(p.basis[at], L.basis[src] * s) << "bits " << b;
+          EXPECT_FLOAT_EQ(p.enc_basis[at], L.enc_basis[src] / s) << "bits " << b;
+        }
+  }
   // Steps that are not > 0, or in some layers only, are refused naming the tensor.
   auto step_refused = [&](KCalibration bad, const std::string& what) {
     const auto p = dir / "steps.vkq.safetensors";

@@ -3,6 +3,7 @@
 // (kcache_model.hpp; the seeds are calibrations of that model). An accepted
 // artifact must hold every tensor at the size its metadata promises, and
 // policy tables and plans of its heads that the policy can solve.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -30,8 +31,15 @@ void check_mode(const std::vector<vkq::KLayerCalib>& mode, const vkq::KCalibrati
   if (mode.size() != k.layers) __builtin_trap();
   const std::size_t kv = k.kv_heads, hd = k.head_dim;
   for (const auto& L : mode)
+  {
     if (L.mean.size() != kv * hd || L.rot.size() != kv * hd * hd || L.basis.size() != (k.rank ? kv * hd * k.rank : 0))
       __builtin_trap();
+    for (const std::uint32_t b : {4u, 2u, 1u})  // each width's steps: none, or one per (head, column), all > 0
+      if (!L.arel_step(b).empty() &&
+          (L.arel_step(b).size() != kv * k.rank ||
+           std::any_of(L.arel_step(b).begin(), L.arel_step(b).end(), [](float x) { return !(x > 0); })))
+        __builtin_trap();
+  }
 }
 
 }  // namespace
