@@ -54,10 +54,10 @@ if(TARGET vkquant)
   set_tests_properties(cli.gauge_policy_artifact PROPERTIES FIXTURES_SETUP gauge_policy_artifact)
   add_test(NAME cli.gauge_model_policy COMMAND ${CMAKE_COMMAND} ${vkq}
            "-DARGS=gauge;${gm}/kjv-llama;--rotations;${gdir}/policy.vkq.safetensors;--no-mlp;--json;--tokens;512;--iters;4;--warm-start;10;--html;${gdir}/policy.html"
-           -DLAYERS=4 -DKV_HEADS=2 -DFROM=artifact -DPOLICY_CURVE=23 -DPOLICY_OPTIONS=27 -P ${check})
+           -DLAYERS=4 -DKV_HEADS=2 -DFROM=artifact -DPOLICY_CURVE=23 -DPOLICY_OPTIONS=37 -P ${check})
   set_tests_properties(cli.gauge_model_policy PROPERTIES FIXTURES_REQUIRED gauge_policy_artifact FIXTURES_SETUP gauge_policy_html)
   add_test(NAME cli.gauge_html_policy COMMAND ${CMAKE_COMMAND} -DHTML=${gdir}/policy.html
-           "-DPOINTS=plot-keys-post=40;plot-keys-pre=40;plot-policy-post=50;plot-policy-pre=50;plot-policy-ropemean=50"
+           "-DPOINTS=plot-keys-post=40;plot-keys-pre=40;plot-policy-post=60;plot-policy-pre=60;plot-policy-ropemean=60"
            "-DIDS=policy-plan-post;policy-plan-pre;policy-plan-ropemean" -DMISSING=fidelity-missing
            -P ${CMAKE_CURRENT_SOURCE_DIR}/check_html.cmake)
   set_tests_properties(cli.gauge_html_policy PROPERTIES FIXTURES_REQUIRED gauge_policy_html)
