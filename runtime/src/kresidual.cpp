@@ -42,7 +42,8 @@ KResidualLayout KResidualLayout::make(std::vector<KResidual> heads) {
   for (std::uint32_t h = 0; h < heads.size(); ++h) {
     const KResidual r = heads[h];
     if (r.arel) {
-      if (r.bits != 4 && r.bits != 2 && r.bits != 1) refuse(h, r, "alpha-relative coefficients are 4, 2 or 1 bits");
+      const bool known_width = r.bits == 4 || r.bits == 2 || r.bits == 1;
+      if (!known_width) refuse(h, r, "alpha-relative coefficients are 4, 2 or 1 bits");
       if (r.rank % per_half(r.bits))
         refuse(h, r, "alpha-relative " + std::to_string(r.bits) + "-bit codes need a rank divisible by " +
                          std::to_string(per_half(r.bits)));
