@@ -47,8 +47,8 @@ struct KCacheConfig {
   // with a per-token fp16 scale; kresidual.hpp). Rank 8 bits needs an even
   // rank, 4 bits a multiple of 4.
   std::uint32_t coef_bits = 16;
-  // With coef_bits 4: alpha-relative codes (no per-token scale; the step per
-  // basis column comes from the artifact, kresidual.hpp).
+  // Alpha-relative codes of coef_bits 4, 2 or 1 (no per-token scale; the
+  // step per basis column and width comes from the artifact, kresidual.hpp).
   bool coef_arel = false;
   // Per-(layer, KV head) precision (docs/design.md §2.8): > 0, the plan of the
   // artifact's policy table at this many mean bits per key coordinate;
