@@ -23,7 +23,9 @@ layout(push_constant) uniform PC { AttnParams p; };
 
 layout(std430, set = 0, binding = 0) readonly buffer Q { float q[]; };
 layout(std430, set = 0, binding = 1) readonly buffer K { uint kc[]; };
+layout(std430, set = 0, binding = 1) readonly buffer K4 { uvec4 kc4[]; };  // the same, 16 bytes at a time
 layout(std430, set = 0, binding = 2) readonly buffer V { uint vc[]; };       // value codes
+layout(std430, set = 0, binding = 2) readonly buffer V4 { uvec4 vc4[]; };   // the same, 16 bytes at a time
 layout(std430, set = 0, binding = 3) writeonly buffer Out { float outv[]; };
 layout(std430, set = 0, binding = 4) writeonly buffer Scratch { float scratch[]; };
 layout(std430, set = 0, binding = 5) readonly buffer VS { uint vs[]; };     // value scales (q8, q4)
@@ -46,19 +48,30 @@ void main() {
   vec2 qv[HW];
   const uint qbase = (t * p.n_heads + h) * HD;
   [[unroll]] for (uint w = 0; w < HW; ++w) qv[w] = vec2(q[qbase + 2 * w], q[qbase + 2 * w + 1]) * p.scale;
-  [[unroll]] for (uint w = 0; w < HW; ++w) acc[w] = vec2(0.0);
+  v_begin();
   float m = kLowest, l = 0.0;
 
   const uint k0 = s * p.split_len;
   const uint k1 = min(k0 + p.split_len, p.pos0 + t + 1);
   for (uint j = k0; j < k1; ++j) {
-    const uint base = (j * p.n_kv + kvh) * HW;
     float sc = 0.0;
-    [[unroll]] for (uint w = 0; w < HW; ++w) sc += dot(qv[w], unpackHalf2x16(kc[base + w]));
+    if (HD % 8 == 0) {  // 16-byte loads (vcache.h says why)
+      const uint base = (j * p.n_kv + kvh) * (HW / 4);
+      [[unroll]] for (uint u = 0; u < HW / 4; ++u) {
+        const uvec4 x = kc4[base + u];
+        sc += dot(qv[4 * u], unpackHalf2x16(x.x));  // one sum in the order of the scalar loop
+        sc += dot(qv[4 * u + 1], unpackHalf2x16(x.y));
+        sc += dot(qv[4 * u + 2], unpackHalf2x16(x.z));
+        sc += dot(qv[4 * u + 3], unpackHalf2x16(x.w));
+      }
+    } else {
+      const uint base = (j * p.n_kv + kvh) * HW;
+      [[unroll]] for (uint w = 0; w < HW; ++w) sc += dot(qv[w], unpackHalf2x16(kc[base + w]));
+    }
     if (sc > m) {  // a new maximum: rescale what was summed so far
       const float c = exp(m - sc);
       l *= c;
-      [[unroll]] for (uint w = 0; w < HW; ++w) acc[w] *= c;
+      v_rescale(c);
       m = sc;
     }
     const float pr = exp(sc - m);
@@ -66,6 +79,7 @@ void main() {
     v_accumulate(pr, j * p.n_kv + kvh);
   }
 
+  v_finish();
   if (p.splits == 1) {
     const float inv = 1.0 / l;  // l >= 1: key 0 is always in range
     [[unroll]] for (uint w = 0; w < HW; ++w) {

@@ -22,6 +22,7 @@ layout(std430, binding = 0) readonly buffer Q { float q[]; };            // (n, 
 layout(std430, binding = 1) readonly buffer Scores { float scores[]; };  // (nb, n_heads, kv_len)
 layout(std430, binding = 2) readonly buffer Front { uint kf[]; };        // (front, n_kv, HD/2)
 layout(std430, binding = 3) readonly buffer V { uint vc[]; };            // value codes (kv_len, n_kv, ...)
+layout(std430, binding = 3) readonly buffer V4 { uvec4 vc4[]; };        // the same, 16 bytes at a time
 layout(std430, binding = 4) writeonly buffer Out { float outv[]; };      // (n, n_heads, HD)
 layout(std430, binding = 5) writeonly buffer Partial { float partial[]; };
 layout(std430, binding = 6) readonly buffer VS { uint vs[]; };           // value scales (q8, q4)
@@ -38,7 +39,7 @@ void consume(float sc, uint j, uint kvh) {
   if (sc > m) {  // a new maximum: rescale what was summed so far
     const float c = exp(m - sc);
     l *= c;
-    [[unroll]] for (uint w = 0; w < HW; ++w) acc[w] *= c;
+    v_rescale(c);
     m = sc;
   }
   const float pr = exp(sc - m);
@@ -56,7 +57,7 @@ void main() {
   const uint kvh = h / p.group;
   const uint row = p.row0 + t;
 
-  [[unroll]] for (uint w = 0; w < HW; ++w) acc[w] = vec2(0.0);
+  v_begin();
   const uint k0 = s * p.split_len;
   const uint k1 = min(k0 + p.split_len, p.pos0 + row + 1);
   const uint qbase = (row * p.n_heads + h) * HD;
@@ -75,6 +76,7 @@ void main() {
   const uint sb = (t * p.n_heads + h) * p.kv_len;
   for (uint j = max(k0, p.front); j < k1; ++j) consume(scores[sb + j] * p.scale, j, kvh);
 
+  v_finish();
   if (p.splits == 1) {
     const float inv = 1.0 / l;  // l >= 1: key 0 is always in range
     [[unroll]] for (uint w = 0; w < HW; ++w) {
