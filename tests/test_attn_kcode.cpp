@@ -7,7 +7,8 @@
 // device-encoded codes matches attention() over kcode_decode's fp16 keys
 // (plain and mean-RoPE). Values fp16, q8 and q4 (read in place). The mean-RoPE table against cos / sin in fp64, and
 // argument rejection. Per-head residuals (int4 / none / int8: odd stride,
-// records at odd halves) with query blocks and key chunks forced.
+// records at odd halves) with query blocks and key chunks forced. GQA
+// groups of 7 (Qwen2.5) and 12 too.
 #include <cmath>
 #include <numbers>
 #include <optional>
@@ -232,6 +233,10 @@ INSTANTIATE_TEST_SUITE_P(
                       ACase{128, 2, 4, 1, 100, 8, 4, P, 8, false, false, VType::q4},  // 1-bit K + q4 V
                       ACase{64, 2, 4, 37, 100, 0, 4, P, 8, true, false, VType::q8},   //
                       ACase{96, 1, 2, 5, 30, 0, 2, F, 8, false, true, VType::q4},     //
+                      // GQA groups of 7 (Qwen2.5) and 12.
+                      ACase{64, 2, 7, 1, 300, 0, 4, P, 8, false, false, VType::q4},   //
+                      ACase{64, 2, 7, 1, 300, 8, 4, P, 8, false, false, VType::f16},  //
+                      ACase{128, 1, 12, 37, 100, 0, 4, P, 8, false, true, VType::q8},  //
                       // Per-head residuals, stride 7: query blocks and key chunks whose
                       // windows start at odd record halves.
                       ACase{64, 3, 2, 37, 100, 8, 2, P, 8, false, true, VType::f16, {{8, 4}, {0, 16}, {6, 8}}},
