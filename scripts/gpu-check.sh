@@ -11,8 +11,8 @@
 # or hung step costs its cap, not the lease; each step's output goes to one
 # log, its exit status and time to the summary.
 #   scripts/gpu-check.sh [OUT_DIR] [BUDGET_SECONDS]   (default build/gpu-check, 540)
-# VKQ_CHECK_CTX (default 32768) scales the long-context steps down for a
-# smoke run on lavapipe.
+# VKQ_CHECK_CTX (default 32768; at least 128, calibrate's minimum for head_dim 64)
+# scales the long-context steps down for a smoke run on lavapipe.
 # Results: OUT_DIR/gpu-check.log (summary and every step's output),
 # ppl-32k.json, attn-kv.json, peer-32k.json, bench-quick.json.
 set -uo pipefail
@@ -25,10 +25,10 @@ end=$((SECONDS + budget))
 log="$out/gpu-check.log"
 : >"$log"
 vkq=build/tools/vkquant
-model_dir=build/bench-models/Qwen2.5-0.5B
-model=$model_dir/Qwen2.5-0.5B-Q8_0.gguf
+model=build/bench-models/Qwen2.5-0.5B/Qwen2.5-0.5B-Q8_0.gguf
 ctx=${VKQ_CHECK_CTX:-32768}
 work=$(mktemp -d /tmp/vkq-gpu-check.XXXXXX)
+trap 'rm -rf "$work"' EXIT
 
 note() { echo "$*" | tee -a "$log"; }
 
@@ -82,5 +82,4 @@ step tests 120 build/tests/vkquant_tests --gtest_brief=1 \
   '--gtest_filter=Shapes/*:Variants/*:Routing/*:Types/LinearQuant*:Types/EmbedQuant*:Fwht/*:FwhtApi.*:Limits/*:Sizes/*:Tiny/*:Styles/*:Counts/*:RefModels/RefModelVk*:RefModelsVk.*:RotateFixture.*:RotationDevice.*:VulkanTest.*'
 
 step bench-quick 240 "$vkq" bench --quick --json "$out/bench-quick.json"
-rm -rf "$work"
 note "gpu-check: done in $SECONDS s"

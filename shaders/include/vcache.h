@@ -4,12 +4,12 @@
 // the buffers vc (codes, uint) and vc4 (the same binding as uvec4), vs
 // (scales) and the accumulator `vec2 acc[HW]`, and calls v_begin, then
 // v_accumulate per key (v_rescale when the running maximum moves), then
-// v_finish. Rows are read 16 bytes at a
-// time (fp16 when HD % 8 == 0; q8 and q4 always: their rows are HD/4 and
-// HD/8 words, HD % 32 == 0): on lavapipe every load whose address is not
-// provably uniform is a loop over the lanes, so fewer, wider loads are what
-// makes a row cheap. Quantized rows are decoded in registers: the scale is
-// folded into pr, so a q8/q4 coordinate costs one multiply-add like an fp16 one.
+// v_finish. Rows are read 16 bytes at a time (fp16 when HD % 8 == 0; q8 and
+// q4 always: their rows are HD/4 and HD/8 words, HD % 32 == 0): on lavapipe
+// every load whose address is not provably uniform is a loop over the lanes,
+// so fewer, wider loads are what makes a row cheap. Quantized rows are
+// decoded in registers: the scale is folded into pr, so a q8/q4 coordinate
+// costs one multiply-add like an fp16 one.
 #ifndef VKQ_VCACHE_H
 #define VKQ_VCACHE_H
 
