@@ -13,6 +13,8 @@
 #   scripts/gpu-check.sh [OUT_DIR] [BUDGET_SECONDS]   (default build/gpu-check, 540)
 # VKQ_CHECK_CTX (default 32768; at least 128, calibrate's minimum for head_dim 64)
 # scales the long-context steps down for a smoke run on lavapipe.
+# VKQ_CHECK_STEPS (default: all) names the steps to run, e.g. "tests peer-32k"
+# (devices and model always run: the others need them).
 # Results: OUT_DIR/gpu-check.log (summary and every step's output),
 # ppl-32k.json, attn-kv.json, peer-32k.json, bench-quick.json.
 set -uo pipefail
@@ -37,6 +39,11 @@ note() { echo "$*" | tee -a "$log"; }
 step() {
   local name=$1 cap=$2
   shift 2
+  if [ -n "${VKQ_CHECK_STEPS:-}" ] && [ "$name" != devices ] && [ "$name" != model ] &&
+    [[ " $VKQ_CHECK_STEPS " != *" $name "* ]]; then
+    note "== $name: not asked for (VKQ_CHECK_STEPS)"
+    return 1
+  fi
   local left=$((end - SECONDS - 5))
   ((left < cap)) && cap=$left
   if ((cap < 10)); then

@@ -49,7 +49,7 @@ TEST_F(VulkanTest, AttnRejectsBadShapes) {
   EXPECT_THROW(kernels::attention(s, a, b, c, o, 1, 0, 4, 4, 258, 0.1f, nullptr), Error);  // hd > 256
   EXPECT_THROW(kernels::attention(s, a, b, c, o, 1, 4000, 4, 4, 64, 0.1f, nullptr), Error);  // cache too small
   EXPECT_THROW(kernels::kv_store(s, a, b, 1, 1000, 4, 64), Error);                          // past the cache
-  const std::uint64_t need = kernels::attention_scratch_bytes(dev(), 1, 2, 4000, 2);
+  const std::uint64_t need = kernels::attention_scratch_bytes(dev(), 1, 2, 1, 4000, 2);
   if (need) {
     Buffer k = Buffer::create(dev(), kernels::kv_cache_bytes(4000, 1, 2)), v = Buffer::create(dev(), k.size());
     EXPECT_THROW(kernels::attention(s, a, k, v, o, 1, 3999, 2, 1, 2, 0.1f, nullptr), Error);  // scratch missing
@@ -60,10 +60,9 @@ struct AttnCase {
   std::uint32_t n, pos0, n_heads, n_kv, hd;
 };
 
-class AttnForward : public VulkanTest, public ::testing::WithParamInterface<AttnCase> {};
-
-TEST_P(AttnForward, MatchesFp64Reference) {
-  const auto [n, pos0, n_heads, n_kv, hd] = GetParam();
+// On device d: the attention of one shape against the fp64 reference.
+void check_attention(Device& d, const AttnCase& c) {
+  const auto [n, pos0, n_heads, n_kv, hd] = c;
   const std::uint32_t kv_len = pos0 + n, ctx = kv_len + 5;
   const float scale = 1.7f / std::sqrt(float(hd));  // peakier than 1/sqrt(hd)
   std::vector<float> k = random_floats(std::uint64_t(kv_len) * n_kv * hd, 81, -2.f, 2.f);
@@ -71,21 +70,21 @@ TEST_P(AttnForward, MatchesFp64Reference) {
   std::vector<float> q = random_floats(std::uint64_t(n) * n_heads * hd, 83, -2.f, 2.f);
   // The cache is filled by kv_store in two steps (the prefix, then the
   // queries' own positions), as a model would.
-  Buffer kb = upload(dev(), k), vb = upload(dev(), v), qb = upload(dev(), q);
-  Buffer kc = Buffer::create(dev(), kernels::kv_cache_bytes(ctx, n_kv, hd));
-  Buffer vc = Buffer::create(dev(), kc.size());
-  Buffer out = Buffer::create(dev(), q.size() * 4 + 64);
+  Buffer kb = upload(d, k), vb = upload(d, v), qb = upload(d, q);
+  Buffer kc = Buffer::create(d, kernels::kv_cache_bytes(ctx, n_kv, hd));
+  Buffer vc = Buffer::create(d, kc.size());
+  Buffer out = Buffer::create(d, q.size() * 4 + 64);
   out.fill(kPoison);
-  const std::uint64_t sbytes = kernels::attention_scratch_bytes(dev(), n, n_heads, kv_len, hd);
+  const std::uint64_t sbytes = kernels::attention_scratch_bytes(d, n, n_heads, n_kv, kv_len, hd);
   Buffer scratch;
-  if (sbytes) scratch = Buffer::create(dev(), sbytes);
-  Stream s = Stream::create(dev());
+  if (sbytes) scratch = Buffer::create(d, sbytes);
+  Stream s = Stream::create(d);
   std::vector<float> k_first(k.begin(), k.begin() + std::uint64_t(pos0) * n_kv * hd);
   std::vector<float> k_last(k.begin() + std::uint64_t(pos0) * n_kv * hd, k.end());
   std::vector<float> v_first(v.begin(), v.begin() + std::uint64_t(pos0) * n_kv * hd);
   std::vector<float> v_last(v.begin() + std::uint64_t(pos0) * n_kv * hd, v.end());
-  Buffer kf = upload(dev(), k_first), kl = upload(dev(), k_last), vf = upload(dev(), v_first),
-         vl = upload(dev(), v_last);
+  Buffer kf = upload(d, k_first), kl = upload(d, k_last), vf = upload(d, v_first),
+         vl = upload(d, v_last);
   if (pos0) {
     kernels::kv_store(s, kf, kc, pos0, 0, n_kv, hd);
     kernels::kv_store(s, vf, vc, pos0, 0, n_kv, hd);
@@ -107,6 +106,20 @@ TEST_P(AttnForward, MatchesFp64Reference) {
   for (auto t : tail) EXPECT_EQ(t, kPoison) << "written past out";
 }
 
+std::string case_name(const ::testing::TestParamInfo<AttnCase>& p) {
+  const AttnCase& c = p.param;
+  return "n" + std::to_string(c.n) + "_pos" + std::to_string(c.pos0) + "_h" + std::to_string(c.n_heads) + "_kv" +
+         std::to_string(c.n_kv) + "_hd" + std::to_string(c.hd);
+}
+
+class AttnForward : public VulkanTest, public ::testing::WithParamInterface<AttnCase> {};
+TEST_P(AttnForward, MatchesFp64Reference) { check_attention(dev(), GetParam()); }
+
+// The same on the one-head-per-invocation layout (a GPU's; lavapipe's own
+// shares each key and value row among a GQA group's heads).
+class AttnForwardOneHead : public VulkanTest, public ::testing::WithParamInterface<AttnCase> {};
+TEST_P(AttnForwardOneHead, MatchesFp64Reference) { check_attention(one_head_device(), GetParam()); }
+
 INSTANTIATE_TEST_SUITE_P(
     Shapes, AttnForward,
     ::testing::Values(
@@ -117,12 +130,15 @@ INSTANTIATE_TEST_SUITE_P(
         // decode
         AttnCase{1, 0, 8, 8, 128}, AttnCase{1, 62, 8, 4, 64}, AttnCase{1, 62, 4, 4, 80},
         AttnCase{1, 4096, 32, 4, 128}, AttnCase{1, 4096, 4, 4, 80}, AttnCase{1, 4096, 8, 1, 2},
-        AttnCase{1, 4096, 16, 8, 64}, AttnCase{1, 1000, 16, 16, 256}),
-    [](const auto& p) {
-      const AttnCase& c = p.param;
-      return "n" + std::to_string(c.n) + "_pos" + std::to_string(c.pos0) + "_h" + std::to_string(c.n_heads) + "_kv" +
-             std::to_string(c.n_kv) + "_hd" + std::to_string(c.hd);
-    });
+        AttnCase{1, 4096, 16, 8, 64}, AttnCase{1, 1000, 16, 16, 256},
+        // GQA groups of 7 (Qwen2.5): one chunk of 7 heads at hd 64, 4 + 3 at hd 128
+        AttnCase{1, 3000, 14, 2, 64}, AttnCase{1, 3000, 14, 2, 128}, AttnCase{9, 40, 7, 1, 128}),
+    case_name);
+
+INSTANTIATE_TEST_SUITE_P(Shapes, AttnForwardOneHead,
+                         ::testing::Values(AttnCase{7, 20, 8, 4, 64}, AttnCase{13, 300, 16, 2, 256},
+                                           AttnCase{1, 4096, 32, 4, 128}, AttnCase{1, 3000, 14, 2, 64}),
+                         case_name);
 
 }  // namespace
 }  // namespace vkq::test

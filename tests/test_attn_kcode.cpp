@@ -171,11 +171,9 @@ struct Problem {
   }
 };
 
-class AttnKcode : public VulkanTest, public ::testing::WithParamInterface<ACase> {};
-
-TEST_P(AttnKcode, MatchesReference) {
-  const ACase c = GetParam();
-  const Problem pb(dev(), c, 100 + c.hd + c.n + c.pos0 + c.rank);
+// On device d: attention over the key code against the CPU reference.
+void check_attention(Device& d, const ACase& c) {
+  const Problem pb(d, c, 100 + c.hd + c.n + c.pos0 + c.rank);
   const float scale = float(1.0 / std::sqrt(double(c.hd)));
   kernels::AttnKcodeOptions opt;
   opt.path = c.path;
@@ -184,14 +182,14 @@ TEST_P(AttnKcode, MatchesReference) {
     opt.max_score_bytes = std::uint64_t(pb.heads) * pb.kv_len * 4 * 5;  // 5 query rows per block
     opt.tuning.max_binding_bytes = opt.max_score_bytes + 1024;          // a few hundred keys per kscore pass
   }
-  const auto sb = kernels::attention_kcode_scratch_bytes(dev(), pb.keys().codec, c.n, pb.heads, pb.kv_len, opt);
+  const auto sb = kernels::attention_kcode_scratch_bytes(d, pb.keys().codec, c.n, pb.heads, pb.kv_len, opt);
   if (c.small_blocks) {
     ASSERT_EQ(sb.scores, opt.max_score_bytes);
   }
-  kernels::AttnKcodeScratch scratch = kernels::AttnKcodeScratch::create(dev(), sb);
+  kernels::AttnKcodeScratch scratch = kernels::AttnKcodeScratch::create(d, sb);
   const std::size_t out_n = std::size_t(c.n) * pb.heads * c.hd;
-  Buffer out = Buffer::create(dev(), out_n * 4);
-  Stream s = Stream::create(dev());
+  Buffer out = Buffer::create(d, out_n * 4);
+  Stream s = Stream::create(d);
   if (c.mean_rope) kernels::attn_kcode_rope_table(s, pb.rope.freqs(), const_cast<Buffer&>(pb.table_b), 0, pb.kv_len);
   kernels::attention_kcode(s, pb.q_b, pb.keys(), pb.values(), out, c.n, c.pos0, pb.heads, scale, scratch, opt);
   s.submit_and_wait();
@@ -215,6 +213,12 @@ TEST_P(AttnKcode, MatchesReference) {
   ref::attention_kcode(pb.inputs(qq ? &*qq : nullptr), want, c.n, c.pos0, pb.heads, scale);
   EXPECT_TRUE(close(want, got, 2e-5, 2e-4));
 }
+
+class AttnKcode : public VulkanTest, public ::testing::WithParamInterface<ACase> {};
+TEST_P(AttnKcode, MatchesReference) { check_attention(dev(), GetParam()); }
+// The one-head-per-invocation softmax·V layout (a GPU's) on this device.
+class AttnKcodeOneHead : public VulkanTest, public ::testing::WithParamInterface<ACase> {};
+TEST_P(AttnKcodeOneHead, MatchesReference) { check_attention(one_head_device(), GetParam()); }
 
 constexpr KcodePath F = KcodePath::float_signs, P = KcodePath::popcount;
 INSTANTIATE_TEST_SUITE_P(
@@ -243,7 +247,16 @@ INSTANTIATE_TEST_SUITE_P(
                       ACase{64, 3, 2, 37, 100, 8, 0, F, 8, true, true, VType::q8, {{8, 4}, {0, 16}, {6, 8}}},
                       // Alpha-relative 4-bit heads: the key's alpha scales its codes.
                       ACase{64, 3, 2, 37, 100, 8, 2, P, 8, false, true, VType::f16, {{8, 4, true}, {0, 16}, {4, 4, true}}},
-                      ACase{64, 3, 2, 37, 100, 16, 2, P, 8, true, true, VType::q4, {{16, 1, true}, {0, 16}, {8, 2, true}}}),
+                      ACase{64, 3, 2, 37, 100, 16, 2, P, 8, true, true, VType::q4, {{16, 1, true}, {0, 16}, {8, 2, true}}},
+                      // Groups of 7 at hd 128: 4 + 3 heads per softmax·V invocation.
+                      ACase{128, 2, 7, 1, 300, 0, 4, P, 8, true, false, VType::q4},
+                      ACase{128, 2, 7, 9, 40, 8, 4, F, 8, false, false, VType::f16}),
+    [](const auto& p) { return case_name(p.param); });
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, AttnKcodeOneHead,
+    ::testing::Values(ACase{128, 2, 4, 1, 100, 8, 4, P, 8, false, false, VType::q4},
+                      ACase{64, 2, 7, 1, 300, 8, 4, P, 8, false, false, VType::f16},
+                      ACase{64, 2, 4, 37, 100, 8, 4, P, 8, true, true, VType::q8}),
     [](const auto& p) { return case_name(p.param); });
 
 // The float path over codes the device encoded scores q·k̂ with k̂ the decoded
@@ -271,7 +284,7 @@ TEST_F(VulkanTest, AttnKcodeMatchesDecodedFp16Attention) {
     const std::size_t out_n = std::size_t(c.n) * pb.heads * hd;
     Buffer out = Buffer::create(dev(), out_n * 4), out16 = Buffer::create(dev(), out_n * 4);
     Buffer a16s = Buffer::create(dev(), std::max<std::uint64_t>(
-                                            kernels::attention_scratch_bytes(dev(), c.n, pb.heads, kv_len, hd), 4));
+                                            kernels::attention_scratch_bytes(dev(), c.n, pb.heads, n_kv, kv_len, hd), 4));
     Stream s = Stream::create(dev());
     kernels::kcode_encode(s, keys.codec, kb, bits, alpha, &coef, kv_len, 0);
     if (mean_rope) kernels::attn_kcode_rope_table(s, pb.rope.freqs(), const_cast<Buffer&>(pb.table_b), 0, kv_len);

@@ -95,25 +95,24 @@ struct AttnCase {
   std::uint32_t n, pos0, n_heads, n_kv, hd;
 };
 
-class AttnVcache : public VulkanTest, public ::testing::WithParamInterface<AttnCase> {};
-
-TEST_P(AttnVcache, MatchesFp64ReferenceOnDequantizedValues) {
-  const auto [t, n, pos0, n_heads, n_kv, hd] = GetParam();
+// On device d: attention over quantized values against the fp64 reference.
+void check_attention(Device& d, const AttnCase& c) {
+  const auto [t, n, pos0, n_heads, n_kv, hd] = c;
   const std::uint32_t kv_len = pos0 + n, ctx = kv_len + 2;
   const float scale = 1.7f / std::sqrt(float(hd));
   const std::vector<float> k = random_floats(std::uint64_t(kv_len) * n_kv * hd, 181, -2.f, 2.f);
   const std::vector<float> v = random_floats(k.size(), 182, -1.f, 1.f);
   const std::vector<float> q = random_floats(std::uint64_t(n) * n_heads * hd, 183, -2.f, 2.f);
-  Buffer kb = upload(dev(), k), vb = upload(dev(), v), qb = upload(dev(), q);
-  Buffer kc = Buffer::create(dev(), kernels::kv_cache_bytes(ctx, n_kv, hd));
-  Buffer codes = Buffer::create(dev(), kernels::vcache_code_bytes(t, ctx, n_kv, hd));
-  Buffer scales = Buffer::create(dev(), std::max<std::uint64_t>(kernels::vcache_scale_bytes(t, ctx, n_kv, hd), 4));
-  Buffer out = Buffer::create(dev(), q.size() * 4 + 64);
+  Buffer kb = upload(d, k), vb = upload(d, v), qb = upload(d, q);
+  Buffer kc = Buffer::create(d, kernels::kv_cache_bytes(ctx, n_kv, hd));
+  Buffer codes = Buffer::create(d, kernels::vcache_code_bytes(t, ctx, n_kv, hd));
+  Buffer scales = Buffer::create(d, std::max<std::uint64_t>(kernels::vcache_scale_bytes(t, ctx, n_kv, hd), 4));
+  Buffer out = Buffer::create(d, q.size() * 4 + 64);
   out.fill(kPoison);
-  const std::uint64_t sbytes = kernels::attention_scratch_bytes(dev(), n, n_heads, kv_len, hd);
+  const std::uint64_t sbytes = kernels::attention_scratch_bytes(d, n, n_heads, n_kv, kv_len, hd);
   Buffer scratch;
-  if (sbytes) scratch = Buffer::create(dev(), sbytes);
-  Stream s = Stream::create(dev());
+  if (sbytes) scratch = Buffer::create(d, sbytes);
+  Stream s = Stream::create(d);
   kernels::kv_store(s, kb, kc, kv_len, 0, n_kv, hd);
   kernels::vcache_store(s, vb, t, codes, &scales, kv_len, 0, n_kv, hd);
   kernels::attention(s, qb, kc, kernels::VCacheView{t, &codes, &scales}, out, n, pos0, n_heads, n_kv, hd, scale,
@@ -135,17 +134,29 @@ TEST_P(AttnVcache, MatchesFp64ReferenceOnDequantizedValues) {
   for (auto x : tail) EXPECT_EQ(x, kPoison) << "written past out";
 }
 
+class AttnVcache : public VulkanTest, public ::testing::WithParamInterface<AttnCase> {};
+TEST_P(AttnVcache, MatchesFp64ReferenceOnDequantizedValues) { check_attention(dev(), GetParam()); }
+// The one-head-per-invocation layout (a GPU's) on this device.
+class AttnVcacheOneHead : public VulkanTest, public ::testing::WithParamInterface<AttnCase> {};
+TEST_P(AttnVcacheOneHead, MatchesFp64ReferenceOnDequantizedValues) { check_attention(one_head_device(), GetParam()); }
+
+std::string case_name(const ::testing::TestParamInfo<AttnCase>& p) {
+  const AttnCase& c = p.param;
+  return std::string(vtype_name(c.t)) + "_n" + std::to_string(c.n) + "_pos" + std::to_string(c.pos0) + "_h" +
+         std::to_string(c.n_heads) + "_kv" + std::to_string(c.n_kv) + "_hd" + std::to_string(c.hd);
+}
+
 INSTANTIATE_TEST_SUITE_P(Shapes, AttnVcache,
                          ::testing::Values(AttnCase{VType::q8, 7, 20, 8, 4, 64}, AttnCase{VType::q4, 7, 20, 8, 4, 64},
                                            AttnCase{VType::q4, 37, 0, 4, 1, 96}, AttnCase{VType::q8, 1, 4096, 8, 2, 128},
                                            AttnCase{VType::q4, 1, 4096, 16, 2, 64},
-                                           AttnCase{VType::q4, 1, 300, 4, 4, 256}),
-                         [](const auto& p) {
-                           const AttnCase& c = p.param;
-                           return std::string(vtype_name(c.t)) + "_n" + std::to_string(c.n) + "_pos" +
-                                  std::to_string(c.pos0) + "_h" + std::to_string(c.n_heads) + "_kv" +
-                                  std::to_string(c.n_kv) + "_hd" + std::to_string(c.hd);
-                         });
+                                           AttnCase{VType::q4, 1, 300, 4, 4, 256},
+                                           AttnCase{VType::q4, 1, 3000, 14, 2, 128},  // groups of 7: 4 + 3 heads
+                                           AttnCase{VType::q8, 5, 50, 14, 2, 64}),
+                         case_name);
+INSTANTIATE_TEST_SUITE_P(Shapes, AttnVcacheOneHead,
+                         ::testing::Values(AttnCase{VType::q4, 7, 20, 8, 4, 64}, AttnCase{VType::q8, 1, 4096, 8, 2, 128}),
+                         case_name);
 
 }  // namespace
 }  // namespace vkq::test

@@ -9,7 +9,7 @@ namespace vkq::test {
 namespace {
 struct Globals {
   Instance instance;
-  std::optional<Device> device;
+  std::optional<Device> device, one_head;
 };
 
 Globals& globals() {
@@ -31,6 +31,15 @@ Globals& globals() {
 
 Instance& instance() { return globals().instance; }
 Device& device() { return *globals().device; }
+Device& one_head_device() {
+  Globals& g = globals();
+  if (!g.one_head) {
+    int index = -1;
+    if (const char* e = std::getenv("VKQ_TEST_DEVICE")) index = std::atoi(e);
+    g.one_head.emplace(Device::create(g.instance, index, DeviceOptions{.attention_group_heads = 1}));
+  }
+  return *g.one_head;
+}
 
 void VulkanTest::SetUp() { instance().reset_validation_counts(); }
 

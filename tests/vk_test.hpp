@@ -27,6 +27,9 @@ namespace vkq::test {
 // The process-wide validated instance and device.
 Instance& instance();
 Device& device();
+// The same device opened again with DeviceOptions::attention_group_heads = 1:
+// the attention kernels' one-head-per-invocation layout (a GPU's) on any device.
+Device& one_head_device();
 
 class VulkanTest : public ::testing::Test {
  protected:

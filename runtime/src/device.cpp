@@ -45,6 +45,7 @@ Device Device::create(const Instance& instance, int index, const DeviceOptions& 
   else if (const auto env = fence_timeout_from_env(); env.count() > 0)
     dev.fence_timeout_ = env;
   if (options.drain_timeout.count() > 0) dev.drain_timeout_ = options.drain_timeout;
+  dev.attention_group_heads_ = options.attention_group_heads;
 
   // Enable the optional features the kernels can use, where present.
   const std::uint32_t api = std::min(info.api_version, instance.api_version());
@@ -108,6 +109,7 @@ Device& Device::operator=(Device&& o) noexcept {
     memory_ = o.memory_;
     fence_timeout_ = o.fence_timeout_;
     drain_timeout_ = o.drain_timeout_;
+    attention_group_heads_ = o.attention_group_heads_;
     abandoned_ = std::exchange(o.abandoned_, false);
   }
   return *this;

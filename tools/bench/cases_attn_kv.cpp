@@ -94,7 +94,7 @@ std::shared_ptr<Problem> make_problem(Device& d, std::uint32_t kv_len) {
   p->alpha_b = up(p->alpha);  // cells is even: whole words
   p->k_b = up(ref::kv_pack(p->k, kv_len, kKv, kHd));
   p->out_b = Buffer::create(d, std::uint64_t(kHeads) * kHd * 4);
-  p->split16 = Buffer::create(d, std::max<std::uint64_t>(kernels::attention_scratch_bytes(d, 1, kHeads, kv_len, kHd), 4));
+  p->split16 = Buffer::create(d, std::max<std::uint64_t>(kernels::attention_scratch_bytes(d, 1, kHeads, kKv, kv_len, kHd), 4));
   p->scratch = kernels::AttnKcodeScratch::create(
       d, kernels::attention_kcode_scratch_bytes(d, p->keys().codec, 1, kHeads, kv_len, kPop8));
   return p;

@@ -116,7 +116,7 @@ class Fp16Keys final : public DeviceKeyCache {
   }
   void attend(Stream& s, const Buffer& q, const DeviceValueCache& v, Buffer& out, std::uint32_t n, std::uint32_t pos0,
               AttnWorkspace& ws) override {
-    Buffer* scratch = ws.split_k(kernels::attention_scratch_bytes(s.device(), n, m_.heads, pos0 + n, m_.hd));
+    Buffer* scratch = ws.split_k(kernels::attention_scratch_bytes(s.device(), n, m_.heads, m_.n_kv, pos0 + n, m_.hd));
     kernels::attention(s, q, cache_, v.view(), out, n, pos0, m_.heads, m_.n_kv, m_.hd, m_.scale(), scratch);
   }
   std::uint64_t bytes() const override { return cache_.size(); }
@@ -221,7 +221,7 @@ class DecodedKeys final : public CodedKeys {
   }
   void attend(Stream& s, const Buffer& q, const DeviceValueCache& v, Buffer& out, std::uint32_t n, std::uint32_t pos0,
               AttnWorkspace& ws) override {
-    Buffer* scratch = ws.split_k(kernels::attention_scratch_bytes(s.device(), n, m_.heads, pos0 + n, m_.hd));
+    Buffer* scratch = ws.split_k(kernels::attention_scratch_bytes(s.device(), n, m_.heads, m_.n_kv, pos0 + n, m_.hd));
     kernels::attention(s, q, decoded_, v.view(), out, n, pos0, m_.heads, m_.n_kv, m_.hd, m_.scale(), scratch);
   }
   std::uint64_t bytes() const override { return CodedKeys::bytes() + decoded_.size(); }

@@ -28,6 +28,11 @@ struct DeviceOptions {
   // device is abandoned (0: 10 s). Nothing the work uses is freed before it
   // finishes.
   std::chrono::milliseconds drain_timeout{0};
+  // Query heads of one GQA group that an attention softmax·V invocation
+  // owns at most, sharing each key and value row it loads (0: the device's
+  // choice: a group, in chunks that fit the registers, on CPUs; one head on
+  // GPUs). 1 gives a CPU the GPU layout (the tests run it on lavapipe).
+  std::uint32_t attention_group_heads = 0;
 };
 
 // The fence timeout VKQ_FENCE_TIMEOUT_MS asks for (0 ms when it is unset);
@@ -55,6 +60,7 @@ class Device {
   std::uint32_t queue_family() const { return std::uint32_t(info_.compute_queue_family); }
   std::chrono::milliseconds fence_timeout() const { return fence_timeout_; }
   std::chrono::milliseconds drain_timeout() const { return drain_timeout_; }
+  std::uint32_t attention_group_heads() const { return attention_group_heads_; }  // DeviceOptions
 
   // Work submitted to the queue timed out and did not finish within the
   // drain timeout either: it may still be running and using this device's
@@ -90,6 +96,7 @@ class Device {
   VkPhysicalDeviceMemoryProperties memory_{};
   std::chrono::milliseconds fence_timeout_{300000};
   std::chrono::milliseconds drain_timeout_{10000};
+  std::uint32_t attention_group_heads_ = 0;
   bool abandoned_ = false;
   std::map<std::string, std::unique_ptr<Kernel>> kernels_;
 };

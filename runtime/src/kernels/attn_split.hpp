@@ -17,19 +17,47 @@ constexpr std::uint32_t kMaxSplits = 256;
 // after 65535 iterations in all (one per key, the hd loops unrolled).
 constexpr std::uint32_t kMaxKeysPerSplit = 32768;
 
+// Query heads one softmax·V invocation owns (the GH specialization constant
+// of attn.comp and attn_kcode_softmax.comp), so that each key and value row
+// is loaded and decoded once per chunk of a GQA group instead of once per
+// head. On a CPU a group in chunks of at most kGroupCoords / hd heads (the
+// unrolled accumulators and queries of GH heads take 4 * GH * hd floats; at
+// 8 heads of hd 256 llvmpipe's shader compile ran past the 300 s fence
+// timeout); on a GPU one head (parallelism matters more there). A device
+// opened with DeviceOptions::attention_group_heads caps it instead.
+constexpr std::uint32_t kGroupCoords = 512;
+inline std::uint32_t group_heads(const Device& d, std::uint32_t group, std::uint32_t hd) {
+  std::uint32_t most = d.attention_group_heads();
+  if (most == 0)
+    most = d.info().type == VK_PHYSICAL_DEVICE_TYPE_CPU ? kGroupCoords / std::max<std::uint32_t>(hd, 1) : 1;
+  if (group <= 1 || most <= 1) return 1;
+  const std::uint32_t chunks = (group + most - 1) / most;
+  return (group + chunks - 1) / chunks;  // balanced: 12 heads at most 8 -> 6 + 6, not 8 + 4
+}
+
+// Softmax·V invocations per key split for `rows` query rows: one per row and
+// chunk of group_heads heads of each KV head's group.
+inline std::uint64_t lanes(const Device& d, std::uint64_t rows, std::uint32_t n_heads, std::uint32_t n_kv,
+                           std::uint32_t hd) {
+  const std::uint32_t group = n_heads / n_kv, gh = group_heads(d, group, hd);
+  return rows * n_kv * ((group + gh - 1) / gh);
+}
+
 struct Plan {
   std::uint32_t splits = 1, split_len = 0;
   std::uint64_t partial_bytes = 0;  // (rows, splits, hd + 2) fp32 partials; 0 with one split
 };
 
-// Splits keys for `rows` (query row, head) pairs: enough invocations to fill
-// the device (a few workgroups per core on a CPU, tens of thousands on a
-// GPU), at least kMinKeysPerSplit keys per split, partials that fit one binding.
-inline Plan plan(const Device& d, std::uint64_t rows, std::uint32_t kv_len, std::uint32_t hd) {
+// Splits keys for `rows` (query row, head) pairs whose softmax·V runs as
+// `lanes` invocations per split (rows / heads-per-invocation): enough
+// invocations to fill the device (a few workgroups per core on a CPU, tens of
+// thousands on a GPU), at least kMinKeysPerSplit keys per split, partials
+// that fit one binding.
+inline Plan plan(const Device& d, std::uint64_t rows, std::uint32_t kv_len, std::uint32_t hd, std::uint64_t lanes) {
   const std::uint64_t target = d.info().type == VK_PHYSICAL_DEVICE_TYPE_CPU ? 4 * kLocal : 512 * kLocal;
   std::uint64_t splits = 1;
-  if (rows && rows < target && kv_len > kMinKeysPerSplit)
-    splits = std::min<std::uint64_t>({div_up(target, rows), div_up(kv_len, kMinKeysPerSplit), kMaxSplits});
+  if (lanes && lanes < target && kv_len > kMinKeysPerSplit)
+    splits = std::min<std::uint64_t>({div_up(target, lanes), div_up(kv_len, kMinKeysPerSplit), kMaxSplits});
   const auto bytes = [&](std::uint64_t s) { return rows * s * (hd + 2) * 4; };
   while (splits > 1 && bytes(splits) > d.binding_chunk_bytes()) splits /= 2;
   splits = std::max<std::uint64_t>(splits, div_up(kv_len, kMaxKeysPerSplit));

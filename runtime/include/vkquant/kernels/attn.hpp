@@ -54,15 +54,15 @@ void vcache_store(Stream& s, const Buffer& src, VType type, Buffer& codes, Buffe
 // Scratch bytes attention() needs for these sizes on this device (0: none).
 // Short work (few query rows x heads) over long contexts is split over keys
 // and combined (flash-decoding); the scratch holds the partial softmaxes.
-std::uint64_t attention_scratch_bytes(const Device& d, std::uint32_t n, std::uint32_t n_heads, std::uint32_t kv_len,
-                                      std::uint32_t hd);
+std::uint64_t attention_scratch_bytes(const Device& d, std::uint32_t n, std::uint32_t n_heads, std::uint32_t n_kv,
+                                      std::uint32_t kv_len, std::uint32_t hd);
 
 // Causal GQA attention over the cache: query row t (position pos0 + t), head
 // h attends cached positions 0..pos0+t of KV head h / (n_heads / n_kv);
 // out[t, h, :] = Σ softmax(scale · q·k) v, fp32 softmax (max-subtracted) and
 // accumulation; values read in place as v.type stores them. q, out: (n, n_heads, hd) f32. The cache must already hold
 // positions < pos0 + n. scratch: attention_scratch_bytes(d, n, n_heads,
-// pos0 + n, hd) bytes, or nullptr when that is 0.
+// n_kv, pos0 + n, hd) bytes, or nullptr when that is 0.
 void attention(Stream& s, const Buffer& q, const Buffer& kcache, const VCacheView& v, Buffer& out, std::uint32_t n,
                std::uint32_t pos0, std::uint32_t n_heads, std::uint32_t n_kv, std::uint32_t hd, float scale,
                Buffer* scratch);
