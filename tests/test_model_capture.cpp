@@ -65,8 +65,14 @@ TEST_F(VulkanTest, KeyCapture_kjv_tokens200_ctx128) {
   ASSERT_EQ(plan.chunks[0].input.size(), 128u);
   const auto whole = tapped_keys(dev(), m, plan, 2);
   ASSERT_GE(whole[0].size(), k.post[0].size());
+  // Equal up to fp32 rounding, not bit for bit: attention splits its keys
+  // by how many invocations a pass has (attn_split::plan), so a 72-row pass
+  // and a 128-row one may sum a row's keys in a different order. A wrong
+  // token or position moves keys by far more than 1e-4 (rounding grows
+  // through the layers: up to 5e-5 at layer 3).
   for (std::uint32_t l = 0; l < c.layers; ++l)
-    EXPECT_TRUE(std::equal(k.post[l].begin(), k.post[l].end(), whole[l].begin())) << "layer " << l;
+    EXPECT_TRUE(close(std::span<const float>(whole[l]).first(k.post[l].size()), k.post[l], 1e-4, 1e-4))
+        << "layer " << l;
 }
 
 TEST_F(VulkanTest, KeyCapture_kjv_textShorterThanTokens) {
