@@ -10,7 +10,7 @@ struct KvStoreParams {
   uint pos0;       // position of token 0
   uint base_word;  // first cache word in the binding
 };
-// Push constants of attn.comp (invocation per query row, head and key split).
+// Push constants of attn.comp (invocation per query row, GH heads of a group and key split).
 struct AttnParams {
   uint n;          // query rows
   uint pos0;       // position of query row 0

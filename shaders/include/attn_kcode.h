@@ -38,7 +38,7 @@ struct AttnKcodeTableParams {
   uint pad1, pad2, pad3;
 };
 // attn_kcode_mrope.comp (x: key, y: query row of the block) and
-// attn_kcode_softmax.comp (one invocation per (row, head, key split)).
+// attn_kcode_softmax.comp (one invocation per (row, GH heads of a group, key split)).
 struct AttnKcodeParams {
   uint nb;         // query rows in this block
   uint row0;       // first query row of the block (of n)
