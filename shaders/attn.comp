@@ -37,6 +37,7 @@ layout(std430, set = 0, binding = 5) readonly buffer VS { uint vs[]; };     // v
 const uint HW = HD / 2;         // words per key row
 const float kLowest = -3.0e38;  // "no key yet": exp(kLowest - s) is 0 for any real score
 
+float m[GH], l[GH];
 vec2 acc[GH * HW];
 #include "vcache.h"
 
@@ -59,11 +60,6 @@ void main() {
     [[unroll]] for (uint w = 0; w < HW; ++w) qv[i * HW + w] = vec2(q[qb + 2 * w], q[qb + 2 * w + 1]) * p.scale;
   }
   v_begin();
-  float m[GH], l[GH];
-  [[unroll]] for (uint i = 0; i < GH; ++i) {
-    m[i] = kLowest;
-    l[i] = 0.0;
-  }
 
   const uint k0 = s * p.split_len;
   const uint k1 = min(k0 + p.split_len, p.pos0 + t + 1);
@@ -87,20 +83,7 @@ void main() {
       }
     }
     float pr[GH];
-    [[unroll]] for (uint i = 0; i < GH; ++i) {
-      if (i >= nh) {
-        pr[i] = 0.0;
-        continue;
-      }
-      if (sc[i] > m[i]) {  // a new maximum: rescale what was summed so far
-        const float cm = exp(m[i] - sc[i]);
-        l[i] *= cm;
-        v_rescale(i, cm);
-        m[i] = sc[i];
-      }
-      pr[i] = exp(sc[i] - m[i]);
-      l[i] += pr[i];
-    }
+    softmax_step(sc, nh, pr);
     v_accumulate(pr, j * p.n_kv + kvh);
   }
 

@@ -38,22 +38,9 @@ vec2 acc[GH * HW];
 #include "vcache.h"
 
 // Folds key j (scores sc[i] for the invocation's nh heads) into every head's (m, l, acc).
-void consume(float sc[GH], uint nh, uint j, uint kvh) {
+void consume(const float sc[GH], uint nh, uint j, uint kvh) {
   float pr[GH];
-  [[unroll]] for (uint i = 0; i < GH; ++i) {
-    if (i >= nh) {
-      pr[i] = 0.0;
-      continue;
-    }
-    if (sc[i] > m[i]) {  // a new maximum: rescale what was summed so far
-      const float c = exp(m[i] - sc[i]);
-      l[i] *= c;
-      v_rescale(i, c);
-      m[i] = sc[i];
-    }
-    pr[i] = exp(sc[i] - m[i]);
-    l[i] += pr[i];
-  }
+  softmax_step(sc, nh, pr);
   v_accumulate(pr, j * p.n_kv + kvh);
 }
 
@@ -71,10 +58,6 @@ void main() {
   const uint nh = min(GH, p.group - c * GH);      // heads it owns
   const uint row = p.row0 + t;
 
-  [[unroll]] for (uint i = 0; i < GH; ++i) {
-    m[i] = kLowest;
-    l[i] = 0.0;
-  }
   v_begin();
   const uint k0 = s * p.split_len;
   const uint k1 = min(k0 + p.split_len, p.pos0 + row + 1);

@@ -3,15 +3,15 @@
 // invocation owns (they share the row, so it is loaded and decoded once and
 // costs each further head one multiply-add per coordinate), with v_row stored
 // as VT says (attn.h: fp16 pairs, q8 or q4 blocks of 32, scales beside). The
-// includer declares HD, HW = HD/2, VT, GH, the buffers vc (codes, uint) and
-// vc4 (the same binding as uvec4), vs (scales) and the accumulator
-// `vec2 acc[GH * HW]` (head i's coordinates at acc[i * HW ...]), and calls
-// v_begin, then v_accumulate per key (v_rescale when a head's running maximum
-// moves), then v_finish. Rows are read 16 bytes at a time (fp16 when
-// HD % 8 == 0; q8 and q4 always: their rows are HD/4 and HD/8 words,
-// HD % 32 == 0): on lavapipe every load whose address is not provably uniform
-// is a loop over the lanes, so fewer, wider loads are what makes a row cheap.
-// Quantized rows are decoded in registers: the scale is folded into pr, so a
+// includer declares HD, HW = HD/2, VT, GH, kLowest (below any real score),
+// the buffers vc (codes, uint) and vc4 (the same binding as uvec4), vs
+// (scales), the accumulator `vec2 acc[GH * HW]` (head i's coordinates at
+// acc[i * HW ...]) and the online-softmax state `float m[GH], l[GH]`, and
+// calls v_begin, then per key softmax_step and v_accumulate, then v_finish.
+// Rows are read 16 bytes at a time (fp16 when HD % 8 == 0; q8 and q4 always:
+// their rows are HD/4 and HD/8 words, HD % 32 == 0): on lavapipe every load
+// whose address is not provably uniform is a loop over the lanes, so fewer,
+// wider loads are what makes a row cheap. Quantized rows are decoded in registers: the scale is folded into pr, so a
 // q8/q4 coordinate costs one multiply-add per head like an fp16 one.
 #ifndef VKQ_VCACHE_H
 #define VKQ_VCACHE_H
@@ -25,6 +25,10 @@ const uint V_MINS = VT == VKQ_V_Q4 ? V_BLOCKS : 1;
 float vmin[GH * V_MINS];
 
 void v_begin() {
+  [[unroll]] for (uint i = 0; i < GH; ++i) {
+    m[i] = kLowest;
+    l[i] = 0.0;
+  }
   [[unroll]] for (uint w = 0; w < GH * HW; ++w) acc[w] = vec2(0.0);
   [[unroll]] for (uint b = 0; b < GH * V_MINS; ++b) vmin[b] = 0.0;
 }
@@ -33,6 +37,26 @@ void v_begin() {
 void v_rescale(uint i, float c) {
   [[unroll]] for (uint w = 0; w < HW; ++w) acc[i * HW + w] *= c;
   [[unroll]] for (uint b = 0; b < V_MINS; ++b) vmin[i * V_MINS + b] *= c;
+}
+
+// Folds one key's scaled scores sc[i] of the invocation's first nh heads into
+// each head's running maximum m and sum l (rescaling what it summed when its
+// maximum moves); pr[i] is the key's weight for head i (0 past nh).
+void softmax_step(const float sc[GH], uint nh, out float pr[GH]) {
+  [[unroll]] for (uint i = 0; i < GH; ++i) {
+    if (i >= nh) {
+      pr[i] = 0.0;
+      continue;
+    }
+    if (sc[i] > m[i]) {  // a new maximum: rescale what was summed so far
+      const float c = exp(m[i] - sc[i]);
+      l[i] *= c;
+      v_rescale(i, c);
+      m[i] = sc[i];
+    }
+    pr[i] = exp(sc[i] - m[i]);
+    l[i] += pr[i];
+  }
 }
 
 // acc_i = Σ pr_i · v_row over the keys consumed.

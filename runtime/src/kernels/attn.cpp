@@ -130,7 +130,7 @@ std::uint64_t attention_scratch_bytes(const Device& d, std::uint32_t n, std::uin
   if (n_kv == 0 || n_heads % n_kv)
     fail("attention_scratch_bytes", "n_heads = " + std::to_string(n_heads) + " is not a multiple of n_kv = " +
                                         std::to_string(n_kv));
-  return attn_split::plan(d, std::uint64_t(n) * n_heads, kv_len, hd, attn_split::lanes(d, n, n_heads, n_kv, hd)).partial_bytes;
+  return attn_split::plan(d, n, n_heads, n_kv, kv_len, hd).partial_bytes;
 }
 
 void attention(Stream& s, const Buffer& q, const Buffer& kcache, const Buffer& vcache, Buffer& out, std::uint32_t n,
@@ -159,8 +159,7 @@ void attention(Stream& s, const Buffer& q, const Buffer& kcache, const VCacheVie
   const auto [vb, vsb] = vbindings(fn, d, v, kv_len, n_kv, hd);
   if (&out == &q || &out == &kcache || &out == v.codes || &out == v.scales) fail(fn, "out must not alias an input");
 
-  const std::uint64_t inv = attn_split::lanes(d, n, n_heads, n_kv, hd);
-  const attn_split::Plan pl = attn_split::plan(d, std::uint64_t(n) * n_heads, kv_len, hd, inv);
+  const attn_split::Plan pl = attn_split::plan(d, n, n_heads, n_kv, kv_len, hd);
   if (pl.partial_bytes) {
     need(fn, d, "scratch (attention_scratch_bytes)", scratch, pl.partial_bytes);
     if (scratch == &out || scratch == &q || scratch == &kcache || scratch == v.codes || scratch == v.scales)
@@ -170,12 +169,12 @@ void attention(Stream& s, const Buffer& q, const Buffer& kcache, const VCacheVie
                                        .bindings = 6,
                                        .push_bytes = sizeof(gpu::AttnParams),
                                        .local_size = {kLocal, 1, 1},
-                                       .constants = {hd, std::uint32_t(v.type), attn_split::group_heads(d, n_heads / n_kv, hd)}});
+                                       .constants = {hd, std::uint32_t(v.type), pl.group_heads}});
   const gpu::AttnParams p{n, pos0, n_heads, n_kv, n_heads / n_kv, pl.splits, pl.split_len, scale};
   const Buffer& part = pl.partial_bytes ? *scratch : out;  // unused with one split
   const std::uint64_t part_bytes = pl.partial_bytes ? pl.partial_bytes : act_bytes;
   s.dispatch(k, {{q, 0, act_bytes}, {kcache, 0, cache_bytes}, vb, {out, 0, act_bytes}, {part, 0, part_bytes}, vsb},
-             p, Threads{inv * pl.splits});
+             p, Threads{pl.lanes * pl.splits});
   if (pl.splits == 1) return;
   const Kernel& c = s.device().kernel({.shader = "attn_combine",
                                        .bindings = 2,

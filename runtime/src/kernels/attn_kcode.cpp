@@ -42,11 +42,6 @@ std::uint32_t block_rows(const char* fn, const Device& d, std::uint32_t n, std::
   return std::uint32_t(std::min<std::uint64_t>(n, cap / row));
 }
 
-attn_split::Plan softmax_plan(const Device& d, std::uint32_t rows, std::uint32_t n_heads, std::uint32_t n_kv,
-                              std::uint32_t kv_len, std::uint32_t hd) {
-  return attn_split::plan(d, std::uint64_t(rows) * n_heads, kv_len, hd, attn_split::lanes(d, rows, n_heads, n_kv, hd));
-}
-
 KscoreShape score_shape(const KCodec& c, std::uint32_t n_heads, std::uint32_t kv_len) {
   KscoreShape sh;
   sh.d = c.hd;
@@ -99,8 +94,9 @@ AttnKcodeScratchBytes attention_kcode_scratch_bytes(const Device& d, const KCode
   }
   const std::uint32_t nb = block_rows(fn, d, n, n_heads, kv_len, o);
   b.scores = std::uint64_t(nb) * n_heads * kv_len * 4;
-  b.partial = std::max<std::uint64_t>({4, softmax_plan(d, nb, n_heads, c.n_kv, kv_len, c.hd).partial_bytes,
-                                       n % nb ? softmax_plan(d, n % nb, n_heads, c.n_kv, kv_len, c.hd).partial_bytes : 0});
+  b.partial =
+      std::max<std::uint64_t>({4, attn_split::plan(d, nb, n_heads, c.n_kv, kv_len, c.hd).partial_bytes,
+                               n % nb ? attn_split::plan(d, n % nb, n_heads, c.n_kv, kv_len, c.hd).partial_bytes : 0});
   return b;
 }
 
@@ -239,18 +235,17 @@ void attention_kcode(Stream& s, const Buffer& q, const KcodeKeys& keys, const VC
       s.dispatch(k, {Binding(scratch.mrope, 0, sb.mrope), tb, Binding(scratch.scores, 0, score_bytes)}, p,
                  Threads{kv_len, rows});
     }
-    const attn_split::Plan sp = softmax_plan(d, rows, n_heads, c.n_kv, kv_len, hd);
+    const attn_split::Plan sp = attn_split::plan(d, rows, n_heads, c.n_kv, kv_len, hd);
     p.splits = sp.splits;
     p.split_len = sp.split_len;
-    const std::uint32_t gh = attn_split::group_heads(d, group, hd);
     const Kernel& k = d.kernel({.shader = "attn_kcode_softmax",
                                 .bindings = 7,
                                 .push_bytes = sizeof(p),
                                 .local_size = {kLocal, 1, 1},
-                                .constants = {hd, std::uint32_t(v.type), gh}});
+                                .constants = {hd, std::uint32_t(v.type), sp.group_heads}});
     const Binding part = sp.splits > 1 ? Binding(scratch.partial, 0, sp.partial_bytes) : ob;
     s.dispatch(k, {qb, Binding(scratch.scores, 0, score_bytes), fb, vb, ob, part, vsb}, p,
-               Threads{attn_split::lanes(d, rows, n_heads, c.n_kv, hd) * sp.splits});
+               Threads{sp.lanes * sp.splits});
     if (sp.splits == 1) continue;
     const Kernel& ck = d.kernel({.shader = "attn_kcode_combine",
                                  .bindings = 2,

@@ -22,8 +22,9 @@ constexpr std::uint32_t kMaxKeysPerSplit = 32768;
 // is loaded and decoded once per chunk of a GQA group instead of once per
 // head. On a CPU a group in chunks of at most kGroupCoords / hd heads (the
 // unrolled accumulators and queries of GH heads take 4 * GH * hd floats; at
-// 8 heads of hd 256 llvmpipe's shader compile ran past the 300 s fence
-// timeout); on a GPU one head (parallelism matters more there). A device
+// 8 heads of hd 256 a test's dispatch ran past the 300 s fence timeout on
+// lavapipe, most likely in llvmpipe's compile of the unrolled code); on a
+// GPU one head (parallelism matters more there). A device
 // opened with DeviceOptions::attention_group_heads caps it instead.
 constexpr std::uint32_t kGroupCoords = 512;
 inline std::uint32_t group_heads(const Device& d, std::uint32_t group, std::uint32_t hd) {
@@ -35,33 +36,31 @@ inline std::uint32_t group_heads(const Device& d, std::uint32_t group, std::uint
   return (group + chunks - 1) / chunks;  // balanced: 12 heads at most 8 -> 6 + 6, not 8 + 4
 }
 
-// Softmax·V invocations per key split for `rows` query rows: one per row and
-// chunk of group_heads heads of each KV head's group.
-inline std::uint64_t lanes(const Device& d, std::uint64_t rows, std::uint32_t n_heads, std::uint32_t n_kv,
-                           std::uint32_t hd) {
-  const std::uint32_t group = n_heads / n_kv, gh = group_heads(d, group, hd);
-  return rows * n_kv * ((group + gh - 1) / gh);
-}
-
 struct Plan {
+  std::uint32_t group_heads = 1;  // GH: query heads per invocation
+  std::uint64_t lanes = 0;        // invocations per key split: query rows x n_kv x chunks of GH heads
   std::uint32_t splits = 1, split_len = 0;
-  std::uint64_t partial_bytes = 0;  // (rows, splits, hd + 2) fp32 partials; 0 with one split
+  std::uint64_t partial_bytes = 0;  // (rows x heads, splits, hd + 2) fp32 partials; 0 with one split
 };
 
-// Splits keys for `rows` (query row, head) pairs whose softmax·V runs as
-// `lanes` invocations per split (rows / heads-per-invocation): enough
-// invocations to fill the device (a few workgroups per core on a CPU, tens of
-// thousands on a GPU), at least kMinKeysPerSplit keys per split, partials
-// that fit one binding.
-inline Plan plan(const Device& d, std::uint64_t rows, std::uint32_t kv_len, std::uint32_t hd, std::uint64_t lanes) {
+// The softmax·V layout of `rows` query rows of n_heads heads over kv_len keys:
+// group_heads heads per invocation, and keys split so that there are enough
+// invocations to fill the device (a few workgroups per core on a CPU, tens
+// of thousands on a GPU), at least kMinKeysPerSplit keys per split, partials
+// that fit one binding. n_heads must be a multiple of n_kv.
+inline Plan plan(const Device& d, std::uint64_t rows, std::uint32_t n_heads, std::uint32_t n_kv, std::uint32_t kv_len,
+                 std::uint32_t hd) {
+  Plan p;
+  const std::uint32_t group = n_heads / n_kv;
+  p.group_heads = group_heads(d, group, hd);
+  p.lanes = rows * n_kv * div_up(group, p.group_heads);
   const std::uint64_t target = d.info().type == VK_PHYSICAL_DEVICE_TYPE_CPU ? 4 * kLocal : 512 * kLocal;
   std::uint64_t splits = 1;
-  if (lanes && lanes < target && kv_len > kMinKeysPerSplit)
-    splits = std::min<std::uint64_t>({div_up(target, lanes), div_up(kv_len, kMinKeysPerSplit), kMaxSplits});
-  const auto bytes = [&](std::uint64_t s) { return rows * s * (hd + 2) * 4; };
+  if (p.lanes && p.lanes < target && kv_len > kMinKeysPerSplit)
+    splits = std::min<std::uint64_t>({div_up(target, p.lanes), div_up(kv_len, kMinKeysPerSplit), kMaxSplits});
+  const auto bytes = [&](std::uint64_t s) { return rows * n_heads * s * (hd + 2) * 4; };
   while (splits > 1 && bytes(splits) > d.binding_chunk_bytes()) splits /= 2;
   splits = std::max<std::uint64_t>(splits, div_up(kv_len, kMaxKeysPerSplit));
-  Plan p;
   p.split_len = std::uint32_t(div_up(std::max<std::uint32_t>(kv_len, 1), splits));
   p.splits = std::uint32_t(div_up(std::max<std::uint32_t>(kv_len, 1), p.split_len));  // no split past kv_len
   p.partial_bytes = p.splits > 1 ? bytes(p.splits) : 0;
