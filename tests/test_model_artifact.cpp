@@ -49,6 +49,15 @@ TEST(ArtifactTensor, ShapeNamesTheTensor) { expect_refused("a", {3, 2}, "shape [
 
 TEST(ArtifactTensor, DtypeF16Refused) { expect_refused("h", {2, 3}, "dtype F16, expected F32", offset_of("h")); }
 
+TEST(ArtifactTensor, F16ReadWhereAllowed) {
+  const auto f = SafetensorsFile::open(sample_file());
+  EXPECT_EQ(read_artifact_tensor(f, "h", {2, 3}, ArtifactDtype::f16), std::vector<float>(6, 1.0f));
+  EXPECT_EQ(read_artifact_tensor(f, "a", {2, 3}, ArtifactDtype::f16), (std::vector<float>{0, 1, 2, 3, 4, 5}));  // F32 too
+  const auto path = sample_file();
+  expect_format_error([&] { (void)read_artifact_tensor(f, "n", {4}, ArtifactDtype::f16); }, path,
+                      "2 of 4 values are NaN or Inf", "tensor 'n'", offset_of("n"));
+}
+
 TEST(ArtifactTensor, NonfiniteCounted) { expect_refused("n", {4}, "2 of 4 values are NaN or Inf", offset_of("n")); }
 
 // The writer: nothing the reader would refuse.
@@ -72,6 +81,33 @@ TEST(ArtifactTensor, WriterRefusesCountAndNonfinite) {
   EXPECT_NE(message("o", {1ull << 40, 1ull << 40}, six).find("'o': shape [1099511627776, 1099511627776] overflows"),
             std::string::npos);
   EXPECT_EQ(t.size(), 1u);  // nothing refused was added
+}
+
+// F16: the writer rounds (nearest even) into bytes it owns, refuses what fp16
+// cannot hold, and the reader gives back exactly the rounded values.
+TEST(ArtifactTensor, WriterF16RoundsAndOwnsItsBytes) {
+  std::vector<TensorWrite> t;
+  {
+    const std::vector<float> v{0.1f, -1.0f, 1.0f / 3, 65504.f, 1e-8f, 0.f};
+    add_artifact_tensor(t, "r", {2, 3}, v, ArtifactDtype::f16);
+  }  // v is gone: the write must not view it
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0].dtype, DType::F16);
+  EXPECT_EQ(t[0].data.size(), 12u);
+  const auto path = temp_dir("artifact_f16") / "r.vkq.safetensors";
+  write_safetensors(path, t);
+  const auto back = read_artifact_tensor(SafetensorsFile::open(path), "r", {2, 3}, ArtifactDtype::f16);
+  EXPECT_EQ(back, (std::vector<float>{0.0999755859375f, -1.0f, 0.333251953125f, 65504.f, 0.f, 0.f}));
+  expect_format_error([&] { (void)read_artifact_tensor(SafetensorsFile::open(path), "r", {2, 3}); }, path,
+                      "dtype F16, expected F32", "tensor 'r'", SafetensorsFile::open(path).at("r").offset);
+  try {
+    const std::vector<float> big{1.f, -70000.f};
+    add_artifact_tensor(t, "big", {2}, big, ArtifactDtype::f16);
+    ADD_FAILURE() << "70000 accepted as fp16";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'big': 1 of 2 values are beyond fp16's range"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(t.size(), 1u);
 }
 
 }  // namespace

@@ -218,4 +218,15 @@ TensorWrite f32_tensor(std::string name, std::vector<std::uint64_t> shape, std::
   return {std::move(name), DType::F32, std::move(shape), std::as_bytes(values)};
 }
 
+TensorWrite f16_tensor(std::string name, std::vector<std::uint64_t> shape, std::span<const float> values) {
+  auto bytes = std::make_shared<std::vector<std::byte>>(values.size() * 2);
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    const half_bits h = to_half(values[i]);
+    std::memcpy(bytes->data() + 2 * i, &h, 2);
+  }
+  TensorWrite t{std::move(name), DType::F16, std::move(shape), std::span<const std::byte>(*bytes), nullptr};
+  t.owned = std::move(bytes);
+  return t;
+}
+
 }  // namespace vkq

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -64,6 +65,9 @@ struct TensorWrite {
   DType dtype = DType::F32;
   std::vector<std::uint64_t> shape;
   std::span<const std::byte> data;
+  // Holds the bytes `data` views when they were made for the write (a
+  // conversion, as f16_tensor's); null when `data` views the caller's memory.
+  std::shared_ptr<const std::vector<std::byte>> owned;
 };
 
 // Writes a safetensors file atomically (temp file, fsync, rename); tensors
@@ -71,8 +75,11 @@ struct TensorWrite {
 void write_safetensors(const std::filesystem::path& path, const std::vector<TensorWrite>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
 
-// Convenience for fp32 tensors.
+// Convenience for fp32 tensors (viewing `values`, which must outlive the write).
 TensorWrite f32_tensor(std::string name, std::vector<std::uint64_t> shape, std::span<const float> values);
+
+// `values` rounded to fp16 (nearest even), owned by the returned TensorWrite.
+TensorWrite f16_tensor(std::string name, std::vector<std::uint64_t> shape, std::span<const float> values);
 
 // Checked arithmetic for sizes read from files: false on overflow.
 bool checked_mul(std::uint64_t a, std::uint64_t b, std::uint64_t& out);

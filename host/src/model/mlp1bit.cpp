@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "vkquant/error.hpp"
+#include "vkquant/half.hpp"
 #include "vkquant/json_strict.hpp"
 #include "vkquant/kernels/fwht.hpp"
 #include "vkquant/kernels/ops.hpp"
@@ -172,9 +173,15 @@ Learned learn_both(const RowMat& wp, const rot::Split& split, const MlpCalibrate
           "reported one");
     r = res.r.cast<float>();
   }
+  // The artifact stores the dense R in fp16 (P x P is the file's largest
+  // tensor; docs/design.md §5), so R is rounded here and the cos1b figures
+  // below describe the rotation that is stored and used.
   l.dense.resize(std::size_t(r.rows()) * r.cols());
   for (Eigen::Index i = 0; i < r.rows(); ++i)
-    for (Eigen::Index j = 0; j < r.cols(); ++j) l.dense[std::size_t(i * r.cols() + j)] = r(i, j);
+    for (Eigen::Index j = 0; j < r.cols(); ++j) {
+      r(i, j) = from_half(to_half(r(i, j)));
+      l.dense[std::size_t(i * r.cols() + j)] = r(i, j);
+    }
   const RowMat wd = wp * r.transpose();
   l.dense_cos = cos_of(wd, split);
 
@@ -305,7 +312,7 @@ void append_mlp_artifact(const MlpCalibration& m, std::vector<TensorWrite>& tens
       const std::uint64_t p = c.padded_in, b = c.block;
       if (b == 0 || p % b || c.dense_rot.size() != p * p || c.blocks.size() != p * b)
         fail("layer " + std::to_string(l) + " " + mlp_matrix_name(k) + ": rotation sizes do not match P and block");
-      add_artifact_tensor(tensors, tensor_prefix(l, k) + "rot", {p, p}, c.dense_rot);
+      add_artifact_tensor(tensors, tensor_prefix(l, k) + "rot", {p, p}, c.dense_rot, ArtifactDtype::f16);
       add_artifact_tensor(tensors, tensor_prefix(l, k) + "rot_blocks", {p / b, b, b}, c.blocks);
       lj[mlp_matrix_name(k)] = {{"none", cos_json(c.none)},
                                 {"srht", cos_json(c.srht)},
@@ -394,7 +401,7 @@ std::optional<MlpCalibration> read_mlp_artifact(const SafetensorsFile& f, const 
       c.seed = m.seed;
       c.block = std::min(m.block, c.padded_in);
       const std::uint64_t p = c.padded_in, b = c.block;
-      c.dense_rot = read_artifact_tensor(f, tensor_prefix(l, k) + "rot", {p, p});
+      c.dense_rot = read_artifact_tensor(f, tensor_prefix(l, k) + "rot", {p, p}, ArtifactDtype::f16);
       c.blocks = read_artifact_tensor(f, tensor_prefix(l, k) + "rot_blocks", {p / b, b, b});
       const std::string where = "[" + std::to_string(l) + "]." + mlp_matrix_name(k);
       const auto mj = cos[l].find(mlp_matrix_name(k));
