@@ -6,6 +6,13 @@
 // decoded) once per BT batch rows.
 // VARIANT_ROWS (any device, no subgroup ops): one invocation walks ROWS whole
 //   rows, one uvec4 (4 floats or 8 halves) or one quant group per row per step.
+//   SHARED_X (f32/f16/bf16; subgroups of >= 8 lanes with ballot): the same,
+//   but each block of x (CB columns per batch column) is loaded once per
+//   subgroup, one column per lane, and broadcast. lavapipe turns every
+//   storage-buffer load into a loop over the 8 lanes, uniform addresses
+//   included, so the rows variant loaded each x word 8 times; here once
+//   (prefill 1.7x, decode 1.2x on lavapipe, docs/bench.md). Every lane runs,
+//   rows past the window clamped, so that the broadcasts read active lanes.
 // VARIANT_SUBGROUP (GPUs): a subgroup owns ROWS rows at a time, lanes stride
 //   over the uvec4s or groups, subgroupAdd reduces.
 // ID (linear_id): workgroup row y is an expert of the window (or, at index
@@ -18,6 +25,13 @@
 #if defined(VARIANT_SUBGROUP)
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
+#endif
+#if defined(SHARED_X)
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_ballot : require
+#if !defined(VARIANT_ROWS) || defined(WQUANT) || defined(ID)
+#error "SHARED_X is a form of the rows variant of linear over f32/f16/bf16 weights"
+#endif
 #endif
 #include "linear.h"
 
@@ -86,10 +100,24 @@ void block(WBLOCK q[ROWS], uint col, bool part) {
 #endif
   }
   [[unroll]] for (uint b = 0; b < BT; ++b) {
+#if defined(SHARED_X)
+    // Lane l (mod CB) loads column col + l; lanes past CB repeat. Past `in`
+    // the column is clamped (a finite x) and block() zeroed the weights.
+    const float xl = x[xbase[b] + min(col + gl_SubgroupInvocationID % CB, p.cols - 1)];
+    const vec4 xa = vec4(subgroupBroadcast(xl, 0), subgroupBroadcast(xl, 1), subgroupBroadcast(xl, 2),
+                         subgroupBroadcast(xl, 3));
+#if defined(WF16) || defined(WBF16)
+    const vec4 xb = vec4(subgroupBroadcast(xl, 4), subgroupBroadcast(xl, 5), subgroupBroadcast(xl, 6),
+                         subgroupBroadcast(xl, 7));
+#endif
+#else
     const uint i = xbase[b] + col;
     const vec4 xa = load_x(i, col, part);
 #if defined(WF16) || defined(WBF16)
     const vec4 xb = load_x(i + 4, col + 4, part);
+#endif
+#endif
+#if defined(WF16) || defined(WBF16)
     [[unroll]] for (uint r = 0; r < ROWS; ++r) {
       acc[r][b] += dot(vec4(unpack2(q[r].x), unpack2(q[r].y)), xa) + dot(vec4(unpack2(q[r].z), unpack2(q[r].w)), xb);
     }
@@ -295,7 +323,9 @@ void process(uint row_start, uint first, uint stride, bool leader) {
 }
 
 void main() {
-#if defined(VARIANT_ROWS)
+#if defined(VARIANT_ROWS) && defined(SHARED_X)
+  process(gl_GlobalInvocationID.x * ROWS, 0, 1, true);  // every lane: the subgroup loads x together
+#elif defined(VARIANT_ROWS)
   const uint row_start = gl_GlobalInvocationID.x * ROWS;
   if (row_start < p.rows) process(row_start, 0, 1, true);
 

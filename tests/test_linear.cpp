@@ -105,7 +105,7 @@ class Linear : public VulkanTest,
 
 TEST_P(Linear, MatchesReference) {
   const auto [c, type, variant] = GetParam();
-  if (unsupported(dev(), variant)) GTEST_SKIP() << "no subgroup arithmetic in compute shaders";
+  if (unsupported(dev(), variant)) GTEST_SKIP() << "variant not supported by this device";
   const Shape sh = c.shape;
   const auto w = random_floats(std::size_t(sh.out) * sh.in, 3 + sh.out + sh.in);
   const auto x = random_floats(std::size_t(c.batch) * sh.in, 5 + c.batch);
@@ -120,8 +120,8 @@ TEST_P(Linear, MatchesReference) {
 INSTANTIATE_TEST_SUITE_P(Shapes, Linear,
                          ::testing::Combine(::testing::ValuesIn(kCases),
                                             ::testing::Values(WeightType::f32, WeightType::f16, WeightType::bf16),
-                                            ::testing::Values(LinearVariant::rows, LinearVariant::subgroup,
-                                                              LinearVariant::tiled)),
+                                            ::testing::Values(LinearVariant::rows, LinearVariant::rows_shared_x,
+                                                              LinearVariant::subgroup, LinearVariant::tiled)),
                          [](const auto& p) {
                            const Case c = std::get<0>(p.param);
                            return shape_name(c.shape, c.batch) + "_" + kernels::weight_type_name(std::get<1>(p.param)) +
@@ -136,7 +136,7 @@ class LinearWindows : public VulkanTest,
 // y += x Wᵀ onto a random y.
 TEST_P(LinearWindows, Accumulate) {
   const auto [type, variant] = GetParam();
-  if (unsupported(dev(), variant)) GTEST_SKIP() << "no subgroup arithmetic in compute shaders";
+  if (unsupported(dev(), variant)) GTEST_SKIP() << "variant not supported by this device";
   const Shape sh{127, 255};
   const std::uint32_t batch = 17;
   const auto w = random_floats(std::size_t(sh.out) * sh.in, 41);
@@ -155,7 +155,7 @@ TEST_P(LinearWindows, Accumulate) {
 // aligned-down offset), in = 260 keeps them vec4-aligned.
 TEST_P(LinearWindows, SmallBindingLimit) {
   const auto [type, variant] = GetParam();
-  if (unsupported(dev(), variant)) GTEST_SKIP() << "no subgroup arithmetic in compute shaders";
+  if (unsupported(dev(), variant)) GTEST_SKIP() << "variant not supported by this device";
   for (const Shape sh : {Shape{300, 13}, Shape{200, 260}}) {
     const std::uint32_t batch = 70;
     const auto w = random_floats(std::size_t(sh.out) * sh.in, 51 + sh.in);
@@ -179,8 +179,8 @@ TEST_P(LinearWindows, SmallBindingLimit) {
 
 INSTANTIATE_TEST_SUITE_P(Variants, LinearWindows,
                          ::testing::Combine(::testing::Values(WeightType::f32, WeightType::f16, WeightType::bf16),
-                                            ::testing::Values(LinearVariant::rows, LinearVariant::subgroup,
-                                                              LinearVariant::tiled)),
+                                            ::testing::Values(LinearVariant::rows, LinearVariant::rows_shared_x,
+                                                              LinearVariant::subgroup, LinearVariant::tiled)),
                          [](const auto& p) {
                            return std::string(kernels::weight_type_name(std::get<0>(p.param))) + "_" +
                                   kernels::linear_variant_name(std::get<1>(p.param));
@@ -271,7 +271,7 @@ class LinearId : public VulkanTest,
 
 TEST_P(LinearId, MatchesReference) {
   const auto [c, type, variant] = GetParam();
-  if (unsupported(dev(), variant)) GTEST_SKIP() << "no subgroup arithmetic in compute shaders";
+  if (unsupported(dev(), variant)) GTEST_SKIP() << "variant not supported by this device";
   const std::uint32_t experts = 8;
   const Shape sh{127, 129};
   const auto w = random_floats(std::size_t(experts) * sh.out * sh.in, 61 + c.k);
@@ -306,7 +306,7 @@ class LinearIdWindows : public VulkanTest, public ::testing::WithParamInterface<
 // tokens into windows. Invalid ids still come back as zeros, once.
 TEST_P(LinearIdWindows, SmallBindingLimit) {
   const LinearVariant variant = GetParam();
-  if (unsupported(dev(), variant)) GTEST_SKIP() << "no subgroup arithmetic in compute shaders";
+  if (unsupported(dev(), variant)) GTEST_SKIP() << "variant not supported by this device";
   const std::uint32_t experts = 8, n = 40, k = 2;
   const Shape sh{24, 60};
   const WeightType type = WeightType::f16;
@@ -356,6 +356,12 @@ TEST_F(VulkanTest, LinearRejectsBadArguments) {
   EXPECT_THROW(kernels::linear(s, w, xb, y, 1, false, {.max_binding_bytes = 64}), Error);  // not one row
   EXPECT_THROW(kernels::linear(s, w, xb, y, 1, false, {.variant = LinearVariant(99)}), Error);
   EXPECT_THROW(kernels::linear_id(s, bank, ids, xb, false, y, 4, 2, {.variant = LinearVariant::tiled}), Error);
+  try {  // named, whether or not the device could run the variant at all
+    kernels::linear_id(s, bank, ids, xb, false, y, 4, 2, {.variant = LinearVariant::rows_shared_x});
+    ADD_FAILURE() << "linear_id accepted rows_shared_x";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("rows_shared_x variant has no linear_id form"), std::string::npos) << e.what();
+  }
   EXPECT_THROW(kernels::linear_id(s, bank, ids, xb, false, y, 5, 2), Error);  // ids hold 8 slots
   EXPECT_THROW(kernels::linear_id(s, bank, ids, xb, true, y, 4, 2), Error);   // x holds 4 rows, not 8
   EXPECT_THROW(kernels::linear_id(s, bank, ids, xb, false, small, 4, 2), Error);
@@ -363,6 +369,25 @@ TEST_F(VulkanTest, LinearRejectsBadArguments) {
   EXPECT_EQ(s.recorded_dispatches(), 0u);
   EXPECT_THROW(kernels::linear_pack(random_floats(10, 1), 3, 4, WeightType::f32), Error);
   EXPECT_THROW(kernels::linear_pack(random_floats(10, 1), 0, 10, WeightType::f16), Error);
+}
+
+// The CPU default: rows_shared_x for float weights where the device can run
+// it (lavapipe can: subgroups of 8 with ballot), never for linear_id; a device
+// that cannot run it gets rows.
+TEST_F(VulkanTest, LinearDefaultVariantOnCpuDevices) {
+  if (dev().info().type != VK_PHYSICAL_DEVICE_TYPE_CPU) GTEST_SKIP() << "not a CPU device";
+  const bool shared = kernels::linear_variant_supported(dev(), LinearVariant::rows_shared_x);
+  if (dev().info().name.find("llvmpipe") != std::string::npos) {
+    EXPECT_TRUE(shared) << "lavapipe: subgroups of 8 with ballot";
+  }
+  for (const WeightType t : {WeightType::f32, WeightType::f16, WeightType::bf16}) {
+    for (const std::uint32_t batch : {1u, 64u}) {
+      EXPECT_EQ(kernels::linear_default_variant(dev(), batch, false, t),
+                shared ? LinearVariant::rows_shared_x : LinearVariant::rows)
+          << kernels::weight_type_name(t) << " batch " << batch;
+    }
+  }
+  EXPECT_EQ(kernels::linear_default_variant(dev(), 64, true, WeightType::f16), LinearVariant::rows);
 }
 
 // Row sizes, f32 rows verbatim and f16 halves in order (round-to-nearest-even),

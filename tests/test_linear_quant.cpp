@@ -422,8 +422,20 @@ TEST_F(VulkanTest, LinearQuantRefusals) {
   EXPECT_THROW(kernels::embed(s, wb, WeightType::q4_k, out, 100, 144, ib, y, 2), Error);  // dim not a multiple of 256
   EXPECT_THROW(kernels::embed(s, wb, WeightType::q4_k, out, 256, 128, ib, y, 2), Error);  // row shorter than a block
   EXPECT_EQ(s.recorded_dispatches(), 0u);
-  // automatic never picks tiled for block types, even where it would for f16.
-  EXPECT_NE(kernels::linear_default_variant(dev(), 256, false, WeightType::q4_k), LinearVariant::tiled);
+  try {
+    kernels::linear(s, w, xb, y, 64, false, {.variant = LinearVariant::rows_shared_x});
+    ADD_FAILURE() << "rows_shared_x accepted q4_k";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("rows_shared_x variant reads f32, f16 or bf16 weights, not q4_k"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(s.recorded_dispatches(), 0u);
+  // automatic never picks tiled or rows_shared_x for block types, even where it would for f16.
+  for (const std::uint32_t batch : {1u, 256u}) {
+    EXPECT_NE(kernels::linear_default_variant(dev(), batch, false, WeightType::q4_k), LinearVariant::tiled);
+    EXPECT_NE(kernels::linear_default_variant(dev(), batch, false, WeightType::q4_k), LinearVariant::rows_shared_x);
+  }
 }
 
 }  // namespace

@@ -143,7 +143,7 @@ std::vector<Case> bgemv_cases(Device& d, const Options& o) {
   for (GemvVariant v : {GemvVariant::rows, GemvVariant::bcast, GemvVariant::subgroup})
     if (kernels::variant_supported(d, v)) all.push_back(v);
   std::vector<LinearVariant> all16{LinearVariant::automatic};
-  for (LinearVariant v : {LinearVariant::rows, LinearVariant::subgroup})
+  for (LinearVariant v : {LinearVariant::rows, LinearVariant::rows_shared_x, LinearVariant::subgroup})
     if (kernels::linear_variant_supported(d, v)) all16.push_back(v);
   // Quick runs time the default variants only; full runs every variant on
   // three of the shapes (the baseline stays linear's default variant).

@@ -83,6 +83,7 @@ const char* linear_variant_name(LinearVariant v) {
   switch (v) {
     case LinearVariant::automatic: return "automatic";
     case LinearVariant::rows: return "rows";
+    case LinearVariant::rows_shared_x: return "rows_shared_x";
     case LinearVariant::subgroup: return "subgroup";
     case LinearVariant::tiled: return "tiled";
   }
@@ -91,10 +92,18 @@ const char* linear_variant_name(LinearVariant v) {
 
 bool linear_variant_supported(const Device& device, LinearVariant v) {
   if (v == LinearVariant::rows || v == LinearVariant::tiled) return true;
+  const DeviceInfo& i = device.info();
+  const bool compute = i.subgroup_stages & VK_SHADER_STAGE_COMPUTE_BIT;
+  if (v == LinearVariant::rows_shared_x) {
+    // The smallest subgroup the driver may choose must hold the 8 lanes of a
+    // block of x (min_subgroup_size is 0 without subgroup size control).
+    const std::uint32_t smallest = i.min_subgroup_size ? i.min_subgroup_size : i.subgroup_size;
+    const VkSubgroupFeatureFlags need = VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_BALLOT_BIT;
+    return (i.subgroup_ops & need) == need && compute && smallest >= 8;
+  }
   if (v != LinearVariant::subgroup) return false;
   const VkSubgroupFeatureFlags need = VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_ARITHMETIC_BIT;
-  const DeviceInfo& i = device.info();
-  return (i.subgroup_ops & need) == need && (i.subgroup_stages & VK_SHADER_STAGE_COMPUTE_BIT);
+  return (i.subgroup_ops & need) == need && compute;
 }
 
 namespace {
@@ -105,12 +114,16 @@ constexpr std::uint32_t kTiledBm = kTiledLocal * kTiledTm, kTiledBn = kTiledLoca
 
 }  // namespace
 
-// The tiled GEMM stages whole fp32 / fp16 / bf16 columns; block types have no tiled form.
-bool has_tiled(WeightType t) { return !quant::is_block_quant(t); }
+// fp32 / fp16 / bf16 rows: what the tiled GEMM stages as whole columns and
+// rows_shared_x reads a block at a time; block types have neither form.
+bool float_weights(WeightType t) { return !quant::is_block_quant(t); }
 
 LinearVariant linear_default_variant(const Device& device, std::uint32_t batch, bool id, WeightType t) {
-  if (device.info().type == VK_PHYSICAL_DEVICE_TYPE_CPU) return LinearVariant::rows;
-  if (!id && batch >= kTiledMinBatch && has_tiled(t)) return LinearVariant::tiled;
+  if (device.info().type == VK_PHYSICAL_DEVICE_TYPE_CPU)
+    return !id && float_weights(t) && linear_variant_supported(device, LinearVariant::rows_shared_x)
+               ? LinearVariant::rows_shared_x
+               : LinearVariant::rows;
+  if (!id && batch >= kTiledMinBatch && float_weights(t)) return LinearVariant::tiled;
   return linear_variant_supported(device, LinearVariant::subgroup) ? LinearVariant::subgroup : LinearVariant::rows;
 }
 
@@ -158,7 +171,10 @@ Tuning quant_tuning(const Device& d, LinearVariant v, std::uint64_t batch) {
 // 2 × 8 on lavapipe for prefill (16 × 16 and 32 × 32 a little faster still,
 // but lavapipe spends 10 s to minutes compiling each such pipeline), and small
 // workgroups keep enough of them for every core. Decode stays at 4 rows
-// (bound by streaming the weights). rows elsewhere (GPUs without subgroup
+// (bound by streaming the weights). rows_shared_x, the CPU default for these
+// types, keeps the tiles: its x block costs one load per lane instead of
+// one per lane per word, so the weights' loads are what is left (prefill
+// 13.4 -> 22.6 GOP/s, decode 0.83x -> 1.0x the read roofline at 2048²). rows elsewhere (GPUs without subgroup
 // arithmetic) keeps ROWS × BT register-resident. subgroup: sized for 32/64-wide GPUs.
 Tuning tuning(const Device& d, LinearVariant v, std::uint64_t batch, WeightType type) {
   if (quant::is_block_quant(type)) return quant_tuning(d, v, batch);
@@ -179,11 +195,18 @@ LinearVariant resolve(const Device& d, LinearVariant v, std::uint64_t batch, boo
   if (v == LinearVariant::automatic)
     v = linear_default_variant(d, std::uint32_t(std::min<std::uint64_t>(batch, ~0u)), id, t);
   if (id && v == LinearVariant::tiled) throw Error(std::string(what) + ": the tiled variant has no linear_id form");
-  if (v == LinearVariant::tiled && !has_tiled(t))
+  if (v == LinearVariant::tiled && !float_weights(t))
     throw Error(std::string(what) + ": the tiled variant reads f32, f16 or bf16 weights, not " + weight_type_name(t));
+  if (id && v == LinearVariant::rows_shared_x)
+    throw Error(std::string(what) + ": the rows_shared_x variant has no linear_id form");
+  if (v == LinearVariant::rows_shared_x && !float_weights(t))
+    throw Error(std::string(what) + ": the rows_shared_x variant reads f32, f16 or bf16 weights, not " +
+                weight_type_name(t));
   if (!linear_variant_supported(d, v))
     throw Error(std::string(what) + ": variant " + linear_variant_name(v) +
-                " needs subgroup arithmetic in compute shaders that " + d.info().name + " lacks");
+                (v == LinearVariant::rows_shared_x ? " needs subgroup ballot in compute shaders and subgroups of >= 8 lanes"
+                                                   : " needs subgroup arithmetic in compute shaders") +
+                ", which " + d.info().name + " lacks");
   return v;
 }
 

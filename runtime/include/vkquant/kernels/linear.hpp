@@ -59,14 +59,18 @@ struct LinearWeight {
 };
 
 enum class LinearVariant {
-  automatic,  // CPU devices: rows; GPUs: tiled for large batches (f32/f16/bf16), else subgroup;
-              // rows without subgroup ops
+  automatic,  // CPU devices: rows_shared_x for f32/f16/bf16 where supported, else rows; GPUs: tiled
+              // for large batches (f32/f16/bf16), else subgroup; rows without subgroup ops
   rows,       // an invocation walks whole rows for a tile of batch rows; no subgroup ops
+  rows_shared_x,  // rows, with each block of x loaded once per subgroup and broadcast (CPU devices,
+                  // which load storage buffers lane by lane; f32/f16/bf16 only; not for linear_id;
+                  // needs subgroup ballot in compute shaders and subgroups of >= 8 lanes)
   subgroup,   // a subgroup per row, lanes stride over the row (GPUs)
   tiled,      // shared-memory tiled GEMM (GPUs, large batches; f32/f16/bf16 only; not for linear_id)
 };
 const char* linear_variant_name(LinearVariant v);
-// Whether `device` can run `v` (subgroup: basic + arithmetic subgroup ops in compute).
+// Whether `device` can run `v` (subgroup: basic + arithmetic subgroup ops in
+// compute; rows_shared_x: basic + ballot, and no subgroup smaller than 8 lanes).
 bool linear_variant_supported(const Device& device, LinearVariant v);
 // The variant `automatic` resolves to for `batch` rows (linear_id: batch = n * k)
 // of weights of type `t`.
