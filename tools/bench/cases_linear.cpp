@@ -1,6 +1,7 @@
 // linear cases: the transformer's matmuls on Llama-8B-like shapes (4096×4096
 // attention projection; 14336×4096 MLP up) at decode (batch 1) and prefill
-// (batch 64, weights read once per batch tile) in f16 and f32; every stored
+// (batch 64, weights read once per batch tile) in f16 and f32 (and, where the
+// default is rows_shared_x, f16 with the plain rows variant beside it); every stored
 // weight type the model reads (f16, q8_0, q4_0, q4_k, q6_k) on a 2048×8192 MLP
 // down projection (2048×2048 under --quick), decode and prefill, dequantized
 // in registers; and linear_id on an OLMoE-like expert bank (64 experts of
@@ -113,12 +114,16 @@ std::string dims(const Problem& p) {
   return std::to_string(p.out) + "x" + std::to_string(p.in) + "/b" + std::to_string(p.batch);
 }
 
+// `v` other than automatic is named in the case ("linear/f16/rows/...").
 void add_linear(std::vector<Case>& cases, Device& d, std::uint32_t out, std::uint32_t in, std::uint32_t batch,
-                WeightType t) {
+                WeightType t, kernels::LinearVariant v = kernels::LinearVariant::automatic) {
   auto p = make(d, out, in, batch, t);
   const double wbytes = double(out) * kernels::linear_row_bytes(in, t);
-  auto rec = [p](Stream& s) { kernels::linear(s, {&p->wb, p->type, p->out, p->in, 1}, p->xb, p->yb, p->batch); };
-  cases.push_back({std::string("linear/") + kernels::weight_type_name(t) + "/" + dims(*p), "linear", Roof::read,
+  auto rec = [p, v](Stream& s) {
+    kernels::linear(s, {&p->wb, p->type, p->out, p->in, 1}, p->xb, p->yb, p->batch, false, {.variant = v});
+  };
+  const std::string variant = v == kernels::LinearVariant::automatic ? "" : kernels::linear_variant_name(v) + std::string("/");
+  cases.push_back({std::string("linear/") + kernels::weight_type_name(t) + "/" + variant + dims(*p), "linear", Roof::read,
                    wbytes + double(batch) * in * 4, double(batch) * out * 4, 2.0 * out * in * batch, "", rec,
                    [p, &d, rec]() {
                      Stream s = Stream::create(d);
@@ -155,6 +160,10 @@ std::vector<Case> linear_cases(Device& d, const Options& o) {
   add_linear(cases, d, 4096, 4096, 1, WeightType::f16);
   add_linear(cases, d, 4096, 4096, 64, WeightType::f16);
   add_linear(cases, d, 4096, 4096, 1, WeightType::f32);
+  // Where the default is rows_shared_x (CPU devices), the plain rows variant
+  // beside it in the same run: what loading x once per subgroup buys.
+  if (kernels::linear_default_variant(d, 64, false, WeightType::f16) == kernels::LinearVariant::rows_shared_x)
+    for (const std::uint32_t batch : {1u, 64u}) add_linear(cases, d, 4096, 4096, batch, WeightType::f16, kernels::LinearVariant::rows);
   if (!o.quick) {
     add_linear(cases, d, 14336, 4096, 1, WeightType::f16);
     add_linear(cases, d, 4096, 4096, 256, WeightType::f16);
