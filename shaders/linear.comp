@@ -29,8 +29,8 @@
 #if defined(SHARED_X)
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_ballot : require
-#if !defined(VARIANT_ROWS) || defined(WQUANT) || defined(ID)
-#error "SHARED_X is a form of the rows variant of linear over f32/f16/bf16 weights"
+#if !defined(VARIANT_ROWS) || defined(WQUANT)
+#error "SHARED_X is a form of the rows variant over f32/f16/bf16 weights"
 #endif
 #endif
 #include "linear.h"

@@ -290,7 +290,8 @@ const MoeCase kMoe[] = {{1, 1, false}, {1, 8, false}, {1, 8, true}, {13, 2, fals
 
 INSTANTIATE_TEST_SUITE_P(Routing, LinearId,
                          ::testing::Combine(::testing::ValuesIn(kMoe), ::testing::Values(WeightType::f32, WeightType::f16),
-                                            ::testing::Values(LinearVariant::rows, LinearVariant::subgroup)),
+                                            ::testing::Values(LinearVariant::rows, LinearVariant::rows_shared_x,
+                                                              LinearVariant::subgroup)),
                          [](const auto& p) {
                            const MoeCase c = std::get<0>(p.param);
                            return "n" + std::to_string(c.n) + "_k" + std::to_string(c.k) +
@@ -328,7 +329,8 @@ TEST_P(LinearIdWindows, SmallBindingLimit) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Variants, LinearIdWindows, ::testing::Values(LinearVariant::rows, LinearVariant::subgroup),
+INSTANTIATE_TEST_SUITE_P(Variants, LinearIdWindows,
+                         ::testing::Values(LinearVariant::rows, LinearVariant::rows_shared_x, LinearVariant::subgroup),
                          [](const auto& p) { return std::string(kernels::linear_variant_name(p.param)); });
 
 // ---- argument rejection and packing -----------------------------------------------------
@@ -356,12 +358,6 @@ TEST_F(VulkanTest, LinearRejectsBadArguments) {
   EXPECT_THROW(kernels::linear(s, w, xb, y, 1, false, {.max_binding_bytes = 64}), Error);  // not one row
   EXPECT_THROW(kernels::linear(s, w, xb, y, 1, false, {.variant = LinearVariant(99)}), Error);
   EXPECT_THROW(kernels::linear_id(s, bank, ids, xb, false, y, 4, 2, {.variant = LinearVariant::tiled}), Error);
-  try {  // named, whether or not the device could run the variant at all
-    kernels::linear_id(s, bank, ids, xb, false, y, 4, 2, {.variant = LinearVariant::rows_shared_x});
-    ADD_FAILURE() << "linear_id accepted rows_shared_x";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("rows_shared_x variant has no linear_id form"), std::string::npos) << e.what();
-  }
   EXPECT_THROW(kernels::linear_id(s, bank, ids, xb, false, y, 5, 2), Error);  // ids hold 8 slots
   EXPECT_THROW(kernels::linear_id(s, bank, ids, xb, true, y, 4, 2), Error);   // x holds 4 rows, not 8
   EXPECT_THROW(kernels::linear_id(s, bank, ids, xb, false, small, 4, 2), Error);
@@ -372,7 +368,7 @@ TEST_F(VulkanTest, LinearRejectsBadArguments) {
 }
 
 // The CPU default: rows_shared_x for float weights where the device can run
-// it (lavapipe can: subgroups of 8 with ballot), never for linear_id; a device
+// it (lavapipe can: subgroups of 8 with ballot), linear_id's too; a device
 // that cannot run it gets rows.
 TEST_F(VulkanTest, LinearDefaultVariantOnCpuDevices) {
   if (dev().info().type != VK_PHYSICAL_DEVICE_TYPE_CPU) GTEST_SKIP() << "not a CPU device";
@@ -387,7 +383,8 @@ TEST_F(VulkanTest, LinearDefaultVariantOnCpuDevices) {
           << kernels::weight_type_name(t) << " batch " << batch;
     }
   }
-  EXPECT_EQ(kernels::linear_default_variant(dev(), 64, true, WeightType::f16), LinearVariant::rows);
+  EXPECT_EQ(kernels::linear_default_variant(dev(), 64, true, WeightType::f16),
+            shared ? LinearVariant::rows_shared_x : LinearVariant::rows);
 }
 
 // Row sizes, f32 rows verbatim and f16 halves in order (round-to-nearest-even),

@@ -120,7 +120,7 @@ bool float_weights(WeightType t) { return !quant::is_block_quant(t); }
 
 LinearVariant linear_default_variant(const Device& device, std::uint32_t batch, bool id, WeightType t) {
   if (device.info().type == VK_PHYSICAL_DEVICE_TYPE_CPU)
-    return !id && float_weights(t) && linear_variant_supported(device, LinearVariant::rows_shared_x)
+    return float_weights(t) && linear_variant_supported(device, LinearVariant::rows_shared_x)
                ? LinearVariant::rows_shared_x
                : LinearVariant::rows;
   if (!id && batch >= kTiledMinBatch && float_weights(t)) return LinearVariant::tiled;
@@ -197,8 +197,6 @@ LinearVariant resolve(const Device& d, LinearVariant v, std::uint64_t batch, boo
   if (id && v == LinearVariant::tiled) throw Error(std::string(what) + ": the tiled variant has no linear_id form");
   if (v == LinearVariant::tiled && !float_weights(t))
     throw Error(std::string(what) + ": the tiled variant reads f32, f16 or bf16 weights, not " + weight_type_name(t));
-  if (id && v == LinearVariant::rows_shared_x)
-    throw Error(std::string(what) + ": the rows_shared_x variant has no linear_id form");
   if (v == LinearVariant::rows_shared_x && !float_weights(t))
     throw Error(std::string(what) + ": the rows_shared_x variant reads f32, f16 or bf16 weights, not " +
                 weight_type_name(t));

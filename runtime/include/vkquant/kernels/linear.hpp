@@ -63,8 +63,8 @@ enum class LinearVariant {
               // for large batches (f32/f16/bf16), else subgroup; rows without subgroup ops
   rows,       // an invocation walks whole rows for a tile of batch rows; no subgroup ops
   rows_shared_x,  // rows, with each block of x loaded once per subgroup and broadcast (CPU devices,
-                  // which load storage buffers lane by lane; f32/f16/bf16 only; not for linear_id;
-                  // needs subgroup ballot in compute shaders and subgroups of >= 8 lanes)
+                  // which load storage buffers lane by lane; f32/f16/bf16 only; needs subgroup
+                  // ballot in compute shaders and subgroups of >= 8 lanes)
   subgroup,   // a subgroup per row, lanes stride over the row (GPUs)
   tiled,      // shared-memory tiled GEMM (GPUs, large batches; f32/f16/bf16 only; not for linear_id)
 };
