@@ -8,9 +8,9 @@
 //   rows, one uvec4 (4 floats or 8 halves) or one quant group per row per step.
 //   SHARED_X (f32/f16/bf16; subgroups of >= 8 lanes with ballot): the same,
 //   but each block of x (CB columns per batch column) is loaded once per
-//   subgroup, one column per lane, and broadcast. lavapipe turns every
-//   storage-buffer load into a loop over the 8 lanes, uniform addresses
-//   included, so the rows variant loaded each x word 8 times; here once
+//   subgroup, one column per lane, and broadcast. lavapipe turns a load
+//   inside control flow into a loop over the 8 lanes, uniform address or
+//   not (kscore.comp), so the rows variant loaded each x word 8 times; here once
 //   (prefill 1.7x, decode 1.2x on lavapipe, docs/bench.md). Every lane runs,
 //   rows past the window clamped, so that the broadcasts read active lanes.
 // VARIANT_SUBGROUP (GPUs): a subgroup owns ROWS rows at a time, lanes stride
