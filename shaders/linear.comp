@@ -11,8 +11,9 @@
 //   subgroup, one column per lane, and broadcast. lavapipe turns a load
 //   inside control flow into a loop over the 8 lanes, uniform address or
 //   not (kscore.comp), so the rows variant loaded each x word 8 times; here once
-//   (prefill 1.7x, decode 1.2x on lavapipe, docs/bench.md). Every lane runs,
-//   rows past the window clamped, so that the broadcasts read active lanes.
+//   (prefill 1.7x on lavapipe, docs/bench.md). Subgroups are full (the host
+//   asks) and every lane of one with rows runs, so the broadcasts read active
+//   lanes.
 // VARIANT_SUBGROUP (GPUs): a subgroup owns ROWS rows at a time, lanes stride
 //   over the uvec4s or groups, subgroupAdd reduces.
 // ID (linear_id): workgroup row y is an expert of the window (or, at index
@@ -102,8 +103,10 @@ void block(WBLOCK q[ROWS], uint col, bool part) {
   [[unroll]] for (uint b = 0; b < BT; ++b) {
 #if defined(SHARED_X)
     // Lane l (mod CB) loads column col + l; lanes past CB repeat. Past `in`
-    // the column is clamped (a finite x) and block() zeroed the weights.
-    const float xl = x[xbase[b] + min(col + gl_SubgroupInvocationID % CB, p.cols - 1)];
+    // x is 0 as in load_x (the weights there are zeroed too, but an Inf in
+    // x's last column times 0 would be NaN).
+    const uint c = col + gl_SubgroupInvocationID % CB;
+    const float xl = c < p.cols ? x[xbase[b] + min(c, p.cols - 1)] : 0.0;
     const vec4 xa = vec4(subgroupBroadcast(xl, 0), subgroupBroadcast(xl, 1), subgroupBroadcast(xl, 2),
                          subgroupBroadcast(xl, 3));
 #if defined(WF16) || defined(WBF16)
@@ -324,7 +327,12 @@ void process(uint row_start, uint first, uint stride, bool leader) {
 
 void main() {
 #if defined(VARIANT_ROWS) && defined(SHARED_X)
-  process(gl_GlobalInvocationID.x * ROWS, 0, 1, true);  // every lane: the subgroup loads x together
+  // Every lane of a subgroup with any rows runs (the subgroup loads x
+  // together; its lanes past the window compute clamped rows that store()
+  // drops); a subgroup without rows leaves at once.
+  const uint row_start = gl_GlobalInvocationID.x * ROWS;
+  if (subgroupBallot(row_start < p.rows) == uvec4(0)) return;
+  process(row_start, 0, 1, true);
 #elif defined(VARIANT_ROWS)
   const uint row_start = gl_GlobalInvocationID.x * ROWS;
   if (row_start < p.rows) process(row_start, 0, 1, true);

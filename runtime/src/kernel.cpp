@@ -10,7 +10,8 @@ namespace vkq {
 
 std::string KernelDesc::key() const {
   std::string k = shader;
-  for (std::uint32_t v : {bindings, push_bytes, local_size[0], local_size[1], local_size[2], required_subgroup_size}) {
+  for (std::uint32_t v : {bindings, push_bytes, local_size[0], local_size[1], local_size[2], required_subgroup_size,
+                          std::uint32_t(full_subgroups)}) {
     k += ':';
     k += std::to_string(v);
   }
@@ -78,6 +79,14 @@ Kernel::Kernel(Device& device, const KernelDesc& desc) : device_(device), desc_(
         throw Error("kernel " + desc.shader + " needs subgroup size control, which this device lacks");
       rss.requiredSubgroupSize = desc.required_subgroup_size;
       cpci.stage.pNext = &rss;
+      cpci.stage.flags = VK_PIPELINE_SHADER_STAGE_CREATE_REQUIRE_FULL_SUBGROUPS_BIT;
+    } else if (desc.full_subgroups) {
+      if (!info.subgroup_size_control)
+        throw Error("kernel " + desc.shader + " needs full subgroups (computeFullSubgroups), which this device lacks");
+      if (info.max_subgroup_size == 0 || desc.local_size[0] % info.max_subgroup_size != 0)
+        throw Error("kernel " + desc.shader + ": full subgroups need a workgroup width (" +
+                    std::to_string(desc.local_size[0]) + ") that is a multiple of the largest subgroup (" +
+                    std::to_string(info.max_subgroup_size) + ")");
       cpci.stage.flags = VK_PIPELINE_SHADER_STAGE_CREATE_REQUIRE_FULL_SUBGROUPS_BIT;
     }
     cpci.layout = layout_;

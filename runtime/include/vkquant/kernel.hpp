@@ -21,6 +21,9 @@ struct KernelDesc {
   std::array<std::uint32_t, 3> local_size{64, 1, 1};
   std::vector<std::uint32_t> constants;      // specialization constants 3, 4, ...
   std::uint32_t required_subgroup_size = 0;  // 0: let the driver choose
+  // Every subgroup full (REQUIRE_FULL_SUBGROUPS): needs subgroup size control
+  // with computeFullSubgroups and local_size[0] a multiple of maxSubgroupSize.
+  bool full_subgroups = false;
 
   std::string key() const;
 };

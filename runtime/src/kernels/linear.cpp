@@ -95,11 +95,12 @@ bool linear_variant_supported(const Device& device, LinearVariant v) {
   const DeviceInfo& i = device.info();
   const bool compute = i.subgroup_stages & VK_SHADER_STAGE_COMPUTE_BIT;
   if (v == LinearVariant::rows_shared_x) {
-    // The smallest subgroup the driver may choose must hold the 8 lanes of a
-    // block of x (min_subgroup_size is 0 without subgroup size control).
-    const std::uint32_t smallest = i.min_subgroup_size ? i.min_subgroup_size : i.subgroup_size;
+    // The smallest subgroup the driver may choose (Vulkan 1.3's
+    // minSubgroupSize; subgroupSize before) must hold the 8 lanes of a block
+    // of x, and every subgroup must be full (computeFullSubgroups): the
+    // broadcasts read lanes 0-7.
     const VkSubgroupFeatureFlags need = VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_BALLOT_BIT;
-    return (i.subgroup_ops & need) == need && compute && smallest >= 8;
+    return (i.subgroup_ops & need) == need && compute && i.min_subgroup_size >= 8 && i.subgroup_size_control;
   }
   if (v != LinearVariant::subgroup) return false;
   const VkSubgroupFeatureFlags need = VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_ARITHMETIC_BIT;
@@ -173,8 +174,8 @@ Tuning quant_tuning(const Device& d, LinearVariant v, std::uint64_t batch) {
 // workgroups keep enough of them for every core. Decode stays at 4 rows
 // (bound by streaming the weights). rows_shared_x, the CPU default for these
 // types, keeps the tiles: its x block costs one load per lane instead of
-// one per lane per word, so the weights' loads are what is left (prefill
-// 13.4 -> 22.6 GOP/s, decode 0.83x -> 1.0x the read roofline at 2048²). rows elsewhere (GPUs without subgroup
+// one per lane per word, so the weights' loads are what is left (4096²
+// f16 on lavapipe: prefill 13.3 -> 22.6 GOP/s; decode, docs/bench.md). rows elsewhere (GPUs without subgroup
 // arithmetic) keeps ROWS × BT register-resident. subgroup: sized for 32/64-wide GPUs.
 Tuning tuning(const Device& d, LinearVariant v, std::uint64_t batch, WeightType type) {
   if (quant::is_block_quant(type)) return quant_tuning(d, v, batch);
@@ -253,7 +254,8 @@ const Kernel& get_kernel(Device& d, const std::string& name, LinearVariant v, co
     return d.kernel({.shader = name, .bindings = bindings, .push_bytes = sizeof(gpu::LinearParams),
                      .local_size = {kTiledLocal, kTiledLocal, 1}, .constants = {kTiledTm, kTiledTn, xvec ? 1u : 0u}});
   return d.kernel({.shader = name, .bindings = bindings, .push_bytes = sizeof(gpu::LinearParams),
-                   .local_size = {t.local, 1, 1}, .constants = {t.rows, t.bt, xvec ? 1u : 0u, t.rw}});
+                   .local_size = {t.local, 1, 1}, .constants = {t.rows, t.bt, xvec ? 1u : 0u, t.rw},
+                   .full_subgroups = v == LinearVariant::rows_shared_x});
 }
 
 // Invocations in x for `rows` weight rows.
