@@ -1,7 +1,8 @@
 # linear / linear_id: the transformer's matmuls. Variants: rows (any device,
 # no subgroup ops), rows_shared_x (rows with x loaded once per subgroup and
-# broadcast: CPU devices; f32/f16/bf16 only), subgroup (GPUs), tiled (shared-memory GEMM for large
-# batches on GPUs; f32/f16/bf16 only); _id: the MoE form. One pipeline per
+# broadcast: CPU devices; f32/f16/bf16 only), subgroup (GPUs), tiled
+# (shared-memory GEMM for large batches on GPUs; f32/f16/bf16 only); _id:
+# the MoE form. One pipeline per
 # weight type: f32, f16, bf16, and every ggml block type of quant.h (WQUANT
 # with Q_<TYPE>, dequantized in registers).
 foreach(wt f32 f16 bf16)

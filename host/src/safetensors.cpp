@@ -224,9 +224,8 @@ TensorWrite f16_tensor(std::string name, std::vector<std::uint64_t> shape, std::
     const half_bits h = to_half(values[i]);
     std::memcpy(bytes->data() + 2 * i, &h, 2);
   }
-  TensorWrite t{std::move(name), DType::F16, std::move(shape), std::span<const std::byte>(*bytes), nullptr};
-  t.owned = std::move(bytes);
-  return t;
+  const std::span<const std::byte> view(*bytes);  // the heap bytes stay put when the pointer moves
+  return {std::move(name), DType::F16, std::move(shape), view, std::move(bytes)};
 }
 
 }  // namespace vkq

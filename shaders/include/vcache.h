@@ -9,9 +9,10 @@
 // acc[i * HW ...]) and the online-softmax state `float m[GH], l[GH]`, and
 // calls v_begin, then per key softmax_step and v_accumulate, then v_finish.
 // Rows are read 16 bytes at a time (fp16 when HD % 8 == 0; q8 and q4 always:
-// their rows are HD/4 and HD/8 words, HD % 32 == 0): on lavapipe every load
-// whose address is not provably uniform is a loop over the lanes, so fewer,
-// wider loads are what makes a row cheap. Quantized rows are decoded in registers: the scale is folded into pr, so a
+// their rows are HD/4 and HD/8 words, HD % 32 == 0): on lavapipe a load
+// inside the key loop is a loop over the lanes (docs/design.md, "CPU
+// devices' cost model"), so fewer, wider loads are what makes a row cheap.
+// Quantized rows are decoded in registers: the scale is folded into pr, so a
 // q8/q4 coordinate costs one multiply-add per head like an fp16 one.
 #ifndef VKQ_VCACHE_H
 #define VKQ_VCACHE_H

@@ -174,9 +174,10 @@ Tuning quant_tuning(const Device& d, LinearVariant v, std::uint64_t batch) {
 // workgroups keep enough of them for every core. Decode stays at 4 rows
 // (bound by streaming the weights). rows_shared_x, the CPU default for these
 // types, keeps the tiles: its x block costs one load per lane instead of
-// one per lane per word, so the weights' loads are what is left (4096²
-// f16 on lavapipe: prefill 13.3 -> 22.6 GOP/s; decode, docs/bench.md). rows elsewhere (GPUs without subgroup
-// arithmetic) keeps ROWS × BT register-resident. subgroup: sized for 32/64-wide GPUs.
+// one per lane per word, so the weights' loads are what is left (4096² f16
+// on lavapipe: prefill 13.3 -> 22.3 GOP/s, decode 1.2x; docs/bench.md).
+// rows elsewhere (GPUs without subgroup arithmetic) keeps ROWS × BT
+// register-resident. subgroup: sized for 32/64-wide GPUs.
 Tuning tuning(const Device& d, LinearVariant v, std::uint64_t batch, WeightType type) {
   if (quant::is_block_quant(type)) return quant_tuning(d, v, batch);
   if (v == LinearVariant::subgroup) {
