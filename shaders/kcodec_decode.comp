@@ -1,6 +1,7 @@
 // Decodes 1-bit K-cache codes into the fp16 key cache (docs/design.md §2):
 // k̂_h = mu_h + R_hᵀ (alpha · s + U_{r_h} ĉ) (ĉ from the head's residual
-// record: fp16, or int8 / int4 codes times their fp16 scale), then optionally RoPE (rotate_half
+// record: fp16, or int8 / int4 codes times their fp16 scale; the transform
+// code has no alpha · s and ĉ = code + 1/2), then optionally RoPE (rotate_half
 // pairs (i, i + HD/2)) at the cache position, stored as fp16 (round to
 // nearest even on the bits, as attn_kv_store.comp). Mean-RoPE codes (rope 2)
 // add RoPE_pos(mu_h) instead of mu_h and apply no RoPE after.
@@ -50,30 +51,37 @@ void main() {
   const uint i0 = (gid % GROUPS) * G;
   const uint h = e % p.n_kv;
 
-  // u = alpha · s + U_{r_h} ĉ
-  const float a = unpackHalf2x16(alpha[e >> 1])[e & 1];
-  for (uint b = 0; b < W; ++b) {
-    const uint word = bits[e * W + b];
-    [[unroll]] for (uint c = 0; c < 32; ++c) U(32 * b + c) = ((word >> c) & 1u) != 0 ? a : -a;
+  // u = alpha · s + U_{r_h} ĉ (the transform code: U_{r_h} ĉ)
+  float a = 0.0;
+  if (p.transform == 0u) {
+    a = unpackHalf2x16(alpha[e >> 1])[e & 1];
+    for (uint b = 0; b < W; ++b) {
+      const uint word = bits[e * W + b];
+      [[unroll]] for (uint c = 0; c < 32; ++c) U(32 * b + c) = ((word >> c) & 1u) != 0 ? a : -a;
+    }
+  } else {
+    for (uint j = 0; j < HD; ++j) U(j) = 0.0;
   }
   if (p.stride != 0) {
-    const uvec4 hr = heads[h];  // rank, bits, record offset, alpha-relative
-    const uint rank = hr.x, cb = hr.y, per = 16u / cb;
-    const bool arel = hr.w != 0u;
-    const uint lead = arel ? 0u : 1u;                // the scale half of 8/4-bit records
+    const uvec4 hr = heads[h];  // rank, bits, record offset, alpha-relative (transform code: rank, n4 | n2 << 16, offset, 2)
+    const bool tc = hr.w == 2u;
+    const uint rank = hr.x, cb = tc ? 4u : hr.y, per = 16u / cb;
+    const bool arel = hr.w == 1u;
+    const uint lead = arel || tc ? 0u : 1u;          // the scale half of 8/4-bit records
     const uint g0 = (e / p.n_kv) * p.stride + hr.z;  // the record's first half
     const uint ub = h * HD * p.basis_cols;
-    // arel: ĉ = alpha·(code + 1/2) along the step-scaled column
-    const float sigma = arel ? a : cb != 16u && rank > 0u ? unpackHalf2x16(coef[g0 >> 1])[g0 & 1] : 1.0;
-    const float mid = arel ? 0.5 : 0.0;
+    // arel: ĉ = alpha·(code + 1/2), tc: code + 1/2, along the step-scaled column
+    const float sigma = tc ? 1.0 : arel ? a : cb != 16u && rank > 0u ? unpackHalf2x16(coef[g0 >> 1])[g0 & 1] : 1.0;
+    const float mid = arel || tc ? 0.5 : 0.0;
     for (uint r = 0; r < rank; ++r) {
       float c;
-      if (cb == 16u) {
+      if (cb == 16u && !tc) {
         const uint g = g0 + r;
         c = unpackHalf2x16(coef[g >> 1])[g & 1];
       } else {
-        const uint g = g0 + lead + r / per;  // the code's half; bitfieldExtract sign-extends it
-        c = sigma * (float(bitfieldExtract(int(coef[g >> 1]), int(16u * (g & 1u) + cb * (r % per)), int(cb))) + mid);
+        const uvec3 slot = kcodec_slot(hr, r, cb, per, lead);  // width, half, shift
+        const uint g = g0 + slot.y;  // the code's half; bitfieldExtract sign-extends it
+        c = sigma * (float(bitfieldExtract(int(coef[g >> 1]), int(16u * (g & 1u) + slot.z), int(slot.x))) + mid);
       }
       for (uint j = 0; j < HD; j += 8) {
         [[unroll]] for (uint q = 0; q < 8; ++q) U(j + q) += basis[ub + (j + q) * p.basis_cols + r] * c;

@@ -1,7 +1,9 @@
 // Encodes keys into the 1-bit K-cache code (docs/design.md §2): v = R_h (k - mu_h),
 // bits = sign(v) (1 for v >= 0), alpha = ||v||_1 / HD in fp16, and
 // c = U_{r_h}ᵀ (v - alpha_fp16 · s) as the head's residual record (fp16, or
-// int8 / int4 codes with an fp16 scale: vkquant/kresidual.hpp). MEAN_ROPE: mu_h is a pre-RoPE mean
+// int8 / int4 codes with an fp16 scale: vkquant/kresidual.hpp). The
+// transform code (docs/design.md §2.9) writes no bits and no alpha: c = U_{r_h}ᵀ v,
+// 4/2/1-bit codes floor(c). MEAN_ROPE: mu_h is a pre-RoPE mean
 // and v = R_h (k - RoPE_pos(mu_h)) at the key's cache position (rotate_half
 // pairs (i, i + HD/2), float-float angles as kcodec_rope.h).
 //
@@ -125,31 +127,36 @@ void main() {
     }
   }
 
-  float l1 = 0.0;
-  for (uint b = 0; b < W; ++b) {
-    uint word = 0;
-    [[unroll]] for (uint c = 0; c < 32; ++c) {
-      const float x = V(32 * b + c);
-      l1 += abs(x);
-      if (x >= 0.0) word |= 1u << c;
+  float a = 0.0;  // the key's alpha (the transform code has none)
+  if (p.transform == 0u) {
+    float l1 = 0.0;
+    for (uint b = 0; b < W; ++b) {
+      uint word = 0;
+      [[unroll]] for (uint c = 0; c < 32; ++c) {
+        const float x = V(32 * b + c);
+        l1 += abs(x);
+        if (x >= 0.0) word |= 1u << c;
+      }
+      bits[e * W + b] = word;
     }
-    bits[e * W + b] = word;
+    const uint ah = to_half(l1 / float(HD));
+    store_shared_half(e, ah, true);
+    a = unpackHalf2x16(ah).x;
   }
-  const uint ah = to_half(l1 / float(HD));
-  store_shared_half(e, ah, true);
   if (p.stride == 0) return;
-  const uvec4 hr = heads[h];  // rank, bits, record offset, alpha-relative
-  const uint rank = hr.x, cb = hr.y;
-  const bool arel = hr.w != 0u;
+  const uvec4 hr = heads[h];  // rank, bits, record offset, alpha-relative (transform code: rank, n4 | n2 << 16, offset, 2)
+  const bool tc = hr.w == 2u;
+  const uint rank = hr.x, cb = tc ? 4u : hr.y;
+  const bool arel = hr.w == 1u;
   if (rank == 0) return;
 
-  const float a = unpackHalf2x16(ah).x;
-  for (uint j = 0; j < HD; ++j) V(j) -= V(j) >= 0.0 ? a : -a;
+  if (!tc)
+    for (uint j = 0; j < HD; ++j) V(j) -= V(j) >= 0.0 ? a : -a;
   const uint ub = h * HD * p.basis_cols;
   const uint per = 16u / cb;  // codes per half (1: fp16)
   const uint g0 = (e / p.n_kv) * p.stride + hr.z;
-  const uint lead = arel || cb == 16u ? 0u : 1u;                // the scale half
-  const uint g1 = g0 + (cb == 16u ? rank : lead + rank / per);  // this element's halves [g0, g1)
+  const uint lead = arel || tc || cb == 16u ? 0u : 1u;  // the scale half
+  const uint g1 = g0 + (tc ? kcodec_tc_halves(hr) : cb == 16u ? rank : lead + rank / per);  // this element's halves [g0, g1)
   uint pending = 0;                                             // low half of the word being assembled
   float sigma = 0.0, top = cb == 8u ? 127.0 : 7.0;
   if (lead != 0u) {  // the scale: fp16(max |c| / top), used as rounded
@@ -166,16 +173,20 @@ void main() {
       put_half(g0 + r, to_half(c), g0, g1, pending);
       continue;
     }
+    const uvec3 slot = kcodec_slot(hr, r, cb, per, lead);  // width, half, shift
     int code;
-    if (arel) {  // floor(c / alpha) in [-2^(cb-1), 2^(cb-1) - 1]: the step is in the encoder's column
+    if (tc) {  // floor(c) in [-2^(w-1), 2^(w-1) - 1]: the step is in the encoder's column
+      const float half_levels = float(1u << (slot.x - 1u));
+      code = isnan(c) ? 0 : int(clamp(floor(c), -half_levels, half_levels - 1.0));
+    } else if (arel) {  // floor(c / alpha) in [-2^(cb-1), 2^(cb-1) - 1]: the step is in the encoder's column
       const float half_levels = float(1u << (cb - 1u));
       code = a > 0.0 ? int(clamp(floor(c / a), -half_levels, half_levels - 1.0)) : 0;
     } else {
       code = sigma == 0.0 ? 0 : int(clamp(roundEven(c / sigma), -top, top));
     }
-    codes |= (uint(code) & ((1u << cb) - 1u)) << (cb * (r % per));
-    if (r % per == per - 1u) {
-      put_half(g0 + lead + r / per, codes, g0, g1, pending);
+    codes |= (uint(code) & ((1u << slot.x) - 1u)) << slot.z;
+    if (slot.z + slot.x == 16u) {
+      put_half(g0 + slot.y, codes, g0, g1, pending);
       codes = 0u;
     }
   }

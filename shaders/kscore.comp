@@ -16,6 +16,8 @@
 // MODE_FLOAT     q'·s in fp32 by sign-flip accumulation (xor of the sign bit)
 // MODE_POPCOUNT  q'·s from popcounts over the b bit-planes of the quantized
 //                query; SUMS writes the exact integer Σ s_i Q_i instead
+// MODE_TC        the transform code (no sign bits): qmu + Σ_r (Uᵀq)_r ĉ_r from the
+//                keys' 4/2/1-bit records (N4, N2 and R specialize the head)
 // MODE_F16       the fp16 q·Kᵀ baseline
 #version 450
 #extension GL_GOOGLE_include_directive : require
@@ -33,6 +35,8 @@ layout(constant_id = 9) const uint VS = 0;   // 1: K = 4 and every invocation's 
                                              // of 4 elements of the output (the host checks): vec4 stores
 layout(constant_id = 10) const uint CB = 16; // the KV head's coefficient bits: 16 (fp16), 8 or 4 (codes + fp16 scale); AR: 4, 2 or 1
 layout(constant_id = 11) const uint AR = 0;  // 1: CB-bit alpha-relative codes (no scale half; ĉ = alpha·(code + 1/2))
+layout(constant_id = 12) const uint N4 = 0;  // MODE_TC: the first N4 of R codes are 4-bit, the next N2 2-bit, the rest 1-bit
+layout(constant_id = 13) const uint N2 = 0;
 const uint W = (D + 31u) / 32u;              // words per key
 const uint TAIL = D - 32u * (W - 1u);        // valid bits in the last word (1..32)
 const uint LAST_MASK = 0xffffffffu >> (32u - TAIL);
@@ -47,7 +51,11 @@ const uint ACCS = K == 1u ? 2u : 1u;  // float accumulators per triple (K > 1 br
 const uint NACC = KYG * ACCS;
 const uint CPH = 16u / CB;                                          // coefficients per record half
 const uint LEAD = CB == 16u || AR != 0u ? 0u : 1u;                 // the scale half of an 8/4-bit record
+#if defined(MODE_TC)
+const uint RH = R == 0u ? 1u : N4 / 4u + N2 / 8u + (R - N4 - N2) / 16u;  // record halves (1: keeps arrays non-empty)
+#else
 const uint RH = R == 0u ? 1u : CB == 16u ? R : LEAD + R / CPH;      // record halves (1: keeps arrays non-empty)
+#endif
 const uint RW = RH / 2u + 1u;                                       // words a record can touch
 const uint KRW = K * RW;
 
@@ -75,12 +83,18 @@ layout(std430, binding = 6) readonly buffer Qmu { float qmu[]; };
 layout(std430, binding = 7) writeonly buffer Out1 { float out1[]; };
 layout(std430, binding = 7) writeonly buffer Out4 { vec4 out4[]; };
 #endif
+#elif defined(MODE_TC)
+layout(std430, binding = 0) readonly buffer Coef { uint c_w[]; };
+layout(std430, binding = 1) readonly buffer Uq { float uq[]; };
+layout(std430, binding = 2) readonly buffer Qmu { float qmu[]; };
+layout(std430, binding = 3) writeonly buffer Out1 { float out1[]; };
+layout(std430, binding = 3) writeonly buffer Out4 { vec4 out4[]; };
 #elif defined(MODE_F16)
 layout(std430, binding = 1) readonly buffer Query { float q[]; };
 layout(std430, binding = 2) writeonly buffer Out1 { float out1[]; };
 layout(std430, binding = 2) writeonly buffer Out4 { vec4 out4[]; };
 #else
-#error "define MODE_FLOAT, MODE_POPCOUNT or MODE_F16"
+#error "define MODE_FLOAT, MODE_POPCOUNT, MODE_TC or MODE_F16"
 #endif
 #if defined(SUMS)
 #define OUT_T int  // the output element: scores, or sums
@@ -99,6 +113,7 @@ const uint KW = W;              // words per key row: sign bits
 // alignment allows: lavapipe pays one loop over the lanes per load whatever
 // its width. Windows start at 16-byte multiples, so word row·KW - bits_base
 // keeps the alignment of row·KW.
+#if !defined(MODE_TC)
 layout(std430, binding = 0) readonly buffer Keys1 { uint keys1[]; };
 layout(std430, binding = 0) readonly buffer Keys2 { uvec2 keys2[]; };
 layout(std430, binding = 0) readonly buffer Keys4 { uvec4 keys4[]; };
@@ -110,6 +125,7 @@ uvec4 key_load(uint k0, uint v) {
   if (KV == 2u) return uvec4(keys2[k0 / 2u + v], 0u, 0u);
   return uvec4(keys1[k0 + v], 0u, 0u, 0u);
 }
+#endif
 
 // Row slot i < Y of a dispatch scores query row row0 + i of the call; slots
 // past the dispatch's rows repeat its last row and store nothing. Heads come
@@ -159,29 +175,65 @@ uint record_half(uint lo, uint hi, uint par, uint j) {
   return ((par + j) & 1u) != 0u ? w >> 16 : w & 0xffffu;
 }
 
-// qmu + alpha·dot + Σ_r (Uᵀq')_r ĉ_r for every (key, slot, head) triple,
-// written to scores where live[k·Y + i]. ĉ comes from the key's residual
-// record (R coefficients of CB bits at half c_offset + t·c_stride).
-void finish(const float dot[KYG], const uint row[K], const uint t[K], const bool live[KY]) {
-  float res[KYG];
-  // A stand-in buffer is bound when there is no qmu: select, never multiply
-  // (its words may be NaN patterns); the load stays outside control flow.
+// Each key's record words, read once (the last index clamped to the
+// record: a record that ends mid-word may end its window too).
+void record_words(const uint t[K], out uint cw[KRW], out uint par[K]) {
+  [[unroll]] for (uint k = 0; k < K; ++k) {
+    const uint e = p.c_offset + t[k] * p.c_stride - p.c_base;
+    const uint last = (e + RH - 1u) >> 1;
+    par[k] = e & 1u;
+    [[unroll]] for (uint w = 0; w < RW; ++w) cw[k * RW + w] = c_w[min((e >> 1) + w, last)];
+  }
+}
+
+// The score's qmu term for every (key, slot, head) triple. A stand-in buffer
+// is bound when there is no qmu: select, never multiply (its words may be NaN
+// patterns); the load stays outside control flow.
+void init_qmu(out float res[KYG]) {
   [[unroll]] for (uint i = 0; i < Y; ++i)
     [[unroll]] for (uint g = 0; g < G; ++g) {
       const float v = qmu[query_head(i) + g];
       [[unroll]] for (uint k = 0; k < K; ++k) res[(k * Y + i) * G + g] = p.has_qmu != 0u ? v : 0.0;
     }
-  // Each key's record words, read once (the last index clamped to the
-  // record: a record that ends mid-word may end its window too).
+}
+#endif
+
+#if defined(MODE_TC)
+// The transform code (kresidual.hpp's tc heads): qmu + Σ_r (Uᵀq)_r (code_r + 1/2)
+// for every (key, slot, head) triple, written where live[k·Y + i].
+void score_tc(const uint t[K], const bool live[KY]) {
+  float res[KYG];
+  init_qmu(res);
   uint cw[KRW], par[K];
-  if (R > 0u) {
+  if (R > 0u) record_words(t, cw, par);
+  [[unroll]] for (uint r = 0; r < R; ++r) {
+    // code r's width, half and shift (constants: the loop is unrolled)
+    const uint wd = r < N4 ? 4u : r < N4 + N2 ? 2u : 1u;
+    const uint j = r < N4 ? r / 4u : r < N4 + N2 ? N4 / 4u + (r - N4) / 8u : N4 / 4u + N2 / 8u + (r - N4 - N2) / 16u;
+    const uint sh = r < N4 ? 4u * (r % 4u) : r < N4 + N2 ? 2u * ((r - N4) % 8u) : (r - N4 - N2) % 16u;
+    float cv[K];
     [[unroll]] for (uint k = 0; k < K; ++k) {
-      const uint e = p.c_offset + t[k] * p.c_stride - p.c_base;
-      const uint last = (e + RH - 1u) >> 1;
-      par[k] = e & 1u;
-      [[unroll]] for (uint w = 0; w < RW; ++w) cw[k * RW + w] = c_w[min((e >> 1) + w, last)];
+      const uint hb = record_half(cw[k * RW + j / 2u], cw[k * RW + (j + 1u) / 2u], par[k], j);
+      cv[k] = float(bitfieldExtract(int(hb), int(sh), int(wd))) + 0.5;
     }
+    [[unroll]] for (uint i = 0; i < Y; ++i)
+      [[unroll]] for (uint g = 0; g < G; ++g) {
+        const float u = uq[(query_head(i) + g) * p.uq_stride + r];
+        [[unroll]] for (uint k = 0; k < K; ++k) res[(k * Y + i) * G + g] += u * cv[k];
+      }
   }
+  store(res, t, live);
+}
+#else
+#if !defined(MODE_F16) && !defined(SUMS)
+// qmu + alpha·dot + Σ_r (Uᵀq')_r ĉ_r for every (key, slot, head) triple,
+// written to scores where live[k·Y + i]. ĉ comes from the key's residual
+// record (R coefficients of CB bits at half c_offset + t·c_stride).
+void finish(const float dot[KYG], const uint row[K], const uint t[K], const bool live[KY]) {
+  float res[KYG];
+  init_qmu(res);
+  uint cw[KRW], par[K];
+  if (R > 0u) record_words(t, cw, par);
   float ak[K];  // each key's alpha
   [[unroll]] for (uint k = 0; k < K; ++k) {
     const uint ea = row[k] - p.alpha_base;
@@ -216,6 +268,7 @@ void finish(const float dot[KYG], const uint row[K], const uint t[K], const bool
   store(res, t, live);
 }
 #endif
+#endif  // MODE_TC
 
 void main() {
   // Invocation x scores keys key0 + K·x + k, k < K. Keys past the last one
@@ -232,7 +285,9 @@ void main() {
           j < p.keys && i < p.rows && (p.causal0 == 0xffffffffu || t[k] < p.causal0 + call_row(i));
   }
 
-#if !defined(MODE_F16)
+#if defined(MODE_TC)
+  score_tc(t, live);
+#elif !defined(MODE_F16)
   uint kw[K * W];  // the keys' words, read once for every slot and head
   [[unroll]] for (uint k = 0; k < K; ++k) {
     const uint kb0 = row[k] * W - p.bits_base;
@@ -343,7 +398,7 @@ void main() {
   finish(dot, row, t, live);
 #endif
 
-#else  // MODE_F16
+#elif defined(MODE_F16)
   float ax[KYG], ay[KYG];
   [[unroll]] for (uint x = 0; x < KYG; ++x) {
     ax[x] = 0.0;

@@ -218,8 +218,17 @@ void calibrate(const CalibrateFlags& f, bool rank_given) {
   }
   if (sensitivity) {
     measure_sensitivity(device, model, f, k, ko.ctx, bar);
-    if (f.kv_budget > 0)
+    // The transform code weighs a head alike: its table's head_kl is the sign
+    // code's KL per unit of predicted loss times the empty code's loss.
+    for (auto& [rope, tc] : k.tc_policy) {
+      const KPolicyTable& sign = k.policy_table(rope);
+      tc.head_kl.assign(sign.head_kl.size(), 0.0);
+      for (std::size_t h = 0; h < sign.head_kl.size(); ++h) tc.head_kl[h] = sign.weight(h) * tc.loss[h * tc.options.size()];
+    }
+    if (f.kv_budget > 0) {
       for (auto& [rope, table] : k.policy) k.plans[rope] = solve_policy(table, k.budget).heads;
+      for (auto& [rope, table] : k.tc_policy) k.tc_plans[rope] = solve_policy(table, k.budget).heads;
+    }
   }
   const double sensitivity_seconds = seconds_since(t_sens);
   const auto t_policy = Clock::now();
@@ -229,6 +238,7 @@ void calibrate(const CalibrateFlags& f, bool rank_given) {
     for (auto& [rope, table] : k.policy) {
       const double b = budget_for_kl(device, model, f, k, rope, ko.ctx, bar);
       k.plans[rope] = solve_policy(table, b).heads;
+      if (k.tc_policy.count(rope)) k.tc_plans[rope] = solve_policy(k.tc_policy.at(rope), b).heads;
       k.budget = std::max(k.budget, b);
       fmt::print("--kv-target-kl {}: {} keys take {:.4f} bits per coordinate\n", f.kv_target_kl, krope_name(rope), b);
     }
@@ -277,6 +287,17 @@ void calibrate(const CalibrateFlags& f, bool rank_given) {
           row += " " + residual_label(r);
           if (!table.head_kl.empty()) row += fmt::format(" (KL alone {:.4f})", table.head_kl[i]);
         }
+        fmt::print("{:>19}{}\n", fmt::format("layer {}", l), row);
+      }
+    }
+  }
+  if (!k.tc_plans.empty()) {
+    fmt::print("transform code (--kcache tc): 4/2/1-bit coefficients per KV head\n");
+    for (const auto& [rope, plan] : k.tc_plans) {
+      fmt::print("{:>13} {:.4f} bits per key coordinate\n", krope_name(rope), plan_bits(plan, c.head_dim));
+      for (std::uint32_t l = 0; l < k.layers; ++l) {
+        std::string row;
+        for (std::uint32_t h = 0; h < k.kv_heads; ++h) row += " " + residual_label(plan[std::size_t(l) * k.kv_heads + h]);
         fmt::print("{:>19}{}\n", fmt::format("layer {}", l), row);
       }
     }

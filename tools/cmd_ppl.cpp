@@ -101,6 +101,19 @@ std::vector<TableConfig> table_configs(const ModelConfig& c, const std::optional
       out.push_back({k.label(), k, {}});
     }
   }
+  // The transform code (docs/design.md §2.9) at the same budgets (and at 1
+  // bit, below the sign code's floor).
+  auto tc_config = [](KRope rope, double budget) {
+    KCacheConfig k{true, rope, KRotation::learned, 0, 0, 0, 0};
+    k.transform = true;
+    k.budget = budget;
+    return k;
+  };
+  for (KRope rope : {KRope::pre, KRope::ropemean}) {
+    if (!learned || !cal->tc_policy.count(rope)) continue;
+    out.push_back({tc_config(rope, 1.0).label(), tc_config(rope, 1.0), {}});
+    for (double budget : kPolicyBudgets) out.push_back({tc_config(rope, budget).label(), tc_config(rope, budget), {}});
+  }
   if (learned) out.push_back({"1bit learned post float", KCacheConfig{true, KRope::post, KRotation::learned, 0, 0, 0, 0}, {}});
   if (c.head_dim % kVBlock == 0) {
     for (VType v : {VType::q8, VType::q4})
@@ -119,6 +132,10 @@ std::vector<TableConfig> table_configs(const ModelConfig& c, const std::optional
         k.budget = budget;
         out.push_back({k.label() + " + v q4", k, {}, VType::q4});
       }
+    }
+    for (KRope rope : {KRope::pre, KRope::ropemean}) {
+      if (!learned || !cal->tc_policy.count(rope)) continue;
+      for (double budget : {1.5, 1.75}) out.push_back({tc_config(rope, budget).label() + " + v q4", tc_config(rope, budget), {}, VType::q4});
     }
   }
   if (c.moe()) return out;  // experts stay fp16 (docs/design.md §3)

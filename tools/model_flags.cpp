@@ -89,8 +89,11 @@ void WeightFlag::add(CLI::App* cmd) {
 }
 
 void QuantFlags::add(CLI::App* cmd) {
-  cmd->add_option("--kcache", kcache, "key cache: fp16 or 1bit (docs/design.md §2)")->check(CLI::IsMember({"fp16", "1bit"}));
-  cmd->add_option("--rotation", rotation, "1-bit keys: rotation before the sign: none, srht or learned (needs --rotations)")
+  cmd->add_option("--kcache", kcache,
+                  "key cache: fp16, 1bit (docs/design.md §2) or tc (the transform code: 4/2/1-bit coefficients per head "
+                  "from the artifact's plan at --kv-budget, no sign bits; §2.9)")
+      ->check(CLI::IsMember({"fp16", "1bit", "tc"}));
+  rotation_given = cmd->add_option("--rotation", rotation, "1-bit keys: rotation before the sign: none, srht or learned (needs --rotations)")
       ->check(CLI::IsMember({"none", "srht", "learned"}));
   cmd->add_option("--rotations", rotations, "calibration artifact from `vkquant calibrate` (means, rotations, residual bases)");
   cmd->add_option("--residual-rank", rank, "1-bit keys: rank-r residual correction (learned rotation)")->check(CLI::Range(0u, 256u));
@@ -106,8 +109,8 @@ void QuantFlags::add(CLI::App* cmd) {
         if (v == "artifact") return {};
         double b = 0;
         const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), b);
-        if (ec != std::errc() || end != v.data() + v.size() || !(b >= 1.0 && b <= 64.0))
-          return "'" + v + "' is not `artifact` or a number of bits in [1, 64]";
+        if (ec != std::errc() || end != v.data() + v.size() || !(b > 0.0 && b <= 64.0))
+          return "'" + v + "' is not `artifact` or a number of bits in (0, 64]";
         return {};
       });
   cmd->add_option("--protect-front", protect_front, "1-bit keys: keep the first N positions exact in fp16")
@@ -134,7 +137,8 @@ void QuantFlags::add(CLI::App* cmd) {
 
 KCacheConfig QuantFlags::config() const {
   KCacheConfig k;
-  k.one_bit = kcache == "1bit";
+  k.one_bit = kcache == "1bit" || kcache == "tc";
+  k.transform = kcache == "tc";
   k.rope = kcache_rope == "pre" ? KRope::pre : kcache_rope == "post-ropemean" ? KRope::ropemean : KRope::post;
   k.query_bits = kscore == "float" ? 0 : kscore_bits;
   k.rotation = rotation == "none" ? KRotation::none : rotation == "learned" ? KRotation::learned : KRotation::srht;
@@ -149,6 +153,14 @@ KCacheConfig QuantFlags::config() const {
     throw Error("--kscore and --kscore-bits apply to --kcache 1bit with post-RoPE keys (--kcache-rope pre decodes keys to fp16)");
   if (kscore == "float" && kscore_bits_given && kscore_bits_given->count() > 0)
     throw Error("--kscore-bits applies to --kscore popcount");
+  if (k.transform) {
+    if (scoring_flags) throw Error("--kscore and --kscore-bits apply to --kcache 1bit (--kcache tc scores its codes in fp32)");
+    k.query_bits = 0;
+    // The transform code is learned: --rotation learned is implied, another refused.
+    if (rotation_given && rotation_given->count() > 0 && k.rotation != KRotation::learned)
+      throw Error("--kcache tc: its bases are learned (--rotation " + rotation + " does not apply)");
+    k.rotation = KRotation::learned;
+  }
   return k;
 }
 

@@ -67,6 +67,7 @@ struct QuantFlags {
   std::uint32_t kscore_bits = 8;
   const CLI::Option* kscore_given = nullptr;  // to refuse --kscore* where keys are not scored in place
   const CLI::Option* kscore_bits_given = nullptr;
+  const CLI::Option* rotation_given = nullptr;
   std::string vcache = "fp16";
   std::string mlp = "fp16";
   std::string mlp_rotation = "structured";

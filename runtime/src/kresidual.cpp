@@ -12,8 +12,10 @@ namespace vkq {
 namespace {
 
 [[noreturn]] void refuse(std::uint32_t h, KResidual r, const std::string& rule) {
-  throw Error("residual layout: head " + std::to_string(h) + " (rank " + std::to_string(r.rank) + ", " +
-              std::to_string(r.bits) + (r.arel ? " alpha-relative" : "") + " bits): " + rule);
+  throw Error("residual layout: head " + std::to_string(h) + " (" +
+              (r.tc ? residual_label(r) : "rank " + std::to_string(r.rank) + ", " + std::to_string(r.bits) +
+                                              (r.arel ? " alpha-relative" : "") + " bits") +
+              "): " + rule);
 }
 
 // Largest code of a `bits`-bit record (bits 8: 127, 4: 7).
@@ -23,13 +25,23 @@ std::uint32_t per_half(std::uint32_t bits) { return 16 / bits; }
 
 }  // namespace
 
+TcSlot tc_slot(KResidual r, std::uint32_t i) {
+  if (i < r.n4) return {4, i / 4, 4 * (i % 4)};
+  if (i < r.n4 + r.n2) return {2, r.n4 / 4 + (i - r.n4) / 8, 2 * ((i - r.n4) % 8)};
+  return {1, r.n4 / 4 + r.n2 / 8 + (i - r.n4 - r.n2) / 16, (i - r.n4 - r.n2) % 16};
+}
+
 std::string residual_label(KResidual r) {
+  if (r.tc)
+    return "tc" + (r.rank == 0 ? std::string("0")
+                               : std::to_string(r.n4) + "/" + std::to_string(r.n2) + "/" + std::to_string(r.n1()));
   if (r.rank == 0) return "1bit";
   return "r" + std::to_string(r.rank) + "/" + (r.arel ? "a" : "") + std::to_string(r.bits);
 }
 
 std::uint32_t KResidualLayout::record_halves(KResidual r) {
   if (r.rank == 0) return 0;
+  if (r.tc) return r.n4 / 4 + r.n2 / 8 + (r.rank - std::min(r.rank, r.n4 + r.n2)) / 16;
   if (r.arel) return r.rank / per_half(r.bits);
   if (r.bits == 16) return r.rank;
   return 1 + r.rank / per_half(r.bits);
@@ -41,7 +53,14 @@ KResidualLayout KResidualLayout::make(std::vector<KResidual> heads) {
   std::uint64_t at = 0;
   for (std::uint32_t h = 0; h < heads.size(); ++h) {
     const KResidual r = heads[h];
-    if (r.arel) {
+    if (r.tc != heads[0].tc) refuse(h, r, "transform-coded heads cannot share a layer with sign-coded ones");
+    if (r.tc) {
+      if (r.arel || r.bits != 0) refuse(h, r, "a transform-coded head has bits 0 and no alpha-relative codes");
+      if (r.n4 + r.n2 > r.rank) refuse(h, r, "n4 + n2 exceeds the rank");
+      if (r.n4 % 4 || r.n2 % 8 || r.n1() % 16)
+        refuse(h, r, "transform codes fill whole halves: n4 % 4, n2 % 8 and n1 % 16 must be 0 (n4 " + std::to_string(r.n4) +
+                         ", n2 " + std::to_string(r.n2) + ", n1 " + std::to_string(r.n1()) + ")");
+    } else if (r.arel) {
       const bool known_width = r.bits == 4 || r.bits == 2 || r.bits == 1;
       if (!known_width) refuse(h, r, "alpha-relative coefficients are 4, 2 or 1 bits");
       if (r.rank % per_half(r.bits))
@@ -85,6 +104,16 @@ void KResidualLayout::check_basis(const char* fn, std::uint32_t basis_cols) cons
 void pack_residual(KResidual r, std::span<const double> c, std::span<half_bits> record, double alpha) {
   const std::uint32_t n = KResidualLayout::record_halves(r);
   if (c.size() < r.rank || record.size() < n) throw Error("pack_residual: arrays too small");
+  if (r.tc) {
+    for (std::uint32_t j = 0; j < n; ++j) record[j] = 0;
+    for (std::uint32_t i = 0; i < r.rank; ++i) {
+      const TcSlot s = tc_slot(r, i);
+      const double lo = -double(1 << (s.width - 1)), hi = double((1 << (s.width - 1)) - 1);
+      const int code = std::isnan(c[i]) ? 0 : int(std::clamp(std::floor(c[i]), lo, hi));
+      record[s.half] = half_bits(record[s.half] | ((std::uint32_t(code) & ((1u << s.width) - 1)) << s.shift));
+    }
+    return;
+  }
   if (r.arel) {
     if (r.bits != 4 && r.bits != 2 && r.bits != 1) throw Error("pack_residual: alpha-relative codes are 4, 2 or 1 bits");
     for (std::uint32_t j = 0; j < n; ++j) record[j] = 0;
@@ -117,6 +146,15 @@ void pack_residual(KResidual r, std::span<const double> c, std::span<half_bits> 
 std::vector<double> unpack_residual(KResidual r, std::span<const half_bits> record, double alpha) {
   if (record.size() < KResidualLayout::record_halves(r)) throw Error("unpack_residual: record too small");
   std::vector<double> c(r.rank);
+  if (r.tc) {
+    for (std::uint32_t i = 0; i < r.rank; ++i) {
+      const TcSlot s = tc_slot(r, i);
+      const std::uint32_t mask = (1u << s.width) - 1, sign = 1u << (s.width - 1);
+      const std::uint32_t u = (std::uint32_t(record[s.half]) >> s.shift) & mask;
+      c[i] = double(int(u ^ sign) - int(sign)) + 0.5;
+    }
+    return c;
+  }
   if (r.arel) {
     if (r.bits != 4 && r.bits != 2 && r.bits != 1) throw Error("unpack_residual: alpha-relative codes are 4, 2 or 1 bits");
     const std::uint32_t per = per_half(r.bits), mask = (1u << r.bits) - 1, sign = 1u << (r.bits - 1);

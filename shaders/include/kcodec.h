@@ -12,6 +12,7 @@ struct KCodeEncodeParams {
   uint mean_rope;   // 1: subtract RoPE_pos(mu) (mean-RoPE variant only)
   float scale;      // RoPE attention factor (mean-RoPE; frequencies are a bound table)
   uint basis_cols;  // columns of the residual basis (its row stride)
+  uint transform;   // 1: transform code (no bits, no alpha; the bits and alpha bindings are placeholders)
 };
 // Push constants of kcodec_decode.comp: one invocation per (position, head,
 // group of 8 coordinate pairs (i, i + hd/2)).
@@ -24,9 +25,31 @@ struct KCodeDecodeParams {
   uint rope;        // 1: apply RoPE at the cache position; 2: add RoPE_pos(mu) instead of mu
   float scale;      // RoPE attention factor (frequencies are a bound table)
   uint basis_cols;  // columns of the residual basis (its row stride)
+  uint transform;   // 1: transform code (no bits, no alpha)
 };
 // Per KV head, a row of the residual table both kernels read (binding 8):
 // uvec4 {rank, bits (16, 8 or 4), offset of the head's record within a
-// position in halves, 1 if alpha-relative} (vkquant/kresidual.hpp).
+// position in halves, 1 if alpha-relative} (vkquant/kresidual.hpp); a
+// transform-coded head: {rank, n4 | n2 << 16, offset, 2}.
 VKQ_GPU_END
+#endif
+
+#ifndef __cplusplus
+// Code r of a record: its width, the half holding it (from the record's
+// first) and the shift of its low bit. hr is the head's table row; cb, per
+// and lead describe a sign-coded head's 8/4-bit or alpha-relative codes.
+uvec3 kcodec_slot(uvec4 hr, uint r, uint cb, uint per, uint lead) {
+  if (hr.w == 2u) {
+    const uint n4 = hr.y & 0xffffu, n2 = hr.y >> 16;
+    if (r < n4) return uvec3(4u, r / 4u, 4u * (r % 4u));
+    if (r < n4 + n2) return uvec3(2u, n4 / 4u + (r - n4) / 8u, 2u * ((r - n4) % 8u));
+    return uvec3(1u, n4 / 4u + n2 / 8u + (r - n4 - n2) / 16u, (r - n4 - n2) % 16u);
+  }
+  return uvec3(cb, lead + r / per, cb * (r % per));
+}
+// Halves of a transform-coded head's record.
+uint kcodec_tc_halves(uvec4 hr) {
+  const uint n4 = hr.y & 0xffffu, n2 = hr.y >> 16;
+  return n4 / 4u + n2 / 8u + (hr.x - n4 - n2) / 16u;
+}
 #endif

@@ -33,6 +33,7 @@ const char* krotation_name(KRotation r) {
 
 void KCacheConfig::validate(const ModelConfig& c, const KCalibration* calibration) const {
   if (!one_bit) {
+    if (transform) throw Error("the transform code (--kcache tc) is a coded key cache: one_bit must be set");
     if (rank > 0 || coef_bits != 16 || coef_arel || budget != 0 || protect_front > 0 || rotation == KRotation::learned ||
         rope != KRope::post)
       throw Error("--residual-rank, --residual-bits, --kv-budget, --protect-front, --rotation learned and --kcache-rope "
@@ -40,10 +41,18 @@ void KCacheConfig::validate(const ModelConfig& c, const KCalibration* calibratio
     return;
   }
   const std::uint32_t hd = c.head_dim;
+  if (transform) {
+    if (rank > 0 || coef_bits != 16 || coef_arel)
+      throw Error("--kcache tc: each head's coefficients come from the transform plan; drop --residual-rank and --residual-bits");
+    if (query_bits != 0) throw Error("--kcache tc scores keys in fp32 from their codes; --kscore and --kscore-bits do not apply");
+    if (rotation != KRotation::learned || !calibration)
+      throw Error("--kcache tc needs --rotations FILE (an artifact calibrated with --kv-budget)");
+    if (budget == 0) throw Error("--kcache tc needs --kv-budget BITS (or artifact): the mean bits per key coordinate");
+  }
   if (hd != 32 && hd != 64 && hd != 96 && hd != 128 && hd != 256)
     throw Error("--kcache 1bit: head_dim " + std::to_string(hd) + " is not supported by the 1-bit key codec (32, 64, 96, "
                 "128 or 256)");
-  if (rope != KRope::pre && query_bits != 0 && query_bits != 1 && query_bits != 4 && query_bits != 8)
+  if (!transform && rope != KRope::pre && query_bits != 0 && query_bits != 1 && query_bits != 4 && query_bits != 8)
     throw Error("--kscore-bits: " + std::to_string(query_bits) + " is not 1, 4 or 8");
   if (rotation == KRotation::learned && !calibration)
     throw Error("--rotation learned needs --rotations FILE (vkquant calibrate)");
@@ -75,9 +84,9 @@ void KCacheConfig::validate(const ModelConfig& c, const KCalibration* calibratio
       throw Error("--kv-budget chooses every head's residual rank and bits; drop --residual-rank and --residual-bits");
     if (rotation != KRotation::learned || !calibration)
       throw Error("--kv-budget needs --rotation learned and an artifact calibrated with --kv-budget");
-    const KPolicyTable& t = calibration->policy_table(rope);
+    const KPolicyTable& t = calibration->policy_table(rope, transform);
     if (budget == kBudgetArtifact) {
-      if (!calibration->plans.count(rope))
+      if (!(transform ? calibration->tc_plans : calibration->plans).count(rope))
         throw Error("--kv-budget artifact: " + calibration->source.string() + " holds no stored plan for --kcache-rope " +
                     krope_name(rope) + " (calibrate --kv-budget BITS stores one)");
     } else {
@@ -86,7 +95,22 @@ void KCacheConfig::validate(const ModelConfig& c, const KCalibration* calibratio
     for (const auto& layer : residual_plan(c, calibration))
       for (const KResidual& r : layer)
         if (r.arel) need_steps("--kv-budget", r.bits);
+    if (transform)
+      for (std::uint32_t l = 0; l < c.layers; ++l)
+        if (calibration->mode(rope)[l].tc_enc.empty())
+          throw Error("--kcache tc: " + calibration->source.string() + " has no transform code for --kcache-rope " +
+                      krope_name(rope) + " (calibrate with --kv-budget)");
   }
+}
+
+const std::vector<float>& KLayerCalib::tc_step(std::uint32_t bits) const {
+  if (bits == 4) return tc_step4;
+  if (bits == 2) return tc_step2;
+  if (bits == 1) return tc_step1;
+  throw Error("transform codes are 4, 2 or 1 bits, not " + std::to_string(bits));
+}
+std::vector<float>& KLayerCalib::tc_step(std::uint32_t bits) {
+  return const_cast<std::vector<float>&>(std::as_const(*this).tc_step(bits));
 }
 
 const std::vector<float>& KLayerCalib::arel_step(std::uint32_t bits) const {
@@ -104,11 +128,13 @@ namespace {
 std::string arel_step_name(std::uint32_t bits) { return bits == 4 ? "resid_step" : "resid_step_a" + std::to_string(bits); }
 }  // namespace
 
-const KPolicyTable& KCalibration::policy_table(KRope r) const {
-  const auto it = policy.find(r);
-  if (it == policy.end())
+const KPolicyTable& KCalibration::policy_table(KRope r, bool transform) const {
+  const auto& tables = transform ? tc_policy : policy;
+  const auto it = tables.find(r);
+  if (it == tables.end())
     throw Error(std::string("--kv-budget: the calibration artifact ") + (source.empty() ? "" : source.string() + " ") +
-                "has no precision-policy table for --kcache-rope " + krope_name(r) + " (calibrate with --kv-budget)");
+                "has no " + (transform ? "transform-code" : "precision-policy") + " table for --kcache-rope " + krope_name(r) +
+                " (calibrate with --kv-budget)");
   return it->second;
 }
 
@@ -116,8 +142,9 @@ std::vector<std::vector<KResidual>> KCacheConfig::residual_plan(const ModelConfi
   std::vector<std::vector<KResidual>> out(c.layers, std::vector<KResidual>(c.kv_heads, KResidual{rank, coef_bits, coef_arel}));
   if (!one_bit) return out;
   if (budget == 0) return out;
-  const std::vector<KResidual> flat = budget == kBudgetArtifact ? calibration->plans.at(rope)
-                                                                : solve_policy(calibration->policy_table(rope), budget).heads;
+  const std::vector<KResidual> flat = budget == kBudgetArtifact
+                                         ? (transform ? calibration->tc_plans : calibration->plans).at(rope)
+                                         : solve_policy(calibration->policy_table(rope, transform), budget).heads;
   for (std::uint32_t l = 0; l < c.layers; ++l)
     for (std::uint32_t h = 0; h < c.kv_heads; ++h) out[l][h] = flat.at(std::size_t(l) * c.kv_heads + h);
   return out;
@@ -125,7 +152,8 @@ std::vector<std::vector<KResidual>> KCacheConfig::residual_plan(const ModelConfi
 
 std::string KCacheConfig::label() const {
   if (!one_bit) return "fp16";
-  std::string s = std::string("1bit ") + krotation_name(rotation) + " " + krope_name(rope);
+  std::string s = transform ? std::string("tc ") + krope_name(rope)
+                            : std::string("1bit ") + krotation_name(rotation) + " " + krope_name(rope);
   if (rank)
     s += " r" + std::to_string(rank) +
          (coef_arel ? " a" + std::to_string(coef_bits) : coef_bits != 16 ? " int" + std::to_string(coef_bits) : "");
@@ -136,7 +164,7 @@ std::string KCacheConfig::label() const {
     s += b;
   }
   if (protect_front) s += " front" + std::to_string(protect_front);
-  if (rope != KRope::pre) s += query_bits == 0 ? " float" : " pop" + std::to_string(query_bits);
+  if (rope != KRope::pre && !transform) s += query_bits == 0 ? " float" : " pop" + std::to_string(query_bits);
   return s;
 }
 
@@ -194,11 +222,16 @@ std::vector<KLayerCalib>& mode_of(KCalibration& k, KRope r) {
 // "budget", "modes": {"<mode>": {"loss": [(layers, kv_heads, options)],
 // "head_kl": [per (layer, head)], "plan": [[rank, bits] per (layer, head)]}}}
 // (head_kl only when measured, plan only with a budget).
-nlohmann::ordered_json policy_json(const KCalibration& k) {
+// __metadata__.kv_policy_tc: the same for the transform code, each option
+// [n4, n2, n1, "tc"].
+nlohmann::ordered_json policy_json(const KCalibration& k, bool transform) {
   nlohmann::ordered_json j;
-  const KPolicyTable& first = k.policy.begin()->second;
+  const auto& tables = transform ? k.tc_policy : k.policy;
+  const auto& plans = transform ? k.tc_plans : k.plans;
+  const KPolicyTable& first = tables.begin()->second;
   j["objective"] = kpolicy_objective_name(first.objective);
   auto pair = [](const KResidual& r) {
+    if (r.tc) return nlohmann::ordered_json::array({r.n4, r.n2, r.n1(), "tc"});
     return r.arel ? nlohmann::ordered_json::array({r.rank, r.bits, "alpha"}) : nlohmann::ordered_json::array({r.rank, r.bits});
   };
   j["options"] = nlohmann::ordered_json::array();
@@ -206,21 +239,21 @@ nlohmann::ordered_json policy_json(const KCalibration& k) {
   j["budget"] = k.budget;
   j["modes"] = nlohmann::ordered_json::object();
   for (const ModeTag& mt : kModes) {
-    const auto it = k.policy.find(mt.rope);
-    if (it == k.policy.end()) continue;
+    const auto it = tables.find(mt.rope);
+    if (it == tables.end()) continue;
     auto& m = j["modes"][mt.name];
     m["loss"] = it->second.loss;
     if (!it->second.head_kl.empty()) m["head_kl"] = it->second.head_kl;
-    const auto plan = k.plans.find(mt.rope);
-    if (plan == k.plans.end()) continue;
+    const auto plan = plans.find(mt.rope);
+    if (plan == plans.end()) continue;
     m["plan"] = nlohmann::ordered_json::array();
     for (const KResidual& r : plan->second) m["plan"].push_back(pair(r));
   }
   return j;
 }
 
-void read_policy_json(const std::filesystem::path& path, const std::string& text, KCalibration& k) {
-  const std::string where = "__metadata__.kv_policy";
+void read_policy_json(const std::filesystem::path& path, const std::string& text, KCalibration& k, bool transform) {
+  const std::string where = transform ? "__metadata__.kv_policy_tc" : "__metadata__.kv_policy";
   auto fail = [&](const std::string& what) { throw FormatError(path, where + ": " + what); };
   const nlohmann::json j = parse_json_strict(path, text);
   if (!j.is_object()) fail("is not an object");
@@ -235,6 +268,16 @@ void read_policy_json(const std::filesystem::path& path, const std::string& text
   const KPolicyObjective objective =
       obj == "query" ? KPolicyObjective::query : obj == "key" ? KPolicyObjective::key : KPolicyObjective::null;
   auto residual = [&](const nlohmann::json& e, const std::string& what) {
+    if (transform) {
+      if (!e.is_array() || e.size() != 4 || !e[0].is_number_unsigned() || !e[1].is_number_unsigned() ||
+          !e[2].is_number_unsigned() || e[3] != "tc")
+        fail(what + " is not an [n4, n2, n1, \"tc\"] quadruple of whole numbers");
+      const std::uint64_t n4 = e[0].get<std::uint64_t>(), n2 = e[1].get<std::uint64_t>(), n1 = e[2].get<std::uint64_t>();
+      if (n4 + n2 + n1 > k.head_dim || n4 % 4 || n2 % 8 || n1 % 16)
+        fail(what + ": " + std::to_string(n4) + "/" + std::to_string(n2) + "/" + std::to_string(n1) +
+             " is not a transform code of head_dim " + std::to_string(k.head_dim) + " (n4 % 4, n2 % 8, n1 % 16, sum <= head_dim)");
+      return tc_residual(std::uint32_t(n4), std::uint32_t(n2), std::uint32_t(n1));
+    }
     if (!e.is_array() || (e.size() != 2 && e.size() != 3) || !e[0].is_number_unsigned() || !e[1].is_number_unsigned() ||
         (e.size() == 3 && e[2] != "alpha"))
       fail(what + " is not a [rank, bits] pair of whole numbers or a [rank, bits, \"alpha\"] triple");
@@ -287,7 +330,9 @@ void read_policy_json(const std::filesystem::path& path, const std::string& text
       if (std::none_of(options.begin(), options.end(), [](const KResidual& r) { return r.rank == 0; }))
         fail("modes." + name + ".head_kl needs the rank-0 option among the options");
     }
-    k.policy[mt->rope] = std::move(t);
+    (transform ? k.tc_policy : k.policy)[mt->rope] = std::move(t);
+    if (transform && (mode_of(k, mt->rope).empty() || mode_of(k, mt->rope)[0].tc_enc.empty()))
+      fail("modes." + name + ": a transform-code table, but the artifact has no tc_enc tensors for the codec");
     const auto& cal = mode_of(k, mt->rope);
     for (const KResidual& r : options)
       if (r.arel && (cal.empty() || cal[0].arel_step(r.bits).empty()))
@@ -297,7 +342,7 @@ void read_policy_json(const std::filesystem::path& path, const std::string& text
     const auto& plan = m.at("plan");
     if (!plan.is_array() || plan.size() != heads)
       fail("modes." + name + ".plan does not hold " + std::to_string(heads) + " [rank, bits] pairs (layers x KV heads)");
-    auto& dst = k.plans[mt->rope];
+    auto& dst = (transform ? k.tc_plans : k.plans)[mt->rope];
     for (std::size_t i = 0; i < plan.size(); ++i) dst.push_back(residual(plan[i], "modes." + name + ".plan[" + std::to_string(i) + "]"));
   }
 }
@@ -333,10 +378,14 @@ KCalibration calibrate_keys(const ModelConfig& c, const std::vector<std::vector<
     const auto& src = mt.rope == KRope::post ? post : pre;
     dst.resize(c.layers);
     KPolicyTable* table = nullptr;
+    KPolicyTable* tc_table = nullptr;
     if (o.policy) {
       table = &k.policy[mt.rope];
       *table = KPolicyTable{c.layers, c.kv_heads, hd, o.objective, options, {}};
       table->loss.assign(std::size_t(c.layers) * c.kv_heads * options.size(), 0.0);
+      tc_table = &k.tc_policy[mt.rope];
+      *tc_table = KPolicyTable{c.layers, c.kv_heads, hd, o.objective, tc_options(hd), {}};
+      tc_table->loss.assign(std::size_t(c.layers) * c.kv_heads * tc_table->options.size(), 0.0);
     }
     for (std::uint32_t l = 0; l < c.layers; ++l) {
       KLayerCalib& L = dst[l];
@@ -349,6 +398,11 @@ KCalibration calibrate_keys(const ModelConfig& c, const std::vector<std::vector<
         L.enc_basis.assign(std::size_t(c.kv_heads) * hd * o.rank, 0.0f);
       for (auto* v : {&L.cos_none, &L.cos_srht, &L.cos_learned_train, &L.cos_learned, &L.cos_eff})
         v->assign(c.kv_heads, 0.0);
+      if (tc_table) {
+        L.tc_enc.assign(std::size_t(c.kv_heads) * hd * hd, 0.0f);
+        L.tc_dec.assign(std::size_t(c.kv_heads) * hd * hd, 0.0f);
+        for (std::uint32_t b : {4u, 2u, 1u}) L.tc_step(b).assign(std::size_t(c.kv_heads) * hd, 0.0f);
+      }
       for (std::uint32_t h = 0; h < c.kv_heads; ++h) {
         rot::RowMat kh(Eigen::Index(k.tokens), Eigen::Index(hd));
         for (std::uint64_t t = 0; t < k.tokens; ++t)
@@ -431,12 +485,36 @@ KCalibration calibrate_keys(const ModelConfig& c, const std::vector<std::vector<
           std::copy(losses.begin(), losses.end(),
                     table->loss.begin() + std::ptrdiff_t((std::size_t(l) * c.kv_heads + h) * options.size()));
         }
+        if (tc_table) {
+          // The transform code in the centered (unrotated) space, weighted by
+          // the queries' second moment there (the identity for the key objective).
+          rot::RowMat vt(Eigen::Index(split.train.size()), Eigen::Index(hd)), vh(Eigen::Index(split.heldout.size()), Eigen::Index(hd));
+          for (std::size_t i = 0; i < split.train.size(); ++i) vt.row(Eigen::Index(i)) = v.row(Eigen::Index(split.train[i]));
+          for (std::size_t i = 0; i < split.heldout.size(); ++i) vh.row(Eigen::Index(i)) = v.row(Eigen::Index(split.heldout[i]));
+          Eigen::MatrixXd wu = Eigen::MatrixXd::Identity(hd, hd);
+          if (weighted) {
+            const auto& q2 = (mt.rope == KRope::pre ? *q2_pre : *q2_post)[l];
+            wu = Eigen::Map<const Eigen::MatrixXd>(q2.data() + std::size_t(h) * hd * hd, hd, hd) / double(hd);
+          }
+          const TcFit f = tc_fit(vt, vh, wu);
+          for (std::uint32_t i = 0; i < hd; ++i)
+            for (std::uint32_t j = 0; j < hd; ++j) {
+              L.tc_enc[(std::size_t(h) * hd + i) * hd + j] = f.enc(Eigen::Index(i), Eigen::Index(j));
+              L.tc_dec[(std::size_t(h) * hd + i) * hd + j] = f.dec(Eigen::Index(i), Eigen::Index(j));
+            }
+          for (std::uint32_t b : {4u, 2u, 1u})
+            for (std::uint32_t j = 0; j < hd; ++j) L.tc_step(b)[std::size_t(h) * hd + j] = float(f.step(b)[j]);
+          const std::size_t n = tc_table->options.size();
+          for (std::size_t oi = 0; oi < n; ++oi)
+            tc_table->loss[(std::size_t(l) * c.kv_heads + h) * n + oi] = f.loss(tc_table->options[oi]);
+        }
         if (progress) progress(++done, total);
       }
     }
   }
   if (o.objective == KPolicyObjective::null)
-    for (auto& [rope, t] : k.policy) {
+    for (auto* tables : {&k.policy, &k.tc_policy})
+    for (auto& [rope, t] : *tables) {
       // Each (layer, head)'s row of losses goes to another, in a seeded order.
       const std::size_t heads = std::size_t(t.layers) * t.kv_heads, n = t.options.size();
       std::vector<std::size_t> order(heads);
@@ -451,6 +529,7 @@ KCalibration calibrate_keys(const ModelConfig& c, const std::vector<std::vector<
   if (o.policy && o.budget > 0) {
     k.budget = o.budget;
     for (const auto& [rope, t] : k.policy) k.plans[rope] = solve_policy(t, o.budget).heads;
+    for (const auto& [rope, t] : k.tc_policy) k.tc_plans[rope] = solve_policy(t, o.budget).heads;
   }
   return k;
 }
@@ -474,6 +553,11 @@ void write_kcache_artifact(const std::filesystem::path& path, const KCalibration
           add_artifact_tensor(t, p + arel_step_name(b), {kv, k.rank}, src[l].arel_step(b));
       if (k.rank > 0 && !src[l].enc_basis.empty())
         add_artifact_tensor(t, p + "resid_enc_basis", {kv, hd, k.rank}, src[l].enc_basis);
+      if (!src[l].tc_enc.empty()) {
+        add_artifact_tensor(t, p + "tc_enc", {kv, hd, hd}, src[l].tc_enc);
+        add_artifact_tensor(t, p + "tc_dec", {kv, hd, hd}, src[l].tc_dec);
+        for (std::uint32_t b : {4u, 2u, 1u}) add_artifact_tensor(t, p + "tc_step" + std::to_string(b), {kv, hd}, src[l].tc_step(b));
+      }
       mj.push_back({{"none", src[l].cos_none},
                     {"srht", src[l].cos_srht},
                     {"learned_train", src[l].cos_learned_train},
@@ -495,7 +579,8 @@ void write_kcache_artifact(const std::filesystem::path& path, const KCalibration
       {"tokens", std::to_string(k.tokens)},
       {"seed", std::to_string(k.seed)},
       {"cos1b_heldout", cos.dump()}};
-  if (!k.policy.empty()) meta["kv_policy"] = policy_json(k).dump();
+  if (!k.policy.empty()) meta["kv_policy"] = policy_json(k, false).dump();
+  if (!k.tc_policy.empty()) meta["kv_policy_tc"] = policy_json(k, true).dump();
   if (k.mlp) append_mlp_artifact(*k.mlp, t, meta);
   write_safetensors(path, t, meta);
 }
@@ -567,6 +652,22 @@ KCalibration read_kcache_artifact(const std::filesystem::path& path, const Model
       };
       if (all_or_none("resid_enc_basis", !dst[0].enc_basis.empty()))
         dst[l].enc_basis = read_artifact_tensor(f, p + "resid_enc_basis", {kv, hd, k.rank});
+      // The transform code: in every layer of a mode or in none.
+      const bool has_tc = f.find(p + "tc_enc") != nullptr;
+      if (l > 0 && has_tc != !dst[0].tc_enc.empty())
+        throw FormatError(path, "tensor " + p + "tc_enc: " + (has_tc ? "present" : "absent") + " while layer 0's is " +
+                                    (has_tc ? "absent" : "present"));
+      if (has_tc) {
+        dst[l].tc_enc = read_artifact_tensor(f, p + "tc_enc", {kv, hd, hd});
+        dst[l].tc_dec = read_artifact_tensor(f, p + "tc_dec", {kv, hd, hd});
+        for (std::uint32_t b : {4u, 2u, 1u}) {
+          const std::string name = p + "tc_step" + std::to_string(b);
+          auto& st = dst[l].tc_step(b);
+          st = read_artifact_tensor(f, name, {kv, hd});
+          for (std::size_t i = 0; i < st.size(); ++i)
+            if (!(st[i] > 0)) throw FormatError(path, "tensor " + name + ": element " + std::to_string(i) + " is not > 0");
+        }
+      }
       for (std::uint32_t b : {4u, 2u, 1u}) {
         const std::string name = arel_step_name(b);
         if (!all_or_none(name.c_str(), !dst[0].arel_step(b).empty())) continue;
@@ -577,7 +678,8 @@ KCalibration read_kcache_artifact(const std::filesystem::path& path, const Model
       }
     }
   }
-  if (const auto it = m.find("kv_policy"); it != m.end()) read_policy_json(path, it->second, k);
+  if (const auto it = m.find("kv_policy"); it != m.end()) read_policy_json(path, it->second, k, false);
+  if (const auto it = m.find("kv_policy_tc"); it != m.end()) read_policy_json(path, it->second, k, true);
   k.mlp = read_mlp_artifact(f, c);
   return k;
 }

@@ -15,6 +15,28 @@ KLayerParams key_layer_params(const KCacheConfig& k, const ModelConfig& c, const
   const KLayerCalib* cal = calibration ? &calibration->mode(k.rope).at(layer) : nullptr;
   KLayerParams p;
   p.mu = cal ? cal->mean : std::vector<float>(std::size_t(kv) * hd, 0.0f);
+  if (k.transform) {
+    // The transform code: no rotation; each head's leading columns of the
+    // artifact's pair, the step of each column's width folded in.
+    p.transform = true;
+    p.residual = KResidualLayout::make(k.residual_plan(c, calibration).at(layer));
+    const std::uint32_t r = p.basis_cols = p.residual.max_rank();
+    if (r == 0) return p;  // every head's code empty: the keys are the mean
+    p.basis.assign(std::size_t(kv) * hd * r, 0.0f);
+    p.enc_basis.assign(p.basis.size(), 0.0f);
+    for (std::uint32_t h = 0; h < kv; ++h) {
+      const KResidual res = p.residual.heads[h];
+      for (std::uint32_t j = 0; j < res.rank; ++j) {
+        const float st = cal->tc_step(tc_slot(res, j).width).at(std::size_t(h) * hd + j);
+        for (std::uint32_t i = 0; i < hd; ++i) {
+          const std::size_t src = (std::size_t(h) * hd + i) * hd + j, dst = (std::size_t(h) * hd + i) * r + j;
+          p.basis[dst] = cal->tc_dec[src] * st;
+          p.enc_basis[dst] = cal->tc_enc[src] / st;
+        }
+      }
+    }
+    return p;
+  }
   if (k.rotation == KRotation::srht) {
     const Eigen::MatrixXd h = rot::srht_matrix(hd, k.srht_seed);
     p.rot.reserve(std::size_t(kv) * hd * hd);
@@ -142,8 +164,11 @@ class CodedKeys : public DeviceKeyCache {
     codec_ = kernels::KCodec{&mu_, p.rot.empty() ? nullptr : &rot_, resid ? &basis_ : nullptr, m.n_kv, m.hd,
                              resid ? &residual_ : nullptr, resid ? p.basis_cols : 0};
     if (resid && !p.enc_basis.empty()) codec_.enc_basis = &enc_basis_;
-    bits_ = Buffer::create(d, kernels::kcode_bits_bytes(m.ctx, m.n_kv, m.hd));
-    alpha_ = Buffer::create(d, kernels::kcode_alpha_bytes(m.ctx, m.n_kv));
+    codec_.transform = p.transform;
+    // The transform code stores no sign bits and no alphas (the calls read
+    // neither: 16-byte placeholders, not counted as code bytes).
+    bits_ = Buffer::create(d, p.transform ? 16 : kernels::kcode_bits_bytes(m.ctx, m.n_kv, m.hd));
+    alpha_ = Buffer::create(d, p.transform ? 16 : kernels::kcode_alpha_bytes(m.ctx, m.n_kv));
     if (resid) coef_ = Buffer::create(d, kernels::kcode_coef_bytes(m.ctx, codec_));
     front_len_ = std::min(k.protect_front, m.ctx);
     if (front_len_) front_ = Buffer::create(d, kernels::kv_cache_bytes(front_len_, m.n_kv, m.hd));
@@ -156,7 +181,7 @@ class CodedKeys : public DeviceKeyCache {
     if (pos0 < front_len_) kernels::kv_store(s, k, front_, std::min(n, front_len_ - pos0), pos0, m_.n_kv, m_.hd);
   }
   std::uint64_t code_bytes() const override {
-    return bits_.size() + alpha_.size() + (coef_ ? coef_.size() : 0) + (front_ ? front_.size() : 0);
+    return (codec_.transform ? 0 : bits_.size() + alpha_.size()) + (coef_ ? coef_.size() : 0) + (front_ ? front_.size() : 0);
   }
   std::uint64_t bytes() const override {
     return code_bytes() + mu_.size() + (rot_ ? rot_.size() : 0) + (basis_ ? basis_.size() : 0) +

@@ -23,8 +23,10 @@ HostKvCache::HostKvCache(const ModelConfig& c, std::uint32_t ctx, const KCacheCo
     L.keys.assign(std::size_t(ctx) * row, 0.0f);
     L.values.assign(std::size_t(ctx) * row, 0.0f);
     if (keys.one_bit && keys.rope != KRope::pre) {
-      L.bits.assign(std::size_t(ctx) * kv_ * (hd_ / 32), 0);
-      L.alpha.assign(std::size_t(ctx) * kv_, 0);
+      if (!keys.transform) {
+        L.bits.assign(std::size_t(ctx) * kv_ * (hd_ / 32), 0);
+        L.alpha.assign(std::size_t(ctx) * kv_, 0);
+      }
       L.coef.assign(std::size_t(ctx) * L.params.residual.stride, 0);
     }
   }
@@ -32,7 +34,7 @@ HostKvCache::HostKvCache(const ModelConfig& c, std::uint32_t ctx, const KCacheCo
 
 ref::KCodec HostKvCache::codec(const Layer& L) const {
   return ref::KCodec{L.params.mu,       L.params.rot, L.params.basis, kv_, hd_, L.params.residual, L.params.basis_cols,
-                     k_.rope == KRope::ropemean ? rope_ : nullptr, L.params.enc_basis};
+                     k_.rope == KRope::ropemean ? rope_ : nullptr, L.params.enc_basis, L.params.transform};
 }
 
 void HostKvCache::store(std::uint32_t l, std::uint32_t pos, std::span<const float> k_pre, std::span<const float> k_post,
@@ -76,14 +78,16 @@ void HostKvCache::attend(std::uint32_t l, std::uint32_t pos, std::span<const flo
   ref::AttnKcodeInputs in;
   in.q = q;
   in.codec = codec(L);
-  in.bits = std::span<const std::uint32_t>(L.bits).first(len * kv_ * (hd_ / 32));
-  in.alpha = std::span<const half_bits>(L.alpha).first(len * kv_);
+  if (!L.params.transform) {
+    in.bits = std::span<const std::uint32_t>(L.bits).first(len * kv_ * (hd_ / 32));
+    in.alpha = std::span<const half_bits>(L.alpha).first(len * kv_);
+  }
   in.coef = std::span<const half_bits>(L.coef).first(len * L.params.residual.stride);
   in.front = std::min<std::uint32_t>(k_.protect_front, pos + 1);
   in.front_keys = std::span<const float>(L.keys).first(std::size_t(in.front) * row);
   in.v = values;
   ref::KscoreQuantized qq;
-  if (k_.query_bits) {
+  if (k_.query_bits && !L.params.transform) {
     // The popcount path: q' = R q quantized to query_bits planes, per (row, head).
     const auto qr = ref::attn_kcode_rotate_queries(in.codec, q, 1, heads_);
     qq = ref::kscore_quantize_query(qr, ref::KscoreDims{.d = hd_, .kv_heads = kv_, .group = heads_ / kv_, .keys = 1},

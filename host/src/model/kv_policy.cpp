@@ -47,7 +47,33 @@ const std::vector<double>& ArelStepSet::of(std::uint32_t bits) const {
 }
 
 double head_bits(KResidual r, std::uint32_t hd) {
-  return 1.0 + 16.0 / hd + 16.0 * KResidualLayout::record_halves(r) / hd;
+  return (r.tc ? 0.0 : 1.0 + 16.0 / hd) + 16.0 * KResidualLayout::record_halves(r) / hd;
+}
+
+std::vector<KResidual> tc_options(std::uint32_t hd) {
+  std::vector<KResidual> out;
+  for (std::uint32_t n4 = 0; n4 <= hd; n4 += 4)
+    for (std::uint32_t n2 = 0; n4 + n2 <= hd; n2 += 8)
+      for (std::uint32_t n1 = 0; n4 + n2 + n1 <= hd; n1 += 16) out.push_back(tc_residual(n4, n2, n1));
+  std::stable_sort(out.begin(), out.end(),
+                   [&](const KResidual& a, const KResidual& b) { return head_bits(a, hd) < head_bits(b, hd); });
+  return out;
+}
+
+const std::vector<double>& TcFit::step(std::uint32_t bits) const {
+  if (bits == 4) return step4;
+  if (bits == 2) return step2;
+  if (bits == 1) return step1;
+  throw Error("transform codes are 4, 2 or 1 bits, not " + std::to_string(bits));
+}
+
+double TcFit::loss(KResidual r) const {
+  double s = 0;
+  for (std::size_t j = 0; j < col_loss.size(); ++j) {
+    const std::uint32_t w = j < r.rank ? tc_slot(r, std::uint32_t(j)).width : 0;
+    s += col_loss[j][w == 4 ? 0 : w == 2 ? 1 : w == 1 ? 2 : 3];
+  }
+  return s;
 }
 
 double plan_bits(std::span<const KResidual> heads, std::uint32_t hd) {
@@ -70,11 +96,13 @@ double KPolicyTable::weight(std::size_t h) const {
 KPolicyPlan solve_policy(const KPolicyTable& t, double budget) {
   const std::uint32_t hd = t.head_dim;
   const std::size_t heads = std::size_t(t.layers) * t.kv_heads, n_opt = t.options.size();
-  const double floor_bits = 1.0 + 16.0 / hd;
+  double floor_bits = std::numeric_limits<double>::infinity();
+  for (const KResidual& r : t.options) floor_bits = std::min(floor_bits, head_bits(r, hd));
+  if (t.options.empty()) floor_bits = 1.0 + 16.0 / hd;
   if (!(budget >= floor_bits - 1e-12)) {
     char b[160];
-    std::snprintf(b, sizeof b, "--kv-budget %.4g is below the 1-bit code alone (%.4g bits per key coordinate at head_dim %u)",
-                  budget, floor_bits, hd);
+    std::snprintf(b, sizeof b, "--kv-budget %.4g is below the %s (%.4g bits per key coordinate at head_dim %u)", budget,
+                  t.options.empty() || !t.options[0].tc ? "1-bit code alone" : "cheapest transform code", floor_bits, hd);
     throw Error(b);
   }
   if (n_opt == 0 || t.loss.size() != heads * n_opt) throw Error("precision policy: the loss table does not match its options");
@@ -277,6 +305,65 @@ std::vector<double> head_option_losses(const rot::RowMat& y, const Eigen::Matrix
   }
   for (double& x : loss) x /= double(std::max<Eigen::Index>(y.rows(), 1));
   return loss;
+}
+
+TcFit tc_fit(const rot::RowMat& train, const rot::RowMat& heldout, const Eigen::MatrixXd& weight) {
+  const Eigen::Index d = train.cols();
+  if (heldout.cols() != d || weight.rows() != d || weight.cols() != d)
+    throw Error("tc_fit: keys and weight differ in head_dim");
+  if (train.rows() == 0 || heldout.rows() == 0) throw Error("tc_fit: no training or held-out keys");
+  const Eigen::MatrixXd yt = train.cast<double>(), yh = heldout.cast<double>();
+  const Eigen::MatrixXd cov = yt.transpose() * yt / double(yt.rows());
+  const Eigen::MatrixXd sym = (weight + weight.transpose()) / 2;
+  const bool empty = !(sym.trace() > 0) || !sym.allFinite();
+  const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> ws(empty ? Eigen::MatrixXd::Identity(d, d) : sym);
+  const double lam = 1e-3 * ws.eigenvalues().cwiseMax(0.0).mean();
+  const Eigen::VectorXd wv = ws.eigenvalues().cwiseMax(0.0).array() + lam;
+  const Eigen::MatrixXd& q = ws.eigenvectors();
+  const Eigen::MatrixXd half = q * wv.cwiseSqrt().asDiagonal() * q.transpose();
+  const Eigen::MatrixXd inv_half = q * wv.cwiseSqrt().cwiseInverse().asDiagonal() * q.transpose();
+  const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> fs(half * cov * half);
+  const Eigen::MatrixXd v = fs.eigenvectors().rowwise().reverse();  // descending
+  TcFit f;
+  const Eigen::MatrixXd enc = half * v, dec = inv_half * v;
+  f.enc = enc.cast<float>();
+  f.dec = dec.cast<float>();
+  // Coefficients as the device computes them: from the fp32 encoder.
+  const Eigen::MatrixXd ef = f.enc.cast<double>();
+  const Eigen::Index rows = std::min<Eigen::Index>(yt.rows(), 8192);
+  const Eigen::MatrixXd ct = yt.topRows(rows) * ef, ch = yh * ef;
+  f.col_loss.resize(std::size_t(d));
+  const std::uint32_t widths[3] = {4, 2, 1};
+  for (std::vector<double>* st : {&f.step4, &f.step2, &f.step1}) st->assign(std::size_t(d), 1.0);
+  for (Eigen::Index j = 0; j < d; ++j) {
+    const auto col = ct.col(j);
+    const double sd = std::sqrt(col.squaredNorm() / double(rows));
+    for (int w = 0; w < 3; ++w) {
+      std::vector<double>& st = w == 0 ? f.step4 : w == 1 ? f.step2 : f.step1;
+      if (sd > 0) {
+        double best = std::numeric_limits<double>::infinity();
+        for (int g = 1; g <= 80; ++g) {
+          const double s = sd * 0.05 * g;
+          double e = 0;
+          for (Eigen::Index i = 0; i < rows; ++i) {
+            const double r = col[i] - midrise(col[i], s, widths[w]);
+            e += r * r;
+          }
+          if (e < best) best = e, st[std::size_t(j)] = s;
+        }
+      }
+      // The device folds the step into fp32 bases: measure with the step it uses.
+      const double s = double(float(st[std::size_t(j)]));
+      double e = 0;
+      for (Eigen::Index i = 0; i < ch.rows(); ++i) {
+        const double r = ch(i, j) - midrise(ch(i, j), s, widths[w]);
+        e += r * r;
+      }
+      f.col_loss[std::size_t(j)][std::size_t(w)] = e / double(ch.rows());
+    }
+    f.col_loss[std::size_t(j)][3] = ch.col(j).squaredNorm() / double(ch.rows());
+  }
+  return f;
 }
 
 }  // namespace vkq

@@ -88,7 +88,7 @@ AttnKcodeScratchBytes attention_kcode_scratch_bytes(const Device& d, const KCode
   if (!mean_rope) b.qmu = rows * 4;
   if (mean_rope) b.mrope = rows * hd * 4;
   if (c.coef_stride()) b.uq = rows * c.basis_cols * 4;
-  if (o.path == KcodePath::popcount) {
+  if (o.path == KcodePath::popcount && !c.transform) {
     b.planes = rows * o.query_bits * (hd / 32) * 4;
     b.qconst = rows * 16;
   }
@@ -202,7 +202,9 @@ void attention_kcode(Stream& s, const Buffer& q, const KcodeKeys& keys, const VC
     sh.query0 = row0;
     sh.causal = true;
     sh.causal_keys = std::uint64_t(pos0) + row0 + 1;
-    if (o.path == KcodePath::popcount) {
+    if (c.transform) {
+      kscore_tc(s, sh, resid ? keys.coef : nullptr, kq, scratch.scores, o.tuning);
+    } else if (o.path == KcodePath::popcount) {
       // One workgroup per query head: quantize in pieces of at most maxComputeWorkGroupCount heads.
       const std::uint32_t step = std::max<std::uint32_t>(1, d.info().max_workgroup_count[0] / n_heads);
       for (std::uint32_t r = 0; r < rows; r += step) {

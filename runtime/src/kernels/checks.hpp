@@ -58,7 +58,10 @@ inline void check_codec(const char* fn, const KCodec& c) {
     if (l.n_kv() != c.n_kv)
       fail(fn, "residual layout for " + std::to_string(l.n_kv()) + " heads, the codec has n_kv = " + std::to_string(c.n_kv));
     l.check_basis(fn, c.basis_cols);
+    if (l.stride && l.transform() != c.transform)
+      fail(fn, c.transform ? "a transform code needs transform-coded residual heads" : "transform-coded heads need KCodec::transform");
   }
+  if (c.transform && c.rot) fail(fn, "the transform code has no rotation (rot must be null)");
   if (c.mean_rope.inv_freq) rope_freqs(fn, "mean_rope", c.mean_rope, hd);
 }
 

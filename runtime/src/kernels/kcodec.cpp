@@ -13,8 +13,8 @@
 
 namespace vkq::kernels {
 
-static_assert(sizeof(gpu::KCodeEncodeParams) == 32);
-static_assert(sizeof(gpu::KCodeDecodeParams) == 32);
+static_assert(sizeof(gpu::KCodeEncodeParams) == 36);
+static_assert(sizeof(gpu::KCodeDecodeParams) == 36);
 
 namespace {
 
@@ -70,8 +70,11 @@ KResidualTable KResidualTable::create(Device& d, KResidualLayout layout) {
     throw Error("KResidualTable: the layout's offsets or stride do not follow from its heads (use KResidualLayout::make)");
   KResidualTable t;
   std::vector<std::uint32_t> rows;
-  for (std::size_t h = 0; h < layout.heads.size(); ++h)
-    rows.insert(rows.end(), {layout.heads[h].rank, layout.heads[h].bits, layout.offset[h], layout.heads[h].arel ? 1u : 0u});
+  for (std::size_t h = 0; h < layout.heads.size(); ++h) {
+    const KResidual& r = layout.heads[h];
+    if (r.tc) rows.insert(rows.end(), {r.rank, r.n4 | r.n2 << 16, layout.offset[h], 2u});
+    else rows.insert(rows.end(), {r.rank, r.bits, layout.offset[h], r.arel ? 1u : 0u});
+  }
   if (rows.empty()) rows.assign(4, 0u);
   t.table_ = Buffer::create(d, rows.size() * 4);
   t.table_.upload(std::span<const std::uint32_t>(rows));
@@ -90,12 +93,13 @@ void kcode_encode(Stream& s, const KCodec& c, const Buffer& k, Buffer& bits, Buf
   const Params pr = params(fn, d, c);
   const Binding kb = need(fn, d, "k", &k, std::uint64_t(n) * c.n_kv * c.hd * 4);
   const std::uint32_t ctx = std::uint32_t(end);
-  const Binding bb = need(fn, d, "bits", &bits, kcode_bits_bytes(ctx, c.n_kv, c.hd));
-  const Binding ab = need(fn, d, "alpha", &alpha, kcode_alpha_bytes(ctx, c.n_kv));
+  const Binding bb = c.transform ? pr.mu : need(fn, d, "bits", &bits, kcode_bits_bytes(ctx, c.n_kv, c.hd));
+  const Binding ab = c.transform ? pr.mu : need(fn, d, "alpha", &alpha, kcode_alpha_bytes(ctx, c.n_kv));
   const std::uint32_t stride = c.coef_stride();
   if (stride && !coef) fail(fn, "a residual needs a coef buffer");
+  if (c.transform && !stride) return;  // nothing to store: every head's code is empty
   const Binding cb = stride ? need(fn, d, "coef", coef, kcode_coef_bytes(ctx, c)) : ab;
-  if (&bits == &alpha || (stride && (coef == &bits || coef == &alpha)))
+  if (!c.transform && (&bits == &alpha || (stride && (coef == &bits || coef == &alpha))))
     fail(fn, "bits, alpha and coef must be distinct buffers");
 
   const bool mr = c.mean_rope.inv_freq != nullptr;
@@ -106,8 +110,8 @@ void kcode_encode(Stream& s, const KCodec& c, const Buffer& k, Buffer& bits, Buf
                                           .bindings = 9,
                                           .push_bytes = sizeof(gpu::KCodeEncodeParams),
                                           .local_size = {local_size(c.hd) / (mr ? 2 : 1), 1, 1}});
-  const gpu::KCodeEncodeParams p{n, pos0, c.n_kv, stride, c.rot ? 1u : 0u, mr ? 1u : 0u, mr ? c.mean_rope.scale : 1.f,
-                                  c.basis_cols};
+  const gpu::KCodeEncodeParams p{n,          pos0, c.n_kv, stride, c.rot ? 1u : 0u, mr ? 1u : 0u, mr ? c.mean_rope.scale : 1.f,
+                                  c.basis_cols, c.transform ? 1u : 0u};
   s.dispatch(kern, {kb, pr.mu, pr.rot, pr.enc_basis, bb, ab, cb, fb, pr.table}, p, Threads{std::uint64_t(n) * c.n_kv});
 }
 
@@ -123,14 +127,14 @@ void kcode_decode(Stream& s, const KCodec& c, const Buffer& bits, const Buffer& 
   if (len == 0) return;
   const Params pr = params(fn, d, c);
   const std::uint32_t ctx = std::uint32_t(end);
-  const Binding bb = need(fn, d, "bits", &bits, kcode_bits_bytes(ctx, c.n_kv, c.hd));
-  const Binding ab = need(fn, d, "alpha", &alpha, kcode_alpha_bytes(ctx, c.n_kv));
+  const Binding bb = c.transform ? pr.mu : need(fn, d, "bits", &bits, kcode_bits_bytes(ctx, c.n_kv, c.hd));
+  const Binding ab = c.transform ? pr.mu : need(fn, d, "alpha", &alpha, kcode_alpha_bytes(ctx, c.n_kv));
   const std::uint32_t stride = c.coef_stride();
   if (stride && !coef) fail(fn, "a residual needs a coef buffer");
   const Binding cb = stride ? need(fn, d, "coef", coef, kcode_coef_bytes(ctx, c)) : ab;
   const Binding kc = need(fn, d, "kcache", &kcache, end * c.n_kv * c.hd * 2);
-  if (&kcache == &bits || &kcache == &alpha || &kcache == coef || &kcache == c.mu || &kcache == c.rot ||
-      &kcache == c.basis)
+  if ((!c.transform && (&kcache == &bits || &kcache == &alpha)) || &kcache == coef || &kcache == c.mu ||
+      &kcache == c.rot || &kcache == c.basis)
     fail(fn, "kcache must not alias an input");
 
   const RopeFreqs* table = mr ? &c.mean_rope : rope;
@@ -140,8 +144,8 @@ void kcode_decode(Stream& s, const KCodec& c, const Buffer& bits, const Buffer& 
                                           .push_bytes = sizeof(gpu::KCodeDecodeParams),
                                           .local_size = {local_size(c.hd), 1, 1}});
   const std::uint32_t mode = mr ? 2u : rope ? 1u : 0u;
-  const gpu::KCodeDecodeParams p{first, len, c.n_kv, stride, c.rot ? 1u : 0u, mode, table ? table->scale : 1.f,
-                                  c.basis_cols};
+  const gpu::KCodeDecodeParams p{first,        len, c.n_kv, stride, c.rot ? 1u : 0u, mode, table ? table->scale : 1.f,
+                                  c.basis_cols, c.transform ? 1u : 0u};
   const std::uint64_t groups = c.hd / 2 / kPairsPerDecodeInvocation;
   s.dispatch(kern, {pr.mu, pr.rot, pr.basis, bb, ab, cb, kc, fb, pr.table}, p, Threads{std::uint64_t(len) * c.n_kv * groups});
 }

@@ -69,9 +69,14 @@ void check_shape(const char* fn, const KscoreShape& sh) {
   for (std::uint32_t h = 0; h < sh.kv_heads; ++h) {
     const KResidual r = rv.heads[h].code;
     const std::string head = "residual head " + std::to_string(h) + ": ";
-    if (!r.arel && r.bits != 16 && r.bits != 8 && r.bits != 4) fail(fn, head + "bits must be 16, 8 or 4");
-    if (r.arel && r.bits != 4 && r.bits != 2 && r.bits != 1) fail(fn, head + "alpha-relative coefficients are 4, 2 or 1 bits");
-    if (r.bits != 16 && r.rank % (16 / r.bits))
+    if (r.tc != rv.heads[0].code.tc) fail(fn, head + "transform-coded and sign-coded heads mixed");
+    if (r.tc) {
+      if (r.n4 + r.n2 > r.rank || r.n4 % 4 || r.n2 % 8 || r.n1() % 16)
+        fail(fn, head + "transform code " + residual_label(r) + " does not fill whole halves");
+    } else if (!r.arel && r.bits != 16 && r.bits != 8 && r.bits != 4) fail(fn, head + "bits must be 16, 8 or 4");
+    if (!r.tc && r.arel && r.bits != 4 && r.bits != 2 && r.bits != 1)
+      fail(fn, head + "alpha-relative coefficients are 4, 2 or 1 bits");
+    if (!r.tc && r.bits != 16 && r.rank % (16 / r.bits))
       fail(fn, head + "rank " + std::to_string(r.rank) + " is not a multiple of " + std::to_string(16 / r.bits));
     if (r.rank > rv.basis_cols)
       fail(fn, head + "rank " + std::to_string(r.rank) + " exceeds the basis' " + std::to_string(rv.basis_cols) +
@@ -262,8 +267,8 @@ const Kernel& score_kernel(Stream& s, const char* shader, std::uint32_t bindings
                             .push_bytes = sizeof(gpu::KscoreParams),
                             .local_size = {t.local, 1, 1},
                             .constants = {sh.d, p.g, b, res.rank, pl.slots, pl.keys_per_invocation,
-                                          pl.store_width == 4 ? 1u : 0u, res.rank ? res.bits : 16u,
-                                          res.rank && res.arel ? 1u : 0u}});
+                                          pl.store_width == 4 ? 1u : 0u, res.rank && !res.tc ? res.bits : 16u,
+                                          res.rank && res.arel ? 1u : 0u, res.tc ? res.n4 : 0u, res.tc ? res.n2 : 0u}});
 }
 Threads score_threads(const Plan& pl, const Pass& p) {
   return Threads{(p.count + pl.keys_per_invocation - 1) / pl.keys_per_invocation};
@@ -391,6 +396,55 @@ void kscore_float(Stream& s, const KscoreShape& sh, const KscoreKeys& keys, cons
                 {*query.q, 0, qh * sh.d * 4}, query_binding(query.uq, qh * cols * 4, *query.q),
                 query_binding(query.qmu, qh * 4, *query.q), {scores, b.scores.offset, b.scores.range}},
                b.pc, score_threads(pl, p));
+  }
+}
+
+void kscore_tc(Stream& s, const KscoreShape& sh, const Buffer* c, const KscoreQuery& query, Buffer& scores,
+               const KscoreTuning& t) {
+  constexpr const char* fn = "kscore_tc";
+  Device& d = s.device();
+  check_shape(fn, sh);
+  check_tuning(fn, d, t);
+  const bool resid = sh.residual.any();
+  if (!sh.residual.heads.empty() && !sh.residual.heads[0].code.tc) fail(fn, "the residual heads are not transform-coded");
+  const std::uint64_t qh = sh.query_rows() * sh.q_heads(), cols = resid ? sh.residual.basis_cols : 0;
+  check_buffer(fn, "scores", &scores, std::uint64_t(sh.queries) * sh.q_heads() * sh.keys * 4);
+  check_query_buffer(fn, d, "q", query.q, qh * sh.d * 4);
+  if (query.qmu) check_query_buffer(fn, d, "qmu", query.qmu, qh * 4);
+  if (resid) {
+    check_buffer(fn, "c", c, half_words_bytes(sh.residual.halves(sh.keys)));
+    check_query_buffer(fn, d, "basis", query.basis, std::uint64_t(sh.kv_heads) * sh.d * cols * 4);
+    check_query_buffer(fn, d, "uq", query.uq, qh * cols * 4);
+    check_distinct(fn, *query.uq, {c, query.q, query.qmu, query.basis, &scores});
+  }
+  check_distinct(fn, scores, {c, query.q, query.qmu, query.basis});
+  if (sh.keys == 0) return;
+  const std::uint64_t align = align_of(d);
+  // Only the records are key-side: their span per key, as key_spans counts it.
+  std::vector<KeyBytes> spans = key_spans(sh, 0);
+  spans.erase(spans.begin(), spans.begin() + 2);
+  const Plan pl = plan(fn, d, sh, spans, t, kFloatShape);  // may throw: before recording anything
+  if (cols) residual_query(s, sh, query);
+  for (const Pass& p : pl.passes) {
+    const Window sw = score_window(sh, p, align);
+    gpu::KscoreParams pc = params(sh, p);
+    pc.has_qmu = query.qmu != nullptr;
+    pc.scores_base = std::uint32_t(sw.base);
+    pc.uq_stride = sh.residual.basis_cols;
+    Binding cb(*query.q, 0, 4);
+    const KResidualPlace place = place_of(sh, p.kv);
+    if (place.code.rank) {
+      const Window cw = c_window(place, p, align);
+      pc.c_offset = std::uint32_t(place.offset);
+      pc.c_stride = std::uint32_t(place.stride);
+      pc.c_base = std::uint32_t(cw.base);
+      cb = Binding(*c, cw.offset, cw.range);
+    }
+    const Kernel& k = score_kernel(s, "kscore_tc", 4, sh, pl, p, 1, place.code, t);
+    s.dispatch(k,
+               {cb, query_binding(query.uq, qh * cols * 4, *query.q), query_binding(query.qmu, qh * 4, *query.q),
+                {scores, sw.offset, sw.range}},
+               pc, score_threads(pl, p));
   }
 }
 

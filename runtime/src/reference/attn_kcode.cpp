@@ -17,8 +17,9 @@ void check(const AttnKcodeInputs& in, std::uint32_t n, std::uint32_t pos0, std::
   if (c.residual.stride && c.residual.n_kv() != c.n_kv) throw Error("ref::attention_kcode: residual layout for another n_kv");
   c.residual.check_basis("ref::attention_kcode", c.basis_cols);
   const std::uint64_t front = std::min<std::uint64_t>(in.front, kv_len);
-  if (in.q.size() < std::uint64_t(n) * n_heads * hd || in.bits.size() < kv_len * c.n_kv * w ||
-      in.alpha.size() < kv_len * c.n_kv || in.coef.size() < kv_len * c.residual.stride ||
+  if (in.q.size() < std::uint64_t(n) * n_heads * hd ||
+      (!c.transform && (in.bits.size() < kv_len * c.n_kv * w || in.alpha.size() < kv_len * c.n_kv)) ||
+      in.coef.size() < kv_len * c.residual.stride ||
       in.front_keys.size() < front * c.n_kv * hd || in.v.size() < kv_len * c.n_kv * hd ||
       c.mu.size() < c.n_kv * hd || (!c.rot.empty() && c.rot.size() < c.n_kv * hd * hd) ||
       (c.residual.stride && c.basis.size() < c.n_kv * hd * c.basis_cols))
@@ -97,6 +98,15 @@ std::vector<double> attn_kcode_scores(const AttnKcodeInputs& in, std::uint32_t n
         const std::vector<double> mean = kcode_mean_at(c, g, p);
         double s = 0;
         for (std::uint32_t i = 0; i < hd; ++i) s += double(qm[i]) * mean[i];
+        if (c.transform) {  // no sign term: qmu + Σ uq_r (code_r + 1/2)
+          if (res.rank) {
+            const auto ch =
+                unpack_residual(res, in.coef.subspan(p * stride + c.residual.offset[g], KResidualLayout::record_halves(res)));
+            for (std::uint32_t r = 0; r < res.rank; ++r) s += uq[r] * ch[r];
+          }
+          sc[p] = s;
+          continue;
+        }
         const std::uint32_t* kb = in.bits.data() + e * w;  // (w)
         double dot = 0;
         if (!in.quantized) {

@@ -13,6 +13,8 @@ void check(const KCodec& c) {
   const std::uint64_t hd = c.hd;
   if (hd == 0 || hd % 32 || c.n_kv == 0 || c.basis_cols > hd) throw Error("ref::kcode: bad codec sizes");
   if (c.residual.stride && c.residual.n_kv() != c.n_kv) throw Error("ref::kcode: residual layout for another n_kv");
+  if (c.residual.stride && c.transform != c.residual.transform())
+    throw Error("ref::kcode: a transform code needs transform-coded heads, and only it");
   c.residual.check_basis("ref::kcode", c.basis_cols);
   if (c.mean_rope && c.mean_rope->hd != hd) throw Error("ref::kcode: mean-RoPE table for another head size");
   if (c.mu.size() < c.n_kv * hd || (!c.rot.empty() && c.rot.size() < c.n_kv * hd * hd) ||
@@ -35,7 +37,7 @@ std::vector<double> kcode_coefs(const KCodec& c, std::uint32_t h, std::span<cons
   const float* u = (c.enc_basis.empty() ? c.basis : c.enc_basis).data() + std::uint64_t(h) * hd * cols;  // (hd, cols)
   std::vector<double> out(rank, 0.0);
   for (std::uint32_t j = 0; j < hd; ++j) {
-    const double e = v[j] - (v[j] >= 0 ? alpha : -alpha);
+    const double e = c.transform ? v[j] : v[j] - (v[j] >= 0 ? alpha : -alpha);
     for (std::uint32_t r = 0; r < rank; ++r) out[r] += double(u[j * cols + r]) * e;
   }
   return out;
@@ -46,8 +48,10 @@ KCodes kcode_encode(const KCodec& c, std::span<const float> k, std::uint32_t n, 
   const std::uint32_t hd = c.hd, n_kv = c.n_kv, words = hd / 32;
   if (k.size() < std::uint64_t(n) * n_kv * hd) throw Error("ref::kcode_encode: k too small");
   KCodes out;
-  out.bits.assign(std::uint64_t(n) * n_kv * words, 0);
-  out.alpha.resize(std::uint64_t(n) * n_kv);
+  if (!c.transform) {
+    out.bits.assign(std::uint64_t(n) * n_kv * words, 0);
+    out.alpha.resize(std::uint64_t(n) * n_kv);
+  }
   const std::uint64_t stride = c.residual.stride;
   out.coef.assign(std::uint64_t(n) * stride, 0);
   out.v.resize(std::uint64_t(n) * n_kv * hd);
@@ -69,18 +73,22 @@ KCodes kcode_encode(const KCodec& c, std::span<const float> k, std::uint32_t n, 
         for (std::uint32_t j = 0; j < hd; ++j) s += double(row[j]) * d[j];
         v[i] = s;
       }
-      double l1 = 0;
-      for (std::uint32_t i = 0; i < hd; ++i) {
-        l1 += std::fabs(v[i]);
-        if (v[i] >= 0) out.bits[e * words + i / 32] |= 1u << (i % 32);
+      double alpha = 0;
+      if (!c.transform) {
+        double l1 = 0;
+        for (std::uint32_t i = 0; i < hd; ++i) {
+          l1 += std::fabs(v[i]);
+          if (v[i] >= 0) out.bits[e * words + i / 32] |= 1u << (i % 32);
+        }
+        out.alpha[e] = to_half(float(l1 / hd));
+        alpha = from_half(out.alpha[e]);
       }
-      out.alpha[e] = to_half(float(l1 / hd));
       if (stride == 0 || c.residual.heads[h].rank == 0) continue;
       const KResidual res = c.residual.heads[h];
-      const auto cf = kcode_coefs(c, h, std::span<const double>(v, hd), from_half(out.alpha[e]));
+      const auto cf = kcode_coefs(c, h, std::span<const double>(v, hd), alpha);
       pack_residual(res, cf,
                     std::span(out.coef).subspan(t * stride + c.residual.offset[h], KResidualLayout::record_halves(res)),
-                    from_half(out.alpha[e]));
+                    alpha);
     }
   return out;
 }
@@ -91,21 +99,21 @@ std::vector<half_bits> kcode_decode(const KCodec& c, std::span<const std::uint32
   check(c);
   const std::uint32_t hd = c.hd, n_kv = c.n_kv, words = hd / 32, cols = c.basis_cols;
   const std::uint64_t elems = std::uint64_t(len) * n_kv, stride = c.residual.stride;
-  if (bits.size() < elems * words || alpha.size() < elems || coef.size() < std::uint64_t(len) * stride)
+  if ((!c.transform && (bits.size() < elems * words || alpha.size() < elems)) || coef.size() < std::uint64_t(len) * stride)
     throw Error("ref::kcode_decode: codes too small");
   std::vector<half_bits> out(elems * hd);
   std::vector<double> u(hd), x(hd);
   for (std::uint64_t t = 0; t < len; ++t)
     for (std::uint32_t h = 0; h < n_kv; ++h) {
       const std::uint64_t e = t * n_kv + h;
-      const double a = from_half(alpha[e]);
+      const double a = c.transform ? 0.0 : from_half(alpha[e]);
       const float* ub = c.basis.data() + std::uint64_t(h) * hd * cols;  // (hd, cols)
       const KResidual res = stride ? c.residual.heads[h] : KResidual{};
       const std::vector<double> ch =
           res.rank ? unpack_residual(res, coef.subspan(t * stride + c.residual.offset[h], KResidualLayout::record_halves(res)), a)
                    : std::vector<double>{};
       for (std::uint32_t j = 0; j < hd; ++j) {
-        double s = (bits[e * words + j / 32] >> (j % 32)) & 1u ? a : -a;
+        double s = c.transform ? 0.0 : (bits[e * words + j / 32] >> (j % 32)) & 1u ? a : -a;
         for (std::uint32_t r = 0; r < res.rank; ++r) s += double(ub[j * cols + r]) * ch[r];
         u[j] = s;
       }

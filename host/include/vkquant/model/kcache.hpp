@@ -47,6 +47,11 @@ struct KCacheConfig {
   // with a per-token fp16 scale; kresidual.hpp). Rank 8 bits needs an even
   // rank, 4 bits a multiple of 4.
   std::uint32_t coef_bits = 16;
+  // The transform code (--kcache tc, docs/design.md §2.9): no sign code; each
+  // head's coefficients at 4, 2 and 1 bits as the artifact's transform plan
+  // at `budget` says. Needs an artifact calibrated with --kv-budget and a
+  // budget; rank, coef_bits, coef_arel and query_bits stay at 0/16/false/0.
+  bool transform = false;
   // Alpha-relative codes of coef_bits 4, 2 or 1 (no per-token scale; the
   // step per basis column and width comes from the artifact, kresidual.hpp).
   bool coef_arel = false;
@@ -97,6 +102,13 @@ struct KLayerCalib {
   // The steps of `bits`-bit alpha-relative codes (4, 2 or 1).
   const std::vector<float>& arel_step(std::uint32_t bits) const;
   std::vector<float>& arel_step(std::uint32_t bits);
+  // The transform code (docs/design.md §2.9; tc_fit in the unrotated
+  // centered space of the mode): encoder and decoder (kv_heads, hd, hd), and
+  // each column's absolute step at 4, 2 and 1 bits (kv_heads, hd); empty
+  // unless calibrated with --kv-budget.
+  std::vector<float> tc_enc, tc_dec, tc_step4, tc_step2, tc_step1;
+  const std::vector<float>& tc_step(std::uint32_t bits) const;
+  std::vector<float>& tc_step(std::uint32_t bits);
   // cos1b per head (held-out unless named train): centered (no rotation), SRHT, learned.
   std::vector<double> cos_none, cos_srht, cos_learned_train, cos_learned;
   std::vector<double> cos_eff;  // learned + residual, measured
@@ -123,8 +135,14 @@ struct KCalibration {
   std::map<KRope, KPolicyTable> policy;
   double budget = 0;
   std::map<KRope, std::vector<KResidual>> plans;
-  // The table of one rope mode (throws naming --kv-budget when absent).
-  const KPolicyTable& policy_table(KRope r) const;
+  // The transform code's tables and plans per rope mode (options tc_options;
+  // head_kl: the sign code's sensitivity rescaled so that both tables weigh
+  // a head alike, KL per unit of predicted loss).
+  std::map<KRope, KPolicyTable> tc_policy;
+  std::map<KRope, std::vector<KResidual>> tc_plans;
+  // The table of one rope mode (throws naming --kv-budget when absent);
+  // transform: the transform code's.
+  const KPolicyTable& policy_table(KRope r, bool transform = false) const;
 };
 
 // SHA-256 over the model's weights as stored (ModelFile::for_each_stored

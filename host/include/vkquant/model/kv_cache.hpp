@@ -30,6 +30,9 @@ struct KLayerParams {
   std::vector<float> mu, rot, basis, enc_basis;
   KResidualLayout residual;     // each KV head's residual (KCacheConfig::residual_plan); stride 0: none
   std::uint32_t basis_cols = 0;  // columns of basis: the largest rank of the layout
+  // The transform code (KCacheConfig::transform): rot empty, basis/enc_basis
+  // each head's leading columns of the artifact's pair with the steps folded in.
+  bool transform = false;
 };
 KLayerParams key_layer_params(const KCacheConfig& k, const ModelConfig& c, const KCalibration* calibration,
                               std::uint32_t layer);

@@ -21,6 +21,7 @@
 // head matters to the output (softmax sharpness, what later layers make of it).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -77,8 +78,34 @@ struct ArelStepSet {
 };
 
 // Bits per key coordinate of a head with residual r: the 1-bit code
-// (1 + 16/hd for sign bits and alpha) plus the record (KResidualLayout).
+// (1 + 16/hd for sign bits and alpha) plus the record (KResidualLayout); a
+// transform-coded head's record alone.
 double head_bits(KResidual r, std::uint32_t hd);
+
+// The transform code's options at head_dim hd (docs/design.md §2.9): every
+// (n4, n2, n1) with n4 % 4, n2 % 8, n1 % 16 == 0 and n4 + n2 + n1 <= hd, the
+// empty code (the mean alone) first; in increasing bits.
+std::vector<KResidual> tc_options(std::uint32_t hd);
+
+// One head's transform code, fitted on training keys and measured on held-out
+// ones (rows: centered keys in the codec's space; weight W the query
+// objective's Σ_q / hd there, or the identity). With W' = W + 1e-3·mean
+// eigenvalue, V the eigenvectors of W'^½ E[yyᵀ] W'^½ (descending), the
+// encoder is A = W'^½ V and the decoder B = W'^-½ V (AᵀB = I, BᵀW'B = I): c =
+// Aᵀy, ŷ = B ĉ, and the weighted error (y − ŷ)ᵀ W' (y − ŷ) is Σ_j (c_j − ĉ_j)²,
+// so an option's loss is the sum of its columns'. steps[w] (w: 4, 2, 1 bits)
+// is each column's absolute midrise step of least squared error on the
+// training keys (0.05 .. 4 standard deviations); col_loss[j][w] the held-out
+// mean of (c_j − ĉ_j)² at width 4, 2, 1 and 0 (ĉ = 0).
+struct TcFit {
+  Eigen::MatrixXf enc, dec;                    // (hd, hd)
+  std::vector<double> step4, step2, step1;     // (hd) each
+  std::vector<std::array<double, 4>> col_loss;  // (hd): widths 4, 2, 1, 0
+  // Loss of option r (tc_options): the sum of its columns' held-out losses.
+  double loss(KResidual r) const;
+  const std::vector<double>& step(std::uint32_t bits) const;
+};
+TcFit tc_fit(const rot::RowMat& train, const rot::RowMat& heldout, const Eigen::MatrixXd& weight);
 // Mean of head_bits over a plan's heads.
 double plan_bits(std::span<const KResidual> heads, std::uint32_t hd);
 
@@ -107,7 +134,8 @@ struct KPolicyPlan {
 
 // The plan of least summed loss whose mean bits per key coordinate stay
 // within `budget`. Throws vkq::Error naming --kv-budget when the budget is
-// below the 1-bit code alone (1 + 16/hd).
+// below the table's cheapest option (the 1-bit code alone, 1 + 16/hd; a
+// transform code's empty code, 0).
 KPolicyPlan solve_policy(const KPolicyTable& t, double budget);
 
 // Loss of every option for one head: y are the head's rotated, centered keys

@@ -1,6 +1,8 @@
 // Causal GQA attention over the 1-bit K-cache code (docs/design.md §2) and the fp16
 // V cache: the post-RoPE key at position p is scored from its code as
 //   q·k̂_p = q·m_p + alpha_p·(q'·s_p) + Σ_{i<r_g} (U_Rᵀ q')_i ĉ_{p,i},   q' = R_{h/group} q,
+// (the transform code, KCodec::transform: no alpha_p·(q'·s_p) term, q' = q;
+// kscore_tc; keys.bits and keys.alpha are not read),
 // m_p = mu (plain mean) or RoPE_p(mu_pre) (mean-RoPE variant, KCodec::
 // a mean-RoPE table), with q'·s_p in fp32 (float path) or from popcounts of
 // a b-bit quantized q' (popcount path); positions p < front use the exact

@@ -59,6 +59,10 @@ struct KCodec {
   // The encoder's basis (c = Aᵀ(v − alpha·s), same shape as basis); nullptr:
   // basis itself. Decoding (and scoring) always read `basis` (kresidual.hpp).
   const Buffer* enc_basis = nullptr;
+  // The transform code (docs/design.md §2.9; every head of `residual` tc):
+  // no sign bits and no alpha, c = Aᵀ v coded absolutely; the bits and alpha
+  // buffers of the calls below are not read or written (any buffer serves).
+  bool transform = false;
 
   // Residual record halves per position (0: no residual).
   std::uint32_t coef_stride() const { return residual ? residual->layout().stride : 0; }

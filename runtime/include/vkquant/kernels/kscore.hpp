@@ -103,6 +103,13 @@ void kscore_quantize_query(Stream& s, const KscoreShape& shape, std::uint32_t b,
 void kscore_popcount(Stream& s, const KscoreShape& shape, const KscoreKeys& keys, const KscoreQuery& query,
                      const KscoreQuantized& qq, Buffer& scores, const KscoreTuning& tuning = {});
 
+// The transform code (every head of shape.residual transform-coded,
+// kresidual.hpp; no sign bits, no alpha): scores = qmu + Σ_i (U_Rᵀ q)_i ĉ_i,
+// ĉ_i = code_i + 1/2 from the keys' records in c (nullptr when every head's
+// code is empty); keys.bits and keys.alpha are not read.
+void kscore_tc(Stream& s, const KscoreShape& shape, const Buffer* c, const KscoreQuery& query, Buffer& scores,
+               const KscoreTuning& tuning = {});
+
 // sums (queries, q_heads, N) int32 = Σ_i s_i Q_i exactly: the popcount path's integer core.
 void kscore_popcount_sums(Stream& s, const KscoreShape& shape, const Buffer& bits, const KscoreQuantized& qq,
                           Buffer& sums, const KscoreTuning& tuning = {});

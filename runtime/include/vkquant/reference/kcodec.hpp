@@ -24,6 +24,9 @@ struct KCodec {
   std::uint32_t basis_cols = 0;  // R >= every r_h
   const RopeTable* mean_rope = nullptr;  // set: mu is pre-RoPE, position p centers by RoPE_p(mu)
   std::span<const float> enc_basis = {};  // the encoder's basis (basis' shape); empty: basis
+  // The transform code (kresidual.hpp's tc heads): no sign bits and no
+  // alpha; c = encᵀ v, k̂ = m + R_hᵀ U ĉ.
+  bool transform = false;
 };
 
 struct KCodes {
@@ -40,15 +43,18 @@ std::vector<double> kcode_mean_at(const KCodec& c, std::uint32_t h, std::uint64_
 
 // Encodes k (n, n_kv*hd), row t at cache position pos0 + t: v = R_h (k_h - m_h)
 // (m_h = kcode_mean_at), bits = [v >= 0], alpha = ||v||_1 / hd (fp16),
-// c = U_{r_h}ᵀ (v - alpha_fp16 · s), packed by pack_residual.
+// c = U_{r_h}ᵀ (v - alpha_fp16 · s), packed by pack_residual. Transform
+// code: bits and alpha stay empty, c = U_{r_h}ᵀ v.
 KCodes kcode_encode(const KCodec& c, std::span<const float> k, std::uint32_t n, std::uint32_t pos0 = 0);
 
-// c = U_{r_h}ᵀ (v - alpha · s) of one element (v: hd values, s from v >= 0), head h: r_h values, unquantized.
+// c = U_{r_h}ᵀ (v - alpha · s) of one element (v: hd values, s from v >= 0), head h: r_h values, unquantized
+// (transform code: U_{r_h}ᵀ v).
 std::vector<double> kcode_coefs(const KCodec& c, std::uint32_t h, std::span<const double> v, double alpha);
 
 // Decodes codes of len positions (bits (len, n_kv, hd/32), alpha (len, n_kv),
 // coef (len, residual.stride) halves) standing at cache positions first..first+len-1:
-// k̂_h = m_h + R_hᵀ (alpha · s + U_{r_h} ĉ) (m_h = kcode_mean_at, ĉ = unpack_residual), then RoPE
+// k̂_h = m_h + R_hᵀ (alpha · s + U_{r_h} ĉ) (m_h = kcode_mean_at, ĉ = unpack_residual; transform
+// code: no alpha · s, bits and alpha unread), then RoPE
 // (rope_apply of the table, rotate_half pairs) if `rope` is given.
 // Returns (len, n_kv, hd) fp16 bits (fp64 -> fp32 -> fp16, nearest even).
 std::vector<half_bits> kcode_decode(const KCodec& c, std::span<const std::uint32_t> bits,
