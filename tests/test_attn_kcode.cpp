@@ -8,7 +8,9 @@
 // (plain and mean-RoPE). Values fp16, q8 and q4 (read in place). The mean-RoPE table against cos / sin in fp64, and
 // argument rejection. Per-head residuals (int4 / none / int8: odd stride,
 // records at odd halves) with query blocks and key chunks forced. GQA
-// groups of 7 (Qwen2.5) and 12 too.
+// groups of 7 (Qwen2.5) and 12 too. The transform code (no sign bits, no
+// rotation; kscore_tc) with 4/2/1-bit segments, an empty head, mean-RoPE and
+// front keys, blocks and chunks forced.
 #include <cmath>
 #include <numbers>
 #include <optional>
@@ -88,7 +90,9 @@ std::string case_name(const ACase& c) {
   if (c.small_blocks) s += "_blocks";
   if (c.vt != VType::f16) s += std::string("_v") + vtype_name(c.vt);
   if (!c.mixed.empty()) s += "_mix";
-  for (const KResidual& r : c.mixed) s += "_" + std::to_string(r.rank) + (r.arel ? "a" : "b") + std::to_string(r.bits);
+  for (const KResidual& r : c.mixed)
+    s += r.tc ? "_tc" + std::to_string(r.n4) + "x" + std::to_string(r.n2) + "x" + std::to_string(r.n1())
+              : "_" + std::to_string(r.rank) + (r.arel ? "a" : "b") + std::to_string(r.bits);
   return s;
 }
 
@@ -111,7 +115,7 @@ struct Problem {
                                 : c.rank ? KResidualLayout::uniform(c.n_kv, c.rank) : KResidualLayout{}),
         vt(c.vt) {
     mu = random_floats(std::size_t(n_kv) * hd, seed, -1.5f, 1.5f);
-    rot = random_rotations(n_kv, hd, seed + 1);
+    if (!transform()) rot = random_rotations(n_kv, hd, seed + 1);  // the transform code has no rotation
     basis = random_floats(std::size_t(n_kv) * hd * rank, seed + 2, -0.2f, 0.2f);
     // Keys: a mean (RoPE'd at their position in the mean-RoPE cases) plus noise.
     k = random_floats(std::size_t(kv_len) * n_kv * hd, seed + 3, -2.f, 2.f);
@@ -129,9 +133,9 @@ struct Problem {
     front_keys = fp16_round(std::span<const float>(k).first(std::size_t(front) * n_kv * hd));
 
     mu_b = upload(d, mu);
-    rot_b = upload(d, rot);
+    rot_b = upload(d, rot.empty() ? std::vector<float>(1) : rot);
     basis_b = upload(d, basis.empty() ? std::vector<float>(1) : basis);
-    bits_b = upload(d, codes.bits);
+    bits_b = upload(d, codes.bits.empty() ? std::vector<std::uint32_t>(1) : codes.bits);  // transform code: none
     alpha_b = upload(d, pack_halves(codes.alpha));
     coef_b = upload(d, pack_halves(codes.coef));
     front_b = upload(d, front ? ref::kv_pack(front_keys, front, n_kv, hd) : std::vector<std::uint32_t>(1));
@@ -143,11 +147,15 @@ struct Problem {
   }
 
   kernels::VCacheView values() const { return {vt, &v_b, vt == VType::f16 ? nullptr : &vs_b}; }
-  ref::KCodec host_codec() const { return {mu, rot, basis, n_kv, hd, layout, rank, mean_rope ? &rope.host : nullptr}; }
+  bool transform() const { return layout.transform(); }
+  ref::KCodec host_codec() const {
+    return {mu, rot, basis, n_kv, hd, layout, rank, mean_rope ? &rope.host : nullptr, {}, transform()};
+  }
   kernels::KcodeKeys keys() const {
     kernels::KcodeKeys kk;
-    kk.codec = {&mu_b, &rot_b, rank ? &basis_b : nullptr, n_kv, hd, layout.stride ? &resid_b : nullptr, rank,
+    kk.codec = {&mu_b, transform() ? nullptr : &rot_b, rank ? &basis_b : nullptr, n_kv, hd, layout.stride ? &resid_b : nullptr, rank,
                 mean_rope ? rope.freqs() : kernels::RopeFreqs{}};
+    kk.codec.transform = transform();
     kk.bits = &bits_b;
     kk.alpha = &alpha_b;
     kk.coef = layout.stride ? &coef_b : nullptr;
@@ -250,7 +258,13 @@ INSTANTIATE_TEST_SUITE_P(
                       ACase{64, 3, 2, 37, 100, 16, 2, P, 8, true, true, VType::q4, {{16, 1, true}, {0, 16}, {8, 2, true}}},
                       // Groups of 7 at hd 128: 4 + 3 heads per softmax·V invocation.
                       ACase{128, 2, 7, 1, 300, 0, 4, P, 8, true, false, VType::q4},
-                      ACase{128, 2, 7, 9, 40, 8, 4, F, 8, false, false, VType::f16}),
+                      ACase{128, 2, 7, 9, 40, 8, 4, F, 8, false, false, VType::f16},
+                      // The transform code (kscore_tc): 4/2/1-bit segments, an empty head,
+                      // odd strides, query blocks and key chunks, mean-RoPE, front keys.
+                      ACase{64, 3, 2, 37, 100, 64, 2, F, 8, false, true, VType::f16,
+                            {tc_residual(8, 16, 16), tc_residual(0, 0, 0), tc_residual(20, 8, 0)}},
+                      ACase{64, 2, 4, 1, 100, 40, 4, F, 8, true, false, VType::q4, {tc_residual(4, 0, 32), tc_residual(24, 16, 0)}},
+                      ACase{128, 2, 7, 9, 300, 96, 0, F, 8, true, true, VType::q8, {tc_residual(32, 0, 64), tc_residual(0, 24, 0)}}),
     [](const auto& p) { return case_name(p.param); });
 INSTANTIATE_TEST_SUITE_P(
     Shapes, AttnKcodeOneHead,

@@ -13,7 +13,9 @@
 // rounding, with and without mean-RoPE. Per-head residuals (vkquant/kresidual.hpp):
 // pack / unpack and the exact record bytes at 16 / 8 / 4 bits, encode and
 // decode with mixed layouts (odd strides, records starting at odd halves),
-// layout refusals by name.
+// layout refusals by name. The transform code (tc heads): encode writes no
+// bits and no alpha and codes within one step of the reference's, decode
+// matches the reference.
 #include <cmath>
 #include <random>
 
@@ -92,8 +94,9 @@ struct Codec {
       enc_basis = random_floats(basis.size(), seed + 3, -0.3f, 0.3f);
       if (layout.stride)
         for (std::uint32_t h = 0; h < n_kv; ++h)
-          if (layout.heads[h].arel)
-            for (std::size_t i = 0; i < std::size_t(hd) * rank; ++i) enc_basis[std::size_t(h) * hd * rank + i] *= 5.0f;
+          if (layout.heads[h].arel || layout.heads[h].tc)  // transform codes: absolute steps, so a smaller spread
+            for (std::size_t i = 0; i < std::size_t(hd) * rank; ++i)
+              enc_basis[std::size_t(h) * hd * rank + i] *= layout.heads[h].tc ? 2.0f : 5.0f;
     }
     mu_b = upload(d, mu);
     if (rotate) rot_b = upload(d, rot);
@@ -101,11 +104,14 @@ struct Codec {
     if (!enc_basis.empty()) enc_b = upload(d, enc_basis);
     if (layout.stride) table = kernels::KResidualTable::create(d, layout);
   }
+  bool transform() const { return layout.transform(); }
   kernels::KCodec dev() const {
     return {&mu_b,  rotate ? &rot_b : nullptr, rank ? &basis_b : nullptr, n_kv, hd, layout.stride ? &table : nullptr,
-            rank,   mean_rope ? rope.freqs() : kernels::RopeFreqs{}, enc_basis.empty() ? nullptr : &enc_b};
+            rank,   mean_rope ? rope.freqs() : kernels::RopeFreqs{}, enc_basis.empty() ? nullptr : &enc_b, transform()};
   }
-  ref::KCodec host() const { return {mu, rot, basis, n_kv, hd, layout, rank, mean_rope ? &rope.host : nullptr, enc_basis}; }
+  ref::KCodec host() const {
+    return {mu, rot, basis, n_kv, hd, layout, rank, mean_rope ? &rope.host : nullptr, enc_basis, transform()};
+  }
   std::uint64_t coef_bytes(std::uint32_t ctx) const { return layout.bytes(ctx); }
 };
 
@@ -166,7 +172,9 @@ struct KCase {
 
 std::string case_name(const KCase& c) {
   std::string mix;
-  for (const KResidual& r : c.mixed) mix += "_" + std::to_string(r.rank) + (r.arel ? "a" : "b") + std::to_string(r.bits);
+  for (const KResidual& r : c.mixed)
+    mix += r.tc ? "_tc" + std::to_string(r.n4) + "x" + std::to_string(r.n2) + "x" + std::to_string(r.n1())
+                : "_" + std::to_string(r.rank) + (r.arel ? "a" : "b") + std::to_string(r.bits);
   return "d" + std::to_string(c.hd) + "_kv" + std::to_string(c.n_kv) + "_r" + std::to_string(c.rank) + "_n" +
          std::to_string(c.n) + "_p" + std::to_string(c.pos0) + (c.rotate ? "_rot" : "_id") +
          (c.rope ? "_rope" : "") + (c.mean_rope ? "_meanrope" : "") + (mix.empty() ? "" : "_mix" + mix);
@@ -194,10 +202,12 @@ TEST_P(KCodec, EncodeMatchesReference) {
   kernels::kcode_encode(s, c.dev(), kb, bits, alpha, resid ? &coef : nullptr, kc.n, kc.pos0);
   s.submit_and_wait();
 
+  // The transform code writes no bits and no alpha: both stay poison.
   const auto got_bits = download<std::uint32_t>(bits, std::size_t(ctx) * n_kv * words);
   std::vector<std::uint32_t> ref_bits(got_bits.size(), kPoison);
   std::copy(want.bits.begin(), want.bits.end(), ref_bits.begin() + std::size_t(kc.pos0) * n_kv * words);
   EXPECT_TRUE(exact<std::uint32_t>(ref_bits, got_bits));
+  EXPECT_EQ(want.bits.empty(), c.transform());
 
   const std::size_t e0 = std::size_t(kc.pos0) * n_kv, e1 = e0 + std::size_t(kc.n) * n_kv;
   const auto got_alpha = download<std::uint32_t>(alpha, kernels::kcode_alpha_bytes(ctx, n_kv) / 4);
@@ -216,14 +226,18 @@ TEST_P(KCodec, EncodeMatchesReference) {
       continue;
     }
     const std::size_t t = e - e0;
-    const half_bits ra = want.alpha[t];
-    ASSERT_LE(std::abs(int(a) - int(ra)), 1) << "alpha of element " << e << ": " << from_half(a) << " vs "
-                                              << from_half(ra);
-    alpha_off += a != ra;
+    if (c.transform()) {
+      untouched_bad += a != kPoisonHalf;
+    } else {
+      const half_bits ra = want.alpha[t];
+      ASSERT_LE(std::abs(int(a) - int(ra)), 1) << "alpha of element " << e << ": " << from_half(a) << " vs "
+                                                << from_half(ra);
+      alpha_off += a != ra;
+    }
     if (!res.rank) continue;
     // The coefs are measured against the device's fp16 alpha.
     const std::span<const double> v(want.v.data() + t * kc.hd, kc.hd);
-    const auto cf = ref::kcode_coefs(c.host(), h, v, from_half(a));
+    const auto cf = ref::kcode_coefs(c.host(), h, v, c.transform() ? 0.0 : from_half(a));
     std::vector<half_bits> got_rec(rh);
     for (std::uint32_t j = 0; j < rh; ++j) got_rec[j] = get_half(got_coef, g0 + j);
     if (res.bits == 16) {
@@ -241,15 +255,17 @@ TEST_P(KCodec, EncodeMatchesReference) {
     // pack_residual's (alpha-relative: no scale, the device's alpha and the
     // basis columns' norms).
     std::vector<half_bits> want_rec(rh);
-    pack_residual(res, cf, want_rec, from_half(a));
-    const std::uint32_t lead = res.arel ? 0 : 1;
-    if (!res.arel) {
+    pack_residual(res, cf, want_rec, c.transform() ? 0.0 : from_half(a));
+    const std::uint32_t lead = res.arel || res.tc ? 0 : 1;
+    if (!res.arel && !res.tc) {
       ASSERT_LE(std::abs(int(got_rec[0]) - int(want_rec[0])), 1) << "scale of element " << e;
     }
-    const std::uint32_t per = 16 / res.bits, mask = (1u << res.bits) - 1, sign = 1u << (res.bits - 1);
     for (std::uint32_t r = 0; r < res.rank; ++r) {
+      // Code r's width, half and shift (kresidual.hpp).
+      const TcSlot slot = res.tc ? tc_slot(res, r) : TcSlot{res.bits, lead + r / (16 / res.bits), res.bits * (r % (16 / res.bits))};
+      const std::uint32_t mask = (1u << slot.width) - 1, sign = 1u << (slot.width - 1);
       const auto code = [&](const std::vector<half_bits>& rec) {
-        const std::uint32_t u = (std::uint32_t(rec[lead + r / per]) >> (res.bits * (r % per))) & mask;
+        const std::uint32_t u = (std::uint32_t(rec[slot.half]) >> slot.shift) & mask;
         return int(u ^ sign) - int(sign);
       };
       ASSERT_LE(std::abs(code(got_rec) - code(want_rec)), 1) << "code " << r << " of element " << e;
@@ -344,7 +360,16 @@ INSTANTIATE_TEST_SUITE_P(Shapes, KCodec,
                                            KCase{64, 4, 16, 13, 5, true, true, false,
                                                  {{16, 1, true}, {8, 2, true}, {6, 8}, {16, 2, true}}},
                                            KCase{128, 3, 32, 7, 4999, true, false, true,
-                                                 {{32, 1, true}, {3, 16}, {16, 2, true}}}),
+                                                 {{32, 1, true}, {3, 16}, {16, 2, true}}},
+                                           // The transform code (no sign bits, no alpha, no rotation):
+                                           // 4/2/1-bit segments per head, an empty head, records
+                                           // at odd offsets (stride 11 and 19),
+                                           // RoPE after decode, and mean-RoPE at a far position.
+                                           KCase{64, 3, 64, 13, 5, false, true, false,
+                                                 {tc_residual(8, 16, 16), tc_residual(0, 0, 0), tc_residual(20, 8, 0)}},
+                                           KCase{128, 4, 96, 300, 4999, false, false, true,
+                                                 {tc_residual(4, 8, 16), tc_residual(32, 0, 64), tc_residual(0, 24, 0),
+                                                  tc_residual(0, 0, 16)}}),
                          [](const auto& p) { return case_name(p.param); });
 
 // Plain random keys: coordinates near 0 are allowed; a sign bit may differ
@@ -500,6 +525,56 @@ TEST(KResidual, LayoutOffsetsStrideBytes) {
   EXPECT_EQ(KResidualLayout::uniform(4, 0).stride, 0u);
   EXPECT_EQ(KResidualLayout::uniform(4, 0).bytes(100), 0u);
   EXPECT_EQ(KResidualLayout::record_halves({12, 4}), 4u);
+}
+
+TEST(KResidual, TransformCodeLayoutAndRecords) {
+  // Halves: n4/4 + n2/8 + n1/16; offsets follow; the empty code holds none.
+  const KResidualLayout l = KResidualLayout::make({tc_residual(8, 16, 16), tc_residual(0, 0, 0), tc_residual(4, 0, 32)});
+  EXPECT_EQ(l.offset, (std::vector<std::uint32_t>{0, 5, 5}));
+  EXPECT_EQ(l.stride, 8u);
+  EXPECT_TRUE(l.transform());
+  EXPECT_FALSE(KResidualLayout::make({{8, 4}}).transform());
+  EXPECT_EQ(l.max_rank(), 40u);
+  EXPECT_EQ(residual_label(tc_residual(8, 16, 16)), "tc8/16/16");
+  EXPECT_EQ(residual_label(tc_residual(0, 0, 0)), "tc0");
+  // Slots: 4-bit codes from half 0, then 2-bit, then 1-bit.
+  const KResidual r = tc_residual(8, 16, 16);
+  EXPECT_EQ(tc_slot(r, 5).width, 4u);
+  EXPECT_EQ(tc_slot(r, 5).half, 1u);
+  EXPECT_EQ(tc_slot(r, 5).shift, 4u);
+  EXPECT_EQ(tc_slot(r, 8 + 9).half, 3u);
+  EXPECT_EQ(tc_slot(r, 8 + 9).shift, 2u);
+  EXPECT_EQ(tc_slot(r, 24 + 15).half, 4u);
+  EXPECT_EQ(tc_slot(r, 24 + 15).shift, 15u);
+  // floor(c) clamped to each width's range, NaN codes 0; decoded as code + 1/2.
+  std::vector<double> c(40, 0.0);
+  c[0] = 7.9;      // 4-bit: 7
+  c[1] = -8.5;     // clamped to -8
+  c[2] = -0.25;    // -1
+  c[3] = std::nan("");
+  c[8] = 1.99;     // 2-bit: 1
+  c[9] = -3.0;     // -2 (clamped)
+  c[24] = 0.3;     // 1-bit: 0
+  c[25] = -0.01;   // -1
+  c[39] = 100.0;   // 0 (clamped)
+  std::vector<half_bits> rec(5, 0xffff);
+  pack_residual(r, c, rec);
+  const std::vector<double> back = unpack_residual(r, rec);
+  const std::vector<std::pair<int, double>> want{{0, 7.5}, {1, -7.5}, {2, -0.5}, {3, 0.5}, {4, 0.5}, {8, 1.5},
+                                                 {9, -1.5}, {10, 0.5}, {24, 0.5}, {25, -0.5}, {39, 0.5}};
+  for (const auto& [i, v] : want) EXPECT_EQ(back[std::size_t(i)], v) << "code " << i;
+  EXPECT_EQ(rec[0], half_bits(0x0f87));  // codes 7, -8 (0x8), -1 (0xf), 0: low nibble first
+}
+
+TEST(KResidual, TransformCodeRefusals) {
+  const auto msg = [](std::vector<KResidual> h) { return error_of([&] { KResidualLayout::make(std::move(h)); }); };
+  EXPECT_NE(msg({tc_residual(6, 0, 0)}).find("head 0 (tc6/0/0): transform codes fill whole halves"), std::string::npos);
+  EXPECT_NE(msg({tc_residual(0, 4, 0)}).find("n2 4"), std::string::npos);
+  EXPECT_NE(msg({tc_residual(0, 0, 8)}).find("n1 8"), std::string::npos);
+  EXPECT_NE(msg({tc_residual(4, 0, 0), {8, 4}}).find("head 1 (rank 8, 4 bits): transform-coded heads cannot share a layer"),
+            std::string::npos);
+  EXPECT_NE(msg({{8, 4}, tc_residual(4, 0, 0)}).find("head 1 (tc4/0/0): transform-coded heads cannot share"),
+            std::string::npos);
 }
 
 TEST(KResidual, RefusalsNameTheHeadAndTheRule) {

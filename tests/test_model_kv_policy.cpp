@@ -2,6 +2,8 @@
 // and bits, the greedy plan under a budget, the measured losses, the artifact
 // that stores them, and the forward passes honouring mixed heads — Vulkan
 // against the CPU codec, bits per key coordinate from the buffers' sizes.
+// The transform code (§2.9): its fit, options, tables, plans, artifact and
+// forward passes likewise.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -128,6 +130,79 @@ TEST(KvPolicy, BudgetBelowTheCodeIsRefusedByName) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("--kv-budget 1.4 is below the 1-bit code alone (1.5 bits"), std::string::npos) << e.what();
   }
+}
+
+// The transform code's fit (docs/design.md §2.9): an oblique pair with AᵀB = I,
+// per-column losses whose sums are the options' measured held-out errors
+// (coded as the device codes: floor(c / step) clamped, ĉ = (code + 1/2)·step
+// along B), falling with bits, and query weighting that spends the bits where
+// the queries look.
+TEST(KvPolicy, TransformCodeFit) {
+  const std::uint32_t d = 32;
+  std::mt19937 rng(9);
+  std::normal_distribution<float> g;
+  auto keys = [&](Eigen::Index n) {
+    rot::RowMat y(n, d);
+    for (Eigen::Index i = 0; i < n; ++i)
+      for (Eigen::Index j = 0; j < d; ++j) y(i, j) = g(rng) * (0.2f + float(j % 8));
+    return y;
+  };
+  const rot::RowMat train = keys(2000), held = keys(700);
+  Eigen::MatrixXd w = Eigen::MatrixXd::Identity(d, d);
+  for (Eigen::Index j = 0; j < d; ++j) w(j, j) = j < 4 ? 4.0 : 0.25;  // queries look along the first 4 axes
+  const TcFit f = tc_fit(train, held, w);
+  EXPECT_TRUE(((f.enc.transpose() * f.dec).cast<double>() - Eigen::MatrixXd::Identity(d, d)).cwiseAbs().maxCoeff() < 1e-4);
+  const auto measured = [&](KResidual r) {  // the held-out weighted error of coding `held` with option r
+    double e = 0;
+    for (Eigen::Index i = 0; i < held.rows(); ++i) {
+      Eigen::VectorXd y = held.row(i).transpose().cast<double>(), yhat = Eigen::VectorXd::Zero(d);
+      for (std::uint32_t j = 0; j < r.rank; ++j) {
+        const TcSlot sl = tc_slot(r, j);
+        const double st = double(float(f.step(sl.width)[j])), half = double(1 << (sl.width - 1));
+        const double c = f.enc.col(j).cast<double>().dot(y);
+        yhat += (std::clamp(std::floor(c / st), -half, half - 1) + 0.5) * st * f.dec.col(j).cast<double>();
+      }
+      const Eigen::VectorXd err = y - yhat;
+      e += err.dot(w * err);
+    }
+    return e / double(held.rows());
+  };
+  double last = std::numeric_limits<double>::infinity();
+  for (const KResidual r : {tc_residual(0, 0, 0), tc_residual(0, 0, 16), tc_residual(4, 8, 0), tc_residual(8, 8, 16),
+                            tc_residual(32, 0, 0)}) {
+    const double want = measured(r), got = f.loss(r);
+    EXPECT_NEAR(got, want, 0.02 * want) << residual_label(r);  // W + 1e-3·mean eigenvalue vs W
+    EXPECT_LT(got, last) << residual_label(r);
+    last = got;
+  }
+  // Every column at 4 bits loses a small part of the empty code's loss.
+  EXPECT_LT(f.loss(tc_residual(32, 0, 0)), 0.02 * f.loss(tc_residual(0, 0, 0)));
+  // Query weighting: at 16 bits per key the weighted fit beats the unweighted one on the weighted error.
+  const TcFit flat = tc_fit(train, held, Eigen::MatrixXd::Identity(d, d));
+  const auto weighted_loss = [&](const TcFit& fit, KResidual r) {
+    double e = 0;
+    for (Eigen::Index i = 0; i < held.rows(); ++i) {
+      Eigen::VectorXd y = held.row(i).transpose().cast<double>(), yhat = Eigen::VectorXd::Zero(d);
+      for (std::uint32_t j = 0; j < r.rank; ++j) {
+        const double st = double(float(fit.step(4)[j]));
+        const double c = fit.enc.col(j).cast<double>().dot(y);
+        yhat += (std::clamp(std::floor(c / st), -8.0, 7.0) + 0.5) * st * fit.dec.col(j).cast<double>();
+      }
+      const Eigen::VectorXd err = y - yhat;
+      e += err.dot(w * err);
+    }
+    return e;
+  };
+  EXPECT_LT(weighted_loss(f, tc_residual(4, 0, 0)), 0.9 * weighted_loss(flat, tc_residual(4, 0, 0)));
+  EXPECT_THROW(tc_fit(train, held, Eigen::MatrixXd::Identity(d + 1, d + 1)), Error);
+  // Options: whole halves, within head_dim, the empty code first.
+  const auto opts = tc_options(d);
+  EXPECT_EQ(opts.front(), tc_residual(0, 0, 0));
+  for (const KResidual& r : opts) {
+    EXPECT_EQ(r.n4 % 4 + r.n2 % 8 + r.n1() % 16, 0u);
+    EXPECT_LE(r.rank, d);
+  }
+  EXPECT_NE(std::find(opts.begin(), opts.end(), tc_residual(4, 8, 16)), opts.end());
 }
 
 TEST(KvPolicy, LossesOfTheOptions) {
@@ -312,7 +387,7 @@ TEST_P(ModelKvPolicy, VulkanMatchesCpuAndBitsAreTheBudgets) {
   const auto f = ModelFile::open(dir);
   KCalibration cal = policy_calibration(dev(), f);
   const KCacheConfig& k = GetParam().k;
-  if (!GetParam().plan.empty()) cal.plans[k.rope] = GetParam().plan;
+  if (!GetParam().plan.empty()) (k.transform ? cal.tc_plans : cal.plans)[k.rope] = GetParam().plan;
   const auto host = load_host_weights(f);
   CpuForward cpu(host, 0, /*fp16_kv=*/true);
   cpu.set_kcache(k, &cal, VType::f16);
@@ -349,6 +424,12 @@ KCacheConfig budgeted(KRope rope, double budget, std::uint32_t query_bits = 0) {
   k.budget = budget;
   return k;
 }
+// The transform code at `budget` (docs/design.md §2.9).
+KCacheConfig tc_budgeted(KRope rope, double budget) {
+  KCacheConfig k = budgeted(rope, budget);
+  k.transform = true;
+  return k;
+}
 KCacheConfig uniform(KRope rope, std::uint32_t rank, std::uint32_t bits, std::uint32_t query_bits = 0, bool arel = false) {
   KCacheConfig k{true, rope, KRotation::learned, rank, 0, 0, query_bits};
   k.coef_bits = bits;
@@ -383,7 +464,16 @@ INSTANTIATE_TEST_SUITE_P(
                                  {{0, 16}, {0, 16}, {8, 4}, {0, 16}}},
                       PolicyCase{"ropemean_layers_differ_pop8",
                                  budgeted(KRope::ropemean, KCacheConfig::kBudgetArtifact, 8), 1e-4,
-                                 {{0, 16}, {0, 16}, {0, 16}, {16, 4}}}),
+                                 {{0, 16}, {0, 16}, {0, 16}, {16, 4}}},
+                      // The transform code: scored in place (post, post-ropemean) and
+                      // decoded (pre); the fp32 device code may land one step from the
+                      // fp64 twin's at a level boundary: 1e-4. A stored plan with empty
+                      // heads and an empty layer.
+                      PolicyCase{"tc_pre_1_5", tc_budgeted(KRope::pre, 1.5), 1e-4},
+                      PolicyCase{"tc_ropemean_1_75", tc_budgeted(KRope::ropemean, 1.75), 1e-4},
+                      PolicyCase{"tc_post_1", tc_budgeted(KRope::post, 1.0), 1e-4},
+                      PolicyCase{"tc_ropemean_empty_heads", tc_budgeted(KRope::ropemean, KCacheConfig::kBudgetArtifact), 1e-4,
+                                 {tc_residual(0, 0, 0), tc_residual(0, 0, 0), tc_residual(4, 8, 16), tc_residual(0, 0, 0)}}),
     [](const auto& param_info) { return std::string(param_info.param.name); });
 
 TEST_F(VulkanTest, ModelKvPolicyArtifactRoundTripAndRefusals) {
@@ -549,6 +639,127 @@ TEST_F(VulkanTest, ModelKvPolicyArtifactRoundTripAndRefusals) {
   hostile("\"head_kl\":[0.5,", "\"head_kl\":[-0.5,", "modes.pre.head_kl[0] is not a finite number >= 0");
   hostile("\"head_kl\":[0.5,", "\"head_kI\":[0.5,", "modes.pre: unknown key \"head_kI\"");
   hostile("\"budget\":2.25", "\"budget\":2.25,\"sensitivity\":1", "unknown key \"sensitivity\"");
+}
+
+TEST_F(VulkanTest, ModelKvPolicyTransformCodeArtifactAndRefusals) {
+  const auto dir = temp_dir("m");
+  write_tiny_model(dir, policy_model());
+  const auto f = ModelFile::open(dir);
+  const auto& cal = policy_calibration(dev(), f);
+  const std::uint32_t hd = cal.head_dim;
+  ASSERT_EQ(cal.tc_policy.size(), 3u);
+  ASSERT_EQ(cal.tc_plans.size(), 3u);
+  for (const auto& [rope, plan] : cal.tc_plans) {
+    EXPECT_LE(plan_bits(plan, hd), 2.25 + 1e-9) << krope_name(rope);
+    EXPECT_GT(plan_bits(plan, hd), 2.25 - 0.5) << krope_name(rope);  // spent (the options are 1/hd·16 apart)
+    for (const KResidual& r : plan) EXPECT_TRUE(r.tc);
+  }
+  // Bits: the record alone; the options grow in bits and start at the empty code.
+  const auto& opts = cal.tc_policy.at(KRope::pre).options;
+  EXPECT_EQ(opts.front(), tc_residual(0, 0, 0));
+  EXPECT_EQ(head_bits(tc_residual(8, 16, 16), 32), 16.0 * (2 + 2 + 1) / 32);
+  for (std::size_t i = 1; i < opts.size(); ++i) EXPECT_LE(head_bits(opts[i - 1], hd), head_bits(opts[i], hd));
+  // Each table's losses fall from the empty code to the richest option.
+  const KPolicyTable& t = cal.tc_policy.at(KRope::ropemean);
+  for (std::size_t h = 0; h < std::size_t(t.layers) * t.kv_heads; ++h)
+    EXPECT_LT(t.loss[h * t.options.size() + t.options.size() - 1], t.loss[h * t.options.size()]) << h;
+  // Round trip.
+  const auto path = dir / "tc.vkq.safetensors";
+  write_kcache_artifact(path, cal, "test");
+  const auto back = read_kcache_artifact(path, f);
+  for (KRope r : {KRope::post, KRope::pre, KRope::ropemean}) {
+    EXPECT_EQ(back.tc_policy.at(r).loss, cal.tc_policy.at(r).loss);
+    EXPECT_EQ(back.tc_policy.at(r).options, cal.tc_policy.at(r).options);
+    EXPECT_EQ(back.tc_plans.at(r), cal.tc_plans.at(r));
+    for (std::uint32_t l = 0; l < cal.layers; ++l) {
+      EXPECT_EQ(back.mode(r)[l].tc_enc, cal.mode(r)[l].tc_enc);
+      EXPECT_EQ(back.mode(r)[l].tc_dec, cal.mode(r)[l].tc_dec);
+      for (std::uint32_t b : {4u, 2u, 1u}) EXPECT_EQ(back.mode(r)[l].tc_step(b), cal.mode(r)[l].tc_step(b));
+    }
+  }
+  // A cache folds each column's step of its width into the pair, no rotation.
+  {
+    KCalibration planned = cal;
+    planned.tc_plans[KRope::pre] = {tc_residual(4, 8, 16), tc_residual(0, 0, 0), tc_residual(0, 0, 16), tc_residual(8, 0, 0)};
+    const KLayerParams p = key_layer_params(tc_budgeted(KRope::pre, KCacheConfig::kBudgetArtifact), f.config(), &planned, 0);
+    const KLayerCalib& L = cal.pre[0];
+    EXPECT_TRUE(p.transform);
+    EXPECT_TRUE(p.rot.empty());
+    ASSERT_EQ(p.basis_cols, 28u);
+    for (std::uint32_t i = 0; i < hd; i += 5)
+      for (std::uint32_t j : {0u, 3u, 4u, 11u, 12u, 27u}) {
+        const std::uint32_t w = j < 4 ? 4 : j < 12 ? 2 : 1;
+        const float st = L.tc_step(w)[j];
+        EXPECT_FLOAT_EQ(p.basis[std::size_t(i) * 28 + j], L.tc_dec[std::size_t(i) * hd + j] * st) << i << " " << j;
+        EXPECT_FLOAT_EQ(p.enc_basis[std::size_t(i) * 28 + j], L.tc_enc[std::size_t(i) * hd + j] / st) << i << " " << j;
+      }
+  }
+  // The spec's refusals, by flag.
+  auto refused = [&](const KCacheConfig& k, const KCalibration* c, const std::string& what) {
+    try {
+      k.validate(f.config(), c);
+      ADD_FAILURE() << "accepted; expected: " << what;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+    }
+  };
+  refused(tc_budgeted(KRope::pre, 0), &cal, "--kcache tc needs --kv-budget");
+  KCacheConfig ranked = tc_budgeted(KRope::pre, 1.5);
+  ranked.rank = 4;
+  refused(ranked, &cal, "drop --residual-rank and --residual-bits");
+  KCacheConfig pop = tc_budgeted(KRope::post, 1.5);
+  pop.query_bits = 8;
+  refused(pop, &cal, "--kscore and --kscore-bits do not apply");
+  refused(tc_budgeted(KRope::pre, 1.5), nullptr, "--kcache tc needs --rotations FILE");
+  KCalibration no_tc = cal;
+  no_tc.tc_policy.clear();
+  no_tc.tc_plans.clear();
+  refused(tc_budgeted(KRope::pre, 1.5), &no_tc, "has no transform-code table for --kcache-rope pre");
+  KCalibration no_tc_plan = cal;
+  no_tc_plan.tc_plans.clear();
+  refused(tc_budgeted(KRope::pre, KCacheConfig::kBudgetArtifact), &no_tc_plan, "holds no stored plan for --kcache-rope pre");
+  KCalibration no_tensors = cal;
+  for (auto& l : no_tensors.ropemean) l.tc_enc.clear();
+  refused(tc_budgeted(KRope::ropemean, 1.5), &no_tensors, "has no transform code for --kcache-rope post-ropemean");
+  EXPECT_EQ(tc_budgeted(KRope::ropemean, 1.75).label(), "tc post-ropemean kv-budget 1.75");
+  // Hostile transform-code metadata, and tensors in some layers only.
+  const auto f2 = SafetensorsFile::open(path);
+  std::vector<std::vector<float>> values;
+  std::vector<TensorWrite> tw;
+  for (const auto& info : f2.tensors()) values.push_back(f2.to_float(info));
+  for (std::size_t i = 0; i < values.size(); ++i) tw.push_back(f32_tensor(f2.tensors()[i].name, f2.tensors()[i].shape, values[i]));
+  const std::string good = f2.metadata().at("kv_policy_tc");
+  auto hostile = [&](const std::string& from, const std::string& to, const std::string& what) {
+    auto meta = f2.metadata();
+    std::string j = good;
+    const auto at = j.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    j.replace(at, from.size(), to);
+    meta["kv_policy_tc"] = j;
+    const auto bad = dir / "bad.vkq.safetensors";
+    write_safetensors(bad, tw, meta);
+    try {
+      (void)read_kcache_artifact(bad, f);
+      ADD_FAILURE() << "accepted: " << to;
+    } catch (const FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find("__metadata__.kv_policy_tc: " + what), std::string::npos) << e.what();
+    }
+  };
+  hostile("[[0,0,0,\"tc\"],", "[[0,0,0,\"tk\"],", "options[0] is not an [n4, n2, n1, \"tc\"] quadruple");
+  hostile("[[0,0,0,\"tc\"],", "[[2,0,0,\"tc\"],", "options[0]: 2/0/0 is not a transform code of head_dim 32");
+  hostile("[[0,0,0,\"tc\"],", "[[32,0,16,\"tc\"],", "options[0]: 32/0/16 is not a transform code");
+  KCalibration half_tc = cal;
+  half_tc.pre[1].tc_enc.clear();
+  half_tc.pre[1].tc_dec.clear();
+  const auto p = dir / "half.vkq.safetensors";
+  write_kcache_artifact(p, half_tc, "test");
+  try {
+    (void)read_kcache_artifact(p, f);
+    ADD_FAILURE() << "accepted an artifact with transform codes in some layers only";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("tensor layers.1.k_pre_tc_enc: absent while layer 0's is present"), std::string::npos)
+        << e.what();
+  }
 }
 
 }  // namespace
