@@ -3,7 +3,9 @@
 // and 128 k positions, for each storage of keys and values the model can use:
 // fp16 K + fp16 V (the baseline), fp16 K + q4 V, 1-bit K (popcount over 8-bit
 // query planes, SRHT rotation, 4 exact front keys) + fp16 V, and 1-bit K + q4
-// V (and + q8 V). The ratio column is the speedup over fp16 K+V in the same
+// V (and + q8 V), and the transform code at 1.75 bits (docs/design.md §2.9:
+// 16 coefficients at 4 bits, 16 at 2, 16 at 1 per key, scored in fp32 by
+// kscore_tc) + fp16 or q4 V. The ratio column is the speedup over fp16 K+V in the same
 // run; bytes are the cache bytes one step reads (the roofline yardstick).
 // Each case is first checked against the CPU reference on the same stored
 // bytes (the popcount reference gets the device's quantized query).
@@ -26,6 +28,7 @@ namespace {
 
 constexpr std::uint32_t kHd = 64, kKv = 2, kHeads = 14, kFront = 4;
 const kernels::AttnKcodeOptions kPop8{kernels::KcodePath::popcount, 8, 0, {}};
+const kernels::AttnKcodeOptions kTc{kernels::KcodePath::float_signs, 8, 0, {}};  // the transform code: no planes
 
 // One context length's keys, codes and values (fp16, q8 and q4), shared by its cases.
 struct Problem {
@@ -39,6 +42,13 @@ struct Problem {
   Buffer q_b, mu_b, rot_b, bits_b, alpha_b, k_b, out_b, split16;
   Buffer v_codes[3], v_scales[3];
   kernels::AttnKcodeScratch scratch;
+  // The transform code: every head tc16/16/16 (1.75 bits), random records.
+  KResidualLayout tc_layout = KResidualLayout::make(std::vector<KResidual>(kKv, tc_residual(16, 16, 16)));
+  std::vector<float> tc_basis;    // (kv, hd, 48)
+  std::vector<half_bits> tc_coef;  // (kv_len, stride)
+  Buffer tc_basis_b, tc_coef_b;
+  kernels::KResidualTable tc_table;
+  kernels::AttnKcodeScratch tc_scratch;
 
   kernels::VCacheView values(VType t) const {
     const auto i = std::size_t(t);
@@ -51,6 +61,15 @@ struct Problem {
     kk.alpha = &alpha_b;
     kk.front = kFront;
     kk.front_keys = &k_b;  // the fp16 cache holds the exact keys
+    return kk;
+  }
+  kernels::KcodeKeys tc_keys() const {
+    kernels::KcodeKeys kk;
+    kk.codec = {&mu_b, nullptr, &tc_basis_b, kKv, kHd, &tc_table, tc_layout.max_rank()};
+    kk.codec.transform = true;
+    kk.coef = &tc_coef_b;
+    kk.front = kFront;
+    kk.front_keys = &k_b;
     return kk;
   }
 };
@@ -97,6 +116,18 @@ std::shared_ptr<Problem> make_problem(Device& d, std::uint32_t kv_len) {
   p->split16 = Buffer::create(d, std::max<std::uint64_t>(kernels::attention_scratch_bytes(d, 1, kHeads, kKv, kv_len, kHd), 4));
   p->scratch = kernels::AttnKcodeScratch::create(
       d, kernels::attention_kcode_scratch_bytes(d, p->keys().codec, 1, kHeads, kv_len, kPop8));
+  const std::uint32_t cols = p->tc_layout.max_rank();
+  p->tc_basis.resize(std::size_t(kKv) * kHd * cols);
+  for (auto& e : p->tc_basis) e = 0.2f * normal(rng);
+  p->tc_coef.resize(std::size_t(kv_len) * p->tc_layout.stride);
+  for (auto& e : p->tc_coef) e = half_bits(rng());
+  std::vector<std::uint32_t> words((p->tc_coef.size() + 1) / 2, 0);
+  for (std::size_t i = 0; i < p->tc_coef.size(); ++i) words[i / 2] |= std::uint32_t(p->tc_coef[i]) << (16 * (i % 2));
+  p->tc_basis_b = up(p->tc_basis);
+  p->tc_coef_b = up(words);
+  p->tc_table = kernels::KResidualTable::create(d, p->tc_layout);
+  p->tc_scratch = kernels::AttnKcodeScratch::create(
+      d, kernels::attention_kcode_scratch_bytes(d, p->tc_keys().codec, 1, kHeads, kv_len, kTc));
   return p;
 }
 
@@ -162,6 +193,29 @@ std::vector<Case> cases(Device& d, const Options& o) {
                          in.front_keys = std::span<const float>(p->k).first(std::size_t(kFront) * kKv * kHd);
                          in.v = p->v[std::size_t(vt)];
                          in.quantized = &qq;
+                         std::vector<float> want(std::size_t(kHeads) * kHd);
+                         ref::attention_kcode(in, want, 1, p->kv_len - 1, kHeads, scale);
+                         return want;
+                       });
+                     }});
+    }
+    const double tc_bytes = double(kv_len) * p->tc_layout.stride * 2;  // stride halves per position
+    for (VType vt : {VType::f16, VType::q4}) {
+      const std::string name = std::string("attn_kv/ktc1.75-v") + (vt == VType::f16 ? "16" : vtype_name(vt)) + tag;
+      auto rec = [p, vt, scale](Stream& s) {
+        kernels::attention_kcode(s, p->q_b, p->tc_keys(), p->values(vt), p->out_b, 1, p->kv_len - 1, kHeads, scale,
+                                 p->tc_scratch, kTc);
+      };
+      out.push_back({name, "attn_kv", Roof::read, tc_bytes + v_bytes(vt) + q_bytes, out_bytes, 2 * macs, base, rec,
+                     [p, rec, vt, scale] {
+                       return verify_out(*p, rec, [&] {
+                         ref::AttnKcodeInputs in;
+                         in.q = p->q;
+                         in.codec = {p->mu, {}, p->tc_basis, kKv, kHd, p->tc_layout, p->tc_layout.max_rank(), nullptr, {}, true};
+                         in.coef = p->tc_coef;
+                         in.front = kFront;
+                         in.front_keys = std::span<const float>(p->k).first(std::size_t(kFront) * kKv * kHd);
+                         in.v = p->v[std::size_t(vt)];
                          std::vector<float> want(std::size_t(kHeads) * kHd);
                          ref::attention_kcode(in, want, 1, p->kv_len - 1, kHeads, scale);
                          return want;
