@@ -5,8 +5,8 @@
 # marked rendered, no script error was caught, and every plot drew its points.
 # FIDELITY (the --fidelity JSON) adds the fidelity plots, their counts taken
 # from it: plot-fidelity one point per config, plot-fidelity-kl one per
-# keys-only 1-bit learned row with a KL (labels "1bit learned <mode>...", no
-# " + "; policy and uniform rows alike). IDS: elements that must exist.
+# keys-only 1-bit learned or transform-code row with a KL (labels "1bit
+# learned <mode>..." or "tc <mode>...", no " + "; policy and uniform rows alike). IDS: elements that must exist.
 # Fails (never skips) when Chromium is missing.
 find_program(CHROMIUM NAMES chromium chromium-browser google-chrome-stable google-chrome)
 if(NOT CHROMIUM)
@@ -25,7 +25,7 @@ if(FIDELITY)
   foreach(i RANGE ${last})
     string(JSON label GET "${fj}" configs ${i} config)
     string(JSON kltype ERROR_VARIABLE e TYPE "${fj}" configs ${i} kl_to_fp16)
-    if(label MATCHES "^1bit learned (post|post-ropemean|pre)( |$)" AND NOT label MATCHES " \\+ " AND kltype STREQUAL "NUMBER")
+    if(label MATCHES "^(1bit learned|tc) (post|post-ropemean|pre)( |$)" AND NOT label MATCHES " \\+ " AND kltype STREQUAL "NUMBER")
       math(EXPR nkl "${nkl} + 1")
     endif()
   endforeach()

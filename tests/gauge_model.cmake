@@ -44,9 +44,10 @@ if(TARGET vkquant)
            -DLAYERS=4 -DKV_HEADS=2 -DFROM=artifact -DLEARNED_BEATS_SRHT=ON -P ${check})
 
   # The precision policy (docs/design.md §2.8): a small keys-only artifact calibrated with --kv-budget, gauged with
-  # --rotations. keys.policy per rope mode: the stored plan per (layer, KV head) among the table's 19 options (head_dim
-  # 64), the policy's loss at 23 budgets (1.25 to 4 bits by 1/8); the report's plots (23 + 19 points) and plan tables;
-  # each head's sensitivity measured on one chunk.
+  # --rotations. keys.policy per rope mode: the stored plan per (layer, KV head) among the table's 37 options (head_dim
+  # 64), the policy's loss at 23 budgets (1.25 to 4 bits by 1/8); the report's plots (23 + 37 points, + 32 for the
+  # transform code's plan at 1/8 .. 4 bits) and plan tables (the sign code's and the transform code's); each head's
+  # sensitivity measured on one chunk.
   add_test(NAME cli.gauge_policy_artifact COMMAND ${CMAKE_COMMAND} ${vkq}
            "-DARGS=calibrate;${gm}/kjv-llama;--text;${gm}/kjv-calib.txt;--tokens;2048;--iters;4;--mlp;off;--kv-budget;1.75;--kv-sensitivity-chunks;1;-o;${gdir}/policy.vkq.safetensors"
            "-DEXPECT=layer 3 [^\n]*KL alone 0[.][0-9]+[^\n]*KL alone 0[.][0-9]+.*head sensitivity +[0-9.]+  8 heads x 3 codecs on 1 chunks"
@@ -57,8 +58,8 @@ if(TARGET vkquant)
            -DLAYERS=4 -DKV_HEADS=2 -DFROM=artifact -DPOLICY_CURVE=23 -DPOLICY_OPTIONS=37 -P ${check})
   set_tests_properties(cli.gauge_model_policy PROPERTIES FIXTURES_REQUIRED gauge_policy_artifact FIXTURES_SETUP gauge_policy_html)
   add_test(NAME cli.gauge_html_policy COMMAND ${CMAKE_COMMAND} -DHTML=${gdir}/policy.html
-           "-DPOINTS=plot-keys-post=40;plot-keys-pre=40;plot-policy-post=60;plot-policy-pre=60;plot-policy-ropemean=60"
-           "-DIDS=policy-plan-post;policy-plan-pre;policy-plan-ropemean" -DMISSING=fidelity-missing
+           "-DPOINTS=plot-keys-post=40;plot-keys-pre=40;plot-policy-post=92;plot-policy-pre=92;plot-policy-ropemean=92"
+           "-DIDS=policy-plan-post;policy-plan-pre;policy-plan-ropemean;tc-plan-post;tc-plan-pre;tc-plan-ropemean" -DMISSING=fidelity-missing
            -P ${CMAKE_CURRENT_SOURCE_DIR}/check_html.cmake)
   set_tests_properties(cli.gauge_html_policy PROPERTIES FIXTURES_REQUIRED gauge_policy_html)
 

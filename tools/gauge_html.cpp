@@ -236,8 +236,14 @@ constexpr std::string_view kScript = R"JS(
       var uni = m.uniform.map(function (u) {
         return { x: u.head_bits, y: u.loss, label: (u.rank ? 'r' + u.rank + ' ' + (u.arel ? 'a' + u.bits : u.bits === 16 ? 'fp16' : 'int' + u.bits) : '1-bit') };
       });
-      plot(document.getElementById('plot-policy-' + (mode === 'post-ropemean' ? 'ropemean' : mode)),
-           [{ name: 'policy', points: curve, line: true, color: '#17702e' }, { name: 'uniform', points: uni, hollow: true, color: '#e08a00' }],
+      var series = [{ name: 'policy', points: curve, line: true, color: '#17702e' }, { name: 'uniform', points: uni, hollow: true, color: '#e08a00' }];
+      if (m.tc_curve) {
+        series.push({ name: 'transform code', line: true, color: '#6b46c1',
+                      points: m.tc_curve.filter(function (c) { return c.loss > 0; }).map(function (c) {
+                        return { x: c.bits, y: c.loss, label: 'transform code, budget ' + c.budget.toFixed(3) + ', ' + c.bits.toFixed(3) + ' bits' };
+                      }) });
+      }
+      plot(document.getElementById('plot-policy-' + (mode === 'post-ropemean' ? 'ropemean' : mode)), series,
            { xlog: true, ylog: true, xlabel: 'key bits per coordinate (log scale)', ylabel: 'predicted loss, sum over heads', ypad: true });
     });
   }
@@ -245,11 +251,14 @@ constexpr std::string_view kScript = R"JS(
     // Measured KL to fp16 of the keys-only 1-bit learned rows: per rope mode,
     // the precision policy's rows (kv-budget; series "policy <mode>") joined, the uniform settings as points.
     var KL_COLORS = { post: '#3a7bd5', 'post-ropemean': '#6b46c1', pre: '#17702e' };
+    var TC_COLORS = { post: '#9cc0ee', 'post-ropemean': '#c0a8ee', pre: '#e08a00' };
     var klSeries = [];
     ['post', 'post-ropemean', 'pre'].forEach(function (mode) {
-      var policy = [], uniform = [];
+      var policy = [], uniform = [], tc = [];
       fidelity.configs.forEach(function (c) {
         var w = c.config.split(' ');
+        if (w[0] === 'tc' && w[1] === mode && c.config.indexOf(' + ') < 0 && typeof c.kl_to_fp16 === 'number')
+          tc.push({ x: c.key_bits_per_coordinate, y: c.kl_to_fp16, label: c.config });
         if (w[0] !== '1bit' || w[1] !== 'learned' || w[2] !== mode || c.config.indexOf(' + ') >= 0 || typeof c.kl_to_fp16 !== 'number') return;
         var p = { x: c.key_bits_per_coordinate, y: c.kl_to_fp16, label: c.config };
         (c.config.indexOf('kv-budget') >= 0 ? policy : uniform).push(p);
@@ -257,6 +266,8 @@ constexpr std::string_view kScript = R"JS(
       policy.sort(function (a, b) { return a.x - b.x; });
       if (policy.length) klSeries.push({ name: 'policy ' + mode, points: policy, line: true, color: KL_COLORS[mode] });
       if (uniform.length) klSeries.push({ name: 'uniform ' + mode, points: uniform, hollow: true, color: KL_COLORS[mode] });
+      tc.sort(function (a, b) { return a.x - b.x; });
+      if (tc.length) klSeries.push({ name: 'transform code ' + mode, points: tc, line: true, color: TC_COLORS[mode] });
     });
     var svgKl = document.getElementById('plot-fidelity-kl');
     if (klSeries.length) {
@@ -399,7 +410,7 @@ void policy_tables(std::string& h, const nlohmann::ordered_json& p) {
       "&ldquo;KL alone&rdquo;), each head's losses are scaled so that its 1-bit loss is that KL. "
       "The plan is the least summed loss whose mean bits per key coordinate stay within the budget ({}). Plots: the policy's "
       "predicted loss at budgets from the 1-bit code to 4 bits (joined) against every head taking the same option (uniform, "
-      "hollow).</p>\n",
+      "hollow), and the transform code's plan at each budget (docs/design.md &sect;2.9; its heads weighed alike).</p>\n",
       esc(objective), objective_note(objective),
       budget > 0 ? fmt::format("calibrated at {:g}", budget) : std::string("none stored: calibrated to measure only"));
   for (const auto& [mode, m] : p["modes"].items()) {
@@ -434,6 +445,26 @@ void policy_tables(std::string& h, const nlohmann::ordered_json& p) {
       h += fmt::format("<td>{:.4f}</td></tr>\n", bits);
     }
     h += "</table>\n";
+    if (m.contains("tc_plan")) {
+      // The transform code's stored plan (docs/design.md §2.9).
+      const auto& tp = m["tc_plan"];
+      h += fmt::format("<p class=\"note\">The transform code's stored plan (<code>--kcache tc</code>, docs/design.md &sect;2.9: "
+                       "coefficients at 4, 2 and 1 bits, written n4/n2/n1; no sign code): {:.4f} bits per key coordinate.</p>\n",
+                       num(m, "tc_bits"));
+      h += fmt::format("<table id=\"tc-plan-{}\"><tr><th>layer</th>", id);
+      for (std::size_t k = 0; k < (tp.empty() ? 0 : tp[0].size()); ++k) h += fmt::format("<th class=\"l\">KV head {}</th>", k);
+      h += "<th>bits</th></tr>\n";
+      for (std::size_t l = 0; l < tp.size(); ++l) {
+        h += fmt::format("<tr><td>{}</td>", l);
+        double bits = 0;
+        for (const auto& hd : tp[l]) {
+          bits += num(hd, "head_bits") / double(tp[l].size());
+          h += fmt::format("<td class=\"l\">{}</td>", esc(hd["setting"].get<std::string>()));
+        }
+        h += fmt::format("<td>{:.4f}</td></tr>\n", bits);
+      }
+      h += "</table>\n";
+    }
   }
 }
 

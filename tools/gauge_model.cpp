@@ -244,6 +244,29 @@ nlohmann::ordered_json policy_report(const KCalibration& k) {
       uniform.push_back(setting(t.options[o], total));
     }
     m["uniform"] = uniform;
+    // The transform code (docs/design.md §2.9): its plan's predicted loss at
+    // each budget, and its stored plan per (layer, KV head).
+    if (const auto tc = k.tc_policy.find(rope); tc != k.tc_policy.end()) {
+      nlohmann::ordered_json tc_curve = nlohmann::ordered_json::array();
+      for (int i = 1; kCurveStep * i <= kCurveTop + 1e-9; ++i) {
+        const KPolicyPlan p = solve_policy(tc->second, kCurveStep * i);
+        tc_curve.push_back({{"budget", kCurveStep * i}, {"bits", p.bits}, {"loss", p.loss}});
+      }
+      m["tc_curve"] = tc_curve;
+      if (const auto p = k.tc_plans.find(rope); p != k.tc_plans.end()) {
+        nlohmann::ordered_json plan = nlohmann::ordered_json::array();
+        for (std::uint32_t l = 0; l < t.layers; ++l) {
+          nlohmann::ordered_json heads = nlohmann::ordered_json::array();
+          for (std::uint32_t h = 0; h < t.kv_heads; ++h) {
+            const KResidual r = p->second.at(std::size_t(l) * t.kv_heads + h);
+            heads.push_back({{"setting", residual_label(r)}, {"head_bits", head_bits(r, hd)}});
+          }
+          plan.push_back(heads);
+        }
+        m["tc_bits"] = plan_bits(p->second, hd);
+        m["tc_plan"] = plan;
+      }
+    }
     modes[krope_name(rope)] = m;
   }
   return {{"objective", kpolicy_objective_name(k.policy.begin()->second.objective)}, {"budget", k.budget}, {"modes", modes}};
