@@ -61,8 +61,10 @@ void HostKvCache::store(std::uint32_t l, std::uint32_t pos, std::span<const floa
     return;
   }
   const ref::KCodes code = ref::kcode_encode(codec(L), k_post, 1, pos);
-  std::copy(code.bits.begin(), code.bits.end(), L.bits.begin() + std::ptrdiff_t(std::size_t(pos) * kv_ * (hd_ / 32)));
-  std::copy(code.alpha.begin(), code.alpha.end(), L.alpha.begin() + std::ptrdiff_t(std::size_t(pos) * kv_));
+  if (!L.params.transform) {  // the transform code has no bits and no alpha
+    std::copy(code.bits.begin(), code.bits.end(), L.bits.begin() + std::ptrdiff_t(std::size_t(pos) * kv_ * (hd_ / 32)));
+    std::copy(code.alpha.begin(), code.alpha.end(), L.alpha.begin() + std::ptrdiff_t(std::size_t(pos) * kv_));
+  }
   std::copy(code.coef.begin(), code.coef.end(), L.coef.begin() + std::ptrdiff_t(std::size_t(pos) * L.params.residual.stride));
 }
 
