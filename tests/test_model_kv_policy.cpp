@@ -748,6 +748,16 @@ TEST_F(VulkanTest, ModelKvPolicyTransformCodeArtifactAndRefusals) {
   hostile("[[0,0,0,\"tc\"],", "[[0,0,0,\"tk\"],", "options[0] is not an [n4, n2, n1, \"tc\"] quadruple");
   hostile("[[0,0,0,\"tc\"],", "[[2,0,0,\"tc\"],", "options[0]: 2/0/0 is not a transform code of head_dim 32");
   hostile("[[0,0,0,\"tc\"],", "[[32,0,16,\"tc\"],", "options[0]: 32/0/16 is not a transform code");
+  KCalibration zero_tc = cal;
+  zero_tc.pre[1].tc_step4[3] = 0.0f;
+  const auto pz = dir / "zero.vkq.safetensors";
+  write_kcache_artifact(pz, zero_tc, "test");
+  try {
+    (void)read_kcache_artifact(pz, f);
+    ADD_FAILURE() << "accepted a transform step of 0";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("tensor layers.1.k_pre_tc_step4: element 3 is not > 0"), std::string::npos) << e.what();
+  }
   KCalibration half_tc = cal;
   half_tc.pre[1].tc_enc.clear();
   half_tc.pre[1].tc_dec.clear();
