@@ -371,6 +371,42 @@ const KCalibration& policy_calibration(Device& dev, const ModelFile& f) {
   return *cal;
 }
 
+// An artifact's tensors re-written with one metadata key changed: expect()
+// replaces `from` by `to` in key `key` and checks that the reader refuses the
+// file naming "__metadata__.<key>: <what>".
+class HostileMetadata {
+ public:
+  HostileMetadata(const std::filesystem::path& artifact, std::filesystem::path dir)
+      : f_(SafetensorsFile::open(artifact)), dir_(std::move(dir)) {
+    for (const auto& info : f_.tensors()) values_.push_back(f_.to_float(info));
+    for (std::size_t i = 0; i < values_.size(); ++i)
+      t_.push_back(f32_tensor(f_.tensors()[i].name, f_.tensors()[i].shape, values_[i]));
+  }
+  void expect(const ModelFile& model, const std::string& key, const std::string& from, const std::string& to,
+              const std::string& what) const {
+    auto meta = f_.metadata();
+    std::string j = meta.at(key);
+    const auto at = j.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    j.replace(at, from.size(), to);
+    meta[key] = j;
+    const auto bad = dir_ / "bad.vkq.safetensors";
+    write_safetensors(bad, t_, meta);
+    try {
+      (void)read_kcache_artifact(bad, model);
+      ADD_FAILURE() << "accepted: " << to;
+    } catch (const FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find("__metadata__." + key + ": " + what), std::string::npos) << e.what();
+    }
+  }
+
+ private:
+  SafetensorsFile f_;
+  std::filesystem::path dir_;
+  std::vector<std::vector<float>> values_;
+  std::vector<TensorWrite> t_;
+};
+
 struct PolicyCase {
   const char* name;
   KCacheConfig k;
@@ -604,27 +640,9 @@ TEST_F(VulkanTest, ModelKvPolicyArtifactRoundTripAndRefusals) {
   EXPECT_EQ(uniform(KRope::post, 8, 4, 8).label(), "1bit learned post r8 int4 pop8");
 
   // Hostile policy metadata: one error naming the key and the problem.
-  const auto f2 = SafetensorsFile::open(path);
-  std::vector<std::vector<float>> values;
-  std::vector<TensorWrite> t;
-  for (const auto& info : f2.tensors()) values.push_back(f2.to_float(info));
-  for (std::size_t i = 0; i < values.size(); ++i) t.push_back(f32_tensor(f2.tensors()[i].name, f2.tensors()[i].shape, values[i]));
-  const std::string good = f2.metadata().at("kv_policy");
+  const HostileMetadata meta(path, dir);
   auto hostile = [&](const std::string& from, const std::string& to, const std::string& what) {
-    auto meta = f2.metadata();
-    std::string j = good;
-    const auto at = j.find(from);
-    ASSERT_NE(at, std::string::npos) << from;
-    j.replace(at, from.size(), to);
-    meta["kv_policy"] = j;
-    const auto bad = dir / "bad.vkq.safetensors";
-    write_safetensors(bad, t, meta);
-    try {
-      (void)read_kcache_artifact(bad, f);
-      ADD_FAILURE() << "accepted: " << to;
-    } catch (const FormatError& e) {
-      EXPECT_NE(std::string(e.what()).find("__metadata__.kv_policy: " + what), std::string::npos) << e.what();
-    }
+    meta.expect(f, "kv_policy", from, to, what);
   };
   hostile("\"objective\":\"query\"", "\"objective\":\"both\"", "objective is not");
   hostile("[[0,16],", "[[0,5],", "options[0]: bits 5 is not 16, 8 or 4");
@@ -723,27 +741,9 @@ TEST_F(VulkanTest, ModelKvPolicyTransformCodeArtifactAndRefusals) {
   refused(tc_budgeted(KRope::ropemean, 1.5), &no_tensors, "has no transform code for --kcache-rope post-ropemean");
   EXPECT_EQ(tc_budgeted(KRope::ropemean, 1.75).label(), "tc post-ropemean kv-budget 1.75");
   // Hostile transform-code metadata, and tensors in some layers only.
-  const auto f2 = SafetensorsFile::open(path);
-  std::vector<std::vector<float>> values;
-  std::vector<TensorWrite> tw;
-  for (const auto& info : f2.tensors()) values.push_back(f2.to_float(info));
-  for (std::size_t i = 0; i < values.size(); ++i) tw.push_back(f32_tensor(f2.tensors()[i].name, f2.tensors()[i].shape, values[i]));
-  const std::string good = f2.metadata().at("kv_policy_tc");
+  const HostileMetadata meta(path, dir);
   auto hostile = [&](const std::string& from, const std::string& to, const std::string& what) {
-    auto meta = f2.metadata();
-    std::string j = good;
-    const auto at = j.find(from);
-    ASSERT_NE(at, std::string::npos) << from;
-    j.replace(at, from.size(), to);
-    meta["kv_policy_tc"] = j;
-    const auto bad = dir / "bad.vkq.safetensors";
-    write_safetensors(bad, tw, meta);
-    try {
-      (void)read_kcache_artifact(bad, f);
-      ADD_FAILURE() << "accepted: " << to;
-    } catch (const FormatError& e) {
-      EXPECT_NE(std::string(e.what()).find("__metadata__.kv_policy_tc: " + what), std::string::npos) << e.what();
-    }
+    meta.expect(f, "kv_policy_tc", from, to, what);
   };
   hostile("[[0,0,0,\"tc\"],", "[[0,0,0,\"tk\"],", "options[0] is not an [n4, n2, n1, \"tc\"] quadruple");
   hostile("[[0,0,0,\"tc\"],", "[[2,0,0,\"tc\"],", "options[0]: 2/0/0 is not a transform code of head_dim 32");

@@ -104,20 +104,14 @@ void KCacheConfig::validate(const ModelConfig& c, const KCalibration* calibratio
 }
 
 const std::vector<float>& KLayerCalib::tc_step(std::uint32_t bits) const {
-  if (bits == 4) return tc_step4;
-  if (bits == 2) return tc_step2;
-  if (bits == 1) return tc_step1;
-  throw Error("transform codes are 4, 2 or 1 bits, not " + std::to_string(bits));
+  return by_width(bits, tc_step4, tc_step2, tc_step1, "transform codes");
 }
 std::vector<float>& KLayerCalib::tc_step(std::uint32_t bits) {
   return const_cast<std::vector<float>&>(std::as_const(*this).tc_step(bits));
 }
 
 const std::vector<float>& KLayerCalib::arel_step(std::uint32_t bits) const {
-  if (bits == 4) return step;
-  if (bits == 2) return step_a2;
-  if (bits == 1) return step_a1;
-  throw Error("alpha-relative codes are 4, 2 or 1 bits, not " + std::to_string(bits));
+  return by_width(bits, step, step_a2, step_a1, "alpha-relative codes");
 }
 std::vector<float>& KLayerCalib::arel_step(std::uint32_t bits) {
   return const_cast<std::vector<float>&>(std::as_const(*this).arel_step(bits));

@@ -40,10 +40,7 @@ std::vector<KResidual> policy_options(std::uint32_t hd, std::uint32_t basis_rank
 }
 
 const std::vector<double>& ArelStepSet::of(std::uint32_t bits) const {
-  if (bits == 4) return a4;
-  if (bits == 2) return a2;
-  if (bits == 1) return a1;
-  throw Error("alpha-relative codes are 4, 2 or 1 bits, not " + std::to_string(bits));
+  return by_width(bits, a4, a2, a1, "alpha-relative codes");
 }
 
 double head_bits(KResidual r, std::uint32_t hd) {
@@ -60,12 +57,7 @@ std::vector<KResidual> tc_options(std::uint32_t hd) {
   return out;
 }
 
-const std::vector<double>& TcFit::step(std::uint32_t bits) const {
-  if (bits == 4) return step4;
-  if (bits == 2) return step2;
-  if (bits == 1) return step1;
-  throw Error("transform codes are 4, 2 or 1 bits, not " + std::to_string(bits));
-}
+const std::vector<double>& TcFit::step(std::uint32_t bits) const { return by_width(bits, step4, step2, step1, "transform codes"); }
 
 double TcFit::loss(KResidual r) const {
   double s = 0;

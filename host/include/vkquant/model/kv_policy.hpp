@@ -29,6 +29,7 @@
 
 #include <Eigen/Dense>
 
+#include "vkquant/error.hpp"
 #include "vkquant/kresidual.hpp"
 #include "vkquant/rotation/metrics.hpp"
 
@@ -68,6 +69,16 @@ struct ResidualPair {
   Eigen::MatrixXf enc, dec;  // (hd, rank) each
 };
 ResidualPair query_weighted_basis(const rot::RowMat& y, const Eigen::MatrixXd& weight, std::uint32_t rank);
+
+// The one of a {4, 2, 1}-bit triple that `bits` names; throws vkq::Error
+// ("<what> are 4, 2 or 1 bits, not <bits>") otherwise.
+template <class T>
+T& by_width(std::uint32_t bits, T& b4, T& b2, T& b1, const char* what) {
+  if (bits == 4) return b4;
+  if (bits == 2) return b2;
+  if (bits == 1) return b1;
+  throw Error(std::string(what) + " are 4, 2 or 1 bits, not " + std::to_string(bits));
+}
 
 // The alpha-relative steps of each code width, one per basis column (empty:
 // that width not calibrated).
