@@ -371,6 +371,16 @@ const KCalibration& policy_calibration(Device& dev, const ModelFile& f) {
   return *cal;
 }
 
+// The spec k refused on a model of config c with `calibration`, naming `what`.
+void expect_refused(const ModelConfig& c, const KCacheConfig& k, const KCalibration* calibration, const std::string& what) {
+  try {
+    k.validate(c, calibration);
+    ADD_FAILURE() << "accepted; expected: " << what;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+  }
+}
+
 // An artifact's tensors re-written with one metadata key changed: expect()
 // replaces `from` by `to` in key `key` and checks that the reader refuses the
 // file naming "__metadata__.<key>: <what>".
@@ -596,12 +606,7 @@ TEST_F(VulkanTest, ModelKvPolicyArtifactRoundTripAndRefusals) {
   step_refused(zero_a2, "tensor layers.0.k_rm_resid_step_a2: element 1 is not > 0");
   // The spec's refusals, by flag.
   auto refused = [&](const KCacheConfig& k, const KCalibration* c, const std::string& what) {
-    try {
-      k.validate(f.config(), c);
-      ADD_FAILURE() << "accepted; expected: " << what;
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
-    }
+    expect_refused(f.config(), k, c, what);
   };
   refused(uniform(KRope::pre, 3, 8), &cal, "--residual-bits 8 needs a --residual-rank that is a multiple of 2");
   refused(uniform(KRope::pre, 6, 4), &cal, "--residual-bits 4 needs a --residual-rank that is a multiple of 4");
@@ -714,12 +719,7 @@ TEST_F(VulkanTest, ModelKvPolicyTransformCodeArtifactAndRefusals) {
   }
   // The spec's refusals, by flag.
   auto refused = [&](const KCacheConfig& k, const KCalibration* c, const std::string& what) {
-    try {
-      k.validate(f.config(), c);
-      ADD_FAILURE() << "accepted; expected: " << what;
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
-    }
+    expect_refused(f.config(), k, c, what);
   };
   refused(tc_budgeted(KRope::pre, 0), &cal, "--kcache tc needs --kv-budget");
   KCacheConfig ranked = tc_budgeted(KRope::pre, 1.5);

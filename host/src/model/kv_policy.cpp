@@ -176,6 +176,28 @@ double code_residual(const rot::RowMat& y, Eigen::Index row, Eigen::VectorXd& w)
   return alpha;
 }
 
+// The weighted principal pair of a covariance: with W' = W + 1e-3 of its mean
+// eigenvalue (W the identity when it has no energy), V the eigenvectors of
+// W'^½ cov W'^½ in descending order, enc = W'^½ V and dec = W'^-½ V (full rank).
+struct WeightedPair {
+  Eigen::MatrixXd enc, dec;
+};
+WeightedPair weighted_pair(const Eigen::MatrixXd& cov, const Eigen::MatrixXd& weight) {
+  const Eigen::Index d = cov.rows();
+  // A weight without energy (no queries) leaves the principal directions.
+  const Eigen::MatrixXd sym = (weight + weight.transpose()) / 2;
+  const bool empty = !(sym.trace() > 0) || !sym.allFinite();
+  const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> ws(empty ? Eigen::MatrixXd::Identity(d, d) : sym);
+  const double lam = 1e-3 * ws.eigenvalues().cwiseMax(0.0).mean();
+  const Eigen::VectorXd wv = ws.eigenvalues().cwiseMax(0.0).array() + lam;
+  const Eigen::MatrixXd& q = ws.eigenvectors();
+  const Eigen::MatrixXd half = q * wv.cwiseSqrt().asDiagonal() * q.transpose();
+  const Eigen::MatrixXd inv_half = q * wv.cwiseSqrt().cwiseInverse().asDiagonal() * q.transpose();
+  const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> fs(half * cov * half);
+  const Eigen::MatrixXd v = fs.eigenvectors().rowwise().reverse();  // descending
+  return {half * v, inv_half * v};
+}
+
 // The midrise 4-bit value of x at step s (kresidual.hpp's alpha-relative code).
 double midrise(double x, double s, std::uint32_t bits) {
   const double lo = -double(1 << (bits - 1)), hi = double((1 << (bits - 1)) - 1);
@@ -226,18 +248,8 @@ ResidualPair query_weighted_basis(const rot::RowMat& y, const Eigen::MatrixXd& w
     cov.noalias() += w * w.transpose();
   }
   cov /= double(std::max<Eigen::Index>(y.rows(), 1));
-  // A weight without energy (no queries) leaves the principal directions.
-  const Eigen::MatrixXd sym = (weight + weight.transpose()) / 2;
-  const bool empty = !(sym.trace() > 0) || !sym.allFinite();
-  const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> ws(empty ? Eigen::MatrixXd::Identity(d, d) : sym);
-  const double lam = 1e-3 * ws.eigenvalues().cwiseMax(0.0).mean();
-  const Eigen::VectorXd wv = ws.eigenvalues().cwiseMax(0.0).array() + lam;
-  const Eigen::MatrixXd& q = ws.eigenvectors();
-  const Eigen::MatrixXd half = q * wv.cwiseSqrt().asDiagonal() * q.transpose();
-  const Eigen::MatrixXd inv_half = q * wv.cwiseSqrt().cwiseInverse().asDiagonal() * q.transpose();
-  const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> fs(half * cov * half);
-  const Eigen::MatrixXd vd = fs.eigenvectors().rowwise().reverse().leftCols(Eigen::Index(rank));  // descending
-  return {(half * vd).cast<float>(), (inv_half * vd).cast<float>()};
+  const WeightedPair p = weighted_pair(cov, weight);
+  return {p.enc.leftCols(Eigen::Index(rank)).cast<float>(), p.dec.leftCols(Eigen::Index(rank)).cast<float>()};
 }
 
 std::vector<double> head_option_losses(const rot::RowMat& y, const Eigen::MatrixXf& u, const Eigen::MatrixXd& weight,
@@ -305,21 +317,10 @@ TcFit tc_fit(const rot::RowMat& train, const rot::RowMat& heldout, const Eigen::
     throw Error("tc_fit: keys and weight differ in head_dim");
   if (train.rows() == 0 || heldout.rows() == 0) throw Error("tc_fit: no training or held-out keys");
   const Eigen::MatrixXd yt = train.cast<double>(), yh = heldout.cast<double>();
-  const Eigen::MatrixXd cov = yt.transpose() * yt / double(yt.rows());
-  const Eigen::MatrixXd sym = (weight + weight.transpose()) / 2;
-  const bool empty = !(sym.trace() > 0) || !sym.allFinite();
-  const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> ws(empty ? Eigen::MatrixXd::Identity(d, d) : sym);
-  const double lam = 1e-3 * ws.eigenvalues().cwiseMax(0.0).mean();
-  const Eigen::VectorXd wv = ws.eigenvalues().cwiseMax(0.0).array() + lam;
-  const Eigen::MatrixXd& q = ws.eigenvectors();
-  const Eigen::MatrixXd half = q * wv.cwiseSqrt().asDiagonal() * q.transpose();
-  const Eigen::MatrixXd inv_half = q * wv.cwiseSqrt().cwiseInverse().asDiagonal() * q.transpose();
-  const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> fs(half * cov * half);
-  const Eigen::MatrixXd v = fs.eigenvectors().rowwise().reverse();  // descending
+  const WeightedPair p = weighted_pair(yt.transpose() * yt / double(yt.rows()), weight);
   TcFit f;
-  const Eigen::MatrixXd enc = half * v, dec = inv_half * v;
-  f.enc = enc.cast<float>();
-  f.dec = dec.cast<float>();
+  f.enc = p.enc.cast<float>();
+  f.dec = p.dec.cast<float>();
   // Coefficients as the device computes them: from the fp32 encoder.
   const Eigen::MatrixXd ef = f.enc.cast<double>();
   const Eigen::Index rows = std::min<Eigen::Index>(yt.rows(), 8192);
