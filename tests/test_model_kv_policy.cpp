@@ -203,6 +203,14 @@ TEST(KvPolicy, TransformCodeFit) {
     EXPECT_LE(r.rank, d);
   }
   EXPECT_NE(std::find(opts.begin(), opts.end(), tc_residual(4, 8, 16)), opts.end());
+  // Larger heads take coarser steps: the table stays within what the artifact's reader takes.
+  EXPECT_EQ(tc_options(64).size(), 165u);
+  for (std::uint32_t hd : {96u, 128u, 256u}) {
+    const auto big = tc_options(hd);
+    EXPECT_LE(big.size(), 4096u) << hd;
+    EXPECT_EQ(big.back().rank, hd) << hd;
+    for (const KResidual& r : big) EXPECT_NO_THROW(KResidualLayout::make({r})) << residual_label(r);
+  }
 }
 
 TEST(KvPolicy, LossesOfTheOptions) {

@@ -94,8 +94,8 @@ struct ArelStepSet {
 double head_bits(KResidual r, std::uint32_t hd);
 
 // The transform code's options at head_dim hd (docs/design.md §2.9): every
-// (n4, n2, n1) with n4 % 4, n2 % 8, n1 % 16 == 0 and n4 + n2 + n1 <= hd, the
-// empty code (the mean alone) first; in increasing bits.
+// (n4, n2, n1) with n4 % 4g, n2 % 8g, n1 % 16g == 0 (g = max(1, hd / 64)) and
+// n4 + n2 + n1 <= hd, the empty code (the mean alone) first; in increasing bits.
 std::vector<KResidual> tc_options(std::uint32_t hd);
 
 // One head's transform code, fitted on training keys and measured on held-out
