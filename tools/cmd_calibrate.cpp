@@ -356,7 +356,8 @@ void add_calibrate(CLI::App& app) {
   auto* budget = cmd->add_option("--kv-budget", f->kv_budget,
                                  "precision policy: measure every (layer, KV head)'s residual options (rank, 16/8/4-bit "
                                  "coefficients) and store the plan of least loss at this mean bits per key coordinate "
-                                 "(docs/design.md §2.8); run/ppl use it with --kv-budget artifact")
+                                 "(docs/design.md §2.8), and the transform code's tables and plan (--kcache tc, §2.9); "
+                                 "run/ppl use them with --kv-budget artifact or BITS")
                      ->check(number_in(1.0, 64.0));
   cmd->add_option("--kv-target-kl", f->kv_target_kl,
                   "precision policy: store, per codec, the plan of the least budget whose KL to fp16 keys on the first "

@@ -103,8 +103,8 @@ void QuantFlags::add(CLI::App* cmd) {
       ->check(CLI::IsMember({"16", "8", "4", "a4", "a2", "a1"}));
   cmd->add_option("--kv-budget", kv_budget,
                   "1-bit keys: per-(layer, KV head) residual rank and bits from the artifact's precision policy "
-                  "(calibrate --kv-budget): the plan at BITS mean bits per key coordinate, or `artifact` for the "
-                  "plan calibrate stored")
+                  "(calibrate --kv-budget; --kcache tc: each head's 4/2/1-bit coefficients from its transform-code "
+                  "table): the plan at BITS mean bits per key coordinate, or `artifact` for the plan calibrate stored")
       ->check([](const std::string& v) -> std::string {
         if (v == "artifact") return {};
         double b = 0;
