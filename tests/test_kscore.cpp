@@ -562,6 +562,24 @@ TEST_F(VulkanTest, KscoreRejectsBadArguments) {
   EXPECT_THROW(kernels::kscore_popcount_sums(s, sh, g.bits, qq, small), Error);
   EXPECT_THROW(kernels::kscore_f16(s, sh, small, g.q, scores), Error);
   EXPECT_THROW(kernels::kscore_f16(s, sh, g.bits, g.q, scores), Error);  // bits are too small to be fp16 keys
+  // The transform code's scorer: sign-coded heads, mixed heads, segments off the halves, no records, no uq.
+  EXPECT_THROW(kernels::kscore_tc(s, sh, &g.c, g.query(true), scores), Error);  // sign-coded residual heads
+  auto tc_shape = [&](KResidual h0, KResidual h1) {
+    return shape([&](auto& t) {
+      t.residual.heads[0].code = h0;
+      t.residual.heads[1].code = h1;
+    });
+  };
+  EXPECT_THROW(kernels::kscore_tc(s, tc_shape(tc_residual(4, 0, 0), {4, 4}), &g.c, g.query(true), scores), Error);
+  EXPECT_THROW(kernels::kscore_tc(s, tc_shape(tc_residual(2, 0, 0), tc_residual(4, 0, 0)), &g.c, g.query(true), scores),
+               Error);  // 4-bit codes come 4 a half
+  EXPECT_THROW(kernels::kscore_tc(s, tc_shape(tc_residual(4, 0, 0), tc_residual(0, 8, 0)), nullptr, g.query(true), scores),
+               Error);  // records needed
+  EXPECT_THROW(kernels::kscore_tc(s, tc_shape(tc_residual(4, 0, 0), tc_residual(0, 8, 0)), &g.c,
+                                  {&g.q, nullptr, &g.basis, nullptr}, scores),
+               Error);  // no uq
+  EXPECT_THROW(kernels::kscore_tc(s, tc_shape(tc_residual(4, 0, 0), tc_residual(0, 8, 0)), &g.c, g.query(true), small),
+               Error);  // scores too small
   EXPECT_EQ(s.recorded_dispatches(), 0u) << "a rejected call recorded work";
 }
 
