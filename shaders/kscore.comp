@@ -23,6 +23,9 @@
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 #include "kscore.h"
+#if defined(MODE_TC)
+#include "kcodec.h"  // tc_slot
+#endif
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 3) const uint D = 128;  // head dimension
@@ -207,14 +210,12 @@ void score_tc(const uint t[K], const bool live[KY]) {
   uint cw[KRW], par[K];
   if (R > 0u) record_words(t, cw, par);
   [[unroll]] for (uint r = 0; r < R; ++r) {
-    // code r's width, half and shift (constants: the loop is unrolled)
-    const uint wd = r < N4 ? 4u : r < N4 + N2 ? 2u : 1u;
-    const uint j = r < N4 ? r / 4u : r < N4 + N2 ? N4 / 4u + (r - N4) / 8u : N4 / 4u + N2 / 8u + (r - N4 - N2) / 16u;
-    const uint sh = r < N4 ? 4u * (r % 4u) : r < N4 + N2 ? 2u * ((r - N4) % 8u) : (r - N4 - N2) % 16u;
+    const uvec3 slot = tc_slot(N4, N2, r);  // width, half, shift: constants, the loop is unrolled
+    const uint j = slot.y;
     float cv[K];
     [[unroll]] for (uint k = 0; k < K; ++k) {
       const uint hb = record_half(cw[k * RW + j / 2u], cw[k * RW + (j + 1u) / 2u], par[k], j);
-      cv[k] = float(bitfieldExtract(int(hb), int(sh), int(wd))) + 0.5;
+      cv[k] = float(bitfieldExtract(int(hb), int(slot.z), int(slot.x))) + 0.5;
     }
     [[unroll]] for (uint i = 0; i < Y; ++i)
       [[unroll]] for (uint g = 0; g < G; ++g) {

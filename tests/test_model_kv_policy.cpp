@@ -400,6 +400,21 @@ class HostileMetadata {
     for (std::size_t i = 0; i < values_.size(); ++i)
       t_.push_back(f32_tensor(f_.tensors()[i].name, f_.tensors()[i].shape, values_[i]));
   }
+  // The same tensors less `tensor`, metadata unchanged: refused naming `what`.
+  void expect_without(const ModelFile& model, const std::string& tensor, const std::string& what) const {
+    std::vector<TensorWrite> kept;
+    for (const TensorWrite& w : t_)
+      if (w.name != tensor) kept.push_back(w);
+    ASSERT_EQ(kept.size() + 1, t_.size()) << tensor;
+    const auto bad = dir_ / "bad.vkq.safetensors";
+    write_safetensors(bad, kept, f_.metadata());
+    try {
+      (void)read_kcache_artifact(bad, model);
+      ADD_FAILURE() << "accepted without " << tensor;
+    } catch (const FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+    }
+  }
   void expect(const ModelFile& model, const std::string& key, const std::string& from, const std::string& to,
               const std::string& what) const {
     auto meta = f_.metadata();
@@ -753,6 +768,10 @@ TEST_F(VulkanTest, ModelKvPolicyTransformCodeArtifactAndRefusals) {
   auto hostile = [&](const std::string& from, const std::string& to, const std::string& what) {
     meta.expect(f, "kv_policy_tc", from, to, what);
   };
+  // Each of a layer's five transform tensors goes with tc_enc.
+  meta.expect_without(f, "layers.0.k_pre_tc_dec", "tensor layers.0.k_pre_tc_dec: absent while tc_enc is present");
+  meta.expect_without(f, "layers.1.k_rm_tc_step1", "tensor layers.1.k_rm_tc_step1: absent while layer 0's is present");
+  meta.expect_without(f, "layers.0.k_tc_enc", "tensor layers.0.k_tc_dec: present while tc_enc is absent");
   hostile("[[0,0,0,\"tc\"],", "[[0,0,0,\"tk\"],", "options[0] is not an [n4, n2, n1, \"tc\"] quadruple");
   hostile("[[0,0,0,\"tc\"],", "[[2,0,0,\"tc\"],", "options[0]: 2/0/0 is not a transform code of head_dim 32");
   hostile("[[0,0,0,\"tc\"],", "[[32,0,16,\"tc\"],", "options[0]: 32/0/16 is not a transform code");

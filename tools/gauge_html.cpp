@@ -398,6 +398,25 @@ const char* objective_note(const std::string& o) {
   return "";
 }
 
+// A stored plan as a table: a row per layer, cell(head) per KV head, and the
+// layer's mean bits per key coordinate.
+template <class Cell>
+void plan_table(std::string& h, const std::string& id, const nlohmann::ordered_json& plan, Cell&& cell) {
+  h += fmt::format("<table id=\"{}\"><tr><th>layer</th>", id);
+  for (std::size_t k = 0; k < (plan.empty() ? 0 : plan[0].size()); ++k) h += fmt::format("<th class=\"l\">KV head {}</th>", k);
+  h += "<th>bits</th></tr>\n";
+  for (std::size_t l = 0; l < plan.size(); ++l) {
+    h += fmt::format("<tr><td>{}</td>", l);
+    double bits = 0;
+    for (const auto& hd : plan[l]) {
+      bits += num(hd, "head_bits") / double(plan[l].size());
+      h += cell(hd);
+    }
+    h += fmt::format("<td>{:.4f}</td></tr>\n", bits);
+  }
+  h += "</table>\n";
+}
+
 // keys.policy (tools/gauge_model.hpp): per rope mode, the predicted loss
 // against bits and the stored plan per (layer, KV head).
 void policy_tables(std::string& h, const nlohmann::ordered_json& p) {
@@ -427,43 +446,21 @@ void policy_tables(std::string& h, const nlohmann::ordered_json& p) {
       h += "<p class=\"note\">No stored plan (<code>vkquant calibrate --kv-budget BITS</code> stores one).</p>\n";
       continue;
     }
-    const auto& plan = m["plan"];
-    h += fmt::format("<table id=\"policy-plan-{}\"><tr><th>layer</th>", id);
-    for (std::size_t k = 0; k < (plan.empty() ? 0 : plan[0].size()); ++k) h += fmt::format("<th class=\"l\">KV head {}</th>", k);
-    h += "<th>bits</th></tr>\n";
-    for (std::size_t l = 0; l < plan.size(); ++l) {
-      h += fmt::format("<tr><td>{}</td>", l);
-      double bits = 0;
-      for (const auto& hd : plan[l]) {
-        bits += num(hd, "head_bits") / double(plan[l].size());
-        const bool measured = hd.contains("kl_alone") && !hd["kl_alone"].is_null();
-        h += fmt::format("<td class=\"l\" title=\"{:.4f} bits, loss {}\">{}{}</td>", num(hd, "head_bits"),
+    plan_table(h, "policy-plan-" + id, m["plan"], [](const nlohmann::ordered_json& hd) {
+      const bool measured = hd.contains("kl_alone") && !hd["kl_alone"].is_null();
+      return fmt::format("<td class=\"l\" title=\"{:.4f} bits, loss {}\">{}{}</td>", num(hd, "head_bits"),
                          hd["loss"].is_null() ? std::string("?") : fmt::format("{:.4g}", num(hd, "loss")),
                          residual_setting(hd["rank"].get<std::uint32_t>(), hd["bits"].get<std::uint32_t>(), hd.value("arel", false)),
                          measured ? fmt::format(" <small>(KL alone {:.4f})</small>", num(hd, "kl_alone")) : std::string());
-      }
-      h += fmt::format("<td>{:.4f}</td></tr>\n", bits);
-    }
-    h += "</table>\n";
+    });
     if (m.contains("tc_plan")) {
       // The transform code's stored plan (docs/design.md §2.9).
-      const auto& tp = m["tc_plan"];
       h += fmt::format("<p class=\"note\">The transform code's stored plan (<code>--kcache tc</code>, docs/design.md &sect;2.9: "
                        "coefficients at 4, 2 and 1 bits, written n4/n2/n1; no sign code): {:.4f} bits per key coordinate.</p>\n",
                        num(m, "tc_bits"));
-      h += fmt::format("<table id=\"tc-plan-{}\"><tr><th>layer</th>", id);
-      for (std::size_t k = 0; k < (tp.empty() ? 0 : tp[0].size()); ++k) h += fmt::format("<th class=\"l\">KV head {}</th>", k);
-      h += "<th>bits</th></tr>\n";
-      for (std::size_t l = 0; l < tp.size(); ++l) {
-        h += fmt::format("<tr><td>{}</td>", l);
-        double bits = 0;
-        for (const auto& hd : tp[l]) {
-          bits += num(hd, "head_bits") / double(tp[l].size());
-          h += fmt::format("<td class=\"l\">{}</td>", esc(hd["setting"].get<std::string>()));
-        }
-        h += fmt::format("<td>{:.4f}</td></tr>\n", bits);
-      }
-      h += "</table>\n";
+      plan_table(h, "tc-plan-" + id, m["tc_plan"], [](const nlohmann::ordered_json& hd) {
+        return fmt::format("<td class=\"l\">{}</td>", esc(hd["setting"].get<std::string>()));
+      });
     }
   }
 }

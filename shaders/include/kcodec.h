@@ -35,16 +35,18 @@ VKQ_GPU_END
 #endif
 
 #ifndef __cplusplus
-// Code r of a record: its width, the half holding it (from the record's
-// first) and the shift of its low bit. hr is the head's table row; cb, per
-// and lead describe a sign-coded head's 8/4-bit or alpha-relative codes.
+// Code r of a transform-coded record of n4 4-bit and n2 2-bit codes (then
+// 1-bit ones): its width, the half holding it (from the record's first) and
+// the shift of its low bit (kresidual.hpp's tc_slot).
+uvec3 tc_slot(uint n4, uint n2, uint r) {
+  if (r < n4) return uvec3(4u, r / 4u, 4u * (r % 4u));
+  if (r < n4 + n2) return uvec3(2u, n4 / 4u + (r - n4) / 8u, 2u * ((r - n4) % 8u));
+  return uvec3(1u, n4 / 4u + n2 / 8u + (r - n4 - n2) / 16u, (r - n4 - n2) % 16u);
+}
+// The same for code r of any record: hr is the head's table row; cb, per and
+// lead describe a sign-coded head's 8/4-bit or alpha-relative codes.
 uvec3 kcodec_slot(uvec4 hr, uint r, uint cb, uint per, uint lead) {
-  if (hr.w == 2u) {
-    const uint n4 = hr.y & 0xffffu, n2 = hr.y >> 16;
-    if (r < n4) return uvec3(4u, r / 4u, 4u * (r % 4u));
-    if (r < n4 + n2) return uvec3(2u, n4 / 4u + (r - n4) / 8u, 2u * ((r - n4) % 8u));
-    return uvec3(1u, n4 / 4u + n2 / 8u + (r - n4 - n2) / 16u, (r - n4 - n2) % 16u);
-  }
+  if (hr.w == 2u) return tc_slot(hr.y & 0xffffu, hr.y >> 16, r);
   return uvec3(cb, lead + r / per, cb * (r % per));
 }
 // Halves of a transform-coded head's record.

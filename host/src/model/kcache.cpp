@@ -646,29 +646,30 @@ KCalibration read_kcache_artifact(const std::filesystem::path& path, const Model
       };
       if (all_or_none("resid_enc_basis", !dst[0].enc_basis.empty()))
         dst[l].enc_basis = read_artifact_tensor(f, p + "resid_enc_basis", {kv, hd, k.rank});
-      // The transform code: in every layer of a mode or in none.
-      const bool has_tc = f.find(p + "tc_enc") != nullptr;
-      if (l > 0 && has_tc != !dst[0].tc_enc.empty())
-        throw FormatError(path, "tensor " + p + "tc_enc: " + (has_tc ? "present" : "absent") + " while layer 0's is " +
-                                    (has_tc ? "absent" : "present"));
+      // Steps: every element > 0.
+      auto steps = [&](const std::string& name, std::vector<std::uint64_t> shape) {
+        std::vector<float> st = read_artifact_tensor(f, name, shape);
+        for (std::size_t i = 0; i < st.size(); ++i)
+          if (!(st[i] > 0)) throw FormatError(path, "tensor " + name + ": element " + std::to_string(i) + " is not > 0");
+        return st;
+      };
+      // The transform code: all five tensors in every layer of a mode, or none.
+      // Layer 0's tc_enc decides for the others.
+      const bool has_tc = l == 0 ? f.find(p + "tc_enc") != nullptr : !dst[0].tc_enc.empty();
+      for (const char* name : {"tc_enc", "tc_dec", "tc_step4", "tc_step2", "tc_step1"}) {
+        const bool present = f.find(p + name) != nullptr;
+        if (present != has_tc)
+          throw FormatError(path, "tensor " + p + name + ": " + (present ? "present" : "absent") + " while " +
+                                      (l == 0 ? "tc_enc is " : "layer 0's is ") + (present ? "absent" : "present"));
+      }
       if (has_tc) {
         dst[l].tc_enc = read_artifact_tensor(f, p + "tc_enc", {kv, hd, hd});
         dst[l].tc_dec = read_artifact_tensor(f, p + "tc_dec", {kv, hd, hd});
-        for (std::uint32_t b : {4u, 2u, 1u}) {
-          const std::string name = p + "tc_step" + std::to_string(b);
-          auto& st = dst[l].tc_step(b);
-          st = read_artifact_tensor(f, name, {kv, hd});
-          for (std::size_t i = 0; i < st.size(); ++i)
-            if (!(st[i] > 0)) throw FormatError(path, "tensor " + name + ": element " + std::to_string(i) + " is not > 0");
-        }
+        for (std::uint32_t b : {4u, 2u, 1u}) dst[l].tc_step(b) = steps(p + "tc_step" + std::to_string(b), {kv, hd});
       }
       for (std::uint32_t b : {4u, 2u, 1u}) {
         const std::string name = arel_step_name(b);
-        if (!all_or_none(name.c_str(), !dst[0].arel_step(b).empty())) continue;
-        auto& st = dst[l].arel_step(b);
-        st = read_artifact_tensor(f, p + name, {kv, k.rank});
-        for (std::size_t i = 0; i < st.size(); ++i)
-          if (!(st[i] > 0)) throw FormatError(path, "tensor " + p + name + ": element " + std::to_string(i) + " is not > 0");
+        if (all_or_none(name.c_str(), !dst[0].arel_step(b).empty())) dst[l].arel_step(b) = steps(p + name, {kv, k.rank});
       }
     }
   }

@@ -207,6 +207,24 @@ double midrise(double x, double s, std::uint32_t bits) {
   return (std::clamp(std::floor(x / s), lo, hi) + 0.5) * s;
 }
 
+// The midrise step of least squared error for the values of `col` at
+// `bits` bits, searched over 0.05 .. 4 standard deviations (1 when col is all zero).
+double midrise_step(const Eigen::Ref<const Eigen::VectorXd>& col, std::uint32_t bits) {
+  const double sd = std::sqrt(col.squaredNorm() / double(std::max<Eigen::Index>(col.size(), 1)));
+  double step = 1.0, best = std::numeric_limits<double>::infinity();
+  if (!(sd > 0)) return step;
+  for (int g = 1; g <= 80; ++g) {
+    const double s = sd * 0.05 * g;
+    double e = 0;
+    for (Eigen::Index i = 0; i < col.size(); ++i) {
+      const double r = col[i] - midrise(col[i], s, bits);
+      e += r * r;
+    }
+    if (e < best) best = e, step = s;
+  }
+  return step;
+}
+
 }  // namespace
 
 std::vector<double> arel_steps(const rot::RowMat& y, const Eigen::MatrixXf& u, std::uint32_t bits) {
@@ -222,21 +240,7 @@ std::vector<double> arel_steps(const rot::RowMat& y, const Eigen::MatrixXf& u, s
     c.row(used++) = (ud.transpose() * w).transpose() / alpha;
   }
   std::vector<double> steps(std::size_t(big), 1.0);
-  for (Eigen::Index j = 0; j < big && used > 0; ++j) {
-    const auto col = c.col(j).head(used);
-    const double sd = std::sqrt(col.squaredNorm() / double(used));
-    if (!(sd > 0)) continue;
-    double best = std::numeric_limits<double>::infinity();
-    for (int g = 1; g <= 80; ++g) {
-      const double s = sd * 0.05 * g;
-      double e = 0;
-      for (Eigen::Index i = 0; i < used; ++i) {
-        const double r = col[i] - midrise(col[i], s, bits);
-        e += r * r;
-      }
-      if (e < best) best = e, steps[std::size_t(j)] = s;
-    }
-  }
+  for (Eigen::Index j = 0; j < big && used > 0; ++j) steps[std::size_t(j)] = midrise_step(c.col(j).head(used), bits);
   return steps;
 }
 
@@ -332,22 +336,9 @@ TcFit tc_fit(const rot::RowMat& train, const rot::RowMat& heldout, const Eigen::
   const std::uint32_t widths[3] = {4, 2, 1};
   for (std::vector<double>* st : {&f.step4, &f.step2, &f.step1}) st->assign(std::size_t(d), 1.0);
   for (Eigen::Index j = 0; j < d; ++j) {
-    const auto col = ct.col(j);
-    const double sd = std::sqrt(col.squaredNorm() / double(rows));
     for (int w = 0; w < 3; ++w) {
-      std::vector<double>& st = w == 0 ? f.step4 : w == 1 ? f.step2 : f.step1;
-      if (sd > 0) {
-        double best = std::numeric_limits<double>::infinity();
-        for (int g = 1; g <= 80; ++g) {
-          const double s = sd * 0.05 * g;
-          double e = 0;
-          for (Eigen::Index i = 0; i < rows; ++i) {
-            const double r = col[i] - midrise(col[i], s, widths[w]);
-            e += r * r;
-          }
-          if (e < best) best = e, st[std::size_t(j)] = s;
-        }
-      }
+      std::vector<double>& st = by_width(widths[w], f.step4, f.step2, f.step1, "transform codes");
+      st[std::size_t(j)] = midrise_step(ct.col(j), widths[w]);
       // The device folds the step into fp32 bases: measure with the step it uses.
       const double s = double(float(st[std::size_t(j)]));
       double e = 0;
