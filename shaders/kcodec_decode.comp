@@ -32,6 +32,7 @@ layout(std430, set = 0, binding = 5) readonly buffer Coef { uint coef[]; };     
 layout(std430, set = 0, binding = 6) writeonly buffer Cache { uint cache[]; };  // (ctx, n_kv, HD) halves
 layout(std430, set = 0, binding = 7) readonly buffer F { float inv_freq[]; };   // (HD/2) RoPE table
 layout(std430, set = 0, binding = 8) readonly buffer Heads { uvec4 heads[]; };  // (n_kv) {rank, bits, offset, 0}
+layout(std430, set = 0, binding = 9) readonly buffer Lv { float lv[]; };         // (n_kv, basis_cols, 16) transform-code levels (has_levels)
 
 const uint W = HD / 32;
 const uint Q = HD / 4;
@@ -70,7 +71,7 @@ void main() {
     const uint lead = arel || tc ? 0u : 1u;          // the scale half of 8/4-bit records
     const uint g0 = (e / p.n_kv) * p.stride + hr.z;  // the record's first half
     const uint ub = h * HD * p.basis_cols;
-    // arel: ĉ = alpha·(code + 1/2), tc: code + 1/2, along the step-scaled column
+    // arel: ĉ = alpha·(code + 1/2), tc: code + 1/2 or its calibrated level, along the step-scaled column
     const float sigma = tc ? 1.0 : arel ? a : cb != 16u && rank > 0u ? unpackHalf2x16(coef[g0 >> 1])[g0 & 1] : 1.0;
     const float mid = arel || tc ? 0.5 : 0.0;
     for (uint r = 0; r < rank; ++r) {
@@ -81,7 +82,10 @@ void main() {
       } else {
         const uvec3 slot = kcodec_slot(hr, r, cb, per, lead);  // width, half, shift
         const uint g = g0 + slot.y;  // the code's half; bitfieldExtract sign-extends it
-        c = sigma * (float(bitfieldExtract(int(coef[g >> 1]), int(16u * (g & 1u) + slot.z), int(slot.x))) + mid);
+        if (tc && p.has_levels != 0u)  // the calibrated level of the code's bits
+          c = lv[(h * p.basis_cols + r) * 16u + bitfieldExtract(coef[g >> 1], int(16u * (g & 1u) + slot.z), int(slot.x))];
+        else
+          c = sigma * (float(bitfieldExtract(int(coef[g >> 1]), int(16u * (g & 1u) + slot.z), int(slot.x))) + mid);
       }
       for (uint j = 0; j < HD; j += 8) {
         [[unroll]] for (uint q = 0; q < 8; ++q) U(j + q) += basis[ub + (j + q) * p.basis_cols + r] * c;

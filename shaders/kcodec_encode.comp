@@ -36,6 +36,7 @@ layout(std430, set = 0, binding = 5) buffer Alpha { uint alpha[]; };          //
 layout(std430, set = 0, binding = 6) buffer Coef { uint coef[]; };            // (ctx, stride) halves: records
 layout(std430, set = 0, binding = 7) readonly buffer F { float inv_freq[]; };  // (HD/2) RoPE table (mean-RoPE)
 layout(std430, set = 0, binding = 8) readonly buffer Heads { uvec4 heads[]; };  // (n_kv) {rank, bits, offset, 0}
+layout(std430, set = 0, binding = 9) readonly buffer Lv { float lv[]; };        // (n_kv, basis_cols, 16) transform-code levels (has_levels)
 
 const uint Q = HD / 4;
 const uint W = HD / 32;
@@ -177,7 +178,21 @@ void main() {
     int code;
     if (tc) {  // floor(c) in [-2^(w-1), 2^(w-1) - 1]: the step is in the encoder's column
       const float half_levels = float(1u << (slot.x - 1u));
-      code = isnan(c) ? 0 : int(clamp(floor(c), -half_levels, half_levels - 1.0));
+      if (p.has_levels != 0u) {  // the nearest calibrated level, ascending codes, ties to the larger
+        const uint lb = (h * p.basis_cols + r) * 16u, mask = (1u << slot.x) - 1u;
+        float best = 1.0 / 0.0;
+        code = 0;
+        for (int v = -int(half_levels); v < int(half_levels); ++v) {
+          const float dd = abs(c - lv[lb + (uint(v) & mask)]);
+          if (dd <= best) {
+            best = dd;
+            code = v;
+          }
+        }
+        if (isnan(c)) code = 0;
+      } else {
+        code = isnan(c) ? 0 : int(clamp(floor(c), -half_levels, half_levels - 1.0));
+      }
     } else if (arel) {  // floor(c / alpha) in [-2^(cb-1), 2^(cb-1) - 1]: the step is in the encoder's column
       const float half_levels = float(1u << (cb - 1u));
       code = a > 0.0 ? int(clamp(floor(c / a), -half_levels, half_levels - 1.0)) : 0;

@@ -92,6 +92,9 @@ layout(std430, binding = 1) readonly buffer Uq { float uq[]; };
 layout(std430, binding = 2) readonly buffer Qmu { float qmu[]; };
 layout(std430, binding = 3) writeonly buffer Out1 { float out1[]; };
 layout(std430, binding = 3) writeonly buffer Out4 { vec4 out4[]; };
+#if defined(TC_LEVELS)
+layout(std430, binding = 4) readonly buffer Lv { float lv[]; };  // (kv_heads, basis columns, 16) calibrated levels
+#endif
 #elif defined(MODE_F16)
 layout(std430, binding = 1) readonly buffer Query { float q[]; };
 layout(std430, binding = 2) writeonly buffer Out1 { float out1[]; };
@@ -202,8 +205,9 @@ void init_qmu(out float res[KYG]) {
 #endif
 
 #if defined(MODE_TC)
-// The transform code (kresidual.hpp's tc heads): qmu + Σ_r (Uᵀq)_r (code_r + 1/2)
-// for every (key, slot, head) triple, written where live[k·Y + i].
+// The transform code (kresidual.hpp's tc heads): qmu + Σ_r (Uᵀq)_r ĉ_r, ĉ_r =
+// code_r + 1/2 or (TC_LEVELS) its calibrated level, for every (key, slot,
+// head) triple, written where live[k·Y + i].
 void score_tc(const uint t[K], const bool live[KY]) {
   float res[KYG];
   init_qmu(res);
@@ -213,10 +217,29 @@ void score_tc(const uint t[K], const bool live[KY]) {
     const uvec3 slot = tc_slot(N4, N2, r);  // width, half, shift: constants, the loop is unrolled
     const uint j = slot.y;
     float cv[K];
+#if defined(TC_LEVELS)
+    // The column's 2^width levels (uniform loads), each key's picked by a
+    // select tree over its code's bits (no load at a per-lane address).
+    const uint n = 1u << slot.x, lb = (p.kv * p.uq_stride + r) * 16u;  // uq_stride: the basis columns
+    float t[16];
+    [[unroll]] for (uint i = 0; i < 16u; ++i) t[i] = i < n ? lv[lb + i] : 0.0;
+    [[unroll]] for (uint k = 0; k < K; ++k) {
+      const uint hb = record_half(cw[k * RW + j / 2u], cw[k * RW + (j + 1u) / 2u], par[k], j);
+      const uint u = bitfieldExtract(hb, int(slot.z), int(slot.x));
+      float a[16];
+      [[unroll]] for (uint i = 0; i < 16u; ++i) a[i] = t[i];
+      [[unroll]] for (uint l = 0; l < 4u; ++l) {
+        const bool bit = ((u >> l) & 1u) != 0u;
+        [[unroll]] for (uint i = 0; i < (8u >> l); ++i) a[i] = bit && (2u * i + 1u) << l < n ? a[2u * i + 1u] : a[2u * i];
+      }
+      cv[k] = a[0];
+    }
+#else
     [[unroll]] for (uint k = 0; k < K; ++k) {
       const uint hb = record_half(cw[k * RW + j / 2u], cw[k * RW + (j + 1u) / 2u], par[k], j);
       cv[k] = float(bitfieldExtract(int(hb), int(slot.z), int(slot.x))) + 0.5;
     }
+#endif
     [[unroll]] for (uint i = 0; i < Y; ++i)
       [[unroll]] for (uint g = 0; g < G; ++g) {
         const float u = uq[(query_head(i) + g) * p.uq_stride + r];

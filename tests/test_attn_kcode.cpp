@@ -16,6 +16,7 @@
 #include <optional>
 #include <random>
 
+#include "tc_levels.hpp"
 #include "vk_test.hpp"
 #include "vkquant/error.hpp"
 #include "vkquant/half.hpp"
@@ -79,6 +80,7 @@ struct ACase {
   bool small_blocks = false;  // force query blocks of few rows and kscore key chunks
   VType vt = VType::f16;      // value cache storage
   std::vector<KResidual> mixed{};  // per-head (rank, bits); empty: every head at (rank, 16)
+  bool levels = false;             // transform codes: calibrated (random, ascending) levels
 };
 
 std::string case_name(const ACase& c) {
@@ -93,6 +95,7 @@ std::string case_name(const ACase& c) {
   for (const KResidual& r : c.mixed)
     s += r.tc ? "_tc" + std::to_string(r.n4) + "x" + std::to_string(r.n2) + "x" + std::to_string(r.n1())
               : "_" + std::to_string(r.rank) + (r.arel ? "a" : "b") + std::to_string(r.bits);
+  if (c.levels) s += "_levels";
   return s;
 }
 
@@ -102,10 +105,10 @@ struct Problem {
   bool mean_rope;
   TestRope rope;
   KResidualLayout layout;
-  std::vector<float> mu, rot, basis, k, v, q, front_keys;
+  std::vector<float> mu, rot, basis, k, v, q, front_keys, levels;
   ref::KCodes codes;
   VType vt;
-  Buffer mu_b, rot_b, basis_b, bits_b, alpha_b, coef_b, front_b, v_b, vs_b, q_b, table_b;
+  Buffer mu_b, rot_b, basis_b, bits_b, alpha_b, coef_b, front_b, v_b, vs_b, q_b, table_b, lv_b;
   kernels::KResidualTable resid_b;
 
   Problem(Device& d, const ACase& c, std::uint32_t seed)
@@ -117,6 +120,7 @@ struct Problem {
     mu = random_floats(std::size_t(n_kv) * hd, seed, -1.5f, 1.5f);
     if (!transform()) rot = random_rotations(n_kv, hd, seed + 1);  // the transform code has no rotation
     basis = random_floats(std::size_t(n_kv) * hd * rank, seed + 2, -0.2f, 0.2f);
+    if (c.levels && transform() && rank) levels = test_tc_levels(layout, rank, seed + 6);
     // Keys: a mean (RoPE'd at their position in the mean-RoPE cases) plus noise.
     k = random_floats(std::size_t(kv_len) * n_kv * hd, seed + 3, -2.f, 2.f);
     for (std::uint32_t p = 0; p < kv_len; ++p)
@@ -144,18 +148,20 @@ struct Problem {
     q_b = upload(d, q);
     table_b = Buffer::create(d, kernels::attn_kcode_rope_table_bytes(kv_len, hd));
     if (layout.stride) resid_b = kernels::KResidualTable::create(d, layout);
+    if (!levels.empty()) lv_b = upload(d, levels);
   }
 
   kernels::VCacheView values() const { return {vt, &v_b, vt == VType::f16 ? nullptr : &vs_b}; }
   bool transform() const { return layout.transform(); }
   ref::KCodec host_codec() const {
-    return {mu, rot, basis, n_kv, hd, layout, rank, mean_rope ? &rope.host : nullptr, {}, transform()};
+    return {mu, rot, basis, n_kv, hd, layout, rank, mean_rope ? &rope.host : nullptr, {}, transform(), levels};
   }
   kernels::KcodeKeys keys() const {
     kernels::KcodeKeys kk;
     kk.codec = {&mu_b, transform() ? nullptr : &rot_b, rank ? &basis_b : nullptr, n_kv, hd, layout.stride ? &resid_b : nullptr, rank,
                 mean_rope ? rope.freqs() : kernels::RopeFreqs{}};
     kk.codec.transform = transform();
+    kk.codec.levels = levels.empty() ? nullptr : &lv_b;
     kk.bits = &bits_b;
     kk.alpha = &alpha_b;
     kk.coef = layout.stride ? &coef_b : nullptr;
@@ -263,8 +269,11 @@ INSTANTIATE_TEST_SUITE_P(
                       // odd strides, query blocks and key chunks, mean-RoPE, front keys.
                       ACase{64, 3, 2, 37, 100, 64, 2, F, 8, false, true, VType::f16,
                             {tc_residual(8, 16, 16), tc_residual(0, 0, 0), tc_residual(20, 8, 0)}},
-                      ACase{64, 2, 4, 1, 100, 40, 4, F, 8, true, false, VType::q4, {tc_residual(4, 0, 32), tc_residual(24, 16, 0)}},
-                      ACase{128, 2, 7, 9, 300, 96, 0, F, 8, true, true, VType::q8, {tc_residual(32, 0, 64), tc_residual(0, 24, 0)}}),
+                      // ... with calibrated levels (kscore_tc_lv's select trees; decode's lookups).
+                      ACase{64, 2, 4, 1, 100, 40, 4, F, 8, true, false, VType::q4, {tc_residual(4, 0, 32), tc_residual(24, 16, 0)},
+                            true},
+                      ACase{128, 2, 7, 9, 300, 96, 0, F, 8, true, true, VType::q8, {tc_residual(32, 0, 64), tc_residual(0, 24, 0)},
+                            true}),
     [](const auto& p) { return case_name(p.param); });
 INSTANTIATE_TEST_SUITE_P(
     Shapes, AttnKcodeOneHead,

@@ -19,6 +19,7 @@
 #include <cmath>
 #include <random>
 
+#include "tc_levels.hpp"
 #include "vk_test.hpp"
 #include "vkquant/error.hpp"
 #include "vkquant/half.hpp"
@@ -67,11 +68,12 @@ struct Codec {
   TestRope rope;  // the mean-RoPE table (unused otherwise)
   KResidualLayout layout;
   std::vector<float> mu, rot, basis, enc_basis;  // enc_basis: empty, or the encoder's own
-  Buffer mu_b, rot_b, basis_b, enc_b;
+  std::vector<float> levels;                      // the transform code's levels; empty: uniform
+  Buffer mu_b, rot_b, basis_b, enc_b, lv_b;
   kernels::KResidualTable table;
 
   Codec(Device& d, std::uint32_t n_kv_, std::uint32_t hd_, std::uint32_t rank_, bool rotate_, bool identity_basis,
-        std::uint32_t seed, bool mean_rope_ = false, const std::vector<KResidual>& mixed = {})
+        std::uint32_t seed, bool mean_rope_ = false, const std::vector<KResidual>& mixed = {}, bool with_levels = false)
       : n_kv(n_kv_),
         hd(hd_),
         rank(rank_),
@@ -103,14 +105,19 @@ struct Codec {
     if (rank) basis_b = upload(d, basis);
     if (!enc_basis.empty()) enc_b = upload(d, enc_basis);
     if (layout.stride) table = kernels::KResidualTable::create(d, layout);
+    if (with_levels && transform() && rank) {
+      levels = test_tc_levels(layout, rank, seed + 4);
+      lv_b = upload(d, levels);
+    }
   }
   bool transform() const { return layout.transform(); }
   kernels::KCodec dev() const {
     return {&mu_b,  rotate ? &rot_b : nullptr, rank ? &basis_b : nullptr, n_kv, hd, layout.stride ? &table : nullptr,
-            rank,   mean_rope ? rope.freqs() : kernels::RopeFreqs{}, enc_basis.empty() ? nullptr : &enc_b, transform()};
+            rank,   mean_rope ? rope.freqs() : kernels::RopeFreqs{}, enc_basis.empty() ? nullptr : &enc_b, transform(),
+            levels.empty() ? nullptr : &lv_b};
   }
   ref::KCodec host() const {
-    return {mu, rot, basis, n_kv, hd, layout, rank, mean_rope ? &rope.host : nullptr, enc_basis, transform()};
+    return {mu, rot, basis, n_kv, hd, layout, rank, mean_rope ? &rope.host : nullptr, enc_basis, transform(), levels};
   }
   std::uint64_t coef_bytes(std::uint32_t ctx) const { return layout.bytes(ctx); }
 };
@@ -168,6 +175,7 @@ struct KCase {
   bool rotate, rope;
   bool mean_rope = false;         // codec centered by RoPE_pos(mu_pre) (test_rope's table)
   std::vector<KResidual> mixed{};  // per-head (rank, bits); empty: every head at (rank, 16)
+  bool levels = false;             // transform codes: calibrated (random, ascending) levels
 };
 
 std::string case_name(const KCase& c) {
@@ -177,14 +185,15 @@ std::string case_name(const KCase& c) {
                 : "_" + std::to_string(r.rank) + (r.arel ? "a" : "b") + std::to_string(r.bits);
   return "d" + std::to_string(c.hd) + "_kv" + std::to_string(c.n_kv) + "_r" + std::to_string(c.rank) + "_n" +
          std::to_string(c.n) + "_p" + std::to_string(c.pos0) + (c.rotate ? "_rot" : "_id") +
-         (c.rope ? "_rope" : "") + (c.mean_rope ? "_meanrope" : "") + (mix.empty() ? "" : "_mix" + mix);
+         (c.rope ? "_rope" : "") + (c.mean_rope ? "_meanrope" : "") + (mix.empty() ? "" : "_mix" + mix) +
+         (c.levels ? "_levels" : "");
 }
 
 class KCodec : public VulkanTest, public ::testing::WithParamInterface<KCase> {};
 
 TEST_P(KCodec, EncodeMatchesReference) {
   const KCase kc = GetParam();
-  const Codec c(dev(), kc.n_kv, kc.hd, kc.rank, kc.rotate, false, 11 + kc.hd + kc.n_kv, kc.mean_rope, kc.mixed);
+  const Codec c(dev(), kc.n_kv, kc.hd, kc.rank, kc.rotate, false, 11 + kc.hd + kc.n_kv, kc.mean_rope, kc.mixed, kc.levels);
   const std::vector<float> k = keys_away_from_zero(c, kc.n, 5 + kc.n, kc.pos0);
   const ref::KCodes want = ref::kcode_encode(c.host(), k, kc.n, kc.pos0);
 
@@ -255,7 +264,7 @@ TEST_P(KCodec, EncodeMatchesReference) {
     // pack_residual's (alpha-relative: no scale, the device's alpha and the
     // basis columns' norms).
     std::vector<half_bits> want_rec(rh);
-    pack_residual(res, cf, want_rec, c.transform() ? 0.0 : from_half(a));
+    pack_residual(res, cf, want_rec, c.transform() ? 0.0 : from_half(a), c.host().head_levels(h));
     const std::uint32_t lead = res.arel || res.tc ? 0 : 1;
     if (!res.arel && !res.tc) {
       ASSERT_LE(std::abs(int(got_rec[0]) - int(want_rec[0])), 1) << "scale of element " << e;
@@ -281,7 +290,7 @@ TEST_P(KCodec, EncodeMatchesReference) {
 
 TEST_P(KCodec, DecodeMatchesReference) {
   const KCase kc = GetParam();
-  const Codec c(dev(), kc.n_kv, kc.hd, kc.rank, kc.rotate, false, 21 + kc.hd + kc.n_kv, kc.mean_rope, kc.mixed);
+  const Codec c(dev(), kc.n_kv, kc.hd, kc.rank, kc.rotate, false, 21 + kc.hd + kc.n_kv, kc.mean_rope, kc.mixed, kc.levels);
   const std::vector<float> k = keys_away_from_zero(c, kc.n, 7 + kc.n, kc.pos0);
   const ref::KCodes codes = ref::kcode_encode(c.host(), k, kc.n, kc.pos0);
   const std::vector<half_bits> want = ref::kcode_decode(c.host(), codes.bits, codes.alpha, codes.coef, kc.pos0,
@@ -369,7 +378,13 @@ INSTANTIATE_TEST_SUITE_P(Shapes, KCodec,
                                                  {tc_residual(8, 16, 16), tc_residual(0, 0, 0), tc_residual(20, 8, 0)}},
                                            KCase{128, 4, 96, 300, 4999, false, false, true,
                                                  {tc_residual(4, 8, 16), tc_residual(32, 0, 64), tc_residual(0, 24, 0),
-                                                  tc_residual(0, 0, 16)}}),
+                                                  tc_residual(0, 0, 16)}},
+                                           // ... with calibrated levels (nearest-level codes, ĉ read from them).
+                                           KCase{64, 3, 64, 13, 5, false, true, false,
+                                                 {tc_residual(8, 16, 16), tc_residual(0, 0, 0), tc_residual(20, 8, 0)}, true},
+                                           KCase{128, 4, 96, 300, 4999, false, false, true,
+                                                 {tc_residual(4, 8, 16), tc_residual(32, 0, 64), tc_residual(0, 24, 0),
+                                                  tc_residual(0, 0, 16)}, true}),
                          [](const auto& p) { return case_name(p.param); });
 
 // Plain random keys: coordinates near 0 are allowed; a sign bit may differ
@@ -564,6 +579,44 @@ TEST(KResidual, TransformCodeLayoutAndRecords) {
                                                  {9, -1.5}, {10, 0.5}, {24, 0.5}, {25, -0.5}, {39, 0.5}};
   for (const auto& [i, v] : want) EXPECT_EQ(back[std::size_t(i)], v) << "code " << i;
   EXPECT_EQ(rec[0], half_bits(0x0f87));  // codes 7, -8 (0x8), -1 (0xf), 0: low nibble first
+}
+
+TEST(KResidual, TransformCodeLevels) {
+  // tc4/8/16: column 0 has 4-bit levels value v -> v + 1/2 + v³/100 (bits
+  // (v + 16) mod 16), column 4 2-bit levels {-2, -0.5, 0.25, 3}, column 12
+  // 1-bit levels {0.75, -1.25} (bits 0, 1).
+  const KResidual r = tc_residual(4, 8, 16);
+  std::vector<float> lv(std::size_t(r.rank) * kTcLevels, 0.0f);
+  for (int v = -8; v < 8; ++v) lv[std::size_t(v & 15)] = float(v + 0.5 + v * v * v / 100.0);
+  const float two[4] = {-2.0f, -0.5f, 0.25f, 3.0f};  // values -2, -1, 0, 1
+  for (int v = -2; v < 2; ++v) lv[4 * kTcLevels + std::size_t(v & 3)] = two[v + 2];
+  lv[12 * kTcLevels + 0] = 0.75f;
+  lv[12 * kTcLevels + 1] = -1.25f;
+  const auto code = [&](double c0, double c4, double c12) {
+    std::vector<double> c(r.rank, 0.0);
+    c[0] = c0, c[4] = c4, c[12] = c12;
+    std::vector<half_bits> rec(KResidualLayout::record_halves(r));
+    pack_residual(r, c, rec, 0, lv);
+    return unpack_residual(r, rec, 0, lv);
+  };
+  // The nearest level: at -7.5 + -3.43 = -10.93 (value -7) ... 7 + 0.5 + 3.43 = 10.93.
+  EXPECT_FLOAT_EQ(code(-50, 0, 0)[0], lv[8]);  // below every level: value -8
+  EXPECT_FLOAT_EQ(code(50, 0, 0)[0], lv[7]);   // above: value 7
+  EXPECT_FLOAT_EQ(code(2.0, 0, 0)[0], lv[1]);  // 1.51 (value 1) nearer than 2.58 (value 2)
+  EXPECT_FLOAT_EQ(code(2.2, 0, 0)[0], lv[2]);
+  EXPECT_FLOAT_EQ(code(0, -1.25, 0)[4], -0.5f);  // tie between -2 and -0.5: the larger code
+  EXPECT_FLOAT_EQ(code(0, -1.26, 0)[4], -2.0f);
+  EXPECT_FLOAT_EQ(code(0, 1.7, 0)[4], 3.0f);
+  EXPECT_FLOAT_EQ(code(0, 0, -0.26)[12], -1.25f);  // nearer -1.25 than 0.75
+  EXPECT_FLOAT_EQ(code(0, 0, -0.24)[12], 0.75f);
+  EXPECT_FLOAT_EQ(code(0, 0, std::nan(""))[12], 0.75f);  // NaN codes 0
+  // Too few levels for the rank: refused by name.
+  std::vector<half_bits> rec(KResidualLayout::record_halves(r));
+  EXPECT_NE(error_of([&] { pack_residual(r, std::vector<double>(r.rank), rec, 0, std::span(lv).first(16)); })
+                .find("pack_residual: 16 levels for rank 28"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { (void)unpack_residual(r, rec, 0, std::span(lv).first(16)); }).find("unpack_residual: 16 levels"),
+            std::string::npos);
 }
 
 TEST(KResidual, TransformCodeRefusals) {

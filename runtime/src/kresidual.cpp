@@ -101,15 +101,46 @@ void KResidualLayout::check_basis(const char* fn, std::uint32_t basis_cols) cons
                   std::to_string(heads[h].rank) + ", more than the basis' " + std::to_string(basis_cols) + " columns");
 }
 
-void pack_residual(KResidual r, std::span<const double> c, std::span<half_bits> record, double alpha) {
+double tc_uniform_level(std::uint32_t width, std::uint32_t u) {
+  const std::uint32_t sign = 1u << (width - 1);
+  return double(int(u ^ sign) - int(sign)) + 0.5;
+}
+
+namespace {
+
+void check_levels(const char* fn, KResidual r, std::span<const float> levels) {
+  if (!levels.empty() && levels.size() < std::size_t(r.rank) * kTcLevels)
+    throw Error(std::string(fn) + ": " + std::to_string(levels.size()) + " levels for rank " + std::to_string(r.rank) +
+                " (" + std::to_string(kTcLevels) + " per coefficient)");
+}
+
+}  // namespace
+
+void pack_residual(KResidual r, std::span<const double> c, std::span<half_bits> record, double alpha,
+                   std::span<const float> levels) {
   const std::uint32_t n = KResidualLayout::record_halves(r);
   if (c.size() < r.rank || record.size() < n) throw Error("pack_residual: arrays too small");
   if (r.tc) {
+    check_levels("pack_residual", r, levels);
     for (std::uint32_t j = 0; j < n; ++j) record[j] = 0;
     for (std::uint32_t i = 0; i < r.rank; ++i) {
       const TcSlot s = tc_slot(r, i);
-      const double lo = -double(1 << (s.width - 1)), hi = double((1 << (s.width - 1)) - 1);
-      const int code = std::isnan(c[i]) ? 0 : int(std::clamp(std::floor(c[i]), lo, hi));
+      const int lo = -(1 << (s.width - 1)), hi = (1 << (s.width - 1)) - 1;
+      int code = 0;
+      if (std::isnan(c[i])) {
+        code = 0;
+      } else if (levels.empty()) {
+        code = int(std::clamp(std::floor(c[i]), double(lo), double(hi)));
+      } else {
+        // The nearest level in ascending code order, ties to the larger code
+        // (the device's order and comparisons, in fp32).
+        float best = INFINITY;
+        const float x = float(c[i]);
+        for (int v = lo; v <= hi; ++v) {
+          const float dd = std::fabs(x - levels[std::size_t(i) * kTcLevels + (std::uint32_t(v) & ((1u << s.width) - 1))]);
+          if (dd <= best) best = dd, code = v;
+        }
+      }
       record[s.half] = half_bits(record[s.half] | ((std::uint32_t(code) & ((1u << s.width) - 1)) << s.shift));
     }
     return;
@@ -143,15 +174,16 @@ void pack_residual(KResidual r, std::span<const double> c, std::span<half_bits> 
   }
 }
 
-std::vector<double> unpack_residual(KResidual r, std::span<const half_bits> record, double alpha) {
+std::vector<double> unpack_residual(KResidual r, std::span<const half_bits> record, double alpha,
+                                    std::span<const float> levels) {
   if (record.size() < KResidualLayout::record_halves(r)) throw Error("unpack_residual: record too small");
   std::vector<double> c(r.rank);
   if (r.tc) {
+    check_levels("unpack_residual", r, levels);
     for (std::uint32_t i = 0; i < r.rank; ++i) {
       const TcSlot s = tc_slot(r, i);
-      const std::uint32_t mask = (1u << s.width) - 1, sign = 1u << (s.width - 1);
-      const std::uint32_t u = (std::uint32_t(record[s.half]) >> s.shift) & mask;
-      c[i] = double(int(u ^ sign) - int(sign)) + 0.5;
+      const std::uint32_t u = (std::uint32_t(record[s.half]) >> s.shift) & ((1u << s.width) - 1);
+      c[i] = levels.empty() ? tc_uniform_level(s.width, u) : double(levels[std::size_t(i) * kTcLevels + u]);
     }
     return c;
   }

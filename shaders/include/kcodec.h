@@ -13,6 +13,7 @@ struct KCodeEncodeParams {
   float scale;      // RoPE attention factor (mean-RoPE; frequencies are a bound table)
   uint basis_cols;  // columns of the residual basis (its row stride)
   uint transform;   // 1: transform code (no bits, no alpha; the bits and alpha bindings are placeholders)
+  uint has_levels;  // 1: the transform code's calibrated levels (binding 9); 0: uniform (a placeholder)
 };
 // Push constants of kcodec_decode.comp: one invocation per (position, head,
 // group of 8 coordinate pairs (i, i + hd/2)).
@@ -26,6 +27,7 @@ struct KCodeDecodeParams {
   float scale;      // RoPE attention factor (frequencies are a bound table)
   uint basis_cols;  // columns of the residual basis (its row stride)
   uint transform;   // 1: transform code (no bits, no alpha)
+  uint has_levels;  // 1: the transform code's calibrated levels (binding 9); 0: uniform (a placeholder)
 };
 // Per KV head, a row of the residual table both kernels read (binding 8):
 // uvec4 {rank, bits (16, 8 or 4), offset of the head's record within a

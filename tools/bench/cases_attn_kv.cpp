@@ -4,8 +4,8 @@
 // fp16 K + fp16 V (the baseline), fp16 K + q4 V, 1-bit K (popcount over 8-bit
 // query planes, SRHT rotation, 4 exact front keys) + fp16 V, and 1-bit K + q4
 // V (and + q8 V), and the transform code at 1.75 bits (docs/design.md §2.9:
-// 16 coefficients at 4 bits, 16 at 2, 16 at 1 per key, scored in fp32 by
-// kscore_tc) + fp16 or q4 V. The ratio column is the speedup over fp16 K+V in the same
+// 16 coefficients at 4 bits, 16 at 2, 16 at 1 per key, with calibrated
+// levels, scored in fp32 by kscore_tc) + fp16 or q4 V. The ratio column is the speedup over fp16 K+V in the same
 // run; bytes are the cache bytes one step reads (the roofline yardstick).
 // Each case is first checked against the CPU reference on the same stored
 // bytes (the popcount reference gets the device's quantized query).
@@ -46,7 +46,8 @@ struct Problem {
   KResidualLayout tc_layout = KResidualLayout::make(std::vector<KResidual>(kKv, tc_residual(16, 16, 16)));
   std::vector<float> tc_basis;    // (kv, hd, 48)
   std::vector<half_bits> tc_coef;  // (kv_len, stride)
-  Buffer tc_basis_b, tc_coef_b;
+  std::vector<float> tc_levels;    // (kv, 48, kTcLevels): random ascending levels, as calibrate's
+  Buffer tc_basis_b, tc_coef_b, tc_levels_b;
   kernels::KResidualTable tc_table;
   kernels::AttnKcodeScratch tc_scratch;
 
@@ -67,6 +68,7 @@ struct Problem {
     kernels::KcodeKeys kk;
     kk.codec = {&mu_b, nullptr, &tc_basis_b, kKv, kHd, &tc_table, tc_layout.max_rank()};
     kk.codec.transform = true;
+    kk.codec.levels = &tc_levels_b;
     kk.coef = &tc_coef_b;
     kk.front = kFront;
     kk.front_keys = &k_b;
@@ -123,6 +125,17 @@ std::shared_ptr<Problem> make_problem(Device& d, std::uint32_t kv_len) {
   for (auto& e : p->tc_coef) e = half_bits(rng());
   std::vector<std::uint32_t> words((p->tc_coef.size() + 1) / 2, 0);
   for (std::size_t i = 0; i < p->tc_coef.size(); ++i) words[i / 2] |= std::uint32_t(p->tc_coef[i]) << (16 * (i % 2));
+  // Each column's levels: value v at v + 1/2 + v³/64 (ascending, wider at the tails).
+  p->tc_levels.assign(std::size_t(kKv) * cols * kTcLevels, 0.0f);
+  for (std::uint32_t head = 0; head < kKv; ++head)
+    for (std::uint32_t j = 0; j < cols; ++j) {
+      const std::uint32_t w = tc_slot(p->tc_layout.heads[head], j).width;
+      for (std::uint32_t u = 0; u < (1u << w); ++u) {
+        const double x = tc_uniform_level(w, u) - 0.5;
+        p->tc_levels[(std::size_t(head) * cols + j) * kTcLevels + u] = float(x + 0.5 + (w > 1 ? x * x * x / 64 : 0.0));
+      }
+    }
+  p->tc_levels_b = up(p->tc_levels);
   p->tc_basis_b = up(p->tc_basis);
   p->tc_coef_b = up(words);
   p->tc_table = kernels::KResidualTable::create(d, p->tc_layout);
@@ -211,7 +224,8 @@ std::vector<Case> cases(Device& d, const Options& o) {
                        return verify_out(*p, rec, [&] {
                          ref::AttnKcodeInputs in;
                          in.q = p->q;
-                         in.codec = {p->mu, {}, p->tc_basis, kKv, kHd, p->tc_layout, p->tc_layout.max_rank(), nullptr, {}, true};
+                         in.codec = {p->mu,    {},      p->tc_basis, kKv,         kHd, p->tc_layout, p->tc_layout.max_rank(),
+                                     nullptr, {},      true,        p->tc_levels};
                          in.coef = p->tc_coef;
                          in.front = kFront;
                          in.front_keys = std::span<const float>(p->k).first(std::size_t(kFront) * kKv * kHd);

@@ -106,6 +106,11 @@ void KCacheConfig::validate(const ModelConfig& c, const KCalibration* calibratio
 const std::vector<float>& KLayerCalib::tc_step(std::uint32_t bits) const {
   return by_width(bits, tc_step4, tc_step2, tc_step1, "transform codes");
 }
+const std::vector<float>& KLayerCalib::tc_levels(std::uint32_t bits) const {
+  if (bits == 4) return tc_lv4;
+  if (bits == 2) return tc_lv2;
+  throw Error("transform codes: calibrated levels exist for 4 and 2 bits, not " + std::to_string(bits));
+}
 std::vector<float>& KLayerCalib::tc_step(std::uint32_t bits) {
   return const_cast<std::vector<float>&>(std::as_const(*this).tc_step(bits));
 }
@@ -396,6 +401,8 @@ KCalibration calibrate_keys(const ModelConfig& c, const std::vector<std::vector<
         L.tc_enc.assign(std::size_t(c.kv_heads) * hd * hd, 0.0f);
         L.tc_dec.assign(std::size_t(c.kv_heads) * hd * hd, 0.0f);
         for (std::uint32_t b : {4u, 2u, 1u}) L.tc_step(b).assign(std::size_t(c.kv_heads) * hd, 0.0f);
+        L.tc_lv4.assign(std::size_t(c.kv_heads) * hd * 16, 0.0f);
+        L.tc_lv2.assign(std::size_t(c.kv_heads) * hd * 4, 0.0f);
       }
       for (std::uint32_t h = 0; h < c.kv_heads; ++h) {
         rot::RowMat kh(Eigen::Index(k.tokens), Eigen::Index(hd));
@@ -498,6 +505,8 @@ KCalibration calibrate_keys(const ModelConfig& c, const std::vector<std::vector<
             }
           for (std::uint32_t b : {4u, 2u, 1u})
             for (std::uint32_t j = 0; j < hd; ++j) L.tc_step(b)[std::size_t(h) * hd + j] = float(f.step(b)[j]);
+          std::copy(f.lv4.begin(), f.lv4.end(), L.tc_lv4.begin() + std::ptrdiff_t(std::size_t(h) * hd * 16));
+          std::copy(f.lv2.begin(), f.lv2.end(), L.tc_lv2.begin() + std::ptrdiff_t(std::size_t(h) * hd * 4));
           const std::size_t n = tc_table->options.size();
           for (std::size_t oi = 0; oi < n; ++oi)
             tc_table->loss[(std::size_t(l) * c.kv_heads + h) * n + oi] = f.loss(tc_table->options[oi]);
@@ -551,6 +560,8 @@ void write_kcache_artifact(const std::filesystem::path& path, const KCalibration
         add_artifact_tensor(t, p + "tc_enc", {kv, hd, hd}, src[l].tc_enc);
         add_artifact_tensor(t, p + "tc_dec", {kv, hd, hd}, src[l].tc_dec);
         for (std::uint32_t b : {4u, 2u, 1u}) add_artifact_tensor(t, p + "tc_step" + std::to_string(b), {kv, hd}, src[l].tc_step(b));
+        add_artifact_tensor(t, p + "tc_lv4", {kv, hd, 16}, src[l].tc_lv4);
+        add_artifact_tensor(t, p + "tc_lv2", {kv, hd, 4}, src[l].tc_lv2);
       }
       mj.push_back({{"none", src[l].cos_none},
                     {"srht", src[l].cos_srht},
@@ -653,10 +664,10 @@ KCalibration read_kcache_artifact(const std::filesystem::path& path, const Model
           if (!(st[i] > 0)) throw FormatError(path, "tensor " + name + ": element " + std::to_string(i) + " is not > 0");
         return st;
       };
-      // The transform code: all five tensors in every layer of a mode, or none.
+      // The transform code: all seven tensors in every layer of a mode, or none.
       // Layer 0's tc_enc decides for the others.
       const bool has_tc = l == 0 ? f.find(p + "tc_enc") != nullptr : !dst[0].tc_enc.empty();
-      for (const char* name : {"tc_enc", "tc_dec", "tc_step4", "tc_step2", "tc_step1"}) {
+      for (const char* name : {"tc_enc", "tc_dec", "tc_step4", "tc_step2", "tc_step1", "tc_lv4", "tc_lv2"}) {
         const bool present = f.find(p + name) != nullptr;
         if (present != has_tc)
           throw FormatError(path, "tensor " + p + name + ": " + (present ? "present" : "absent") + " while " +
@@ -666,6 +677,22 @@ KCalibration read_kcache_artifact(const std::filesystem::path& path, const Model
         dst[l].tc_enc = read_artifact_tensor(f, p + "tc_enc", {kv, hd, hd});
         dst[l].tc_dec = read_artifact_tensor(f, p + "tc_dec", {kv, hd, hd});
         for (std::uint32_t b : {4u, 2u, 1u}) dst[l].tc_step(b) = steps(p + "tc_step" + std::to_string(b), {kv, hd});
+        // Levels: finite, and a column's ascending in its codes' values
+        // (two's complement: bits 2^(w-1) .. 2^w - 1, then 0 .. 2^(w-1) - 1).
+        auto levels = [&](const std::string& name, std::uint32_t w) {
+          const std::uint32_t n = 1u << w;
+          std::vector<float> lv = read_artifact_tensor(f, name, {kv, hd, n});
+          for (std::size_t col = 0; col < lv.size() / n; ++col)
+            for (std::uint32_t i = 0; i < n; ++i) {
+              const float x = lv[col * n + ((i + n / 2) % n)];
+              if (!std::isfinite(x) || (i > 0 && !(x > lv[col * n + ((i - 1 + n / 2) % n)])))
+                throw FormatError(path, "tensor " + name + ": column " + std::to_string(col) +
+                                            "'s levels are not finite and ascending in their codes");
+            }
+          return lv;
+        };
+        dst[l].tc_lv4 = levels(p + "tc_lv4", 4);
+        dst[l].tc_lv2 = levels(p + "tc_lv2", 2);
       }
       for (std::uint32_t b : {4u, 2u, 1u}) {
         const std::string name = arel_step_name(b);

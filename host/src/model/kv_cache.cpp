@@ -24,10 +24,15 @@ KLayerParams key_layer_params(const KCacheConfig& k, const ModelConfig& c, const
     if (r == 0) return p;  // every head's code empty: the keys are the mean
     p.basis.assign(std::size_t(kv) * hd * r, 0.0f);
     p.enc_basis.assign(p.basis.size(), 0.0f);
+    p.levels.assign(std::size_t(kv) * r * kTcLevels, 0.0f);
     for (std::uint32_t h = 0; h < kv; ++h) {
       const KResidual res = p.residual.heads[h];
       for (std::uint32_t j = 0; j < res.rank; ++j) {
-        const float st = cal->tc_step(tc_slot(res, j).width).at(std::size_t(h) * hd + j);
+        const std::uint32_t w = tc_slot(res, j).width;
+        const float st = cal->tc_step(w).at(std::size_t(h) * hd + j);
+        float* lv = p.levels.data() + (std::size_t(h) * r + j) * kTcLevels;
+        for (std::uint32_t u = 0; u < (1u << w); ++u)
+          lv[u] = w == 1 ? float(tc_uniform_level(1, u)) : cal->tc_levels(w).at((std::size_t(h) * hd + j) * (1u << w) + u);
         for (std::uint32_t i = 0; i < hd; ++i) {
           const std::size_t src = (std::size_t(h) * hd + i) * hd + j, dst = (std::size_t(h) * hd + i) * r + j;
           p.basis[dst] = cal->tc_dec[src] * st;
@@ -165,6 +170,10 @@ class CodedKeys : public DeviceKeyCache {
                              resid ? &residual_ : nullptr, resid ? p.basis_cols : 0};
     if (resid && !p.enc_basis.empty()) codec_.enc_basis = &enc_basis_;
     codec_.transform = p.transform;
+    if (resid && !p.levels.empty()) {
+      levels_ = upload_floats(d, p.levels);
+      codec_.levels = &levels_;
+    }
     // The transform code stores no sign bits and no alphas (the calls read
     // neither: 16-byte placeholders, not counted as code bytes).
     bits_ = Buffer::create(d, p.transform ? 16 : kernels::kcode_bits_bytes(m.ctx, m.n_kv, m.hd));
@@ -185,11 +194,11 @@ class CodedKeys : public DeviceKeyCache {
   }
   std::uint64_t bytes() const override {
     return code_bytes() + mu_.size() + (rot_ ? rot_.size() : 0) + (basis_ ? basis_.size() : 0) +
-           (enc_basis_ ? enc_basis_.size() : 0);
+           (enc_basis_ ? enc_basis_.size() : 0) + (levels_ ? levels_.size() : 0);
   }
   Dims m_;
   KCacheConfig k_;
-  Buffer mu_, rot_, basis_, enc_basis_, bits_, alpha_, coef_, front_;
+  Buffer mu_, rot_, basis_, enc_basis_, levels_, bits_, alpha_, coef_, front_;
   std::uint32_t front_len_ = 0;
   kernels::KResidualTable residual_;
   kernels::KCodec codec_;

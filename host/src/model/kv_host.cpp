@@ -34,7 +34,8 @@ HostKvCache::HostKvCache(const ModelConfig& c, std::uint32_t ctx, const KCacheCo
 
 ref::KCodec HostKvCache::codec(const Layer& L) const {
   return ref::KCodec{L.params.mu,       L.params.rot, L.params.basis, kv_, hd_, L.params.residual, L.params.basis_cols,
-                     k_.rope == KRope::ropemean ? rope_ : nullptr, L.params.enc_basis, L.params.transform};
+                     k_.rope == KRope::ropemean ? rope_ : nullptr, L.params.enc_basis, L.params.transform,
+                     L.params.levels};
 }
 
 void HostKvCache::store(std::uint32_t l, std::uint32_t pos, std::span<const float> k_pre, std::span<const float> k_post,

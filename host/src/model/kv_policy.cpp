@@ -225,6 +225,38 @@ double midrise_step(const Eigen::Ref<const Eigen::VectorXd>& col, std::uint32_t 
   return step;
 }
 
+// The level of x among `levels` (ascending): the nearest, ties to the larger.
+std::size_t nearest_level(const std::vector<double>& levels, double x) {
+  const auto it = std::lower_bound(levels.begin(), levels.end(), x);
+  if (it == levels.begin()) return 0;
+  if (it == levels.end()) return levels.size() - 1;
+  const std::size_t i = std::size_t(it - levels.begin());
+  return x - levels[i - 1] < levels[i] - x ? i - 1 : i;
+}
+
+// Lloyd's levels (ascending) of `bits`-bit codes for the values of col at
+// step s, from the uniform ones; the uniform ones when an iteration would
+// not keep them strictly ascending.
+std::vector<double> lloyd_levels(const Eigen::Ref<const Eigen::VectorXd>& col, double s, std::uint32_t bits) {
+  const std::size_t n = std::size_t(1) << bits;
+  std::vector<double> lv(n);
+  for (std::size_t i = 0; i < n; ++i) lv[i] = (double(i) - double(n / 2) + 0.5) * s;
+  const std::vector<double> uniform = lv;
+  for (int it = 0; it < 40; ++it) {
+    std::vector<double> sum(n, 0.0), cnt(n, 0.0);
+    for (Eigen::Index i = 0; i < col.size(); ++i) {
+      const std::size_t c = nearest_level(lv, col[i]);
+      sum[c] += col[i];
+      cnt[c] += 1;
+    }
+    for (std::size_t c = 0; c < n; ++c)
+      if (cnt[c] > 0) lv[c] = sum[c] / cnt[c];
+  }
+  for (std::size_t c = 1; c < n; ++c)
+    if (!(float(lv[c] / s) > float(lv[c - 1] / s))) return uniform;
+  return lv;
+}
+
 }  // namespace
 
 std::vector<double> arel_steps(const rot::RowMat& y, const Eigen::MatrixXf& u, std::uint32_t bits) {
@@ -335,15 +367,29 @@ TcFit tc_fit(const rot::RowMat& train, const rot::RowMat& heldout, const Eigen::
   f.col_loss.resize(std::size_t(d));
   const std::uint32_t widths[3] = {4, 2, 1};
   for (std::vector<double>* st : {&f.step4, &f.step2, &f.step1}) st->assign(std::size_t(d), 1.0);
+  f.lv4.assign(std::size_t(d) * 16, 0.0f);
+  f.lv2.assign(std::size_t(d) * 4, 0.0f);
   for (Eigen::Index j = 0; j < d; ++j) {
     for (int w = 0; w < 3; ++w) {
       std::vector<double>& st = by_width(widths[w], f.step4, f.step2, f.step1, "transform codes");
       st[std::size_t(j)] = midrise_step(ct.col(j), widths[w]);
-      // The device folds the step into fp32 bases: measure with the step it uses.
+      // The device folds the step into fp32 bases: measure with the step it
+      // uses, and the fp32 levels it reads (in steps).
       const double s = double(float(st[std::size_t(j)]));
+      std::vector<double> lv;
+      if (widths[w] > 1) {
+        lv = lloyd_levels(ct.col(j), s, widths[w]);
+        const std::size_t n = lv.size();
+        std::vector<float>& out = widths[w] == 4 ? f.lv4 : f.lv2;
+        for (std::size_t i = 0; i < n; ++i) {
+          const float x = float(lv[i] / s);
+          out[std::size_t(j) * n + ((i + n / 2) % n)] = x;  // level i is code value i - n/2: bits (i + n/2) mod n
+          lv[i] = double(x) * s;
+        }
+      }
       double e = 0;
       for (Eigen::Index i = 0; i < ch.rows(); ++i) {
-        const double r = ch(i, j) - midrise(ch(i, j), s, widths[w]);
+        const double r = ch(i, j) - (lv.empty() ? midrise(ch(i, j), s, widths[w]) : lv[nearest_level(lv, ch(i, j))]);
         e += r * r;
       }
       f.col_loss[std::size_t(j)][std::size_t(w)] = e / double(ch.rows());

@@ -39,7 +39,8 @@ struct KResidual {
   // columns, the first n4 as 4-bit codes, the next n2 as 2-bit, the other
   // n1 = rank - n4 - n2 as 1-bit codes, each code b-bit two's complement,
   // code = clamp(floor(c_i), -2^(b-1), 2^(b-1) - 1), ĉ_i = code + 1/2 (the
-  // calibrated absolute step of each column lives in the bases, as arel's).
+  // calibrated absolute step of each column lives in the bases, as arel's),
+  // or, with calibrated levels (below), the nearest level and ĉ_i that level.
   // Record: the 4-bit codes from half 0 (4 a half), then the 2-bit (8 a
   // half), then the 1-bit (16 a half), low bits first. bits is 0.
   bool tc = false;
@@ -92,11 +93,23 @@ struct KResidualLayout {
   bool operator==(const KResidualLayout&) const = default;
 };
 
+// A transform-coded head's reconstruction levels (docs/design.md §2.9):
+// (rank, kTcLevels) fp32, row i the levels of coefficient i indexed by its
+// code's bits u (0 .. 2^width - 1; u's two's-complement value s, uniform
+// levels s + 1/2), in units of the column's step. Empty: the uniform midrise
+// levels. A code is the level nearest to c (ties to the larger s).
+inline constexpr std::uint32_t kTcLevels = 16;
+// The uniform level of code bits u at `width` bits: s + 1/2.
+double tc_uniform_level(std::uint32_t width, std::uint32_t u);
+
 // Writes the record of c (r.rank values) into record (record_halves(r) halves).
-// arel: alpha is the key's (fp16-rounded) alpha; unused otherwise.
-void pack_residual(KResidual r, std::span<const double> c, std::span<half_bits> record, double alpha = 0);
-// The decoded coefficients ĉ (r.rank values) of a record (arel: alpha is the key's).
-std::vector<double> unpack_residual(KResidual r, std::span<const half_bits> record, double alpha = 0);
+// arel: alpha is the key's (fp16-rounded) alpha; unused otherwise. tc: levels
+// as above (empty: uniform).
+void pack_residual(KResidual r, std::span<const double> c, std::span<half_bits> record, double alpha = 0,
+                   std::span<const float> levels = {});
+// The decoded coefficients ĉ (r.rank values) of a record (arel: alpha is the key's; tc: levels as above).
+std::vector<double> unpack_residual(KResidual r, std::span<const half_bits> record, double alpha = 0,
+                                    std::span<const float> levels = {});
 
 // Where a scoring call finds one KV head's records: the record of key t
 // starts at half offset + t·stride of the coefficient array.

@@ -192,7 +192,7 @@ void attention_kcode(Stream& s, const Buffer& q, const KcodeKeys& keys, const VC
 
   const KscoreKeys kk{keys.bits, keys.alpha, resid ? keys.coef : nullptr};
   const KscoreQuery kq{&scratch.q, mean_rope ? nullptr : &scratch.qmu, resid ? c.basis : nullptr,
-                       resid ? &scratch.uq : nullptr};
+                       resid ? &scratch.uq : nullptr, resid ? c.levels : nullptr};
   const KscoreQuantized qq{o.query_bits, &scratch.planes, &scratch.qconst};
   const KscoreShape shape = score_shape(c, n_heads, kv_len);
   for (std::uint32_t row0 = 0; row0 < n; row0 += nb) {

@@ -13,8 +13,8 @@
 
 namespace vkq::kernels {
 
-static_assert(sizeof(gpu::KCodeEncodeParams) == 36);
-static_assert(sizeof(gpu::KCodeDecodeParams) == 36);
+static_assert(sizeof(gpu::KCodeEncodeParams) == 40);
+static_assert(sizeof(gpu::KCodeDecodeParams) == 40);
 
 namespace {
 
@@ -35,19 +35,21 @@ std::uint32_t local_size(std::uint32_t hd) { return hd <= 64 ? 64 : hd <= 128 ? 
 // The codec's parameter bindings: mu, rot (mu as a placeholder for the
 // identity), basis and the residual table (mu as placeholders without a residual).
 struct Params {
-  Binding mu, rot, basis, table, enc_basis;
+  Binding mu, rot, basis, table, enc_basis, levels;
 };
 
 Params params(const char* fn, const Device& d, const KCodec& c) {
   const std::uint64_t hd = c.hd;
   const Binding mu = need(fn, d, "mu", c.mu, c.n_kv * hd * 4);
   const Binding rot = c.rot ? need(fn, d, "rot", c.rot, c.n_kv * hd * hd * 4) : mu;
-  if (!c.coef_stride()) return {mu, rot, mu, mu, mu};
+  if (c.levels && !c.transform) fail(fn, "levels belong to the transform code");
+  if (!c.coef_stride()) return {mu, rot, mu, mu, mu, mu};
   if (!c.basis) fail(fn, "a residual needs a basis buffer");
   const Binding basis = need(fn, d, "basis", c.basis, c.n_kv * hd * c.basis_cols * 4);
   const Binding enc = c.enc_basis ? need(fn, d, "enc_basis", c.enc_basis, c.n_kv * hd * c.basis_cols * 4) : basis;
   const Binding table = need(fn, d, "residual table", &c.residual->buffer(), std::uint64_t(c.n_kv) * 16);
-  return {mu, rot, basis, table, enc};
+  const Binding lv = c.levels ? need(fn, d, "levels", c.levels, std::uint64_t(c.n_kv) * c.basis_cols * kTcLevels * 4) : mu;
+  return {mu, rot, basis, table, enc, lv};
 }
 
 }  // namespace
@@ -107,12 +109,13 @@ void kcode_encode(Stream& s, const KCodec& c, const Buffer& k, Buffer& bits, Buf
   // The mean-RoPE encoder keeps a second hd floats per invocation in shared memory.
   const Kernel& kern = s.device().kernel({.shader = std::string(mr ? "kcodec_encode_mr_d" : "kcodec_encode_d") +
                                                     std::to_string(c.hd),
-                                          .bindings = 9,
+                                          .bindings = 10,
                                           .push_bytes = sizeof(gpu::KCodeEncodeParams),
                                           .local_size = {local_size(c.hd) / (mr ? 2 : 1), 1, 1}});
   const gpu::KCodeEncodeParams p{n,          pos0, c.n_kv, stride, c.rot ? 1u : 0u, mr ? 1u : 0u, mr ? c.mean_rope.scale : 1.f,
-                                  c.basis_cols, c.transform ? 1u : 0u};
-  s.dispatch(kern, {kb, pr.mu, pr.rot, pr.enc_basis, bb, ab, cb, fb, pr.table}, p, Threads{std::uint64_t(n) * c.n_kv});
+                                  c.basis_cols, c.transform ? 1u : 0u, c.levels ? 1u : 0u};
+  s.dispatch(kern, {kb, pr.mu, pr.rot, pr.enc_basis, bb, ab, cb, fb, pr.table, pr.levels}, p,
+             Threads{std::uint64_t(n) * c.n_kv});
 }
 
 void kcode_decode(Stream& s, const KCodec& c, const Buffer& bits, const Buffer& alpha, const Buffer* coef,
@@ -140,14 +143,15 @@ void kcode_decode(Stream& s, const KCodec& c, const Buffer& bits, const Buffer& 
   const RopeFreqs* table = mr ? &c.mean_rope : rope;
   const Binding fb = table ? check::rope_freqs(fn, mr ? "mean_rope" : "rope", *table, c.hd) : pr.mu;
   const Kernel& kern = s.device().kernel({.shader = "kcodec_decode_d" + std::to_string(c.hd),
-                                          .bindings = 9,
+                                          .bindings = 10,
                                           .push_bytes = sizeof(gpu::KCodeDecodeParams),
                                           .local_size = {local_size(c.hd), 1, 1}});
   const std::uint32_t mode = mr ? 2u : rope ? 1u : 0u;
   const gpu::KCodeDecodeParams p{first,        len, c.n_kv, stride, c.rot ? 1u : 0u, mode, table ? table->scale : 1.f,
-                                  c.basis_cols, c.transform ? 1u : 0u};
+                                  c.basis_cols, c.transform ? 1u : 0u, c.levels ? 1u : 0u};
   const std::uint64_t groups = c.hd / 2 / kPairsPerDecodeInvocation;
-  s.dispatch(kern, {pr.mu, pr.rot, pr.basis, bb, ab, cb, kc, fb, pr.table}, p, Threads{std::uint64_t(len) * c.n_kv * groups});
+  s.dispatch(kern, {pr.mu, pr.rot, pr.basis, bb, ab, cb, kc, fb, pr.table, pr.levels}, p,
+             Threads{std::uint64_t(len) * c.n_kv * groups});
 }
 
 }  // namespace vkq::kernels

@@ -416,8 +416,10 @@ void kscore_tc(Stream& s, const KscoreShape& sh, const Buffer* c, const KscoreQu
     check_query_buffer(fn, d, "basis", query.basis, std::uint64_t(sh.kv_heads) * sh.d * cols * 4);
     check_query_buffer(fn, d, "uq", query.uq, qh * cols * 4);
     check_distinct(fn, *query.uq, {c, query.q, query.qmu, query.basis, &scores});
+    if (query.levels)
+      check_query_buffer(fn, d, "levels", query.levels, std::uint64_t(sh.kv_heads) * cols * kTcLevels * 4);
   }
-  check_distinct(fn, scores, {c, query.q, query.qmu, query.basis});
+  check_distinct(fn, scores, {c, query.q, query.qmu, query.basis, query.levels});
   if (sh.keys == 0) return;
   const std::uint64_t align = align_of(d);
   // Only the records are key-side: their span per key, as key_spans counts it.
@@ -440,11 +442,14 @@ void kscore_tc(Stream& s, const KscoreShape& sh, const Buffer* c, const KscoreQu
       pc.c_base = std::uint32_t(cw.base);
       cb = Binding(*c, cw.offset, cw.range);
     }
-    const Kernel& k = score_kernel(s, "kscore_tc", 4, sh, pl, p, 1, place.code, t);
-    s.dispatch(k,
-               {cb, query_binding(query.uq, qh * cols * 4, *query.q), query_binding(query.qmu, qh * 4, *query.q),
-                {scores, sw.offset, sw.range}},
-               pc, score_threads(pl, p));
+    const bool lv = query.levels && place.code.rank;
+    const Kernel& k = score_kernel(s, lv ? "kscore_tc_lv" : "kscore_tc", lv ? 5 : 4, sh, pl, p, 1, place.code, t);
+    const Binding ub = query_binding(query.uq, qh * cols * 4, *query.q), mb = query_binding(query.qmu, qh * 4, *query.q);
+    if (lv)
+      s.dispatch(k, {cb, ub, mb, {scores, sw.offset, sw.range}, {*query.levels, 0, std::uint64_t(sh.kv_heads) * cols * kTcLevels * 4}},
+                 pc, score_threads(pl, p));
+    else
+      s.dispatch(k, {cb, ub, mb, {scores, sw.offset, sw.range}}, pc, score_threads(pl, p));
   }
 }
 

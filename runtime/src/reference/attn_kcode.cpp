@@ -98,10 +98,11 @@ std::vector<double> attn_kcode_scores(const AttnKcodeInputs& in, std::uint32_t n
         const std::vector<double> mean = kcode_mean_at(c, g, p);
         double s = 0;
         for (std::uint32_t i = 0; i < hd; ++i) s += double(qm[i]) * mean[i];
-        if (c.transform) {  // no sign term: qmu + Σ uq_r (code_r + 1/2)
+        if (c.transform) {  // no sign term: qmu + Σ uq_r ĉ_r
           if (res.rank) {
             const auto ch =
-                unpack_residual(res, in.coef.subspan(p * stride + c.residual.offset[g], KResidualLayout::record_halves(res)));
+                unpack_residual(res, in.coef.subspan(p * stride + c.residual.offset[g], KResidualLayout::record_halves(res)),
+                                0.0, c.head_levels(g));
             for (std::uint32_t r = 0; r < res.rank; ++r) s += uq[r] * ch[r];
           }
           sc[p] = s;

@@ -21,6 +21,8 @@ void check(const KCodec& c) {
       (c.residual.stride && c.basis.size() < c.n_kv * hd * c.basis_cols) ||
       (c.residual.stride && !c.enc_basis.empty() && c.enc_basis.size() < c.n_kv * hd * c.basis_cols))
     throw Error("ref::kcode: codec arrays too small");
+  if (!c.levels.empty() && (!c.transform || c.levels.size() < std::uint64_t(c.n_kv) * c.basis_cols * kTcLevels))
+    throw Error("ref::kcode: levels belong to a transform code, " + std::to_string(kTcLevels) + " per basis column and head");
 }
 
 }  // namespace
@@ -88,7 +90,7 @@ KCodes kcode_encode(const KCodec& c, std::span<const float> k, std::uint32_t n, 
       const auto cf = kcode_coefs(c, h, std::span<const double>(v, hd), alpha);
       pack_residual(res, cf,
                     std::span(out.coef).subspan(t * stride + c.residual.offset[h], KResidualLayout::record_halves(res)),
-                    alpha);
+                    alpha, c.head_levels(h));
     }
   return out;
 }
@@ -110,7 +112,8 @@ std::vector<half_bits> kcode_decode(const KCodec& c, std::span<const std::uint32
       const float* ub = c.basis.data() + std::uint64_t(h) * hd * cols;  // (hd, cols)
       const KResidual res = stride ? c.residual.heads[h] : KResidual{};
       const std::vector<double> ch =
-          res.rank ? unpack_residual(res, coef.subspan(t * stride + c.residual.offset[h], KResidualLayout::record_halves(res)), a)
+          res.rank ? unpack_residual(res, coef.subspan(t * stride + c.residual.offset[h], KResidualLayout::record_halves(res)), a,
+                                     c.head_levels(h))
                    : std::vector<double>{};
       for (std::uint32_t j = 0; j < hd; ++j) {
         double s = c.transform ? 0.0 : (bits[e * words + j / 32] >> (j % 32)) & 1u ? a : -a;

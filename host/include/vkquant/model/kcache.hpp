@@ -109,6 +109,11 @@ struct KLayerCalib {
   std::vector<float> tc_enc, tc_dec, tc_step4, tc_step2, tc_step1;
   const std::vector<float>& tc_step(std::uint32_t bits) const;
   std::vector<float>& tc_step(std::uint32_t bits);
+  // Each column's calibrated levels at 4 and 2 bits, in units of its step,
+  // indexed by the code's bits (kv_heads, hd, 16) and (kv_heads, hd, 4)
+  // (kresidual.hpp; 1-bit codes keep the uniform ±1/2).
+  std::vector<float> tc_lv4, tc_lv2;
+  const std::vector<float>& tc_levels(std::uint32_t bits) const;
   // cos1b per head (held-out unless named train): centered (no rotation), SRHT, learned.
   std::vector<double> cos_none, cos_srht, cos_learned_train, cos_learned;
   std::vector<double> cos_eff;  // learned + residual, measured

@@ -33,6 +33,9 @@ struct KLayerParams {
   // The transform code (KCacheConfig::transform): rot empty, basis/enc_basis
   // each head's leading columns of the artifact's pair with the steps folded in.
   bool transform = false;
+  // Its calibrated levels (n_kv, basis_cols, kTcLevels), each column's
+  // width's levels from the artifact (kresidual.hpp); empty: uniform.
+  std::vector<float> levels;
 };
 KLayerParams key_layer_params(const KCacheConfig& k, const ModelConfig& c, const KCalibration* calibration,
                               std::uint32_t layer);

@@ -111,6 +111,10 @@ std::vector<KResidual> tc_options(std::uint32_t hd);
 struct TcFit {
   Eigen::MatrixXf enc, dec;                    // (hd, hd)
   std::vector<double> step4, step2, step1;     // (hd) each
+  // Each column's levels at 4 and 2 bits in units of its step, indexed by
+  // the code's bits (hd·16 and hd·4; kresidual.hpp): Lloyd's on the training
+  // coefficients, started from the uniform levels.
+  std::vector<float> lv4, lv2;
   std::vector<std::array<double, 4>> col_loss;  // (hd): widths 4, 2, 1, 0
   // Loss of option r (tc_options): the sum of its columns' held-out losses.
   double loss(KResidual r) const;

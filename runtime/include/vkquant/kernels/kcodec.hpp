@@ -63,6 +63,9 @@ struct KCodec {
   // no sign bits and no alpha, c = Aᵀ v coded absolutely; the bits and alpha
   // buffers of the calls below are not read or written (any buffer serves).
   bool transform = false;
+  // Its calibrated levels ((n_kv, basis_cols, kTcLevels) fp32, kresidual.hpp):
+  // encode picks the nearest, decode and kscore_tc read ĉ from them; nullptr: uniform.
+  const Buffer* levels = nullptr;
 
   // Residual record halves per position (0: no residual).
   std::uint32_t coef_stride() const { return residual ? residual->layout().stride : 0; }

@@ -66,6 +66,7 @@ struct KscoreQuery {
   const Buffer* qmu = nullptr;    // (rows, q_heads) fp32 q·mu, or null
   const Buffer* basis = nullptr;  // (kv_heads, d, R) fp32 U_R (R = residual.basis_cols); required iff a residual
   Buffer* uq = nullptr;           // (rows, q_heads, R) fp32 scratch for U_Rᵀ q'; required iff a residual
+  const Buffer* levels = nullptr; // kscore_tc: (kv_heads, R, kTcLevels) fp32 calibrated levels (kresidual.hpp), or null: uniform
 };
 
 // A query quantized by kscore_quantize_query.
@@ -105,8 +106,9 @@ void kscore_popcount(Stream& s, const KscoreShape& shape, const KscoreKeys& keys
 
 // The transform code (every head of shape.residual transform-coded,
 // kresidual.hpp; no sign bits, no alpha): scores = qmu + Σ_i (U_Rᵀ q)_i ĉ_i,
-// ĉ_i = code_i + 1/2 from the keys' records in c (nullptr when every head's
-// code is empty); keys.bits and keys.alpha are not read.
+// ĉ_i = code_i + 1/2, or query.levels' level of the code, from the keys'
+// records in c (nullptr when every head's code is empty); keys.bits and
+// keys.alpha are not read.
 void kscore_tc(Stream& s, const KscoreShape& shape, const Buffer* c, const KscoreQuery& query, Buffer& scores,
                const KscoreTuning& tuning = {});
 

@@ -27,6 +27,13 @@ struct KCodec {
   // The transform code (kresidual.hpp's tc heads): no sign bits and no
   // alpha; c = encᵀ v, k̂ = m + R_hᵀ U ĉ.
   bool transform = false;
+  // Its calibrated levels (n_kv, basis_cols, kTcLevels), kresidual.hpp; empty: uniform.
+  std::span<const float> levels = {};
+
+  // Head h's levels (empty when uniform).
+  std::span<const float> head_levels(std::uint32_t h) const {
+    return levels.empty() ? levels : levels.subspan(std::size_t(h) * basis_cols * kTcLevels, std::size_t(basis_cols) * kTcLevels);
+  }
 };
 
 struct KCodes {
