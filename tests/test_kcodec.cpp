@@ -522,6 +522,25 @@ TEST_F(VulkanTest, KCodecRejectsBadShapes) {
   EXPECT_THROW(kernels::kcode_decode(s, mean_rope, b, cb, nullptr, o, 0, 1, &f32), Error);  // RoPE twice
   mean_rope.mean_rope = f64;
   EXPECT_THROW(kernels::kcode_encode(s, mean_rope, a, b, cb, nullptr, 1, 0), Error);  // table for another hd
+  // Levels: only with the transform code, and (n_kv, basis_cols, 16) floats of them.
+  const std::uint32_t before = s.recorded_dispatches();
+  kernels::KCodec signed_levels = codec(1, 32, 8);
+  signed_levels.levels = &a;
+  EXPECT_NE(error_of([&] { kernels::kcode_encode(s, signed_levels, a, b, cb, &o, 1, 0); })
+                .find("levels belong to the transform code"),
+            std::string::npos);
+  tables.push_back(kernels::KResidualTable::create(dev(), KResidualLayout::make({tc_residual(4, 8, 16)})));
+  kernels::KCodec tc{&a, nullptr, &a, 1, 32, &tables.back(), 28};
+  tc.transform = true;
+  Buffer small = Buffer::create(dev(), 28 * 16 * 4 - 4);
+  tc.levels = &small;
+  EXPECT_NE(error_of([&] { kernels::kcode_decode(s, tc, b, cb, &o, a, 0, 1, nullptr); }).find("levels"), std::string::npos);
+  EXPECT_EQ(s.recorded_dispatches(), before) << "a rejected call recorded work";
+  // The reference refuses the same.
+  const std::vector<float> mu(32), basis(32 * 28), lv(28 * 16 - 1);
+  const ref::KCodec rc{mu, {}, basis, 1, 32, KResidualLayout::make({tc_residual(4, 8, 16)}), 28, nullptr, {}, true, lv};
+  EXPECT_NE(error_of([&] { (void)ref::kcode_encode(rc, std::vector<float>(32), 1, 0); }).find("levels belong to a transform code"),
+            std::string::npos);
 }
 
 // ---- per-head residual records (host) ------------------------------------------

@@ -5,7 +5,8 @@
 // query planes, SRHT rotation, 4 exact front keys) + fp16 V, and 1-bit K + q4
 // V (and + q8 V), and the transform code at 1.75 bits (docs/design.md §2.9:
 // 16 coefficients at 4 bits, 16 at 2, 16 at 1 per key, with calibrated
-// levels, scored in fp32 by kscore_tc) + fp16 or q4 V. The ratio column is the speedup over fp16 K+V in the same
+// levels, scored in fp32 by kscore_tc) + fp16 or q4 V, and with uniform
+// levels + fp16 V (ktc1.75u: what the levels cost). The ratio column is the speedup over fp16 K+V in the same
 // run; bytes are the cache bytes one step reads (the roofline yardstick).
 // Each case is first checked against the CPU reference on the same stored
 // bytes (the popcount reference gets the device's quantized query).
@@ -64,11 +65,12 @@ struct Problem {
     kk.front_keys = &k_b;  // the fp16 cache holds the exact keys
     return kk;
   }
-  kernels::KcodeKeys tc_keys() const {
+  // levels: the calibrated levels (kscore_tc_lv); else the uniform code + 1/2 (kscore_tc).
+  kernels::KcodeKeys tc_keys(bool levels) const {
     kernels::KcodeKeys kk;
     kk.codec = {&mu_b, nullptr, &tc_basis_b, kKv, kHd, &tc_table, tc_layout.max_rank()};
     kk.codec.transform = true;
-    kk.codec.levels = &tc_levels_b;
+    kk.codec.levels = levels ? &tc_levels_b : nullptr;
     kk.coef = &tc_coef_b;
     kk.front = kFront;
     kk.front_keys = &k_b;
@@ -140,7 +142,7 @@ std::shared_ptr<Problem> make_problem(Device& d, std::uint32_t kv_len) {
   p->tc_coef_b = up(words);
   p->tc_table = kernels::KResidualTable::create(d, p->tc_layout);
   p->tc_scratch = kernels::AttnKcodeScratch::create(
-      d, kernels::attention_kcode_scratch_bytes(d, p->tc_keys().codec, 1, kHeads, kv_len, kTc));
+      d, kernels::attention_kcode_scratch_bytes(d, p->tc_keys(true).codec, 1, kHeads, kv_len, kTc));
   return p;
 }
 
@@ -213,19 +215,24 @@ std::vector<Case> cases(Device& d, const Options& o) {
                      }});
     }
     const double tc_bytes = double(kv_len) * p->tc_layout.stride * 2;  // stride halves per position
+    // ktc1.75: with calibrated levels (what calibrate's artifacts give);
+    // ktc1.75u: uniform levels, the same records (the levels' cost).
+    for (const bool levels : {true, false})
     for (VType vt : {VType::f16, VType::q4}) {
-      const std::string name = std::string("attn_kv/ktc1.75-v") + (vt == VType::f16 ? "16" : vtype_name(vt)) + tag;
-      auto rec = [p, vt, scale](Stream& s) {
-        kernels::attention_kcode(s, p->q_b, p->tc_keys(), p->values(vt), p->out_b, 1, p->kv_len - 1, kHeads, scale,
+      if (!levels && vt != VType::f16) continue;
+      const std::string name =
+          std::string(levels ? "attn_kv/ktc1.75-v" : "attn_kv/ktc1.75u-v") + (vt == VType::f16 ? "16" : vtype_name(vt)) + tag;
+      auto rec = [p, vt, scale, levels](Stream& s) {
+        kernels::attention_kcode(s, p->q_b, p->tc_keys(levels), p->values(vt), p->out_b, 1, p->kv_len - 1, kHeads, scale,
                                  p->tc_scratch, kTc);
       };
       out.push_back({name, "attn_kv", Roof::read, tc_bytes + v_bytes(vt) + q_bytes, out_bytes, 2 * macs, base, rec,
-                     [p, rec, vt, scale] {
+                     [p, rec, vt, scale, levels] {
                        return verify_out(*p, rec, [&] {
                          ref::AttnKcodeInputs in;
                          in.q = p->q;
                          in.codec = {p->mu,    {},      p->tc_basis, kKv,         kHd, p->tc_layout, p->tc_layout.max_rank(),
-                                     nullptr, {},      true,        p->tc_levels};
+                                     nullptr, {},      true,        levels ? std::span<const float>(p->tc_levels) : std::span<const float>()};
                          in.coef = p->tc_coef;
                          in.front = kFront;
                          in.front_keys = std::span<const float>(p->k).first(std::size_t(kFront) * kKv * kHd);
