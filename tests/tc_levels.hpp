@@ -20,13 +20,13 @@ inline std::vector<float> test_tc_levels(const KResidualLayout& layout, std::uin
   for (std::uint32_t h = 0; h < layout.n_kv(); ++h)
     for (std::uint32_t j = 0; j < cols; ++j) {
       const KResidual r = layout.heads[h];
-      const std::uint32_t n = 1u << (j < r.rank ? tc_slot(r, j).width : 4), half = n / 2;
+      const std::uint32_t w = j < r.rank ? tc_slot(r, j).width : 4, n = 1u << w, half = n / 2;
       std::vector<double> v(n);
       v[0] = 0;
       for (std::uint32_t i = 1; i < n; ++i) v[i] = v[i - 1] + gap(rng);
       const double mid = (v[half - 1] + v[half]) / 2 - shift(rng);
-      for (std::uint32_t i = 0; i < n; ++i)  // value i - n/2 has bits (i + n/2) mod n
-        lv[(std::size_t(h) * cols + j) * kTcLevels + (i + half) % n] = float(v[i] - mid);
+      for (std::uint32_t i = 0; i < n; ++i)  // level i: code value i - n/2
+        lv[(std::size_t(h) * cols + j) * kTcLevels + tc_code_bits(int(i) - int(half), w)] = float(v[i] - mid);
     }
   return lv;
 }

@@ -126,22 +126,20 @@ void pack_residual(KResidual r, std::span<const double> c, std::span<half_bits> 
     for (std::uint32_t i = 0; i < r.rank; ++i) {
       const TcSlot s = tc_slot(r, i);
       const int lo = -(1 << (s.width - 1)), hi = (1 << (s.width - 1)) - 1;
-      int code = 0;
-      if (std::isnan(c[i])) {
-        code = 0;
-      } else if (levels.empty()) {
+      int code = 0;  // NaN codes 0
+      if (!std::isnan(c[i]) && levels.empty()) {
         code = int(std::clamp(std::floor(c[i]), double(lo), double(hi)));
-      } else {
+      } else if (!std::isnan(c[i])) {
         // The nearest level in ascending code order, ties to the larger code
         // (the device's order and comparisons, in fp32).
         float best = INFINITY;
         const float x = float(c[i]);
         for (int v = lo; v <= hi; ++v) {
-          const float dd = std::fabs(x - levels[std::size_t(i) * kTcLevels + (std::uint32_t(v) & ((1u << s.width) - 1))]);
+          const float dd = std::fabs(x - levels[std::size_t(i) * kTcLevels + tc_code_bits(v, s.width)]);
           if (dd <= best) best = dd, code = v;
         }
       }
-      record[s.half] = half_bits(record[s.half] | ((std::uint32_t(code) & ((1u << s.width) - 1)) << s.shift));
+      record[s.half] = half_bits(record[s.half] | (tc_code_bits(code, s.width) << s.shift));
     }
     return;
   }

@@ -61,4 +61,18 @@ std::vector<float> read_artifact_tensor(const SafetensorsFile& f, const std::str
   return v;
 }
 
+std::vector<float> ArtifactReads::tensor(const std::string& name, const std::vector<std::uint64_t>& shape,
+                                         ArtifactDtype dtype) {
+  read_.insert(name);
+  return read_artifact_tensor(*f_, name, shape, dtype);
+}
+
+void ArtifactReads::refuse_unread() const {
+  for (const TensorInfo& t : f_->tensors())
+    if (!read_.count(t.name))
+      throw FormatError(f_->path(),
+                        "tensor '" + t.name + "': not read (a name this version does not know, or data its metadata does not use)",
+                        t.offset);
+}
+
 }  // namespace vkq

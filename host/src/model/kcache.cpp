@@ -636,6 +636,7 @@ KCalibration read_kcache_artifact(const std::filesystem::path& path, const Model
   k.source = path;
   if (!deferred_binding) check_model_binding(k, model_sha256(model));
   const std::uint64_t kv = k.kv_heads, hd = k.head_dim;
+  ArtifactReads reads(f);
   for (const ModeTag& mt : kModes) {
     if (v1 && mt.rope == KRope::ropemean) continue;
     auto& dst = mode_of(k, mt.rope);
@@ -643,9 +644,9 @@ KCalibration read_kcache_artifact(const std::filesystem::path& path, const Model
     dst.resize(k.layers);
     for (std::uint32_t l = 0; l < k.layers; ++l) {
       const std::string p = "layers." + std::to_string(l) + "." + tag;
-      dst[l].mean = mt.rope == KRope::ropemean ? k.pre[l].mean : read_artifact_tensor(f, p + "mean", {kv, hd});
-      dst[l].rot = read_artifact_tensor(f, p + "rot", {kv, hd, hd});
-      if (k.rank > 0) dst[l].basis = read_artifact_tensor(f, p + "resid_basis", {kv, hd, k.rank});
+      dst[l].mean = mt.rope == KRope::ropemean ? k.pre[l].mean : reads.tensor(p + "mean", {kv, hd});
+      dst[l].rot = reads.tensor(p + "rot", {kv, hd, hd});
+      if (k.rank > 0) dst[l].basis = reads.tensor(p + "resid_basis", {kv, hd, k.rank});
       // The alpha-relative steps and the encoder's basis of a query-weighted
       // pair: each in every layer of a mode or in none.
       auto all_or_none = [&](const char* name, bool have_first) {
@@ -656,10 +657,10 @@ KCalibration read_kcache_artifact(const std::filesystem::path& path, const Model
         return has;
       };
       if (all_or_none("resid_enc_basis", !dst[0].enc_basis.empty()))
-        dst[l].enc_basis = read_artifact_tensor(f, p + "resid_enc_basis", {kv, hd, k.rank});
+        dst[l].enc_basis = reads.tensor(p + "resid_enc_basis", {kv, hd, k.rank});
       // Steps: every element > 0.
       auto steps = [&](const std::string& name, std::vector<std::uint64_t> shape) {
-        std::vector<float> st = read_artifact_tensor(f, name, shape);
+        std::vector<float> st = reads.tensor(name, shape);
         for (std::size_t i = 0; i < st.size(); ++i)
           if (!(st[i] > 0)) throw FormatError(path, "tensor " + name + ": element " + std::to_string(i) + " is not > 0");
         return st;
@@ -674,21 +675,18 @@ KCalibration read_kcache_artifact(const std::filesystem::path& path, const Model
                                       (l == 0 ? "tc_enc is " : "layer 0's is ") + (present ? "absent" : "present"));
       }
       if (has_tc) {
-        dst[l].tc_enc = read_artifact_tensor(f, p + "tc_enc", {kv, hd, hd});
-        dst[l].tc_dec = read_artifact_tensor(f, p + "tc_dec", {kv, hd, hd});
+        dst[l].tc_enc = reads.tensor(p + "tc_enc", {kv, hd, hd});
+        dst[l].tc_dec = reads.tensor(p + "tc_dec", {kv, hd, hd});
         for (std::uint32_t b : {4u, 2u, 1u}) dst[l].tc_step(b) = steps(p + "tc_step" + std::to_string(b), {kv, hd});
-        // Levels: finite, and a column's ascending in its codes' values
-        // (two's complement: bits 2^(w-1) .. 2^w - 1, then 0 .. 2^(w-1) - 1).
+        // Levels (finite, as every artifact tensor): a column's ascending in its codes' values.
         auto levels = [&](const std::string& name, std::uint32_t w) {
           const std::uint32_t n = 1u << w;
-          std::vector<float> lv = read_artifact_tensor(f, name, {kv, hd, n});
+          std::vector<float> lv = reads.tensor(name, {kv, hd, n});
           for (std::size_t col = 0; col < lv.size() / n; ++col)
-            for (std::uint32_t i = 0; i < n; ++i) {
-              const float x = lv[col * n + ((i + n / 2) % n)];
-              if (!std::isfinite(x) || (i > 0 && !(x > lv[col * n + ((i - 1 + n / 2) % n)])))
+            for (int v = -int(n / 2) + 1; v < int(n / 2); ++v)
+              if (!(lv[col * n + tc_code_bits(v, w)] > lv[col * n + tc_code_bits(v - 1, w)]))
                 throw FormatError(path, "tensor " + name + ": column " + std::to_string(col) +
-                                            "'s levels are not finite and ascending in their codes");
-            }
+                                            "'s levels are not ascending in their codes");
           return lv;
         };
         dst[l].tc_lv4 = levels(p + "tc_lv4", 4);
@@ -702,7 +700,8 @@ KCalibration read_kcache_artifact(const std::filesystem::path& path, const Model
   }
   if (const auto it = m.find("kv_policy"); it != m.end()) read_policy_json(path, it->second, k, false);
   if (const auto it = m.find("kv_policy_tc"); it != m.end()) read_policy_json(path, it->second, k, true);
-  k.mlp = read_mlp_artifact(f, c);
+  k.mlp = read_mlp_artifact(reads, c);
+  reads.refuse_unread();
   return k;
 }
 

@@ -383,7 +383,7 @@ TcFit tc_fit(const rot::RowMat& train, const rot::RowMat& heldout, const Eigen::
         std::vector<float>& out = widths[w] == 4 ? f.lv4 : f.lv2;
         for (std::size_t i = 0; i < n; ++i) {
           const float x = float(lv[i] / s);
-          out[std::size_t(j) * n + ((i + n / 2) % n)] = x;  // level i is code value i - n/2: bits (i + n/2) mod n
+          out[std::size_t(j) * n + tc_code_bits(int(i) - int(n / 2), widths[w])] = x;  // level i: code value i - n/2
           lv[i] = double(x) * s;
         }
       }

@@ -332,6 +332,12 @@ void append_mlp_artifact(const MlpCalibration& m, std::vector<TensorWrite>& tens
 }
 
 std::optional<MlpCalibration> read_mlp_artifact(const SafetensorsFile& f, const ModelConfig& cfg) {
+  ArtifactReads reads(f);
+  return read_mlp_artifact(reads, cfg);
+}
+
+std::optional<MlpCalibration> read_mlp_artifact(ArtifactReads& reads, const ModelConfig& cfg) {
+  const SafetensorsFile& f = reads.file();
   const auto& path = f.path();
   const auto& meta = f.metadata();
   if (!meta.contains("mlp_layers")) return std::nullopt;
@@ -401,8 +407,8 @@ std::optional<MlpCalibration> read_mlp_artifact(const SafetensorsFile& f, const 
       c.seed = m.seed;
       c.block = std::min(m.block, c.padded_in);
       const std::uint64_t p = c.padded_in, b = c.block;
-      c.dense_rot = read_artifact_tensor(f, tensor_prefix(l, k) + "rot", {p, p}, ArtifactDtype::f16);
-      c.blocks = read_artifact_tensor(f, tensor_prefix(l, k) + "rot_blocks", {p / b, b, b});
+      c.dense_rot = reads.tensor(tensor_prefix(l, k) + "rot", {p, p}, ArtifactDtype::f16);
+      c.blocks = reads.tensor(tensor_prefix(l, k) + "rot_blocks", {p / b, b, b});
       const std::string where = "[" + std::to_string(l) + "]." + mlp_matrix_name(k);
       const auto mj = cos[l].find(mlp_matrix_name(k));
       if (mj == cos[l].end() || !mj->is_object())

@@ -101,6 +101,8 @@ struct KResidualLayout {
 inline constexpr std::uint32_t kTcLevels = 16;
 // The uniform level of code bits u at `width` bits: s + 1/2.
 double tc_uniform_level(std::uint32_t width, std::uint32_t u);
+// The bits u of code value s at `width` bits (two's complement): a level table's index.
+inline std::uint32_t tc_code_bits(int s, std::uint32_t width) { return std::uint32_t(s) & ((1u << width) - 1); }
 
 // Writes the record of c (r.rank values) into record (record_halves(r) halves).
 // arel: alpha is the key's (fp16-rounded) alpha; unused otherwise. tc: levels

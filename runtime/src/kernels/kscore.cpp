@@ -408,6 +408,7 @@ void kscore_tc(Stream& s, const KscoreShape& sh, const Buffer* c, const KscoreQu
   const bool resid = sh.residual.any();
   if (!sh.residual.heads.empty() && !sh.residual.heads[0].code.tc) fail(fn, "the residual heads are not transform-coded");
   const std::uint64_t qh = sh.query_rows() * sh.q_heads(), cols = resid ? sh.residual.basis_cols : 0;
+  const std::uint64_t level_bytes = std::uint64_t(sh.kv_heads) * cols * kTcLevels * 4;
   check_buffer(fn, "scores", &scores, std::uint64_t(sh.queries) * sh.q_heads() * sh.keys * 4);
   check_query_buffer(fn, d, "q", query.q, qh * sh.d * 4);
   if (query.qmu) check_query_buffer(fn, d, "qmu", query.qmu, qh * 4);
@@ -417,7 +418,7 @@ void kscore_tc(Stream& s, const KscoreShape& sh, const Buffer* c, const KscoreQu
     check_query_buffer(fn, d, "uq", query.uq, qh * cols * 4);
     check_distinct(fn, *query.uq, {c, query.q, query.qmu, query.basis, &scores});
     if (query.levels)
-      check_query_buffer(fn, d, "levels", query.levels, std::uint64_t(sh.kv_heads) * cols * kTcLevels * 4);
+      check_query_buffer(fn, d, "levels", query.levels, level_bytes);
   }
   check_distinct(fn, scores, {c, query.q, query.qmu, query.basis, query.levels});
   if (sh.keys == 0) return;
@@ -446,8 +447,7 @@ void kscore_tc(Stream& s, const KscoreShape& sh, const Buffer* c, const KscoreQu
     const Kernel& k = score_kernel(s, lv ? "kscore_tc_lv" : "kscore_tc", lv ? 5 : 4, sh, pl, p, 1, place.code, t);
     const Binding ub = query_binding(query.uq, qh * cols * 4, *query.q), mb = query_binding(query.qmu, qh * 4, *query.q);
     if (lv)
-      s.dispatch(k, {cb, ub, mb, {scores, sw.offset, sw.range}, {*query.levels, 0, std::uint64_t(sh.kv_heads) * cols * kTcLevels * 4}},
-                 pc, score_threads(pl, p));
+      s.dispatch(k, {cb, ub, mb, {scores, sw.offset, sw.range}, {*query.levels, 0, level_bytes}}, pc, score_threads(pl, p));
     else
       s.dispatch(k, {cb, ub, mb, {scores, sw.offset, sw.range}}, pc, score_threads(pl, p));
   }

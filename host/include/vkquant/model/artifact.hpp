@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <set>
 #include <span>
 #include <string>
 #include <vector>
@@ -31,5 +32,22 @@ void add_artifact_tensor(std::vector<TensorWrite>& tensors, std::string name, st
 std::vector<float> read_artifact_tensor(const SafetensorsFile& f, const std::string& name,
                                         const std::vector<std::uint64_t>& shape,
                                         ArtifactDtype dtype = ArtifactDtype::f32);
+
+// The tensors an artifact's readers take from one file, so that the file's
+// other tensors are refused by name: nothing a file holds goes unread.
+class ArtifactReads {
+ public:
+  explicit ArtifactReads(const SafetensorsFile& f) : f_(&f) {}
+  const SafetensorsFile& file() const { return *f_; }
+  // read_artifact_tensor, noting the name.
+  std::vector<float> tensor(const std::string& name, const std::vector<std::uint64_t>& shape,
+                            ArtifactDtype dtype = ArtifactDtype::f32);
+  // Throws FormatError naming the file's first tensor not read.
+  void refuse_unread() const;
+
+ private:
+  const SafetensorsFile* f_;
+  std::set<std::string> read_;
+};
 
 }  // namespace vkq

@@ -35,6 +35,7 @@
 
 #include "vkquant/buffer.hpp"
 #include "vkquant/kernels/bgemv.hpp"
+#include "vkquant/model/artifact.hpp"
 #include "vkquant/model/model_file.hpp"
 #include "vkquant/safetensors.hpp"
 #include "vkquant/stream.hpp"
@@ -121,6 +122,8 @@ void append_mlp_artifact(const MlpCalibration& m, std::vector<TensorWrite>& tens
 // nullopt when the file carries no MLP calibration (no mlp_layers key).
 // Throws FormatError naming the file and the tensor or key.
 std::optional<MlpCalibration> read_mlp_artifact(const SafetensorsFile& f, const ModelConfig& c);
+// The same, noting the tensors it reads in `reads` (read_kcache_artifact's whole-file reader).
+std::optional<MlpCalibration> read_mlp_artifact(ArtifactReads& reads, const ModelConfig& c);
 
 // ---- CPU reference of the codec ------------------------------------------------------------
 
