@@ -45,6 +45,15 @@ const uint GROUPS = HD / 2 / G;
 shared float us[HD * gl_WorkGroupSize.x];
 #define U(i) us[(i) * gl_WorkGroupSize.x + gl_LocalInvocationID.x]
 
+// The `width` bits of a code whose low bit is bit `shift` of half g of the
+// coefficients; a 3-bit code may run into the next half (and word).
+uint code_bits(uint g, uint shift, uint width) {
+  const uint off = 16u * (g & 1u) + shift;
+  uint v = coef[g >> 1] >> off;
+  if (off + width > 32u) v |= coef[(g >> 1) + 1u] << (32u - off);
+  return v & ((1u << width) - 1u);
+}
+
 void main() {
   const uint gid = gl_GlobalInvocationID.x;
   if (gid >= p.len * p.n_kv * GROUPS) return;
@@ -64,7 +73,7 @@ void main() {
     for (uint j = 0; j < HD; ++j) U(j) = 0.0;
   }
   if (p.stride != 0) {
-    const uvec4 hr = heads[h];  // rank, bits, record offset, alpha-relative (transform code: rank, n4 | n2 << 16, offset, 2)
+    const uvec4 hr = heads[h];  // rank, bits, record offset, alpha-relative (transform code: rank, n4 | n3 << 10 | n2 << 20, offset, 2)
     const bool tc = hr.w == 2u;
     const uint rank = hr.x, cb = tc ? 4u : hr.y, per = 16u / cb;
     const bool arel = hr.w == 1u;
@@ -81,11 +90,11 @@ void main() {
         c = unpackHalf2x16(coef[g >> 1])[g & 1];
       } else {
         const uvec3 slot = kcodec_slot(hr, r, cb, per, lead);  // width, half, shift
-        const uint g = g0 + slot.y;  // the code's half; bitfieldExtract sign-extends it
+        const uint u = code_bits(g0 + slot.y, slot.z, slot.x);
         if (tc && p.has_levels != 0u)  // the calibrated level of the code's bits
-          c = lv[(h * p.basis_cols + r) * 16u + bitfieldExtract(coef[g >> 1], int(16u * (g & 1u) + slot.z), int(slot.x))];
-        else
-          c = sigma * (float(bitfieldExtract(int(coef[g >> 1]), int(16u * (g & 1u) + slot.z), int(slot.x))) + mid);
+          c = lv[(h * p.basis_cols + r) * 16u + u];
+        else  // bitfieldExtract sign-extends the code
+          c = sigma * (float(bitfieldExtract(int(u), 0, int(slot.x))) + mid);
       }
       for (uint j = 0; j < HD; j += 8) {
         [[unroll]] for (uint q = 0; q < 8; ++q) U(j + q) += basis[ub + (j + q) * p.basis_cols + r] * c;

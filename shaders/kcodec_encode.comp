@@ -145,7 +145,7 @@ void main() {
     a = unpackHalf2x16(ah).x;
   }
   if (p.stride == 0) return;
-  const uvec4 hr = heads[h];  // rank, bits, record offset, alpha-relative (transform code: rank, n4 | n2 << 16, offset, 2)
+  const uvec4 hr = heads[h];  // rank, bits, record offset, alpha-relative (transform code: rank, n4 | n3 << 10 | n2 << 20, offset, 2)
   const bool tc = hr.w == 2u;
   const uint rank = hr.x, cb = tc ? 4u : hr.y;
   const bool arel = hr.w == 1u;
@@ -199,10 +199,10 @@ void main() {
     } else {
       code = sigma == 0.0 ? 0 : int(clamp(roundEven(c / sigma), -top, top));
     }
-    codes |= (uint(code) & ((1u << slot.x) - 1u)) << slot.z;
-    if (slot.z + slot.x == 16u) {
-      put_half(g0 + slot.y, codes, g0, g1, pending);
-      codes = 0u;
+    codes |= (uint(code) & ((1u << slot.x) - 1u)) << slot.z;  // a 3-bit code may run past the half
+    if (slot.z + slot.x >= 16u) {
+      put_half(g0 + slot.y, codes & 0xffffu, g0, g1, pending);
+      codes >>= 16u;  // the bits that run into the next half
     }
   }
 }

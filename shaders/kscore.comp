@@ -17,7 +17,7 @@
 // MODE_POPCOUNT  q'·s from popcounts over the b bit-planes of the quantized
 //                query; SUMS writes the exact integer Σ s_i Q_i instead
 // MODE_TC        the transform code (no sign bits): qmu + Σ_r (Uᵀq)_r ĉ_r from the
-//                keys' 4/2/1-bit records (N4, N2 and R specialize the head)
+//                keys' 4/3/2/1-bit records (N4, N3, N2 and R specialize the head)
 // MODE_F16       the fp16 q·Kᵀ baseline
 #version 450
 #extension GL_GOOGLE_include_directive : require
@@ -38,8 +38,9 @@ layout(constant_id = 9) const uint VS = 0;   // 1: K = 4 and every invocation's 
                                              // of 4 elements of the output (the host checks): vec4 stores
 layout(constant_id = 10) const uint CB = 16; // the KV head's coefficient bits: 16 (fp16), 8 or 4 (codes + fp16 scale); AR: 4, 2 or 1
 layout(constant_id = 11) const uint AR = 0;  // 1: CB-bit alpha-relative codes (no scale half; ĉ = alpha·(code + 1/2))
-layout(constant_id = 12) const uint N4 = 0;  // MODE_TC: the first N4 of R codes are 4-bit, the next N2 2-bit, the rest 1-bit
-layout(constant_id = 13) const uint N2 = 0;
+layout(constant_id = 12) const uint N4 = 0;  // MODE_TC: the first N4 of R codes are 4-bit, the next N3 3-bit,
+layout(constant_id = 13) const uint N2 = 0;  // the next N2 2-bit, the rest 1-bit
+layout(constant_id = 14) const uint N3 = 0;
 const uint W = (D + 31u) / 32u;              // words per key
 const uint TAIL = D - 32u * (W - 1u);        // valid bits in the last word (1..32)
 const uint LAST_MASK = 0xffffffffu >> (32u - TAIL);
@@ -55,7 +56,7 @@ const uint NACC = KYG * ACCS;
 const uint CPH = 16u / CB;                                          // coefficients per record half
 const uint LEAD = CB == 16u || AR != 0u ? 0u : 1u;                 // the scale half of an 8/4-bit record
 #if defined(MODE_TC)
-const uint RH = R == 0u ? 1u : N4 / 4u + N2 / 8u + (R - N4 - N2) / 16u;  // record halves (1: keeps arrays non-empty)
+const uint RH = R == 0u ? 1u : N4 / 4u + 3u * N3 / 16u + N2 / 8u + (R - N4 - N3 - N2) / 16u;  // record halves (1: keeps arrays non-empty)
 #else
 const uint RH = R == 0u ? 1u : CB == 16u ? R : LEAD + R / CPH;      // record halves (1: keeps arrays non-empty)
 #endif
@@ -205,6 +206,14 @@ void init_qmu(out float res[KYG]) {
 #endif
 
 #if defined(MODE_TC)
+// Key k's record half j, and above it half j + 1 when the code in `slot`
+// (width, half, shift: constants) runs into it (a 3-bit code at shift 14, 15).
+uint code_window(const uint cw[KRW], const uint par[K], uint k, uint j, uvec3 slot) {
+  uint w = record_half(cw[k * RW + j / 2u], cw[k * RW + (j + 1u) / 2u], par[k], j);
+  if (slot.z + slot.x > 16u) w |= record_half(cw[k * RW + (j + 1u) / 2u], cw[k * RW + (j + 2u) / 2u], par[k], j + 1u) << 16;
+  return w;
+}
+
 // The transform code (kresidual.hpp's tc heads): qmu + Σ_r (Uᵀq)_r ĉ_r, ĉ_r =
 // code_r + 1/2 or (TC_LEVELS) its calibrated level, for every (key, slot,
 // head) triple, written where live[k·Y + i].
@@ -214,7 +223,7 @@ void score_tc(const uint t[K], const bool live[KY]) {
   uint cw[KRW], par[K];
   if (R > 0u) record_words(t, cw, par);
   [[unroll]] for (uint r = 0; r < R; ++r) {
-    const uvec3 slot = tc_slot(N4, N2, r);  // width, half, shift: constants, the loop is unrolled
+    const uvec3 slot = tc_slot(N4, N3, N2, r);  // width, half, shift: constants, the loop is unrolled
     const uint j = slot.y;
     float cv[K];
 #if defined(TC_LEVELS)
@@ -224,8 +233,7 @@ void score_tc(const uint t[K], const bool live[KY]) {
     float t[16];
     [[unroll]] for (uint i = 0; i < 16u; ++i) t[i] = i < n ? lv[lb + i] : 0.0;
     [[unroll]] for (uint k = 0; k < K; ++k) {
-      const uint hb = record_half(cw[k * RW + j / 2u], cw[k * RW + (j + 1u) / 2u], par[k], j);
-      const uint u = bitfieldExtract(hb, int(slot.z), int(slot.x));
+      const uint u = bitfieldExtract(code_window(cw, par, k, j, slot), int(slot.z), int(slot.x));
       float a[16];
       [[unroll]] for (uint i = 0; i < 16u; ++i) a[i] = t[i];
       [[unroll]] for (uint l = 0; l < 4u; ++l) {
@@ -236,8 +244,7 @@ void score_tc(const uint t[K], const bool live[KY]) {
     }
 #else
     [[unroll]] for (uint k = 0; k < K; ++k) {
-      const uint hb = record_half(cw[k * RW + j / 2u], cw[k * RW + (j + 1u) / 2u], par[k], j);
-      cv[k] = float(bitfieldExtract(int(hb), int(slot.z), int(slot.x))) + 0.5;
+      cv[k] = float(bitfieldExtract(int(code_window(cw, par, k, j, slot)), int(slot.z), int(slot.x))) + 0.5;
     }
 #endif
     [[unroll]] for (uint i = 0; i < Y; ++i)

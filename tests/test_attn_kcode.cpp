@@ -93,7 +93,8 @@ std::string case_name(const ACase& c) {
   if (c.vt != VType::f16) s += std::string("_v") + vtype_name(c.vt);
   if (!c.mixed.empty()) s += "_mix";
   for (const KResidual& r : c.mixed)
-    s += r.tc ? "_tc" + std::to_string(r.n4) + "x" + std::to_string(r.n2) + "x" + std::to_string(r.n1())
+    s += r.tc ? "_tc" + std::to_string(r.n4) + "x" + std::to_string(r.n3) + "x" + std::to_string(r.n2) + "x" +
+                    std::to_string(r.n1())
               : "_" + std::to_string(r.rank) + (r.arel ? "a" : "b") + std::to_string(r.bits);
   if (c.levels) s += "_levels";
   return s;
@@ -265,14 +266,15 @@ INSTANTIATE_TEST_SUITE_P(
                       // Groups of 7 at hd 128: 4 + 3 heads per softmax·V invocation.
                       ACase{128, 2, 7, 1, 300, 0, 4, P, 8, true, false, VType::q4},
                       ACase{128, 2, 7, 9, 40, 8, 4, F, 8, false, false, VType::f16},
-                      // The transform code (kscore_tc): 4/2/1-bit segments, an empty head,
-                      // odd strides, query blocks and key chunks, mean-RoPE, front keys.
+                      // The transform code (kscore_tc): 4/3/2/1-bit segments (3-bit codes
+                      // running into the next half), an empty head, odd strides, query
+                      // blocks and key chunks, mean-RoPE, front keys.
                       ACase{64, 3, 2, 37, 100, 64, 2, F, 8, false, true, VType::f16,
-                            {tc_residual(8, 16, 16), tc_residual(0, 0, 0), tc_residual(20, 8, 0)}},
+                            {tc_residual(8, 16, 16, 16), tc_residual(0, 0, 0, 0), tc_residual(20, 16, 8, 0)}},
                       // ... with calibrated levels (kscore_tc_lv's select trees; decode's lookups).
-                      ACase{64, 2, 4, 1, 100, 40, 4, F, 8, true, false, VType::q4, {tc_residual(4, 0, 32), tc_residual(24, 16, 0)},
+                      ACase{64, 2, 4, 1, 100, 40, 4, F, 8, true, false, VType::q4, {tc_residual(4, 16, 0, 16), tc_residual(24, 0, 16, 0)},
                             true},
-                      ACase{128, 2, 7, 9, 300, 96, 0, F, 8, true, true, VType::q8, {tc_residual(32, 0, 64), tc_residual(0, 24, 0)},
+                      ACase{128, 2, 7, 9, 300, 96, 0, F, 8, true, true, VType::q8, {tc_residual(32, 16, 0, 32), tc_residual(0, 32, 24, 0)},
                             true}),
     [](const auto& p) { return case_name(p.param); });
 INSTANTIATE_TEST_SUITE_P(

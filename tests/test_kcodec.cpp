@@ -181,7 +181,8 @@ struct KCase {
 std::string case_name(const KCase& c) {
   std::string mix;
   for (const KResidual& r : c.mixed)
-    mix += r.tc ? "_tc" + std::to_string(r.n4) + "x" + std::to_string(r.n2) + "x" + std::to_string(r.n1())
+    mix += r.tc ? "_tc" + std::to_string(r.n4) + "x" + std::to_string(r.n3) + "x" + std::to_string(r.n2) + "x" +
+                      std::to_string(r.n1())
                 : "_" + std::to_string(r.rank) + (r.arel ? "a" : "b") + std::to_string(r.bits);
   return "d" + std::to_string(c.hd) + "_kv" + std::to_string(c.n_kv) + "_r" + std::to_string(c.rank) + "_n" +
          std::to_string(c.n) + "_p" + std::to_string(c.pos0) + (c.rotate ? "_rot" : "_id") +
@@ -371,20 +372,21 @@ INSTANTIATE_TEST_SUITE_P(Shapes, KCodec,
                                            KCase{128, 3, 32, 7, 4999, true, false, true,
                                                  {{32, 1, true}, {3, 16}, {16, 2, true}}},
                                            // The transform code (no sign bits, no alpha, no rotation):
-                                           // 4/2/1-bit segments per head, an empty head, records
-                                           // at odd offsets (stride 11 and 19),
+                                           // 4/3/2/1-bit segments per head (3-bit codes running
+                                           // into the next half and word), an empty head, records
+                                           // at odd offsets (stride 13 and 31),
                                            // RoPE after decode, and mean-RoPE at a far position.
                                            KCase{64, 3, 64, 13, 5, false, true, false,
-                                                 {tc_residual(8, 16, 16), tc_residual(0, 0, 0), tc_residual(20, 8, 0)}},
+                                                 {tc_residual(8, 16, 16, 16), tc_residual(0, 0, 0, 0), tc_residual(4, 16, 8, 0)}},
                                            KCase{128, 4, 96, 300, 4999, false, false, true,
-                                                 {tc_residual(4, 8, 16), tc_residual(32, 0, 64), tc_residual(0, 24, 0),
-                                                  tc_residual(0, 0, 16)}},
+                                                 {tc_residual(4, 16, 8, 16), tc_residual(32, 0, 0, 64), tc_residual(0, 48, 24, 0),
+                                                  tc_residual(0, 0, 0, 16)}},
                                            // ... with calibrated levels (nearest-level codes, ĉ read from them).
                                            KCase{64, 3, 64, 13, 5, false, true, false,
-                                                 {tc_residual(8, 16, 16), tc_residual(0, 0, 0), tc_residual(20, 8, 0)}, true},
+                                                 {tc_residual(8, 16, 16, 16), tc_residual(0, 0, 0, 0), tc_residual(4, 16, 8, 0)}, true},
                                            KCase{128, 4, 96, 300, 4999, false, false, true,
-                                                 {tc_residual(4, 8, 16), tc_residual(32, 0, 64), tc_residual(0, 24, 0),
-                                                  tc_residual(0, 0, 16)}, true}),
+                                                 {tc_residual(4, 16, 8, 16), tc_residual(32, 0, 0, 64), tc_residual(0, 48, 24, 0),
+                                                  tc_residual(0, 0, 0, 16)}, true}),
                          [](const auto& p) { return case_name(p.param); });
 
 // Plain random keys: coordinates near 0 are allowed; a sign bit may differ
@@ -529,7 +531,7 @@ TEST_F(VulkanTest, KCodecRejectsBadShapes) {
   EXPECT_NE(error_of([&] { kernels::kcode_encode(s, signed_levels, a, b, cb, &o, 1, 0); })
                 .find("levels belong to the transform code"),
             std::string::npos);
-  tables.push_back(kernels::KResidualTable::create(dev(), KResidualLayout::make({tc_residual(4, 8, 16)})));
+  tables.push_back(kernels::KResidualTable::create(dev(), KResidualLayout::make({tc_residual(4, 0, 8, 16)})));
   kernels::KCodec tc{&a, nullptr, &a, 1, 32, &tables.back(), 28};
   tc.transform = true;
   Buffer small = Buffer::create(dev(), 28 * 16 * 4 - 4);
@@ -538,7 +540,7 @@ TEST_F(VulkanTest, KCodecRejectsBadShapes) {
   EXPECT_EQ(s.recorded_dispatches(), before) << "a rejected call recorded work";
   // The reference refuses the same.
   const std::vector<float> mu(32), basis(32 * 28), lv(28 * 16 - 1);
-  const ref::KCodec rc{mu, {}, basis, 1, 32, KResidualLayout::make({tc_residual(4, 8, 16)}), 28, nullptr, {}, true, lv};
+  const ref::KCodec rc{mu, {}, basis, 1, 32, KResidualLayout::make({tc_residual(4, 0, 8, 16)}), 28, nullptr, {}, true, lv};
   EXPECT_NE(error_of([&] { (void)ref::kcode_encode(rc, std::vector<float>(32), 1, 0); }).find("levels belong to a transform code"),
             std::string::npos);
 }
@@ -562,17 +564,18 @@ TEST(KResidual, LayoutOffsetsStrideBytes) {
 }
 
 TEST(KResidual, TransformCodeLayoutAndRecords) {
-  // Halves: n4/4 + n2/8 + n1/16; offsets follow; the empty code holds none.
-  const KResidualLayout l = KResidualLayout::make({tc_residual(8, 16, 16), tc_residual(0, 0, 0), tc_residual(4, 0, 32)});
+  // Halves: n4/4 + 3·n3/16 + n2/8 + n1/16; offsets follow; the empty code holds none.
+  const KResidualLayout l = KResidualLayout::make({tc_residual(8, 0, 16, 16), tc_residual(0, 0, 0, 0), tc_residual(4, 0, 0, 32)});
   EXPECT_EQ(l.offset, (std::vector<std::uint32_t>{0, 5, 5}));
   EXPECT_EQ(l.stride, 8u);
   EXPECT_TRUE(l.transform());
   EXPECT_FALSE(KResidualLayout::make({{8, 4}}).transform());
   EXPECT_EQ(l.max_rank(), 40u);
-  EXPECT_EQ(residual_label(tc_residual(8, 16, 16)), "tc8/16/16");
-  EXPECT_EQ(residual_label(tc_residual(0, 0, 0)), "tc0");
+  EXPECT_EQ(residual_label(tc_residual(8, 0, 16, 16)), "tc8/0/16/16");
+  EXPECT_EQ(KResidualLayout::record_halves(tc_residual(4, 32, 8, 16)), 1u + 6u + 1u + 1u);
+  EXPECT_EQ(residual_label(tc_residual(0, 0, 0, 0)), "tc0");
   // Slots: 4-bit codes from half 0, then 2-bit, then 1-bit.
-  const KResidual r = tc_residual(8, 16, 16);
+  const KResidual r = tc_residual(8, 0, 16, 16);
   EXPECT_EQ(tc_slot(r, 5).width, 4u);
   EXPECT_EQ(tc_slot(r, 5).half, 1u);
   EXPECT_EQ(tc_slot(r, 5).shift, 4u);
@@ -598,13 +601,46 @@ TEST(KResidual, TransformCodeLayoutAndRecords) {
                                                  {9, -1.5}, {10, 0.5}, {24, 0.5}, {25, -0.5}, {39, 0.5}};
   for (const auto& [i, v] : want) EXPECT_EQ(back[std::size_t(i)], v) << "code " << i;
   EXPECT_EQ(rec[0], half_bits(0x0f87));  // codes 7, -8 (0x8), -1 (0xf), 0: low nibble first
+
+  // 3-bit codes: 16 in 3 halves after the 4-bit ones, a bit string from the
+  // first half's low bit; codes 5 and 10 of the segment run into the next half.
+  const KResidual r3 = tc_residual(4, 16, 8, 0);
+  EXPECT_EQ(KResidualLayout::record_halves(r3), 5u);
+  EXPECT_EQ(tc_slot(r3, 4 + 5).width, 3u);
+  EXPECT_EQ(tc_slot(r3, 4 + 5).half, 1u);
+  EXPECT_EQ(tc_slot(r3, 4 + 5).shift, 15u);
+  EXPECT_EQ(tc_slot(r3, 4 + 6).half, 2u);
+  EXPECT_EQ(tc_slot(r3, 4 + 6).shift, 2u);
+  EXPECT_EQ(tc_slot(r3, 4 + 10).half, 2u);
+  EXPECT_EQ(tc_slot(r3, 4 + 10).shift, 14u);
+  EXPECT_EQ(tc_slot(r3, 4 + 15).half, 3u);
+  EXPECT_EQ(tc_slot(r3, 4 + 15).shift, 13u);
+  EXPECT_EQ(tc_slot(r3, 20).width, 2u);
+  EXPECT_EQ(tc_slot(r3, 20).half, 4u);
+  std::vector<double> c3(28, 0.0);
+  c3[4 + 5] = 3.9;  // 3 (clamped from 3): bits 011, bit 15 of half 1 and bit 0 of half 2
+  std::vector<half_bits> rec3(5, 0xffff);
+  pack_residual(r3, c3, rec3);
+  EXPECT_EQ(rec3[1], half_bits(0x8000));
+  EXPECT_EQ(rec3[2], half_bits(0x0001));
+  c3[4 + 5] = -3.2;    // -4: bits 100
+  c3[4 + 10] = 2.7;    // 2: bits 010 at shift 14 of half 2
+  c3[4 + 15] = -9.0;   // -4 (clamped)
+  c3[4 + 0] = -0.5;    // -1
+  c3[20] = -1.5;       // 2-bit: -2
+  pack_residual(r3, c3, rec3);
+  EXPECT_EQ(rec3[1], half_bits(0x0007));  // code 0 of the segment: -1 (111), code 5's low bit 0
+  EXPECT_EQ(rec3[2], half_bits(0x8002));  // code 5's high bits (10), code 10's low bits (0 at 14, 1 at 15)
+  const std::vector<double> back3 = unpack_residual(r3, rec3);
+  const std::vector<std::pair<int, double>> want3{{4, -0.5}, {9, -3.5}, {14, 2.5}, {19, -3.5}, {5, 0.5}, {20, -1.5}};
+  for (const auto& [i, v] : want3) EXPECT_EQ(back3[std::size_t(i)], v) << "code " << i;
 }
 
 TEST(KResidual, TransformCodeLevels) {
   // tc4/8/16: column 0 has 4-bit levels value v -> v + 1/2 + v³/100 (bits
   // (v + 16) mod 16), column 4 2-bit levels {-2, -0.5, 0.25, 3}, column 12
   // 1-bit levels {0.75, -1.25} (bits 0, 1).
-  const KResidual r = tc_residual(4, 8, 16);
+  const KResidual r = tc_residual(4, 0, 8, 16);
   std::vector<float> lv(std::size_t(r.rank) * kTcLevels, 0.0f);
   for (int v = -8; v < 8; ++v) lv[std::size_t(v & 15)] = float(v + 0.5 + v * v * v / 100.0);
   const float two[4] = {-2.0f, -0.5f, 0.25f, 3.0f};  // values -2, -1, 0, 1
@@ -640,12 +676,14 @@ TEST(KResidual, TransformCodeLevels) {
 
 TEST(KResidual, TransformCodeRefusals) {
   const auto msg = [](std::vector<KResidual> h) { return error_of([&] { KResidualLayout::make(std::move(h)); }); };
-  EXPECT_NE(msg({tc_residual(6, 0, 0)}).find("head 0 (tc6/0/0): transform codes fill whole halves"), std::string::npos);
-  EXPECT_NE(msg({tc_residual(0, 4, 0)}).find("n2 4"), std::string::npos);
-  EXPECT_NE(msg({tc_residual(0, 0, 8)}).find("n1 8"), std::string::npos);
-  EXPECT_NE(msg({tc_residual(4, 0, 0), {8, 4}}).find("head 1 (rank 8, 4 bits): transform-coded heads cannot share a layer"),
+  EXPECT_NE(msg({tc_residual(6, 0, 0, 0)}).find("head 0 (tc6/0/0/0): transform codes fill whole halves"), std::string::npos);
+  EXPECT_NE(msg({tc_residual(0, 8, 0, 0)}).find("n3 8"), std::string::npos);
+  EXPECT_NE(msg({tc_residual(512, 512, 0, 0)}).find("fewer than 1024 coefficients"), std::string::npos);
+  EXPECT_NE(msg({tc_residual(0, 0, 4, 0)}).find("n2 4"), std::string::npos);
+  EXPECT_NE(msg({tc_residual(0, 0, 0, 8)}).find("n1 8"), std::string::npos);
+  EXPECT_NE(msg({tc_residual(4, 0, 0, 0), {8, 4}}).find("head 1 (rank 8, 4 bits): transform-coded heads cannot share a layer"),
             std::string::npos);
-  EXPECT_NE(msg({{8, 4}, tc_residual(4, 0, 0)}).find("head 1 (tc4/0/0): transform-coded heads cannot share"),
+  EXPECT_NE(msg({{8, 4}, tc_residual(4, 0, 0, 0)}).find("head 1 (tc4/0/0/0): transform-coded heads cannot share"),
             std::string::npos);
 }
 

@@ -570,15 +570,15 @@ TEST_F(VulkanTest, KscoreRejectsBadArguments) {
       t.residual.heads[1].code = h1;
     });
   };
-  EXPECT_THROW(kernels::kscore_tc(s, tc_shape(tc_residual(4, 0, 0), {4, 4}), &g.c, g.query(true), scores), Error);
-  EXPECT_THROW(kernels::kscore_tc(s, tc_shape(tc_residual(2, 0, 0), tc_residual(4, 0, 0)), &g.c, g.query(true), scores),
+  EXPECT_THROW(kernels::kscore_tc(s, tc_shape(tc_residual(4, 0, 0, 0), {4, 4}), &g.c, g.query(true), scores), Error);
+  EXPECT_THROW(kernels::kscore_tc(s, tc_shape(tc_residual(2, 0, 0, 0), tc_residual(4, 0, 0, 0)), &g.c, g.query(true), scores),
                Error);  // 4-bit codes come 4 a half
-  EXPECT_THROW(kernels::kscore_tc(s, tc_shape(tc_residual(4, 0, 0), tc_residual(0, 8, 0)), nullptr, g.query(true), scores),
+  EXPECT_THROW(kernels::kscore_tc(s, tc_shape(tc_residual(4, 0, 0, 0), tc_residual(0, 0, 8, 0)), nullptr, g.query(true), scores),
                Error);  // records needed
-  EXPECT_THROW(kernels::kscore_tc(s, tc_shape(tc_residual(4, 0, 0), tc_residual(0, 8, 0)), &g.c,
+  EXPECT_THROW(kernels::kscore_tc(s, tc_shape(tc_residual(4, 0, 0, 0), tc_residual(0, 0, 8, 0)), &g.c,
                                   {&g.q, nullptr, &g.basis, nullptr}, scores),
                Error);  // no uq
-  EXPECT_THROW(kernels::kscore_tc(s, tc_shape(tc_residual(4, 0, 0), tc_residual(0, 8, 0)), &g.c, g.query(true), small),
+  EXPECT_THROW(kernels::kscore_tc(s, tc_shape(tc_residual(4, 0, 0, 0), tc_residual(0, 0, 8, 0)), &g.c, g.query(true), small),
                Error);  // scores too small
   EXPECT_EQ(s.recorded_dispatches(), 0u) << "a rejected call recorded work";
 }

@@ -153,8 +153,8 @@ TEST(KvPolicy, TransformCodeFit) {
   const TcFit f = tc_fit(train, held, w);
   EXPECT_TRUE(((f.enc.transpose() * f.dec).cast<double>() - Eigen::MatrixXd::Identity(d, d)).cwiseAbs().maxCoeff() < 1e-4);
   // Levels: each column's ascending in its codes' values (bits (i + n/2) mod n for value i - n/2).
-  for (std::uint32_t wd : {4u, 2u}) {
-    const std::vector<float>& lv = wd == 4 ? f.lv4 : f.lv2;
+  for (std::uint32_t wd : {4u, 3u, 2u}) {
+    const std::vector<float>& lv = by_tc_width(wd, f.lv4, f.lv3, f.lv2, f.lv2, "test");
     const std::uint32_t n = 1u << wd;
     ASSERT_EQ(lv.size(), std::size_t(d) * n);
     for (std::uint32_t j = 0; j < d; ++j)
@@ -168,7 +168,8 @@ TEST(KvPolicy, TransformCodeFit) {
     for (std::uint32_t j = 0; j < r.rank; ++j) {
       const std::uint32_t wd = tc_slot(r, j).width;
       for (std::uint32_t u = 0; u < (1u << wd); ++u)
-        lv[j * kTcLevels + u] = wd == 1 ? float(tc_uniform_level(1, u)) : (wd == 4 ? f.lv4 : f.lv2)[j * (1u << wd) + u];
+        lv[j * kTcLevels + u] =
+            wd == 1 ? float(tc_uniform_level(1, u)) : by_tc_width(wd, f.lv4, f.lv3, f.lv2, f.lv2, "test")[j * (1u << wd) + u];
     }
     double e = 0;
     std::vector<half_bits> rec(KResidualLayout::record_halves(r) + 1);
@@ -187,19 +188,21 @@ TEST(KvPolicy, TransformCodeFit) {
     return e / double(held.rows());
   };
   double last = std::numeric_limits<double>::infinity();
-  for (const KResidual r : {tc_residual(0, 0, 0), tc_residual(0, 0, 16), tc_residual(4, 8, 0), tc_residual(8, 8, 16),
-                            tc_residual(32, 0, 0)}) {
+  for (const KResidual r : {tc_residual(0, 0, 0, 0), tc_residual(0, 0, 0, 16), tc_residual(4, 0, 8, 0), tc_residual(8, 0, 8, 16),
+                            tc_residual(4, 16, 8, 0), tc_residual(8, 16, 8, 0), tc_residual(32, 0, 0, 0)}) {
     const double want = measured(r, true), got = f.loss(r);
     EXPECT_NEAR(got, want, 0.02 * want) << residual_label(r);  // W + 1e-3·mean eigenvalue vs W
     EXPECT_LT(got, last) << residual_label(r);
     last = got;
   }
   // Every column at 4 bits loses a small part of the empty code's loss.
-  EXPECT_LT(f.loss(tc_residual(32, 0, 0)), 0.02 * f.loss(tc_residual(0, 0, 0)));
+  EXPECT_LT(f.loss(tc_residual(32, 0, 0, 0)), 0.02 * f.loss(tc_residual(0, 0, 0, 0)));
   // Lloyd's levels beat the uniform ones on held-out Gaussian coefficients
   // (by ~18 % at 4 bits, ~1 % at 2) and never lose.
-  EXPECT_LT(measured(tc_residual(32, 0, 0), true), 0.92 * measured(tc_residual(32, 0, 0), false));
-  EXPECT_LE(measured(tc_residual(0, 32, 0), true), measured(tc_residual(0, 32, 0), false) * (1 + 1e-3));
+  EXPECT_LT(measured(tc_residual(32, 0, 0, 0), true), 0.92 * measured(tc_residual(32, 0, 0, 0), false));
+  EXPECT_LE(measured(tc_residual(0, 0, 32, 0), true), measured(tc_residual(0, 0, 32, 0), false) * (1 + 1e-3));
+  // At 3 bits between the two (Max's Gaussian optimum: ~8 % below the best uniform grid).
+  EXPECT_LT(measured(tc_residual(0, 32, 0, 0), true), 0.97 * measured(tc_residual(0, 32, 0, 0), false));
   // Query weighting: at 16 bits per key the weighted fit beats the unweighted one on the weighted error.
   const TcFit flat = tc_fit(train, held, Eigen::MatrixXd::Identity(d, d));
   const auto weighted_loss = [&](const TcFit& fit, KResidual r) {
@@ -216,18 +219,19 @@ TEST(KvPolicy, TransformCodeFit) {
     }
     return e;
   };
-  EXPECT_LT(weighted_loss(f, tc_residual(4, 0, 0)), 0.9 * weighted_loss(flat, tc_residual(4, 0, 0)));
+  EXPECT_LT(weighted_loss(f, tc_residual(4, 0, 0, 0)), 0.9 * weighted_loss(flat, tc_residual(4, 0, 0, 0)));
   EXPECT_THROW(tc_fit(train, held, Eigen::MatrixXd::Identity(d + 1, d + 1)), Error);
   // Options: whole halves, within head_dim, the empty code first.
   const auto opts = tc_options(d);
-  EXPECT_EQ(opts.front(), tc_residual(0, 0, 0));
+  EXPECT_EQ(opts.front(), tc_residual(0, 0, 0, 0));
   for (const KResidual& r : opts) {
-    EXPECT_EQ(r.n4 % 4 + r.n2 % 8 + r.n1() % 16, 0u);
+    EXPECT_EQ(r.n4 % 4 + r.n3 % 16 + r.n2 % 8 + r.n1() % 16, 0u);
     EXPECT_LE(r.rank, d);
   }
-  EXPECT_NE(std::find(opts.begin(), opts.end(), tc_residual(4, 8, 16)), opts.end());
+  EXPECT_NE(std::find(opts.begin(), opts.end(), tc_residual(4, 0, 8, 16)), opts.end());
+  EXPECT_NE(std::find(opts.begin(), opts.end(), tc_residual(4, 16, 8, 0)), opts.end());
   // Larger heads take coarser steps: the table stays within what the artifact's reader takes.
-  EXPECT_EQ(tc_options(64).size(), 165u);
+  EXPECT_EQ(tc_options(64).size(), 295u);
   for (std::uint32_t hd : {96u, 128u, 256u}) {
     const auto big = tc_options(hd);
     EXPECT_LE(big.size(), 4096u) << hd;
@@ -579,7 +583,7 @@ INSTANTIATE_TEST_SUITE_P(
                       PolicyCase{"tc_ropemean_1_75", tc_budgeted(KRope::ropemean, 1.75), 1e-4},
                       PolicyCase{"tc_post_1", tc_budgeted(KRope::post, 1.0), 1e-4},
                       PolicyCase{"tc_ropemean_empty_heads", tc_budgeted(KRope::ropemean, KCacheConfig::kBudgetArtifact), 1e-4,
-                                 {tc_residual(0, 0, 0), tc_residual(0, 0, 0), tc_residual(4, 8, 16), tc_residual(0, 0, 0)}}),
+                                 {tc_residual(0, 0, 0, 0), tc_residual(0, 0, 0, 0), tc_residual(4, 0, 8, 16), tc_residual(0, 0, 0, 0)}}),
     [](const auto& param_info) { return std::string(param_info.param.name); });
 
 TEST_F(VulkanTest, ModelKvPolicyArtifactRoundTripAndRefusals) {
@@ -739,8 +743,9 @@ TEST_F(VulkanTest, ModelKvPolicyTransformCodeArtifactAndRefusals) {
   }
   // Bits: the record alone; the options grow in bits and start at the empty code.
   const auto& opts = cal.tc_policy.at(KRope::pre).options;
-  EXPECT_EQ(opts.front(), tc_residual(0, 0, 0));
-  EXPECT_EQ(head_bits(tc_residual(8, 16, 16), 32), 16.0 * (2 + 2 + 1) / 32);
+  EXPECT_EQ(opts.front(), tc_residual(0, 0, 0, 0));
+  EXPECT_EQ(head_bits(tc_residual(8, 0, 16, 16), 32), 16.0 * (2 + 2 + 1) / 32);
+  EXPECT_EQ(head_bits(tc_residual(0, 16, 0, 16), 32), 16.0 * (3 + 1) / 32);
   for (std::size_t i = 1; i < opts.size(); ++i) EXPECT_LE(head_bits(opts[i - 1], hd), head_bits(opts[i], hd));
   // Each table's losses fall from the empty code to the richest option.
   const KPolicyTable& t = cal.tc_policy.at(KRope::ropemean);
@@ -757,8 +762,10 @@ TEST_F(VulkanTest, ModelKvPolicyTransformCodeArtifactAndRefusals) {
     for (std::uint32_t l = 0; l < cal.layers; ++l) {
       EXPECT_EQ(back.mode(r)[l].tc_enc, cal.mode(r)[l].tc_enc);
       EXPECT_EQ(back.mode(r)[l].tc_dec, cal.mode(r)[l].tc_dec);
-      for (std::uint32_t b : {4u, 2u, 1u}) EXPECT_EQ(back.mode(r)[l].tc_step(b), cal.mode(r)[l].tc_step(b));
+      for (std::uint32_t b : {4u, 3u, 2u, 1u}) EXPECT_EQ(back.mode(r)[l].tc_step(b), cal.mode(r)[l].tc_step(b));
       EXPECT_EQ(back.mode(r)[l].tc_lv4, cal.mode(r)[l].tc_lv4);
+      EXPECT_EQ(back.mode(r)[l].tc_lv3, cal.mode(r)[l].tc_lv3);
+      EXPECT_EQ(cal.mode(r)[l].tc_lv3.size(), std::size_t(cal.kv_heads) * hd * 8);
       EXPECT_EQ(back.mode(r)[l].tc_lv2, cal.mode(r)[l].tc_lv2);
       EXPECT_EQ(cal.mode(r)[l].tc_lv4.size(), std::size_t(cal.kv_heads) * hd * 16);
     }
@@ -766,23 +773,24 @@ TEST_F(VulkanTest, ModelKvPolicyTransformCodeArtifactAndRefusals) {
   // A cache folds each column's step of its width into the pair, no rotation.
   {
     KCalibration planned = cal;
-    planned.tc_plans[KRope::pre] = {tc_residual(4, 8, 16), tc_residual(0, 0, 0), tc_residual(0, 0, 16), tc_residual(8, 0, 0)};
+    planned.tc_plans[KRope::pre] = {tc_residual(4, 0, 8, 16), tc_residual(0, 0, 0, 0), tc_residual(0, 0, 0, 16), tc_residual(8, 0, 0, 0)};
+    planned.tc_plans[KRope::pre][0] = tc_residual(4, 16, 8, 0);  // head 0: 4, 3 and 2 bits
     const KLayerParams p = key_layer_params(tc_budgeted(KRope::pre, KCacheConfig::kBudgetArtifact), f.config(), &planned, 0);
     const KLayerCalib& L = cal.pre[0];
     EXPECT_TRUE(p.transform);
     EXPECT_TRUE(p.rot.empty());
     ASSERT_EQ(p.basis_cols, 28u);
     for (std::uint32_t i = 0; i < hd; i += 5)
-      for (std::uint32_t j : {0u, 3u, 4u, 11u, 12u, 27u}) {
-        const std::uint32_t w = j < 4 ? 4 : j < 12 ? 2 : 1;
+      for (std::uint32_t j : {0u, 3u, 4u, 11u, 19u, 20u, 27u}) {
+        const std::uint32_t w = j < 4 ? 4 : j < 20 ? 3 : 2;
         const float st = L.tc_step(w)[j];
         EXPECT_FLOAT_EQ(p.basis[std::size_t(i) * 28 + j], L.tc_dec[std::size_t(i) * hd + j] * st) << i << " " << j;
         EXPECT_FLOAT_EQ(p.enc_basis[std::size_t(i) * 28 + j], L.tc_enc[std::size_t(i) * hd + j] / st) << i << " " << j;
       }
     // ... and carries each column's levels of its width (head 0, basis columns 28).
     ASSERT_EQ(p.levels.size(), std::size_t(cal.kv_heads) * 28 * kTcLevels);
-    for (std::uint32_t j : {0u, 3u, 4u, 11u, 12u, 27u}) {
-      const std::uint32_t w = j < 4 ? 4 : j < 12 ? 2 : 1;
+    for (std::uint32_t j : {0u, 3u, 4u, 11u, 19u, 20u, 27u}) {
+      const std::uint32_t w = j < 4 ? 4 : j < 20 ? 3 : 2;
       for (std::uint32_t u = 0; u < (1u << w); ++u)
         EXPECT_EQ(p.levels[std::size_t(j) * kTcLevels + u],
                   w == 1 ? (u ? -0.5f : 0.5f) : L.tc_levels(w)[std::size_t(j) * (1u << w) + u])
@@ -817,10 +825,12 @@ TEST_F(VulkanTest, ModelKvPolicyTransformCodeArtifactAndRefusals) {
   auto hostile = [&](const std::string& from, const std::string& to, const std::string& what) {
     meta.expect(f, "kv_policy_tc", from, to, what);
   };
-  // Each of a layer's seven transform tensors goes with tc_enc.
+  // Each of a layer's nine transform tensors goes with tc_enc.
   meta.expect_without(f, "layers.0.k_pre_tc_dec", "tensor layers.0.k_pre_tc_dec: absent while tc_enc is present");
   meta.expect_without(f, "layers.0.k_pre_tc_lv4", "tensor layers.0.k_pre_tc_lv4: absent while tc_enc is present");
   meta.expect_without(f, "layers.1.k_tc_lv2", "tensor layers.1.k_tc_lv2: absent while layer 0's is present");
+  meta.expect_without(f, "layers.0.k_rm_tc_lv3", "tensor layers.0.k_rm_tc_lv3: absent while tc_enc is present");
+  meta.expect_without(f, "layers.1.k_pre_tc_step3", "tensor layers.1.k_pre_tc_step3: absent while layer 0's is present");
   // A tensor no reader takes (a 1-bit level table this version does not
   // have, a layer past the model's, an unknown name): refused by name.
   meta.expect_with_extra(f, "layers.0.k_tc_lv1");
@@ -828,9 +838,13 @@ TEST_F(VulkanTest, ModelKvPolicyTransformCodeArtifactAndRefusals) {
   meta.expect_with_extra(f, "extra");
   meta.expect_without(f, "layers.1.k_rm_tc_step1", "tensor layers.1.k_rm_tc_step1: absent while layer 0's is present");
   meta.expect_without(f, "layers.0.k_tc_enc", "tensor layers.0.k_tc_dec: present while tc_enc is absent");
-  hostile("[[0,0,0,\"tc\"],", "[[0,0,0,\"tk\"],", "options[0] is not an [n4, n2, n1, \"tc\"] quadruple");
-  hostile("[[0,0,0,\"tc\"],", "[[2,0,0,\"tc\"],", "options[0]: 2/0/0 is not a transform code of head_dim 32");
-  hostile("[[0,0,0,\"tc\"],", "[[32,0,16,\"tc\"],", "options[0]: 32/0/16 is not a transform code");
+  hostile("[[0,0,0,0,\"tc\"],", "[[0,0,0,0,\"tk\"],", "options[0] is not an [n4, n3, n2, n1, \"tc\"] quintuple");
+  hostile("[[0,0,0,0,\"tc\"],", "[[0,0,0,\"tc\"],", "options[0] is not an [n4, n3, n2, n1, \"tc\"] quintuple");
+  hostile("[[0,0,0,0,\"tc\"],", "[[2,0,0,0,\"tc\"],", "options[0]: 2/0/0/0 is not a transform code of head_dim 32");
+  hostile("[[0,0,0,0,\"tc\"],", "[[0,8,0,0,\"tc\"],", "options[0]: 0/8/0/0 is not a transform code of head_dim 32");
+  hostile("[[0,0,0,0,\"tc\"],", "[[32,0,0,16,\"tc\"],", "options[0]: 32/0/0/16 is not a transform code");
+  hostile("[[0,0,0,0,\"tc\"],", "[[0,18446744073709551600,0,16,\"tc\"],",
+          "options[0]: 0/18446744073709551600/0/16 is not a transform code");
   KCalibration zero_tc = cal;
   zero_tc.pre[1].tc_step4[3] = 0.0f;
   const auto pz = dir / "zero.vkq.safetensors";

@@ -292,7 +292,7 @@ void calibrate(const CalibrateFlags& f, bool rank_given) {
     }
   }
   if (!k.tc_plans.empty()) {
-    fmt::print("transform code (--kcache tc): 4/2/1-bit coefficients per KV head\n");
+    fmt::print("transform code (--kcache tc): 4/3/2/1-bit coefficients per KV head (n4/n3/n2/n1)\n");
     for (const auto& [rope, plan] : k.tc_plans) {
       fmt::print("{:>13} {:.4f} bits per key coordinate\n", krope_name(rope), plan_bits(plan, c.head_dim));
       for (std::uint32_t l = 0; l < k.layers; ++l) {

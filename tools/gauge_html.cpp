@@ -456,7 +456,7 @@ void policy_tables(std::string& h, const nlohmann::ordered_json& p) {
     if (m.contains("tc_plan")) {
       // The transform code's stored plan (docs/design.md §2.9).
       h += fmt::format("<p class=\"note\">The transform code's stored plan (<code>--kcache tc</code>, docs/design.md &sect;2.9: "
-                       "coefficients at 4, 2 and 1 bits, written n4/n2/n1; no sign code): {:.4f} bits per key coordinate.</p>\n",
+                       "coefficients at 4, 3, 2 and 1 bits, written n4/n3/n2/n1; no sign code): {:.4f} bits per key coordinate.</p>\n",
                        num(m, "tc_bits"));
       plan_table(h, "tc-plan-" + id, m["tc_plan"], [](const nlohmann::ordered_json& hd) {
         return fmt::format("<td class=\"l\">{}</td>", esc(hd["setting"].get<std::string>()));

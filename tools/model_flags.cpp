@@ -90,7 +90,7 @@ void WeightFlag::add(CLI::App* cmd) {
 
 void QuantFlags::add(CLI::App* cmd) {
   cmd->add_option("--kcache", kcache,
-                  "key cache: fp16, 1bit (docs/design.md §2) or tc (the transform code: 4/2/1-bit coefficients per head "
+                  "key cache: fp16, 1bit (docs/design.md §2) or tc (the transform code: 4/3/2/1-bit coefficients per head "
                   "from the artifact's plan at --kv-budget, no sign bits; §2.9)")
       ->check(CLI::IsMember({"fp16", "1bit", "tc"}));
   rotation_given = cmd->add_option("--rotation", rotation, "1-bit keys: rotation before the sign: none, srht or learned (needs --rotations)")
@@ -103,7 +103,7 @@ void QuantFlags::add(CLI::App* cmd) {
       ->check(CLI::IsMember({"16", "8", "4", "a4", "a2", "a1"}));
   cmd->add_option("--kv-budget", kv_budget,
                   "1-bit keys: per-(layer, KV head) residual rank and bits from the artifact's precision policy "
-                  "(calibrate --kv-budget; --kcache tc: each head's 4/2/1-bit coefficients from its transform-code "
+                  "(calibrate --kv-budget; --kcache tc: each head's 4/3/2/1-bit coefficients from its transform-code "
                   "table): the plan at BITS mean bits per key coordinate, or `artifact` for the plan calibrate stored")
       ->check([](const std::string& v) -> std::string {
         if (v == "artifact") return {};

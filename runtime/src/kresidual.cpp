@@ -27,21 +27,29 @@ std::uint32_t per_half(std::uint32_t bits) { return 16 / bits; }
 
 TcSlot tc_slot(KResidual r, std::uint32_t i) {
   if (i < r.n4) return {4, i / 4, 4 * (i % 4)};
-  if (i < r.n4 + r.n2) return {2, r.n4 / 4 + (i - r.n4) / 8, 2 * ((i - r.n4) % 8)};
-  return {1, r.n4 / 4 + r.n2 / 8 + (i - r.n4 - r.n2) / 16, (i - r.n4 - r.n2) % 16};
+  std::uint32_t half = r.n4 / 4;
+  i -= r.n4;
+  if (i < r.n3) return {3, half + 3 * i / 16, 3 * i % 16};
+  half += 3 * r.n3 / 16;
+  i -= r.n3;
+  if (i < r.n2) return {2, half + i / 8, 2 * (i % 8)};
+  half += r.n2 / 8;
+  i -= r.n2;
+  return {1, half + i / 16, i % 16};
 }
 
 std::string residual_label(KResidual r) {
   if (r.tc)
     return "tc" + (r.rank == 0 ? std::string("0")
-                               : std::to_string(r.n4) + "/" + std::to_string(r.n2) + "/" + std::to_string(r.n1()));
+                               : std::to_string(r.n4) + "/" + std::to_string(r.n3) + "/" + std::to_string(r.n2) + "/" +
+                                     std::to_string(r.n1()));
   if (r.rank == 0) return "1bit";
   return "r" + std::to_string(r.rank) + "/" + (r.arel ? "a" : "") + std::to_string(r.bits);
 }
 
 std::uint32_t KResidualLayout::record_halves(KResidual r) {
   if (r.rank == 0) return 0;
-  if (r.tc) return r.n4 / 4 + r.n2 / 8 + (r.rank - std::min(r.rank, r.n4 + r.n2)) / 16;
+  if (r.tc) return r.n4 / 4 + 3 * r.n3 / 16 + r.n2 / 8 + (r.rank - std::min(r.rank, r.n4 + r.n3 + r.n2)) / 16;
   if (r.arel) return r.rank / per_half(r.bits);
   if (r.bits == 16) return r.rank;
   return 1 + r.rank / per_half(r.bits);
@@ -56,10 +64,12 @@ KResidualLayout KResidualLayout::make(std::vector<KResidual> heads) {
     if (r.tc != heads[0].tc) refuse(h, r, "transform-coded heads cannot share a layer with sign-coded ones");
     if (r.tc) {
       if (r.arel || r.bits != 0) refuse(h, r, "a transform-coded head has bits 0 and no alpha-relative codes");
-      if (r.n4 + r.n2 > r.rank) refuse(h, r, "n4 + n2 exceeds the rank");
-      if (r.n4 % 4 || r.n2 % 8 || r.n1() % 16)
-        refuse(h, r, "transform codes fill whole halves: n4 % 4, n2 % 8 and n1 % 16 must be 0 (n4 " + std::to_string(r.n4) +
-                         ", n2 " + std::to_string(r.n2) + ", n1 " + std::to_string(r.n1()) + ")");
+      if (r.n4 + r.n3 + r.n2 > r.rank) refuse(h, r, "n4 + n3 + n2 exceeds the rank");
+      if (r.n4 % 4 || r.n3 % 16 || r.n2 % 8 || r.n1() % 16)
+        refuse(h, r, "transform codes fill whole halves: n4 % 4, n3 % 16, n2 % 8 and n1 % 16 must be 0 (n4 " +
+                         std::to_string(r.n4) + ", n3 " + std::to_string(r.n3) + ", n2 " + std::to_string(r.n2) + ", n1 " +
+                         std::to_string(r.n1()) + ")");
+      if (r.rank >= 1024) refuse(h, r, "a transform code has fewer than 1024 coefficients (the device's head table)");
     } else if (r.arel) {
       const bool known_width = r.bits == 4 || r.bits == 2 || r.bits == 1;
       if (!known_width) refuse(h, r, "alpha-relative coefficients are 4, 2 or 1 bits");
@@ -139,7 +149,9 @@ void pack_residual(KResidual r, std::span<const double> c, std::span<half_bits> 
           if (dd <= best) best = dd, code = v;
         }
       }
-      record[s.half] = half_bits(record[s.half] | (tc_code_bits(code, s.width) << s.shift));
+      const std::uint32_t u = tc_code_bits(code, s.width) << s.shift;  // may run into the next half
+      record[s.half] = half_bits(record[s.half] | (u & 0xffffu));
+      if (u >> 16) record[s.half + 1] = half_bits(record[s.half + 1] | (u >> 16));
     }
     return;
   }
@@ -180,7 +192,9 @@ std::vector<double> unpack_residual(KResidual r, std::span<const half_bits> reco
     check_levels("unpack_residual", r, levels);
     for (std::uint32_t i = 0; i < r.rank; ++i) {
       const TcSlot s = tc_slot(r, i);
-      const std::uint32_t u = (std::uint32_t(record[s.half]) >> s.shift) & ((1u << s.width) - 1);
+      std::uint32_t w = record[s.half];
+      if (s.shift + s.width > 16) w |= std::uint32_t(record[s.half + 1]) << 16;
+      const std::uint32_t u = (w >> s.shift) & ((1u << s.width) - 1);
       c[i] = levels.empty() ? tc_uniform_level(s.width, u) : double(levels[std::size_t(i) * kTcLevels + u]);
     }
     return c;

@@ -32,28 +32,41 @@ struct KCodeDecodeParams {
 // Per KV head, a row of the residual table both kernels read (binding 8):
 // uvec4 {rank, bits (16, 8 or 4), offset of the head's record within a
 // position in halves, 1 if alpha-relative} (vkquant/kresidual.hpp); a
-// transform-coded head: {rank, n4 | n2 << 16, offset, 2}.
+// transform-coded head: {rank, n4 | n3 << 10 | n2 << 20, offset, 2}.
 VKQ_GPU_END
 #endif
 
 #ifndef __cplusplus
-// Code r of a transform-coded record of n4 4-bit and n2 2-bit codes (then
-// 1-bit ones): its width, the half holding it (from the record's first) and
-// the shift of its low bit (kresidual.hpp's tc_slot).
-uvec3 tc_slot(uint n4, uint n2, uint r) {
+// Code r of a transform-coded record of n4 4-bit, n3 3-bit and n2 2-bit
+// codes (then 1-bit ones): its width, the half holding its low bit (from the
+// record's first) and that bit's shift; a 3-bit code at shift 14 or 15 runs
+// into the next half (kresidual.hpp's tc_slot).
+uvec3 tc_slot(uint n4, uint n3, uint n2, uint r) {
   if (r < n4) return uvec3(4u, r / 4u, 4u * (r % 4u));
-  if (r < n4 + n2) return uvec3(2u, n4 / 4u + (r - n4) / 8u, 2u * ((r - n4) % 8u));
-  return uvec3(1u, n4 / 4u + n2 / 8u + (r - n4 - n2) / 16u, (r - n4 - n2) % 16u);
+  uint h0 = n4 / 4u;
+  r -= n4;
+  if (r < n3) return uvec3(3u, h0 + 3u * r / 16u, 3u * r % 16u);
+  h0 += 3u * n3 / 16u;
+  r -= n3;
+  if (r < n2) return uvec3(2u, h0 + r / 8u, 2u * (r % 8u));
+  h0 += n2 / 8u;
+  r -= n2;
+  return uvec3(1u, h0 + r / 16u, r % 16u);
 }
+// A transform-coded head's table row's y: n4 | n3 << 10 | n2 << 20.
+uvec3 kcodec_tc_counts(uvec4 hr) { return uvec3(hr.y & 0x3ffu, (hr.y >> 10) & 0x3ffu, hr.y >> 20); }
 // The same for code r of any record: hr is the head's table row; cb, per and
 // lead describe a sign-coded head's 8/4-bit or alpha-relative codes.
 uvec3 kcodec_slot(uvec4 hr, uint r, uint cb, uint per, uint lead) {
-  if (hr.w == 2u) return tc_slot(hr.y & 0xffffu, hr.y >> 16, r);
+  if (hr.w == 2u) {
+    const uvec3 n = kcodec_tc_counts(hr);
+    return tc_slot(n.x, n.y, n.z, r);
+  }
   return uvec3(cb, lead + r / per, cb * (r % per));
 }
 // Halves of a transform-coded head's record.
 uint kcodec_tc_halves(uvec4 hr) {
-  const uint n4 = hr.y & 0xffffu, n2 = hr.y >> 16;
-  return n4 / 4u + n2 / 8u + (hr.x - n4 - n2) / 16u;
+  const uvec3 n = kcodec_tc_counts(hr);
+  return n.x / 4u + 3u * n.y / 16u + n.z / 8u + (hr.x - n.x - n.y - n.z) / 16u;
 }
 #endif

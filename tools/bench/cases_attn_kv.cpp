@@ -44,7 +44,7 @@ struct Problem {
   Buffer v_codes[3], v_scales[3];
   kernels::AttnKcodeScratch scratch;
   // The transform code: every head tc16/16/16 (1.75 bits), random records.
-  KResidualLayout tc_layout = KResidualLayout::make(std::vector<KResidual>(kKv, tc_residual(16, 16, 16)));
+  KResidualLayout tc_layout = KResidualLayout::make(std::vector<KResidual>(kKv, tc_residual(16, 0, 16, 16)));
   std::vector<float> tc_basis;    // (kv, hd, 48)
   std::vector<half_bits> tc_coef;  // (kv_len, stride)
   std::vector<float> tc_levels;    // (kv, 48, kTcLevels): random ascending levels, as calibrate's

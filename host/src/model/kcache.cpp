@@ -104,12 +104,13 @@ void KCacheConfig::validate(const ModelConfig& c, const KCalibration* calibratio
 }
 
 const std::vector<float>& KLayerCalib::tc_step(std::uint32_t bits) const {
-  return by_width(bits, tc_step4, tc_step2, tc_step1, "transform codes");
+  return by_tc_width(bits, tc_step4, tc_step3, tc_step2, tc_step1, "transform codes");
 }
 const std::vector<float>& KLayerCalib::tc_levels(std::uint32_t bits) const {
   if (bits == 4) return tc_lv4;
+  if (bits == 3) return tc_lv3;
   if (bits == 2) return tc_lv2;
-  throw Error("transform codes: calibrated levels exist for 4 and 2 bits, not " + std::to_string(bits));
+  throw Error("transform codes: calibrated levels exist for 4, 3 and 2 bits, not " + std::to_string(bits));
 }
 std::vector<float>& KLayerCalib::tc_step(std::uint32_t bits) {
   return const_cast<std::vector<float>&>(std::as_const(*this).tc_step(bits));
@@ -222,7 +223,7 @@ std::vector<KLayerCalib>& mode_of(KCalibration& k, KRope r) {
 // "head_kl": [per (layer, head)], "plan": [[rank, bits] per (layer, head)]}}}
 // (head_kl only when measured, plan only with a budget).
 // __metadata__.kv_policy_tc: the same for the transform code, each option
-// [n4, n2, n1, "tc"].
+// [n4, n3, n2, n1, "tc"].
 nlohmann::ordered_json policy_json(const KCalibration& k, bool transform) {
   nlohmann::ordered_json j;
   const auto& tables = transform ? k.tc_policy : k.policy;
@@ -230,7 +231,7 @@ nlohmann::ordered_json policy_json(const KCalibration& k, bool transform) {
   const KPolicyTable& first = tables.begin()->second;
   j["objective"] = kpolicy_objective_name(first.objective);
   auto pair = [](const KResidual& r) {
-    if (r.tc) return nlohmann::ordered_json::array({r.n4, r.n2, r.n1(), "tc"});
+    if (r.tc) return nlohmann::ordered_json::array({r.n4, r.n3, r.n2, r.n1(), "tc"});
     return r.arel ? nlohmann::ordered_json::array({r.rank, r.bits, "alpha"}) : nlohmann::ordered_json::array({r.rank, r.bits});
   };
   j["options"] = nlohmann::ordered_json::array();
@@ -268,14 +269,20 @@ void read_policy_json(const std::filesystem::path& path, const std::string& text
       obj == "query" ? KPolicyObjective::query : obj == "key" ? KPolicyObjective::key : KPolicyObjective::null;
   auto residual = [&](const nlohmann::json& e, const std::string& what) {
     if (transform) {
-      if (!e.is_array() || e.size() != 4 || !e[0].is_number_unsigned() || !e[1].is_number_unsigned() ||
-          !e[2].is_number_unsigned() || e[3] != "tc")
-        fail(what + " is not an [n4, n2, n1, \"tc\"] quadruple of whole numbers");
-      const std::uint64_t n4 = e[0].get<std::uint64_t>(), n2 = e[1].get<std::uint64_t>(), n1 = e[2].get<std::uint64_t>();
-      if (n4 + n2 + n1 > k.head_dim || n4 % 4 || n2 % 8 || n1 % 16)
-        fail(what + ": " + std::to_string(n4) + "/" + std::to_string(n2) + "/" + std::to_string(n1) +
-             " is not a transform code of head_dim " + std::to_string(k.head_dim) + " (n4 % 4, n2 % 8, n1 % 16, sum <= head_dim)");
-      return tc_residual(std::uint32_t(n4), std::uint32_t(n2), std::uint32_t(n1));
+      if (!e.is_array() || e.size() != 5 || !e[0].is_number_unsigned() || !e[1].is_number_unsigned() ||
+          !e[2].is_number_unsigned() || !e[3].is_number_unsigned() || e[4] != "tc")
+        fail(what + " is not an [n4, n3, n2, n1, \"tc\"] quintuple of whole numbers");
+      std::uint64_t n[4];
+      for (int i = 0; i < 4; ++i) {
+        n[i] = e[std::size_t(i)].get<std::uint64_t>();
+        if (n[i] > k.head_dim) n[i] = std::uint64_t(k.head_dim) + 1;  // too many either way; no overflow in the sum
+      }
+      if (n[0] + n[1] + n[2] + n[3] > k.head_dim || n[0] % 4 || n[1] % 16 || n[2] % 8 || n[3] % 16)
+        fail(what + ": " + std::to_string(e[0].get<std::uint64_t>()) + "/" + std::to_string(e[1].get<std::uint64_t>()) + "/" +
+             std::to_string(e[2].get<std::uint64_t>()) + "/" + std::to_string(e[3].get<std::uint64_t>()) +
+             " is not a transform code of head_dim " + std::to_string(k.head_dim) +
+             " (n4 % 4, n3 % 16, n2 % 8, n1 % 16, sum <= head_dim)");
+      return tc_residual(std::uint32_t(n[0]), std::uint32_t(n[1]), std::uint32_t(n[2]), std::uint32_t(n[3]));
     }
     if (!e.is_array() || (e.size() != 2 && e.size() != 3) || !e[0].is_number_unsigned() || !e[1].is_number_unsigned() ||
         (e.size() == 3 && e[2] != "alpha"))
@@ -400,8 +407,9 @@ KCalibration calibrate_keys(const ModelConfig& c, const std::vector<std::vector<
       if (tc_table) {
         L.tc_enc.assign(std::size_t(c.kv_heads) * hd * hd, 0.0f);
         L.tc_dec.assign(std::size_t(c.kv_heads) * hd * hd, 0.0f);
-        for (std::uint32_t b : {4u, 2u, 1u}) L.tc_step(b).assign(std::size_t(c.kv_heads) * hd, 0.0f);
+        for (std::uint32_t b : {4u, 3u, 2u, 1u}) L.tc_step(b).assign(std::size_t(c.kv_heads) * hd, 0.0f);
         L.tc_lv4.assign(std::size_t(c.kv_heads) * hd * 16, 0.0f);
+        L.tc_lv3.assign(std::size_t(c.kv_heads) * hd * 8, 0.0f);
         L.tc_lv2.assign(std::size_t(c.kv_heads) * hd * 4, 0.0f);
       }
       for (std::uint32_t h = 0; h < c.kv_heads; ++h) {
@@ -503,9 +511,10 @@ KCalibration calibrate_keys(const ModelConfig& c, const std::vector<std::vector<
               L.tc_enc[(std::size_t(h) * hd + i) * hd + j] = f.enc(Eigen::Index(i), Eigen::Index(j));
               L.tc_dec[(std::size_t(h) * hd + i) * hd + j] = f.dec(Eigen::Index(i), Eigen::Index(j));
             }
-          for (std::uint32_t b : {4u, 2u, 1u})
+          for (std::uint32_t b : {4u, 3u, 2u, 1u})
             for (std::uint32_t j = 0; j < hd; ++j) L.tc_step(b)[std::size_t(h) * hd + j] = float(f.step(b)[j]);
           std::copy(f.lv4.begin(), f.lv4.end(), L.tc_lv4.begin() + std::ptrdiff_t(std::size_t(h) * hd * 16));
+          std::copy(f.lv3.begin(), f.lv3.end(), L.tc_lv3.begin() + std::ptrdiff_t(std::size_t(h) * hd * 8));
           std::copy(f.lv2.begin(), f.lv2.end(), L.tc_lv2.begin() + std::ptrdiff_t(std::size_t(h) * hd * 4));
           const std::size_t n = tc_table->options.size();
           for (std::size_t oi = 0; oi < n; ++oi)
@@ -559,8 +568,10 @@ void write_kcache_artifact(const std::filesystem::path& path, const KCalibration
       if (!src[l].tc_enc.empty()) {
         add_artifact_tensor(t, p + "tc_enc", {kv, hd, hd}, src[l].tc_enc);
         add_artifact_tensor(t, p + "tc_dec", {kv, hd, hd}, src[l].tc_dec);
-        for (std::uint32_t b : {4u, 2u, 1u}) add_artifact_tensor(t, p + "tc_step" + std::to_string(b), {kv, hd}, src[l].tc_step(b));
+        for (std::uint32_t b : {4u, 3u, 2u, 1u})
+          add_artifact_tensor(t, p + "tc_step" + std::to_string(b), {kv, hd}, src[l].tc_step(b));
         add_artifact_tensor(t, p + "tc_lv4", {kv, hd, 16}, src[l].tc_lv4);
+        add_artifact_tensor(t, p + "tc_lv3", {kv, hd, 8}, src[l].tc_lv3);
         add_artifact_tensor(t, p + "tc_lv2", {kv, hd, 4}, src[l].tc_lv2);
       }
       mj.push_back({{"none", src[l].cos_none},
@@ -665,10 +676,11 @@ KCalibration read_kcache_artifact(const std::filesystem::path& path, const Model
           if (!(st[i] > 0)) throw FormatError(path, "tensor " + name + ": element " + std::to_string(i) + " is not > 0");
         return st;
       };
-      // The transform code: all seven tensors in every layer of a mode, or none.
+      // The transform code: all nine tensors in every layer of a mode, or none.
       // Layer 0's tc_enc decides for the others.
       const bool has_tc = l == 0 ? f.find(p + "tc_enc") != nullptr : !dst[0].tc_enc.empty();
-      for (const char* name : {"tc_enc", "tc_dec", "tc_step4", "tc_step2", "tc_step1", "tc_lv4", "tc_lv2"}) {
+      for (const char* name :
+           {"tc_enc", "tc_dec", "tc_step4", "tc_step3", "tc_step2", "tc_step1", "tc_lv4", "tc_lv3", "tc_lv2"}) {
         const bool present = f.find(p + name) != nullptr;
         if (present != has_tc)
           throw FormatError(path, "tensor " + p + name + ": " + (present ? "present" : "absent") + " while " +
@@ -677,7 +689,7 @@ KCalibration read_kcache_artifact(const std::filesystem::path& path, const Model
       if (has_tc) {
         dst[l].tc_enc = reads.tensor(p + "tc_enc", {kv, hd, hd});
         dst[l].tc_dec = reads.tensor(p + "tc_dec", {kv, hd, hd});
-        for (std::uint32_t b : {4u, 2u, 1u}) dst[l].tc_step(b) = steps(p + "tc_step" + std::to_string(b), {kv, hd});
+        for (std::uint32_t b : {4u, 3u, 2u, 1u}) dst[l].tc_step(b) = steps(p + "tc_step" + std::to_string(b), {kv, hd});
         // Levels (finite, as every artifact tensor): a column's ascending in its codes' values.
         auto levels = [&](const std::string& name, std::uint32_t w) {
           const std::uint32_t n = 1u << w;
@@ -690,6 +702,7 @@ KCalibration read_kcache_artifact(const std::filesystem::path& path, const Model
           return lv;
         };
         dst[l].tc_lv4 = levels(p + "tc_lv4", 4);
+        dst[l].tc_lv3 = levels(p + "tc_lv3", 3);
         dst[l].tc_lv2 = levels(p + "tc_lv2", 2);
       }
       for (std::uint32_t b : {4u, 2u, 1u}) {

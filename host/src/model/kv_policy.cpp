@@ -49,24 +49,27 @@ double head_bits(KResidual r, std::uint32_t hd) {
 
 std::vector<KResidual> tc_options(std::uint32_t hd) {
   // Steps of whole halves, coarser past head_dim 64 so that the table keeps
-  // the option count of head_dim 64 (165; the artifact's reader takes <= 4096).
+  // the option count of head_dim 64 (295; the artifact's reader takes <= 4096).
   const std::uint32_t g = std::max(1u, hd / 64);
   std::vector<KResidual> out;
   for (std::uint32_t n4 = 0; n4 <= hd; n4 += 4 * g)
-    for (std::uint32_t n2 = 0; n4 + n2 <= hd; n2 += 8 * g)
-      for (std::uint32_t n1 = 0; n4 + n2 + n1 <= hd; n1 += 16 * g) out.push_back(tc_residual(n4, n2, n1));
+    for (std::uint32_t n3 = 0; n4 + n3 <= hd; n3 += 16 * g)
+      for (std::uint32_t n2 = 0; n4 + n3 + n2 <= hd; n2 += 8 * g)
+        for (std::uint32_t n1 = 0; n4 + n3 + n2 + n1 <= hd; n1 += 16 * g) out.push_back(tc_residual(n4, n3, n2, n1));
   std::stable_sort(out.begin(), out.end(),
                    [&](const KResidual& a, const KResidual& b) { return head_bits(a, hd) < head_bits(b, hd); });
   return out;
 }
 
-const std::vector<double>& TcFit::step(std::uint32_t bits) const { return by_width(bits, step4, step2, step1, "transform codes"); }
+const std::vector<double>& TcFit::step(std::uint32_t bits) const {
+  return by_tc_width(bits, step4, step3, step2, step1, "transform codes");
+}
 
 double TcFit::loss(KResidual r) const {
   double s = 0;
   for (std::size_t j = 0; j < col_loss.size(); ++j) {
     const std::uint32_t w = j < r.rank ? tc_slot(r, std::uint32_t(j)).width : 0;
-    s += col_loss[j][w == 4 ? 0 : w == 2 ? 1 : w == 1 ? 2 : 3];
+    s += col_loss[j][w == 0 ? 4 : 4 - w];
   }
   return s;
 }
@@ -365,13 +368,14 @@ TcFit tc_fit(const rot::RowMat& train, const rot::RowMat& heldout, const Eigen::
   const Eigen::Index rows = std::min<Eigen::Index>(yt.rows(), 8192);
   const Eigen::MatrixXd ct = yt.topRows(rows) * ef, ch = yh * ef;
   f.col_loss.resize(std::size_t(d));
-  const std::uint32_t widths[3] = {4, 2, 1};
-  for (std::vector<double>* st : {&f.step4, &f.step2, &f.step1}) st->assign(std::size_t(d), 1.0);
+  const std::uint32_t widths[4] = {4, 3, 2, 1};
+  for (std::vector<double>* st : {&f.step4, &f.step3, &f.step2, &f.step1}) st->assign(std::size_t(d), 1.0);
   f.lv4.assign(std::size_t(d) * 16, 0.0f);
+  f.lv3.assign(std::size_t(d) * 8, 0.0f);
   f.lv2.assign(std::size_t(d) * 4, 0.0f);
   for (Eigen::Index j = 0; j < d; ++j) {
-    for (int w = 0; w < 3; ++w) {
-      std::vector<double>& st = by_width(widths[w], f.step4, f.step2, f.step1, "transform codes");
+    for (int w = 0; w < 4; ++w) {
+      std::vector<double>& st = by_tc_width(widths[w], f.step4, f.step3, f.step2, f.step1, "transform codes");
       st[std::size_t(j)] = midrise_step(ct.col(j), widths[w]);
       // The device folds the step into fp32 bases: measure with the step it
       // uses, and the fp32 levels it reads (in steps).
@@ -380,7 +384,7 @@ TcFit tc_fit(const rot::RowMat& train, const rot::RowMat& heldout, const Eigen::
       if (widths[w] > 1) {
         lv = lloyd_levels(ct.col(j), s, widths[w]);
         const std::size_t n = lv.size();
-        std::vector<float>& out = widths[w] == 4 ? f.lv4 : f.lv2;
+        std::vector<float>& out = by_tc_width(widths[w], f.lv4, f.lv3, f.lv2, f.lv2, "transform codes");
         for (std::size_t i = 0; i < n; ++i) {
           const float x = float(lv[i] / s);
           out[std::size_t(j) * n + tc_code_bits(int(i) - int(n / 2), widths[w])] = x;  // level i: code value i - n/2
@@ -394,7 +398,7 @@ TcFit tc_fit(const rot::RowMat& train, const rot::RowMat& heldout, const Eigen::
       }
       f.col_loss[std::size_t(j)][std::size_t(w)] = e / double(ch.rows());
     }
-    f.col_loss[std::size_t(j)][3] = ch.col(j).squaredNorm() / double(ch.rows());
+    f.col_loss[std::size_t(j)][4] = ch.col(j).squaredNorm() / double(ch.rows());
   }
   return f;
 }

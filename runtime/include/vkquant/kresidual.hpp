@@ -36,33 +36,37 @@ struct KResidual {
   bool arel = false;
   // A transform-coded head (tc; docs/design.md §2.9): no sign code and no
   // alpha; the key is the mean plus `rank` coefficients along the decoder's
-  // columns, the first n4 as 4-bit codes, the next n2 as 2-bit, the other
-  // n1 = rank - n4 - n2 as 1-bit codes, each code b-bit two's complement,
-  // code = clamp(floor(c_i), -2^(b-1), 2^(b-1) - 1), ĉ_i = code + 1/2 (the
-  // calibrated absolute step of each column lives in the bases, as arel's),
-  // or, with calibrated levels (below), the nearest level and ĉ_i that level.
-  // Record: the 4-bit codes from half 0 (4 a half), then the 2-bit (8 a
-  // half), then the 1-bit (16 a half), low bits first. bits is 0.
+  // columns, the first n4 as 4-bit codes, the next n3 as 3-bit, the next n2
+  // as 2-bit, the other n1 = rank - n4 - n3 - n2 as 1-bit codes, each code
+  // b-bit two's complement, code = clamp(floor(c_i), -2^(b-1), 2^(b-1) - 1),
+  // ĉ_i = code + 1/2 (the calibrated absolute step of each column lives in
+  // the bases, as arel's), or, with calibrated levels (below), the nearest
+  // level and ĉ_i that level. Record: the 4-bit codes from half 0 (4 a half),
+  // then the 3-bit (16 in 3 halves, a code's bits may run into the next
+  // half), then the 2-bit (8 a half), then the 1-bit (16 a half), each
+  // segment a bit string from its first half's low bit. bits is 0.
   bool tc = false;
-  std::uint32_t n4 = 0, n2 = 0;
-  std::uint32_t n1() const { return rank - n4 - n2; }
+  std::uint32_t n4 = 0, n3 = 0, n2 = 0;
+  std::uint32_t n1() const { return rank - n4 - n3 - n2; }
   bool operator==(const KResidual&) const = default;
 };
-// A transform-coded head of n4, n2 and n1 coefficients at 4, 2 and 1 bits.
-inline KResidual tc_residual(std::uint32_t n4, std::uint32_t n2, std::uint32_t n1) {
-  KResidual r{n4 + n2 + n1, 0, false};
+// A transform-coded head of n4, n3, n2 and n1 coefficients at 4, 3, 2 and 1 bits.
+inline KResidual tc_residual(std::uint32_t n4, std::uint32_t n3, std::uint32_t n2, std::uint32_t n1) {
+  KResidual r{n4 + n3 + n2 + n1, 0, false};
   r.tc = true;
   r.n4 = n4;
+  r.n3 = n3;
   r.n2 = n2;
   return r;
 }
-// Where code i of a transform-coded record sits: its width (4, 2 or 1), the
-// half holding it and the shift of its low bit.
+// Where code i of a transform-coded record sits: its width (4, 3, 2 or 1),
+// the half holding its low bit and that bit's shift; a 3-bit code with shift
+// 14 or 15 runs into the next half.
 struct TcSlot {
   std::uint32_t width, half, shift;
 };
 TcSlot tc_slot(KResidual r, std::uint32_t i);
-// "r8/a4", "r16/a2", "r8/4", "r8/16", "1bit", "tc16/8/16" (n4/n2/n1), "tc0" (the mean alone).
+// "r8/a4", "r16/a2", "r8/4", "r8/16", "1bit", "tc16/0/8/16" (n4/n3/n2/n1), "tc0" (the mean alone).
 std::string residual_label(KResidual r);
 
 // The per-position record layout of one layer's residual coefficients.
@@ -72,14 +76,14 @@ struct KResidualLayout {
   std::uint32_t stride = 0;           // halves per position: the sum of the records' halves
 
   // Validates (bits in {16, 8, 4}; bits 8: even rank; bits 4: rank % 4 == 0;
-  // arel: bits in {4, 2, 1}, rank % (16 / bits) == 0; tc: n4 % 4, n2 % 8 and
-  // n1 % 16 == 0, every head tc or none)
+  // arel: bits in {4, 2, 1}, rank % (16 / bits) == 0; tc: n4 % 4, n3 % 16,
+  // n2 % 8 and n1 % 16 == 0, rank < 1024, every head tc or none)
   // and lays the records out in head order; throws vkq::Error naming the head and the rule.
   static KResidualLayout make(std::vector<KResidual> heads);
   // Every one of n_kv heads at (rank, bits).
   static KResidualLayout uniform(std::uint32_t n_kv, std::uint32_t rank, std::uint32_t bits = 16);
   // Halves of one record: 0 at rank 0; bits 16: rank; 8: 1 + rank/2; 4: 1 + rank/4; arel: rank·bits/16;
-  // tc: n4/4 + n2/8 + n1/16.
+  // tc: n4/4 + 3·n3/16 + n2/8 + n1/16.
   static std::uint32_t record_halves(KResidual r);
 
   std::uint32_t n_kv() const { return std::uint32_t(heads.size()); }

@@ -74,7 +74,7 @@ KResidualTable KResidualTable::create(Device& d, KResidualLayout layout) {
   std::vector<std::uint32_t> rows;
   for (std::size_t h = 0; h < layout.heads.size(); ++h) {
     const KResidual& r = layout.heads[h];
-    if (r.tc) rows.insert(rows.end(), {r.rank, r.n4 | r.n2 << 16, layout.offset[h], 2u});
+    if (r.tc) rows.insert(rows.end(), {r.rank, r.n4 | r.n3 << 10 | r.n2 << 20, layout.offset[h], 2u});  // rank < 1024 (make)
     else rows.insert(rows.end(), {r.rank, r.bits, layout.offset[h], r.arel ? 1u : 0u});
   }
   if (rows.empty()) rows.assign(4, 0u);

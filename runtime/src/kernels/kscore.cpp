@@ -71,7 +71,7 @@ void check_shape(const char* fn, const KscoreShape& sh) {
     const std::string head = "residual head " + std::to_string(h) + ": ";
     if (r.tc != rv.heads[0].code.tc) fail(fn, head + "transform-coded and sign-coded heads mixed");
     if (r.tc) {
-      if (r.n4 + r.n2 > r.rank || r.n4 % 4 || r.n2 % 8 || r.n1() % 16)
+      if (r.n4 + r.n3 + r.n2 > r.rank || r.n4 % 4 || r.n3 % 16 || r.n2 % 8 || r.n1() % 16)
         fail(fn, head + "transform code " + residual_label(r) + " does not fill whole halves");
     } else if (!r.arel && r.bits != 16 && r.bits != 8 && r.bits != 4) fail(fn, head + "bits must be 16, 8 or 4");
     if (!r.tc && r.arel && r.bits != 4 && r.bits != 2 && r.bits != 1)
@@ -268,7 +268,8 @@ const Kernel& score_kernel(Stream& s, const char* shader, std::uint32_t bindings
                             .local_size = {t.local, 1, 1},
                             .constants = {sh.d, p.g, b, res.rank, pl.slots, pl.keys_per_invocation,
                                           pl.store_width == 4 ? 1u : 0u, res.rank && !res.tc ? res.bits : 16u,
-                                          res.rank && res.arel ? 1u : 0u, res.tc ? res.n4 : 0u, res.tc ? res.n2 : 0u}});
+                                          res.rank && res.arel ? 1u : 0u, res.tc ? res.n4 : 0u, res.tc ? res.n2 : 0u,
+                                          res.tc ? res.n3 : 0u}});
 }
 Threads score_threads(const Plan& pl, const Pass& p) {
   return Threads{(p.count + pl.keys_per_invocation - 1) / pl.keys_per_invocation};

@@ -48,7 +48,7 @@ struct KCacheConfig {
   // rank, 4 bits a multiple of 4.
   std::uint32_t coef_bits = 16;
   // The transform code (--kcache tc, docs/design.md §2.9): no sign code; each
-  // head's coefficients at 4, 2 and 1 bits as the artifact's transform plan
+  // head's coefficients at 4, 3, 2 and 1 bits as the artifact's transform plan
   // at `budget` says. Needs an artifact calibrated with --kv-budget and a
   // budget; rank, coef_bits, coef_arel and query_bits stay at 0/16/false/0.
   bool transform = false;
@@ -104,15 +104,15 @@ struct KLayerCalib {
   std::vector<float>& arel_step(std::uint32_t bits);
   // The transform code (docs/design.md §2.9; tc_fit in the unrotated
   // centered space of the mode): encoder and decoder (kv_heads, hd, hd), and
-  // each column's absolute step at 4, 2 and 1 bits (kv_heads, hd); empty
+  // each column's absolute step at 4, 3, 2 and 1 bits (kv_heads, hd); empty
   // unless calibrated with --kv-budget.
-  std::vector<float> tc_enc, tc_dec, tc_step4, tc_step2, tc_step1;
+  std::vector<float> tc_enc, tc_dec, tc_step4, tc_step3, tc_step2, tc_step1;
   const std::vector<float>& tc_step(std::uint32_t bits) const;
   std::vector<float>& tc_step(std::uint32_t bits);
-  // Each column's calibrated levels at 4 and 2 bits, in units of its step,
-  // indexed by the code's bits (kv_heads, hd, 16) and (kv_heads, hd, 4)
-  // (kresidual.hpp; 1-bit codes keep the uniform ±1/2).
-  std::vector<float> tc_lv4, tc_lv2;
+  // Each column's calibrated levels at 4, 3 and 2 bits, in units of its
+  // step, indexed by the code's bits (kv_heads, hd, 16), (kv_heads, hd, 8)
+  // and (kv_heads, hd, 4) (kresidual.hpp; 1-bit codes keep the uniform ±1/2).
+  std::vector<float> tc_lv4, tc_lv3, tc_lv2;
   const std::vector<float>& tc_levels(std::uint32_t bits) const;
   // cos1b per head (held-out unless named train): centered (no rotation), SRHT, learned.
   std::vector<double> cos_none, cos_srht, cos_learned_train, cos_learned;

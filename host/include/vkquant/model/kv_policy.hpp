@@ -79,6 +79,12 @@ T& by_width(std::uint32_t bits, T& b4, T& b2, T& b1, const char* what) {
   if (bits == 1) return b1;
   throw Error(std::string(what) + " are 4, 2 or 1 bits, not " + std::to_string(bits));
 }
+// The same for the transform code's widths 4, 3, 2 and 1.
+template <typename T>
+T& by_tc_width(std::uint32_t bits, T& b4, T& b3, T& b2, T& b1, const char* what) {
+  if (bits == 3) return b3;
+  return by_width(bits, b4, b2, b1, what);
+}
 
 // The alpha-relative steps of each code width, one per basis column (empty:
 // that width not calibrated).
@@ -94,8 +100,9 @@ struct ArelStepSet {
 double head_bits(KResidual r, std::uint32_t hd);
 
 // The transform code's options at head_dim hd (docs/design.md §2.9): every
-// (n4, n2, n1) with n4 % 4g, n2 % 8g, n1 % 16g == 0 (g = max(1, hd / 64)) and
-// n4 + n2 + n1 <= hd, the empty code (the mean alone) first; in increasing bits.
+// (n4, n3, n2, n1) with n4 % 4g, n3 % 16g, n2 % 8g, n1 % 16g == 0 (g =
+// max(1, hd / 64)) and n4 + n3 + n2 + n1 <= hd, the empty code (the mean
+// alone) first; in increasing bits.
 std::vector<KResidual> tc_options(std::uint32_t hd);
 
 // One head's transform code, fitted on training keys and measured on held-out
@@ -104,18 +111,18 @@ std::vector<KResidual> tc_options(std::uint32_t hd);
 // eigenvalue, V the eigenvectors of W'^½ E[yyᵀ] W'^½ (descending), the
 // encoder is A = W'^½ V and the decoder B = W'^-½ V (AᵀB = I, BᵀW'B = I): c =
 // Aᵀy, ŷ = B ĉ, and the weighted error (y − ŷ)ᵀ W' (y − ŷ) is Σ_j (c_j − ĉ_j)²,
-// so an option's loss is the sum of its columns'. steps[w] (w: 4, 2, 1 bits)
-// is each column's absolute midrise step of least squared error on the
+// so an option's loss is the sum of its columns'. steps[w] (w: 4, 3, 2, 1
+// bits) is each column's absolute midrise step of least squared error on the
 // training keys (0.05 .. 4 standard deviations); col_loss[j][w] the held-out
-// mean of (c_j − ĉ_j)² at width 4, 2, 1 and 0 (ĉ = 0).
+// mean of (c_j − ĉ_j)² at width 4, 3, 2, 1 and 0 (ĉ = 0).
 struct TcFit {
   Eigen::MatrixXf enc, dec;                    // (hd, hd)
-  std::vector<double> step4, step2, step1;     // (hd) each
-  // Each column's levels at 4 and 2 bits in units of its step, indexed by
-  // the code's bits (hd·16 and hd·4; kresidual.hpp): Lloyd's on the training
-  // coefficients, started from the uniform levels.
-  std::vector<float> lv4, lv2;
-  std::vector<std::array<double, 4>> col_loss;  // (hd): widths 4, 2, 1, 0
+  std::vector<double> step4, step3, step2, step1;  // (hd) each
+  // Each column's levels at 4, 3 and 2 bits in units of its step, indexed by
+  // the code's bits (hd·16, hd·8 and hd·4; kresidual.hpp): Lloyd's on the
+  // training coefficients, started from the uniform levels.
+  std::vector<float> lv4, lv3, lv2;
+  std::vector<std::array<double, 5>> col_loss;  // (hd): widths 4, 3, 2, 1, 0
   // Loss of option r (tc_options): the sum of its columns' held-out losses.
   double loss(KResidual r) const;
   const std::vector<double>& step(std::uint32_t bits) const;
