@@ -840,6 +840,7 @@ TEST_F(VulkanTest, ModelKvPolicyTransformCodeArtifactAndRefusals) {
   meta.expect_without(f, "layers.0.k_tc_enc", "tensor layers.0.k_tc_dec: present while tc_enc is absent");
   hostile("[[0,0,0,0,\"tc\"],", "[[0,0,0,0,\"tk\"],", "options[0] is not an [n4, n3, n2, n1, \"tc\"] quintuple");
   hostile("[[0,0,0,0,\"tc\"],", "[[0,0,0,\"tc\"],", "options[0] is not an [n4, n3, n2, n1, \"tc\"] quintuple");
+  hostile("[[0,0,0,0,\"tc\"],", "[[0,0,0,0,\"tc\",0],", "options[0] is not an [n4, n3, n2, n1, \"tc\"] quintuple");
   hostile("[[0,0,0,0,\"tc\"],", "[[2,0,0,0,\"tc\"],", "options[0]: 2/0/0/0 is not a transform code of head_dim 32");
   hostile("[[0,0,0,0,\"tc\"],", "[[0,8,0,0,\"tc\"],", "options[0]: 0/8/0/0 is not a transform code of head_dim 32");
   hostile("[[0,0,0,0,\"tc\"],", "[[32,0,0,16,\"tc\"],", "options[0]: 32/0/0/16 is not a transform code");
