@@ -6,7 +6,10 @@
 // V (and + q8 V), and the transform code at 1.75 bits (docs/design.md §2.9:
 // 16 coefficients at 4 bits, 16 at 2, 16 at 1 per key, with calibrated
 // levels, scored in fp32 by kscore_tc) + fp16 or q4 V, and with uniform
-// levels + fp16 V (ktc1.75u: what the levels cost). The ratio column is the speedup over fp16 K+V in the same
+// levels + fp16 V (ktc1.75u: what the levels cost), and at the same bits as
+// calibrate's plans spend them since the 3-bit width (ktc1.75w3: 8 at 4
+// bits, 16 at 3, 16 at 2; 2 of each 16 3-bit codes read across two halves)
+// + fp16 V. The ratio column is the speedup over fp16 K+V in the same
 // run; bytes are the cache bytes one step reads (the roofline yardstick).
 // Each case is first checked against the CPU reference on the same stored
 // bytes (the popcount reference gets the device's quantized query).
@@ -43,14 +46,28 @@ struct Problem {
   Buffer q_b, mu_b, rot_b, bits_b, alpha_b, k_b, out_b, split16;
   Buffer v_codes[3], v_scales[3];
   kernels::AttnKcodeScratch scratch;
-  // The transform code: every head tc16/16/16 (1.75 bits), random records.
-  KResidualLayout tc_layout = KResidualLayout::make(std::vector<KResidual>(kKv, tc_residual(16, 0, 16, 16)));
-  std::vector<float> tc_basis;    // (kv, hd, 48)
-  std::vector<half_bits> tc_coef;  // (kv_len, stride)
-  std::vector<float> tc_levels;    // (kv, 48, kTcLevels): random ascending levels, as calibrate's
-  Buffer tc_basis_b, tc_coef_b, tc_levels_b;
-  kernels::KResidualTable tc_table;
-  kernels::AttnKcodeScratch tc_scratch;
+  // The transform code at 1.75 bits, every head alike, random records:
+  // tc[0] 16/0/16/16 (n4/n3/n2/n1), tc[1] 8/16/16/0.
+  struct Tc {
+    KResidualLayout layout;
+    std::vector<float> basis;       // (kv, hd, rank)
+    std::vector<half_bits> coef;    // (kv_len, stride)
+    std::vector<float> levels;      // (kv, rank, kTcLevels): ascending levels, as calibrate's
+    Buffer basis_b, coef_b, levels_b;
+    kernels::KResidualTable table;
+    kernels::AttnKcodeScratch scratch;
+    // levels: the calibrated levels (kscore_tc_lv); else the uniform code + 1/2 (kscore_tc).
+    kernels::KcodeKeys keys(const Buffer& mu_b, const Buffer& front_keys, bool with_levels) const {
+      kernels::KcodeKeys kk;
+      kk.codec = {&mu_b, nullptr, &basis_b, kKv, kHd, &table, layout.max_rank()};
+      kk.codec.transform = true;
+      kk.codec.levels = with_levels ? &levels_b : nullptr;
+      kk.coef = &coef_b;
+      kk.front = kFront;
+      kk.front_keys = &front_keys;
+      return kk;
+    }
+  } tc[2];
 
   kernels::VCacheView values(VType t) const {
     const auto i = std::size_t(t);
@@ -63,17 +80,6 @@ struct Problem {
     kk.alpha = &alpha_b;
     kk.front = kFront;
     kk.front_keys = &k_b;  // the fp16 cache holds the exact keys
-    return kk;
-  }
-  // levels: the calibrated levels (kscore_tc_lv); else the uniform code + 1/2 (kscore_tc).
-  kernels::KcodeKeys tc_keys(bool levels) const {
-    kernels::KcodeKeys kk;
-    kk.codec = {&mu_b, nullptr, &tc_basis_b, kKv, kHd, &tc_table, tc_layout.max_rank()};
-    kk.codec.transform = true;
-    kk.codec.levels = levels ? &tc_levels_b : nullptr;
-    kk.coef = &tc_coef_b;
-    kk.front = kFront;
-    kk.front_keys = &k_b;
     return kk;
   }
 };
@@ -120,29 +126,34 @@ std::shared_ptr<Problem> make_problem(Device& d, std::uint32_t kv_len) {
   p->split16 = Buffer::create(d, std::max<std::uint64_t>(kernels::attention_scratch_bytes(d, 1, kHeads, kKv, kv_len, kHd), 4));
   p->scratch = kernels::AttnKcodeScratch::create(
       d, kernels::attention_kcode_scratch_bytes(d, p->keys().codec, 1, kHeads, kv_len, kPop8));
-  const std::uint32_t cols = p->tc_layout.max_rank();
-  p->tc_basis.resize(std::size_t(kKv) * kHd * cols);
-  for (auto& e : p->tc_basis) e = 0.2f * normal(rng);
-  p->tc_coef.resize(std::size_t(kv_len) * p->tc_layout.stride);
-  for (auto& e : p->tc_coef) e = half_bits(rng());
-  std::vector<std::uint32_t> words((p->tc_coef.size() + 1) / 2, 0);
-  for (std::size_t i = 0; i < p->tc_coef.size(); ++i) words[i / 2] |= std::uint32_t(p->tc_coef[i]) << (16 * (i % 2));
-  // Each column's levels: value v at v + 1/2 + v³/64 (ascending, wider at the tails).
-  p->tc_levels.assign(std::size_t(kKv) * cols * kTcLevels, 0.0f);
-  for (std::uint32_t head = 0; head < kKv; ++head)
-    for (std::uint32_t j = 0; j < cols; ++j) {
-      const std::uint32_t w = tc_slot(p->tc_layout.heads[head], j).width;
-      for (std::uint32_t u = 0; u < (1u << w); ++u) {
-        const double x = tc_uniform_level(w, u) - 0.5;
-        p->tc_levels[(std::size_t(head) * cols + j) * kTcLevels + u] = float(x + 0.5 + (w > 1 ? x * x * x / 64 : 0.0));
+  const KResidual tc_heads[2] = {tc_residual(16, 0, 16, 16), tc_residual(8, 16, 16, 0)};
+  for (int i = 0; i < 2; ++i) {
+    Problem::Tc& t = p->tc[i];
+    t.layout = KResidualLayout::make(std::vector<KResidual>(kKv, tc_heads[i]));
+    const std::uint32_t cols = t.layout.max_rank();
+    t.basis.resize(std::size_t(kKv) * kHd * cols);
+    for (auto& e : t.basis) e = 0.2f * normal(rng);
+    t.coef.resize(std::size_t(kv_len) * t.layout.stride);
+    for (auto& e : t.coef) e = half_bits(rng());
+    std::vector<std::uint32_t> words((t.coef.size() + 1) / 2, 0);
+    for (std::size_t c = 0; c < t.coef.size(); ++c) words[c / 2] |= std::uint32_t(t.coef[c]) << (16 * (c % 2));
+    // Each column's levels: value v at v + 1/2 + v³/64 (ascending, wider at the tails).
+    t.levels.assign(std::size_t(kKv) * cols * kTcLevels, 0.0f);
+    for (std::uint32_t head = 0; head < kKv; ++head)
+      for (std::uint32_t j = 0; j < cols; ++j) {
+        const std::uint32_t w = tc_slot(t.layout.heads[head], j).width;
+        for (std::uint32_t u = 0; u < (1u << w); ++u) {
+          const double x = tc_uniform_level(w, u) - 0.5;
+          t.levels[(std::size_t(head) * cols + j) * kTcLevels + u] = float(x + 0.5 + (w > 1 ? x * x * x / 64 : 0.0));
+        }
       }
-    }
-  p->tc_levels_b = up(p->tc_levels);
-  p->tc_basis_b = up(p->tc_basis);
-  p->tc_coef_b = up(words);
-  p->tc_table = kernels::KResidualTable::create(d, p->tc_layout);
-  p->tc_scratch = kernels::AttnKcodeScratch::create(
-      d, kernels::attention_kcode_scratch_bytes(d, p->tc_keys(true).codec, 1, kHeads, kv_len, kTc));
+    t.levels_b = up(t.levels);
+    t.basis_b = up(t.basis);
+    t.coef_b = up(words);
+    t.table = kernels::KResidualTable::create(d, t.layout);
+    t.scratch = kernels::AttnKcodeScratch::create(
+        d, kernels::attention_kcode_scratch_bytes(d, t.keys(p->mu_b, p->k_b, true).codec, 1, kHeads, kv_len, kTc));
+  }
   return p;
 }
 
@@ -214,26 +225,30 @@ std::vector<Case> cases(Device& d, const Options& o) {
                        });
                      }});
     }
-    const double tc_bytes = double(kv_len) * p->tc_layout.stride * 2;  // stride halves per position
     // ktc1.75: with calibrated levels (what calibrate's artifacts give);
-    // ktc1.75u: uniform levels, the same records (the levels' cost).
+    // ktc1.75u: uniform levels, the same records (the levels' cost);
+    // ktc1.75w3: with levels, 3-bit codes (calibrate's plans since the 3-bit width).
+    for (const int which : {0, 1})
     for (const bool levels : {true, false})
     for (VType vt : {VType::f16, VType::q4}) {
-      if (!levels && vt != VType::f16) continue;
-      const std::string name =
-          std::string(levels ? "attn_kv/ktc1.75-v" : "attn_kv/ktc1.75u-v") + (vt == VType::f16 ? "16" : vtype_name(vt)) + tag;
-      auto rec = [p, vt, scale, levels](Stream& s) {
-        kernels::attention_kcode(s, p->q_b, p->tc_keys(levels), p->values(vt), p->out_b, 1, p->kv_len - 1, kHeads, scale,
-                                 p->tc_scratch, kTc);
+      if ((!levels || which == 1) && vt != VType::f16) continue;
+      if (which == 1 && !levels) continue;
+      Problem::Tc* t = &p->tc[which];
+      const double tc_bytes = double(kv_len) * t->layout.stride * 2;  // stride halves per position
+      const std::string name = std::string(which == 1 ? "attn_kv/ktc1.75w3-v" : levels ? "attn_kv/ktc1.75-v" : "attn_kv/ktc1.75u-v") +
+                               (vt == VType::f16 ? "16" : vtype_name(vt)) + tag;
+      auto rec = [p, t, vt, scale, levels](Stream& s) {
+        kernels::attention_kcode(s, p->q_b, t->keys(p->mu_b, p->k_b, levels), p->values(vt), p->out_b, 1, p->kv_len - 1,
+                                 kHeads, scale, t->scratch, kTc);
       };
       out.push_back({name, "attn_kv", Roof::read, tc_bytes + v_bytes(vt) + q_bytes, out_bytes, 2 * macs, base, rec,
-                     [p, rec, vt, scale, levels] {
+                     [p, t, rec, vt, scale, levels] {
                        return verify_out(*p, rec, [&] {
                          ref::AttnKcodeInputs in;
                          in.q = p->q;
-                         in.codec = {p->mu,    {},      p->tc_basis, kKv,         kHd, p->tc_layout, p->tc_layout.max_rank(),
-                                     nullptr, {},      true,        levels ? std::span<const float>(p->tc_levels) : std::span<const float>()};
-                         in.coef = p->tc_coef;
+                         in.codec = {p->mu,    {},      t->basis, kKv,         kHd, t->layout, t->layout.max_rank(),
+                                     nullptr, {},      true,        levels ? std::span<const float>(t->levels) : std::span<const float>()};
+                         in.coef = t->coef;
                          in.front = kFront;
                          in.front_keys = std::span<const float>(p->k).first(std::size_t(kFront) * kKv * kHd);
                          in.v = p->v[std::size_t(vt)];
