@@ -583,7 +583,12 @@ INSTANTIATE_TEST_SUITE_P(
                       PolicyCase{"tc_ropemean_1_75", tc_budgeted(KRope::ropemean, 1.75), 1e-4},
                       PolicyCase{"tc_post_1", tc_budgeted(KRope::post, 1.0), 1e-4},
                       PolicyCase{"tc_ropemean_empty_heads", tc_budgeted(KRope::ropemean, KCacheConfig::kBudgetArtifact), 1e-4,
-                                 {tc_residual(0, 0, 0, 0), tc_residual(0, 0, 0, 0), tc_residual(4, 0, 8, 16), tc_residual(0, 0, 0, 0)}}),
+                                 {tc_residual(0, 0, 0, 0), tc_residual(0, 0, 0, 0), tc_residual(4, 0, 8, 16), tc_residual(0, 0, 0, 0)}},
+                      // Stored plans with 3-bit codes (a code across two halves), decoded and in place.
+                      PolicyCase{"tc_pre_3bit", tc_budgeted(KRope::pre, KCacheConfig::kBudgetArtifact), 1e-4,
+                                 {tc_residual(4, 16, 0, 0), tc_residual(0, 16, 0, 0), tc_residual(0, 16, 8, 0), tc_residual(0, 32, 0, 0)}},
+                      PolicyCase{"tc_ropemean_3bit", tc_budgeted(KRope::ropemean, KCacheConfig::kBudgetArtifact), 1e-4,
+                                 {tc_residual(4, 16, 0, 0), tc_residual(0, 16, 0, 0), tc_residual(0, 16, 8, 0), tc_residual(0, 32, 0, 0)}}),
     [](const auto& param_info) { return std::string(param_info.param.name); });
 
 TEST_F(VulkanTest, ModelKvPolicyArtifactRoundTripAndRefusals) {
