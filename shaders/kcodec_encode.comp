@@ -3,7 +3,7 @@
 // c = U_{r_h}ᵀ (v - alpha_fp16 · s) as the head's residual record (fp16, or
 // int8 / int4 codes with an fp16 scale: vkquant/kresidual.hpp). The
 // transform code (docs/design.md §2.9) writes no bits and no alpha: c = U_{r_h}ᵀ v,
-// 4/2/1-bit codes floor(c). MEAN_ROPE: mu_h is a pre-RoPE mean
+// 4/3/2/1-bit codes floor(c) (or the nearest calibrated level). MEAN_ROPE: mu_h is a pre-RoPE mean
 // and v = R_h (k - RoPE_pos(mu_h)) at the key's cache position (rotate_half
 // pairs (i, i + HD/2), float-float angles as kcodec_rope.h).
 //

@@ -9,7 +9,7 @@
 // argument rejection. Per-head residuals (int4 / none / int8: odd stride,
 // records at odd halves) with query blocks and key chunks forced. GQA
 // groups of 7 (Qwen2.5) and 12 too. The transform code (no sign bits, no
-// rotation; kscore_tc) with 4/2/1-bit segments, an empty head, mean-RoPE and
+// rotation; kscore_tc) with 4/3/2/1-bit segments, an empty head, mean-RoPE and
 // front keys, blocks and chunks forced.
 #include <cmath>
 #include <numbers>

@@ -637,7 +637,7 @@ TEST(KResidual, TransformCodeLayoutAndRecords) {
 }
 
 TEST(KResidual, TransformCodeLevels) {
-  // tc4/8/16: column 0 has 4-bit levels value v -> v + 1/2 + v³/100 (bits
+  // tc4/0/8/16: column 0 has 4-bit levels value v -> v + 1/2 + v³/100 (bits
   // (v + 16) mod 16), column 4 2-bit levels {-2, -0.5, 0.25, 3}, column 12
   // 1-bit levels {0.75, -1.25} (bits 0, 1).
   const KResidual r = tc_residual(4, 0, 8, 16);
@@ -679,6 +679,13 @@ TEST(KResidual, TransformCodeRefusals) {
   EXPECT_NE(msg({tc_residual(6, 0, 0, 0)}).find("head 0 (tc6/0/0/0): transform codes fill whole halves"), std::string::npos);
   EXPECT_NE(msg({tc_residual(0, 8, 0, 0)}).find("n3 8"), std::string::npos);
   EXPECT_NE(msg({tc_residual(512, 512, 0, 0)}).find("fewer than 1024 coefficients"), std::string::npos);
+  // pack/unpack refuse a code whose segments do not fill whole halves (its record would overrun).
+  std::vector<half_bits> rec(4);
+  EXPECT_NE(error_of([&] { pack_residual(tc_residual(0, 8, 0, 0), std::vector<double>(8), rec); })
+                .find("pack_residual: tc0/8/0/0 does not fill whole halves"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { (void)unpack_residual(tc_residual(0, 8, 0, 0), rec); }).find("unpack_residual: tc0/8/0/0"),
+            std::string::npos);
   EXPECT_NE(msg({tc_residual(0, 0, 4, 0)}).find("n2 4"), std::string::npos);
   EXPECT_NE(msg({tc_residual(0, 0, 0, 8)}).find("n1 8"), std::string::npos);
   EXPECT_NE(msg({tc_residual(4, 0, 0, 0), {8, 4}}).find("head 1 (rank 8, 4 bits): transform-coded heads cannot share a layer"),

@@ -573,6 +573,12 @@ TEST_F(VulkanTest, KscoreRejectsBadArguments) {
   EXPECT_THROW(kernels::kscore_tc(s, tc_shape(tc_residual(4, 0, 0, 0), {4, 4}), &g.c, g.query(true), scores), Error);
   EXPECT_THROW(kernels::kscore_tc(s, tc_shape(tc_residual(2, 0, 0, 0), tc_residual(4, 0, 0, 0)), &g.c, g.query(true), scores),
                Error);  // 4-bit codes come 4 a half
+  try {  // 3-bit codes come 16 in 3 halves
+    kernels::kscore_tc(s, tc_shape(tc_residual(4, 0, 0, 0), tc_residual(0, 8, 0, 0)), &g.c, g.query(true), scores);
+    ADD_FAILURE() << "accepted tc0/8/0/0";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("tc0/8/0/0 does not fill whole halves"), std::string::npos) << e.what();
+  }
   EXPECT_THROW(kernels::kscore_tc(s, tc_shape(tc_residual(4, 0, 0, 0), tc_residual(0, 0, 8, 0)), nullptr, g.query(true), scores),
                Error);  // records needed
   EXPECT_THROW(kernels::kscore_tc(s, tc_shape(tc_residual(4, 0, 0, 0), tc_residual(0, 0, 8, 0)), &g.c,

@@ -118,6 +118,12 @@ double tc_uniform_level(std::uint32_t width, std::uint32_t u) {
 
 namespace {
 
+// A transform code's segments fill whole halves (as KResidualLayout::make checks).
+void check_tc(const char* fn, KResidual r) {
+  if (r.n4 + r.n3 + r.n2 > r.rank || r.n4 % 4 || r.n3 % 16 || r.n2 % 8 || r.n1() % 16)
+    throw Error(std::string(fn) + ": " + residual_label(r) + " does not fill whole halves");
+}
+
 void check_levels(const char* fn, KResidual r, std::span<const float> levels) {
   if (!levels.empty() && levels.size() < std::size_t(r.rank) * kTcLevels)
     throw Error(std::string(fn) + ": " + std::to_string(levels.size()) + " levels for rank " + std::to_string(r.rank) +
@@ -131,6 +137,7 @@ void pack_residual(KResidual r, std::span<const double> c, std::span<half_bits> 
   const std::uint32_t n = KResidualLayout::record_halves(r);
   if (c.size() < r.rank || record.size() < n) throw Error("pack_residual: arrays too small");
   if (r.tc) {
+    check_tc("pack_residual", r);
     check_levels("pack_residual", r, levels);
     for (std::uint32_t j = 0; j < n; ++j) record[j] = 0;
     for (std::uint32_t i = 0; i < r.rank; ++i) {
@@ -189,6 +196,7 @@ std::vector<double> unpack_residual(KResidual r, std::span<const half_bits> reco
   if (record.size() < KResidualLayout::record_halves(r)) throw Error("unpack_residual: record too small");
   std::vector<double> c(r.rank);
   if (r.tc) {
+    check_tc("unpack_residual", r);
     check_levels("unpack_residual", r, levels);
     for (std::uint32_t i = 0; i < r.rank; ++i) {
       const TcSlot s = tc_slot(r, i);

@@ -83,7 +83,8 @@ T& by_width(std::uint32_t bits, T& b4, T& b2, T& b1, const char* what) {
 template <typename T>
 T& by_tc_width(std::uint32_t bits, T& b4, T& b3, T& b2, T& b1, const char* what) {
   if (bits == 3) return b3;
-  return by_width(bits, b4, b2, b1, what);
+  if (bits == 4 || bits == 2 || bits == 1) return by_width(bits, b4, b2, b1, what);
+  throw Error(std::string(what) + " are 4, 3, 2 or 1 bits, not " + std::to_string(bits));
 }
 
 // The alpha-relative steps of each code width, one per basis column (empty:
