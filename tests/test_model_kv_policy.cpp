@@ -433,28 +433,14 @@ class HostileMetadata {
     for (const TensorWrite& w : t_)
       if (w.name != tensor) kept.push_back(w);
     ASSERT_EQ(kept.size() + 1, t_.size()) << tensor;
-    const auto bad = dir_ / "bad.vkq.safetensors";
-    write_safetensors(bad, kept, f_.metadata());
-    try {
-      (void)read_kcache_artifact(bad, model);
-      ADD_FAILURE() << "accepted without " << tensor;
-    } catch (const FormatError& e) {
-      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
-    }
+    refused(model, kept, f_.metadata(), what, "without " + tensor);
   }
   // The same tensors plus `tensor` (a copy of the first one's values under a
   // new name): refused naming it.
   void expect_with_extra(const ModelFile& model, const std::string& tensor) const {
     std::vector<TensorWrite> more = t_;
     more.push_back(f32_tensor(tensor, f_.tensors()[0].shape, values_[0]));
-    const auto bad = dir_ / "bad.vkq.safetensors";
-    write_safetensors(bad, more, f_.metadata());
-    try {
-      (void)read_kcache_artifact(bad, model);
-      ADD_FAILURE() << "accepted an unread " << tensor;
-    } catch (const FormatError& e) {
-      EXPECT_NE(std::string(e.what()).find("tensor '" + tensor + "': not read"), std::string::npos) << e.what();
-    }
+    refused(model, more, f_.metadata(), "tensor '" + tensor + "': not read", "an unread " + tensor);
   }
   void expect(const ModelFile& model, const std::string& key, const std::string& from, const std::string& to,
               const std::string& what) const {
@@ -464,17 +450,23 @@ class HostileMetadata {
     ASSERT_NE(at, std::string::npos) << from;
     j.replace(at, from.size(), to);
     meta[key] = j;
-    const auto bad = dir_ / "bad.vkq.safetensors";
-    write_safetensors(bad, t_, meta);
-    try {
-      (void)read_kcache_artifact(bad, model);
-      ADD_FAILURE() << "accepted: " << to;
-    } catch (const FormatError& e) {
-      EXPECT_NE(std::string(e.what()).find("__metadata__." + key + ": " + what), std::string::npos) << e.what();
-    }
+    refused(model, t_, meta, "__metadata__." + key + ": " + what, to);
   }
 
  private:
+  // Writes `tensors` with `meta` and checks that the reader refuses the file
+  // naming `what` (`change` says what was changed, should it be accepted).
+  void refused(const ModelFile& model, const std::vector<TensorWrite>& tensors,
+               const std::map<std::string, std::string>& meta, const std::string& what, const std::string& change) const {
+    const auto bad = dir_ / "bad.vkq.safetensors";
+    write_safetensors(bad, tensors, meta);
+    try {
+      (void)read_kcache_artifact(bad, model);
+      ADD_FAILURE() << "accepted: " << change;
+    } catch (const FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+    }
+  }
   SafetensorsFile f_;
   std::filesystem::path dir_;
   std::vector<std::vector<float>> values_;
@@ -849,8 +841,9 @@ TEST_F(VulkanTest, ModelKvPolicyTransformCodeArtifactAndRefusals) {
   hostile("[[0,0,0,0,\"tc\"],", "[[2,0,0,0,\"tc\"],", "options[0]: 2/0/0/0 is not a transform code of head_dim 32");
   hostile("[[0,0,0,0,\"tc\"],", "[[0,8,0,0,\"tc\"],", "options[0]: 0/8/0/0 is not a transform code of head_dim 32");
   hostile("[[0,0,0,0,\"tc\"],", "[[32,0,0,16,\"tc\"],", "options[0]: 32/0/0/16 is not a transform code");
-  hostile("[[0,0,0,0,\"tc\"],", "[[0,18446744073709551600,0,16,\"tc\"],",
-          "options[0]: 0/18446744073709551600/0/16 is not a transform code");
+  // Counts whose 64-bit sum and 32-bit truncations both wrap to a valid code (16 3-bit codes).
+  hostile("[[0,0,0,0,\"tc\"],", "[[0,18446744069414584336,0,4294967296,\"tc\"],",
+          "options[0]: 0/18446744069414584336/0/4294967296 is not a transform code");
   KCalibration zero_tc = cal;
   zero_tc.pre[1].tc_step4[3] = 0.0f;
   const auto pz = dir / "zero.vkq.safetensors";

@@ -38,6 +38,10 @@ TcSlot tc_slot(KResidual r, std::uint32_t i) {
   return {1, half + i / 16, i % 16};
 }
 
+bool tc_fills_halves(KResidual r) {
+  return r.n4 + r.n3 + r.n2 <= r.rank && r.n4 % 4 == 0 && r.n3 % 16 == 0 && r.n2 % 8 == 0 && r.n1() % 16 == 0;
+}
+
 std::string residual_label(KResidual r) {
   if (r.tc)
     return "tc" + (r.rank == 0 ? std::string("0")
@@ -65,7 +69,7 @@ KResidualLayout KResidualLayout::make(std::vector<KResidual> heads) {
     if (r.tc) {
       if (r.arel || r.bits != 0) refuse(h, r, "a transform-coded head has bits 0 and no alpha-relative codes");
       if (r.n4 + r.n3 + r.n2 > r.rank) refuse(h, r, "n4 + n3 + n2 exceeds the rank");
-      if (r.n4 % 4 || r.n3 % 16 || r.n2 % 8 || r.n1() % 16)
+      if (!tc_fills_halves(r))
         refuse(h, r, "transform codes fill whole halves: n4 % 4, n3 % 16, n2 % 8 and n1 % 16 must be 0 (n4 " +
                          std::to_string(r.n4) + ", n3 " + std::to_string(r.n3) + ", n2 " + std::to_string(r.n2) + ", n1 " +
                          std::to_string(r.n1()) + ")");
@@ -120,8 +124,7 @@ namespace {
 
 // A transform code's segments fill whole halves (as KResidualLayout::make checks).
 void check_tc(const char* fn, KResidual r) {
-  if (r.n4 + r.n3 + r.n2 > r.rank || r.n4 % 4 || r.n3 % 16 || r.n2 % 8 || r.n1() % 16)
-    throw Error(std::string(fn) + ": " + residual_label(r) + " does not fill whole halves");
+  if (!tc_fills_halves(r)) throw Error(std::string(fn) + ": " + residual_label(r) + " does not fill whole halves");
 }
 
 void check_levels(const char* fn, KResidual r, std::span<const float> levels) {

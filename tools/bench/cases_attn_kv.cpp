@@ -228,15 +228,20 @@ std::vector<Case> cases(Device& d, const Options& o) {
     // ktc1.75: with calibrated levels (what calibrate's artifacts give);
     // ktc1.75u: uniform levels, the same records (the levels' cost);
     // ktc1.75w3: with levels, 3-bit codes (calibrate's plans since the 3-bit width).
-    for (const int which : {0, 1})
-    for (const bool levels : {true, false})
-    for (VType vt : {VType::f16, VType::q4}) {
-      if ((!levels || which == 1) && vt != VType::f16) continue;
-      if (which == 1 && !levels) continue;
-      Problem::Tc* t = &p->tc[which];
+    struct TcCase {
+      const char* name;
+      int layout;  // Problem::tc's index
+      bool levels;
+      VType vt;
+    };
+    for (const TcCase& c : {TcCase{"attn_kv/ktc1.75-v", 0, true, VType::f16}, TcCase{"attn_kv/ktc1.75-v", 0, true, VType::q4},
+                            TcCase{"attn_kv/ktc1.75u-v", 0, false, VType::f16},
+                            TcCase{"attn_kv/ktc1.75w3-v", 1, true, VType::f16}}) {
+      Problem::Tc* t = &p->tc[c.layout];
+      const bool levels = c.levels;
+      const VType vt = c.vt;
       const double tc_bytes = double(kv_len) * t->layout.stride * 2;  // stride halves per position
-      const std::string name = std::string(which == 1 ? "attn_kv/ktc1.75w3-v" : levels ? "attn_kv/ktc1.75-v" : "attn_kv/ktc1.75u-v") +
-                               (vt == VType::f16 ? "16" : vtype_name(vt)) + tag;
+      const std::string name = std::string(c.name) + (vt == VType::f16 ? "16" : vtype_name(vt)) + tag;
       auto rec = [p, t, vt, scale, levels](Stream& s) {
         kernels::attention_kcode(s, p->q_b, t->keys(p->mu_b, p->k_b, levels), p->values(vt), p->out_b, 1, p->kv_len - 1,
                                  kHeads, scale, t->scratch, kTc);

@@ -277,12 +277,13 @@ void read_policy_json(const std::filesystem::path& path, const std::string& text
         n[i] = e[std::size_t(i)].get<std::uint64_t>();
         if (n[i] > k.head_dim) n[i] = std::uint64_t(k.head_dim) + 1;  // too many either way; no overflow in the sum
       }
-      if (n[0] + n[1] + n[2] + n[3] > k.head_dim || n[0] % 4 || n[1] % 16 || n[2] % 8 || n[3] % 16)
+      const KResidual code = tc_residual(std::uint32_t(n[0]), std::uint32_t(n[1]), std::uint32_t(n[2]), std::uint32_t(n[3]));
+      if (n[0] + n[1] + n[2] + n[3] > k.head_dim || !tc_fills_halves(code))
         fail(what + ": " + std::to_string(e[0].get<std::uint64_t>()) + "/" + std::to_string(e[1].get<std::uint64_t>()) + "/" +
              std::to_string(e[2].get<std::uint64_t>()) + "/" + std::to_string(e[3].get<std::uint64_t>()) +
              " is not a transform code of head_dim " + std::to_string(k.head_dim) +
              " (n4 % 4, n3 % 16, n2 % 8, n1 % 16, sum <= head_dim)");
-      return tc_residual(std::uint32_t(n[0]), std::uint32_t(n[1]), std::uint32_t(n[2]), std::uint32_t(n[3]));
+      return code;
     }
     if (!e.is_array() || (e.size() != 2 && e.size() != 3) || !e[0].is_number_unsigned() || !e[1].is_number_unsigned() ||
         (e.size() == 3 && e[2] != "alpha"))

@@ -66,6 +66,10 @@ struct TcSlot {
   std::uint32_t width, half, shift;
 };
 TcSlot tc_slot(KResidual r, std::uint32_t i);
+// A transform code's segments fit its rank and fill whole halves: n4 % 4,
+// n3 % 16, n2 % 8 and n1 % 16 == 0 (KResidualLayout::make's rule, which the
+// kernels and the record functions check too).
+bool tc_fills_halves(KResidual r);
 // "r8/a4", "r16/a2", "r8/4", "r8/16", "1bit", "tc16/0/8/16" (n4/n3/n2/n1), "tc0" (the mean alone).
 std::string residual_label(KResidual r);
 

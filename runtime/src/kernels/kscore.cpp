@@ -71,7 +71,7 @@ void check_shape(const char* fn, const KscoreShape& sh) {
     const std::string head = "residual head " + std::to_string(h) + ": ";
     if (r.tc != rv.heads[0].code.tc) fail(fn, head + "transform-coded and sign-coded heads mixed");
     if (r.tc) {
-      if (r.n4 + r.n3 + r.n2 > r.rank || r.n4 % 4 || r.n3 % 16 || r.n2 % 8 || r.n1() % 16)
+      if (!tc_fills_halves(r))
         fail(fn, head + "transform code " + residual_label(r) + " does not fill whole halves");
     } else if (!r.arel && r.bits != 16 && r.bits != 8 && r.bits != 4) fail(fn, head + "bits must be 16, 8 or 4");
     if (!r.tc && r.arel && r.bits != 4 && r.bits != 2 && r.bits != 1)
