@@ -5,9 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <optional>
+#include <random>
 
 #include "model_data.hpp"
 #include "vk_test.hpp"
+#include "vkquant/cpu/kernels.hpp"
 #include "vkquant/mapped_file.hpp"
 #include "vkquant/model/key_capture.hpp"
 #include "vkquant/model/ppl.hpp"
@@ -47,7 +50,8 @@ std::vector<std::vector<float>> tapped_keys(Device& dev, const ModelFile& m, con
 TEST_F(VulkanTest, KeyCapture_kjv_tokens200_ctx128) {
   const auto m = ModelFile::open(kjv());
   const ModelConfig& c = m.config();
-  const auto k = capture_keys(dev(), m, sample_text(), KeyCaptureOptions{.tokens = 200, .ctx = 128, .weights = {}});
+  const auto k = capture_keys(dev(), m, sample_text(),
+                              KeyCaptureOptions{.tokens = 200, .ctx = 128, .weights = {}, .on = KeyCaptureOptions::On::device});
   EXPECT_EQ(k.tokens, 200u);
   ASSERT_EQ(k.pre.size(), c.layers);
   for (std::uint32_t l = 0; l < c.layers; ++l) {
@@ -138,6 +142,120 @@ TEST_F(VulkanTest, PplScore_kjv_ctx96_batch40_lockstepEqualsWholeChunks) {
   // One report per batch: 40, 40, 16 per chunk.
   EXPECT_EQ(progress, (std::vector<std::uint64_t>{40, 80, 96, 136, 176, 192, 232, 272, 288}));
 }
+
+// The host capture (KeyCaptureOptions::On::host: cpu::kernels, layer by layer
+// over all tokens) against the device's (VkForward's taps) on every forward
+// feature: the bundled dense model and MoE (OLMoE's whole-projection QK-norm),
+// and tiny random models with Qwen2's biases and tied embeddings, Qwen3's
+// per-head QK-norm, and renormalised top-k experts. 200 tokens at --ctx 128:
+// a whole chunk and a cut one. Keys and query moments agree to the fp16
+// rounding of the device's KV cache; a key taken one position off (a wrong
+// RoPE angle) or one layer off moves them by more than 10x the tolerance
+// (checked below on the same data).
+struct HostCase {
+  std::string name;
+  std::function<std::filesystem::path()> model;
+  std::optional<kernels::WeightType> weights;
+};
+void PrintTo(const HostCase& c, std::ostream* os) { *os << c.name; }
+class HostCapture : public VulkanTest, public ::testing::WithParamInterface<HostCase> {};
+
+std::filesystem::path tiny(const std::string& name, TinyModel t,
+                           const std::function<void(nlohmann::json&, std::map<std::string, std::vector<float>>&)>& mutate = {}) {
+  const auto dir = temp_dir("host_capture_" + name);
+  t.ctx = 256;
+  write_tiny_model(dir, t, [&](nlohmann::json& cfg, std::map<std::string, std::vector<float>>& tensors) {
+    cfg["bos_token_id"] = 256;  // the byte tokenizer's first special token
+    cfg["eos_token_id"] = 257;
+    if (mutate) mutate(cfg, tensors);
+  });
+  return dir;
+}
+
+// The largest |a - b| over the largest |a|.
+double rel_diff(std::span<const float> a, std::span<const float> b) {
+  double diff = 0, scale = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    diff = std::max(diff, double(std::abs(a[i] - b[i])));
+    scale = std::max(scale, double(std::abs(a[i])));
+  }
+  return diff / scale;
+}
+
+TEST_P(HostCapture, MatchesTheDevice) {
+  const auto m = ModelFile::open(GetParam().model());
+  const ModelConfig& c = m.config();
+  KeyCaptureOptions o{.tokens = 200, .ctx = 128, .weights = GetParam().weights, .queries = true};
+  o.on = KeyCaptureOptions::On::device;
+  const auto dev_keys = capture_keys(dev(), m, sample_text(), o);
+  o.on = KeyCaptureOptions::On::host;
+  const auto host_keys = capture_keys(dev(), m, sample_text(), o);
+  EXPECT_EQ(dev_keys.ran_on, "device");
+  EXPECT_EQ(host_keys.ran_on, std::string("host (") + cpu::isa_name(cpu::active_isa()) + ")");
+  EXPECT_EQ(host_keys.tokens, 200u);
+  EXPECT_EQ(host_keys.positions, dev_keys.positions);
+  EXPECT_EQ(host_keys.model_sha256, dev_keys.model_sha256);
+  ASSERT_EQ(host_keys.pre.size(), c.layers);
+  // Layer 0's keys come from the embedding, a norm and one product: the
+  // same numbers up to summation order (seen: 4e-7; so --weights f16's
+  // rounding of fp32 weights, ~1e-3, is checked). Later layers differ by
+  // the device's fp16 KV cache, ~2e-4 on the bundled models and up to 1.6e-3
+  // on the tiny random ones.
+  const double tol = 4e-3, tol0 = 1e-5;
+  for (std::uint32_t l = 0; l < c.layers; ++l) {
+    if (l == 0) {
+      EXPECT_LT(rel_diff(dev_keys.pre[0], host_keys.pre[0]), tol0) << "pre-RoPE keys, layer 0";
+      EXPECT_LT(rel_diff(dev_keys.post[0], host_keys.post[0]), tol0) << "post-RoPE keys, layer 0";
+    }
+    ASSERT_EQ(host_keys.pre[l].size(), dev_keys.pre[l].size());
+    ASSERT_EQ(host_keys.post[l].size(), dev_keys.post[l].size());
+    EXPECT_LT(rel_diff(dev_keys.pre[l], host_keys.pre[l]), tol) << "pre-RoPE keys, layer " << l;
+    EXPECT_LT(rel_diff(dev_keys.post[l], host_keys.post[l]), tol) << "post-RoPE keys, layer " << l;
+    for (int side = 0; side < 2; ++side) {
+      const auto& a = side ? dev_keys.q2_post[l] : dev_keys.q2_pre[l];
+      const auto& b = side ? host_keys.q2_post[l] : host_keys.q2_pre[l];
+      ASSERT_EQ(a.size(), b.size());
+      std::vector<float> af(a.begin(), a.end()), bf(b.begin(), b.end());
+      EXPECT_LT(rel_diff(af, bf), tol) << (side ? "post" : "pre") << "-RoPE query moments, layer " << l;
+    }
+  }
+  // What the tolerance tells apart: the keys one token later, and the next
+  // layer's keys, differ by far more.
+  const std::size_t kvd = c.kv_dim(), n = 199 * kvd;
+  const std::span<const float> post0(dev_keys.post[c.layers - 1]);
+  EXPECT_GT(rel_diff(post0.first(n), std::span<const float>(host_keys.post[c.layers - 1]).subspan(kvd, n)), 10 * tol);
+  EXPECT_GT(rel_diff(dev_keys.pre[0], host_keys.pre[c.layers - 1]), 10 * tol);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Models, HostCapture,
+    ::testing::Values(
+        HostCase{"kjv_llama", [] { return kjv(); }, std::nullopt},
+        HostCase{"kjv_llama_f16_weights", [] { return kjv(); }, kernels::WeightType::f16},
+        HostCase{"kjv_olmoe", [] { return source_path("models/kjv-olmoe"); }, std::nullopt},
+        HostCase{"tiny_qwen2_tied",
+                 [] { return tiny("qwen2", TinyModel{.architecture = "Qwen2ForCausalLM", .tied = true}); }, std::nullopt},
+        HostCase{"tiny_qwen3",
+                 [] {
+                   return tiny("qwen3", TinyModel{.architecture = "Qwen3ForCausalLM"}, [](auto&, auto& tensors) {
+                     std::mt19937 rng(3);
+                     std::normal_distribution<float> nd(1.0f, 0.2f);
+                     for (int l = 0; l < 2; ++l)
+                       for (const char* w : {"q_norm", "k_norm"}) {
+                         std::vector<float> v(12);
+                         for (float& x : v) x = nd(rng);
+                         tensors["model.layers." + std::to_string(l) + ".self_attn." + w + ".weight"] = v;
+                       }
+                   });
+                 },
+                 std::nullopt},
+        HostCase{"tiny_moe_norm_topk",
+                 [] {
+                   return tiny("moe", TinyModel{.architecture = "OlmoeForCausalLM", .experts = 4, .experts_used = 2,
+                                                .norm_topk = true});
+                 },
+                 std::nullopt}),
+    [](const ::testing::TestParamInfo<HostCase>& i) { return i.param.name; });
 
 }  // namespace
 }  // namespace vkq::test

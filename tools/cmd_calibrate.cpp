@@ -44,6 +44,7 @@ struct CalibrateFlags {
   std::uint32_t kv_sensitivity_chunks = 4;  // 0: predicted losses only
   bool kv_sensitivity_given = false;
   std::string kv_objective = "query";
+  std::string capture = "auto";
 };
 
 // The first `chunks` chunks of the calibration text, as ppl scores them.
@@ -168,6 +169,7 @@ void calibrate(const CalibrateFlags& f, bool rank_given) {
   ko.ctx = context_for(c, f.ctx);
   ko.weights = f.weights.type();
   ko.queries = (f.kv_budget > 0 || f.kv_target_kl > 0) && f.kv_objective != "key";
+  ko.on = capture_on(f.capture);
   std::filesystem::path out = f.out;
   if (out.empty()) out = std::filesystem::path(f.model).filename().replace_extension("").string() + ".vkq.safetensors";
   refuse_overwriting_inputs(out, "-o", model, {{"--text", f.text}});
@@ -319,8 +321,8 @@ void calibrate(const CalibrateFlags& f, bool rank_given) {
   const double capture_seconds = keys.seconds - keys.load_seconds;
   fmt::print("{:<19} {:>9}\n", "phase", "seconds");
   fmt::print("{:<19} {:9.1f}\n", "loading the model", keys.load_seconds);
-  fmt::print("{:<19} {:9.1f}  {} tokens, {:.1f} tokens/s\n", "capturing keys", capture_seconds, keys.tokens,
-             capture_seconds > 0 ? double(keys.tokens) / capture_seconds : 0.0);
+  fmt::print("{:<19} {:9.1f}  {} tokens, {:.1f} tokens/s, on the {}\n", "capturing keys", capture_seconds, keys.tokens,
+             capture_seconds > 0 ? double(keys.tokens) / capture_seconds : 0.0, keys.ran_on);
   fmt::print("{:<19} {:9.1f}  {} layers x {} KV heads x 3 codecs{}\n", "key rotations", key_seconds, k.layers, k.kv_heads,
              opt.policy ? fmt::format(", {} policy options each", policy_options(c.head_dim, opt.rank, opt.rank > 0).size()) : "");
   if (sensitivity)
@@ -391,6 +393,7 @@ void add_calibrate(CLI::App& app) {
                   ->capture_default_str();
   cmd->add_flag("--no-mlp", f->no_mlp, "the same as --mlp off (keys only)")->excludes(mlp);
   f->weights.add(cmd);
+  cmd->add_option("--capture", f->capture, kCaptureHelp)->check(CLI::IsMember({"auto", "cpu", "device"}))->capture_default_str();
   cmd->add_option("--device", f->device.device, "Vulkan device index (see `vkquant devices`)");
   cmd->callback([f, rank, sens] {
     f->kv_sensitivity_given = sens->count() > 0;

@@ -51,6 +51,7 @@ struct GaugeFlags {
   int mlp_warm_start = 10;
   std::size_t mlp_rows = 0;
   std::uint32_t experts = 0;
+  std::string capture = "auto";
   std::vector<CLI::Option*> model_only;  // refused for a plain vector file
 };
 
@@ -164,6 +165,7 @@ void run_model_gauge(const GaugeFlags& f) {
   o.gauge_keys = !f.no_keys;
   o.gauge_mlp = !f.no_mlp;
   o.solver_name = f.solver;
+  o.capture = capture_on(f.capture);
 
   Instance instance = Instance::create(InstanceOptions::from_env());
   Device device = Device::create(instance, f.device.device);
@@ -277,6 +279,8 @@ void add_gauge(CLI::App& app) {
                       "model: tokens per independent chunk of --text, and the KV-cache length (default: the model's "
                       "context up to 4096, as llama.cpp)")
           ->check(CLI::Range(2u, 1u << 22)),
+      cmd->add_option("--capture", f->capture, std::string("model: ") + kCaptureHelp)
+          ->check(CLI::IsMember({"auto", "cpu", "device"})),
       cmd->add_option("--rotations", f->rotations,
                       "model: calibration artifact (`vkquant calibrate`); the learned key figures use its rotations and means, "
                       "and its precision policy (calibrate --kv-budget) is reported: plan per KV head, loss against bits"),

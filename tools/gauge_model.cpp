@@ -340,6 +340,7 @@ nlohmann::ordered_json gauge_model(Device& device, const ModelGaugeOptions& o,
     KeyCaptureOptions ko;
     ko.tokens = o.tokens;
     ko.ctx = ctx;
+    ko.on = o.capture;
     const auto keys = capture_keys(device, model, o.text, ko, progress);
     if (keys.tokens < 2 * std::uint64_t(hd))
       throw Error(fmt::format("--tokens: {} keys are too few to gauge head_dim {} (need at least {})", keys.tokens, hd, 2 * hd));

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "vkquant/model/kcache.hpp"
+#include "vkquant/model/key_capture.hpp"
 #include "vkquant/rotation/learn.hpp"
 
 namespace vkq {
@@ -82,6 +83,7 @@ struct ModelGaugeOptions {
   bool gauge_keys = true, gauge_mlp = true;
   Thresholds thresholds;
   std::string solver_name = "procrustes";
+  KeyCaptureOptions::On capture = KeyCaptureOptions::On::automatic;  // --capture
 };
 
 // The whole gauge as JSON (the --json output; the HTML report draws it).

@@ -12,6 +12,7 @@
 
 #include "vkquant/kernels/linear.hpp"
 #include "vkquant/model/kcache.hpp"
+#include "vkquant/model/key_capture.hpp"
 #include "vkquant/model/model_file.hpp"
 #include "vkquant/model/vk_forward.hpp"
 
@@ -46,6 +47,17 @@ struct WeightFlag {
     return value == "f32" ? kernels::WeightType::f32 : kernels::WeightType::f16;
   }
 };
+
+// --capture auto|cpu|device: where calibrate's and gauge's key capture runs
+// its forward passes (KeyCaptureOptions::on).
+inline constexpr const char* kCaptureHelp =
+    "where the key capture's forward passes run: auto (the host CPU's native kernels when the Vulkan device is a CPU, "
+    "e.g. lavapipe; else the device), cpu or device";
+inline KeyCaptureOptions::On capture_on(const std::string& flag) {
+  return flag == "cpu" ? KeyCaptureOptions::On::host
+         : flag == "device" ? KeyCaptureOptions::On::device
+                            : KeyCaptureOptions::On::automatic;
+}
 
 // The context in use for --ctx `requested`: that many positions (refused past
 // the model's context or sliding window, ModelConfig::context_in_use), or by

@@ -2,12 +2,18 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <numeric>
 
 #include <Eigen/Dense>
 #include <cstdio>
 #include <string_view>
 
+#include "vkquant/cpu/kernels.hpp"
 #include "vkquant/error.hpp"
+#include "vkquant/half.hpp"
+#include "vkquant/model/kcache.hpp"
+#include "vkquant/quant.hpp"
 #include "vkquant/mapped_file.hpp"
 #include "vkquant/model/sampling.hpp"
 #include "vkquant/model/vk_forward.hpp"
@@ -24,22 +30,60 @@ std::string duration_label(double seconds) {
   else std::snprintf(buf, sizeof buf, "%lld h %02lld min", s / 3600, s / 60 % 60);
   return buf;
 }
-}  // namespace
 
-CapturedKeys capture_keys(Device& device, const ModelFile& model, const std::filesystem::path& text,
-                          const KeyCaptureOptions& o, const std::function<void(const std::string&, double)>& progress) {
-  const auto t0 = std::chrono::steady_clock::now();
+// "capturing keys: 512 / 32768 tokens, 24.3 tokens/s, 7 min 05 s left"
+std::string progress_label(const std::string& what, std::uint64_t fed, std::uint64_t want, double spent) {
+  const double rate = spent > 0 ? double(fed) / spent : 0.0;
+  std::string label = what + ": " + std::to_string(fed) + " / " + std::to_string(want) + " tokens";
+  if (rate > 0) {
+    char r[32];
+    std::snprintf(r, sizeof r, "%.1f", rate);
+    label += std::string(", ") + r + " tokens/s, " + duration_label(double(want - fed) / rate) + " left";
+  }
+  return label;
+}
+
+// The chunks to feed, as `vkquant ppl` cuts the text: each cut to the tokens
+// still wanted (the keys of a prefix do not depend on what follows it).
+struct CapturePlan {
+  std::uint32_t ctx = 0;
+  std::uint64_t want = 0;
+  std::vector<std::vector<std::int32_t>> chunks;
+};
+CapturePlan capture_plan(const ModelFile& model, const std::filesystem::path& text, const KeyCaptureOptions& o) {
   const ModelConfig& c = model.config();
-  const std::uint32_t ctx = c.context_in_use(o.ctx);
+  CapturePlan p;
+  p.ctx = c.context_in_use(o.ctx);
   const auto tok = model.tokenizer();
   const auto text_file = MappedFile::open(text);
-  const auto plan = ppl_plan(std::string_view(reinterpret_cast<const char*>(text_file.bytes().data()), text_file.size()),
-                             *tok, ctx);
+  auto plan = ppl_plan(std::string_view(reinterpret_cast<const char*>(text_file.bytes().data()), text_file.size()),
+                       *tok, p.ctx);
   if (plan.tokens == 0) throw Error(text.string() + ": no text to capture keys from");
   // plan.tokens counts targets, one per fed token.
-  const std::uint64_t want = std::min(o.tokens, plan.tokens);
+  p.want = std::min(o.tokens, plan.tokens);
+  std::uint64_t fed = 0;
+  for (PplChunk& ch : plan.chunks) {
+    if (fed >= p.want) break;
+    const std::size_t n = std::size_t(std::min<std::uint64_t>(ch.input.size(), p.want - fed));
+    ch.input.resize(n);
+    p.chunks.push_back(std::move(ch.input));
+    fed += n;
+  }
+  return p;
+}
+
+// --- on the device ---------------------------------------------------------------
+
+CapturedKeys capture_on_device(Device& device, const ModelFile& model, const CapturePlan& plan,
+                               const KeyCaptureOptions& o,
+                               const std::function<void(const std::string&, double)>& progress) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const ModelConfig& c = model.config();
+  const std::uint32_t ctx = plan.ctx;
+  const std::uint64_t want = plan.want;
 
   CapturedKeys k;
+  k.ran_on = "device";
   const std::size_t kvd = c.kv_dim(), row_values = std::size_t(want) * kvd;
   k.pre.resize(c.layers);
   k.post.resize(c.layers);
@@ -60,14 +104,7 @@ CapturedKeys capture_keys(Device& device, const ModelFile& model, const std::fil
     if (!progress || l + 1 != c.layers) return;
     const std::uint64_t fed = k.post[l].size() / kvd;
     const double spent = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
-    const double rate = spent > 0 ? double(fed) / spent : 0.0;
-    std::string label = "capturing keys: " + std::to_string(fed) + " / " + std::to_string(want) + " tokens";
-    if (rate > 0) {
-      char r[32];
-      std::snprintf(r, sizeof r, "%.1f", rate);
-      label += std::string(", ") + r + " tokens/s, " + duration_label(double(want - fed) / rate) + " left";
-    }
-    progress(label, double(fed) / double(want));
+    progress(progress_label("capturing keys", fed, want, spent), double(fed) / double(want));
   };
   // Σ q qᵀ per (layer, KV head), summed per prefill batch as one product.
   const std::uint32_t hd = c.head_dim, group = c.heads / c.kv_heads;
@@ -98,14 +135,11 @@ CapturedKeys capture_keys(Device& device, const ModelFile& model, const std::fil
   k.load_seconds = fwd.load_seconds();
   t1 = std::chrono::steady_clock::now();
   if (progress) progress("capturing keys: 0 / " + std::to_string(want) + " tokens", 0.0);
-  for (const PplChunk& ch : plan.chunks) {
-    if (k.tokens >= want) break;
-    // Only the tokens still wanted: the keys of a prefix do not depend on what follows it.
-    const std::size_t n = std::size_t(std::min<std::uint64_t>(ch.input.size(), want - k.tokens));
+  for (const auto& ch : plan.chunks) {
     fwd.reset();
-    fwd.forward(std::span<const std::int32_t>(ch.input).first(n));
-    for (std::size_t t = 0; t < n; ++t) k.positions.push_back(std::uint32_t(t));
-    k.tokens += n;
+    fwd.forward(ch);
+    for (std::size_t t = 0; t < ch.size(); ++t) k.positions.push_back(std::uint32_t(t));
+    k.tokens += ch.size();
   }
   for (auto* side : {&k.q2_pre, &k.q2_post})
     for (auto& m : *side)
@@ -113,6 +147,267 @@ CapturedKeys capture_keys(Device& device, const ModelFile& model, const std::fil
   k.model_sha256 = fwd.model_sha256();
   k.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return k;
+}
+
+// --- on the host CPU -----------------------------------------------------------
+//
+// Layer by layer over every captured token (all chunks side by side as rows):
+// one layer's weights are in memory at a time, in fp32 (rounded to fp16 with
+// --weights f16, as the device would store them), and the products run as
+// cpu::kernels GEMMs over blocks of rows on every core. The same forward as
+// CpuForward (the reference), in fp32 with a causal softmax per chunk; the
+// last layer stops at its keys (and queries).
+
+// x (rows, d) ← rmsnorm(x) ⊙ w, each row summed in double.
+void rmsnorm_rows(float* x, std::size_t rows, std::size_t d, std::size_t ld, const std::vector<float>& w, float eps) {
+  for (std::size_t r = 0; r < rows; ++r) {
+    float* v = x + r * ld;
+    double ss = 0.0;
+    for (std::size_t i = 0; i < d; ++i) ss += double(v[i]) * v[i];
+    const double s = 1.0 / std::sqrt(ss / double(d) + double(eps));
+    for (std::size_t i = 0; i < d; ++i) v[i] = float(double(v[i]) * s * w[i]);
+  }
+}
+
+constexpr std::size_t kRowBlock = 256;  // rows per projection task
+constexpr std::size_t kAttnBlock = 64;  // query rows per attention task
+
+CapturedKeys capture_on_host(const ModelFile& model, const CapturePlan& plan, const KeyCaptureOptions& o,
+                             const std::function<void(const std::string&, double)>& progress) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const ModelConfig& c = model.config();
+  const cpu::Kernels& K = cpu::kernels();
+  const std::size_t d = c.dim, hd = c.head_dim, qd = c.q_dim(), kvd = c.kv_dim(), f = c.ffn;
+  const std::size_t group = c.heads / c.kv_heads;
+  const bool f16 = o.weights && *o.weights == kernels::WeightType::f16;
+  CapturedKeys k;
+  k.ran_on = std::string("host (") + cpu::isa_name(K.isa) + ")";
+
+  // Rows: the chunks one after another; starts[i] is chunk i's first row.
+  std::vector<std::size_t> starts;
+  std::vector<std::int32_t> ids;
+  for (const auto& ch : plan.chunks) {
+    starts.push_back(ids.size());
+    ids.insert(ids.end(), ch.begin(), ch.end());
+    for (std::size_t t = 0; t < ch.size(); ++t) k.positions.push_back(std::uint32_t(t));
+  }
+  const std::size_t T = ids.size();
+  k.tokens = T;
+  starts.push_back(T);
+  k.pre.resize(c.layers);
+  k.post.resize(c.layers);
+
+  if (progress) progress("hashing the model", 0.0);
+  k.model_sha256 = model_sha256(model);
+  auto round16 = [&](std::vector<float>& w) {
+    if (f16)
+      for (float& x : w) x = from_half(to_half(x));
+  };
+  // The residual stream, from the embedding rows of the tokens.
+  std::vector<float> x(T * d);
+  {
+    const StoredWeight emb = model.load_stored(Role::embed);
+    const std::uint64_t rb = quant::row_bytes(emb.type, d);
+    for (std::size_t t = 0; t < T; ++t) {
+      if (ids[t] < 0 || std::uint64_t(ids[t]) >= c.vocab)
+        throw Error("capture: token id " + std::to_string(ids[t]) + " out of range");
+      quant::dequantize(emb.type, emb.bytes.subspan(std::size_t(ids[t]) * rb, rb), std::span<float>(x.data() + t * d, d));
+    }
+    std::vector<float> all(x);
+    round16(all);
+    x.swap(all);
+  }
+  k.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const auto t1 = std::chrono::steady_clock::now();
+
+  const RopeTable rope = c.rope_table(plan.ctx);
+  const std::size_t blocks = (T + kRowBlock - 1) / kRowBlock;
+  auto block_rows = [&](std::size_t b) { return std::min(kRowBlock, T - b * kRowBlock); };
+  // y (T, n) (+)= a (T, in) · W (n, in)ᵀ over row blocks on every core.
+  auto project = [&](const float* a, std::size_t lda, const std::vector<float>& w, std::size_t n, std::size_t in,
+                     float* y, std::size_t ldy, float beta) {
+    cpu::parallel_for(blocks, [&](std::size_t b) {
+      const std::size_t r = b * kRowBlock;
+      K.gemm_nt(block_rows(b), n, in, a + r * lda, lda, w.data(), in, y + r * ldy, ldy, beta);
+    });
+  };
+  auto add_bias = [&](float* y, std::size_t ld, const std::vector<float>& bias) {
+    for (std::size_t t = 0; t < T; ++t)
+      for (std::size_t i = 0; i < bias.size(); ++i) y[t * ld + i] += bias[i];
+  };
+
+  std::vector<float> xb(T * d), q(T * qd), kk(T * kvd), v(T * kvd);
+  std::uint64_t q_rows = 0;
+  if (o.queries) {
+    k.q2_pre.assign(c.layers, std::vector<double>(c.kv_heads * hd * hd, 0.0));
+    k.q2_post = k.q2_pre;
+    q_rows = std::uint64_t(T) * group;
+  }
+  // Σ q qᵀ of the queries `src` (T, qd) per KV head's group into dst.
+  auto query_moments = [&](const float* src, std::vector<double>& dst) {
+    cpu::parallel_for(c.kv_heads, [&](std::size_t g) {
+      for (std::size_t j = 0; j < group; ++j) {
+        const float* a = src + (g * group + j) * hd;
+        K.gemm_tn_acc(hd, hd, T, a, qd, a, qd, dst.data() + g * hd * hd, hd);
+      }
+    });
+  };
+  for (std::uint32_t l = 0; l < c.layers; ++l) {
+    auto weight = [&](Role r) {
+      auto w = model.load(r, l);
+      round16(w);
+      return w;
+    };
+    auto vec = [&](Role r) { return model.load(r, l); };
+    // ---- attention: q, k, v
+    std::copy(x.begin(), x.end(), xb.begin());
+    {
+      const auto norm = vec(Role::attn_norm);
+      cpu::parallel_for(blocks, [&](std::size_t b) {
+        rmsnorm_rows(xb.data() + b * kRowBlock * d, block_rows(b), d, d, norm, c.rms_eps);
+      });
+    }
+    project(xb.data(), d, weight(Role::wq), qd, d, q.data(), qd, 0.0f);
+    project(xb.data(), d, weight(Role::wk), kvd, d, kk.data(), kvd, 0.0f);
+    project(xb.data(), d, weight(Role::wv), kvd, d, v.data(), kvd, 0.0f);
+    if (c.qkv_bias) {
+      add_bias(q.data(), qd, vec(Role::bq));
+      add_bias(kk.data(), kvd, vec(Role::bk));
+      add_bias(v.data(), kvd, vec(Role::bv));
+    }
+    if (c.qk_norm) {
+      const auto qn = vec(Role::q_norm), kn = vec(Role::k_norm);
+      cpu::parallel_for(blocks, [&](std::size_t b) {
+        const std::size_t r = b * kRowBlock, n = block_rows(b);
+        if (c.qk_norm_per_head) {  // Qwen3: each head by itself, weights (hd)
+          rmsnorm_rows(q.data() + r * qd, n * c.heads, hd, hd, qn, c.rms_eps);
+          rmsnorm_rows(kk.data() + r * kvd, n * c.kv_heads, hd, hd, kn, c.rms_eps);
+        } else {  // OLMoE: the whole projection
+          rmsnorm_rows(q.data() + r * qd, n, qd, qd, qn, c.rms_eps);
+          rmsnorm_rows(kk.data() + r * kvd, n, kvd, kvd, kn, c.rms_eps);
+        }
+      });
+    }
+    k.pre[l].assign(kk.begin(), kk.end());
+    if (o.queries) query_moments(q.data(), k.q2_pre[l]);
+    cpu::parallel_for(blocks, [&](std::size_t b) {
+      for (std::size_t t = b * kRowBlock, e = t + block_rows(b); t < e; ++t) {
+        const double pos = k.positions[t];
+        for (std::size_t h = 0; h < c.heads; ++h) rope_apply(rope, q.data() + t * qd + h * hd, pos);
+        for (std::size_t h = 0; h < c.kv_heads; ++h) rope_apply(rope, kk.data() + t * kvd + h * hd, pos);
+      }
+    });
+    k.post[l].assign(kk.begin(), kk.end());
+    if (o.queries) query_moments(q.data(), k.q2_post[l]);
+    if (l + 1 < c.layers) {
+      // ---- attention: causal softmax per chunk and KV head, into xb
+      struct Task {
+        std::size_t chunk, g, r0, r1;
+      };
+      std::vector<Task> tasks;
+      for (std::size_t ch = 0; ch + 1 < starts.size(); ++ch)
+        for (std::size_t g = 0; g < c.kv_heads; ++g)
+          for (std::size_t r = 0, n = starts[ch + 1] - starts[ch]; r < n; r += kAttnBlock)
+            tasks.push_back({ch, g, r, std::min(n, r + kAttnBlock)});
+      // The longest rows first: the tail of the schedule is short tasks.
+      std::stable_sort(tasks.begin(), tasks.end(), [](const Task& a, const Task& b) { return a.r1 > b.r1; });
+      const float scale = float(1.0 / std::sqrt(double(hd)));
+      cpu::parallel_for(tasks.size(), [&](std::size_t i) {
+        const Task& tk = tasks[i];
+        const std::size_t s = starts[tk.chunk];
+        K.attend_causal(tk.r0, tk.r1, group, hd, q.data() + s * qd + tk.g * group * hd, qd,
+                        kk.data() + s * kvd + tk.g * hd, v.data() + s * kvd + tk.g * hd, kvd,
+                        xb.data() + s * qd + tk.g * group * hd, scale);
+      });
+      project(xb.data(), qd, weight(Role::wo), d, qd, x.data(), d, 1.0f);
+
+      // ---- MLP, over tiles of rows
+      const auto norm = vec(Role::ffn_norm);
+      if (!c.moe()) {
+        const auto wg = weight(Role::w_gate), wu = weight(Role::w_up), wd = weight(Role::w_down);
+        cpu::parallel_for(blocks, [&](std::size_t b) {
+          const std::size_t r = b * kRowBlock, n = block_rows(b);
+          std::vector<float> h(x.begin() + std::ptrdiff_t(r * d), x.begin() + std::ptrdiff_t((r + n) * d));
+          rmsnorm_rows(h.data(), n, d, d, norm, c.rms_eps);
+          std::vector<float> g(n * f), u(n * f);
+          K.gemm_nt(n, f, d, h.data(), d, wg.data(), d, g.data(), f, 0.0f);
+          K.gemm_nt(n, f, d, h.data(), d, wu.data(), d, u.data(), f, 0.0f);
+          K.silu_mul(n * f, g.data(), u.data());
+          K.gemm_nt(n, d, f, g.data(), f, wd.data(), f, x.data() + r * d, d, 1.0f);
+        });
+      } else {
+        const auto router = vec(Role::router);  // fp32 on the device too
+        const auto wg = weight(Role::exp_gate), wu = weight(Role::exp_up), wd = weight(Role::exp_down);
+        const std::size_t E = c.experts;
+        cpu::parallel_for(blocks, [&](std::size_t b) {
+          const std::size_t r = b * kRowBlock, n = block_rows(b);
+          std::vector<float> h(x.begin() + std::ptrdiff_t(r * d), x.begin() + std::ptrdiff_t((r + n) * d));
+          rmsnorm_rows(h.data(), n, d, d, norm, c.rms_eps);
+          std::vector<float> logits(n * E);
+          K.gemm_nt(n, E, d, h.data(), d, router.data(), d, logits.data(), E, 0.0f);
+          // Per expert: the rows routed to it and their weights (CpuForward's
+          // rule: softmax, top-k with ties to the lower index, optional renormalisation).
+          std::vector<std::vector<std::pair<std::size_t, double>>> routed(E);
+          std::vector<double> p(E);
+          std::vector<std::uint32_t> order(E);
+          for (std::size_t t = 0; t < n; ++t) {
+            const float* lg = logits.data() + t * E;
+            const double mx = *std::max_element(lg, lg + E);
+            double sum = 0.0;
+            for (std::size_t e = 0; e < E; ++e) sum += (p[e] = std::exp(double(lg[e]) - mx));
+            for (double& pe : p) pe /= sum;
+            std::iota(order.begin(), order.end(), 0u);
+            std::stable_sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t bb) { return p[a] > p[bb]; });
+            double top = 0.0;
+            for (std::uint32_t j = 0; j < c.experts_used; ++j) top += p[order[j]];
+            for (std::uint32_t j = 0; j < c.experts_used; ++j)
+              routed[order[j]].push_back({t, c.norm_topk ? p[order[j]] / top : p[order[j]]});
+          }
+          std::vector<float> xe, g, u, out;
+          for (std::size_t e = 0; e < E; ++e) {
+            const std::size_t ne = routed[e].size();
+            if (ne == 0) continue;
+            xe.resize(ne * d), g.resize(ne * f), u.resize(ne * f), out.resize(ne * d);
+            for (std::size_t i = 0; i < ne; ++i)
+              std::copy_n(h.data() + routed[e][i].first * d, d, xe.data() + i * d);
+            K.gemm_nt(ne, f, d, xe.data(), d, wg.data() + e * f * d, d, g.data(), f, 0.0f);
+            K.gemm_nt(ne, f, d, xe.data(), d, wu.data() + e * f * d, d, u.data(), f, 0.0f);
+            K.silu_mul(ne * f, g.data(), u.data());
+            K.gemm_nt(ne, d, f, g.data(), f, wd.data() + e * d * f, f, out.data(), d, 0.0f);
+            for (std::size_t i = 0; i < ne; ++i) {
+              float* dst = x.data() + (r + routed[e][i].first) * d;
+              const double w = routed[e][i].second;
+              for (std::size_t j = 0; j < d; ++j) dst[j] = float(dst[j] + w * out[i * d + j]);
+            }
+          }
+        });
+      }
+    }
+    if (progress) {
+      const double spent = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+      const std::uint64_t fed = std::uint64_t(T) * (l + 1) / c.layers;  // token-layers, in tokens
+      progress(progress_label(std::string("capturing keys on the CPU (") + cpu::isa_name(K.isa) + ", layer " +
+                                  std::to_string(l + 1) + " / " + std::to_string(c.layers) + ")",
+                              fed, T, spent),
+               double(l + 1) / double(c.layers));
+    }
+  }
+  if (o.queries)
+    for (auto* side : {&k.q2_pre, &k.q2_post})
+      for (auto& m : *side)
+        for (double& y : m) y /= double(std::max<std::uint64_t>(q_rows, 1));
+  k.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return k;
+}
+
+}  // namespace
+
+CapturedKeys capture_keys(Device& device, const ModelFile& model, const std::filesystem::path& text,
+                          const KeyCaptureOptions& o, const std::function<void(const std::string&, double)>& progress) {
+  const auto plan = capture_plan(model, text, o);
+  const bool host = o.on == KeyCaptureOptions::On::host ||
+                    (o.on == KeyCaptureOptions::On::automatic && device.info().type == VK_PHYSICAL_DEVICE_TYPE_CPU);
+  return host ? capture_on_host(model, plan, o, progress) : capture_on_device(device, model, plan, o, progress);
 }
 
 }  // namespace vkq

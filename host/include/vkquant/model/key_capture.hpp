@@ -30,6 +30,12 @@ struct KeyCaptureOptions {
   // Also sum the queries' second moments (CapturedKeys::q2_pre, q2_post):
   // what the precision policy's query-weighted objective needs.
   bool queries = false;
+  // Where the forward passes run: on `device` through VkForward, or on the
+  // host CPU (layer by layer over all captured tokens, cpu::kernels; one
+  // layer's weights in fp32 at a time). auto: the host when the device is a
+  // CPU (lavapipe), where the native kernels are several times faster.
+  enum class On { automatic, device, host };
+  On on = On::automatic;
 };
 
 struct CapturedKeys {
@@ -44,13 +50,15 @@ struct CapturedKeys {
   std::string model_sha256;                   // VkForward::model_sha256, taken while loading
   double seconds = 0;                         // loading and the forward passes
   double load_seconds = 0;                    // of those, reading and uploading the weights
+  std::string ran_on;                         // "device" or "host (avx512)": where the forward passes ran
 };
 
-// Runs `model` over the text file `text` on `device` and keeps every layer's
-// keys. `progress(label, fraction)` reports loading, then capturing after
-// every prefill batch (VkForwardOptions::max_batch tokens) with the tokens
-// per second so far and the time left. Throws vkq::Error when the text holds
-// no tokens.
+// Runs `model` over the text file `text` on `device` (or the host CPU, see
+// KeyCaptureOptions::on) and keeps every layer's keys. `progress(label,
+// fraction)` reports loading, then capturing after every prefill batch
+// (VkForwardOptions::max_batch tokens; on the host after every layer) with
+// the tokens per second so far and the time left. Throws vkq::Error when the
+// text holds no tokens.
 CapturedKeys capture_keys(Device& device, const ModelFile& model, const std::filesystem::path& text,
                           const KeyCaptureOptions& o,
                           const std::function<void(const std::string&, double)>& progress = {});

@@ -1,0 +1,66 @@
+// Host CPU kernels for the work that runs on the CPU itself rather than on a
+// Vulkan device: the host key capture of `calibrate` and `gauge`
+// (model/host_capture.hpp) multiplies every captured token through every
+// weight, which on a CPU device (lavapipe) is 5-10x faster natively than
+// through the shaders (docs/design.md §4.6).
+//
+// The kernels are Eigen compiled once per instruction set (generic x86-64 or
+// other, AVX2+FMA, AVX-512) and picked at run time by what the CPU supports;
+// each variant's Eigen lives in its own namespace (the ISA translation units
+// rename it), so no template instance compiled for one set can be linked into
+// another's caller. Single-threaded: callers split work with parallel_for.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace vkq::cpu {
+
+enum class Isa { generic, avx2, avx512 };
+const char* isa_name(Isa isa);
+
+// The instruction sets compiled in and supported by this CPU, best last.
+std::vector<Isa> supported_isas();
+// The set VKQ_CPU_ISA's value names (null or empty: the best supported).
+// Throws vkq::Error naming VKQ_CPU_ISA when it names an unknown or
+// unsupported set.
+Isa parse_isa(const char* value);
+// The set the kernels use: VKQ_CPU_ISA (generic, avx2 or avx512) when set,
+// else the best supported. Throws vkq::Error naming VKQ_CPU_ISA when it names
+// an unknown or unsupported set.
+Isa active_isa();
+
+struct Kernels {
+  Isa isa;
+  // C (m, n) = A (m, k) · B (n, k)ᵀ + beta · C, all row-major with leading
+  // dimensions (row strides) lda, ldb, ldc; beta 0 or 1 (with 0, C is not read).
+  void (*gemm_nt)(std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda, const float* b,
+                  std::size_t ldb, float* c, std::size_t ldc, float beta);
+  // C (m, n) += A (k, m)ᵀ · B (k, n), in double (a second moment summed over
+  // k rows of floats).
+  void (*gemm_tn_acc)(std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda, const float* b,
+                      std::size_t ldb, double* c, std::size_t ldc);
+  // Causal softmax attention of one sequence and one KV head's group, rows
+  // [r0, r1) of the queries: for query row t and head j of the group,
+  // out[t, j] = Σ_{s ≤ t} softmax_s(q[t, j]·k[s] · scale) v[s]. q and out hold
+  // (rows, group, hd) with row stride ldq (head j at column j·hd), k and v
+  // (rows, hd) with row stride ldk; all rows of the sequence start at row 0.
+  void (*attend_causal)(std::size_t r0, std::size_t r1, std::size_t group, std::size_t hd, const float* q,
+                        std::size_t ldq, const float* k, const float* v, std::size_t ldk, float* out, float scale);
+  // g[i] ← silu(g[i]) · u[i], i < n (the gated MLP).
+  void (*silu_mul)(std::size_t n, float* g, const float* u);
+};
+const Kernels& kernels(Isa isa);
+inline const Kernels& kernels() { return kernels(active_isa()); }
+
+// Runs f(i) for i in [0, n) on up to `threads` threads (0: the hardware's,
+// at most 16), each taking the next index; returns when all are done. The
+// first exception thrown is rethrown after the others finish.
+void parallel_for(std::size_t n, const std::function<void(std::size_t)>& f, std::size_t threads = 0);
+std::size_t thread_count();
+
+}  // namespace vkq::cpu
