@@ -65,11 +65,25 @@ const Kernels& kernels(Isa isa) {
   throw Error("cpu::kernels: unknown instruction set");
 }
 
+namespace {
+thread_local bool t_nested = false;
+// Marks this thread as inside a parallel_for while it lives.
+struct NestedScope {
+  bool was = t_nested;
+  NestedScope() { t_nested = true; }
+  ~NestedScope() { t_nested = was; }
+};
+}  // namespace
+
+bool nested() { return t_nested; }
+
 std::size_t thread_count() { return std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, 16); }
 
 void parallel_for(std::size_t n, const std::function<void(std::size_t)>& f, std::size_t threads) {
   if (threads == 0) threads = thread_count();
   threads = std::min(threads, n);
+  if (t_nested) threads = 1;
+  NestedScope scope;
   if (threads <= 1) {
     for (std::size_t i = 0; i < n; ++i) f(i);
     return;
@@ -78,6 +92,7 @@ void parallel_for(std::size_t n, const std::function<void(std::size_t)>& f, std:
   std::exception_ptr error;
   std::mutex m;
   auto work = [&] {
+    NestedScope worker;
     for (std::size_t i; (i = next.fetch_add(1)) < n;) {
       try {
         f(i);

@@ -6,9 +6,11 @@
 #include <utility>
 #include <cmath>
 #include <cstdio>
+#include <mutex>
 
 #include <nlohmann/json.hpp>
 
+#include "vkquant/cpu/kernels.hpp"
 #include "vkquant/json_strict.hpp"
 #include "vkquant/model/artifact.hpp"
 #include "vkquant/rotation/learn.hpp"
@@ -379,6 +381,7 @@ KCalibration calibrate_keys(const ModelConfig& c, const std::vector<std::vector<
   const auto options = policy_options(hd, o.rank, o.rank > 0);
   const std::size_t total = std::size_t(c.layers) * c.kv_heads * 3;
   std::size_t done = 0;
+  std::mutex progress_mutex;
   for (const ModeTag& mt : kModes) {
     auto& dst = mode_of(k, mt.rope);
     const RopeTable rope = c.rope_table(c.context_in_use(0));
@@ -413,7 +416,13 @@ KCalibration calibrate_keys(const ModelConfig& c, const std::vector<std::vector<
         L.tc_lv3.assign(std::size_t(c.kv_heads) * hd * 8, 0.0f);
         L.tc_lv2.assign(std::size_t(c.kv_heads) * hd * 4, 0.0f);
       }
-      for (std::uint32_t h = 0; h < c.kv_heads; ++h) {
+    }
+    // The (layer, KV head) units are independent and write disjoint slices:
+    // they run side by side (cpu::parallel_for; nested row loops run serially).
+    cpu::parallel_for(std::size_t(c.layers) * c.kv_heads, [&](std::size_t unit) {
+      const std::uint32_t l = std::uint32_t(unit / c.kv_heads), h = std::uint32_t(unit % c.kv_heads);
+      KLayerCalib& L = dst[l];
+      {
         rot::RowMat kh(Eigen::Index(k.tokens), Eigen::Index(hd));
         for (std::uint64_t t = 0; t < k.tokens; ++t)
           for (std::uint32_t i = 0; i < hd; ++i) kh(Eigen::Index(t), Eigen::Index(i)) = src[l][t * kvd + h * hd + i];
@@ -521,9 +530,12 @@ KCalibration calibrate_keys(const ModelConfig& c, const std::vector<std::vector<
           for (std::size_t oi = 0; oi < n; ++oi)
             tc_table->loss[(std::size_t(l) * c.kv_heads + h) * n + oi] = f.loss(tc_table->options[oi]);
         }
-        if (progress) progress(++done, total);
+        if (progress) {
+          std::lock_guard lock(progress_mutex);
+          progress(++done, total);
+        }
       }
-    }
+    });
   }
   if (o.objective == KPolicyObjective::null)
     for (auto* tables : {&k.policy, &k.tc_policy})

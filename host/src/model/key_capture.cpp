@@ -199,12 +199,12 @@ CapturedKeys capture_on_host(const ModelFile& model, const CapturePlan& plan, co
 
   if (progress) progress("hashing the model", 0.0);
   k.model_sha256 = model_sha256(model);
-  auto round16 = [&](std::vector<float>& w) {
+  auto round16 = [&](auto& w) {
     if (f16)
       for (float& x : w) x = from_half(to_half(x));
   };
   // The residual stream, from the embedding rows of the tokens.
-  std::vector<float> x(T * d);
+  cpu::Buffer x(T * d);
   {
     const StoredWeight emb = model.load_stored(Role::embed);
     const std::uint64_t rb = quant::row_bytes(emb.type, d);
@@ -213,9 +213,7 @@ CapturedKeys capture_on_host(const ModelFile& model, const CapturePlan& plan, co
         throw Error("capture: token id " + std::to_string(ids[t]) + " out of range");
       quant::dequantize(emb.type, emb.bytes.subspan(std::size_t(ids[t]) * rb, rb), std::span<float>(x.data() + t * d, d));
     }
-    std::vector<float> all(x);
-    round16(all);
-    x.swap(all);
+    round16(x);
   }
   k.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const auto t1 = std::chrono::steady_clock::now();
@@ -224,7 +222,7 @@ CapturedKeys capture_on_host(const ModelFile& model, const CapturePlan& plan, co
   const std::size_t blocks = (T + kRowBlock - 1) / kRowBlock;
   auto block_rows = [&](std::size_t b) { return std::min(kRowBlock, T - b * kRowBlock); };
   // y (T, n) (+)= a (T, in) · W (n, in)ᵀ over row blocks on every core.
-  auto project = [&](const float* a, std::size_t lda, const std::vector<float>& w, std::size_t n, std::size_t in,
+  auto project = [&](const float* a, std::size_t lda, const cpu::Buffer& w, std::size_t n, std::size_t in,
                      float* y, std::size_t ldy, float beta) {
     cpu::parallel_for(blocks, [&](std::size_t b) {
       const std::size_t r = b * kRowBlock;
@@ -236,7 +234,7 @@ CapturedKeys capture_on_host(const ModelFile& model, const CapturePlan& plan, co
       for (std::size_t i = 0; i < bias.size(); ++i) y[t * ld + i] += bias[i];
   };
 
-  std::vector<float> xb(T * d), q(T * qd), kk(T * kvd), v(T * kvd);
+  cpu::Buffer xb(T * d), q(T * qd), kk(T * kvd), v(T * kvd);
   std::uint64_t q_rows = 0;
   if (o.queries) {
     k.q2_pre.assign(c.layers, std::vector<double>(c.kv_heads * hd * hd, 0.0));
@@ -253,10 +251,10 @@ CapturedKeys capture_on_host(const ModelFile& model, const CapturePlan& plan, co
     });
   };
   for (std::uint32_t l = 0; l < c.layers; ++l) {
-    auto weight = [&](Role r) {
+    auto weight = [&](Role r) {  // a GEMM operand: aligned (cpu::Buffer)
       auto w = model.load(r, l);
       round16(w);
-      return w;
+      return cpu::Buffer(w.begin(), w.end());
     };
     auto vec = [&](Role r) { return model.load(r, l); };
     // ---- attention: q, k, v
@@ -327,23 +325,24 @@ CapturedKeys capture_on_host(const ModelFile& model, const CapturePlan& plan, co
         const auto wg = weight(Role::w_gate), wu = weight(Role::w_up), wd = weight(Role::w_down);
         cpu::parallel_for(blocks, [&](std::size_t b) {
           const std::size_t r = b * kRowBlock, n = block_rows(b);
-          std::vector<float> h(x.begin() + std::ptrdiff_t(r * d), x.begin() + std::ptrdiff_t((r + n) * d));
+          cpu::Buffer h(x.begin() + std::ptrdiff_t(r * d), x.begin() + std::ptrdiff_t((r + n) * d));
           rmsnorm_rows(h.data(), n, d, d, norm, c.rms_eps);
-          std::vector<float> g(n * f), u(n * f);
+          cpu::Buffer g(n * f), u(n * f);
           K.gemm_nt(n, f, d, h.data(), d, wg.data(), d, g.data(), f, 0.0f);
           K.gemm_nt(n, f, d, h.data(), d, wu.data(), d, u.data(), f, 0.0f);
           K.silu_mul(n * f, g.data(), u.data());
           K.gemm_nt(n, d, f, g.data(), f, wd.data(), f, x.data() + r * d, d, 1.0f);
         });
       } else {
-        const auto router = vec(Role::router);  // fp32 on the device too
+        const auto router_w = vec(Role::router);  // fp32 on the device too
+        const cpu::Buffer router(router_w.begin(), router_w.end());
         const auto wg = weight(Role::exp_gate), wu = weight(Role::exp_up), wd = weight(Role::exp_down);
         const std::size_t E = c.experts;
         cpu::parallel_for(blocks, [&](std::size_t b) {
           const std::size_t r = b * kRowBlock, n = block_rows(b);
-          std::vector<float> h(x.begin() + std::ptrdiff_t(r * d), x.begin() + std::ptrdiff_t((r + n) * d));
+          cpu::Buffer h(x.begin() + std::ptrdiff_t(r * d), x.begin() + std::ptrdiff_t((r + n) * d));
           rmsnorm_rows(h.data(), n, d, d, norm, c.rms_eps);
-          std::vector<float> logits(n * E);
+          cpu::Buffer logits(n * E);
           K.gemm_nt(n, E, d, h.data(), d, router.data(), d, logits.data(), E, 0.0f);
           // Per expert: the rows routed to it and their weights (CpuForward's
           // rule: softmax, top-k with ties to the lower index, optional renormalisation).
@@ -363,7 +362,7 @@ CapturedKeys capture_on_host(const ModelFile& model, const CapturePlan& plan, co
             for (std::uint32_t j = 0; j < c.experts_used; ++j)
               routed[order[j]].push_back({t, c.norm_topk ? p[order[j]] / top : p[order[j]]});
           }
-          std::vector<float> xe, g, u, out;
+          cpu::Buffer xe, g, u, out;
           for (std::size_t e = 0; e < E; ++e) {
             const std::size_t ne = routed[e].size();
             if (ne == 0) continue;

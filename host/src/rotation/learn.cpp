@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "vkquant/cpu/kernels.hpp"
 #include "vkquant/rotation/row_kernels.hpp"
 #include "vkquant/error.hpp"
 #include "vkquant/kernels/fwht.hpp"
@@ -25,7 +26,7 @@ namespace {
 template <class F>
 void parallel_rows(std::size_t n, F&& f) {
   const std::size_t threads = std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, 16);
-  if (n < 4096 || threads == 1) {
+  if (n < 4096 || threads == 1 || cpu::nested()) {  // (inside a parallel_for the cores are taken)
     f(std::size_t(0), n, std::size_t(0));
     return;
   }

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <new>
 #include <span>
 #include <string>
 #include <vector>
@@ -55,12 +56,33 @@ struct Kernels {
   void (*silu_mul)(std::size_t n, float* g, const float* u);
 };
 const Kernels& kernels(Isa isa);
+
+// Storage for the kernels' operands: 64-byte aligned. Eigen's AVX-512
+// products peel their loops to the operands' alignment, so the same numbers
+// at another address mod 64 may round differently (seen: a capture's keys
+// differing run to run in the last bits); from aligned buffers at the same
+// offsets the results are the same bits every run.
+template <class T>
+struct AlignedAllocator {
+  using value_type = T;
+  AlignedAllocator() = default;
+  template <class U>
+  AlignedAllocator(const AlignedAllocator<U>&) noexcept {}
+  T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{64})); }
+  void deallocate(T* p, std::size_t) noexcept { ::operator delete(p, std::align_val_t{64}); }
+  template <class U>
+  bool operator==(const AlignedAllocator<U>&) const noexcept { return true; }
+};
+using Buffer = std::vector<float, AlignedAllocator<float>>;
 inline const Kernels& kernels() { return kernels(active_isa()); }
 
 // Runs f(i) for i in [0, n) on up to `threads` threads (0: the hardware's,
 // at most 16), each taking the next index; returns when all are done. The
-// first exception thrown is rethrown after the others finish.
+// first exception thrown is rethrown after the others finish. Inside f,
+// parallel_for runs serially (and nested() is true): the cores are taken.
 void parallel_for(std::size_t n, const std::function<void(std::size_t)>& f, std::size_t threads = 0);
+// Whether this thread runs inside a parallel_for.
+bool nested();
 std::size_t thread_count();
 
 }  // namespace vkq::cpu
