@@ -4,13 +4,15 @@
 # A 1 ms fence timeout against a real model pass: the late work is waited for
 # (bounded) before anything it uses is freed, then one line and exit 1 (was:
 # "double free or corruption", exit 134; calibrate and gauge segfaulted).
+# calibrate and gauge capture on the device here (--capture device): on
+# lavapipe their default captures on the host, with no fence to wait for.
 set(timeout_env "ENVS=VKQ_FENCE_TIMEOUT_MS=1")
 set(timeout_line "vkWaitForFences failed: VK_TIMEOUT .*fence timeout of 1 ms")
 foreach(case
     "run_fence_timeout|run;--prompt;And the LORD said;-n;32"
     "ppl_fence_timeout|ppl;${PROJECT_SOURCE_DIR}/models/kjv-llama;--text;${PROJECT_SOURCE_DIR}/models/kjv-calib.txt;--chunks;1"
-    "calibrate_fence_timeout|calibrate;${PROJECT_SOURCE_DIR}/models/kjv-llama;--text;${PROJECT_SOURCE_DIR}/models/kjv-calib.txt;--tokens;256;-o;${CMAKE_CURRENT_BINARY_DIR}/fence_timeout.vkq.safetensors"
-    "gauge_fence_timeout|gauge;${PROJECT_SOURCE_DIR}/models/kjv-llama;--tokens;256")
+    "calibrate_fence_timeout|calibrate;${PROJECT_SOURCE_DIR}/models/kjv-llama;--text;${PROJECT_SOURCE_DIR}/models/kjv-calib.txt;--tokens;256;--capture;device;-o;${CMAKE_CURRENT_BINARY_DIR}/fence_timeout.vkq.safetensors"
+    "gauge_fence_timeout|gauge;${PROJECT_SOURCE_DIR}/models/kjv-llama;--tokens;256;--capture;device")
   string(REPLACE "|" ";" parts "${case}")
   list(GET parts 0 name)
   list(SUBLIST parts 1 -1 args)

@@ -156,7 +156,7 @@ TEST(CpuIsa, ParseNamesTheVariableAndTheSet) {
     try {
       (void)parse_isa(bad);
       FAIL() << bad << " was accepted";
-    } catch (const Error& e) {
+    } catch (const UsageError& e) {
       EXPECT_EQ(std::string(e.what()), std::string("VKQ_CPU_ISA=") + bad + ": not an instruction set (generic, avx2 or avx512)");
     }
   }

@@ -10,6 +10,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "vkquant/cpu/kernels.hpp"
 #include "vkquant/kernels/linear.hpp"
 #include "vkquant/model/kcache.hpp"
 #include "vkquant/model/key_capture.hpp"
@@ -53,10 +54,11 @@ struct WeightFlag {
 inline constexpr const char* kCaptureHelp =
     "where the key capture's forward passes run: auto (the host CPU's native kernels when the Vulkan device is a CPU, "
     "e.g. lavapipe; else the device), cpu or device";
+// VKQ_CPU_ISA is checked here, before any work, where the host may capture.
 inline KeyCaptureOptions::On capture_on(const std::string& flag) {
-  return flag == "cpu" ? KeyCaptureOptions::On::host
-         : flag == "device" ? KeyCaptureOptions::On::device
-                            : KeyCaptureOptions::On::automatic;
+  if (flag == "device") return KeyCaptureOptions::On::device;
+  (void)cpu::active_isa();
+  return flag == "cpu" ? KeyCaptureOptions::On::host : KeyCaptureOptions::On::automatic;
 }
 
 // The context in use for --ctx `requested`: that many positions (refused past

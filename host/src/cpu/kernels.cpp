@@ -45,10 +45,10 @@ Isa parse_isa(const char* value) {
   for (Isa i : {Isa::generic, Isa::avx2, Isa::avx512})
     if (std::string_view(value) == isa_name(i)) {
       if (std::find(have.begin(), have.end(), i) == have.end())
-        throw Error(std::string("VKQ_CPU_ISA=") + value + ": this CPU (or build) does not support it");
+        throw UsageError(std::string("VKQ_CPU_ISA=") + value + ": this CPU (or build) does not support it");
       return i;
     }
-  throw Error(std::string("VKQ_CPU_ISA=") + value + ": not an instruction set (generic, avx2 or avx512)");
+  throw UsageError(std::string("VKQ_CPU_ISA=") + value + ": not an instruction set (generic, avx2 or avx512)");
 }
 
 Isa active_isa() {
