@@ -149,12 +149,22 @@ TEST_P(CpuKernels, SiluMul) {
 INSTANTIATE_TEST_SUITE_P(Isas, CpuKernels, ::testing::ValuesIn(supported_isas()), isa_label);
 
 TEST(CpuIsa, ParseNamesTheVariableAndTheSet) {
-  EXPECT_EQ(parse_isa("generic"), Isa::generic);
-  EXPECT_EQ(parse_isa(nullptr), supported_isas().back());
-  EXPECT_EQ(parse_isa(""), supported_isas().back());
+  const auto have = supported_isas();
+  ASSERT_EQ(have.front(), Isa::generic);
+  EXPECT_EQ(parse_isa("generic", have), Isa::generic);
+  EXPECT_EQ(parse_isa(nullptr, have), have.back());
+  EXPECT_EQ(parse_isa("", have), have.back());
+  const std::vector<Isa> generic_only{Isa::generic};
+  EXPECT_EQ(parse_isa(nullptr, generic_only), Isa::generic);
+  try {
+    (void)parse_isa("avx512", generic_only);
+    FAIL() << "an unsupported set was accepted";
+  } catch (const UsageError& e) {
+    EXPECT_STREQ(e.what(), "VKQ_CPU_ISA=avx512: this CPU (or build) does not support it");
+  }
   for (const char* bad : {"avx", "AVX2", "sse4"}) {
     try {
-      (void)parse_isa(bad);
+      (void)parse_isa(bad, have);
       FAIL() << bad << " was accepted";
     } catch (const UsageError& e) {
       EXPECT_EQ(std::string(e.what()), std::string("VKQ_CPU_ISA=") + bad + ": not an instruction set (generic, avx2 or avx512)");

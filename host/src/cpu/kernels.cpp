@@ -39,8 +39,7 @@ std::vector<Isa> supported_isas() {
   return out;
 }
 
-Isa parse_isa(const char* value) {
-  const auto have = supported_isas();
+Isa parse_isa(const char* value, std::span<const Isa> have) {
   if (!value || !*value) return have.back();
   for (Isa i : {Isa::generic, Isa::avx2, Isa::avx512})
     if (std::string_view(value) == isa_name(i)) {
@@ -52,7 +51,7 @@ Isa parse_isa(const char* value) {
 }
 
 Isa active_isa() {
-  static const Isa isa = parse_isa(std::getenv("VKQ_CPU_ISA"));
+  static const Isa isa = parse_isa(std::getenv("VKQ_CPU_ISA"), supported_isas());
   return isa;
 }
 

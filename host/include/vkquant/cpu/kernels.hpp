@@ -26,10 +26,10 @@ const char* isa_name(Isa isa);
 
 // The instruction sets compiled in and supported by this CPU, best last.
 std::vector<Isa> supported_isas();
-// The set VKQ_CPU_ISA's value names (null or empty: the best supported).
-// Throws vkq::UsageError (exit 2, as a bad flag) naming VKQ_CPU_ISA when it
-// names an unknown or unsupported set.
-Isa parse_isa(const char* value);
+// The set VKQ_CPU_ISA's value names among `have` (supported_isas(), best
+// last; null or empty value: the best). Throws vkq::UsageError (exit 2, as a
+// bad flag) naming VKQ_CPU_ISA when it names an unknown set or one not in `have`.
+Isa parse_isa(const char* value, std::span<const Isa> have);
 // The set the kernels use: VKQ_CPU_ISA (generic, avx2 or avx512) when set,
 // else the best supported (parse_isa).
 Isa active_isa();
