@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <exception>
 #include <mutex>
+#include <optional>
 #include <string_view>
 #include <thread>
 
@@ -41,13 +42,13 @@ std::vector<Isa> supported_isas() {
 
 Isa parse_isa(const char* value, std::span<const Isa> have) {
   if (!value || !*value) return have.back();
+  std::optional<Isa> named;
   for (Isa i : {Isa::generic, Isa::avx2, Isa::avx512})
-    if (std::string_view(value) == isa_name(i)) {
-      if (std::find(have.begin(), have.end(), i) == have.end())
-        throw UsageError(std::string("VKQ_CPU_ISA=") + value + ": this CPU (or build) does not support it");
-      return i;
-    }
-  throw UsageError(std::string("VKQ_CPU_ISA=") + value + ": not an instruction set (generic, avx2 or avx512)");
+    if (std::string_view(value) == isa_name(i)) named = i;
+  if (!named) throw UsageError(std::string("VKQ_CPU_ISA=") + value + ": not an instruction set (generic, avx2 or avx512)");
+  if (std::find(have.begin(), have.end(), *named) == have.end())
+    throw UsageError(std::string("VKQ_CPU_ISA=") + value + ": this CPU (or build) does not support it");
+  return *named;
 }
 
 Isa active_isa() {
