@@ -250,6 +250,12 @@ INSTANTIATE_TEST_SUITE_P(
                    });
                  },
                  std::nullopt},
+        // Queries wider than the hidden size (4 heads of 12 at dim 32), as
+        // Qwen3-0.6B (16 x 128 at 1024): the attention output's rows are wider
+        // than the residual stream's (the first version overran its buffer).
+        HostCase{"tiny_llama_wide_heads",
+                 [] { return tiny("wide", TinyModel{.dim = 32, .heads = 4, .kv_heads = 2, .head_dim = 12}); },
+                 std::nullopt},
         HostCase{"tiny_moe_norm_topk",
                  [] {
                    return tiny("moe", TinyModel{.architecture = "OlmoeForCausalLM", .experts = 4, .experts_used = 2,

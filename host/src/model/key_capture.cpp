@@ -234,7 +234,9 @@ CapturedKeys capture_on_host(const ModelFile& model, const CapturePlan& plan, co
       for (std::size_t i = 0; i < bias.size(); ++i) y[t * ld + i] += bias[i];
   };
 
-  cpu::Buffer xb(T * d), q(T * qd), kk(T * kvd), v(T * kvd);
+  // xb: the normed input (row stride d), then the attention output (row
+  // stride qd, which exceeds d in e.g. Qwen3-0.6B: 16 heads of 128 at dim 1024).
+  cpu::Buffer xb(T * std::max(d, qd)), q(T * qd), kk(T * kvd), v(T * kvd);
   std::uint64_t q_rows = 0;
   if (o.queries) {
     k.q2_pre.assign(c.layers, std::vector<double>(c.kv_heads * hd * hd, 0.0));

@@ -1,14 +1,17 @@
 // Host CPU kernels for the work that runs on the CPU itself rather than on a
 // Vulkan device: the host key capture of `calibrate` and `gauge`
-// (model/host_capture.hpp) multiplies every captured token through every
-// weight, which on a CPU device (lavapipe) is 5-10x faster natively than
-// through the shaders (docs/design.md §4.6).
+// (KeyCaptureOptions::On::host, model/key_capture.hpp) multiplies every
+// captured token through every weight, which on a CPU device (lavapipe) runs
+// 6-19x faster natively than through the shaders (docs/design.md §4, "Host
+// CPU kernels").
 //
 // The kernels are Eigen compiled once per instruction set (generic x86-64 or
 // other, AVX2+FMA, AVX-512) and picked at run time by what the CPU supports;
 // each variant's Eigen lives in its own namespace (the ISA translation units
-// rename it), so no template instance compiled for one set can be linked into
-// another's caller. Single-threaded: callers split work with parallel_for.
+// rename it), so no Eigen template instance compiled for one set can be
+// linked into another's caller (in optimized builds nothing else is left
+// out of line either; see isa_impl.inc). Single-threaded: callers split work
+// with parallel_for.
 #pragma once
 
 #include <cstddef>
@@ -40,8 +43,8 @@ struct Kernels {
   // dimensions (row strides) lda, ldb, ldc; beta 0 or 1 (with 0, C is not read).
   void (*gemm_nt)(std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda, const float* b,
                   std::size_t ldb, float* c, std::size_t ldc, float beta);
-  // C (m, n) += A (k, m)ᵀ · B (k, n), in double (a second moment summed over
-  // k rows of floats).
+  // C (m, n) += A (k, m)ᵀ · B (k, n): float products over blocks of 1,024
+  // rows, summed into C in double (a second moment over many rows).
   void (*gemm_tn_acc)(std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda, const float* b,
                       std::size_t ldb, double* c, std::size_t ldc);
   // Causal softmax attention of one sequence and one KV head's group, rows
