@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The checks to run when a machine with a real GPU is lent: the device, the
 # long-context goals (a full 32k-token `ppl` chunk and its peak RSS, `calibrate`
-# on 32k tokens of a 0.5B-shaped model), one decode step's attention at
+# on 32k tokens of a 0.5B-shaped model, on the device and, last, with the host
+# capture), one decode step's attention at
 # 4k/32k/128k, decode at a 32k context against llama.cpp's Vulkan backend on
 # the same file, the kernel tests under validation, and `bench --quick`.
 # Needs a built tree (vkquant, vkquant_tests, vkq-synth, vkq-peer), the
@@ -74,7 +75,7 @@ step ppl-32k 150 sh -c "$vkq ppl $model --text $work/heldout-long.txt --ctx $ctx
 
 # Keys of the 0.5B-shaped model on 32k tokens (chunks of 4096), phases timed.
 step calibrate-32k 240 "$vkq" calibrate "$model" --text "$work/calib-long.txt" --tokens $ctx --ctx $((ctx < 4096 ? ctx : 4096)) \
-  -o "$work/qwen-32k.vkq.safetensors"
+  --capture device -o "$work/qwen-32k.vkq.safetensors"
 
 step attn-kv 90 "$vkq" bench --filter attn_kv --repeats 9 --json "$out/attn-kv.json"
 
@@ -86,7 +87,12 @@ fi
 
 # The kernel families and the forward against the PyTorch references, on this device, under validation.
 step tests 120 build/tests/vkquant_tests --gtest_brief=1 \
-  '--gtest_filter=Shapes/*:Variants/*:Routing/*:Types/LinearQuant*:Types/EmbedQuant*:Fwht/*:FwhtApi.*:Limits/*:Sizes/*:Tiny/*:Styles/*:Counts/*:RefModels/RefModelVk*:RefModelsVk.*:RotateFixture.*:RotationDevice.*:VulkanTest.*'
+  '--gtest_filter=Shapes/*:Variants/*:Routing/*:Types/LinearQuant*:Types/EmbedQuant*:Fwht/*:FwhtApi.*:Limits/*:Sizes/*:Tiny/*:Styles/*:Counts/*:RefModels/RefModelVk*:RefModelsVk.*:RotateFixture.*:RotationDevice.*:VulkanTest.*:Isas/CpuKernels.*:Models/HostCapture.*'
 
 step bench-quick 240 "$vkq" bench --quick --json "$out/bench-quick.json"
+
+# The same calibrate with the capture on the host's cores (--capture cpu; on
+# a GPU machine auto keeps the device), for the host path's figure there.
+step calibrate-32k-cpu 120 "$vkq" calibrate "$model" --text "$work/calib-long.txt" --tokens $ctx \
+  --ctx $((ctx < 4096 ? ctx : 4096)) --capture cpu -o "$work/qwen-32k-cpu.vkq.safetensors"
 note "gpu-check: done in $SECONDS s"
