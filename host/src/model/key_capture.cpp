@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <numeric>
+#include <map>
 
 #include <Eigen/Dense>
 #include <cstdio>
@@ -14,6 +14,8 @@
 #include "vkquant/half.hpp"
 #include "vkquant/model/kcache.hpp"
 #include "vkquant/quant.hpp"
+#include "vkquant/reference/ops.hpp"
+#include "vkquant/sha256.hpp"
 #include "vkquant/mapped_file.hpp"
 #include "vkquant/model/sampling.hpp"
 #include "vkquant/model/vk_forward.hpp"
@@ -151,30 +153,36 @@ CapturedKeys capture_on_device(Device& device, const ModelFile& model, const Cap
 
 // --- on the host CPU -----------------------------------------------------------
 //
-// Layer by layer over every captured token (all chunks side by side as rows):
-// one layer's weights are in memory at a time, in fp32 (rounded to fp16 with
-// --weights f16, as the device would store them), and the products run as
-// cpu::kernels GEMMs over blocks of rows on every core. The same forward as
-// CpuForward (the reference), in fp32 with a causal softmax per chunk; the
-// last layer stops at its keys (and queries).
-
-// x (rows, d) ← rmsnorm(x) ⊙ w, each row summed in double.
-void rmsnorm_rows(float* x, std::size_t rows, std::size_t d, std::size_t ld, const std::vector<float>& w, float eps) {
-  for (std::size_t r = 0; r < rows; ++r) {
-    float* v = x + r * ld;
-    double ss = 0.0;
-    for (std::size_t i = 0; i < d; ++i) ss += double(v[i]) * v[i];
-    const double s = 1.0 / std::sqrt(ss / double(d) + double(eps));
-    for (std::size_t i = 0; i < d; ++i) v[i] = float(double(v[i]) * s * w[i]);
-  }
-}
+// Layer by layer over every captured token (all chunks side by side as rows),
+// driven by one pass over the file in the model hash's order
+// (ModelFile::for_each_stored): each weight is read once, hashed (the
+// artifact binding), dequantized to fp32 if the capture needs it (rounded to
+// fp16 with --weights f16, as the device would store it) and its file pages
+// dropped; a layer runs when its last weight has arrived, so one layer's
+// weights are in memory at a time. The products run as cpu::kernels GEMMs
+// over blocks of rows on every core. The same forward as CpuForward (the
+// reference; its rmsnorm, bias and MoE routing are vkq::ref's), in fp32
+// with a causal softmax per chunk; the last layer stops at its keys (and
+// queries).
 
 constexpr std::size_t kRowBlock = 256;  // rows per projection task
 constexpr std::size_t kAttnBlock = 64;  // query rows per attention task
 
+// Matrices the device stores as --weights asks (the router stays fp32).
+bool rounded_with_weights(Role r) {
+  switch (r) {
+    case Role::embed: case Role::wq: case Role::wk: case Role::wv: case Role::wo: case Role::w_gate:
+    case Role::w_up: case Role::w_down: case Role::exp_gate: case Role::exp_up: case Role::exp_down:
+      return true;
+    default:
+      return false;
+  }
+}
+
 CapturedKeys capture_on_host(const ModelFile& model, const CapturePlan& plan, const KeyCaptureOptions& o,
                              const std::function<void(const std::string&, double)>& progress) {
-  const auto t0 = std::chrono::steady_clock::now();
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
   const ModelConfig& c = model.config();
   const cpu::Kernels& K = cpu::kernels();
   const std::size_t d = c.dim, hd = c.head_dim, qd = c.q_dim(), kvd = c.kv_dim(), f = c.ffn;
@@ -197,27 +205,6 @@ CapturedKeys capture_on_host(const ModelFile& model, const CapturePlan& plan, co
   k.pre.resize(c.layers);
   k.post.resize(c.layers);
 
-  if (progress) progress("hashing the model", 0.0);
-  k.model_sha256 = model_sha256(model);
-  auto round16 = [&](auto& w) {
-    if (f16)
-      for (float& x : w) x = from_half(to_half(x));
-  };
-  // The residual stream, from the embedding rows of the tokens.
-  cpu::Buffer x(T * d);
-  {
-    const StoredWeight emb = model.load_stored(Role::embed);
-    const std::uint64_t rb = quant::row_bytes(emb.type, d);
-    for (std::size_t t = 0; t < T; ++t) {
-      if (ids[t] < 0 || std::uint64_t(ids[t]) >= c.vocab)
-        throw Error("capture: token id " + std::to_string(ids[t]) + " out of range");
-      quant::dequantize(emb.type, emb.bytes.subspan(std::size_t(ids[t]) * rb, rb), std::span<float>(x.data() + t * d, d));
-    }
-    round16(x);
-  }
-  k.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const auto t1 = std::chrono::steady_clock::now();
-
   const RopeTable rope = c.rope_table(plan.ctx);
   const std::size_t blocks = (T + kRowBlock - 1) / kRowBlock;
   auto block_rows = [&](std::size_t b) { return std::min(kRowBlock, T - b * kRowBlock); };
@@ -229,19 +216,22 @@ CapturedKeys capture_on_host(const ModelFile& model, const CapturePlan& plan, co
       K.gemm_nt(block_rows(b), n, in, a + r * lda, lda, w.data(), in, y + r * ldy, ldy, beta);
     });
   };
-  auto add_bias = [&](float* y, std::size_t ld, const std::vector<float>& bias) {
-    for (std::size_t t = 0; t < T; ++t)
-      for (std::size_t i = 0; i < bias.size(); ++i) y[t * ld + i] += bias[i];
+  // rows of x (each d wide, contiguous) ← rmsnorm(x) ⊙ w, over row blocks.
+  auto rmsnorm = [&](float* x, std::size_t per_token, std::size_t dd, const cpu::Buffer& w) {
+    cpu::parallel_for(blocks, [&](std::size_t b) {
+      const std::size_t rows = block_rows(b) * per_token;
+      float* p = x + b * kRowBlock * per_token * dd;
+      ref::rmsnorm({p, rows * dd}, w, {p, rows * dd}, std::uint32_t(rows), std::uint32_t(dd), c.rms_eps);
+    });
   };
 
+  cpu::Buffer x(T * d);  // the residual stream
   // xb: the normed input (row stride d), then the attention output (row
   // stride qd, which exceeds d in e.g. Qwen3-0.6B: 16 heads of 128 at dim 1024).
   cpu::Buffer xb(T * std::max(d, qd)), q(T * qd), kk(T * kvd), v(T * kvd);
-  std::uint64_t q_rows = 0;
   if (o.queries) {
     k.q2_pre.assign(c.layers, std::vector<double>(c.kv_heads * hd * hd, 0.0));
     k.q2_post = k.q2_pre;
-    q_rows = std::uint64_t(T) * group;
   }
   // Σ q qᵀ of the queries `src` (T, qd) per KV head's group into dst.
   auto query_moments = [&](const float* src, std::vector<double>& dst) {
@@ -252,41 +242,27 @@ CapturedKeys capture_on_host(const ModelFile& model, const CapturePlan& plan, co
       }
     });
   };
-  for (std::uint32_t l = 0; l < c.layers; ++l) {
-    auto weight = [&](Role r) {  // a GEMM operand: aligned (cpu::Buffer)
-      auto w = model.load(r, l);
-      round16(w);
-      return cpu::Buffer(w.begin(), w.end());
-    };
-    auto vec = [&](Role r) { return model.load(r, l); };
+
+  std::map<Role, cpu::Buffer> W;  // the layer's weights as the capture uses them
+  auto run_layer = [&](std::uint32_t l) {
     // ---- attention: q, k, v
     std::copy(x.begin(), x.end(), xb.begin());
-    {
-      const auto norm = vec(Role::attn_norm);
-      cpu::parallel_for(blocks, [&](std::size_t b) {
-        rmsnorm_rows(xb.data() + b * kRowBlock * d, block_rows(b), d, d, norm, c.rms_eps);
-      });
-    }
-    project(xb.data(), d, weight(Role::wq), qd, d, q.data(), qd, 0.0f);
-    project(xb.data(), d, weight(Role::wk), kvd, d, kk.data(), kvd, 0.0f);
-    project(xb.data(), d, weight(Role::wv), kvd, d, v.data(), kvd, 0.0f);
+    rmsnorm(xb.data(), 1, d, W.at(Role::attn_norm));
+    project(xb.data(), d, W.at(Role::wq), qd, d, q.data(), qd, 0.0f);
+    project(xb.data(), d, W.at(Role::wk), kvd, d, kk.data(), kvd, 0.0f);
+    const bool last = l + 1 == c.layers;  // nothing reads the last layer's values or output
+    if (!last) project(xb.data(), d, W.at(Role::wv), kvd, d, v.data(), kvd, 0.0f);
     if (c.qkv_bias) {
-      add_bias(q.data(), qd, vec(Role::bq));
-      add_bias(kk.data(), kvd, vec(Role::bk));
-      add_bias(v.data(), kvd, vec(Role::bv));
+      ref::add_bias(q, W.at(Role::bq), std::uint32_t(T), std::uint32_t(qd));
+      ref::add_bias(kk, W.at(Role::bk), std::uint32_t(T), std::uint32_t(kvd));
+      if (!last) ref::add_bias(v, W.at(Role::bv), std::uint32_t(T), std::uint32_t(kvd));
     }
-    if (c.qk_norm) {
-      const auto qn = vec(Role::q_norm), kn = vec(Role::k_norm);
-      cpu::parallel_for(blocks, [&](std::size_t b) {
-        const std::size_t r = b * kRowBlock, n = block_rows(b);
-        if (c.qk_norm_per_head) {  // Qwen3: each head by itself, weights (hd)
-          rmsnorm_rows(q.data() + r * qd, n * c.heads, hd, hd, qn, c.rms_eps);
-          rmsnorm_rows(kk.data() + r * kvd, n * c.kv_heads, hd, hd, kn, c.rms_eps);
-        } else {  // OLMoE: the whole projection
-          rmsnorm_rows(q.data() + r * qd, n, qd, qd, qn, c.rms_eps);
-          rmsnorm_rows(kk.data() + r * kvd, n, kvd, kvd, kn, c.rms_eps);
-        }
-      });
+    if (c.qk_norm && c.qk_norm_per_head) {  // Qwen3: each head by itself, weights (hd)
+      rmsnorm(q.data(), c.heads, hd, W.at(Role::q_norm));
+      rmsnorm(kk.data(), c.kv_heads, hd, W.at(Role::k_norm));
+    } else if (c.qk_norm) {  // OLMoE: the whole projection
+      rmsnorm(q.data(), 1, qd, W.at(Role::q_norm));
+      rmsnorm(kk.data(), 1, kvd, W.at(Role::k_norm));
     }
     k.pre[l].assign(kk.begin(), kk.end());
     if (o.queries) query_moments(q.data(), k.q2_pre[l]);
@@ -299,105 +275,139 @@ CapturedKeys capture_on_host(const ModelFile& model, const CapturePlan& plan, co
     });
     k.post[l].assign(kk.begin(), kk.end());
     if (o.queries) query_moments(q.data(), k.q2_post[l]);
-    if (l + 1 < c.layers) {
-      // ---- attention: causal softmax per chunk and KV head, into xb
-      struct Task {
-        std::size_t chunk, g, r0, r1;
-      };
-      std::vector<Task> tasks;
-      for (std::size_t ch = 0; ch + 1 < starts.size(); ++ch)
-        for (std::size_t g = 0; g < c.kv_heads; ++g)
-          for (std::size_t r = 0, n = starts[ch + 1] - starts[ch]; r < n; r += kAttnBlock)
-            tasks.push_back({ch, g, r, std::min(n, r + kAttnBlock)});
-      // The longest rows first: the tail of the schedule is short tasks.
-      std::stable_sort(tasks.begin(), tasks.end(), [](const Task& a, const Task& b) { return a.r1 > b.r1; });
-      const float scale = float(1.0 / std::sqrt(double(hd)));
-      cpu::parallel_for(tasks.size(), [&](std::size_t i) {
-        const Task& tk = tasks[i];
-        const std::size_t s = starts[tk.chunk];
-        K.attend_causal(tk.r0, tk.r1, group, hd, q.data() + s * qd + tk.g * group * hd, qd,
-                        kk.data() + s * kvd + tk.g * hd, v.data() + s * kvd + tk.g * hd, kvd,
-                        xb.data() + s * qd + tk.g * group * hd, scale);
-      });
-      project(xb.data(), qd, weight(Role::wo), d, qd, x.data(), d, 1.0f);
+    if (last) return;
 
-      // ---- MLP, over tiles of rows
-      const auto norm = vec(Role::ffn_norm);
-      if (!c.moe()) {
-        const auto wg = weight(Role::w_gate), wu = weight(Role::w_up), wd = weight(Role::w_down);
-        cpu::parallel_for(blocks, [&](std::size_t b) {
-          const std::size_t r = b * kRowBlock, n = block_rows(b);
-          cpu::Buffer h(x.begin() + std::ptrdiff_t(r * d), x.begin() + std::ptrdiff_t((r + n) * d));
-          rmsnorm_rows(h.data(), n, d, d, norm, c.rms_eps);
-          cpu::Buffer g(n * f), u(n * f);
-          K.gemm_nt(n, f, d, h.data(), d, wg.data(), d, g.data(), f, 0.0f);
-          K.gemm_nt(n, f, d, h.data(), d, wu.data(), d, u.data(), f, 0.0f);
-          K.silu_mul(n * f, g.data(), u.data());
-          K.gemm_nt(n, d, f, g.data(), f, wd.data(), f, x.data() + r * d, d, 1.0f);
-        });
-      } else {
-        const auto router_w = vec(Role::router);  // fp32 on the device too
-        const cpu::Buffer router(router_w.begin(), router_w.end());
-        const auto wg = weight(Role::exp_gate), wu = weight(Role::exp_up), wd = weight(Role::exp_down);
-        const std::size_t E = c.experts;
-        cpu::parallel_for(blocks, [&](std::size_t b) {
-          const std::size_t r = b * kRowBlock, n = block_rows(b);
-          cpu::Buffer h(x.begin() + std::ptrdiff_t(r * d), x.begin() + std::ptrdiff_t((r + n) * d));
-          rmsnorm_rows(h.data(), n, d, d, norm, c.rms_eps);
-          cpu::Buffer logits(n * E);
-          K.gemm_nt(n, E, d, h.data(), d, router.data(), d, logits.data(), E, 0.0f);
-          // Per expert: the rows routed to it and their weights (CpuForward's
-          // rule: softmax, top-k with ties to the lower index, optional renormalisation).
-          std::vector<std::vector<std::pair<std::size_t, double>>> routed(E);
-          std::vector<double> p(E);
-          std::vector<std::uint32_t> order(E);
-          for (std::size_t t = 0; t < n; ++t) {
-            const float* lg = logits.data() + t * E;
-            const double mx = *std::max_element(lg, lg + E);
-            double sum = 0.0;
-            for (std::size_t e = 0; e < E; ++e) sum += (p[e] = std::exp(double(lg[e]) - mx));
-            for (double& pe : p) pe /= sum;
-            std::iota(order.begin(), order.end(), 0u);
-            std::stable_sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t bb) { return p[a] > p[bb]; });
-            double top = 0.0;
-            for (std::uint32_t j = 0; j < c.experts_used; ++j) top += p[order[j]];
-            for (std::uint32_t j = 0; j < c.experts_used; ++j)
-              routed[order[j]].push_back({t, c.norm_topk ? p[order[j]] / top : p[order[j]]});
-          }
-          cpu::Buffer xe, g, u, out;
-          for (std::size_t e = 0; e < E; ++e) {
-            const std::size_t ne = routed[e].size();
-            if (ne == 0) continue;
-            xe.resize(ne * d), g.resize(ne * f), u.resize(ne * f), out.resize(ne * d);
-            for (std::size_t i = 0; i < ne; ++i)
-              std::copy_n(h.data() + routed[e][i].first * d, d, xe.data() + i * d);
-            K.gemm_nt(ne, f, d, xe.data(), d, wg.data() + e * f * d, d, g.data(), f, 0.0f);
-            K.gemm_nt(ne, f, d, xe.data(), d, wu.data() + e * f * d, d, u.data(), f, 0.0f);
-            K.silu_mul(ne * f, g.data(), u.data());
-            K.gemm_nt(ne, d, f, g.data(), f, wd.data() + e * d * f, f, out.data(), d, 0.0f);
-            for (std::size_t i = 0; i < ne; ++i) {
-              float* dst = x.data() + (r + routed[e][i].first) * d;
-              const double w = routed[e][i].second;
-              for (std::size_t j = 0; j < d; ++j) dst[j] = float(dst[j] + w * out[i * d + j]);
-            }
-          }
-        });
-      }
+    // ---- attention: causal softmax per chunk and KV head, into xb
+    struct Task {
+      std::size_t chunk, g, r0, r1;
+    };
+    std::vector<Task> tasks;
+    for (std::size_t ch = 0; ch + 1 < starts.size(); ++ch)
+      for (std::size_t g = 0; g < c.kv_heads; ++g)
+        for (std::size_t r = 0, n = starts[ch + 1] - starts[ch]; r < n; r += kAttnBlock)
+          tasks.push_back({ch, g, r, std::min(n, r + kAttnBlock)});
+    // The longest rows first: the tail of the schedule is short tasks.
+    std::stable_sort(tasks.begin(), tasks.end(), [](const Task& a, const Task& b) { return a.r1 > b.r1; });
+    const float scale = float(1.0 / std::sqrt(double(hd)));
+    cpu::parallel_for(tasks.size(), [&](std::size_t i) {
+      const Task& tk = tasks[i];
+      const std::size_t s = starts[tk.chunk];
+      K.attend_causal(tk.r0, tk.r1, group, hd, q.data() + s * qd + tk.g * group * hd, qd,
+                      kk.data() + s * kvd + tk.g * hd, v.data() + s * kvd + tk.g * hd, kvd,
+                      xb.data() + s * qd + tk.g * group * hd, scale);
+    });
+    project(xb.data(), qd, W.at(Role::wo), d, qd, x.data(), d, 1.0f);
+
+    // ---- MLP, over tiles of rows
+    const cpu::Buffer& norm = W.at(Role::ffn_norm);
+    if (!c.moe()) {
+      const cpu::Buffer &wg = W.at(Role::w_gate), &wu = W.at(Role::w_up), &wd = W.at(Role::w_down);
+      cpu::parallel_for(blocks, [&](std::size_t b) {
+        const std::size_t r = b * kRowBlock, n = block_rows(b);
+        cpu::Buffer h(n * d), g(n * f), u(n * f);
+        ref::rmsnorm({x.data() + r * d, n * d}, norm, h, std::uint32_t(n), std::uint32_t(d), c.rms_eps);
+        K.gemm_nt(n, f, d, h.data(), d, wg.data(), d, g.data(), f, 0.0f);
+        K.gemm_nt(n, f, d, h.data(), d, wu.data(), d, u.data(), f, 0.0f);
+        K.silu_mul(n * f, g.data(), u.data());
+        K.gemm_nt(n, d, f, g.data(), f, wd.data(), f, x.data() + r * d, d, 1.0f);
+      });
+      return;
     }
+    const cpu::Buffer &router = W.at(Role::router), &wg = W.at(Role::exp_gate), &wu = W.at(Role::exp_up),
+                      &wd = W.at(Role::exp_down);
+    const std::size_t E = c.experts, top = c.experts_used;
+    cpu::parallel_for(blocks, [&](std::size_t b) {
+      const std::size_t r = b * kRowBlock, n = block_rows(b);
+      cpu::Buffer h(n * d), logits(n * E);
+      ref::rmsnorm({x.data() + r * d, n * d}, norm, h, std::uint32_t(n), std::uint32_t(d), c.rms_eps);
+      K.gemm_nt(n, E, d, h.data(), d, router.data(), d, logits.data(), E, 0.0f);
+      std::vector<std::uint32_t> chosen(n * top);
+      std::vector<float> weights(n * top);
+      ref::moe_route(logits, chosen, weights, std::uint32_t(n), std::uint32_t(E), std::uint32_t(top), c.norm_topk);
+      // Per expert: the tile's rows routed to it, gathered, and their outputs added back weighted.
+      std::vector<std::vector<std::size_t>> routed(E);  // indices into chosen / weights
+      for (std::size_t i = 0; i < n * top; ++i) routed[chosen[i]].push_back(i);
+      cpu::Buffer xe, g, u, out;
+      for (std::size_t e = 0; e < E; ++e) {
+        const std::size_t ne = routed[e].size();
+        if (ne == 0) continue;
+        xe.resize(ne * d), g.resize(ne * f), u.resize(ne * f), out.resize(ne * d);
+        for (std::size_t i = 0; i < ne; ++i) std::copy_n(h.data() + routed[e][i] / top * d, d, xe.data() + i * d);
+        K.gemm_nt(ne, f, d, xe.data(), d, wg.data() + e * f * d, d, g.data(), f, 0.0f);
+        K.gemm_nt(ne, f, d, xe.data(), d, wu.data() + e * f * d, d, u.data(), f, 0.0f);
+        K.silu_mul(ne * f, g.data(), u.data());
+        K.gemm_nt(ne, d, f, g.data(), f, wd.data() + e * d * f, f, out.data(), d, 0.0f);
+        for (std::size_t i = 0; i < ne; ++i) {
+          float* dst = x.data() + (r + routed[e][i] / top) * d;
+          const double w = weights[routed[e][i]];
+          for (std::size_t j = 0; j < d; ++j) dst[j] = float(dst[j] + w * out[i * d + j]);
+        }
+      }
+    });
+  };
+
+  // Roles the last layer needs (its keys and queries).
+  auto needed = [&](Role r, std::uint32_t l) {
+    if (l + 1 < c.layers) return true;
+    switch (r) {
+      case Role::attn_norm: case Role::wq: case Role::wk: case Role::bq: case Role::bk: case Role::q_norm:
+      case Role::k_norm:
+        return true;
+      default:
+        return false;
+    }
+  };
+  const Role last_role = layer_roles(c).back();
+  Sha256 hash;
+  double compute_seconds = 0;
+  auto t1 = Clock::now();
+  model.for_each_stored([&](Role r, std::uint32_t l, const StoredWeight& w) {
+    model_sha256_update(hash, w);
+    if (r == Role::embed) {  // the residual stream: the tokens' rows
+      const std::uint64_t rb = quant::row_bytes(w.type, d);
+      for (std::size_t t = 0; t < T; ++t) {
+        if (ids[t] < 0 || std::uint64_t(ids[t]) >= c.vocab)
+          throw Error("capture: token id " + std::to_string(ids[t]) + " out of range");
+        quant::dequantize(w.type, w.bytes.subspan(std::size_t(ids[t]) * rb, rb), std::span<float>(x.data() + t * d, d));
+      }
+    } else if (r == Role::final_norm || r == Role::lm_head) {
+      return;  // hashed only
+    } else if (needed(r, l)) {
+      std::uint64_t count = 1;
+      for (auto s : w.shape) count *= s;
+      cpu::Buffer& dst = W[r];
+      dst.resize(count);
+      // Whole rows per task (a block type's row is whole blocks).
+      const std::uint64_t rows = w.rows(), per = count / rows, rb = w.bytes.size() / rows, step = 64;
+      cpu::parallel_for((rows + step - 1) / step, [&](std::size_t i) {
+        const std::uint64_t r0 = i * step, n = std::min(step, rows - r0);
+        quant::dequantize(w.type, w.bytes.subspan(r0 * rb, n * rb), std::span<float>(dst.data() + r0 * per, n * per));
+      });
+    }
+    if (f16 && rounded_with_weights(r) && W.count(r))
+      for (float& y : W[r]) y = from_half(to_half(y));
+    if (f16 && r == Role::embed)
+      for (float& y : x) y = from_half(to_half(y));
+    if (r != last_role || l >= c.layers) return;
+    const auto t2 = Clock::now();
+    run_layer(l);
+    W.clear();
+    compute_seconds += std::chrono::duration<double>(Clock::now() - t2).count();
     if (progress) {
-      const double spent = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
       const std::uint64_t fed = std::uint64_t(T) * (l + 1) / c.layers;  // token-layers, in tokens
       progress(progress_label(std::string("capturing keys on the CPU (") + cpu::isa_name(K.isa) + ", layer " +
                                   std::to_string(l + 1) + " / " + std::to_string(c.layers) + ")",
-                              fed, T, spent),
+                              fed, T, std::chrono::duration<double>(Clock::now() - t1).count()),
                double(l + 1) / double(c.layers));
     }
-  }
+  });
+  k.model_sha256 = hash.hex();
   if (o.queries)
     for (auto* side : {&k.q2_pre, &k.q2_post})
       for (auto& m : *side)
-        for (double& y : m) y /= double(std::max<std::uint64_t>(q_rows, 1));
-  k.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        for (double& y : m) y /= double(std::uint64_t(T) * group);
+  k.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  k.load_seconds = k.seconds - compute_seconds;  // reading, hashing and dequantizing the weights
   return k;
 }
 
