@@ -23,13 +23,15 @@ namespace vkq::rot {
 namespace {
 // Runs f(begin, end) over [0, n) in fixed blocks, one per thread; the block
 // layout depends only on n and the thread count, so results are reproducible.
+std::size_t thread_slots() { return std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, 16); }
+
 template <class F>
 void parallel_rows(std::size_t n, F&& f) {
-  const std::size_t threads = std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, 16);
-  if (n < 4096 || threads == 1 || cpu::nested()) {  // (inside a parallel_for the cores are taken)
+  if (!rows_in_parallel(n)) {
     f(std::size_t(0), n, std::size_t(0));
     return;
   }
+  const std::size_t threads = thread_slots();
   std::vector<std::thread> pool;
   const std::size_t block = (n + threads - 1) / threads;
   for (std::size_t t = 0; t < threads; ++t) {
@@ -38,9 +40,10 @@ void parallel_rows(std::size_t n, F&& f) {
   }
   for (auto& th : pool) th.join();
 }
-
-std::size_t thread_slots() { return std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, 16); }
 }  // namespace
+
+// (Inside a parallel_for the cores are taken.)
+bool rows_in_parallel(std::size_t n) { return n >= 4096 && thread_slots() > 1 && !cpu::nested(); }
 
 // --- size limit -----------------------------------------------------------------
 

@@ -119,6 +119,11 @@ struct LearnResult {
   double seconds = 0;
 };
 
+// Whether the solvers' loops over n rows run on several threads: n >= 4096
+// rows, more than one core, and not inside a cpu::parallel_for (serially
+// otherwise; a caller may then run independent learners side by side).
+bool rows_in_parallel(std::size_t n);
+
 // Learns R in O(d) maximising mean cos1b(R v) over the training rows of `v`
 // (rows, d), starting from srht_matrix(d, seed). Deterministic for a seed.
 LearnResult learn_rotation(const RowMat& v, const LearnOptions& options);
