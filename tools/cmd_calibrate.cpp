@@ -253,6 +253,7 @@ void calibrate(const CalibrateFlags& f, bool rank_given) {
     MlpCalibrateOptions mo;
     mo.seed = f.opt.seed;
     mo.block = f.mlp_block;
+    mo.iters = f.opt.iters;  // 0: each MLP solver's default
     k.mlp = calibrate_mlp(model, mo, [&](std::size_t done, std::size_t total) {
       const double spent = seconds_since(t_mlp), left = spent / double(done) * double(total - done);
       bar.update(fmt::format("learning MLP rotations ({} / {}, {:.0f} s left)", done, total, left),

@@ -123,10 +123,13 @@ void SpecialMatcher::add(std::string text, std::int32_t id) {
   if (text.empty()) return;
   auto& bucket = by_first_[static_cast<unsigned char>(text[0])];
   has_first_[static_cast<unsigned char>(text[0])] = true;
-  bucket.emplace_back(std::move(text), id);
+  // Longest first; among equal lengths, in the order added. Inserted in place
+  // (re-sorting the bucket on every add was quadratic: seconds for the
+  // thousands of added tokens some tokenizers carry).
+  const auto at = std::upper_bound(bucket.begin(), bucket.end(), text.size(),
+                                   [](std::size_t size, const auto& e) { return size > e.first.size(); });
+  bucket.emplace(at, std::move(text), id);
   ++count_;
-  std::stable_sort(bucket.begin(), bucket.end(),
-                   [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
 }
 
 std::optional<SpecialMatcher::Match> SpecialMatcher::find(std::string_view text, std::size_t from) const {
