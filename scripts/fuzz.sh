@@ -40,28 +40,42 @@ if [ -x /usr/lib/llvm-14/bin/llvm-symbolizer ]; then export ASAN_SYMBOLIZER_PATH
 declare -A max_len=([safetensors]=4096 [gguf]=4096 [config]=2048 [tokenizer]=8192 [sharded]=2048 [kcache]=8192)
 out=build-asan/fuzz
 mkdir -p $out/artifacts
-status=0
-for t in "${targets[@]}"; do
-  bin=build-asan/tests/fuzz/fuzz_$t
-  [ -x "$bin" ] || { echo "fuzz.sh: no target '$t' ($usage)" >&2; exit 2; }
-  seeds=tests/fuzz/corpus/$t
-  opts=(-rss_limit_mb=2048 -timeout=25 -max_len="${max_len[$t]}" -artifact_prefix="$out/artifacts/$t-")
+# One target: replay, then fuzz; its report goes to $out/fuzz_<t>.report, and
+# the function fails if the target did.
+fuzz_one() {
+  local t=$1 bin=build-asan/tests/fuzz/fuzz_$1 seeds=tests/fuzz/corpus/$1 log=$out/fuzz_$1.log report=$out/fuzz_$1.report
+  local opts=(-rss_limit_mb=2048 -timeout=25 -max_len="${max_len[$t]}" -artifact_prefix="$out/artifacts/$t-")
   [ -f "tests/fuzz/$t.dict" ] && opts+=(-dict="tests/fuzz/$t.dict")
-  log=$out/fuzz_$t.log
   # Replay: every committed input once (the regression inputs included).
   if ! "$bin" "${opts[@]}" -runs=0 "$seeds" >"$log" 2>&1; then
-    echo "fuzz_$t: replaying $seeds FAILED"; tail -n 40 "$log"; status=1; continue
+    { echo "fuzz_$t: replaying $seeds FAILED"; tail -n 40 "$log"; } >"$report"
+    return 1
   fi
   mkdir -p "$out/corpus/$t"
-  start=$SECONDS
-  if "$bin" "${opts[@]}" "${limit[@]}" -print_final_stats=1 "$out/corpus/$t" "$seeds" >"$log" 2>&1; then
-    result=ok
-  else
-    result=FAILED; status=1
-  fi
+  local start=$SECONDS result=ok
+  "$bin" "${opts[@]}" "${limit[@]}" -print_final_stats=1 "$out/corpus/$t" "$seeds" >"$log" 2>&1 || result=FAILED
+  local runs rate
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
-  echo "fuzz_$t: $result, ${runs:-?} executions ${what:-in $((SECONDS - start)) s} (${rate:-?} exec/s)"
-  [ "$result" = ok ] || tail -n 60 "$log"
+  echo "fuzz_$t: $result, ${runs:-?} executions ${what:-in $((SECONDS - start)) s} (${rate:-?} exec/s)" >"$report"
+  [ "$result" = ok ] || { tail -n 60 "$log" >>"$report"; return 1; }
+}
+
+for t in "${targets[@]}"; do
+  [ -x "build-asan/tests/fuzz/fuzz_$t" ] || { echo "fuzz.sh: no target '$t' ($usage)" >&2; exit 2; }
+done
+# The targets run side by side, one per core (each is one process, one
+# thread); the reports are printed in the targets' order.
+jobs=$(nproc)
+for t in "${targets[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+  rm -f "$out/fuzz_$t.report" "$out/fuzz_$t.ok"
+  (fuzz_one "$t" && touch "$out/fuzz_$t.ok") &
+done
+wait
+status=0
+for t in "${targets[@]}"; do
+  cat "$out/fuzz_$t.report" 2>/dev/null || echo "fuzz_$t: no report"
+  [ -f "$out/fuzz_$t.ok" ] || status=1
 done
 exit $status

@@ -12,9 +12,10 @@ if(TARGET vkquant)
   # Few keys and iterations: these tests check structure, not the figures' quality.
   set(fast --tokens 512 --iters 4 --warm-start 10 --mlp-iters 2 --mlp-warm-start 0)
 
-  # The fidelity JSON the HTML report plots (one chunk of text, every configuration).
+  # The fidelity JSON the HTML report plots (one chunk of text): the keys-only rows of the 1-bit and transform codes
+  # at 1.5 bits, the same with q4 values, and the 1-bit MLP rows (a sample of the ~100 rows, which took a minute).
   add_test(NAME cli.gauge_fidelity_json COMMAND ${CMAKE_COMMAND} ${vkq}
-           "-DARGS=ppl;${gm}/kjv-llama;--text;${CMAKE_CURRENT_SOURCE_DIR}/data/ppl-sample.txt;--rotations;${gm}/kjv-llama.vkq.safetensors;--compare;--chunks;1;--json"
+           "-DARGS=ppl;${gm}/kjv-llama;--text;${CMAKE_CURRENT_SOURCE_DIR}/data/ppl-sample.txt;--rotations;${gm}/kjv-llama.vkq.safetensors;--compare;--chunks;1;--json;--rows;kv-budget 1.5;--rows;mlp 1bit;--rows;1bit learned post float"
            -DOUT=${gdir}/fidelity.json -P ${CMAKE_CURRENT_SOURCE_DIR}/gauge_model_run.cmake)
   set_tests_properties(cli.gauge_fidelity_json PROPERTIES FIXTURES_SETUP gauge_fidelity)
 

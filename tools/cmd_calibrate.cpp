@@ -381,7 +381,7 @@ void add_calibrate(CLI::App& app) {
                   "random: the control)")
       ->check(CLI::IsMember({"query", "key", "null"}));
   cmd->add_option("--solver", f->opt.solver, "learned-rotation solver")->check(CLI::IsMember({"procrustes", "radam"}));
-  cmd->add_option("--iters", f->opt.iters, "solver iterations (0: the solver's default)")->check(CLI::Range(0, 100000));
+  cmd->add_option("--iters", f->opt.iters, "iterations of the key and MLP rotation solvers (0: each solver's default)")->check(CLI::Range(0, 100000));
   cmd->add_option("--seed", f->opt.seed, "seed of the SRHT start and the train/held-out split");
   cmd->add_flag("--allow-nonfinite", f->allow_nonfinite,
                 "calibrate a model holding NaN or Inf weights: they read as 0 (a warning names each tensor)");
