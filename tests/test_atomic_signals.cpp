@@ -91,12 +91,28 @@ long generation_of(const std::string& s, std::size_t size) {
 
 const char* signal_name(int sig) { return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "SIGHUP"; }
 
-// Waits for the child and checks that `sig` ended it.
+// Waits for the child and checks that `sig` ended it. A child still alive
+// after 60 s fails the test and is killed (no hang).
 void expect_killed_by(pid_t pid, int sig) {
   int status = 0;
-  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  pid_t got = 0;
+  for (int i = 0; i < 6000 && (got = ::waitpid(pid, &status, WNOHANG)) == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (got == 0) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+    FAIL() << "the child did not die of " << signal_name(sig) << " within 60 s";
+  }
+  ASSERT_EQ(got, pid);
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == sig)
       << "the child did not die of " << signal_name(sig) << ": status " << status;
+}
+
+// In a forked child: the tested signals at their default action, whatever the
+// test process inherited (under `nohup` SIGHUP is ignored, and the writer
+// rightly leaves an ignored signal ignored: its child would never die).
+void default_signals() {
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::signal(sig, SIG_DFL);
 }
 
 // Blocks until the child writes its byte on `fd` (closes it).
@@ -135,6 +151,7 @@ TEST_P(AtomicSignals, WhileOpenLeavesOldFile) {
   ASSERT_GE(pid, 0);
   if (pid == 0) {
     ::close(ready[0]);
+    default_signals();
     vkq::atomic_file_force_named_temp(c.named);
     try {
       auto f = vkq::AtomicFile::open(target, "--json");
@@ -179,6 +196,7 @@ TEST_P(AtomicSignals, AroundCommitNeverLeavesTempOrTornFile) {
     ASSERT_GE(pid, 0);
     if (pid == 0) {
       ::close(ready[0]);
+      default_signals();
       vkq::atomic_file_force_named_temp(c.named);
       try {
         for (unsigned gen = trial * 100;; ++gen) {
