@@ -257,23 +257,20 @@ MlpMatrixCalib calibrate_mlp_matrix(std::span<const float> w, std::uint32_t out,
   // results, in about half the time on two cores. Larger matrices keep the
   // cores for their row loops (and one working set at a time).
   Learned l, n;
-  const auto learn_null = [&] {
-    const RowMat g = rot::gaussian_like(wm, o.seed ^ 0x6e756c6cu);  // (out, in)
+  const auto learn = [&](std::size_t i) {
+    if (i == 0) {
+      l = learn_both(wp, split, o, c.block);
+      return;
+    }
     RowMat gp = RowMat::Zero(out, p);
-    gp.leftCols(in) = g;
+    gp.leftCols(in) = rot::gaussian_like(wm, o.seed ^ 0x6e756c6cu);  // (out, in)
     n = learn_both(gp, split, o, c.block);
   };
-  if (o.null_control && !rot::rows_in_parallel(out)) {
-    cpu::parallel_for(2, [&](std::size_t i) {
-      if (i == 0)
-        l = learn_both(wp, split, o, c.block);
-      else
-        learn_null();
-    });
-  } else {
-    l = learn_both(wp, split, o, c.block);
-    if (o.null_control) learn_null();
-  }
+  const std::size_t learners = o.null_control ? 2 : 1;
+  if (learners == 2 && !rot::rows_in_parallel(out))
+    cpu::parallel_for(learners, learn);
+  else
+    for (std::size_t i = 0; i < learners; ++i) learn(i);
   c.dense_rot = std::move(l.dense);
   c.blocks = std::move(l.blocks);
   c.dense = l.dense_cos;

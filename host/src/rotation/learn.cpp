@@ -21,10 +21,10 @@ namespace vkq::rot {
 // --- threads ------------------------------------------------------------------
 
 namespace {
-// Runs f(begin, end) over [0, n) in fixed blocks, one per thread; the block
-// layout depends only on n and the thread count, so results are reproducible.
 std::size_t thread_slots() { return std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, 16); }
 
+// Runs f(begin, end) over [0, n) in fixed blocks, one per thread; the block
+// layout depends only on n and the thread count, so results are reproducible.
 template <class F>
 void parallel_rows(std::size_t n, F&& f) {
   if (!rows_in_parallel(n)) {
