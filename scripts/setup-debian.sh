@@ -10,7 +10,7 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential cmake ninja-build pkg-config \
-  libvulkan-dev libvulkan-volk-dev glslang-tools spirv-tools \
+  libvulkan-dev libvulkan-volk-dev glslang-tools spirv-tools spirv-headers \
   mesa-vulkan-drivers vulkan-validationlayers vulkan-tools \
   libglm-dev libgtest-dev libgmock-dev libeigen3-dev \
   nlohmann-json3-dev libcli11-dev libfmt-dev

@@ -75,7 +75,7 @@ TEST_F(VulkanTest, DeviceInfoIsSane) {
 TEST_F(VulkanTest, BindingChecks) {
   Buffer a = Buffer::create(dev(), 1024), b = Buffer::create(dev(), 1024);
   Stream s = Stream::create(dev());
-  const Kernel& k = dev().kernel({.shader = "roofline_copy", .bindings = 2, .push_bytes = 16, .constants = {1}});
+  const Kernel& k = dev().kernel({.shader = "roofline_copy", .constants = {1}});
   struct P {
     std::uint32_t n, base;
     float v;

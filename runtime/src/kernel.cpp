@@ -1,8 +1,10 @@
 #include "vkquant/kernel.hpp"
 
+#include <algorithm>
 #include <vector>
 
 #include "shader_registry.hpp"
+#include "spirv_reflect.hpp"
 #include "vkquant/device.hpp"
 #include "vkquant/error.hpp"
 
@@ -10,7 +12,7 @@ namespace vkq {
 
 std::string KernelDesc::key() const {
   std::string k = shader;
-  for (std::uint32_t v : {bindings, push_bytes, local_size[0], local_size[1], local_size[2], required_subgroup_size,
+  for (std::uint32_t v : {local_size[0], local_size[1], local_size[2], required_subgroup_size,
                           std::uint32_t(full_subgroups)}) {
     k += ':';
     k += std::to_string(v);
@@ -25,9 +27,28 @@ std::string KernelDesc::key() const {
 Kernel::Kernel(Device& device, const KernelDesc& desc) : device_(device), desc_(desc) {
   const auto* blob = detail::find_shader(desc.shader);
   if (!blob) throw Error("no embedded shader named '" + desc.shader + "'");
+  const detail::ShaderInterface iface = detail::reflect_shader({blob->code, blob->words}, desc.shader);
+  bindings_ = iface.bindings;
+  push_bytes_ = iface.push_bytes;
+  // What the desc sets must reach the shader: each workgroup dimension through
+  // its specialization constant id (or equal to the size the shader fixes),
+  // each kernel constant through an id the shader declares.
+  for (std::uint32_t d = 0; d < 3; ++d) {
+    const std::uint32_t id = iface.local_size_id[d];
+    if (id == detail::ShaderInterface::kNoId ? desc.local_size[d] != iface.local_size[d] : id != d)
+      throw Error("kernel " + desc.shader + ": workgroup size " + std::to_string(d) + " is " +
+                  (id == detail::ShaderInterface::kNoId
+                       ? "fixed at " + std::to_string(iface.local_size[d]) + " in the shader, not " +
+                             std::to_string(desc.local_size[d])
+                       : "set by constant id " + std::to_string(id) + ", not id " + std::to_string(d)));
+  }
+  for (std::uint32_t i = 0; i < desc.constants.size(); ++i)
+    if (!std::binary_search(iface.spec_ids.begin(), iface.spec_ids.end(), 3 + i))
+      throw Error("kernel " + desc.shader + ": constant " + std::to_string(i) + " (id " + std::to_string(3 + i) +
+                  ") is given, the shader declares no such constant");
   const auto& info = device.info();
-  if (desc.push_bytes > info.max_push_constants)
-    throw Error("kernel " + desc.shader + ": push constants of " + std::to_string(desc.push_bytes) +
+  if (push_bytes_ > info.max_push_constants)
+    throw Error("kernel " + desc.shader + ": push constants of " + std::to_string(push_bytes_) +
                 " bytes exceed the device's " + std::to_string(info.max_push_constants));
   const std::uint64_t invocations = std::uint64_t(desc.local_size[0]) * desc.local_size[1] * desc.local_size[2];
   if (invocations == 0 || invocations > info.max_workgroup_invocations)
@@ -43,19 +64,19 @@ Kernel::Kernel(Device& device, const KernelDesc& desc) : device_(device), desc_(
     smci.pCode = blob->code;
     check(vk.vkCreateShaderModule(dev, &smci, nullptr, &module_), "vkCreateShaderModule");
 
-    std::vector<VkDescriptorSetLayoutBinding> b(desc.bindings);
-    for (std::uint32_t i = 0; i < desc.bindings; ++i)
+    std::vector<VkDescriptorSetLayoutBinding> b(bindings_);
+    for (std::uint32_t i = 0; i < bindings_; ++i)
       b[i] = {i, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1, VK_SHADER_STAGE_COMPUTE_BIT, nullptr};
     VkDescriptorSetLayoutCreateInfo dslci{VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO};
-    dslci.bindingCount = desc.bindings;
+    dslci.bindingCount = bindings_;
     dslci.pBindings = b.data();
     check(vk.vkCreateDescriptorSetLayout(dev, &dslci, nullptr, &set_layout_), "vkCreateDescriptorSetLayout");
 
-    VkPushConstantRange pcr{VK_SHADER_STAGE_COMPUTE_BIT, 0, desc.push_bytes};
+    VkPushConstantRange pcr{VK_SHADER_STAGE_COMPUTE_BIT, 0, push_bytes_};
     VkPipelineLayoutCreateInfo plci{VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO};
     plci.setLayoutCount = 1;
     plci.pSetLayouts = &set_layout_;
-    plci.pushConstantRangeCount = desc.push_bytes ? 1 : 0;
+    plci.pushConstantRangeCount = push_bytes_ ? 1 : 0;
     plci.pPushConstantRanges = &pcr;
     check(vk.vkCreatePipelineLayout(dev, &plci, nullptr, &layout_), "vkCreatePipelineLayout");
 

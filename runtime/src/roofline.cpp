@@ -12,10 +12,9 @@ static_assert(sizeof(gpu::RooflineParams) == 16);
 
 namespace {
 
-const Kernel& kernel(Stream& s, const char* shader, std::uint32_t bindings, Tuning t) {
+const Kernel& kernel(Stream& s, const char* shader, Tuning t) {
   return s.device().kernel(
-      {.shader = shader, .bindings = bindings, .push_bytes = sizeof(gpu::RooflineParams), .local_size = {t.local, 1, 1},
-       .constants = {t.items}});
+      {.shader = shader, .local_size = {t.local, 1, 1}, .constants = {t.items}});
 }
 
 // Floats per binding chunk: within maxStorageBufferRange and a whole number
@@ -35,7 +34,7 @@ std::uint64_t threads_for(std::uint64_t count, Tuning t) { return div_up(div_up(
 
 void copy(Stream& s, const Buffer& src, Buffer& dst, std::uint64_t n, Tuning t) {
   if (n * 4 > src.size() || n * 4 > dst.size()) throw Error("roofline::copy: n exceeds a buffer");
-  const Kernel& k = kernel(s, "roofline_copy", 2, t);
+  const Kernel& k = kernel(s, "roofline_copy", t);
   for_each_chunk(n, chunk_floats(s.device(), t), [&](std::uint64_t first, std::uint64_t count) {
     gpu::RooflineParams p{std::uint32_t(count), 0, 0.f, 0};
     s.dispatch(k, {{src, first * 4, count * 4}, {dst, first * 4, count * 4}}, p, {threads_for(count, t)});
@@ -44,7 +43,7 @@ void copy(Stream& s, const Buffer& src, Buffer& dst, std::uint64_t n, Tuning t) 
 
 void fill(Stream& s, Buffer& dst, std::uint64_t n, float value, Tuning t) {
   if (n * 4 > dst.size()) throw Error("roofline::fill: n exceeds the buffer");
-  const Kernel& k = kernel(s, "roofline_fill", 1, t);
+  const Kernel& k = kernel(s, "roofline_fill", t);
   for_each_chunk(n, chunk_floats(s.device(), t), [&](std::uint64_t first, std::uint64_t count) {
     gpu::RooflineParams p{std::uint32_t(count), 0, value, 0};
     s.dispatch(k, {{dst, first * 4, count * 4}}, p, {threads_for(count, t)});
@@ -56,7 +55,7 @@ std::uint64_t read_partial_count(std::uint64_t n, Tuning t) { return div_up(n, f
 void read(Stream& s, const Buffer& src, std::uint64_t n, Buffer& partials, Tuning t) {
   if (n * 4 > src.size()) throw Error("roofline::read: n exceeds the buffer");
   if (read_partial_count(n, t) * 4 > partials.size()) throw Error("roofline::read: partials buffer too small");
-  const Kernel& k = kernel(s, "roofline_read", 2, t);
+  const Kernel& k = kernel(s, "roofline_read", t);
   const std::uint64_t per_group = floats_per_group(t);
   for_each_chunk(n, chunk_floats(s.device(), t), [&](std::uint64_t first, std::uint64_t count) {
     gpu::RooflineParams p{std::uint32_t(count), std::uint32_t(first / per_group), 0.f, 0};

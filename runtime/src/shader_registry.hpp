@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string_view>
 
 namespace vkq::detail {
@@ -15,5 +16,7 @@ struct ShaderBlob {
 
 // nullptr if no shader of that name was built.
 const ShaderBlob* find_shader(std::string_view name);
+// Every embedded shader, in build order.
+std::span<const ShaderBlob> all_shaders();
 
 }  // namespace vkq::detail

@@ -13,7 +13,7 @@ void record(Stream& s, Buffer& out, std::uint32_t n, std::uint32_t iters, std::u
   if (std::uint64_t(n) * 4 > out.size()) throw Error("spin::record: n exceeds the buffer");
   if (iters > kMaxIters) throw Error("spin::record: iters " + std::to_string(iters) + " is above " + std::to_string(kMaxIters));
   const Kernel& k = s.device().kernel(
-      {.shader = "spin", .bindings = 1, .push_bytes = sizeof(gpu::SpinParams), .local_size = {64, 1, 1}});
+      {.shader = "spin", .local_size = {64, 1, 1}});
   s.dispatch(k, {{out, 0, std::uint64_t(n) * 4}}, gpu::SpinParams{n, iters, seed, 0}, {n});
 }
 

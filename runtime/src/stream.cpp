@@ -127,12 +127,12 @@ void Stream::dispatch(const Kernel& kernel, std::initializer_list<Binding> bindi
                       std::uint32_t push_bytes, Threads threads) {
   const KernelDesc& desc = kernel.desc();
   const DeviceInfo& info = device_->info();
-  if (bindings.size() != desc.bindings)
-    throw Error("dispatch " + desc.shader + ": " + std::to_string(bindings.size()) + " bindings given, kernel has " +
-                std::to_string(desc.bindings));
-  if (push_bytes != desc.push_bytes)
+  if (bindings.size() != kernel.bindings())
+    throw Error("dispatch " + desc.shader + ": " + std::to_string(bindings.size()) + " bindings given, the shader has " +
+                std::to_string(kernel.bindings()));
+  if (push_bytes != kernel.push_bytes())
     throw Error("dispatch " + desc.shader + ": push constants of " + std::to_string(push_bytes) +
-                " bytes given, kernel declares " + std::to_string(desc.push_bytes));
+                " bytes given, the shader declares " + std::to_string(kernel.push_bytes()));
   if (bindings.size() > kMaxBindings) throw Error("dispatch " + desc.shader + ": too many bindings");
 
   VkDescriptorBufferInfo infos[kMaxBindings];

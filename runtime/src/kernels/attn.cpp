@@ -85,8 +85,6 @@ void vcache_store(Stream& s, const Buffer& src, VType type, Buffer& codes, Buffe
   if (rows1 * cw * 4 - coff > d.info().max_storage_buffer_range)
     fail(fn, "storing " + std::to_string(n) + " positions spans more than maxStorageBufferRange");
   const Kernel& k = d.kernel({.shader = "attn_vstore",
-                              .bindings = 3,
-                              .push_bytes = sizeof(gpu::VStoreParams),
                               .local_size = {kLocal, 1, 1},
                               .constants = {hd, std::uint32_t(type)}});
   const gpu::VStoreParams p{std::uint32_t(rows1 - rows0), std::uint32_t(rows0), std::uint32_t(coff / 4),
@@ -120,7 +118,7 @@ void kv_store(Stream& s, const Buffer& src, Buffer& cache, std::uint32_t n, std:
   if (end_bytes - off > d.info().max_storage_buffer_range)
     fail(fn, "storing " + std::to_string(n) + " positions spans more than maxStorageBufferRange");
   const Kernel& k = s.device().kernel(
-      {.shader = "attn_kv_store", .bindings = 2, .push_bytes = sizeof(gpu::KvStoreParams), .local_size = {kLocal, 1, 1}});
+      {.shader = "attn_kv_store", .local_size = {kLocal, 1, 1}});
   const gpu::KvStoreParams p{n, std::uint32_t(row_words), pos0, std::uint32_t(off / 4)};
   s.dispatch(k, {{src, 0, src_bytes}, {cache, off, end_bytes - off}}, p, Threads{n * row_words});
 }
@@ -166,8 +164,6 @@ void attention(Stream& s, const Buffer& q, const Buffer& kcache, const VCacheVie
       fail(fn, "scratch must not alias another operand");
   }
   const Kernel& k = s.device().kernel({.shader = "attn_fwd",
-                                       .bindings = 6,
-                                       .push_bytes = sizeof(gpu::AttnParams),
                                        .local_size = {kLocal, 1, 1},
                                        .constants = {hd, std::uint32_t(v.type), pl.group_heads}});
   const gpu::AttnParams p{n, pos0, n_heads, n_kv, n_heads / n_kv, pl.splits, pl.split_len, scale};
@@ -177,8 +173,6 @@ void attention(Stream& s, const Buffer& q, const Buffer& kcache, const VCacheVie
              p, Threads{pl.lanes * pl.splits});
   if (pl.splits == 1) return;
   const Kernel& c = s.device().kernel({.shader = "attn_combine",
-                                       .bindings = 2,
-                                       .push_bytes = sizeof(gpu::AttnCombineParams),
                                        .local_size = {kLocal, 1, 1}});
   const gpu::AttnCombineParams cp{n * n_heads, pl.splits, hd, 0};
   s.dispatch(c, {{*scratch, 0, pl.partial_bytes}, {out, 0, act_bytes}}, cp, Threads{std::uint64_t(n) * n_heads * hd});

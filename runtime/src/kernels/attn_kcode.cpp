@@ -119,8 +119,6 @@ void attn_kcode_rope_table(Stream& s, const RopeFreqs& rope, Buffer& table, std:
   p.half_hd = hd / 2;
   p.scale = rope.scale;
   const Kernel& k = s.device().kernel({.shader = "attn_kcode_rope_table",
-                                       .bindings = 2,
-                                       .push_bytes = sizeof(p),
                                        .local_size = {kLocal, 1, 1}});
   s.dispatch(k, {tb, fb}, p, Threads{std::uint64_t(count) * (hd / 2)});
 }
@@ -181,8 +179,6 @@ void attention_kcode(Stream& s, const Buffer& q, const KcodeKeys& keys, const VC
     const gpu::AttnKcodeQueryParams p{std::uint32_t(rows), n_heads, group, hd, c.rot ? 1u : 0u,
                                       mean_rope ? 1u : 0u, 0, 0};
     const Kernel& k = d.kernel({.shader = "attn_kcode_query",
-                                .bindings = 6,
-                                .push_bytes = sizeof(p),
                                 .local_size = {kLocal, 1, 1}});
     s.dispatch(k,
                {qb, mub, rotb, Binding(scratch.q, 0, sb.q), Binding(scratch.qmu, 0, sb.qmu),
@@ -230,8 +226,6 @@ void attention_kcode(Stream& s, const Buffer& q, const KcodeKeys& keys, const VC
     p.scale = scale;
     if (mean_rope) {
       const Kernel& k = d.kernel({.shader = "attn_kcode_mrope",
-                                  .bindings = 3,
-                                  .push_bytes = sizeof(p),
                                   .local_size = {kLocal, 1, 1},
                                   .constants = {hd}});
       s.dispatch(k, {Binding(scratch.mrope, 0, sb.mrope), tb, Binding(scratch.scores, 0, score_bytes)}, p,
@@ -241,8 +235,6 @@ void attention_kcode(Stream& s, const Buffer& q, const KcodeKeys& keys, const VC
     p.splits = sp.splits;
     p.split_len = sp.split_len;
     const Kernel& k = d.kernel({.shader = "attn_kcode_softmax",
-                                .bindings = 7,
-                                .push_bytes = sizeof(p),
                                 .local_size = {kLocal, 1, 1},
                                 .constants = {hd, std::uint32_t(v.type), sp.group_heads}});
     const Binding part = sp.splits > 1 ? Binding(scratch.partial, 0, sp.partial_bytes) : ob;
@@ -250,8 +242,6 @@ void attention_kcode(Stream& s, const Buffer& q, const KcodeKeys& keys, const VC
                Threads{sp.lanes * sp.splits});
     if (sp.splits == 1) continue;
     const Kernel& ck = d.kernel({.shader = "attn_kcode_combine",
-                                 .bindings = 2,
-                                 .push_bytes = sizeof(gpu::AttnKcodeCombineParams),
                                  .local_size = {kLocal, 1, 1}});
     const gpu::AttnKcodeCombineParams cp{rows * n_heads, sp.splits, hd, row0 * n_heads * hd};
     s.dispatch(ck, {Binding(scratch.partial, 0, sp.partial_bytes), ob}, cp,

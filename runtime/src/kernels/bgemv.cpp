@@ -168,15 +168,13 @@ void bgemv(Stream& s, const BinaryLinear& w, const Buffer& x, Buffer& y, std::ui
 
   const std::uint64_t x_bytes = std::uint64_t(batch) * w.in * 4, y_bytes = std::uint64_t(batch) * w.out * 4;
   if (w.rank > 0) {
-    const Kernel& k = d.kernel({.shader = "bgemv_qt", .bindings = 3, .push_bytes = sizeof(gpu::BgemvQtParams),
-                                .local_size = {64, 1, 1}});
+    const Kernel& k = d.kernel({.shader = "bgemv_qt", .local_size = {64, 1, 1}});
     const gpu::BgemvQtParams pp{w.in, batch, w.rank, 0};
     s.dispatch(k, {{x, 0, x_bytes}, {*w.q, 0, q_bytes}, {*scratch, 0, t_bytes}}, pp, Threads{std::uint64_t(batch) * 64});
   }
   const std::uint32_t bt = batch_tile(batch);
   const Tuning t = tuning(d, v, bt);
-  const Kernel& k = d.kernel({.shader = std::string("bgemv_") + variant_name(v), .bindings = 7,
-                              .push_bytes = sizeof(gpu::BgemvParams), .local_size = {t.local, 1, 1},
+  const Kernel& k = d.kernel({.shader = std::string("bgemv_") + variant_name(v), .local_size = {t.local, 1, 1},
                               .constants = {t.rows, bt, w.in % 4 == 0 ? 1u : 0u, t.rw}});
   // Without a residual, P and t are never read: bind c in their place.
   const Binding pb = w.rank ? Binding(*w.p, 0, p_bytes) : Binding(*w.c, 0, vec_bytes);

@@ -146,8 +146,7 @@ void fwht(Stream& s, const Buffer& src, Buffer& dst, std::uint64_t rows, std::ui
     const std::uint32_t log2r = log2n - 2 - log2l <= 3 ? 1 : 0;
     if (shuffle && log2n - 2 - log2l <= kLanesMaxLog2M) {
       const std::uint32_t local = std::max<std::uint32_t>(64, info.max_subgroup_size ? info.max_subgroup_size : 64);
-      const Kernel& k = d.kernel({.shader = "fwht_lanes", .bindings = 2, .push_bytes = sizeof(gpu::FwhtParams),
-                                  .local_size = {local, 1, 1}, .constants = {log2n, log2l, log2r}});
+      const Kernel& k = d.kernel({.shader = "fwht_lanes", .local_size = {local, 1, 1}, .constants = {log2n, log2l, log2r}});
       for_each_chunk(rows, chunk_rows, [&](std::uint64_t first, std::uint64_t count) {
         gpu::FwhtParams p = base;
         p.rows = std::uint32_t(count);
@@ -164,8 +163,7 @@ void fwht(Stream& s, const Buffer& src, Buffer& dst, std::uint64_t rows, std::ui
     // pass reloads every element), else 8 (fewer registers).
     const std::uint32_t b = log2n - 2;
     const char* shader = (b + 3) / 4 < (b + 2) / 3 ? "fwht_thread_m16" : "fwht_thread";
-    const Kernel& k = d.kernel({.shader = shader, .bindings = 2, .push_bytes = sizeof(gpu::FwhtParams),
-                                .local_size = {kThreadLocal, 1, 1}, .constants = {log2n}});
+    const Kernel& k = d.kernel({.shader = shader, .local_size = {kThreadLocal, 1, 1}, .constants = {log2n}});
     for_each_chunk(rows, chunk_rows, [&](std::uint64_t first, std::uint64_t count) {
       gpu::FwhtParams p = base;
       p.rows = std::uint32_t(count);
@@ -183,8 +181,7 @@ void fwht(Stream& s, const Buffer& src, Buffer& dst, std::uint64_t rows, std::ui
   if (!fits(d, g) || log2n - log2n2 > kColMaxLog2)
     throw Error("fwht: the group variant cannot fit rows of " + std::to_string(n) + " floats in " +
                 std::to_string(d.info().max_shared_memory) + " bytes of shared memory");
-  const Kernel& kg = d.kernel({.shader = "fwht_group", .bindings = 2, .push_bytes = sizeof(gpu::FwhtParams),
-                               .local_size = {g.local, 1, 1}, .constants = {log2n2, g.log2rpg}});
+  const Kernel& kg = d.kernel({.shader = "fwht_group", .local_size = {g.local, 1, 1}, .constants = {log2n2, g.log2rpg}});
   const std::uint32_t log2n1 = log2n - log2n2;
   const std::uint64_t sub = std::uint64_t(1) << log2n1;  // sub-rows per row
   auto group_pass = [&](const Buffer& from, std::uint64_t from_off, std::uint64_t first, std::uint64_t count,
@@ -202,8 +199,7 @@ void fwht(Stream& s, const Buffer& src, Buffer& dst, std::uint64_t rows, std::ui
     });
     return;
   }
-  const Kernel& kc = d.kernel({.shader = "fwht_col", .bindings = 2, .push_bytes = sizeof(gpu::FwhtParams),
-                               .local_size = {kColLocal, 1, 1}, .constants = {log2n, log2n1}});
+  const Kernel& kc = d.kernel({.shader = "fwht_col", .local_size = {kColLocal, 1, 1}, .constants = {log2n, log2n1}});
   const std::uint64_t cols = std::uint64_t(n) / 4 >> log2n1;  // vec4 columns per row
   auto col_pass = [&](const Buffer& from, std::uint64_t from_off, std::uint64_t first, std::uint64_t count,
                       std::uint32_t flags, float scale) {

@@ -109,8 +109,6 @@ void kcode_encode(Stream& s, const KCodec& c, const Buffer& k, Buffer& bits, Buf
   // The mean-RoPE encoder keeps a second hd floats per invocation in shared memory.
   const Kernel& kern = s.device().kernel({.shader = std::string(mr ? "kcodec_encode_mr_d" : "kcodec_encode_d") +
                                                     std::to_string(c.hd),
-                                          .bindings = 10,
-                                          .push_bytes = sizeof(gpu::KCodeEncodeParams),
                                           .local_size = {local_size(c.hd) / (mr ? 2 : 1), 1, 1}});
   const gpu::KCodeEncodeParams p{n,          pos0, c.n_kv, stride, c.rot ? 1u : 0u, mr ? 1u : 0u, mr ? c.mean_rope.scale : 1.f,
                                   c.basis_cols, c.transform ? 1u : 0u, c.levels ? 1u : 0u};
@@ -143,8 +141,6 @@ void kcode_decode(Stream& s, const KCodec& c, const Buffer& bits, const Buffer& 
   const RopeFreqs* table = mr ? &c.mean_rope : rope;
   const Binding fb = table ? check::rope_freqs(fn, mr ? "mean_rope" : "rope", *table, c.hd) : pr.mu;
   const Kernel& kern = s.device().kernel({.shader = "kcodec_decode_d" + std::to_string(c.hd),
-                                          .bindings = 10,
-                                          .push_bytes = sizeof(gpu::KCodeDecodeParams),
                                           .local_size = {local_size(c.hd), 1, 1}});
   const std::uint32_t mode = mr ? 2u : rope ? 1u : 0u;
   const gpu::KCodeDecodeParams p{first,        len, c.n_kv, stride, c.rot ? 1u : 0u, mode, table ? table->scale : 1.f,

@@ -259,12 +259,10 @@ gpu::KscoreParams params(const KscoreShape& sh, const Pass& p) {
 
 // The kernel of one pass (g heads, the plan's Y rows and K keys per invocation)
 // and its thread count.
-const Kernel& score_kernel(Stream& s, const char* shader, std::uint32_t bindings, const KscoreShape& sh,
+const Kernel& score_kernel(Stream& s, const char* shader, const KscoreShape& sh,
                            const Plan& pl, const Pass& p, std::uint32_t b, KResidual res,
                            const KscoreTuning& t) {
   return s.device().kernel({.shader = shader,
-                            .bindings = bindings,
-                            .push_bytes = sizeof(gpu::KscoreParams),
                             .local_size = {t.local, 1, 1},
                             .constants = {sh.d, p.g, b, res.rank, pl.slots, pl.keys_per_invocation,
                                           pl.store_width == 4 ? 1u : 0u, res.rank && !res.tc ? res.bits : 16u,
@@ -299,8 +297,6 @@ void check_keys_and_query(const char* fn, const Device& d, const KscoreShape& sh
 // uq = U_Rᵀ q' per query head of the call's query rows (all R basis columns).
 void residual_query(Stream& s, const KscoreShape& sh, const KscoreQuery& query) {
   const Kernel& k = s.device().kernel({.shader = "kscore_uq",
-                                       .bindings = 3,
-                                       .push_bytes = sizeof(gpu::KscoreQueryParams),
                                        .local_size = {64, 1, 1},
                                        .constants = {sh.d}});
   const std::uint64_t qh = sh.query_rows() * sh.q_heads();
@@ -391,7 +387,7 @@ void kscore_float(Stream& s, const KscoreShape& sh, const KscoreKeys& keys, cons
   if (cols) residual_query(s, sh, query);
   for (const Pass& p : pl.passes) {
     const PassBindings b = pass_bindings(sh, p, keys, query, wb, align, *query.q);
-    const Kernel& k = score_kernel(s, "kscore_float", 7, sh, pl, p, 1, place_of(sh, p.kv).code, t);
+    const Kernel& k = score_kernel(s, "kscore_float", sh, pl, p, 1, place_of(sh, p.kv).code, t);
     s.dispatch(k,
                {{*keys.bits, b.bits.offset, b.bits.range}, {*keys.alpha, b.alpha.offset, b.alpha.range}, b.c,
                 {*query.q, 0, qh * sh.d * 4}, query_binding(query.uq, qh * cols * 4, *query.q),
@@ -445,7 +441,7 @@ void kscore_tc(Stream& s, const KscoreShape& sh, const Buffer* c, const KscoreQu
       cb = Binding(*c, cw.offset, cw.range);
     }
     const bool lv = query.levels && place.code.rank;
-    const Kernel& k = score_kernel(s, lv ? "kscore_tc_lv" : "kscore_tc", lv ? 5 : 4, sh, pl, p, 1, place.code, t);
+    const Kernel& k = score_kernel(s, lv ? "kscore_tc_lv" : "kscore_tc", sh, pl, p, 1, place.code, t);
     const Binding ub = query_binding(query.uq, qh * cols * 4, *query.q), mb = query_binding(query.qmu, qh * 4, *query.q);
     if (lv)
       s.dispatch(k, {cb, ub, mb, {scores, sw.offset, sw.range}, {*query.levels, 0, level_bytes}}, pc, score_threads(pl, p));
@@ -470,8 +466,6 @@ void kscore_quantize_query(Stream& s, const KscoreShape& sh, std::uint32_t b, co
   if (heads > std::uint64_t(d.info().max_workgroup_count[0]) * local)
     fail(fn, std::to_string(heads) + " query heads: more than maxComputeWorkGroupCount[0] * 64");
   const Kernel& k = d.kernel({.shader = "kscore_quantize",
-                              .bindings = 3,
-                              .push_bytes = sizeof(gpu::KscoreQueryParams),
                               .local_size = {local, 1, 1},
                               .constants = {sh.d, b}});
   const gpu::KscoreQueryParams pc{std::uint32_t(heads), sh.group, 0, sh.kv_heads, sh.query0 * sh.q_heads(), 0, 0, 0};
@@ -504,7 +498,7 @@ void kscore_popcount(Stream& s, const KscoreShape& sh, const KscoreKeys& keys, c
   if (cols) residual_query(s, sh, query);
   for (const Pass& p : pl.passes) {
     const PassBindings b = pass_bindings(sh, p, keys, query, wb, align, *qq.planes);
-    const Kernel& k = score_kernel(s, "kscore_popcount", 8, sh, pl, p, qq.bits, place_of(sh, p.kv).code, t);
+    const Kernel& k = score_kernel(s, "kscore_popcount", sh, pl, p, qq.bits, place_of(sh, p.kv).code, t);
     s.dispatch(k,
                {{*keys.bits, b.bits.offset, b.bits.range}, {*qq.planes, 0, kscore_planes_bytes(sh, qq.bits)},
                 {*qq.qconst, 0, kscore_qconst_bytes(sh)}, {*keys.alpha, b.alpha.offset, b.alpha.range}, b.c,
@@ -532,7 +526,7 @@ void kscore_popcount_sums(Stream& s, const KscoreShape& sh, const Buffer& bits, 
     gpu::KscoreParams pc = params(sh, p);
     pc.bits_base = std::uint32_t(bw.base);
     pc.scores_base = std::uint32_t(sw.base);
-    const Kernel& k = score_kernel(s, "kscore_popcount_sums", 4, sh, pl, p, qq.bits, KResidual{}, t);
+    const Kernel& k = score_kernel(s, "kscore_popcount_sums", sh, pl, p, qq.bits, KResidual{}, t);
     s.dispatch(k,
                {{bits, bw.offset, bw.range}, {*qq.planes, 0, kscore_planes_bytes(sh, qq.bits)},
                 {*qq.qconst, 0, kscore_qconst_bytes(sh)}, {sums, sw.offset, sw.range}},
@@ -559,7 +553,7 @@ void kscore_f16(Stream& s, const KscoreShape& sh, const Buffer& k, const Buffer&
     gpu::KscoreParams pc = params(sh, p);
     pc.bits_base = std::uint32_t(kw.base);
     pc.scores_base = std::uint32_t(sw.base);
-    const Kernel& kern = score_kernel(s, "kscore_f16", 3, sh, pl, p, 1, KResidual{}, t);
+    const Kernel& kern = score_kernel(s, "kscore_f16", sh, pl, p, 1, KResidual{}, t);
     s.dispatch(kern, {{k, kw.offset, kw.range}, {q, 0, qh * sh.d * 4}, {scores, sw.offset, sw.range}}, pc,
                score_threads(pl, p));
   }

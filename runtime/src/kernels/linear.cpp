@@ -249,13 +249,10 @@ class Binder {
   std::uint64_t align_ = 1, limit_ = 0;
 };
 
-const Kernel& get_kernel(Device& d, const std::string& name, LinearVariant v, const Tuning& t, bool xvec,
-                         std::uint32_t bindings) {
+const Kernel& get_kernel(Device& d, const std::string& name, LinearVariant v, const Tuning& t, bool xvec) {
   if (v == LinearVariant::tiled)
-    return d.kernel({.shader = name, .bindings = bindings, .push_bytes = sizeof(gpu::LinearParams),
-                     .local_size = {kTiledLocal, kTiledLocal, 1}, .constants = {kTiledTm, kTiledTn, xvec ? 1u : 0u}});
-  return d.kernel({.shader = name, .bindings = bindings, .push_bytes = sizeof(gpu::LinearParams),
-                   .local_size = {t.local, 1, 1}, .constants = {t.rows, t.bt, xvec ? 1u : 0u, t.rw},
+    return d.kernel({.shader = name, .local_size = {kTiledLocal, kTiledLocal, 1}, .constants = {kTiledTm, kTiledTn, xvec ? 1u : 0u}});
+  return d.kernel({.shader = name, .local_size = {t.local, 1, 1}, .constants = {t.rows, t.bt, xvec ? 1u : 0u, t.rw},
                    .full_subgroups = v == LinearVariant::rows_shared_x});
 }
 
@@ -314,7 +311,7 @@ void linear(Stream& s, const LinearWeight& w, const Buffer& x, Buffer& y, std::u
     const Window yw = bind.window(b0 * w.out * 4, nb * w.out * 4, 4);
     const bool xvec = w.in % 4 == 0 && xw.off % 4 == 0;
     need_xvec(w, xvec, "linear");
-    const Kernel& k = get_kernel(d, name, v, t, xvec, 3);
+    const Kernel& k = get_kernel(d, name, v, t, xvec);
     const std::uint64_t groups_y =
         v == LinearVariant::tiled ? div_up(nb, kTiledBm) * kTiledLocal : div_up(nb, t.bt);
     for (std::uint64_t r0 = 0; r0 < w.out; r0 += rows_per) {
@@ -390,7 +387,7 @@ void linear_id(Stream& s, const LinearWeight& w, const Buffer& ids, const Buffer
     const Window yw = bind.window(t0 * k * w.out * 4, nt * k * w.out * 4, 4);
     const bool xvec = w.in % 4 == 0 && xw.off % 4 == 0;
     need_xvec(w, xvec, "linear_id");
-    const Kernel& kern = get_kernel(d, name, v, t, xvec, 4);
+    const Kernel& kern = get_kernel(d, name, v, t, xvec);
     for (const WWin& ww : wins) {
       // The windows of expert 0 (together all rows) also zero the slots with invalid ids.
       const bool zero_invalid = ww.e0 == 0;

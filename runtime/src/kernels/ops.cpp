@@ -54,10 +54,9 @@ std::uint64_t chunk_rows(const Device& d, std::uint64_t row_bytes) { return chun
 
 bool is_cpu(const Device& d) { return d.info().type == VK_PHYSICAL_DEVICE_TYPE_CPU; }
 
-const Kernel& kernel(Stream& s, const char* shader, std::uint32_t bindings, std::uint32_t push_bytes,
-                     std::array<std::uint32_t, 3> local, std::vector<std::uint32_t> constants = {}) {
+const Kernel& kernel(Stream& s, const char* shader, std::array<std::uint32_t, 3> local, std::vector<std::uint32_t> constants = {}) {
   return s.device().kernel(
-      {.shader = shader, .bindings = bindings, .push_bytes = push_bytes, .local_size = local, .constants = constants});
+      {.shader = shader, .local_size = local, .constants = constants});
 }
 
 // swiglu / add share one element loop: o = f(a, b) over `count` floats.
@@ -67,7 +66,7 @@ void eltwise(Stream& s, const char* fn, const char* shader, const Buffer& a, con
   need(fn, "second input", b, count * 4);
   if (o) need(fn, "output", *o, count * 4);
   if (count == 0) return;
-  const Kernel& k = kernel(s, shader, o ? 3 : 2, sizeof(gpu::EltwiseParams), {kEltwiseLocal, 1, 1}, {kEltwiseItems});
+  const Kernel& k = kernel(s, shader, {kEltwiseLocal, 1, 1}, {kEltwiseItems});
   for_each_chunk(count, chunk_rows(s.device(), 4), [&](std::uint64_t first, std::uint64_t n) {
     const gpu::EltwiseParams p{std::uint32_t(n), 0, 0, 0};
     const Threads th{div_up(n, kEltwiseItems)};
@@ -109,7 +108,7 @@ void embed(Stream& s, const Buffer& table, quant::Type type, std::uint32_t vocab
     per = ti.block;
     while (per < 256 && per / ti.block * ti.bytes % 16) per *= 2;
   }
-  const Kernel& k = kernel(s, (std::string("ops_embed_") + ti.name).c_str(), 3, sizeof(gpu::EmbedParams), {64, 1, 1});
+  const Kernel& k = kernel(s, (std::string("ops_embed_") + ti.name).c_str(), {64, 1, 1});
   const std::uint64_t table_chunk = chunk_rows(d, row_bytes);
   for_each_chunk(n, chunk_rows(d, std::uint64_t(dim) * 4), [&](std::uint64_t t0, std::uint64_t tn) {
     for_each_chunk(vocab, table_chunk, [&](std::uint64_t r0, std::uint64_t rn) {
@@ -140,7 +139,7 @@ void rmsnorm(Stream& s, const Buffer& x, const Buffer& weight, Buffer& y, std::u
   if (&y == &weight) fail(fn, "y must not alias weight");
   if (rows == 0) return;
   const std::uint32_t local = is_cpu(dev) ? 64 : 256;
-  const Kernel& k = kernel(s, "ops_rmsnorm", 3, sizeof(gpu::RmsnormParams), {local, 1, 1});
+  const Kernel& k = kernel(s, "ops_rmsnorm", {local, 1, 1});
   for_each_chunk(rows, chunk_rows(dev, row_bytes), [&](std::uint64_t r0, std::uint64_t rn) {
     const gpu::RmsnormParams p{std::uint32_t(rn), d, eps, 0};
     s.dispatch(k, {{x, r0 * row_bytes, rn * row_bytes}, {weight, 0, row_bytes}, {y, r0 * row_bytes, rn * row_bytes}},
@@ -162,7 +161,7 @@ void rope(Stream& s, Buffer& x, std::uint32_t n, std::uint32_t heads, std::uint3
   if (row_bytes >= (std::uint64_t(1) << 32)) fail(fn, "heads * hd too large");
   need(fn, "x", x, n * row_bytes);
   if (n == 0) return;
-  const Kernel& k = kernel(s, "ops_rope", 2, sizeof(gpu::RopeParams), {32, 2, 1});
+  const Kernel& k = kernel(s, "ops_rope", {32, 2, 1});
   const Binding fb(*rope.inv_freq, 0, std::uint64_t(hd / 2) * 4);
   for_each_chunk(n, chunk_rows(s.device(), row_bytes), [&](std::uint64_t t0, std::uint64_t tn) {
     const gpu::RopeParams p{std::uint32_t(tn), heads,  hd, std::uint32_t(pos0 + t0), rope.scale,
@@ -190,7 +189,7 @@ void add_bias(Stream& s, Buffer& y, const Buffer& bias, std::uint32_t rows, std:
   if (&y == &bias) fail(fn, "y and bias must be different buffers");
   if (rows == 0) return;
   const Kernel& k =
-      kernel(s, "ops_add_bias", 2, sizeof(gpu::EltwiseParams), {kEltwiseLocal, 1, 1}, {kEltwiseItems});
+      kernel(s, "ops_add_bias", {kEltwiseLocal, 1, 1}, {kEltwiseItems});
   for_each_chunk(rows, chunk_rows(dev, row_bytes), [&](std::uint64_t r0, std::uint64_t rn) {
     const std::uint64_t count = rn * d;
     const gpu::EltwiseParams p{std::uint32_t(count), d, 0, 0};
@@ -211,7 +210,7 @@ void moe_route(Stream& s, const Buffer& logits, Buffer& ids, Buffer& weights, st
   need_whole(fn, d, "ids", ids, std::uint64_t(n) * k * 4);
   need_whole(fn, d, "weights", weights, std::uint64_t(n) * k * 4);
   if (&ids == &weights || &ids == &logits || &weights == &logits) fail(fn, "logits, ids and weights must differ");
-  const Kernel& kk = kernel(s, "ops_moe_route", 3, sizeof(gpu::MoeRouteParams), {kRouteLocal, 1, 1});
+  const Kernel& kk = kernel(s, "ops_moe_route", {kRouteLocal, 1, 1});
   const gpu::MoeRouteParams p{n, experts, k, normalize ? 1u : 0u};
   s.dispatch(kk, {{logits, 0, std::uint64_t(n) * experts * 4}, {ids, 0, std::uint64_t(n) * k * 4},
                   {weights, 0, std::uint64_t(n) * k * 4}},
@@ -229,7 +228,7 @@ void moe_combine(Stream& s, const Buffer& y, const Buffer& weights, Buffer& out,
   if (n == 0) return;
   need_whole(fn, dev, "weights", weights, std::uint64_t(n) * k * 4);
   if (&out == &y || &out == &weights) fail(fn, "out must not alias an input");
-  const Kernel& kk = kernel(s, "ops_moe_combine", 3, sizeof(gpu::MoeCombineParams), {64, 1, 1});
+  const Kernel& kk = kernel(s, "ops_moe_combine", {64, 1, 1});
   for_each_chunk(n, chunk_rows(dev, out_row, y_row), [&](std::uint64_t t0, std::uint64_t tn) {
     const gpu::MoeCombineParams p{std::uint32_t(tn), std::uint32_t(t0), k, d, accumulate ? 1u : 0u, 0, 0, 0};
     s.dispatch(kk, {{y, t0 * y_row, tn * y_row}, {weights, 0, std::uint64_t(n) * k * 4}, {out, t0 * out_row, tn * out_row}},

@@ -113,8 +113,6 @@ void rotate(Stream& s, const Buffer& x, const Buffer& r, Buffer& y, std::uint64_
   }
   const std::string shader = std::string(reg ? "rotate_reg" : "rotate_tiled") + (o.fp16_r ? "_f16" : "_f32");
   const Kernel& k = dev.kernel({.shader = shader,
-                                .bindings = 3,
-                                .push_bytes = sizeof(gpu::RotateParams),
                                 .local_size = {local, reg ? 1 : kTiledLocal, 1},
                                 .constants = {d, tr, to}});
 
@@ -157,8 +155,6 @@ void pad_rows(Stream& s, const Buffer& x, std::uint64_t x_row0, Buffer& y, std::
     fail("pad_rows: " + std::to_string(rows) + " rows exceed maxStorageBufferRange");
   constexpr std::uint32_t kLocal = 64;
   const Kernel& k = dev.kernel({.shader = "rotate_pad",
-                                .bindings = 2,
-                                .push_bytes = sizeof(gpu::RotatePadParams),
                                 .local_size = {kLocal, 1, 1},
                                 .constants = {}});
   const gpu::RotatePadParams p{rows, din, dout, std::uint32_t((start - base) / 4)};

@@ -120,9 +120,7 @@ void signpack(Stream& s, const Buffer& v, Buffer& bits, Buffer& alpha, Buffer* m
 
   const std::uint32_t in_stride = o.input_f16 ? signpack_f16_row_words(d) : d;
   const bool vec = o.input_f16 ? in_stride % 4 == 0 : d % 4 == 0;
-  KernelDesc desc{.bindings = 4,
-                  .push_bytes = sizeof(gpu::SignpackParams),
-                  .constants = {o.input_f16, o.alpha_f16, o.center, mean != nullptr, vec, 1}};
+  KernelDesc desc{.constants = {o.input_f16, o.alpha_f16, o.center, mean != nullptr, vec, 1}};
   const std::uint64_t chunk =
       chunk_rows(dev, {in_row, std::uint64_t(words) * 4, o.alpha_f16 ? 2u : 4u, 4}, o.max_chunk_rows, fn);
   std::uint64_t units_per_group;
@@ -172,8 +170,6 @@ void signunpack(Stream& s, const Buffer& bits, const Buffer& alpha, const Buffer
   if (rows == 0) return;
 
   const Kernel& k = dev.kernel({.shader = "signpack_unpack",
-                                .bindings = 4,
-                                .push_bytes = sizeof(gpu::SignunpackParams),
                                 .local_size = {kUnpackLocal, 1, 1},
                                 .constants = {o.alpha_f16, mean != nullptr}});
   const std::uint64_t chunk = chunk_rows(dev, {std::uint64_t(words) * 4, o.alpha_f16 ? 2u : 4u, 4,
