@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <set>
@@ -359,6 +360,38 @@ TEST(Quantize, CopiesAndRequantizes) {
   EXPECT_LE(worst_rmse(vkq::ModelFile::open(dir / "q4.gguf"), vkq::ModelFile::open(model_path("kjv-llama.gguf")), &where),
             rmse_bound(QuantMix::q4_k_m))
       << where;
+}
+
+// The process's resident mapped-file bytes (/proc/self/status RssFile).
+std::uint64_t rss_file() {
+  std::ifstream in("/proc/self/status");
+  std::string key;
+  std::uint64_t kb = 0;
+  while (in >> key) {
+    if (key == "RssFile:" && in >> kb) return kb << 10;
+    in.ignore(1 << 16, '\n');
+  }
+  return 0;
+}
+
+// The input's pages are given back tensor by tensor: the resident mapped
+// bytes grow by about one tensor while quantizing, not by the file (kjv-llama:
+// 12.3 MB of fp32 weights, its largest tensor 1.4 MB), from GGUF and from
+// safetensors alike.
+TEST(Quantize, ResidentInputFollowsOneTensor) {
+  const fs::path dir = vkq::test::temp_dir("rss");
+  for (const char* m : {"kjv-llama.gguf", "kjv-llama"}) {
+    const auto in = vkq::ModelFile::open(model_path(m));
+    const std::uint64_t start = rss_file();
+    std::uint64_t most = start;
+    vkq::quantize_to_gguf(in, dir / "q.gguf", QuantMix::q4_k_m,
+                          [&](std::size_t, std::size_t, const std::string&, std::uint32_t) {
+                            most = std::max(most, rss_file());
+                          });
+    most = std::max(most, rss_file());
+    EXPECT_LT(most - start, std::uint64_t(4) << 20) << m << ": resident mapped bytes grew from " << start << " to "
+                                                    << most;
+  }
 }
 
 // A small Qwen2 with tied embeddings and q/k/v biases, from safetensors: no

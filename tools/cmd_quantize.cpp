@@ -9,6 +9,7 @@
 
 #include "commands.hpp"
 #include "model_flags.hpp"
+#include "process_memory.hpp"
 #include "progress.hpp"
 #include "vkquant/gguf_quantize.hpp"
 #include "vkquant/model/model_file.hpp"
@@ -38,9 +39,9 @@ void quantize(const QuantizeFlags& f) {
   std::string per_type;
   for (const auto& [type, n] : s.tensors_per_type)
     per_type += fmt::format("{}{} {}", per_type.empty() ? "" : ", ", quant::ggml_type_name(type), n);
-  fmt::print("{}: {}, {} tensors ({}), {} -> {} of tensors, {:.2f} bits per weight ({} weights), {:.1f} s\n", f.out,
-             quant_mix_info(mix).name, s.tensors, per_type, mb(s.bytes_in), mb(s.bytes_out), s.bits_per_weight(), s.weights,
-             secs);
+  fmt::print("{}: {}, {} tensors ({}), {} -> {} of tensors, {:.2f} bits per weight ({} weights), {:.1f} s, peak RSS {}\n",
+             f.out, quant_mix_info(mix).name, s.tensors, per_type, mb(s.bytes_in), mb(s.bytes_out), s.bits_per_weight(),
+             s.weights, secs, mb(process_memory().peak_rss));
   for (const auto& line : s.fallbacks) fmt::print("row-length fallback: {}\n", line);
 }
 

@@ -114,6 +114,7 @@ void write_from_stored(const ModelFile& model, const GgufTensorPlan& t, quant::T
     bad += count_nonfinite(v);
     if (!bad) write_converted(w, type, v, ne0, buf);
   }
+  for (const StoredWeight& p : parts) model.drop_pages(p);  // resident memory follows one tensor
   refuse_nonfinite(model, t.name, bad, rows * ne0);
 }
 
@@ -218,6 +219,7 @@ QuantizeSummary quantize_to_gguf(const ModelFile& model, const std::filesystem::
     sum.copied += copy;
     if (copy && !from) {  // a type vkquant cannot decode: copied unchecked
       w.write(bytes);
+      g->mapping().drop_pages(bytes);
       continue;
     }
     const std::uint64_t ne0 = t.ne[0], rows = elements(t.ne) / ne0, per = std::max<std::uint64_t>(1, kChunkFloats / ne0);
@@ -232,6 +234,7 @@ QuantizeSummary quantize_to_gguf(const ModelFile& model, const std::filesystem::
       bad += count_nonfinite(v);
       if (copy) w.write(piece);
       else if (!bad) write_converted(w, quant::find(to)->type, v, ne0, buf);
+      g->mapping().drop_pages(piece);  // resident memory follows one piece, not the model
     }
     refuse_nonfinite(model, t.name, bad, rows * ne0);
   }

@@ -481,13 +481,17 @@ void ModelFile::for_each_stored(const std::function<void(Role, std::uint32_t, co
   auto one = [&](Role r, std::uint32_t l) {
     const StoredWeight w = load_stored(r, l);
     visit(r, l, w);
-    for (const auto& src : w.sources) impl_->drop_pages(src);
+    drop_pages(w);
   };
   one(Role::embed, 0);
   for (std::uint32_t l = 0; l < c.layers; ++l)
     for (Role r : layer_roles(c)) one(r, l);
   one(Role::final_norm, 0);
   if (!c.tied_embeddings) one(Role::lm_head, 0);
+}
+
+void ModelFile::drop_pages(const StoredWeight& w) const {
+  for (const auto& src : w.sources) impl_->drop_pages(src);
 }
 
 std::unique_ptr<Tokenizer> ModelFile::tokenizer() const {

@@ -118,6 +118,11 @@ class ModelFile {
   // (untied only). One tensor is held at a time, and its file pages are
   // dropped from the process once `visit` returns (MappedFile::drop_pages).
   void for_each_stored(const std::function<void(Role, std::uint32_t layer, const StoredWeight&)>& visit) const;
+  // Gives the mapped file pages `w` was read from back to the kernel
+  // (MappedFile::drop_pages): for a reader that holds one weight at a time,
+  // so that its resident memory follows one tensor, not the model. `w`'s
+  // bytes stay readable (they fault in again).
+  void drop_pages(const StoredWeight& w) const;
   // The file's storage type of the tensor behind a role ("F32", "F16", "Q8_0", ...).
   std::string dtype(Role r, std::uint32_t layer = 0) const;
   // The tokenizer the file carries or sits next to (tokenizer.json, GGUF
