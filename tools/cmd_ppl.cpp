@@ -187,7 +187,8 @@ void ppl(const PplFlags& f) {
   std::vector<TableConfig> kept;
   for (const TableConfig& t : configs) {
     bool keep = kept.empty();  // fp16, the reference of every KL
-    for (const auto& r : f.rows) keep |= t.label.find(r) != std::string::npos;
+    for (const auto& r : f.rows)  // "=LABEL": that label exactly; else any label containing the text
+      keep |= r.starts_with('=') ? t.label == std::string_view(r).substr(1) : t.label.find(r) != std::string::npos;
     if (keep || f.rows.empty()) kept.push_back(t);
   }
   if (kept.size() == 1 && f.compare)
@@ -297,7 +298,8 @@ void add_ppl(CLI::App& app) {
                 "keys, and 1-bit MLP matrices (none/srht/dense/structured R) with KL to fp16 and top-1 agreement; learned "
                 "rows need --rotations");
   cmd->add_option("--rows", f->rows,
-                  "--compare: only the rows whose label contains one of these texts (fp16 always: the reference)");
+                  "--compare: only the rows whose label contains one of these texts, or is exactly the text after "
+                  "a leading '=' (fp16 always: the reference)");
   cmd->add_flag("--json", f->json, "print JSON");
   f->weights.add(cmd);
   f->quant.add(cmd);
