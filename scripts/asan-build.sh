@@ -4,7 +4,8 @@
 # test suite and the tool (one build serves scripts/test-asan.sh and
 # scripts/fuzz.sh). Arguments are build targets (default: all). Debug info is
 # line tables only (-g1): enough for the sanitizers' symbolized stack traces,
-# and a compile 13-32 % shorter than with full -g (two heavy files measured).
+# and the whole build 13 % shorter than with full -g (2 cores: 743 against
+# 855 s, one after the other on one machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CC=clang-14 CXX=clang++-14 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
