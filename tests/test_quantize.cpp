@@ -16,7 +16,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <set>
@@ -24,6 +23,7 @@
 #include <tuple>
 #include <vector>
 
+#include "../tools/process_memory.hpp"
 #include "model_data.hpp"
 #include "vkquant/error.hpp"
 #include "vkquant/gguf.hpp"
@@ -362,17 +362,8 @@ TEST(Quantize, CopiesAndRequantizes) {
       << where;
 }
 
-// The process's resident mapped-file bytes (/proc/self/status RssFile).
-std::uint64_t rss_file() {
-  std::ifstream in("/proc/self/status");
-  std::string key;
-  std::uint64_t kb = 0;
-  while (in >> key) {
-    if (key == "RssFile:" && in >> kb) return kb << 10;
-    in.ignore(1 << 16, '\n');
-  }
-  return 0;
-}
+// The process's resident mapped-file bytes (/proc/self/status RssFile, as the CLI reads it).
+std::uint64_t rss_file() { return vkq::cli::process_memory().rss_file; }
 
 // The input's pages are given back tensor by tensor: the resident mapped
 // bytes grow by about one tensor while quantizing, not by the file (kjv-llama:

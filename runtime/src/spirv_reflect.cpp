@@ -20,7 +20,7 @@ struct Module {
     spv::Op op = spv::OpNop;
     std::vector<std::uint32_t> operands;  // the instruction's words after its result id
   };
-  std::map<std::uint32_t, Type> types;                 // OpType*
+  std::map<std::uint32_t, Type> types;                 // OpTypeInt/Float/Vector/Array/Struct/Pointer
   std::map<std::uint32_t, std::uint32_t> constants;    // OpConstant / OpSpecConstant: 32-bit value
   std::map<std::uint32_t, std::vector<std::uint32_t>> composites;  // Op(Spec)ConstantComposite constituents
   std::map<std::uint32_t, std::uint32_t> binding, set, spec_id, array_stride;
@@ -72,19 +72,12 @@ Module parse(std::span<const std::uint32_t> code, std::string_view name) {
           m.local_size_id = std::array<std::uint32_t, 3>{w[2], w[3], w[4]};
         }
         break;
-      case spv::OpTypeVoid:
-      case spv::OpTypeBool:
-      case spv::OpTypeInt:
+      case spv::OpTypeInt:  // the types a push-constant block is sized from (others are refused there)
       case spv::OpTypeFloat:
       case spv::OpTypeVector:
-      case spv::OpTypeMatrix:
       case spv::OpTypeArray:
-      case spv::OpTypeRuntimeArray:
       case spv::OpTypeStruct:
       case spv::OpTypePointer:
-      case spv::OpTypeImage:
-      case spv::OpTypeSampler:
-      case spv::OpTypeSampledImage:
         need(1);
         m.types[w[0]] = {op, std::vector<std::uint32_t>(w.begin() + 1, w.end())};
         break;
@@ -174,9 +167,8 @@ ShaderInterface reflect_shader(std::span<const std::uint32_t> code, std::string_
   }
   if (!bindings.empty()) {
     out.bindings = *bindings.rbegin() + 1;
-    if (bindings.size() != out.bindings)
-      for (std::uint32_t i = 0; i < out.bindings; ++i)
-        if (!bindings.count(i)) bad(name, "binding " + std::to_string(i) + " is not declared (bindings must be 0..n-1)");
+    for (std::uint32_t i = 0; i < out.bindings; ++i)
+      if (!bindings.count(i)) bad(name, "binding " + std::to_string(i) + " is not declared (bindings must be 0..n-1)");
   }
 
   for (const auto& [id, sid] : m.spec_id) out.spec_ids.push_back(sid);
